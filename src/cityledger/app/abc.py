@@ -1,0 +1,200 @@
+"""Interfaces in one place: the application (grouped by ABCI connection), the store, the engine.
+
+The application follows ABCI 2.0 so that the solo engine and the CometBFT socket server drive the
+very same object: every request and response here maps one to one onto CometBFT's abci/types.proto.
+All byte strings are raw bytes (hashes are 32 bytes); heights are ints; block time is integer
+nanoseconds since the Unix epoch, taken from the block header, never from the local clock.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+# -- results shared by the connections -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Event:
+    """An ABCI event: a type and sorted (key, value) string attributes."""
+
+    type: str
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """The outcome of one tx (CheckTx or ExecTxResult): code 0 is success."""
+
+    code: int = 0
+    codespace: str = ""
+    log: str = ""
+    data: bytes = b""
+    events: tuple[Event, ...] = ()
+    gas_wanted: int = 0
+    gas_used: int = 0
+    # CheckTx only: who sent it and its nonce, so a mempool can order and bound per sender.
+    sender: bytes = b""
+    nonce: int = 0
+    priority: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+@dataclass(frozen=True)
+class ValidatorUpdate:
+    """A validator's new voting power (0 removes it); pub_key_type is 'ed25519'."""
+
+    pub_key_type: str
+    pub_key: bytes
+    power: int
+
+
+# -- info / query connection -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InfoResult:
+    data: str
+    version: str
+    app_version: int
+    last_block_height: int
+    last_block_app_hash: bytes
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    code: int = 0
+    codespace: str = ""
+    log: str = ""
+    key: bytes = b""
+    value: bytes = b""
+    proof: bytes = b""  # canonical encoding of core.tree.Proof
+    height: int = 0
+
+
+# -- consensus connection --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InitChainRequest:
+    chain_id: str
+    time_ns: int
+    initial_height: int
+    app_state_bytes: bytes  # the app_state of the genesis file, JSON
+    validators: tuple[ValidatorUpdate, ...] = ()
+
+
+@dataclass(frozen=True)
+class InitChainResult:
+    app_hash: bytes
+    validators: tuple[ValidatorUpdate, ...] = ()
+
+
+@dataclass(frozen=True)
+class BlockRequest:
+    """What FinalizeBlock, PrepareProposal and ProcessProposal are given."""
+
+    height: int
+    time_ns: int
+    txs: tuple[bytes, ...]
+    proposer_address: bytes = b""
+    hash: bytes = b""
+    misbehavior: tuple = ()
+
+
+@dataclass(frozen=True)
+class FinalizeBlockResult:
+    tx_results: tuple[TxResult, ...]
+    app_hash: bytes
+    events: tuple[Event, ...] = ()
+    validator_updates: tuple[ValidatorUpdate, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    retain_height: int = 0
+
+
+# -- state sync (snapshot connection) --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Snapshot:
+    height: int
+    format: int
+    chunks: int
+    hash: bytes
+    metadata: bytes = b""
+
+
+class OfferSnapshotResult:
+    ACCEPT = 1
+    ABORT = 2
+    REJECT = 3
+    REJECT_FORMAT = 4
+    REJECT_SENDER = 5
+
+
+class ApplyChunkResult:
+    ACCEPT = 1
+    ABORT = 2
+    RETRY = 3
+    RETRY_SNAPSHOT = 4
+    REJECT_SNAPSHOT = 5
+
+
+class Application(ABC):
+    """The ledger application, driven by an engine. Methods of one connection are never concurrent."""
+
+    # info/query connection
+    @abstractmethod
+    def info(self) -> InfoResult: ...
+
+    @abstractmethod
+    def query(self, path: str, data: bytes, height: int = 0, prove: bool = False) -> QueryResult: ...
+
+    # mempool connection
+    @abstractmethod
+    def check_tx(self, tx: bytes, recheck: bool = False) -> TxResult: ...
+
+    # consensus connection
+    @abstractmethod
+    def init_chain(self, request: InitChainRequest) -> InitChainResult: ...
+
+    @abstractmethod
+    def prepare_proposal(self, request: BlockRequest, max_tx_bytes: int) -> list[bytes]: ...
+
+    @abstractmethod
+    def process_proposal(self, request: BlockRequest) -> bool: ...
+
+    @abstractmethod
+    def finalize_block(self, request: BlockRequest) -> FinalizeBlockResult: ...
+
+    @abstractmethod
+    def commit(self) -> CommitResult: ...
+
+    # snapshot connection
+    @abstractmethod
+    def list_snapshots(self) -> list[Snapshot]: ...
+
+    @abstractmethod
+    def offer_snapshot(self, snapshot: Snapshot, app_hash: bytes) -> int: ...
+
+    @abstractmethod
+    def load_snapshot_chunk(self, height: int, format: int, chunk: int) -> bytes: ...
+
+    @abstractmethod
+    def apply_snapshot_chunk(self, index: int, chunk: bytes, sender: str) -> int: ...
+
+
+@dataclass
+class StoredBlock:
+    """A committed block as the node keeps it."""
+
+    height: int
+    time_ns: int
+    hash: bytes
+    app_hash: bytes  # app hash after applying this block
+    txs: list[bytes] = field(default_factory=list)
+    results: list[TxResult] = field(default_factory=list)
+    proposer: bytes = b""

@@ -1,0 +1,1 @@
+"""Core: encoding, keys and signatures, hashing, the authenticated state tree, storage."""

@@ -1,0 +1,171 @@
+"""Keys and signatures: Ed25519 (default, libsodium) and ECDSA P-256 (vehicles' secure elements).
+
+A signer is a k-of-n set of public keys; a single key is the 1-of-1 case. An account's address is
+the first 20 bytes of SHA-256 over the canonical encoding of its signer, so a k-of-n organisation
+account and a personal key account are addressed the same way.
+
+P-256 signatures are 64 bytes r||s with s in the lower half of the group order (low-S), so a
+signature has one form only and a transaction's id cannot be changed by a third party.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import nacl.exceptions
+import nacl.signing
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+from .encoding import Record, encode
+from .types import ADDRESS_LEN, Address
+
+SCHEME_ED25519 = 1
+SCHEME_P256 = 2
+SCHEME_NAMES = {SCHEME_ED25519: "ed25519", SCHEME_P256: "p256"}
+PUBLIC_KEY_LEN = {SCHEME_ED25519: 32, SCHEME_P256: 33}
+SIGNATURE_LEN = 64
+MAX_SIGNER_KEYS = 16
+
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_P256_HALF_ORDER = _P256_ORDER // 2
+
+
+class PublicKey(Record):
+    """A public key: scheme (1 = Ed25519, 2 = P-256 compressed) and its bytes."""
+
+    scheme: int
+    key: bytes
+
+
+class Signer(Record):
+    """Who signs for an account: `threshold` of `keys` must sign (1-of-1 for a single key)."""
+
+    threshold: int
+    keys: list[PublicKey]
+
+
+def scheme_from_name(name: str) -> int:
+    """Map 'ed25519' or 'p256' to a scheme number; raise ValueError otherwise."""
+    for number, known in SCHEME_NAMES.items():
+        if known == name:
+            return number
+    raise ValueError(f"scheme: expected one of {sorted(SCHEME_NAMES.values())}, got {name!r}")
+
+
+class PrivateKey:
+    """A private key of either scheme; `seed` is 32 bytes (Ed25519 seed or P-256 scalar)."""
+
+    def __init__(self, scheme: int, seed: bytes) -> None:
+        if scheme not in SCHEME_NAMES:
+            raise ValueError(f"scheme: expected 1 (ed25519) or 2 (p256), got {scheme}")
+        if len(seed) != 32:
+            raise ValueError(f"seed: expected 32 bytes, got {len(seed)}")
+        self.scheme = scheme
+        self.seed = seed
+        if scheme == SCHEME_ED25519:
+            self._nacl = nacl.signing.SigningKey(seed)
+            self.public_key = PublicKey(scheme, bytes(self._nacl.verify_key))
+        else:
+            self._ec = ec.derive_private_key(int.from_bytes(seed, "big"), ec.SECP256R1())
+            point = self._ec.public_key().public_bytes(
+                encoding=_serialization().Encoding.X962,
+                format=_serialization().PublicFormat.CompressedPoint,
+            )
+            self.public_key = PublicKey(scheme, point)
+
+    @classmethod
+    def generate(cls, scheme: int = SCHEME_ED25519) -> "PrivateKey":
+        """A fresh random key."""
+        if scheme == SCHEME_P256:
+            scalar = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
+            return cls(scheme, scalar.to_bytes(32, "big"))
+        return cls(scheme, os.urandom(32))
+
+    def sign(self, message: bytes) -> bytes:
+        """A 64-byte signature over message (P-256: SHA-256, low-S r||s)."""
+        if self.scheme == SCHEME_ED25519:
+            return self._nacl.sign(message).signature
+        der = self._ec.sign(message, ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        if s > _P256_HALF_ORDER:
+            s = _P256_ORDER - s
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    def signer(self) -> Signer:
+        """The 1-of-1 signer of this key."""
+        return Signer(1, [self.public_key])
+
+    def address(self) -> Address:
+        """The address of this key's 1-of-1 account."""
+        return compute_address(self.signer())
+
+
+def _serialization():
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization
+
+
+def verify_signature(public_key: PublicKey, message: bytes, signature: bytes) -> bool:
+    """True if signature is a valid signature by public_key over message."""
+    if len(signature) != SIGNATURE_LEN:
+        return False
+    if public_key.scheme == SCHEME_ED25519:
+        try:
+            nacl.signing.VerifyKey(public_key.key).verify(message, signature)
+            return True
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError, TypeError):
+            return False
+    if public_key.scheme == SCHEME_P256:
+        return _verify_p256(public_key.key, message, signature)
+    return False
+
+
+def _verify_p256(point: bytes, message: bytes, signature: bytes) -> bool:
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    if not (0 < r < _P256_ORDER and 0 < s <= _P256_HALF_ORDER):
+        return False
+    try:
+        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def validate_signer(signer: Signer) -> str | None:
+    """None if the signer is well formed, else a message naming the bad field."""
+    if not 1 <= len(signer.keys) <= MAX_SIGNER_KEYS:
+        return f"signer.keys: expected 1 to {MAX_SIGNER_KEYS} keys, got {len(signer.keys)}"
+    if not 1 <= signer.threshold <= len(signer.keys):
+        return f"signer.threshold: expected 1 to {len(signer.keys)}, got {signer.threshold}"
+    for index, key in enumerate(signer.keys):
+        expected = PUBLIC_KEY_LEN.get(key.scheme)
+        if expected is None:
+            return f"signer.keys[{index}].scheme: expected 1 (ed25519) or 2 (p256), got {key.scheme}"
+        if len(key.key) != expected:
+            return f"signer.keys[{index}].key: expected {expected} bytes, got {len(key.key)}"
+    encoded = [encode(key) for key in signer.keys]
+    if encoded != sorted(set(encoded)):
+        return "signer.keys: expected distinct keys sorted by their encoding"
+    return None
+
+
+def make_signer(threshold: int, keys: list[PublicKey]) -> Signer:
+    """A k-of-n signer with its keys in canonical (sorted, distinct) order."""
+    ordered = sorted({encode(key): key for key in keys}.items())
+    signer = Signer(threshold, [key for _, key in ordered])
+    problem = validate_signer(signer)
+    if problem:
+        raise ValueError(problem)
+    return signer
+
+
+def compute_address(signer: Signer) -> Address:
+    """The account address of a signer."""
+    return Address(hashlib.sha256(b"cityledger/address/1\x00" + encode(signer)).digest()[:ADDRESS_LEN])
