@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==24.3.1
 	$(PY) -m pip install --quiet -e '.[test]'
+	bash scripts/install_cometbft.sh
+	bash scripts/gen_proto.sh $(PY)
 	touch $(STAMP)
 
 install: $(STAMP)
