@@ -1,0 +1,240 @@
+"""CityApp: the deterministic state machine behind both engines.
+
+check_tx admits a transaction to the mempool against the check state (committed state plus the
+mempool's own pending effects); finalize_block executes a block against a block overlay, each tx in
+its own journal, and computes the app hash as the root of the state tree with the block's changes;
+commit persists all of it in one atomic storage transaction.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..core.errors import ERR_EXPIRED, ERR_NONCE_GAP, ERR_NONCE_REPLAY, TxError
+from ..core.hashing import sha256
+from ..core.statekeys import PREFIX_AUTH, make_key
+from ..core.storage import BlockRecord, ResultRecord, Store
+from ..core.tree import NodeKey, TreeUpdate
+from ..core.tx import DecodedTx, TxCodec, verify_tx_signatures
+from ..modules.base import Context, Module, Params
+from . import abc
+from .router import ActionRouter, MessageRouter
+from .state import Overlay
+
+APP_VERSION = 1
+MAX_VERIFIED_CACHE = 200_000
+_NONCE = 0x01
+
+
+def nonce_key(address: bytes) -> bytes:
+    """Key of an account's next nonce."""
+    return make_key(PREFIX_AUTH, _NONCE, address)
+
+
+def get_nonce(state, address: bytes) -> int:
+    """An account's next expected nonce."""
+    raw = state.get(nonce_key(address))
+    return 0 if raw is None else int.from_bytes(raw, "big")
+
+
+@dataclass
+class _Pending:
+    """A finalized, not yet committed block."""
+
+    block: BlockRecord
+    writes: list[tuple[bytes, bytes | None]]
+    tree: TreeUpdate
+    tx_ids: list[bytes]
+
+
+class CityApp(abc.Application):
+    """The ledger application."""
+
+    def __init__(self, store: Store, modules: Sequence[Module], chain_id: str) -> None:
+        self.store = store
+        self.modules = list(modules)
+        self.chain_id = chain_id
+        self.router = MessageRouter(self.modules)
+        self.actions = ActionRouter(self.modules)
+        self.codec = TxCodec(self.router.message_types(), chain_id)
+        self._param_specs = {name: spec for m in self.modules for name, spec in m.params.items()}
+        self._verified: OrderedDict[bytes, DecodedTx] = OrderedDict()
+        self._pending: _Pending | None = None
+        self._check_state = Overlay(store)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def params(self, state) -> Params:
+        """Governance parameters as seen through a state layer."""
+        from ..modules.governance import param_key
+
+        return Params(state, self._param_specs, param_key, lambda raw: int.from_bytes(raw, "big", signed=True))
+
+    def last_height(self) -> int:
+        return self.store.last_height()
+
+    def _root(self) -> NodeKey | None:
+        info = self.store.height_info(self.store.last_height())
+        return None if info is None else info.root
+
+    def precheck(self, raw: bytes) -> DecodedTx:
+        """Decode, validate statelessly and verify signatures; pure, so safe from any thread."""
+        tx_id = sha256(raw)
+        cached = self._verified.get(tx_id)
+        if cached is not None:
+            return cached
+        decoded = self.codec.decode(raw)
+        verify_tx_signatures(decoded)
+        self._verified[tx_id] = decoded
+        if len(self._verified) > MAX_VERIFIED_CACHE:
+            self._verified.popitem(last=False)
+        return decoded
+
+    def _context(self, state: Overlay, height: int, time_ns: int, decoded: DecodedTx | None = None) -> Context:
+        ctx = Context(state=state, chain_id=self.chain_id, height=height, time_ns=time_ns,
+                      params=self.params(state), actions=self.actions)
+        if decoded is not None:
+            ctx.sender = decoded.sender
+            ctx.signer = decoded.tx.body.signer
+            ctx.tx_id = decoded.tx_id
+        return ctx
+
+    def _authenticate(self, state: Overlay, decoded: DecodedTx, height: int) -> None:
+        """Nonce and expiry checks; on success the sender's nonce advances in `state`."""
+        body = decoded.tx.body
+        if body.expiry_height and height > body.expiry_height:
+            raise ERR_EXPIRED(f"body.expiry_height: tx expired at height {body.expiry_height}, "
+                              f"now {height}", "body.expiry_height")
+        expected = get_nonce(state, decoded.sender)
+        if body.nonce < expected:
+            raise ERR_NONCE_REPLAY(f"body.nonce: {body.nonce} already used; expected {expected}", "body.nonce")
+        if body.nonce > expected:
+            raise ERR_NONCE_GAP(f"body.nonce: expected {expected}, got {body.nonce} (out of order)", "body.nonce")
+        state.set(nonce_key(decoded.sender), (expected + 1).to_bytes(8, "big"))
+
+    def _run_messages(self, parent: Overlay, decoded: DecodedTx, height: int, time_ns: int) -> Context:
+        """Execute all messages in a journal; fold into parent only if every message succeeds."""
+        journal = Overlay(parent)
+        ctx = self._context(journal, height, time_ns, decoded)
+        for message in decoded.messages:
+            self.router.dispatch(ctx, message)
+        journal.fold_into(parent)
+        return ctx
+
+    # -- info / query ----------------------------------------------------------------------------
+
+    def info(self) -> abc.InfoResult:
+        height = self.store.last_height()
+        info = self.store.height_info(height)
+        app_hash = b"" if info is None or height == 0 else info.app_hash
+        return abc.InfoResult("cityledger", "0.1.0", APP_VERSION, height, app_hash)
+
+    def query(self, path: str, data: bytes, height: int = 0, prove: bool = False) -> abc.QueryResult:
+        from .queries import run_query
+
+        return run_query(self, path, data, height, prove)
+
+    # -- mempool ---------------------------------------------------------------------------------
+
+    def check_tx(self, tx: bytes, recheck: bool = False) -> abc.TxResult:
+        try:
+            decoded = self.precheck(tx)
+            height = self.store.last_height() + 1
+            journal = Overlay(self._check_state)
+            self._authenticate(journal, decoded, height)
+            self._run_messages(journal, decoded, height, 0)
+        except TxError as exc:
+            return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message)
+        journal.fold_into(self._check_state)
+        return abc.TxResult(sender=decoded.sender, nonce=decoded.nonce, gas_wanted=len(tx))
+
+    # -- consensus -------------------------------------------------------------------------------
+
+    def init_chain(self, request: abc.InitChainRequest) -> abc.InitChainResult:
+        from .genesis import run_init_chain
+
+        return run_init_chain(self, request)
+
+    def prepare_proposal(self, request: abc.BlockRequest, max_tx_bytes: int) -> list[bytes]:
+        chosen, total = [], 0
+        for tx in request.txs:
+            if total + len(tx) > max_tx_bytes:
+                break
+            chosen.append(tx)
+            total += len(tx)
+        return chosen
+
+    def process_proposal(self, request: abc.BlockRequest) -> bool:
+        for tx in request.txs:
+            try:
+                self.precheck(tx)
+            except TxError:
+                return False
+        return True
+
+    def finalize_block(self, request: abc.BlockRequest) -> abc.FinalizeBlockResult:
+        block_state = Overlay(self.store)
+        results, events, updates, tx_ids = [], [], [], []
+        for raw in request.txs:
+            result, ctx = self._deliver(block_state, raw, request.height, request.time_ns)
+            results.append(result)
+            tx_ids.append(sha256(raw))
+            if ctx is not None:
+                updates.extend(ctx.validator_updates)
+        writes = block_state.sorted_writes()
+        tree = self.store.tree.apply(self._root(), request.height, dict(writes))
+        stored = [ResultRecord(r.code, r.codespace, r.log, r.data,
+                               [(e.type, [tuple(a) for a in e.attributes]) for e in r.events]) for r in results]
+        block = BlockRecord(request.height, request.time_ns, request.hash, tree.root_hash, request.proposer_address,
+                            list(request.txs), stored, [])
+        self._pending = _Pending(block, writes, tree, tx_ids)
+        return abc.FinalizeBlockResult(tuple(results), tree.root_hash, tuple(events), tuple(updates))
+
+    def _deliver(self, block_state: Overlay, raw: bytes, height: int, time_ns: int):
+        """Execute one tx of a block; auth failures change nothing, message failures keep the nonce bump."""
+        try:
+            decoded = self.precheck(raw)
+            self._authenticate(block_state, decoded, height)
+        except TxError as exc:
+            return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message), None
+        try:
+            ctx = self._run_messages(block_state, decoded, height, time_ns)
+        except TxError as exc:
+            return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message), None
+        return abc.TxResult(events=tuple(ctx.events), gas_used=len(raw)), ctx
+
+    def commit(self) -> abc.CommitResult:
+        pending = self._pending
+        if pending is None:
+            raise RuntimeError("commit called without a finalized block")
+        self.store.commit_block(pending.block, pending.writes, pending.tree, pending.tx_ids)
+        self._pending = None
+        self._check_state = Overlay(self.store)
+        for tx_id in pending.tx_ids:
+            self._verified.pop(tx_id, None)
+        return abc.CommitResult(retain_height=0)
+
+    # -- invariants ------------------------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        """Run every module's invariants over the committed state; raise InvariantBroken."""
+        for module in self.modules:
+            for invariant in module.invariants:
+                invariant(self.store)
+
+    # -- snapshots (state sync) ------------------------------------------------------------------
+
+    def list_snapshots(self) -> list[abc.Snapshot]:
+        return []
+
+    def offer_snapshot(self, snapshot: abc.Snapshot, app_hash: bytes) -> int:
+        return abc.OfferSnapshotResult.REJECT
+
+    def load_snapshot_chunk(self, height: int, format: int, chunk: int) -> bytes:
+        return b""
+
+    def apply_snapshot_chunk(self, index: int, chunk: bytes, sender: str) -> int:
+        return abc.ApplyChunkResult.ABORT
+

@@ -1,0 +1,73 @@
+"""Bank state transitions: transfer and multi-send. Total supply never changes after genesis."""
+
+from __future__ import annotations
+
+from ...app.state import Overlay, StateReader
+from ...core.types import ADDRESS_LEN
+from ..base import Context
+from .errors import (
+    ERR_INSUFFICIENT_FUNDS,
+    ERR_INVALID_ADDRESS,
+    ERR_INVALID_AMOUNT,
+    ERR_OVERFLOW,
+    ERR_TOO_MANY_OUTPUTS,
+)
+from .keys import balance_key
+from .messages import MAX_AMOUNT, MAX_OUTPUTS, MultiSend, Transfer
+
+
+def get_balance(state: StateReader, address: bytes) -> int:
+    """An account's balance in micro-credits (0 if it never held any)."""
+    raw = state.get(balance_key(address))
+    return 0 if raw is None else int.from_bytes(raw, "big")
+
+
+def set_balance(state: Overlay, address: bytes, amount: int) -> None:
+    """Write a balance; a zero balance is deleted so empty accounts cost no state."""
+    if amount:
+        state.set(balance_key(address), amount.to_bytes(8, "big"))
+    else:
+        state.delete(balance_key(address))
+
+
+def _check_output(to: bytes, amount: int, field: str) -> None:
+    if len(to) != ADDRESS_LEN:
+        raise ERR_INVALID_ADDRESS(f"{field}.to: expected a {ADDRESS_LEN}-byte address, got {len(to)} bytes",
+                                  f"{field}.to")
+    if not 0 < amount <= MAX_AMOUNT:
+        raise ERR_INVALID_AMOUNT(f"{field}.amount: expected 1 to {MAX_AMOUNT} micro-credits, got {amount}",
+                                 f"{field}.amount")
+
+
+def move(ctx: Context, to: bytes, amount: int) -> None:
+    """Debit the sender and credit `to`; raise if the sender cannot pay."""
+    state = ctx.state
+    balance = get_balance(state, ctx.sender)
+    # Check: the sender holds enough.
+    if balance < amount:
+        raise ERR_INSUFFICIENT_FUNDS(f"amount: {amount} exceeds the sender's balance of {balance}", "amount")
+    set_balance(state, ctx.sender, balance - amount)
+    credited = get_balance(state, to) + amount
+    # Check: no balance overflows (cannot happen while supply <= MAX_AMOUNT, but never trust it).
+    if credited > MAX_AMOUNT:
+        raise ERR_OVERFLOW(f"to: balance would exceed {MAX_AMOUNT}", "to")
+    set_balance(state, to, credited)
+
+
+def process_transfer(ctx: Context, msg: Transfer) -> None:
+    """Transfer micro-credits from the sender to one recipient."""
+    _check_output(msg.to, msg.amount, "transfer")
+    move(ctx, msg.to, msg.amount)
+    ctx.emit("transfer", sender=ctx.sender, recipient=msg.to, amount=msg.amount)
+
+
+def process_multi_send(ctx: Context, msg: MultiSend) -> None:
+    """Pay several recipients; all outputs succeed or none does."""
+    if not 1 <= len(msg.outputs) <= MAX_OUTPUTS:
+        raise ERR_TOO_MANY_OUTPUTS(f"outputs: expected 1 to {MAX_OUTPUTS} outputs, got {len(msg.outputs)}",
+                                   "outputs")
+    for index, output in enumerate(msg.outputs):
+        _check_output(output.to, output.amount, f"outputs[{index}]")
+    for output in msg.outputs:
+        move(ctx, output.to, output.amount)
+        ctx.emit("transfer", sender=ctx.sender, recipient=output.to, amount=output.amount)

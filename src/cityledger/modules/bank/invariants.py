@@ -1,0 +1,16 @@
+"""Bank invariants: the total supply equals the sum of all balances."""
+
+from __future__ import annotations
+
+from ...app.state import PrefixReader
+from ...core.errors import InvariantBroken
+from .keys import BALANCES_PREFIX, SUPPLY_KEY
+
+
+def check_supply(state: PrefixReader) -> None:
+    """Raise InvariantBroken if the sum of balances differs from the recorded supply."""
+    total = sum(int.from_bytes(value, "big") for _, value in state.iter_prefix(BALANCES_PREFIX))
+    raw = state.get(SUPPLY_KEY)
+    supply = 0 if raw is None else int.from_bytes(raw, "big")
+    if total != supply:
+        raise InvariantBroken(f"bank: sum of balances {total} != total supply {supply}")

@@ -1,0 +1,34 @@
+"""Governance queries."""
+
+from __future__ import annotations
+
+from ...app.state import StateReader
+from ...core.encoding import to_json
+from .handlers import get_consortium, get_proposal
+from .keys import VALIDATORS_PREFIX
+
+
+def query_consortium(state: StateReader, args: dict[str, str]) -> dict:
+    """Members (as city addresses) and threshold."""
+    consortium = get_consortium(state)
+    return {"members": ["city" + m.hex() for m in consortium.members], "threshold": consortium.threshold}
+
+
+def query_proposal(state: StateReader, args: dict[str, str]) -> dict:
+    """One proposal by id."""
+    try:
+        proposal_id = int(args.get("id", ""))
+    except ValueError:
+        raise ValueError(f"id: expected an integer proposal id, got {args.get('id')!r}") from None
+    proposal = get_proposal(state, proposal_id)
+    if proposal is None:
+        raise LookupError(f"id: no proposal {proposal_id}")
+    return to_json(proposal)
+
+
+def query_validators(state: StateReader, args: dict[str, str]) -> dict:
+    """The validator set: hex pub key and power, sorted by key."""
+    lister = getattr(state, "iter_prefix")
+    out = [{"pub_key": key[-32:].hex(), "power": int.from_bytes(value, "big")}
+           for key, value in lister(VALIDATORS_PREFIX)]
+    return {"validators": out}
