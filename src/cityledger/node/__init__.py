@@ -1,0 +1,1 @@
+"""Assembling a node: its home folder (config, genesis, key) and the running parts."""

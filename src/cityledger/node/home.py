@@ -1,0 +1,166 @@
+"""A node's home folder: config.toml, genesis.json, node_key.json, data/.
+
+`cityledger init` writes it; `cityledger up` does so on first run. The genesis gives the chain id,
+the consortium (organisations, not people), the validators and the initial allocations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.keys import PrivateKey
+from ..core.types import address_to_str
+from ..engines.solo.engine import SoloConfig
+from ..engines.solo.mempool import MempoolConfig
+from ..modules.bank import UNIT
+
+DEFAULT_HOME = Path(os.environ.get("CITYLEDGER_HOME", Path.home() / ".cityledger"))
+DEFAULT_CHAIN_ID = "city-local-1"
+CONSORTIUM = ("City Government", "Car Maker", "Grid Operator", "Insurer", "Recycler")
+
+CONFIG_TEMPLATE = """# cityledger node configuration
+[node]
+chain_id = "{chain_id}"
+engine = "solo"            # solo | cometbft
+
+[api]
+host = "127.0.0.1"
+port = {port}
+
+[storage]
+retain_heights = 1000      # past heights kept for queries with proofs
+
+[solo]
+block_interval_ms = 200
+max_block_txs = 10000
+max_block_bytes = 16777216
+create_empty_blocks = false
+
+[mempool]
+max_txs = 100000
+max_bytes = 268435456
+sender_quota = 20000
+ttl_blocks = 100
+"""
+
+
+@dataclass
+class NodeConfig:
+    home: Path
+    chain_id: str = DEFAULT_CHAIN_ID
+    engine: str = "solo"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    retain_heights: int = 1000
+    solo: SoloConfig = field(default_factory=SoloConfig)
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "data" / "ledger.sqlite"
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.home / "genesis.json"
+
+
+def init_home(home: Path, chain_id: str = DEFAULT_CHAIN_ID, port: int = 8080, members: int = 5,
+              overwrite: bool = False) -> dict:
+    """Write config.toml, genesis.json, node_key.json and the consortium's keys; return a summary."""
+    home = Path(home)
+    if (home / "config.toml").exists() and not overwrite:
+        raise FileExistsError(f"home: {home} is already initialised (config.toml exists)")
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    (home / "keys").mkdir(parents=True, exist_ok=True)
+    node_key = PrivateKey.generate()
+    _write_secret(home / "node_key.json", {"scheme": "ed25519", "seed": node_key.seed.hex()})
+    member_entries = []
+    for name in CONSORTIUM[:members]:
+        key = PrivateKey.generate()
+        slug = name.lower().replace(" ", "-")
+        _write_secret(home / "keys" / f"{slug}.json", {"scheme": "ed25519", "seed": key.seed.hex(), "name": name})
+        member_entries.append({"name": name, "address": address_to_str(key.address())})
+    genesis = {
+        "chain_id": chain_id,
+        "initial_height": 1,
+        "app_state": {
+            "governance": {
+                "members": member_entries,
+                "threshold": len(member_entries) // 2 + 1,
+                "validators": [{"pub_key": node_key.public_key.key.hex(), "power": 10}],
+            },
+            "bank": {"allocations": [{"address": m["address"], "amount": 1_000_000 * UNIT}
+                                     for m in member_entries]},
+        },
+    }
+    (home / "genesis.json").write_text(json.dumps(genesis, indent=2, sort_keys=True) + "\n")
+    (home / "config.toml").write_text(CONFIG_TEMPLATE.format(chain_id=chain_id, port=port))
+    return {"home": str(home), "chain_id": chain_id, "members": member_entries}
+
+
+def _write_secret(path: Path, payload: dict) -> None:
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path.chmod(0o600)
+
+
+def load_config(home: Path) -> NodeConfig:
+    """Read config.toml; raise ValueError naming the bad setting."""
+    path = Path(home) / "config.toml"
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"home: {home} has no config.toml; run `cityledger init` first") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    node, api, storage = raw.get("node", {}), raw.get("api", {}), raw.get("storage", {})
+    solo, mempool = raw.get("solo", {}), raw.get("mempool", {})
+    config = NodeConfig(home=Path(home))
+    config.chain_id = _get(node, "chain_id", str, config.chain_id, "node")
+    config.engine = _get(node, "engine", str, config.engine, "node")
+    if config.engine not in ("solo", "cometbft"):
+        raise ValueError(f"node.engine: expected 'solo' or 'cometbft', got {config.engine!r}")
+    config.api_host = _get(api, "host", str, config.api_host, "api")
+    config.api_port = _get(api, "port", int, config.api_port, "api")
+    config.retain_heights = _get(storage, "retain_heights", int, config.retain_heights, "storage")
+    pool = MempoolConfig(**{k: _get(mempool, k, int, getattr(MempoolConfig(), k), "mempool")
+                            for k in ("max_txs", "max_bytes", "sender_quota", "ttl_blocks")})
+    config.solo = SoloConfig(
+        block_interval_ms=_get(solo, "block_interval_ms", int, 200, "solo"),
+        max_block_txs=_get(solo, "max_block_txs", int, 10_000, "solo"),
+        max_block_bytes=_get(solo, "max_block_bytes", int, 16 * 1024 * 1024, "solo"),
+        create_empty_blocks=_get(solo, "create_empty_blocks", bool, False, "solo"),
+        mempool=pool,
+    )
+    return config
+
+
+def _get(section: dict, name: str, kind: type, default, where: str):
+    value = section.get(name, default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"{where}.{name}: expected {kind.__name__}, got {value!r}")
+    if kind is int and value < 0:
+        raise ValueError(f"{where}.{name}: expected a non-negative integer, got {value}")
+    return value
+
+
+def load_genesis(path: Path) -> dict:
+    """Read genesis.json; raise ValueError naming what is missing."""
+    try:
+        genesis = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    for name in ("chain_id", "app_state"):
+        if name not in genesis:
+            raise ValueError(f"{path}: missing field {name!r}")
+    return genesis
+
+
+def load_key(path: Path) -> PrivateKey:
+    """Read a key file written by init."""
+    from ..core.keys import scheme_from_name
+
+    data = json.loads(Path(path).read_text())
+    return PrivateKey(scheme_from_name(data["scheme"]), bytes.fromhex(data["seed"]))
