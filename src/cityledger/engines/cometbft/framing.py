@@ -1,0 +1,69 @@
+"""ABCI socket framing: each protobuf message is preceded by its length as an unsigned varint.
+
+CometBFT 0.38 writes and reads messages with libs/protoio (binary.PutUvarint / ReadUvarint, see
+abci/types/messages.go WriteMessage/ReadMessage). Older Tendermint (<= 0.34) used a signed zigzag
+varint instead; the two differ, so this must stay unsigned.
+"""
+
+from __future__ import annotations
+
+MAX_VARINT_BYTES = 10  # a uint64 needs at most 10 groups of 7 bits
+# CometBFT accepts up to MaxInt32; blocks are bounded by the consensus max_bytes (<= 100 MiB), so a
+# larger frame can only be a protocol error.
+MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+
+
+class FramingError(Exception):
+    """The peer sent bytes that are not a valid frame: the connection must be closed."""
+
+
+def encode_uvarint(value: int) -> bytes:
+    """Encode a non-negative int as a protobuf/Go unsigned varint."""
+    if value < 0:
+        raise ValueError(f"uvarint: negative value {value}")
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def compute_frame(message: bytes) -> bytes:
+    """Prefix a serialised message with its uvarint length."""
+    return encode_uvarint(len(message)) + message
+
+
+def decode_uvarint(buffer: bytes | bytearray, pos: int) -> tuple[int, int] | None:
+    """Decode a uvarint at pos: (value, next pos), or None if the buffer ends inside it."""
+    value = 0
+    shift = 0
+    end = min(len(buffer), pos + MAX_VARINT_BYTES)
+    for i in range(pos, end):
+        byte = buffer[i]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i + 1
+        shift += 7
+    if end - pos >= MAX_VARINT_BYTES:
+        raise FramingError("uvarint: length prefix longer than 10 bytes")
+    return None
+
+
+def split_frames(buffer: bytearray, max_frames: int) -> list[bytes]:
+    """Remove and return the complete frames at the start of buffer (at most max_frames)."""
+    frames: list[bytes] = []
+    pos = 0
+    while len(frames) < max_frames:
+        header = decode_uvarint(buffer, pos)
+        if header is None:
+            break
+        length, start = header
+        if length > MAX_MESSAGE_BYTES:
+            raise FramingError(f"frame of {length} bytes exceeds MAX_MESSAGE_BYTES={MAX_MESSAGE_BYTES}")
+        if start + length > len(buffer):
+            break
+        frames.append(bytes(buffer[start:start + length]))
+        pos = start + length
+    del buffer[:pos]
+    return frames

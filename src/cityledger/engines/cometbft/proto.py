@@ -1,0 +1,19 @@
+"""The generated ABCI protobuf module, with a clear message when set-up has not generated it.
+
+The stubs are generated at set-up by scripts/gen_proto.sh from the .proto files of the installed
+CometBFT module; they are not committed.
+"""
+
+from __future__ import annotations
+
+try:
+    from cityledger.engines.cometbft.proto_gen.tendermint.abci import types_pb2 as abci
+    from cityledger.engines.cometbft.proto_gen.tendermint.crypto import keys_pb2 as crypto_keys
+    from cityledger.engines.cometbft.proto_gen.tendermint.crypto import proof_pb2 as crypto_proof
+except ImportError as exc:  # pragma: no cover - depends on set-up
+    raise ImportError(
+        "the CometBFT protobuf stubs are missing: run `make install` "
+        "(or `bash scripts/install_cometbft.sh && bash scripts/gen_proto.sh <python>`)"
+    ) from exc
+
+__all__ = ["abci", "crypto_keys", "crypto_proof"]
