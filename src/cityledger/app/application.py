@@ -19,6 +19,7 @@ from ..core.storage import BlockRecord, ResultRecord, Store
 from ..core.tree import NodeKey, TreeUpdate
 from ..core.tx import DecodedTx, TxCodec, verify_tx_signatures
 from ..modules.base import Context, Module, Params
+from ..modules.governance.keys import param_key
 from . import abc
 from .router import ActionRouter, MessageRouter
 from .state import Overlay
@@ -26,6 +27,10 @@ from .state import Overlay
 APP_VERSION = 1
 MAX_VERIFIED_CACHE = 200_000
 _NONCE = 0x01
+
+
+def _decode_param(raw: bytes) -> int:
+    return int.from_bytes(raw, "big", signed=True)
 
 
 def nonce_key(address: bytes) -> bytes:
@@ -63,14 +68,13 @@ class CityApp(abc.Application):
         self._verified: OrderedDict[bytes, DecodedTx] = OrderedDict()
         self._pending: _Pending | None = None
         self._check_state = Overlay(store)
+        self._check_params = self.params(self._check_state)
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def params(self, state) -> Params:
         """Governance parameters as seen through a state layer."""
-        from ..modules.governance import param_key
-
-        return Params(state, self._param_specs, param_key, lambda raw: int.from_bytes(raw, "big", signed=True))
+        return Params(state, self._param_specs, param_key, _decode_param)
 
     def last_height(self) -> int:
         return self.store.last_height()
@@ -92,9 +96,10 @@ class CityApp(abc.Application):
             self._verified.popitem(last=False)
         return decoded
 
-    def _context(self, state: Overlay, height: int, time_ns: int, decoded: DecodedTx | None = None) -> Context:
+    def _context(self, state: Overlay, height: int, time_ns: int, decoded: DecodedTx | None = None,
+                 params: Params | None = None) -> Context:
         ctx = Context(state=state, chain_id=self.chain_id, height=height, time_ns=time_ns,
-                      params=self.params(state), actions=self.actions)
+                      params=params or self.params(state), actions=self.actions)
         if decoded is not None:
             ctx.sender = decoded.sender
             ctx.signer = decoded.tx.body.signer
@@ -114,10 +119,11 @@ class CityApp(abc.Application):
             raise ERR_NONCE_GAP(f"body.nonce: expected {expected}, got {body.nonce} (out of order)", "body.nonce")
         state.set(nonce_key(decoded.sender), (expected + 1).to_bytes(8, "big"))
 
-    def _run_messages(self, parent: Overlay, decoded: DecodedTx, height: int, time_ns: int) -> Context:
+    def _run_messages(self, parent: Overlay, decoded: DecodedTx, height: int, time_ns: int,
+                      params: Params | None = None) -> Context:
         """Execute all messages in a journal; fold into parent only if every message succeeds."""
         journal = Overlay(parent)
-        ctx = self._context(journal, height, time_ns, decoded)
+        ctx = self._context(journal, height, time_ns, decoded, params)
         for message in decoded.messages:
             self.router.dispatch(ctx, message)
         journal.fold_into(parent)
@@ -144,7 +150,7 @@ class CityApp(abc.Application):
             height = self.store.last_height() + 1
             journal = Overlay(self._check_state)
             self._authenticate(journal, decoded, height)
-            self._run_messages(journal, decoded, height, 0)
+            self._run_messages(journal, decoded, height, 0, self._check_params)
         except TxError as exc:
             return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message)
         journal.fold_into(self._check_state)
@@ -176,9 +182,10 @@ class CityApp(abc.Application):
 
     def finalize_block(self, request: abc.BlockRequest) -> abc.FinalizeBlockResult:
         block_state = Overlay(self.store)
+        params = self.params(block_state)  # parameter changes take effect from the next tx on
         results, events, updates, tx_ids = [], [], [], []
         for raw in request.txs:
-            result, ctx = self._deliver(block_state, raw, request.height, request.time_ns)
+            result, ctx = self._deliver(block_state, raw, request.height, request.time_ns, params)
             results.append(result)
             tx_ids.append(sha256(raw))
             if ctx is not None:
@@ -192,7 +199,7 @@ class CityApp(abc.Application):
         self._pending = _Pending(block, writes, tree, tx_ids)
         return abc.FinalizeBlockResult(tuple(results), tree.root_hash, tuple(events), tuple(updates))
 
-    def _deliver(self, block_state: Overlay, raw: bytes, height: int, time_ns: int):
+    def _deliver(self, block_state: Overlay, raw: bytes, height: int, time_ns: int, params: Params):
         """Execute one tx of a block; auth failures change nothing, message failures keep the nonce bump."""
         try:
             decoded = self.precheck(raw)
@@ -200,7 +207,7 @@ class CityApp(abc.Application):
         except TxError as exc:
             return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message), None
         try:
-            ctx = self._run_messages(block_state, decoded, height, time_ns)
+            ctx = self._run_messages(block_state, decoded, height, time_ns, params)
         except TxError as exc:
             return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message), None
         return abc.TxResult(events=tuple(ctx.events), gas_used=len(raw)), ctx
@@ -211,10 +218,14 @@ class CityApp(abc.Application):
             raise RuntimeError("commit called without a finalized block")
         self.store.commit_block(pending.block, pending.writes, pending.tree, pending.tx_ids)
         self._pending = None
-        self._check_state = Overlay(self.store)
+        self._reset_check_state()
         for tx_id in pending.tx_ids:
             self._verified.pop(tx_id, None)
         return abc.CommitResult(retain_height=0)
+
+    def _reset_check_state(self) -> None:
+        self._check_state = Overlay(self.store)
+        self._check_params = self.params(self._check_state)
 
     # -- invariants ------------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ def run_init_chain(app: "CityApp", request: abc.InitChainRequest) -> abc.InitCha
     block = BlockRecord(height, request.time_ns, b"", tree.root_hash, b"", [], [], [])
     app.store.commit_block(block, writes, tree, [], {"genesis_hash": genesis_hash,
                                                       "chain_id": request.chain_id.encode()})
-    app._check_state = Overlay(app.store)
+    app._reset_check_state()
     return abc.InitChainResult(tree.root_hash, _validators(app))
 
 

@@ -84,6 +84,7 @@ class Store:
         self._write_lock = threading.Lock()
         self._cache: dict[bytes, bytes | None] = {}
         self._node_cache: dict[NodeKey, bytes] = {}
+        self._last_height: int | None = None
         db = self._db()
         db.executescript(_SCHEMA)
         self.tree = SparseMerkleTree(self)
@@ -116,8 +117,10 @@ class Store:
 
     def last_height(self) -> int:
         """The last committed height (0 before the first block)."""
-        row = self._db().execute("SELECT MAX(height) FROM heights").fetchone()
-        return row[0] or 0
+        if self._last_height is None:
+            row = self._db().execute("SELECT MAX(height) FROM heights").fetchone()
+            self._last_height = row[0] or 0
+        return self._last_height
 
     def height_info(self, height: int) -> HeightInfo | None:
         """App hash, tree root and header facts of a committed height."""
@@ -211,7 +214,9 @@ class Store:
             except BaseException:
                 db.execute("ROLLBACK")
                 self._cache.clear()
+                self._last_height = None
                 raise
+            self._last_height = block.height
         for key, value in writes:
             self._cache[key] = value
         if len(self._cache) > MAX_CACHE_ENTRIES:

@@ -18,7 +18,7 @@ from ..core.keys import Signer
 from ..core.types import Address
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     """What a handler may know: the block, the transaction, and the state through a journal."""
 

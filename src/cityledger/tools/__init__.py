@@ -1,0 +1,1 @@
+"""Operator tools: benchmarks and diagnostics."""
