@@ -78,6 +78,7 @@ class Store:
     """The node's database: one writer (the engine), any number of reader threads."""
 
     def __init__(self, path: Path | str, retain_heights: int = DEFAULT_RETAIN_HEIGHTS) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         self.retain_heights = retain_heights
         self._local = threading.local()
