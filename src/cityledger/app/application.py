@@ -33,9 +33,12 @@ def _decode_param(raw: bytes) -> int:
     return int.from_bytes(raw, "big", signed=True)
 
 
+_NONCE_PREFIX = make_key(PREFIX_AUTH, _NONCE)
+
+
 def nonce_key(address: bytes) -> bytes:
-    """Key of an account's next nonce."""
-    return make_key(PREFIX_AUTH, _NONCE, address)
+    """Key of an account's next nonce: make_key(PREFIX_AUTH, _NONCE, address), inlined (hot path)."""
+    return _NONCE_PREFIX + bytes((len(address),)) + address
 
 
 def get_nonce(state, address: bytes) -> int:

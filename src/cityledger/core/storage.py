@@ -222,6 +222,10 @@ class Store:
             self._cache[key] = value
         if len(self._cache) > MAX_CACHE_ENTRIES:
             self._cache.clear()
+        # New nodes are the ones the next block's updates walk through first: keep them hot.
+        if len(self._node_cache) + len(tree.new_nodes) > MAX_NODE_CACHE_ENTRIES:
+            self._node_cache.clear()
+        self._node_cache.update(tree.new_nodes)
 
     def _write_block(self, db, block, writes, tree, tx_ids, meta) -> None:
         height = block.height

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ log = logging.getLogger("cityledger.solo")
 
 MAX_BATCH_TXS = 10_000
 PIPELINE_CHUNK = 256
+MAX_COMMIT_TIMES = 10_000
 
 
 @dataclass
@@ -71,6 +73,7 @@ class SoloEngine:
         self.blocks_committed = 0
         self.txs_committed = 0
         self.last_block_ms = 0.0
+        self.commit_times: deque[tuple[int, float]] = deque(maxlen=MAX_COMMIT_TIMES)  # (height, perf_counter)
 
     # -- submission ------------------------------------------------------------------------------
 
@@ -136,6 +139,7 @@ class SoloEngine:
                 self.mempool.remove(tx_id)
             self._recheck(height)
             self.last_block_ms = (time.perf_counter() - started) * 1000
+            self.commit_times.append((height, time.perf_counter()))
             self.blocks_committed += 1
             self.txs_committed += len(reaped)
         with self._committed:
