@@ -20,7 +20,7 @@ from ..core.tree import NodeKey, TreeUpdate
 from ..core.tx import DecodedTx, TxCodec, verify_tx_signatures
 from ..modules.base import Context, Module, Params
 from ..modules.governance.keys import param_key
-from . import abc
+from . import abc, snapshots
 from .router import ActionRouter, MessageRouter
 from .state import Overlay
 
@@ -60,7 +60,7 @@ class _Pending:
 class CityApp(abc.Application):
     """The ledger application."""
 
-    def __init__(self, store: Store, modules: Sequence[Module], chain_id: str) -> None:
+    def __init__(self, store: Store, modules: Sequence[Module], chain_id: str, snapshot_interval: int = 0) -> None:
         self.store = store
         self.modules = list(modules)
         self.chain_id = chain_id
@@ -70,6 +70,8 @@ class CityApp(abc.Application):
         self._param_specs = {name: spec for m in self.modules for name, spec in m.params.items()}
         self._verified: OrderedDict[bytes, DecodedTx] = OrderedDict()
         self._pending: _Pending | None = None
+        self.snapshot_interval = snapshot_interval  # 0: take no state-sync snapshots
+        self._restore: snapshots.Restore | None = None
         self._check_state = Overlay(store)
         self._check_params = self.params(self._check_state)
 
@@ -221,6 +223,8 @@ class CityApp(abc.Application):
             raise RuntimeError("commit called without a finalized block")
         self.store.commit_block(pending.block, pending.writes, pending.tree, pending.tx_ids)
         self._pending = None
+        if self.snapshot_interval and pending.block.height % self.snapshot_interval == 0:
+            snapshots.take_snapshot(self.store, pending.block.height)
         self._reset_check_state()
         for tx_id in pending.tx_ids:
             self._verified.pop(tx_id, None)
@@ -241,14 +245,21 @@ class CityApp(abc.Application):
     # -- snapshots (state sync) ------------------------------------------------------------------
 
     def list_snapshots(self) -> list[abc.Snapshot]:
-        return []
+        return [abc.Snapshot(*row) for row in self.store.list_snapshots()]
 
     def offer_snapshot(self, snapshot: abc.Snapshot, app_hash: bytes) -> int:
-        return abc.OfferSnapshotResult.REJECT
+        decision, self._restore = snapshots.offer(self.store, snapshot, app_hash)
+        return decision
 
     def load_snapshot_chunk(self, height: int, format: int, chunk: int) -> bytes:
-        return b""
+        return self.store.load_snapshot_chunk(height, format, chunk)
 
     def apply_snapshot_chunk(self, index: int, chunk: bytes, sender: str) -> int:
-        return abc.ApplyChunkResult.ABORT
+        if self._restore is None:
+            return abc.ApplyChunkResult.ABORT
+        result = snapshots.apply_chunk(self.store, self._restore, index, chunk)
+        if result == abc.ApplyChunkResult.ACCEPT and self._restore.next_index == len(self._restore.chunk_hashes):
+            self._restore = None
+            self._reset_check_state()
+        return result
 

@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS txs (tx_id BLOB PRIMARY KEY, height INTEGER NOT NULL,
 CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nodes (version INTEGER NOT NULL, path BLOB NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (version, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (height INTEGER NOT NULL, format INTEGER NOT NULL, chunks INTEGER NOT NULL,
+    hash BLOB NOT NULL, metadata BLOB NOT NULL, PRIMARY KEY (height, format));
+CREATE TABLE IF NOT EXISTS snapshot_chunks (height INTEGER NOT NULL, format INTEGER NOT NULL, idx INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (height, format, idx));
 CREATE TABLE IF NOT EXISTS stale (stale_since INTEGER NOT NULL, version INTEGER NOT NULL, path BLOB NOT NULL,
     PRIMARY KEY (stale_since, version, path)) WITHOUT ROWID;
 """
@@ -267,6 +271,40 @@ class Store:
             for name, value in sorted(items.items()):
                 db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
             db.execute("COMMIT")
+
+
+    # -- snapshots (state sync) -------------------------------------------------------------------
+
+    def save_snapshot(self, snapshot, chunks: list[bytes], keep: int) -> None:
+        """Store a snapshot's chunks and drop all but the newest `keep` snapshots."""
+        with self._write_lock:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)",
+                       (snapshot.height, snapshot.format, snapshot.chunks, snapshot.hash, snapshot.metadata))
+            db.executemany("INSERT OR REPLACE INTO snapshot_chunks VALUES (?, ?, ?, ?)",
+                           [(snapshot.height, snapshot.format, i, chunk) for i, chunk in enumerate(chunks)])
+            old = [row[0] for row in db.execute("SELECT height FROM snapshots ORDER BY height DESC").fetchall()[keep:]]
+            for height in old:
+                db.execute("DELETE FROM snapshots WHERE height=?", (height,))
+                db.execute("DELETE FROM snapshot_chunks WHERE height=?", (height,))
+            db.execute("COMMIT")
+
+    def list_snapshots(self) -> list[tuple[int, int, int, bytes, bytes]]:
+        """(height, format, chunks, hash, metadata) of stored snapshots, newest first."""
+        return self._db().execute(
+            "SELECT height, format, chunks, hash, metadata FROM snapshots ORDER BY height DESC").fetchall()
+
+    def load_snapshot_chunk(self, height: int, format: int, index: int) -> bytes:
+        """One chunk of a stored snapshot (empty if unknown)."""
+        row = self._db().execute("SELECT data FROM snapshot_chunks WHERE height=? AND format=? AND idx=?",
+                                 (height, format, index)).fetchone()
+        return b"" if row is None else row[0]
+
+    def restore_state(self, height: int, items: list[tuple[bytes, bytes]], tree: TreeUpdate) -> None:
+        """Install a verified snapshot's state as committed height `height` (state sync)."""
+        block = BlockRecord(height, 0, b"", tree.root_hash, b"", [], [], [])
+        self.commit_block(block, list(items), tree, [], {"state_synced_at": str(height).encode()})
 
 
 def _prefix_upper_bound(prefix: bytes) -> bytes | None:
