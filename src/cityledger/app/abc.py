@@ -187,6 +187,38 @@ class Application(ABC):
     def apply_snapshot_chunk(self, index: int, chunk: bytes, sender: str) -> int: ...
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """An engine's answer to a submission: the tx id and its check result."""
+
+    tx_id: bytes
+    result: TxResult
+
+
+class Engine(ABC):
+    """What the API and tools need from whichever engine runs the app (solo or CometBFT)."""
+
+    name: str
+
+    @abstractmethod
+    def submit(self, raw: bytes) -> Submitted: ...
+
+    @abstractmethod
+    def submit_batch(self, raws: list[bytes]) -> list[Submitted]: ...
+
+    @abstractmethod
+    def wait_for_tx(self, tx_id: bytes, timeout_s: float) -> tuple[int, int] | None: ...
+
+    @abstractmethod
+    def pending_count(self) -> int: ...
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+
 @dataclass
 class StoredBlock:
     """A committed block as the node keeps it."""

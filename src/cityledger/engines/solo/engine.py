@@ -50,16 +50,13 @@ class Header(Record):
     data_hash: bytes
 
 
-@dataclass(frozen=True)
-class Submitted:
-    """The answer to a submission: the tx id and its check result."""
-
-    tx_id: bytes
-    result: abc.TxResult
+Submitted = abc.Submitted
 
 
-class SoloEngine:
+class SoloEngine(abc.Engine):
     """Runs a CityApp as a single-node chain."""
+
+    name = "solo"
 
     def __init__(self, app: CityApp, config: SoloConfig | None = None) -> None:
         self.app = app
@@ -193,6 +190,10 @@ class SoloEngine:
         if self._thread is not None:
             self._thread.join()
         self._pool.shutdown(wait=False)
+
+    def pending_count(self) -> int:
+        """Txs waiting in the mempool."""
+        return len(self.mempool)
 
     # -- waiting ---------------------------------------------------------------------------------
 
