@@ -54,7 +54,7 @@ class CanonicalDecoder:
             value = self._decoder.decode(data)
         except msgspec.ValidationError as exc:
             raise DecodeError(f"invalid value: {exc}") from None
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
             raise DecodeError(f"malformed msgpack: {exc}") from None
         if _ENCODER.encode(value) != data:
             raise DecodeError("non-canonical encoding: re-encoding the value gives other bytes")
