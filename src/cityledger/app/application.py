@@ -84,6 +84,10 @@ class CityApp(abc.Application):
     def last_height(self) -> int:
         return self.store.last_height()
 
+    def get_pending_nonce(self, address: bytes) -> int:
+        """An account's next nonce counting its txs already admitted to the mempool (the check state)."""
+        return get_nonce(self._check_state, address)
+
     def _root(self) -> NodeKey | None:
         info = self.store.height_info(self.store.last_height())
         return None if info is None else info.root
