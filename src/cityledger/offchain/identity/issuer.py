@@ -1,0 +1,214 @@
+"""The issuer service of an accredited office (the city's ID office, the transport office).
+
+It owns an organisation DID, publishes its credential types on the ledger (schema, credential
+definition, revocation registry with the tails file's hash, initial status list), answers
+credential requests and revokes. The personal data it certifies is passed in per issuance and is
+never written to the ledger; the office keeps only which registry index it gave to which of its
+own references (e.g. an ID-card number), so that it can revoke.
+
+Every method takes and returns JSON-friendly values, so the REST layer is a thin wrapper.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol, Sequence
+
+import anoncreds
+
+from ...core.keys import PrivateKey, Signer
+from ...modules.identity import (
+    PURPOSE_ASSERTION,
+    PURPOSE_AUTHENTICATION,
+    AnchorCredDef,
+    AnchorRevRegDef,
+    AnchorSchema,
+    CreateDid,
+    Service,
+    UpdateStatusList,
+    VerificationKey,
+    compute_cred_def_id,
+    compute_did,
+    compute_rev_reg_def_id,
+    compute_revoked_bits,
+    compute_schema_id,
+    get_did,
+    get_schema,
+)
+from ...modules.identity.validation import canonical_json
+from .ledger import LedgerReader, TxOutcome, TxSender
+from .tails import TailsStore
+from .types import CredentialType
+
+OFFER_TYPE = "identity/1.0/credential-offer"
+REQUEST_TYPE = "identity/1.0/credential-request"
+CREDENTIAL_TYPE = "identity/1.0/credential"
+MAX_PENDING_OFFERS = 100_000
+
+
+class IssuanceError(ValueError):
+    """A credential request the issuer will not answer."""
+
+
+@dataclass
+class Published:
+    """One credential type as published by this issuer, with its private parts."""
+
+    ctype: CredentialType
+    schema_id: str
+    cred_def_id: str
+    cred_def: Any
+    cred_def_private: Any
+    key_proof: Any
+    rev_reg_id: str | None = None
+    rev_reg_def: Any = None
+    rev_reg_private: Any = None
+    status_list: Any = None
+    next_index: int = 1
+
+
+class Ledger(LedgerReader, TxSender, Protocol):
+    """What the issuer needs from the ledger."""
+
+
+class IssuerService:
+    """An office that issues AnonCreds credentials under its did:city DID."""
+
+    def __init__(self, ledger: Ledger, keys: Sequence[PrivateKey], tails: TailsStore, *,
+                 signer: Signer | None = None, salt: bytes = b"") -> None:
+        self.ledger = ledger
+        self.keys = list(keys)
+        self.signer = signer or self.keys[0].signer()
+        self.salt = salt
+        self.did = compute_did(self.signer, salt)
+        self.tails = tails
+        self.published: dict[str, Published] = {}
+        self._offers: dict[str, tuple[str, dict]] = {}  # offer nonce -> (credential type, offer)
+        self._issued: dict[str, tuple[str, str, int]] = {}  # reference -> (type, registry, index)
+
+    def _send(self, *messages: Any) -> TxOutcome:
+        return self.ledger.send(self.keys, list(messages), self.signer).raise_for_error()
+
+    def _state(self):
+        return self.ledger.state_at(self.ledger.height())
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def register(self) -> str:
+        """Create the office's DID (once), listing its tails server; return the DID."""
+        if get_did(self._state(), self.did) is None:
+            keys = [VerificationKey("key-1", self.keys[0].public_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])]
+            services = [Service("tails", "AnonCredsTailsServer", self.tails.base_url)]
+            self._send(CreateDid(self.salt, self.signer, keys, services))
+        return self.did
+
+    def publish(self, ctype: CredentialType, tag: str = "1") -> dict[str, str]:
+        """Anchor schema, credential definition and (if revocable) registry; needs accreditation."""
+        schema_id = compute_schema_id(self.did, ctype.name, ctype.version)
+        if get_schema(self._state(), schema_id) is None:
+            self._send(AnchorSchema(self.did, ctype.name, ctype.version, list(ctype.attributes)))
+        schema = anoncreds.Schema.create(ctype.name, ctype.version, self.did, list(ctype.attributes))
+        cred_def_id = compute_cred_def_id(self.did, schema_id, tag)
+        cred_def, private, proof = anoncreds.CredentialDefinition.create(
+            schema_id, schema, self.did, tag, "CL", support_revocation=ctype.revocable)
+        self._send(AnchorCredDef(self.did, schema_id, tag, canonical_json(cred_def.to_dict()["value"])))
+        published = Published(ctype, schema_id, cred_def_id, cred_def, private, proof)
+        if ctype.revocable:
+            self._publish_registry(published, tag)
+        self.published[ctype.name] = published
+        return {"schema_id": schema_id, "cred_def_id": cred_def_id, "rev_reg_id": published.rev_reg_id or ""}
+
+    def _publish_registry(self, published: Published, tag: str) -> None:
+        rev_reg_id = compute_rev_reg_def_id(self.did, published.cred_def_id, tag)
+        with tempfile.TemporaryDirectory() as scratch:
+            definition, private = anoncreds.RevocationRegistryDefinition.create(
+                published.cred_def_id, published.cred_def, self.did, tag, "CL_ACCUM",
+                published.ctype.max_cred_num, tails_dir_path=scratch)
+            tails_hash = self.tails.add(definition.tails_location)
+        value = definition.to_dict()["value"]
+        location = self.tails.location(tails_hash)
+        status = anoncreds.RevocationStatusList.create(published.cred_def, rev_reg_id, definition, private,
+                                                       self.did, True, self.ledger.height() + 1)
+        listed = status.to_dict()
+        self._send(AnchorRevRegDef(self.did, published.cred_def_id, tag, value["maxCredNum"],
+                                   canonical_json(value["publicKeys"]), tails_hash, location),
+                   UpdateStatusList(rev_reg_id, compute_revoked_bits(listed["revocationList"]),
+                                    listed["currentAccumulator"]))
+        # The holder's copy of the definition must name the served file, not the scratch path.
+        local = dict(definition.to_dict(), value=dict(value, tailsLocation=location))
+        published.rev_reg_id = rev_reg_id
+        published.rev_reg_def = anoncreds.RevocationRegistryDefinition.load(json.dumps(local))
+        published.rev_reg_private = private
+        published.status_list = status
+
+    # -- issuance --------------------------------------------------------------------------------
+
+    def offer(self, credential_type: str) -> dict[str, Any]:
+        """A credential offer for one published type (step 1 of issuance)."""
+        published = self._published(credential_type)
+        offer = anoncreds.CredentialOffer.create(published.schema_id, published.cred_def_id, published.key_proof)
+        body = offer.to_dict()
+        if len(self._offers) >= MAX_PENDING_OFFERS:
+            self._offers.pop(next(iter(self._offers)))
+        self._offers[body["nonce"]] = (credential_type, body)
+        return {"type": OFFER_TYPE, "thread": body["nonce"], "credential_type": credential_type,
+                "issuer": self.did, "offer": body}
+
+    def issue(self, request: Mapping[str, Any], values: Mapping[str, Any], reference: str) -> dict[str, Any]:
+        """The credential answering a holder's request (step 3); `reference` is the office's own key."""
+        thread = str(request.get("thread", ""))
+        pending = self._offers.pop(thread, None)
+        if pending is None:
+            raise IssuanceError(f"thread: no pending offer {thread!r} (unknown or already answered)")
+        credential_type, offer = pending
+        published = self._published(credential_type)
+        if sorted(values) != list(published.ctype.attributes):
+            raise IssuanceError(f"values: expected exactly {list(published.ctype.attributes)}, got {sorted(values)}")
+        if reference in self._issued:
+            raise IssuanceError(f"reference: {reference!r} already has a credential; revoke it first")
+        config = None
+        if published.rev_reg_id:
+            if published.next_index >= published.ctype.max_cred_num:
+                raise IssuanceError(f"registry {published.rev_reg_id} is full")
+            config = anoncreds.CredentialRevocationConfig(published.rev_reg_def, published.rev_reg_private,
+                                                          published.status_list, published.next_index)
+        credential = anoncreds.Credential.create(
+            published.cred_def, published.cred_def_private, json.dumps(offer), json.dumps(request["request"]),
+            {name: str(value) for name, value in values.items()}, None, config)
+        if config is not None:
+            self._issued[reference] = (credential_type, published.rev_reg_id, published.next_index)
+            published.next_index += 1
+        return {"type": CREDENTIAL_TYPE, "thread": thread, "credential": credential.to_dict()}
+
+    def revoke(self, references: Sequence[str]) -> TxOutcome:
+        """Revoke the credentials issued under these references, in one status-list update."""
+        by_type: dict[str, list[int]] = {}
+        for reference in references:
+            if reference not in self._issued:
+                raise IssuanceError(f"reference: no revocable credential issued as {reference!r}")
+            credential_type, _, index = self._issued[reference]
+            by_type.setdefault(credential_type, []).append(index)
+        outcome = None
+        for credential_type, indexes in sorted(by_type.items()):
+            published = self._published(credential_type)
+            updated = published.status_list.update(published.cred_def, published.rev_reg_def,
+                                                   published.rev_reg_private, None, indexes, self.ledger.height() + 1)
+            listed = updated.to_dict()
+            outcome = self._send(UpdateStatusList(published.rev_reg_id, compute_revoked_bits(listed["revocationList"]),
+                                                  listed["currentAccumulator"]))
+            published.status_list = updated
+        for reference in references:
+            self._issued.pop(reference)
+        return outcome
+
+    def serve_tails(self, tails_hash: str) -> bytes:
+        """The bytes of one of this issuer's tails files."""
+        return self.tails.serve(tails_hash)
+
+    def _published(self, credential_type: str) -> Published:
+        published = self.published.get(credential_type)
+        if published is None:
+            raise IssuanceError(f"credential_type: {credential_type!r} is not published by {self.did}")
+        return published

@@ -1,0 +1,86 @@
+"""Tails files: the issuer serves them, the wallet fetches them and checks their hash.
+
+A tails file is public (it holds the revocation registry's generator points); the ledger anchors
+its hash (base58 SHA-256), so a holder can fetch it from anywhere and trust it after checking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from ...modules.identity.did import b58encode
+
+MAX_TAILS_BYTES = 64 * 1024 * 1024
+Transport = Callable[[str], bytes]
+
+
+def compute_tails_hash(data: bytes) -> str:
+    """The tails hash as anchored: base58 SHA-256 of the file."""
+    return b58encode(hashlib.sha256(data).digest())
+
+
+class TailsStore:
+    """An issuer's tails files, by hash, and the URL under which it serves them."""
+
+    def __init__(self, directory: Path | str, base_url: str) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.base_url = base_url.rstrip("/") + "/"
+
+    def location(self, tails_hash: str) -> str:
+        """The public URL of a tails file."""
+        return self.base_url + tails_hash
+
+    def add(self, path: Path | str) -> str:
+        """Move a freshly generated tails file in, named by its hash; return the hash."""
+        data = Path(path).read_bytes()
+        tails_hash = compute_tails_hash(data)
+        target = self.directory / tails_hash
+        if not target.exists():
+            shutil.move(str(path), target)
+        return tails_hash
+
+    def path(self, tails_hash: str) -> Path:
+        """The local path of a tails file."""
+        return self.directory / tails_hash
+
+    def serve(self, tails_hash: str) -> bytes:
+        """The bytes of a tails file (what GET <base_url>/<hash> returns); raise LookupError."""
+        target = self.directory / tails_hash
+        if "/" in tails_hash or not target.is_file():
+            raise LookupError(f"tails: no file {tails_hash!r}")
+        return target.read_bytes()
+
+
+def http_transport(url: str) -> bytes:
+    """Fetch a URL over HTTP(S)."""
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (http(s) only, checked by the ledger)
+        return response.read(MAX_TAILS_BYTES + 1)
+
+
+class TailsFetcher:
+    """A holder's cache of tails files, fetched through a transport and checked against the hash."""
+
+    def __init__(self, cache_dir: Path | str | None = None, transport: Transport = http_transport) -> None:
+        self.cache_dir = Path(cache_dir or tempfile.mkdtemp(prefix="cityledger-tails-"))
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.transport = transport
+
+    def get(self, location: str, tails_hash: str) -> str:
+        """A local path to the tails file with `tails_hash`; raise ValueError if the bytes do not match."""
+        target = self.cache_dir / tails_hash
+        if target.is_file():
+            return str(target)
+        data = self.transport(location)
+        if len(data) > MAX_TAILS_BYTES or compute_tails_hash(data) != tails_hash:
+            raise ValueError(f"tails: the file served at {location} does not match the anchored hash {tails_hash}")
+        partial = target.with_suffix(".part")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+        return str(target)

@@ -1,0 +1,48 @@
+"""Credential types the city issues, and the date arithmetic of their predicates.
+
+Dates are YYYYMMDD integers, so "born at least 18 years before `today`" is the predicate
+birth_date <= today - 18_0000 (the year digits move, month and day stay), which AnonCreds proves
+without revealing the birth date.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+RESIDENT_ID = "resident-id"
+VEHICLE_REGISTRATION = "vehicle-registration"
+DEVICE_MANUFACTURER = "device-manufacturer"
+
+
+@dataclass(frozen=True)
+class CredentialType:
+    """A kind of credential: its schema (name is the credential type) and revocation policy."""
+
+    name: str
+    version: str
+    attributes: tuple[str, ...]  # sorted
+    revocable: bool = True
+    max_cred_num: int = 1024
+
+
+RESIDENT_ID_TYPE = CredentialType(RESIDENT_ID, "1.0",
+                                  ("birth_date", "district", "id_number", "name", "resident_since"))
+VEHICLE_REGISTRATION_TYPE = CredentialType(VEHICLE_REGISTRATION, "1.0",
+                                           ("device_did", "owner_account", "registered_on"))
+KNOWN_TYPES = {t.name: t for t in (RESIDENT_ID_TYPE, VEHICLE_REGISTRATION_TYPE)}
+
+
+def compute_yyyymmdd(day: _dt.date) -> int:
+    """A date as a YYYYMMDD integer."""
+    return day.year * 10_000 + day.month * 100 + day.day
+
+
+def compute_years_before(today: int, years: int) -> int:
+    """The YYYYMMDD date `years` years before `today` (a threshold for '<=' predicates)."""
+    return today - years * 10_000
+
+
+def compute_today(time_ns: int) -> int:
+    """The UTC date of a block time as YYYYMMDD."""
+    return compute_yyyymmdd(_dt.datetime.fromtimestamp(time_ns // 1_000_000_000, _dt.timezone.utc).date())
