@@ -1,0 +1,64 @@
+"""create_app: the FastAPI application over one node."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import msgspec
+from fastapi import FastAPI
+
+from .errors import install_handlers
+from .metrics import ApiMetrics, read_engine
+from .protocols import NodeLike
+from .routes import chain_router, node_router, tx_router
+from .schemas import REQUEST_TYPES, RESPONSE_TYPES
+from .service import VERSION, NodeService
+from .waiting import BlockWatch
+
+DESCRIPTION = """The REST API of a cityledger node.
+
+Transactions are submitted as canonical bytes (base64 or hex), signed by the SDK or the CLI. Byte
+strings in responses are lowercase hex; addresses are `city` + 40 hex digits; amounts are integer
+micro-credits. Every error is `{"error": {"code": "<codespace>/<code or name>", "message": ...}}`,
+its message starting with the name of the bad field.
+"""
+
+
+def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
+    """The API of `node`; with manage_node, the app's lifespan starts and stops the node's block loop."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if manage_node:
+            node.start()
+        try:
+            yield
+        finally:
+            if manage_node:
+                node.stop()
+
+    metrics = ApiMetrics(lambda: read_engine(node))
+    service = NodeService(node, metrics)
+    app = FastAPI(title="cityledger", version=VERSION, description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = service
+    install_handlers(app)
+    app.include_router(tx_router(service, BlockWatch(node.store.last_height)))
+    app.include_router(chain_router(service))
+    app.include_router(node_router(service))
+    _merge_schemas(app)
+    return app
+
+
+def _merge_schemas(app: FastAPI) -> None:
+    """Add the msgspec Structs' JSON Schemas to FastAPI's OpenAPI document."""
+    _, components = msgspec.json.schema_components(RESPONSE_TYPES + REQUEST_TYPES,
+                                                   ref_template="#/components/schemas/{name}")
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
