@@ -1,0 +1,61 @@
+"""cityledger.sdk: keys, transactions, clients and proofs for programs that use a cityledger node.
+
+    from cityledger.sdk import Client, Keystore, transfer
+
+    key = Keystore("~/.cityledger/keystore").load("alice", passphrase)
+    with Client("http://127.0.0.1:8080") as node:
+        status = node.status()
+        tx = transfer(status.chain_id, key, node.get_nonce(key.address()), "city…", 5_000_000)
+        node.submit(tx, wait=True)
+"""
+
+from ..core.keys import PrivateKey, make_signer
+from ..modules.bank import UNIT
+from ..modules.governance import MembershipChange, ParamChange, ValidatorChange
+from .client import AsyncClient, Client
+from .errors import ApiError, CityLedgerError, KeyExists, KeyNotFound, KeystoreError, ProofError, TxRejected, WrongPassphrase
+from .keystore import KeyInfo, Keystore
+from .models import Account, BatchResult, Block, CheckResult, Health, QueryResult, StateValue, Status, SubmitResult, TxResult, TxStatus
+from .proofs import parse_proof, verify_state_proof
+from .txs import multi_send, propose, sign, to_address, transfer, tx_id, vote
+
+__all__ = [
+    "Account",
+    "ApiError",
+    "AsyncClient",
+    "BatchResult",
+    "Block",
+    "CheckResult",
+    "CityLedgerError",
+    "Client",
+    "Health",
+    "KeyExists",
+    "KeyInfo",
+    "KeyNotFound",
+    "Keystore",
+    "KeystoreError",
+    "MembershipChange",
+    "ParamChange",
+    "PrivateKey",
+    "ProofError",
+    "QueryResult",
+    "StateValue",
+    "Status",
+    "SubmitResult",
+    "TxRejected",
+    "TxResult",
+    "TxStatus",
+    "UNIT",
+    "ValidatorChange",
+    "WrongPassphrase",
+    "make_signer",
+    "multi_send",
+    "parse_proof",
+    "propose",
+    "sign",
+    "to_address",
+    "transfer",
+    "tx_id",
+    "verify_state_proof",
+    "vote",
+]

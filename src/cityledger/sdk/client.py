@@ -1,0 +1,265 @@
+"""Clients of a node's REST API: `Client` (blocking) and `AsyncClient` (asyncio), same methods.
+
+Each call is described once as a `_Call` (method, path, parameters, body, how to read the answer);
+the two clients differ only in how they send it. Errors come back as ApiError, or TxRejected when
+the node refused a transaction; `get_verified` raises ProofError when a proof does not check out.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import httpx
+import msgspec
+
+from .errors import ApiError, ProofError, TxRejected
+from .models import Account, BatchResult, Block, Health, QueryResult, StateValue, Status, SubmitResult, TxStatus
+from .proofs import verify_state_proof
+from .txs import to_address
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_TIMEOUT_S = 30.0
+MAX_BATCH_TXS = 10_000
+_JSON = {"content-type": "application/json"}
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    path: str
+    read: Callable[[bytes], Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    body: bytes | None = None
+    timeout_s: float | None = None
+
+
+def _decoder(kind: type) -> Callable[[bytes], Any]:
+    decoder = msgspec.json.Decoder(kind)
+    return decoder.decode
+
+
+_READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, QueryResult, StateValue, Status,
+                                          SubmitResult, TxStatus)}
+
+
+def _hex_id(tx_id: str | bytes) -> str:
+    return tx_id.hex() if isinstance(tx_id, (bytes, bytearray)) else tx_id
+
+
+def _txs_body(txs: Sequence[bytes]) -> bytes:
+    return msgspec.json.encode({"txs": [base64.b64encode(tx).decode() for tx in txs], "encoding": "base64"})
+
+
+def _raise_for(response: httpx.Response) -> None:
+    """Turn an error answer into ApiError (TxRejected when it carries a tx's check result)."""
+    if response.status_code < 400:
+        return
+    try:
+        detail = msgspec.json.decode(response.content)["error"]
+        code, message = str(detail["code"]), str(detail["message"])
+    except (msgspec.DecodeError, KeyError, TypeError):
+        raise ApiError(response.status_code, f"http/{response.status_code}", response.text[:500]) from None
+    kind = TxRejected if "abci_code" in detail else ApiError
+    raise kind(response.status_code, code, message, detail.get("field"), detail)
+
+
+class _Calls:
+    """The API, one method per endpoint, as _Call descriptions."""
+
+    @staticmethod
+    def submit(tx: bytes, wait: bool, timeout_s: float) -> _Call:
+        body = msgspec.json.encode({"tx": base64.b64encode(tx).decode(), "encoding": "base64"})
+        params = {"wait": "true", "timeout_s": timeout_s} if wait else {}
+        return _Call("POST", "/txs", _READ[SubmitResult], params, body, timeout_s + 10 if wait else None)
+
+    @staticmethod
+    def submit_batch(txs: Sequence[bytes]) -> _Call:
+        return _Call("POST", "/txs/batch", _READ[BatchResult], body=_txs_body(txs))
+
+    @staticmethod
+    def get_tx(tx_id: str | bytes) -> _Call:
+        return _Call("GET", f"/txs/{_hex_id(tx_id)}", _READ[TxStatus])
+
+    @staticmethod
+    def wait(tx_id: str | bytes, timeout_s: float) -> _Call:
+        return _Call("GET", f"/txs/{_hex_id(tx_id)}/wait", _READ[TxStatus], {"timeout_s": timeout_s},
+                     timeout_s=timeout_s + 10)
+
+    @staticmethod
+    def get_block(height: int | None) -> _Call:
+        return _Call("GET", "/blocks/latest" if height is None else f"/blocks/{int(height)}", _READ[Block])
+
+    @staticmethod
+    def get_account(address: str | bytes) -> _Call:
+        return _Call("GET", f"/accounts/{to_address(address, 'address').hex()}", _READ[Account])
+
+    @staticmethod
+    def query(module: str, name: str, args: dict[str, Any]) -> _Call:
+        return _Call("GET", f"/query/{module}/{name}", _READ[QueryResult], {k: str(v) for k, v in args.items()})
+
+    @staticmethod
+    def get_state(key: bytes, height: int, prove: bool) -> _Call:
+        params = {"height": height, "prove": "true" if prove else "false"}
+        return _Call("GET", f"/state/{bytes(key).hex()}", _READ[StateValue], params)
+
+    @staticmethod
+    def status() -> _Call:
+        return _Call("GET", "/status", _READ[Status])
+
+    @staticmethod
+    def health() -> _Call:
+        return _Call("GET", "/health", _READ[Health])
+
+
+def check_verified(key: bytes, answer: StateValue, app_hash: bytes | str | None) -> bytes | None:
+    """The value of a proven state answer, or ProofError if the proof does not show it."""
+    if answer.key != bytes(key).hex():
+        raise ProofError(f"key: the node answered for key {answer.key}, not {bytes(key).hex()}")
+    if answer.proof_bytes is None:
+        raise ProofError("proof: the node sent no proof")
+    root = answer.app_hash if app_hash is None else app_hash
+    value = answer.value_bytes if answer.exists else None
+    if not verify_state_proof(bytes(key), value, answer.proof_bytes, root):
+        raise ProofError(f"proof: does not show key {bytes(key).hex()} = {answer.value} under app hash "
+                         f"{root if isinstance(root, str) else bytes(root).hex()} at height {answer.height}")
+    return value
+
+
+class Client:
+    """A blocking client of one node: `with Client(url) as node: node.status()`."""
+
+    def __init__(self, base_url: str = DEFAULT_URL, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _do(self, call: _Call) -> Any:
+        timeout = httpx.USE_CLIENT_DEFAULT if call.timeout_s is None else call.timeout_s
+        response = self._http.request(call.method, call.path, params=call.params, content=call.body,
+                                      headers=_JSON if call.body is not None else None, timeout=timeout)
+        _raise_for(response)
+        return call.read(response.content)
+
+    def submit(self, tx: bytes, *, wait: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S) -> SubmitResult:
+        """Submit one tx; with wait, return once it is committed (or timeout_s passed)."""
+        return self._do(_Calls.submit(tx, wait, timeout_s))
+
+    def submit_batch(self, txs: Sequence[bytes]) -> BatchResult:
+        """Submit many txs (sent in requests of at most 10,000); one check result per tx, in order."""
+        parts = [self._do(_Calls.submit_batch(txs[i:i + MAX_BATCH_TXS])) for i in range(0, len(txs), MAX_BATCH_TXS)]
+        return _join_batches(parts)
+
+    def wait(self, tx_id: str | bytes, timeout_s: float = DEFAULT_TIMEOUT_S) -> TxStatus:
+        """Wait until a tx (by id, see txs.tx_id) is committed or leaves the mempool, or timeout_s passes."""
+        return self._do(_Calls.wait(tx_id, timeout_s))
+
+    def get_tx(self, tx_id: str | bytes) -> TxStatus:
+        return self._do(_Calls.get_tx(tx_id))
+
+    def get_block(self, height: int | None = None) -> Block:
+        """A block (the latest if height is None)."""
+        return self._do(_Calls.get_block(height))
+
+    def get_account(self, address: str | bytes) -> Account:
+        return self._do(_Calls.get_account(address))
+
+    def get_nonce(self, address: str | bytes, pending: bool = True) -> int:
+        """The nonce the account's next tx must carry (counting its txs in the mempool if pending)."""
+        account = self.get_account(address)
+        return account.pending_nonce if pending else account.nonce
+
+    def query(self, module: str, name: str, **args: Any) -> Any:
+        """A module query's result, e.g. query('bank', 'balance', address='city…')."""
+        return self._do(_Calls.query(module, name, args)).result
+
+    def get_state(self, key: bytes, height: int = 0, prove: bool = False) -> StateValue:
+        return self._do(_Calls.get_state(key, height, prove))
+
+    def get_verified(self, key: bytes, height: int = 0, app_hash: bytes | str | None = None) -> bytes | None:
+        """A state value (None if absent) whose proof checks against `app_hash`, else the node's reported one."""
+        return check_verified(key, self.get_state(key, height, prove=True), app_hash)
+
+    def status(self) -> Status:
+        return self._do(_Calls.status())
+
+    def health(self) -> Health:
+        return self._do(_Calls.health())
+
+
+class AsyncClient:
+    """The asyncio client: `async with AsyncClient(url) as node: await node.status()`."""
+
+    def __init__(self, base_url: str = DEFAULT_URL, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, transport=transport)
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _do(self, call: _Call) -> Any:
+        timeout = httpx.USE_CLIENT_DEFAULT if call.timeout_s is None else call.timeout_s
+        response = await self._http.request(call.method, call.path, params=call.params, content=call.body,
+                                            headers=_JSON if call.body is not None else None, timeout=timeout)
+        _raise_for(response)
+        return call.read(response.content)
+
+    async def submit(self, tx: bytes, *, wait: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S) -> SubmitResult:
+        return await self._do(_Calls.submit(tx, wait, timeout_s))
+
+    async def submit_batch(self, txs: Sequence[bytes]) -> BatchResult:
+        parts = [await self._do(_Calls.submit_batch(txs[i:i + MAX_BATCH_TXS]))
+                 for i in range(0, len(txs), MAX_BATCH_TXS)]
+        return _join_batches(parts)
+
+    async def wait(self, tx_id: str | bytes, timeout_s: float = DEFAULT_TIMEOUT_S) -> TxStatus:
+        return await self._do(_Calls.wait(tx_id, timeout_s))
+
+    async def get_tx(self, tx_id: str | bytes) -> TxStatus:
+        return await self._do(_Calls.get_tx(tx_id))
+
+    async def get_block(self, height: int | None = None) -> Block:
+        return await self._do(_Calls.get_block(height))
+
+    async def get_account(self, address: str | bytes) -> Account:
+        return await self._do(_Calls.get_account(address))
+
+    async def get_nonce(self, address: str | bytes, pending: bool = True) -> int:
+        account = await self.get_account(address)
+        return account.pending_nonce if pending else account.nonce
+
+    async def query(self, module: str, name: str, **args: Any) -> Any:
+        return (await self._do(_Calls.query(module, name, args))).result
+
+    async def get_state(self, key: bytes, height: int = 0, prove: bool = False) -> StateValue:
+        return await self._do(_Calls.get_state(key, height, prove))
+
+    async def get_verified(self, key: bytes, height: int = 0, app_hash: bytes | str | None = None) -> bytes | None:
+        return check_verified(key, await self.get_state(key, height, prove=True), app_hash)
+
+    async def status(self) -> Status:
+        return await self._do(_Calls.status())
+
+    async def health(self) -> Health:
+        return await self._do(_Calls.health())
+
+
+def _join_batches(parts: list[BatchResult]) -> BatchResult:
+    results = [result for part in parts for result in part.results]
+    accepted = sum(part.accepted for part in parts)
+    return BatchResult(accepted=accepted, rejected=len(results) - accepted, results=results)
