@@ -1,0 +1,1 @@
+"""The command line: `cityledger` (typer), see cli/main.py."""
