@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from cityledger.app.abc import Application
+from cityledger.app.abc import Application, TxResult
 from cityledger.engines.cometbft import convert
 from cityledger.engines.cometbft.framing import FramingError, compute_frame, split_frames
 from cityledger.engines.cometbft.proto import abci
@@ -55,8 +55,11 @@ def parse_address(address: str) -> tuple[str, str, int]:
 class RequestHandler:
     """Answers ABCI requests by calling the app; runs on the app thread only."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Application, after_commit: Callable[[], None] | None = None,
+                 after_check_tx: Callable[[bytes, TxResult], None] | None = None) -> None:
         self.app = app
+        self.after_commit = after_commit
+        self.after_check_tx = after_check_tx
         self.fatal_error: BaseException | None = None
         self._methods: dict[str, Callable[[Any], Any]] = {
             "echo": lambda r: abci.ResponseEcho(message=r.message),
@@ -121,7 +124,10 @@ class RequestHandler:
     # -- mempool connection --------------------------------------------------------------------
 
     def process_check_tx(self, request):
-        result = self.app.check_tx(request.tx, recheck=request.type == abci.RECHECK)
+        recheck = request.type == abci.RECHECK
+        result = self.app.check_tx(request.tx, recheck=recheck)
+        if self.after_check_tx is not None and not recheck:
+            self.after_check_tx(request.tx, result)
         return convert.to_pb_check_tx(result)
 
     # -- consensus connection ------------------------------------------------------------------
@@ -145,7 +151,10 @@ class RequestHandler:
         return convert.to_pb_finalize_block(result)
 
     def process_commit(self, request):
-        return abci.ResponseCommit(retain_height=self.app.commit().retain_height)
+        result = self.app.commit()
+        if self.after_commit is not None:
+            self.after_commit()
+        return abci.ResponseCommit(retain_height=result.retain_height)
 
     # -- snapshot connection -------------------------------------------------------------------
 
@@ -169,9 +178,12 @@ class RequestHandler:
 class AbciServer:
     """Serves one Application to CometBFT over ABCI sockets; start(), then close()."""
 
-    def __init__(self, app: Application, address: str, executor: Executor | None = None) -> None:
+    def __init__(self, app: Application, address: str, executor: Executor | None = None,
+                 after_commit: Callable[[], None] | None = None,
+                 after_check_tx: Callable[[bytes, TxResult], None] | None = None) -> None:
+        """The hooks, if given, run on the app thread after each Commit and each new CheckTx."""
         self.scheme, self._host, self._port = parse_address(address)
-        self.handler = RequestHandler(app)
+        self.handler = RequestHandler(app, after_commit, after_check_tx)
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="abci-app")
         self._server: asyncio.AbstractServer | None = None
