@@ -1,0 +1,304 @@
+"""One ledger node on CometBFT: the app in this process behind the ABCI server, `cometbft node` beside it.
+
+This is what `cityledger up --engine cometbft` runs. CometEngine offers the same surface as the
+solo engine (submit, submit_batch, wait_for_tx, start, stop), so the REST API and the SDK work
+unchanged: a submitted tx goes to CometBFT's mempool through its RPC, and CometBFT, not this
+process, decides the blocks. For networks of several nodes on one machine see testnet.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import subprocess
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import httpx
+
+from cityledger.app.abc import Application, TxResult
+from cityledger.core.errors import ERR_DUPLICATE, ERR_MEMPOOL_FULL, ERR_TOO_LARGE
+from cityledger.engines.cometbft.abci_server import AbciServer
+from cityledger.engines.cometbft.rpc import ChainStatus, RpcClient, RpcError
+from cityledger.engines.cometbft.setup import (
+    DEFAULT_VALIDATOR_POWER,
+    LOOPBACK,
+    ConsensusTimeouts,
+    NodeIdentity,
+    NodePorts,
+    compute_genesis,
+    find_cometbft,
+    init_cometbft_home,
+    read_genesis,
+    read_identity,
+    set_persistent_peers,
+    write_genesis,
+)
+
+log = logging.getLogger("cityledger.cometbft")
+T = TypeVar("T")
+
+DEFAULT_PORTS = NodePorts(rpc=26657, p2p=26656, abci=26658)
+PREPARED_FILE = "cityledger.json"  # in the CometBFT home: which genesis it was prepared for
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 20
+MAX_BATCH_TXS = 10_000
+CHECK_TX_TIMEOUT_S = 30
+# CometBFT's RPC errors for txs its mempool refuses before CheckTx, as the ledger's stable errors.
+_MEMPOOL_ERRORS = (("already exists in cache", ERR_DUPLICATE), ("mempool is full", ERR_MEMPOOL_FULL),
+                   ("tx too large", ERR_TOO_LARGE))
+
+
+class CometEngineError(RuntimeError):
+    """The CometBFT node could not be prepared, started or reached."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The answer to a submission: the tx id (SHA-256, as CometBFT's tx hash) and its CheckTx result."""
+
+    tx_id: bytes
+    result: TxResult
+
+
+def compute_genesis_validators(app_state: dict, own_pub_key: bytes) -> list[tuple[str, bytes, int]]:
+    """The genesis validators: app_state.governance.validators, or this node alone if it lists none."""
+    listed = app_state.get("governance", {}).get("validators", [])
+    if not listed:
+        return [("validator0", own_pub_key, DEFAULT_VALIDATOR_POWER)]
+    return [(f"validator{i}", bytes.fromhex(v["pub_key"]), int(v.get("power", DEFAULT_VALIDATOR_POWER)))
+            for i, v in enumerate(listed)]
+
+
+def compute_rejection(error: RpcError) -> TxResult:
+    """A TxResult for a tx CometBFT's mempool refused before CheckTx; other RPC errors propagate."""
+    for text, kind in _MEMPOOL_ERRORS:
+        if text in str(error):
+            exc = kind(f"tx: refused by CometBFT's mempool: {error}", "tx")
+            return TxResult(code=exc.code, codespace=exc.codespace, log=exc.message)
+    raise error
+
+
+class _LoopThread:
+    """An asyncio loop on a daemon thread, to run the ABCI server beside synchronous callers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="abci-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine, timeout_s: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout_s)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+class CometEngine:
+    """Runs an app as one CometBFT node: prepare() once, then start() and stop()."""
+
+    def __init__(self, app: Application, home: Path, ports: NodePorts = DEFAULT_PORTS,
+                 timeouts: ConsensusTimeouts | None = None, log_level: str = "*:error,state:info") -> None:
+        self.app = app
+        self.home = Path(home)
+        self.ports = ports
+        self.timeouts = timeouts or ConsensusTimeouts()
+        self.log_level = log_level
+        self.blocks_committed = 0
+        self._committed = threading.Condition()
+        self._waiters: dict[bytes, list[Future]] = {}
+        self._waiters_lock = threading.Lock()
+        self._server = AbciServer(app, f"tcp://{LOOPBACK}:{ports.abci}", after_commit=self._on_commit,
+                                  after_check_tx=self._on_check_tx)
+        self._loop: _LoopThread | None = None
+        self._process: subprocess.Popen | None = None
+        self._rpc = RpcClient(f"http://{LOOPBACK}:{ports.rpc}")
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def prepare(self, chain_id: str, app_state: dict, validator_seed: bytes | None = None,
+                initial_height: int = 1, genesis_time_ns: int | None = None,
+                peers: tuple[str, ...] = ()) -> NodeIdentity:
+        """Initialise the CometBFT home for this genesis, once; the same genesis again is a no-op.
+
+        validator_seed makes the node's own Ed25519 key its consensus key. The genesis validators
+        are app_state.governance.validators, or this node alone (then added to app_state too).
+        """
+        identity = init_cometbft_home(self.home, chain_id, self.ports, self.timeouts, validator_seed, self.log_level)
+        validators = compute_genesis_validators(app_state, identity.validator_pub_key)
+        governance = dict(app_state.get("governance", {}))
+        governance["validators"] = [{"pub_key": pub.hex(), "power": power} for _, pub, power in validators]
+        state = {**app_state, "governance": governance}
+        fingerprint = hashlib.sha256(json.dumps([chain_id, state], sort_keys=True).encode()).hexdigest()
+        marker = self.home / PREPARED_FILE
+        if marker.exists():
+            prepared = json.loads(marker.read_text())
+            if prepared["genesis"] != fingerprint:
+                raise CometEngineError(f"{self.home}: prepared for another genesis (chain {prepared['chain_id']!r});"
+                                       " use a new home or remove this one")
+        else:
+            genesis = compute_genesis(read_genesis(self.home), chain_id, genesis_time_ns or time.time_ns(),
+                                      initial_height, validators, state)
+            write_genesis([self.home], genesis, state)
+            marker.write_text(json.dumps({"chain_id": chain_id, "genesis": fingerprint}) + "\n")
+        if peers:
+            set_persistent_peers(self.home, list(peers))
+        return read_identity(self.home)
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve the app over ABCI, start `cometbft node` and wait until its RPC answers."""
+        if not (self.home / PREPARED_FILE).exists():
+            raise CometEngineError(f"{self.home}: not prepared; call prepare() first")
+        self._loop = _LoopThread()
+        self._loop.run(self._server.start(), timeout_s=10)
+        log_file = open(self.home / "cometbft.log", "ab")
+        try:
+            self._process = subprocess.Popen([str(find_cometbft()), "node", "--home", str(self.home)],
+                                             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        finally:
+            log_file.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            self.check_running()
+            try:
+                self._rpc.status()
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise CometEngineError(f"cometbft RPC on port {self.ports.rpc} did not answer within {START_TIMEOUT_S}s")
+
+    def check_running(self) -> None:
+        """Raise CometEngineError if CometBFT has exited or the app has failed."""
+        if self._server.fatal_error is not None:
+            raise CometEngineError(f"the app failed: {self._server.fatal_error!r}")
+        if self._process is not None and self._process.poll() is not None:
+            raise CometEngineError(f"cometbft exited with code {self._process.returncode}; see "
+                                   f"{self.home / 'cometbft.log'}:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop CometBFT (SIGTERM, then SIGKILL after STOP_TIMEOUT_S), then the ABCI server."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._loop is not None:
+            self._loop.run(self._server.close(), timeout_s=STOP_TIMEOUT_S)
+            self._loop.close()
+            self._loop = None
+        self._rpc.close()
+        with self._committed:
+            self._committed.notify_all()
+
+    def log_tail(self, max_chars: int = 4000) -> str:
+        path = self.home / "cometbft.log"
+        return path.read_text(errors="replace")[-max_chars:] if path.exists() else ""
+
+    # -- the app thread ----------------------------------------------------------------------------
+
+    def run_in_app(self, function: Callable[..., T], *args: Any) -> T:
+        """Run function(*args) on the app thread, serialised with CometBFT's ABCI calls."""
+        if self._loop is None:
+            return function(*args)
+        return self._loop.run(self._server.call_app(function, *args), timeout_s=STOP_TIMEOUT_S)
+
+    def _on_commit(self) -> None:
+        self.blocks_committed += 1
+        with self._committed:
+            self._committed.notify_all()
+
+    # -- submission --------------------------------------------------------------------------------
+
+    def submit(self, raw: bytes) -> Submitted:
+        """Hand a tx to CometBFT's mempool and return its CheckTx result."""
+        return self.submit_batch([raw])[0]
+
+    def submit_batch(self, raws: list[bytes]) -> list[Submitted]:
+        """Hand many txs to CometBFT's mempool; their CheckTx results in order.
+
+        broadcast_tx_sync would cost one ABCI flush interval (20 ms in CometBFT's socket client) per
+        tx, since CometBFT runs a JSON-RPC batch sequentially; so the txs go in as one
+        broadcast_tx_async batch and their CheckTx results are taken from the ABCI server as the
+        app answers them.
+        """
+        if len(raws) > MAX_BATCH_TXS:
+            raise ValueError(f"txs: expected at most {MAX_BATCH_TXS} txs in a batch, got {len(raws)}")
+        tx_ids = [hashlib.sha256(raw).digest() for raw in raws]
+        futures = [self._expect_check_tx(tx_id) for tx_id in tx_ids]
+        try:
+            answers = self._rpc.batch("broadcast_tx_async", [{"tx": base64.b64encode(r).decode()} for r in raws])
+        except Exception:
+            for tx_id, future in zip(tx_ids, futures):
+                self._forget_check_tx(tx_id, future)
+            raise
+        out = []
+        deadline = time.monotonic() + CHECK_TX_TIMEOUT_S
+        for tx_id, future, answer in zip(tx_ids, futures, answers):
+            if isinstance(answer, RpcError):
+                self._forget_check_tx(tx_id, future)
+                out.append(Submitted(tx_id, compute_rejection(answer)))
+                continue
+            try:
+                out.append(Submitted(tx_id, future.result(timeout=max(0.0, deadline - time.monotonic()))))
+            except FutureTimeout:
+                self._forget_check_tx(tx_id, future)
+                raise CometEngineError(f"tx {tx_id.hex()}: no CheckTx within {CHECK_TX_TIMEOUT_S}s") from None
+        return out
+
+    def _expect_check_tx(self, tx_id: bytes) -> Future:
+        future: Future = Future()
+        with self._waiters_lock:
+            self._waiters.setdefault(tx_id, []).append(future)
+        return future
+
+    def _forget_check_tx(self, tx_id: bytes, future: Future) -> None:
+        with self._waiters_lock:
+            waiting = self._waiters.get(tx_id, [])
+            if future in waiting:
+                waiting.remove(future)
+            if not waiting:
+                self._waiters.pop(tx_id, None)
+
+    def _on_check_tx(self, tx: bytes, result: TxResult) -> None:
+        """Runs on the app thread after each new CheckTx: hands the result to its submitter."""
+        if not self._waiters:
+            return
+        tx_id = hashlib.sha256(tx).digest()
+        with self._waiters_lock:
+            waiting = self._waiters.pop(tx_id, [])
+        for future in waiting:
+            future.set_result(result)
+
+    def wait_for_tx(self, tx_id: bytes, timeout_s: float) -> tuple[int, int] | None:
+        """Block until this node's app has committed the tx: (height, index), or None on timeout."""
+        store = getattr(self.app, "store", None)
+        if store is None:
+            raise CometEngineError("wait_for_tx needs an app with a store (find_tx)")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            seen = self.blocks_committed
+            found = self.run_in_app(store.find_tx, tx_id)
+            left = deadline - time.monotonic()
+            if found is not None or left <= 0:
+                return found
+            with self._committed:
+                if self.blocks_committed == seen:
+                    self._committed.wait(left)
+
+    def status(self) -> ChainStatus:
+        """CometBFT's view: height, app hash, catching up, voting power."""
+        return self._rpc.status()
