@@ -7,6 +7,6 @@ from ..modules.base import Module
 
 def default_modules() -> list[Module]:
     """Every module of the ledger, in the order their genesis runs."""
-    from ..modules import bank, governance, identity
+    from ..modules import bank, devices, governance, identity
 
-    return [governance.MODULE, bank.MODULE, identity.MODULE]
+    return [governance.MODULE, bank.MODULE, identity.MODULE, devices.MODULE]
