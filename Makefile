@@ -11,11 +11,13 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==24.3.1
 	$(PY) -m pip install --quiet -e '.[test]'
-	bash scripts/install_cometbft.sh
-	bash scripts/gen_proto.sh $(PY)
 	touch $(STAMP)
 
+# The two scripts are idempotent and cheap when nothing changed, so they run every time:
+# a deleted .tools/ or stale stubs are rebuilt even when .venv is up to date.
 install: $(STAMP)
+	bash scripts/install_cometbft.sh
+	bash scripts/gen_proto.sh $(PY)
 
 up: install
 	$(VENV)/bin/cityledger up

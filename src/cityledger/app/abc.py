@@ -92,6 +92,18 @@ class InitChainResult:
 
 
 @dataclass(frozen=True)
+class Misbehavior:
+    """Evidence of a validator's misbehaviour handed to the block (duplicate vote etc.)."""
+
+    type: str  # "duplicate_vote" or "light_client_attack"
+    validator_address: bytes
+    validator_power: int
+    height: int
+    time_ns: int
+    total_voting_power: int
+
+
+@dataclass(frozen=True)
 class BlockRequest:
     """What FinalizeBlock, PrepareProposal and ProcessProposal are given."""
 
@@ -100,7 +112,7 @@ class BlockRequest:
     txs: tuple[bytes, ...]
     proposer_address: bytes = b""
     hash: bytes = b""
-    misbehavior: tuple = ()
+    misbehavior: tuple[Misbehavior, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -211,6 +223,10 @@ class Engine(ABC):
 
     @abstractmethod
     def pending_count(self) -> int: ...
+
+    @abstractmethod
+    def run_in_app(self, function, *args):
+        """Call function(*args) while no other call is inside the app (reads that must see one state)."""
 
     @abstractmethod
     def start(self) -> None: ...

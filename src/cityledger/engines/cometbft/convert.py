@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cityledger.app.abc import (
     BlockRequest,
     Event,
@@ -11,6 +9,7 @@ from cityledger.app.abc import (
     InfoResult,
     InitChainRequest,
     InitChainResult,
+    Misbehavior,
     QueryResult,
     Snapshot,
     TxResult,
@@ -24,18 +23,6 @@ PROOF_OP_TYPE = "cityledger:tree"
 # Every attribute is indexed, so that CometBFT's tx indexer can search txs by event.
 INDEX_EVENT_ATTRIBUTES = True
 PUB_KEY_TYPES = ("ed25519", "secp256k1")  # the fields of tendermint.crypto.PublicKey's oneof
-
-
-@dataclass(frozen=True)
-class Misbehavior:
-    """Evidence of a validator's misbehaviour that CometBFT hands to the block (duplicate vote etc.)."""
-
-    type: str  # "duplicate_vote" or "light_client_attack"
-    validator_address: bytes
-    validator_power: int
-    height: int
-    time_ns: int
-    total_voting_power: int
 
 
 # -- protobuf -> app ---------------------------------------------------------------------------

@@ -61,12 +61,7 @@ class CometEngineError(RuntimeError):
     """The CometBFT node could not be prepared, started or reached."""
 
 
-@dataclass(frozen=True)
-class Submitted:
-    """The answer to a submission: the tx id (SHA-256, as CometBFT's tx hash) and its CheckTx result."""
-
-    tx_id: bytes
-    result: TxResult
+from cityledger.app.abc import Submitted  # noqa: E402  (shared with the solo engine)
 
 
 def compute_genesis_validators(app_state: dict, own_pub_key: bytes) -> list[tuple[str, bytes, int]]:

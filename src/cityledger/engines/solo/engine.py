@@ -191,6 +191,11 @@ class SoloEngine(abc.Engine):
             self._thread.join()
         self._pool.shutdown(wait=False)
 
+    def run_in_app(self, function, *args):
+        """Call function(*args) between blocks and checks."""
+        with self._lock:
+            return function(*args)
+
     def pending_count(self) -> int:
         """Txs waiting in the mempool."""
         return len(self.mempool)
