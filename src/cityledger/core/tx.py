@@ -126,7 +126,7 @@ class TxCodec:
         except DecodeError as exc:
             text = str(exc)
             if text.startswith("non-canonical"):
-                raise ERR_NON_CANONICAL(text, "tx") from None
+                raise ERR_NON_CANONICAL(f"tx: {text}", "tx") from None
             raise ERR_DECODE(self._describe(text), "tx") from None
         check_stateless(tx, self.chain_id)
         return DecodedTx(tx, raw, compute_tx_id(raw), compute_address(tx.body.signer))
