@@ -118,7 +118,8 @@ def install_handlers(app: FastAPI) -> None:
             message = f"path: no endpoint {request.method} {request.url.path}"
         elif exc.status_code == 405:
             message = f"method: {request.method} is not allowed on {request.url.path}"
-        return error_response(exc.status_code, ErrorDetail(code=f"api/{name}", message=message))
+        return error_response(exc.status_code, ErrorDetail(code=f"api/{name}", message=message,
+                                                           field=field_of(message)))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
