@@ -155,7 +155,7 @@ def _loads(kind: Any, value: dict[str, Any], field: str) -> None:
     try:
         kind.load(json.dumps(value))
     except anoncreds.AnoncredsError as exc:
-        raise ERR_INVALID_OBJECT(f"{field}: not a valid AnonCreds object ({exc.message})", field) from None
+        raise ERR_INVALID_OBJECT(f"{field}: not a valid AnonCreds object ({exc})", field) from None
 
 
 # -- handlers ----------------------------------------------------------------------------------

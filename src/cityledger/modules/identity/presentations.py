@@ -165,7 +165,7 @@ def verify_presentation(state: StateReader, request: dict[str, Any], presentatio
             json.dumps(request), resolved.schemas, resolved.cred_defs, resolved.rev_reg_defs or None,
             resolved.status_lists or None)
     except anoncreds.AnoncredsError as exc:
-        return PresentationCheck(False, f"anoncreds: {exc.message}")
+        return PresentationCheck(False, f"anoncreds: {exc}")
     if not ok:
         return PresentationCheck(False, "anoncreds: proof does not verify (revoked credential, unmet predicate "
                                         "or forged proof)")

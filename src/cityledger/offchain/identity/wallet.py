@@ -142,7 +142,7 @@ class Wallet:
                 json.dumps(pending["metadata"]), self._data["link_secret"], json.dumps(cred_def),
                 json.dumps(rev_reg_def) if rev_reg_def else None)
         except anoncreds.AnoncredsError as exc:
-            raise WalletError(f"credential: does not verify against the anchored definition ({exc.message})") from None
+            raise WalletError(f"credential: does not verify against the anchored definition ({exc})") from None
         local_id = hashlib.sha256(message["thread"].encode()).hexdigest()[:16]
         self._data["credentials"][local_id] = {"type": pending["type"], "credential": credential.to_dict()}
         self.save()
@@ -184,7 +184,7 @@ class Wallet:
             presentation = anoncreds.Presentation.create(json.dumps(request), present, {}, self._data["link_secret"],
                                                          schemas, cred_defs)
         except anoncreds.AnoncredsError as exc:
-            raise WalletError(f"presentation: cannot satisfy the request ({exc.message})") from None
+            raise WalletError(f"presentation: cannot satisfy the request ({exc})") from None
         return presentation.to_json()
 
     def _revocation_state(self, state, credential: Any, raw: Mapping[str, Any],
