@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from ..app.abc import Engine, QueryResult
 from ..core.errors import ErrorCatalog

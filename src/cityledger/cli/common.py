@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -67,8 +66,6 @@ def read_passphrase(env_var: Optional[str], confirm: bool = False, prompt: str =
         if value is None:
             fail(f"--passphrase-env: environment variable {env_var} is not set")
         return value
-    if not sys.stdin.isatty():
-        fail("passphrase: no terminal to prompt on; pass --passphrase-env VAR")
     return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
 
 
@@ -76,6 +73,18 @@ def fail(message: str, code: int = 1) -> None:
     """Print an error naming what is wrong and exit."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def facts_table(pairs: list[tuple[str, object]]):
+    """A two-column table of name/value pairs; long hashes fold rather than being cut."""
+    from rich.table import Table
+
+    table = Table(show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for name, value in pairs:
+        table.add_row(name, str(value))
+    return table
 
 
 def print_json(value: Any) -> None:

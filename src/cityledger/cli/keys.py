@@ -8,7 +8,16 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import HomeOption, JsonOption, PassphraseEnvOption, console, fail, keystore_folder, print_json, read_passphrase
+from .common import (
+    HomeOption,
+    JsonOption,
+    PassphraseEnvOption,
+    console,
+    fail,
+    keystore_folder,
+    print_json,
+    read_passphrase,
+)
 
 app = typer.Typer(help="Manage the encrypted keystore (<home>/keystore).", no_args_is_help=True)
 
@@ -26,8 +35,8 @@ def _row(info) -> dict:
 @app.command("add")
 def add(name: str = typer.Argument(..., help="Name of the new key"),
         scheme: str = typer.Option("ed25519", "--scheme", help="ed25519 or p256"),
-        import_file: Optional[Path] = typer.Option(None, "--import-file",
-                                                   help="Seal an existing plaintext key file (e.g. <home>/keys/*.json)"),
+        import_file: Optional[Path] = typer.Option(
+            None, "--import-file", help="Seal an existing plaintext key file (e.g. <home>/keys/*.json)"),
         home: Optional[Path] = HomeOption, passphrase_env: Optional[str] = PassphraseEnvOption,
         as_json: bool = JsonOption) -> None:
     """Create a key (or import one) and seal it with a passphrase."""

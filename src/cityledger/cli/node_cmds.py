@@ -8,7 +8,18 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import HomeOption, JsonOption, NodeOption, console, fail, node_errors, print_json, resolve_home, resolve_node_url
+from .common import (
+    HomeOption,
+    JsonOption,
+    NodeOption,
+    console,
+    facts_table,
+    fail,
+    node_errors,
+    print_json,
+    resolve_home,
+    resolve_node_url,
+)
 
 ENGINES = ("solo",)
 
@@ -93,7 +104,4 @@ def status(home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption, 
     if as_json:
         print_json(result)
         return
-    table = Table(show_header=False)
-    for name in result.__struct_fields__:
-        table.add_row(name, str(getattr(result, name)))
-    console.print(table)
+    console.print(facts_table([(name, getattr(result, name)) for name in result.__struct_fields__]))

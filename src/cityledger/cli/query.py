@@ -8,7 +8,17 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import HomeOption, JsonOption, NodeOption, console, keystore_folder, node_errors, print_json, resolve_node_url
+from .common import (
+    HomeOption,
+    JsonOption,
+    NodeOption,
+    console,
+    facts_table,
+    keystore_folder,
+    node_errors,
+    print_json,
+    resolve_node_url,
+)
 
 app = typer.Typer(help="Read accounts, transactions and blocks.", no_args_is_help=True)
 
@@ -26,10 +36,7 @@ def _address(text: str, home: Optional[Path]) -> str:
 
 
 def _facts(pairs: list[tuple[str, object]]) -> None:
-    table = Table(show_header=False)
-    for name, value in pairs:
-        table.add_row(name, str(value))
-    console.print(table)
+    console.print(facts_table(pairs))
 
 
 @app.command("account")
@@ -86,6 +93,7 @@ def block(height: Optional[int] = typer.Argument(None, help="Height [default: la
             ("app hash", result.app_hash), ("txs", result.num_txs)])
     if result.tx_ids:
         table = Table("index", "tx id", "result")
+        table.columns[1].overflow = "fold"
         for index, (tx_id, outcome) in enumerate(zip(result.tx_ids, result.results)):
             table.add_row(str(index), tx_id, "ok" if outcome.ok else f"{outcome.codespace}/{outcome.code}")
         console.print(table)

@@ -6,9 +6,21 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-from .common import HomeOption, JsonOption, NodeOption, PassphraseEnvOption, console, fail, keystore_folder, node_errors, print_json, read_passphrase, resolve_node_url
+from .common import (
+    HomeOption,
+    JsonOption,
+    NodeOption,
+    PassphraseEnvOption,
+    console,
+    facts_table,
+    fail,
+    keystore_folder,
+    node_errors,
+    print_json,
+    read_passphrase,
+    resolve_node_url,
+)
 
 app = typer.Typer(help="Sign and submit transactions.", no_args_is_help=True)
 
@@ -50,12 +62,11 @@ def send(from_key: str = typer.Option(..., "--from", help="Keystore key that sig
 
 
 def _print_result(result) -> None:
-    table = Table(show_header=False)
-    table.add_row("tx id", result.tx_id)
-    table.add_row("status", result.status + (" (timed out waiting)" if result.timed_out else ""))
+    rows: list[tuple[str, object]] = [("tx id", result.tx_id),
+                                      ("status", result.status + (" (timed out waiting)" if result.timed_out else ""))]
     if result.height is not None:
-        table.add_row("height", str(result.height))
+        rows.append(("height", result.height))
     if result.result is not None:
         outcome = "ok" if result.result.ok else f"failed {result.result.codespace}/{result.result.code}"
-        table.add_row("result", outcome + (f": {result.result.log}" if result.result.log else ""))
-    console.print(table)
+        rows.append(("result", outcome + (f": {result.result.log}" if result.result.log else "")))
+    console.print(facts_table(rows))

@@ -13,9 +13,30 @@ from ..core.keys import PrivateKey, make_signer
 from ..modules.bank import UNIT
 from ..modules.governance import MembershipChange, ParamChange, ValidatorChange
 from .client import AsyncClient, Client
-from .errors import ApiError, CityLedgerError, KeyExists, KeyNotFound, KeystoreError, ProofError, TxRejected, WrongPassphrase
+from .errors import (
+    ApiError,
+    CityLedgerError,
+    KeyExists,
+    KeyNotFound,
+    KeystoreError,
+    ProofError,
+    TxRejected,
+    WrongPassphrase,
+)
 from .keystore import KeyInfo, Keystore
-from .models import Account, BatchResult, Block, CheckResult, Health, QueryResult, StateValue, Status, SubmitResult, TxResult, TxStatus
+from .models import (
+    Account,
+    BatchResult,
+    Block,
+    CheckResult,
+    Health,
+    QueryResult,
+    StateValue,
+    Status,
+    SubmitResult,
+    TxResult,
+    TxStatus,
+)
 from .proofs import parse_proof, verify_state_proof
 from .txs import multi_send, propose, sign, to_address, transfer, tx_id, vote
 
