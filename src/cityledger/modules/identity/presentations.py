@@ -148,6 +148,23 @@ def compute_revealed(presentation: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def is_raw_consistent(presentation: dict[str, Any]) -> bool:
+    """True if every revealed raw value encodes to the encoded value the proof covers.
+
+    The proof signs the encoded values only; without this check a holder could show any raw text
+    next to a correctly proven encoding.
+    """
+    proof = presentation.get("requested_proof", {})
+    items = list(proof.get("revealed_attrs", {}).values())
+    for group in proof.get("revealed_attr_groups", {}).values():
+        items += list(group.get("values", {}).values())
+    if not items:
+        return True
+    raws = {str(index): str(item["raw"]) for index, item in enumerate(items)}
+    encoded = anoncreds.encode_credential_attributes(raws)
+    return all(encoded[str(index)] == str(item["encoded"]) for index, item in enumerate(items))
+
+
 def verify_presentation(state: StateReader, request: dict[str, Any], presentation: str | bytes) -> PresentationCheck:
     """Verify a presentation against `request` with every object resolved from `state`."""
     if len(presentation) > MAX_PRESENTATION_BYTES:
@@ -169,4 +186,6 @@ def verify_presentation(state: StateReader, request: dict[str, Any], presentatio
     if not ok:
         return PresentationCheck(False, "anoncreds: proof does not verify (revoked credential, unmet predicate "
                                         "or forged proof)")
+    if not is_raw_consistent(parsed):
+        return PresentationCheck(False, "presentation: a revealed raw value does not match its proven encoding")
     return PresentationCheck(True, "", compute_revealed(parsed))

@@ -159,7 +159,7 @@ class IssuerService:
     def issue(self, request: Mapping[str, Any], values: Mapping[str, Any], reference: str) -> dict[str, Any]:
         """The credential answering a holder's request (step 3); `reference` is the office's own key."""
         thread = str(request.get("thread", ""))
-        pending = self._offers.pop(thread, None)
+        pending = self._offers.get(thread)
         if pending is None:
             raise IssuanceError(f"thread: no pending offer {thread!r} (unknown or already answered)")
         credential_type, offer = pending
@@ -168,6 +168,7 @@ class IssuerService:
             raise IssuanceError(f"values: expected exactly {list(published.ctype.attributes)}, got {sorted(values)}")
         if reference in self._issued:
             raise IssuanceError(f"reference: {reference!r} already has a credential; revoke it first")
+        del self._offers[thread]
         config = None
         if published.rev_reg_id:
             if published.next_index >= published.ctype.max_cred_num:
