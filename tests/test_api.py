@@ -230,3 +230,11 @@ def test_errors_have_one_shape_and_name_the_field(api, method, path, kwargs, sta
     assert answer.status_code == status, answer.text
     error = answer.json()["error"]
     assert error["code"] == code and error["field"] == field and error["message"].startswith(field)
+
+
+def test_health_is_503_when_the_engine_stopped_on_an_error(api, monkeypatch):
+    monkeypatch.setattr(api.tn.node.engine, "fatal_error", lambda: RuntimeError("disk full"), raising=False)
+    answer = api.get("/health")
+    assert answer.status_code == 503
+    assert answer.json()["error"] == {"code": "api/unavailable", "message": "engine: stopped on RuntimeError: disk full",
+                                      "field": "engine"}

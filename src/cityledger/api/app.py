@@ -49,6 +49,10 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     return app
 
 
+_ERROR_RESPONSE = {"description": "Invalid input, named in error.field",
+                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+
+
 def _merge_schemas(app: FastAPI) -> None:
     """Add the msgspec Structs' JSON Schemas to FastAPI's OpenAPI document."""
     _, components = msgspec.json.schema_components(RESPONSE_TYPES + REQUEST_TYPES,
@@ -58,7 +62,14 @@ def _merge_schemas(app: FastAPI) -> None:
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(components)
+            # Invalid parameters are answered 400 with an ErrorBody, never FastAPI's default 422.
+            for operation in (op for item in schema["paths"].values() for op in item.values()):
+                if operation.get("responses", {}).pop("422", None) is not None:
+                    operation["responses"].setdefault("400", _ERROR_RESPONSE)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

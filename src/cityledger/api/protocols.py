@@ -43,18 +43,14 @@ class AppLike(Protocol):
     def query(self, path: str, data: bytes, height: int = 0, prove: bool = False) -> QueryResult: ...
 
 
-class ConfigLike(Protocol):
-    chain_id: str
-    engine: str
-
-
 class NodeLike(Protocol):
     """A running node as cityledger.node.runner.Node assembles it."""
 
-    config: ConfigLike
     store: StoreLike
     app: AppLike
-    engine: Engine  # optionally with .mempool (MempoolView) and blocks_committed/txs_committed/last_block_ms
+    # Optionally also: engine.mempool (a MempoolView), engine.fatal_error() (health), and the counters
+    # engine.blocks_committed, txs_committed, last_block_ms (metrics).
+    engine: Engine
 
     def start(self) -> None: ...
 

@@ -16,6 +16,7 @@ import msgspec
 from ..app.abc import TxResult
 from ..core import errors as core_errors
 from ..core.encoding import to_json
+from ..core.errors import TxError
 from ..core.hashing import compute_tx_id
 from ..core.storage import BlockRecord, ResultRecord
 from ..core.tree import Proof
@@ -117,7 +118,10 @@ class NodeService:
         codec = getattr(self.node.app, "codec", None)
         if codec is None:
             return None
-        decoded = codec.decode(raw)
+        try:
+            decoded = codec.decode(raw)
+        except TxError:  # committed under rules this node no longer decodes: show the result only
+            return None
         return {"sender": address_to_str(decoded.sender), **to_json(decoded.tx.body)}
 
     def block_record(self, height: int) -> BlockRecord:
@@ -216,12 +220,17 @@ class NodeService:
         height = node.store.last_height()
         info = node.store.height_info(height)
         figures = read_engine(node)
-        return StatusView(chain_id=node.config.chain_id, engine=node.engine.name, version=VERSION, height=height,
+        return StatusView(chain_id=node.app.chain_id, engine=node.engine.name, version=VERSION, height=height,
                           app_hash=info.app_hash.hex() if info else "", block_time_ns=info.time_ns if info else 0,
                           mempool_size=int(figures["mempool_size"]), mempool_bytes=int(figures["mempool_bytes"]),
                           blocks_committed=int(figures["blocks"]), txs_committed=int(figures["txs"]))
 
     def health(self) -> HealthView:
+        """ok, or 503 when the engine reports that it stopped on an error."""
+        check = getattr(self.node.engine, "fatal_error", None)
+        error = check() if check is not None else None
+        if error is not None:
+            raise ApiError(503, "api/unavailable", f"engine: stopped on {type(error).__name__}: {error}")
         return HealthView(status="ok", height=self.node.store.last_height())
 
 

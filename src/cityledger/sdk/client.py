@@ -113,10 +113,12 @@ class _Calls:
         return _Call("GET", "/health", _READ[Health])
 
 
-def check_verified(key: bytes, answer: StateValue, app_hash: bytes | str | None) -> bytes | None:
+def check_verified(key: bytes, height: int, answer: StateValue, app_hash: bytes | str | None) -> bytes | None:
     """The value of a proven state answer, or ProofError if the proof does not show it."""
     if answer.key != bytes(key).hex():
         raise ProofError(f"key: the node answered for key {answer.key}, not {bytes(key).hex()}")
+    if height and answer.height != height:
+        raise ProofError(f"height: the node answered for height {answer.height}, not {height}")
     if answer.proof_bytes is None:
         raise ProofError("proof: the node sent no proof")
     root = answer.app_hash if app_hash is None else app_hash
@@ -187,7 +189,7 @@ class Client:
 
     def get_verified(self, key: bytes, height: int = 0, app_hash: bytes | str | None = None) -> bytes | None:
         """A state value (None if absent) whose proof checks against `app_hash`, else the node's reported one."""
-        return check_verified(key, self.get_state(key, height, prove=True), app_hash)
+        return check_verified(key, height, self.get_state(key, height, prove=True), app_hash)
 
     def status(self) -> Status:
         return self._do(_Calls.status())
@@ -250,7 +252,7 @@ class AsyncClient:
         return await self._do(_Calls.get_state(key, height, prove))
 
     async def get_verified(self, key: bytes, height: int = 0, app_hash: bytes | str | None = None) -> bytes | None:
-        return check_verified(key, await self.get_state(key, height, prove=True), app_hash)
+        return check_verified(key, height, await self.get_state(key, height, prove=True), app_hash)
 
     async def status(self) -> Status:
         return await self._do(_Calls.status())
