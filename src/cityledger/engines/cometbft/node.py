@@ -1,9 +1,12 @@
 """One ledger node on CometBFT: the app in this process behind the ABCI server, `cometbft node` beside it.
 
-This is what `cityledger up --engine cometbft` runs. CometEngine offers the same surface as the
-solo engine (submit, submit_batch, wait_for_tx, start, stop), so the REST API and the SDK work
-unchanged: a submitted tx goes to CometBFT's mempool through its RPC, and CometBFT, not this
-process, decides the blocks. For networks of several nodes on one machine see testnet.py.
+This is what `cityledger up --engine cometbft` runs. CometEngine implements app/abc.Engine, the
+surface the solo engine offers too, so the REST API and the SDK work unchanged: a submitted tx goes
+to CometBFT's mempool through its RPC, and CometBFT, not this process, decides the blocks.
+
+With manage_cometbft=False the engine only serves the app over ABCI and talks to a `cometbft node`
+that someone else runs (the app process of a testnet node, serve.py, does this). For networks of
+several nodes on one machine see testnet.py.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Callable, TypeVar
 
 import httpx
 
-from cityledger.app.abc import Application, TxResult
+from cityledger.app.abc import Application, Engine, Submitted, TxResult
 from cityledger.core.errors import ERR_DUPLICATE, ERR_MEMPOOL_FULL, ERR_TOO_LARGE
 from cityledger.engines.cometbft.abci_server import AbciServer
 from cityledger.engines.cometbft.rpc import ChainStatus, RpcClient, RpcError
@@ -59,9 +62,6 @@ _MEMPOOL_ERRORS = (("already exists in cache", ERR_DUPLICATE), ("mempool is full
 
 class CometEngineError(RuntimeError):
     """The CometBFT node could not be prepared, started or reached."""
-
-
-from cityledger.app.abc import Submitted  # noqa: E402  (shared with the solo engine)
 
 
 def compute_genesis_validators(app_state: dict, own_pub_key: bytes) -> list[tuple[str, bytes, int]]:
@@ -99,21 +99,29 @@ class _LoopThread:
         self.loop.close()
 
 
-class CometEngine:
+class CometEngine(Engine):
     """Runs an app as one CometBFT node: prepare() once, then start() and stop()."""
 
+    name = "cometbft"
+
     def __init__(self, app: Application, home: Path, ports: NodePorts = DEFAULT_PORTS,
-                 timeouts: ConsensusTimeouts | None = None, log_level: str = "*:error,state:info") -> None:
+                 timeouts: ConsensusTimeouts | None = None, log_level: str = "*:error,state:info",
+                 manage_cometbft: bool = True, abci_address: str | None = None) -> None:
+        """manage_cometbft=False: start() and stop() serve the app only; `cometbft node` runs elsewhere.
+
+        abci_address (tcp://host:port or unix:///path) overrides the ABCI port of `ports`.
+        """
         self.app = app
         self.home = Path(home)
         self.ports = ports
         self.timeouts = timeouts or ConsensusTimeouts()
         self.log_level = log_level
+        self.manage_cometbft = manage_cometbft
         self.blocks_committed = 0
         self._committed = threading.Condition()
         self._waiters: dict[bytes, list[Future]] = {}
         self._waiters_lock = threading.Lock()
-        self._server = AbciServer(app, f"tcp://{LOOPBACK}:{ports.abci}", after_commit=self._on_commit,
+        self._server = AbciServer(app, abci_address or f"tcp://{LOOPBACK}:{ports.abci}", after_commit=self._on_commit,
                                   after_check_tx=self._on_check_tx)
         self._loop: _LoopThread | None = None
         self._process: subprocess.Popen | None = None
@@ -154,10 +162,12 @@ class CometEngine:
 
     def start(self) -> None:
         """Serve the app over ABCI, start `cometbft node` and wait until its RPC answers."""
-        if not (self.home / PREPARED_FILE).exists():
+        if self.manage_cometbft and not (self.home / PREPARED_FILE).exists():
             raise CometEngineError(f"{self.home}: not prepared; call prepare() first")
         self._loop = _LoopThread()
         self._loop.run(self._server.start(), timeout_s=10)
+        if not self.manage_cometbft:
+            return
         log_file = open(self.home / "cometbft.log", "ab")
         try:
             self._process = subprocess.Popen([str(find_cometbft()), "node", "--home", str(self.home)],
@@ -210,6 +220,11 @@ class CometEngine:
         if self._loop is None:
             return function(*args)
         return self._loop.run(self._server.call_app(function, *args), timeout_s=STOP_TIMEOUT_S)
+
+    @property
+    def fatal_error(self) -> BaseException | None:
+        """The exception the app raised while serving CometBFT (the node has halted), if any."""
+        return self._server.fatal_error
 
     def _on_commit(self) -> None:
         self.blocks_committed += 1
@@ -294,6 +309,66 @@ class CometEngine:
                 if self.blocks_committed == seen:
                     self._committed.wait(left)
 
+    def pending_count(self) -> int:
+        """Txs in CometBFT's mempool (its RPC's num_unconfirmed_txs)."""
+        return int(self._rpc.call("num_unconfirmed_txs")["total"])
+
     def status(self) -> ChainStatus:
         """CometBFT's view: height, app hash, catching up, voting power."""
         return self._rpc.status()
+
+
+# -- what the REST API serves -------------------------------------------------------------------
+
+class StateMismatchError(RuntimeError):
+    """The app's state on disk does not hash to the app hash it committed: it was tampered with."""
+
+
+def verify_committed_state(store) -> None:
+    """Raise StateMismatchError unless the flat state and the state tree both give the committed app hash.
+
+    Reads the whole state table once (a second or so per hundred thousand keys). It catches a
+    store edited behind the ledger's back before CometBFT hands the node another block: such a
+    node would otherwise serve wrong reads and, at the next block touching the edited keys, compute
+    an app hash the rest of the network does not.
+    """
+    height = store.last_height()
+    info = store.height_info(height)
+    if height == 0 or info is None:
+        return
+    committed = info.app_hash
+    tree_root = store.tree.root_hash(info.root)
+    if tree_root != committed:
+        raise StateMismatchError(
+            f"app hash mismatch at height {height}: the state tree's root is {tree_root.hex().upper()} but "
+            f"the committed app hash is {committed.hex().upper()} ({store.path})")
+    recomputed = store.recompute_app_hash()
+    if recomputed != committed:
+        raise StateMismatchError(
+            f"app hash mismatch at height {height}: the state on disk hashes to {recomputed.hex().upper()} but "
+            f"the committed app hash is {committed.hex().upper()} ({store.path}); the store was changed "
+            "outside the ledger or is corrupt: wipe it and let the node resync from its peers")
+
+
+@dataclass
+class CometNodeConfig:
+    """The part of a node's configuration the REST API reads."""
+
+    chain_id: str
+    engine: str = "cometbft"
+
+
+class CometNode:
+    """A node for api.serve (api/protocols.NodeLike): store, app and the CometEngine that drives it."""
+
+    def __init__(self, chain_id: str, store, app: Application, engine: CometEngine) -> None:
+        self.config = CometNodeConfig(chain_id)
+        self.store = store
+        self.app = app
+        self.engine = engine
+
+    def start(self) -> None:
+        self.engine.start()
+
+    def stop(self) -> None:
+        self.engine.stop()
