@@ -29,6 +29,7 @@ ENV_COMETBFT = "CITYLEDGER_COMETBFT"
 LOOPBACK = "127.0.0.1"
 DEFAULT_VALIDATOR_POWER = 10
 MAX_NODES = 64
+STATE_SYNC_DISCOVERY_S = 5
 
 
 class CometSetupError(RuntimeError):
@@ -49,11 +50,12 @@ def find_cometbft() -> Path:
 
 @dataclass(frozen=True)
 class NodePorts:
-    """The loopback ports of one node: CometBFT RPC, CometBFT P2P, and the app's ABCI socket."""
+    """The loopback ports of one node: CometBFT RPC, CometBFT P2P, the app's ABCI socket and REST API."""
 
     rpc: int
     p2p: int
     abci: int
+    api: int = 0  # 0: no REST API
 
 
 @dataclass(frozen=True)
@@ -224,4 +226,5 @@ def set_state_sync(home: Path, rpc_servers: list[str], trust_height: int, trust_
         "statesync.rpc_servers": ",".join(rpc_servers),
         "statesync.trust_height": trust_height,
         "statesync.trust_hash": trust_hash,
+        "statesync.discovery_time": f"{STATE_SYNC_DISCOVERY_S}s",  # CometBFT's minimum; its default is 15s
     })

@@ -3,7 +3,7 @@
 Each node is a `cometbft node` process and an app process (serve.py: a CityApp on its own store,
 over ABCI). Everything lives under one root folder:
 
-    root/testnet.json                 chain id and the nodes: names, roles, ports, ids, keys
+    root/testnet.json                 chain id, app settings and the nodes: names, roles, ports, ids, keys
     root/keys/<member>.json           consortium member keys of a generated genesis (secret)
     root/<node>/cometbft/             the CometBFT home (config, genesis, keys, block store)
     root/<node>/data/ledger.sqlite    the app's store
@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cityledger.engines.cometbft.config import set_config_values
 from cityledger.engines.cometbft.rpc import RpcClient
 from cityledger.engines.cometbft.setup import (
     DEFAULT_VALIDATOR_POWER,
@@ -48,6 +49,8 @@ from cityledger.engines.cometbft.setup import (
 TESTNET_FILE = "testnet.json"
 RUN_FILE = "run.json"
 DEFAULT_CHAIN_ID = "city-testnet-1"
+DEFAULT_SNAPSHOT_INTERVAL = 10  # heights between state-sync snapshots on every node
+BUILTIN_APPS = ("kvstore",)  # CometBFT's own apps (--proxy_app), for comparison benchmarks
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
 POLL_S = 0.1
@@ -74,6 +77,11 @@ class NodeSpec:
     @property
     def rpc_url(self) -> str:
         return f"http://{LOOPBACK}:{self.ports.rpc}"
+
+    @property
+    def api_url(self) -> str:
+        """The node's REST API ('' if it serves none)."""
+        return f"http://{LOOPBACK}:{self.ports.api}" if self.ports.api else ""
 
 
 @dataclass(frozen=True)
@@ -115,22 +123,34 @@ def compute_default_app_state(keys_dir: Path, members: int = 3) -> dict:
 class Testnet:
     """Creates, starts, inspects and stops a local network; see the module docstring for the layout."""
 
-    def __init__(self, root: Path, chain_id: str, nodes: list[NodeSpec]) -> None:
+    def __init__(self, root: Path, chain_id: str, nodes: list[NodeSpec],
+                 snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, api: bool = True,
+                 builtin_app: str | None = None) -> None:
         self.root = Path(root)
         self.chain_id = chain_id
         self.nodes = nodes
+        self.snapshot_interval = snapshot_interval
+        self.api = api  # each app process also serves the REST API
+        self.builtin_app = builtin_app  # "kvstore": CometBFT runs its own app, no app processes
 
     # -- creation ----------------------------------------------------------------------------------
 
     @classmethod
     def create(cls, root: Path, validators: int = 4, full_nodes: int = 0, chain_id: str = DEFAULT_CHAIN_ID,
                app_state: dict | None = None, timeouts: ConsensusTimeouts | None = None,
-               genesis_time_ns: int | None = None) -> "Testnet":
+               genesis_time_ns: int | None = None, snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
+               api: bool = True, builtin_app: str | None = None) -> "Testnet":
         """Write the homes and the shared genesis of a new network (nothing is started).
 
         The genesis validators are the validator nodes' consensus keys, both in CometBFT's genesis
         and in app_state.governance.validators (which they replace), so the app and CometBFT agree.
+        builtin_app="kvstore" makes every node run CometBFT's built-in kvstore app instead of the
+        ledger (benchmarks compare against it); the other app settings then do not apply.
         """
+        if builtin_app is not None and builtin_app not in BUILTIN_APPS:
+            raise TestnetError(f"builtin_app: expected one of {BUILTIN_APPS} or None, got {builtin_app!r}")
+        if snapshot_interval < 0:
+            raise TestnetError(f"snapshot_interval: expected N >= 0, got {snapshot_interval}")
         root = Path(root)
         if not 1 <= validators or validators + full_nodes > MAX_NODES or full_nodes < 0:
             raise TestnetError(f"validators/full_nodes: expected 1 <= validators and a total <= {MAX_NODES}, "
@@ -140,7 +160,7 @@ class Testnet:
         root.mkdir(parents=True, exist_ok=True)
         roles = ["validator"] * validators + ["full"] * full_nodes
         names = [f"validator{i}" for i in range(validators)] + [f"full{i}" for i in range(full_nodes)]
-        testnet = cls(root, chain_id, [])
+        testnet = cls(root, chain_id, [], snapshot_interval, api and builtin_app is None, builtin_app)
         for name, role in zip(names, roles):
             testnet.nodes.append(testnet._init_node(name, role, timeouts))
         state = app_state if app_state is not None else compute_default_app_state(root / "keys")
@@ -150,9 +170,11 @@ class Testnet:
         return testnet
 
     def _init_node(self, name: str, role: str, timeouts: ConsensusTimeouts | None) -> NodeSpec:
-        rpc, p2p, abci = allocate_ports(3)
-        ports = NodePorts(rpc=rpc, p2p=p2p, abci=abci)
+        rpc, p2p, abci, api = allocate_ports(4)
+        ports = NodePorts(rpc=rpc, p2p=p2p, abci=abci, api=api if self.api else 0)
         identity = init_cometbft_home(self.cometbft_home(name), name, ports, timeouts)
+        if self.builtin_app is not None:
+            set_config_values(self.cometbft_home(name) / "config" / "config.toml", {"proxy_app": self.builtin_app})
         return NodeSpec(name, role, ports, identity.node_id, identity.validator_pub_key.hex())
 
     def _write_genesis(self, app_state: dict, genesis_time_ns: int) -> None:
@@ -193,7 +215,8 @@ class Testnet:
     # -- persistence -------------------------------------------------------------------------------
 
     def save(self) -> None:
-        document = {"chain_id": self.chain_id, "nodes": [asdict(n) for n in self.nodes]}
+        document = {"chain_id": self.chain_id, "snapshot_interval": self.snapshot_interval, "api": self.api,
+                    "builtin_app": self.builtin_app, "nodes": [asdict(n) for n in self.nodes]}
         (self.root / TESTNET_FILE).write_text(json.dumps(document, indent=2) + "\n")
 
     @classmethod
@@ -205,7 +228,8 @@ class Testnet:
         document = json.loads(path.read_text())
         nodes = [NodeSpec(n["name"], n["role"], NodePorts(**n["ports"]), n["node_id"], n["validator_pub_key"])
                  for n in document["nodes"]]
-        return cls(Path(root), document["chain_id"], nodes)
+        return cls(Path(root), document["chain_id"], nodes, document.get("snapshot_interval", DEFAULT_SNAPSHOT_INTERVAL),
+                   document.get("api", False), document.get("builtin_app"))
 
     # -- paths -------------------------------------------------------------------------------------
 
@@ -232,20 +256,27 @@ class Testnet:
     def start(self, names: list[str] | None = None, wait: bool = True) -> None:
         """Start the named nodes (all by default): app processes first, then CometBFT."""
         chosen = [self.node(n) for n in names] if names else list(self.nodes)
+        if self.builtin_app is None:
+            for node in chosen:
+                self._start_app(node)
         for node in chosen:
-            self._start_app(node)
-        for node in chosen:
-            self._wait_for_port(node.ports.abci, node.name, "app")
+            if self.builtin_app is None:
+                self._wait_for_port(node.ports.abci, node.name, "app")
             self._start_cometbft(node)
         if wait:
             for node in chosen:
                 self._wait_for_port(node.ports.rpc, node.name, "cometbft")
+                if node.ports.api and self.builtin_app is None:
+                    self._wait_for_port(node.ports.api, node.name, "app")
 
     def _start_app(self, node: NodeSpec) -> None:
         if self._running_pid(node.name, "app") is not None:
             return
         command = [sys.executable, "-m", "cityledger.engines.cometbft.serve", "--db", str(self.db_path(node.name)),
-                   "--chain-id", self.chain_id, "--address", f"tcp://{LOOPBACK}:{node.ports.abci}"]
+                   "--chain-id", self.chain_id, "--address", f"tcp://{LOOPBACK}:{node.ports.abci}",
+                   "--snapshot-interval", str(self.snapshot_interval)]
+        if node.ports.api:
+            command += ["--api-port", str(node.ports.api), "--rpc-port", str(node.ports.rpc)]
         self._spawn(node.name, "app", command)
 
     def _start_cometbft(self, node: NodeSpec) -> None:
@@ -261,6 +292,11 @@ class Testnet:
         pids = self._read_pids(name)
         pids[kind] = process.pid
         (self.node_dir(name) / RUN_FILE).write_text(json.dumps(pids) + "\n")
+        # Until the child has exec'd, /proc shows this process's command line, and _running_pid
+        # would take the new node for one that has exited already.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while self._running_pid(name, kind) is None and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(POLL_S / 10)
 
     def _wait_for_port(self, port: int, name: str, kind: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
