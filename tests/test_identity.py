@@ -277,7 +277,7 @@ def test_invalid_cred_def_by_unaccredited_issuer_is_refused(city):
     outcome = city.ledger.send([k], [AnchorCredDef(office.did, schema_id, "1", b'{"primary":{}}')])
     assert_error(outcome, "identity", "issuer_not_accredited")
     with fast_cred_defs():
-        from cityledger.offchain.identity import IssuanceError, LedgerError
+        from cityledger.offchain.identity import LedgerError
 
         with pytest.raises(LedgerError, match="not accredited"):
             office.publish(RESIDENT_ID_TYPE)
@@ -340,3 +340,59 @@ def test_query_did_refuses_malformed_input(city):
     with pytest.raises(ValueError):
         city.ledger.query("/identity/did", did="not-a-did")
     assert json.loads(json.dumps(resolve(city, create_org(city, key(7)))))  # JSON-serialisable
+
+
+def test_resolution_at_a_past_height_shows_the_document_then(city):
+    old, new = key(7), key(8)
+    did = create_org(city, old)
+    before = city.ledger.height()
+    rotate(city, did, [old], new, 1).raise_for_error()
+    from cityledger.modules.identity import resolve_did
+
+    then = resolve_did(city.ledger.state_at(before), did)
+    now = resolve_did(city.ledger.state_at(city.ledger.height()), did)
+    assert then["didDocumentMetadata"]["versionId"] == "1" and now["didDocumentMetadata"]["versionId"] == "2"
+    assert resolve_did(city.ledger.state_at(before), "did:city:nope")["didResolutionMetadata"]["error"] == "notFound"
+
+
+def test_device_dids_are_not_deactivated_directly(city):
+    from cityledger.modules.identity import KIND_DEVICE, create_did_record
+
+    device = key(30, scheme=2)
+    ctx = Context(state=Overlay(DictState()), chain_id="c", height=1, time_ns=0, sender=device.address(),
+                  signer=device.signer())
+    record = create_did_record(ctx, KIND_DEVICE, device.signer(), b"", [], [])
+    with pytest.raises(Exception) as raised:
+        MODULE.handlers[DeactivateDid](ctx, DeactivateDid(record.did))
+    assert raised.value.code == 14  # wrong_did_kind: devices are decommissioned instead
+
+
+def test_genesis_dids_and_accreditations(tmp_path):
+    from cityledger.app import abc
+    from cityledger.app.application import CityApp
+    from cityledger.app.modules import default_modules
+    from cityledger.core.storage import Store
+    from cityledger.core.types import address_to_str
+    from cityledger.modules.identity import is_accredited
+
+    member, office = key(1), key(2)
+    genesis = {
+        "governance": {"members": [{"address": address_to_str(member.address())}], "threshold": 1},
+        "identity": {"dids": [{"controller": {"threshold": 1, "keys": [{"scheme": "ed25519",
+                                                                        "key": office.public_key.key.hex()}]},
+                               "salt": b"id-office".hex(),
+                               "keys": [{"fragment": "key-1", "scheme": "ed25519", "key": office.public_key.key.hex(),
+                                         "purposes": ["assertionMethod"]}],
+                               "services": [{"fragment": "tails", "type": "AnonCredsTailsServer",
+                                             "endpoint": "https://id.city.example/tails"}],
+                               "accreditations": [RESIDENT_ID]}]},
+    }
+    app = CityApp(Store(tmp_path / "db"), default_modules(), "genesis-city")
+    app.init_chain(abc.InitChainRequest("genesis-city", 1, 1, json.dumps(genesis).encode()))
+    did = compute_did(office.signer(), b"id-office")
+    assert is_accredited(app.store, did, RESIDENT_ID)
+    assert get_did(app.store, did).services[0].endpoint == "https://id.city.example/tails"
+    bad = dict(genesis, identity={"dids": [{"controller": {"threshold": 2, "keys": []}}]})
+    other = CityApp(Store(tmp_path / "db2"), default_modules(), "genesis-city")
+    with pytest.raises(ValueError, match="identity.dids"):
+        other.init_chain(abc.InitChainRequest("genesis-city", 1, 1, json.dumps(bad).encode()))

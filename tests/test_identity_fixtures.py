@@ -48,8 +48,8 @@ _MATERIAL: dict[tuple, tuple[dict, Any, Any]] = {}
 
 
 def _cached_create(schema_id, schema, issuer_id, tag, signature_type, *, support_revocation=False):
-    attrs = tuple(schema.to_dict()["attrNames"]) if hasattr(schema, "to_dict") else tuple(json.loads(schema)["attrNames"])
-    key = (attrs, support_revocation)
+    body = schema.to_dict() if hasattr(schema, "to_dict") else json.loads(schema)
+    key = (tuple(body["attrNames"]), support_revocation)
     if key not in _MATERIAL:
         public, private, proof = _REAL_CREATE(schema_id, schema, issuer_id, tag, signature_type,
                                               support_revocation=support_revocation)

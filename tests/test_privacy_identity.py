@@ -15,8 +15,6 @@ import os
 import random
 import time
 
-import pytest
-
 from test_identity_fixtures import TODAY, City
 from cityledger.core.encoding import encode
 from cityledger.core.keys import PrivateKey

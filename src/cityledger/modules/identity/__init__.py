@@ -55,7 +55,15 @@ from .messages import (
     WithdrawAccreditation,
 )
 from .presentations import PresentationCheck, resolve_identifiers, verify_presentation
-from .queries import query_cred_def, query_did, query_issuers, query_rev_reg_def, query_schema, query_status_list
+from .queries import (
+    query_cred_def,
+    query_did,
+    query_issuers,
+    query_rev_reg_def,
+    query_schema,
+    query_status_list,
+    resolve_did,
+)
 
 MODULE = Module(
     name="identity",
@@ -90,5 +98,5 @@ __all__ = [
     "compute_cred_def_id", "compute_did", "compute_multikey", "compute_rev_reg_def_id", "compute_revoked_bits",
     "compute_schema_id", "create_did_record", "deactivate", "get_cred_def", "get_did", "get_rev_reg_def",
     "get_schema", "get_status_list", "is_accredited", "is_active", "is_did", "keys_for", "render_document",
-    "render_resolution", "require_controller", "resolve_identifiers", "verify_presentation",
+    "render_resolution", "require_controller", "resolve_did", "resolve_identifiers", "verify_presentation",
 ]

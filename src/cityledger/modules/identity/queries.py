@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...app.state import StateReader
+from ...core.encoding import decoder
 from .anchors import (
     compute_cred_def_json,
     compute_rev_reg_def_json,
@@ -19,7 +20,6 @@ from .did import is_did, render_resolution
 from .handlers import get_did
 from .keys import ACCREDITATIONS_PREFIX
 from .messages import Accreditation
-from ...core.encoding import decoder
 
 _ACCREDITATION = decoder(Accreditation)
 
@@ -31,15 +31,19 @@ def _arg(args: dict[str, str], name: str) -> str:
     return value
 
 
+def resolve_did(state: StateReader, did: str) -> dict[str, Any]:
+    """The W3C DID resolution result of a DID in this state (any height's state); notFound if absent."""
+    return render_resolution(get_did(state, did) if is_did(did) else None, did)
+
+
 def query_did(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
     """The W3C DID resolution result of {'did'}."""
     did = _arg(args, "did")
     if not is_did(did):
         raise ValueError(f"did: expected a did:city DID, got {did!r}")
-    record = get_did(state, did)
-    if record is None:
+    if get_did(state, did) is None:
         raise LookupError(f"did: no DID {did}")
-    return render_resolution(record, did)
+    return resolve_did(state, did)
 
 
 def query_schema(state: StateReader, args: dict[str, str]) -> dict[str, Any]:

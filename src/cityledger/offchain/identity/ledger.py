@@ -34,7 +34,8 @@ class LedgerReader(Protocol):
 class TxSender(Protocol):
     """Write access: sign and send messages, wait for them to be committed."""
 
-    def send(self, keys: Sequence[PrivateKey], messages: Sequence[Message], signer: Signer | None = None) -> "TxOutcome":
+    def send(self, keys: Sequence[PrivateKey], messages: Sequence[Message],
+             signer: Signer | None = None) -> "TxOutcome":
         """Sign with `keys` (for `signer`, default the 1-of-1 of keys[0]), commit, return the outcome."""
 
 

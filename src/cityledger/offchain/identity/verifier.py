@@ -71,7 +71,10 @@ class Verifier:
         if self.ledger.height() - height > self.max_age_blocks:
             return {"verified": False, "reason": f"request: older than {self.max_age_blocks} blocks",
                     "revealed": {}, "height": height}
-        check = verify_presentation(self.ledger.state_at(height), dict(request), presentation)
+        try:
+            check = verify_presentation(self.ledger.state_at(height), dict(request), presentation)
+        except LookupError as exc:  # the node no longer keeps the state of that height
+            return {"verified": False, "reason": f"ledger: {exc}", "revealed": {}, "height": height}
         return {"verified": check.verified, "reason": check.reason, "revealed": check.revealed, "height": height}
 
 

@@ -150,8 +150,11 @@ class Wallet:
 
     def credentials(self) -> dict[str, dict[str, Any]]:
         """Local id -> {'type', 'attributes'} of every held credential (for the holder's eyes)."""
-        return {cid: {"type": item["type"], "attributes": {k: v["raw"] for k, v in item["credential"]["values"].items()}}
-                for cid, item in self._data["credentials"].items()}
+        out = {}
+        for cid, item in self._data["credentials"].items():
+            values = item["credential"]["values"]
+            out[cid] = {"type": item["type"], "attributes": {name: value["raw"] for name, value in values.items()}}
+        return out
 
     def remove_credential(self, local_id: str) -> None:
         """Forget a credential."""
