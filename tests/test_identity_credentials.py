@@ -188,3 +188,24 @@ def test_verifier_refuses_requests_older_than_its_limit(city, alice):
     presentation = alice.present(request, city.ledger)
     city.ledger.commit_block([])
     assert "older than" in verifier.verify(request, presentation)["reason"]
+
+
+def test_issuer_state_survives_a_restart_and_can_still_revoke(city, tmp_path):
+    from cityledger.offchain.identity import IssuerService
+    from cityledger.offchain.identity.sealed import SealError
+
+    office = city.id_office()
+    holder = city.resident(dict(ALICE, id_number="ID-RESTART"))
+    office.save(tmp_path / "office.sealed", "office secret")
+    assert b"ID-RESTART" not in (tmp_path / "office.sealed").read_bytes()
+    with pytest.raises(SealError):
+        IssuerService.load(tmp_path / "office.sealed", "wrong", city.ledger, office.keys, office.tails)
+    restored = IssuerService.load(tmp_path / "office.sealed", "office secret", city.ledger, office.keys, office.tails)
+    city.offices["id"] = restored  # from now on the restored service is the office
+    later = city.resident(dict(ALICE, id_number="ID-AFTER-RESTART"))  # issues from the restored state
+    restored.revoke(["ID-RESTART"])
+    verifier = Verifier(city.ledger)
+    request = verifier.resident_request(TODAY)
+    assert not verifier.verify(request, holder.present(request, city.ledger))["verified"]
+    request = verifier.resident_request(TODAY)
+    assert verifier.verify(request, later.present(request, city.ledger))["verified"]

@@ -11,9 +11,11 @@ Every method takes and returns JSON-friendly values, so the REST layer is a thin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import anoncreds
@@ -39,6 +41,7 @@ from ...modules.identity import (
 )
 from ...modules.identity.validation import canonical_json
 from .ledger import LedgerReader, TxOutcome, TxSender
+from .sealed import derive_key, new_salt, read_sealed, write_sealed
 from .tails import TailsStore
 from .types import CredentialType
 
@@ -204,6 +207,33 @@ class IssuerService:
             self._issued.pop(reference)
         return outcome
 
+    # -- the office's private state -------------------------------------------------------------
+
+    def save(self, path: Path | str, passphrase: str) -> None:
+        """Seal the private state (definition and registry keys, offers, register) to a file.
+
+        The controller keys are not in it: they stay in the office's key store.
+        """
+        salt = new_salt()
+        write_sealed(Path(path), derive_key(passphrase, salt), salt, self._export())
+
+    @classmethod
+    def load(cls, path: Path | str, passphrase: str, ledger: Ledger, keys: Sequence[PrivateKey], tails: TailsStore,
+             *, signer: Signer | None = None) -> "IssuerService":
+        """An issuer service restored from a sealed file (raise SealError on a wrong passphrase)."""
+        data, _, _ = read_sealed(Path(path), passphrase)
+        service = cls(ledger, keys, tails, signer=signer, salt=bytes.fromhex(data["salt"]))
+        if service.did != data["did"]:
+            raise ValueError(f"keys: they control {service.did}, the file belongs to {data['did']}")
+        service.published = {name: _import_published(item) for name, item in data["published"].items()}
+        service._offers = {nonce: (kind, offer) for nonce, (kind, offer) in data["offers"].items()}
+        service._issued = {ref: tuple(item) for ref, item in data["issued"].items()}
+        return service
+
+    def _export(self) -> dict[str, Any]:
+        return {"did": self.did, "salt": self.salt.hex(), "offers": self._offers, "issued": self._issued,
+                "published": {name: _export_published(p) for name, p in self.published.items()}}
+
     def serve_tails(self, tails_hash: str) -> bytes:
         """The bytes of one of this issuer's tails files."""
         return self.tails.serve(tails_hash)
@@ -213,3 +243,26 @@ class IssuerService:
         if published is None:
             raise IssuanceError(f"credential_type: {credential_type!r} is not published by {self.did}")
         return published
+
+
+_OBJECTS = {"cred_def": anoncreds.CredentialDefinition, "cred_def_private": anoncreds.CredentialDefinitionPrivate,
+            "key_proof": anoncreds.KeyCorrectnessProof, "rev_reg_def": anoncreds.RevocationRegistryDefinition,
+            "rev_reg_private": anoncreds.RevocationRegistryDefinitionPrivate,
+            "status_list": anoncreds.RevocationStatusList}
+
+
+def _export_published(published: Published) -> dict[str, Any]:
+    out: dict[str, Any] = {"ctype": dataclasses.asdict(published.ctype), "schema_id": published.schema_id,
+                           "cred_def_id": published.cred_def_id, "rev_reg_id": published.rev_reg_id,
+                           "next_index": published.next_index}
+    for name in _OBJECTS:
+        value = getattr(published, name)
+        out[name] = None if value is None else value.to_dict()
+    return out
+
+
+def _import_published(item: dict[str, Any]) -> Published:
+    ctype = CredentialType(**dict(item["ctype"], attributes=tuple(item["ctype"]["attributes"])))
+    objects = {name: None if item[name] is None else kind.load(json.dumps(item[name])) for name, kind in _OBJECTS.items()}
+    return Published(ctype, item["schema_id"], item["cred_def_id"], rev_reg_id=item["rev_reg_id"],
+                     next_index=item["next_index"], **objects)

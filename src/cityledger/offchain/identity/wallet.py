@@ -5,8 +5,8 @@ never leaves the wallet; what they show the ledger are pseudonymous accounts, ea
 wallet's master seed for one purpose, so two accounts (or two presentations) cannot be linked
 through the ledger.
 
-The store is one file: b"CLW1" || salt (16) || SecretBox(JSON), the key derived from the
-passphrase with Argon2id. Writes go to a temporary file first and replace the old one atomically.
+The store is one sealed file (sealed.py): b"CLW1" || salt (16) || SecretBox(JSON), the key derived
+from the passphrase with Argon2id, replaced atomically on every change.
 """
 
 from __future__ import annotations
@@ -19,18 +19,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import anoncreds
-import nacl.exceptions
-import nacl.pwhash
-import nacl.secret
-import nacl.utils
 
 from ...core.keys import SCHEME_ED25519, PrivateKey
 from .issuer import REQUEST_TYPE
 from .ledger import LedgerReader
 from .resolve import get_cred_def_json, get_rev_reg_def_json, get_schema_json, get_status_list_json
+from .sealed import SealError, derive_key, new_salt, read_sealed, write_sealed
 from .tails import TailsFetcher
 
-MAGIC = b"CLW1"
 DOMAIN_ACCOUNT = b"cityledger/wallet/account/1\x00"
 LINK_SECRET_ID = "default"
 MAX_CREDENTIALS = 1_000
@@ -70,36 +66,26 @@ class Wallet:
         if path.exists():
             raise WalletError(f"path: {path} already exists")
         wallet = cls(cls._fresh(), path, tails=tails)
-        wallet._salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
-        wallet._key = _derive_key(passphrase, wallet._salt)
+        wallet._salt = new_salt()
+        wallet._key = derive_key(passphrase, wallet._salt)
         wallet.save()
         return wallet
 
     @classmethod
     def open(cls, path: Path | str, passphrase: str, tails: TailsFetcher | None = None) -> "Wallet":
         """Open a wallet file; raise WalletError on a wrong passphrase or a damaged file."""
-        blob = Path(path).read_bytes()
-        if not blob.startswith(MAGIC):
-            raise WalletError(f"path: {path} is not a cityledger wallet")
-        salt = blob[len(MAGIC):len(MAGIC) + nacl.pwhash.argon2id.SALTBYTES]
-        key = _derive_key(passphrase, salt)
         try:
-            plain = nacl.secret.SecretBox(key).decrypt(blob[len(MAGIC) + len(salt):])
-        except nacl.exceptions.CryptoError:
-            raise WalletError("passphrase: wrong passphrase or damaged wallet file") from None
-        wallet = cls(json.loads(plain), Path(path), key, tails)
+            data, key, salt = read_sealed(Path(path), passphrase)
+        except SealError as exc:
+            raise WalletError(str(exc)) from None
+        wallet = cls(data, Path(path), key, tails)
         wallet._salt = salt
         return wallet
 
     def save(self) -> None:
         """Write the encrypted store (no-op for an in-memory wallet)."""
-        if self._path is None or self._key is None:
-            return
-        sealed = nacl.secret.SecretBox(self._key).encrypt(json.dumps(self._data).encode())
-        partial = self._path.with_suffix(self._path.suffix + ".part")
-        partial.write_bytes(MAGIC + self._salt + sealed)
-        os.chmod(partial, 0o600)
-        os.replace(partial, self._path)
+        if self._path is not None and self._key is not None:
+            write_sealed(self._path, self._key, self._salt, self._data)
 
     # -- pseudonymous accounts -------------------------------------------------------------------
 
@@ -232,8 +218,3 @@ def _facts(credential: Mapping[str, Any]) -> dict[str, str]:
             "schema_issuer_did": schema_issuer, "schema_issuer_id": schema_issuer,
             "issuer_did": cred_def_id.split("/", 1)[0], "issuer_id": cred_def_id.split("/", 1)[0]}
 
-
-def _derive_key(passphrase: str, salt: bytes) -> bytes:
-    return nacl.pwhash.argon2id.kdf(nacl.secret.SecretBox.KEY_SIZE, passphrase.encode(), salt,
-                                    opslimit=nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE,
-                                    memlimit=nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE)
