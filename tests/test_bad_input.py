@@ -73,7 +73,7 @@ VECTORS = [
     Vector("out_of_order_nonce", lambda tn, poor: _transfer(tn, nonce=5), 409, "tx/6", "body.nonce"),
     Vector("expired", lambda tn, poor: _transfer(tn, expiry_height=2), 400, "tx/7", "body.expiry_height"),
     Vector("insufficient_funds", lambda tn, poor: _transfer(tn, nonce=0, key=poor), 400, "bank/1", "amount"),
-    Vector("unknown_message_type", lambda tn, poor: build_tx(tn.chain_id, [tn.alice], 1, [Bogus(1)]), 400, "tx/1",
+    Vector("unknown_message_type", lambda tn, poor: build_tx(tn.chain_id, [tn.alice], 1, [Bogus(1)]), 400, "tx/8",
            "body.messages"),
     Vector("non_canonical", _non_canonical, 400, "tx/13", "tx"),
 ]

@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS stale (stale_since INTEGER NOT NULL, version INTEGER 
 """
 
 
+_MISSING = object()
+
+
 class ResultRecord(Record):
     """A tx result as stored: code, codespace, log, data and events as [type, [[k, v], …]]."""
 
@@ -139,15 +142,17 @@ class Store:
 
     def oldest_retained_height(self) -> int:
         """The oldest height whose state can still be queried with proofs."""
-        return max(1, self.last_height() - self.retain_heights + 1)
+        row = self._db().execute("SELECT MIN(height) FROM heights").fetchone()
+        return max(row[0] or 0, self.last_height() - self.retain_heights + 1)
 
     # -- state -----------------------------------------------------------------------------------
 
     def get(self, key: bytes) -> bytes | None:
         """The latest committed value of a key."""
         cache = self._cache
-        if key in cache:
-            return cache[key]
+        value = cache.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
         row = self._db().execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
         value = None if row is None else row[0]
         if len(cache) < MAX_CACHE_ENTRIES:

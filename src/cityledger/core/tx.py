@@ -12,6 +12,7 @@ is invalid in any block above `expiry_height` (0 means it never expires).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Generic, Sequence, TypeVar
 
@@ -24,6 +25,7 @@ from .errors import (
     ERR_SIGNATURE,
     ERR_TOO_LARGE,
     ERR_TOO_MANY_MESSAGES,
+    ERR_UNKNOWN_MESSAGE,
 )
 from .hashing import DOMAIN_TX_SIGN, compute_tx_id
 from .keys import PrivateKey, Signer, compute_address, validate_signer, verify_signature
@@ -127,19 +129,49 @@ class TxCodec:
             text = str(exc)
             if text.startswith("non-canonical"):
                 raise ERR_NON_CANONICAL(f"tx: {text}", "tx") from None
+            if _UNKNOWN_TAG.search(text):
+                raise ERR_UNKNOWN_MESSAGE(self._describe(text), "body.messages") from None
             raise ERR_DECODE(self._describe(text), "tx") from None
         check_stateless(tx, self.chain_id)
         return DecodedTx(tx, raw, compute_tx_id(raw), compute_address(tx.body.signer))
 
     def _describe(self, text: str) -> str:
         """Turn msgspec's message into one that names tx fields and the known message types."""
-        names = {"$[0][0]": "body.chain_id", "$[0][1]": "body.signer", "$[0][2]": "body.nonce",
-                 "$[0][3]": "body.expiry_height", "$[0][4]": "body.messages", "$[1]": "signatures"}
-        for path, name in sorted(names.items(), key=lambda item: -len(item[0])):
-            text = text.replace(f"`{path}", f"`{name} ({path}")
-        if "Invalid value" in text and "$[0][4]" in text:
+        text = _PATH.sub(lambda match: f"`{compute_field_name(match.group(1))}`", text)
+        if _UNKNOWN_TAG_NAMED.search(text):
             text += f"; known message types: {', '.join(self.known_tags)}"
         return "tx: " + text
+
+
+# msgspec reports an unregistered tag as an invalid value at the first element of a message.
+_UNKNOWN_TAG = re.compile(r"Invalid value .* at `\$\[0\]\[4\]\[\d+\]\[0\]`")
+
+
+_PATH = re.compile(r"`(\$[^`]*)`")
+_UNKNOWN_TAG_NAMED = re.compile(r"Invalid value .* at `body\.messages\[\d+\]\.type`")
+_TOP_FIELDS = {"0": "body", "1": "signatures"}
+_BODY_FIELDS = {"0": "chain_id", "1": "signer", "2": "nonce", "3": "expiry_height", "4": "messages"}
+
+
+def compute_field_name(path: str) -> str:
+    """msgspec's array path ($[0][4][2][0]) as a tx field name (body.messages[2].type)."""
+    steps = re.findall(r"\[(\d+)\]", path)
+    if not steps:
+        return "tx"
+    name = _TOP_FIELDS.get(steps[0], f"[{steps[0]}]")
+    rest = steps[1:]
+    if steps[0] == "0" and rest:
+        name += "." + _BODY_FIELDS.get(rest[0], f"[{rest[0]}]")
+        if rest[0] == "4" and len(rest) > 1:
+            name += f"[{rest[1]}]"
+            if len(rest) > 2:
+                name += ".type" if rest[2] == "0" else f".field{rest[2]}"
+            rest = rest[3:]
+        else:
+            rest = rest[1:]
+    else:
+        rest = rest[:]
+    return name + "".join(f"[{step}]" for step in rest)
 
 
 def _union(types: Sequence[type]) -> Any:
