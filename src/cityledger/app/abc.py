@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 # -- results shared by the connections -------------------------------------------------------
 
-@dataclass(frozen=True)
-class Event:
-    """An ABCI event: a type and sorted (key, value) string attributes."""
+class Event(NamedTuple):
+    """An ABCI event: a type and sorted (key, value) string attributes (a tuple: built per tx, hot)."""
 
     type: str
     attributes: tuple[tuple[str, str], ...] = ()

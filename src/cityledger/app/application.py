@@ -201,8 +201,7 @@ class CityApp(abc.Application):
                 updates.extend(ctx.validator_updates)
         writes = block_state.sorted_writes()
         tree = self.store.tree.apply(self._root(), request.height, dict(writes))
-        stored = [ResultRecord(r.code, r.codespace, r.log, r.data,
-                               [(e.type, [tuple(a) for a in e.attributes]) for e in r.events]) for r in results]
+        stored = [ResultRecord(r.code, r.codespace, r.log, r.data, list(r.events)) for r in results]
         block = BlockRecord(request.height, request.time_ns, request.hash, tree.root_hash, request.proposer_address,
                             list(request.txs), stored, [])
         self._pending = _Pending(block, writes, tree, tx_ids)

@@ -36,14 +36,9 @@ class Context:
 
     def emit(self, kind: str, **attributes: Any) -> None:
         """Record an event with sorted string attributes."""
-        pairs = tuple(sorted((name, _attr(value)) for name, value in attributes.items()))
-        self.events.append(Event(kind, pairs))
-
-
-def _attr(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).hex()
-    return str(value)
+        pairs = [(name, value.hex() if isinstance(value, bytes) else str(value)) for name, value in attributes.items()]
+        pairs.sort()
+        self.events.append(Event(kind, tuple(pairs)))
 
 
 Handler = Callable[[Context, Any], None]
