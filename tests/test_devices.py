@@ -218,3 +218,18 @@ def test_unbound_device_decommissioned_by_its_manufacturer(fleet):
     did = compute_device_did(device.public_key)
     fleet.ledger.send([fleet.maker_key], [Decommission(did)]).raise_for_error()
     assert fleet.device(did)["status"] == "decommissioned"
+
+
+def test_a_wallet_with_several_registrations_proves_the_right_one(fleet):
+    wallet = fleet.city.wallet()
+    account = wallet.account("vehicle")
+    dids = []
+    for seed in (0x80, 0x81, 0x82):
+        device = new_device(seed)
+        fleet.register(device).raise_for_error()
+        did = compute_device_did(device.public_key)
+        fleet.city.registration(wallet, did, account, f"REG-multi-{seed}")
+        dids.append(did)
+    for did in reversed(dids):
+        fleet.bind(wallet, did, account).raise_for_error()
+        assert fleet.device(did)["owner"] == address_to_str(account.address())

@@ -91,7 +91,8 @@ def compute_binding_request(chain_id: str, record: DeviceRecord, owner: bytes, h
     """
     seed = encode([chain_id, record.did, owner, record.epoch])
     nonce = str(int.from_bytes(sha256(DOMAIN_BINDING + seed)[:10], "big"))
-    restrictions = [{"schema_name": BINDING_TYPES[record.kind]}]
+    restrictions = [{"schema_name": BINDING_TYPES[record.kind], "attr::device_did::value": record.did,
+                     "attr::owner_account::value": address_to_str(owner)}]
     return {"name": "device-binding", "version": "1.0", "nonce": nonce,
             "requested_attributes": {"registration": {"names": ["device_did", "owner_account"],
                                                       "restrictions": restrictions}},

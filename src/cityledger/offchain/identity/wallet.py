@@ -204,10 +204,17 @@ class Wallet:
 
 
 def _meets(credential: Mapping[str, Any], restrictions: Any) -> bool:
-    """True if a credential meets any one of the restrictions (each a conjunction of equalities)."""
+    """True if a credential meets any one of the restrictions (each a conjunction of equalities).
+
+    Besides identifiers, a restriction may pin an attribute's value ("attr::<name>::value") or
+    require its presence ("attr::<name>::marker"), as AnonCreds defines.
+    """
     if not restrictions:
         return True
     facts = _facts(credential)
+    for name, item in credential["values"].items():
+        facts[f"attr::{name}::value"] = item["raw"]
+        facts[f"attr::{name}::marker"] = "1"
     return any(all(facts.get(k) == v for k, v in r.items()) for r in restrictions)
 
 
