@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,7 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_VALIDATOR_POWER = 10
 MAX_NODES = 64
 STATE_SYNC_DISCOVERY_S = 5
+MIN_LISTEN_PORT = 20000
 
 
 class CometSetupError(RuntimeError):
@@ -78,18 +80,39 @@ class NodeIdentity:
     validator_address: bytes  # first 20 bytes of SHA-256 of validator_pub_key
 
 
-def allocate_ports(count: int) -> list[int]:
-    """count distinct free TCP ports on the loopback (held open together so that they differ)."""
-    sockets = []
+def compute_listen_port_range() -> tuple[int, int]:
+    """Ports to listen on: below the kernel's ephemeral range, so that no outgoing connection takes one."""
     try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind((LOOPBACK, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return (MIN_LISTEN_PORT, max(MIN_LISTEN_PORT + 1000, low - 1))
+
+
+def allocate_ports(count: int, exclude: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """count distinct free TCP ports on the loopback, none in exclude.
+
+    Ports handed out by bind(0) come from the ephemeral range, which every outgoing connection
+    (CometBFT's P2P dials) draws from too, so a port chosen now could be taken by the time its
+    node starts; these come from below that range instead, picked at random and checked free.
+    """
+    low, high = compute_listen_port_range()
+    chosen: list[int] = []
+    for _ in range(count * 50):
+        if len(chosen) == count:
+            return chosen
+        port = random.randint(low, high)
+        if port in exclude or port in chosen:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        chosen.append(port)
+    if len(chosen) == count:
+        return chosen
+    raise CometSetupError(f"could not find {count} free loopback ports in {low}-{high}")
 
 
 def compute_address(pub_key: bytes) -> bytes:

@@ -170,7 +170,8 @@ class Testnet:
         return testnet
 
     def _init_node(self, name: str, role: str, timeouts: ConsensusTimeouts | None) -> NodeSpec:
-        rpc, p2p, abci, api = allocate_ports(4)
+        taken = {port for n in self.nodes for port in (n.ports.rpc, n.ports.p2p, n.ports.abci, n.ports.api)}
+        rpc, p2p, abci, api = allocate_ports(4, exclude=taken)
         ports = NodePorts(rpc=rpc, p2p=p2p, abci=abci, api=api if self.api else 0)
         identity = init_cometbft_home(self.cometbft_home(name), name, ports, timeouts)
         if self.builtin_app is not None:
