@@ -56,10 +56,12 @@ class RequestHandler:
     """Answers ABCI requests by calling the app; runs on the app thread only."""
 
     def __init__(self, app: Application, after_commit: Callable[[], None] | None = None,
-                 after_check_tx: Callable[[bytes, TxResult], None] | None = None) -> None:
+                 after_check_tx: Callable[[bytes, TxResult, bool], None] | None = None,
+                 after_finalize_block: Callable[[list[bytes]], None] | None = None) -> None:
         self.app = app
         self.after_commit = after_commit
         self.after_check_tx = after_check_tx
+        self.after_finalize_block = after_finalize_block
         self.fatal_error: BaseException | None = None
         self._methods: dict[str, Callable[[Any], Any]] = {
             "echo": lambda r: abci.ResponseEcho(message=r.message),
@@ -126,8 +128,8 @@ class RequestHandler:
     def process_check_tx(self, request):
         recheck = request.type == abci.RECHECK
         result = self.app.check_tx(request.tx, recheck=recheck)
-        if self.after_check_tx is not None and not recheck:
-            self.after_check_tx(request.tx, result)
+        if self.after_check_tx is not None:
+            self.after_check_tx(request.tx, result, recheck)
         return convert.to_pb_check_tx(result)
 
     # -- consensus connection ------------------------------------------------------------------
@@ -148,6 +150,8 @@ class RequestHandler:
 
     def process_finalize_block(self, request):
         result = self.app.finalize_block(convert.compute_block_request(request))
+        if self.after_finalize_block is not None:
+            self.after_finalize_block(list(request.txs))
         return convert.to_pb_finalize_block(result)
 
     def process_commit(self, request):
@@ -180,10 +184,12 @@ class AbciServer:
 
     def __init__(self, app: Application, address: str, executor: Executor | None = None,
                  after_commit: Callable[[], None] | None = None,
-                 after_check_tx: Callable[[bytes, TxResult], None] | None = None) -> None:
-        """The hooks, if given, run on the app thread after each Commit and each new CheckTx."""
+                 after_check_tx: Callable[[bytes, TxResult, bool], None] | None = None,
+                 after_finalize_block: Callable[[list[bytes]], None] | None = None) -> None:
+        """The hooks, if given, run on the app thread after each Commit, CheckTx (with its recheck
+        flag) and FinalizeBlock (with the block's txs)."""
         self.scheme, self._host, self._port = parse_address(address)
-        self.handler = RequestHandler(app, after_commit, after_check_tx)
+        self.handler = RequestHandler(app, after_commit, after_check_tx, after_finalize_block)
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="abci-app")
         self._server: asyncio.AbstractServer | None = None

@@ -19,6 +19,7 @@ import logging
 import subprocess
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ PREPARED_FILE = "cityledger.json"  # in the CometBFT home: which genesis it was 
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
 MAX_BATCH_TXS = 10_000
+MAX_ADMITTED_TXS = 200_000
 CHECK_TX_TIMEOUT_S = 30
 # CometBFT's RPC errors for txs its mempool refuses before CheckTx, as the ledger's stable errors.
 _MEMPOOL_ERRORS = (("already exists in cache", ERR_DUPLICATE), ("mempool is full", ERR_MEMPOOL_FULL),
@@ -99,6 +101,52 @@ class _LoopThread:
         self.loop.close()
 
 
+class AdmittedTxs:
+    """The txs this node's app admitted to CometBFT's mempool and has not seen committed yet.
+
+    It is the API's MempoolView (api/protocols.py): a tx submitted and accepted reads as pending
+    until the block holding it is committed, instead of unknown. CometBFT may still drop a tx
+    (a full mempool, a peer's conflicting tx), so at most MAX_ADMITTED_TXS are remembered, oldest
+    forgotten first. The hooks run on the app thread, contains() on the API's threads.
+    """
+
+    def __init__(self, rpc: RpcClient) -> None:
+        self._rpc = rpc
+        self._ids: OrderedDict[bytes, None] = OrderedDict()
+        self._in_block: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def on_check_tx(self, tx_id: bytes, ok: bool, recheck: bool) -> None:
+        with self._lock:
+            if ok and not recheck:
+                self._ids[tx_id] = None
+                if len(self._ids) > MAX_ADMITTED_TXS:
+                    self._ids.popitem(last=False)
+            elif not ok and recheck:  # CometBFT evicts a tx that fails its recheck
+                self._ids.pop(tx_id, None)
+
+    def on_finalize_block(self, tx_ids: list[bytes]) -> None:
+        self._in_block = tx_ids
+
+    def on_commit(self) -> None:
+        with self._lock:
+            for tx_id in self._in_block:
+                self._ids.pop(tx_id, None)
+        self._in_block = []
+
+    def contains(self, tx_id: bytes) -> bool:
+        with self._lock:
+            return tx_id in self._ids
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes in CometBFT's mempool (0 if its RPC does not answer)."""
+        try:
+            return int(self._rpc.call("num_unconfirmed_txs")["total_bytes"])
+        except (httpx.HTTPError, RpcError, KeyError, ValueError):
+            return 0
+
+
 class CometEngine(Engine):
     """Runs an app as one CometBFT node: prepare() once, then start() and stop()."""
 
@@ -117,15 +165,18 @@ class CometEngine(Engine):
         self.timeouts = timeouts or ConsensusTimeouts()
         self.log_level = log_level
         self.manage_cometbft = manage_cometbft
-        self.blocks_committed = 0
+        self.blocks_committed = 0  # by this process (the API's metrics read these two)
+        self.txs_committed = 0
+        self._block_txs = 0
         self._committed = threading.Condition()
         self._waiters: dict[bytes, list[Future]] = {}
         self._waiters_lock = threading.Lock()
         self._server = AbciServer(app, abci_address or f"tcp://{LOOPBACK}:{ports.abci}", after_commit=self._on_commit,
-                                  after_check_tx=self._on_check_tx)
+                                  after_check_tx=self._on_check_tx, after_finalize_block=self._on_finalize_block)
         self._loop: _LoopThread | None = None
         self._process: subprocess.Popen | None = None
         self._rpc = RpcClient(f"http://{LOOPBACK}:{ports.rpc}")
+        self.mempool = AdmittedTxs(self._rpc)
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -226,8 +277,14 @@ class CometEngine(Engine):
         """The exception the app raised while serving CometBFT (the node has halted), if any."""
         return self._server.fatal_error
 
+    def _on_finalize_block(self, txs: list[bytes]) -> None:
+        self.mempool.on_finalize_block([hashlib.sha256(tx).digest() for tx in txs])
+        self._block_txs = len(txs)
+
     def _on_commit(self) -> None:
+        self.mempool.on_commit()
         self.blocks_committed += 1
+        self.txs_committed += self._block_txs
         with self._committed:
             self._committed.notify_all()
 
@@ -283,11 +340,12 @@ class CometEngine(Engine):
             if not waiting:
                 self._waiters.pop(tx_id, None)
 
-    def _on_check_tx(self, tx: bytes, result: TxResult) -> None:
-        """Runs on the app thread after each new CheckTx: hands the result to its submitter."""
-        if not self._waiters:
-            return
+    def _on_check_tx(self, tx: bytes, result: TxResult, recheck: bool) -> None:
+        """Runs on the app thread after each CheckTx: hands a new tx's result to its submitter."""
         tx_id = hashlib.sha256(tx).digest()
+        self.mempool.on_check_tx(tx_id, result.ok, recheck)
+        if recheck or not self._waiters:
+            return
         with self._waiters_lock:
             waiting = self._waiters.pop(tx_id, [])
         for future in waiting:
