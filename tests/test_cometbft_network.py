@@ -229,7 +229,7 @@ def test_rest_api_and_sdk_on_a_testnet_node(testnet):
         assert (status.chain_id, status.engine) == (testnet.chain_id, "cometbft")
         tx = transfer(testnet.chain_id, key, NONCES.take(key), "city" + sink.hex(), 7)
         result = client.submit(tx, wait=True, timeout_s=30)
-        assert result.check.code == 0 and not result.timed_out, result
+        assert (result.check.code, result.status, result.timed_out) == (0, "committed", False), result
     with testnet.rpc("validator0") as rpc:
         _wait_until(lambda: _balance(rpc, sink) == 7, "the API's transfer to reach validator0")
 

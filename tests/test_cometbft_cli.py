@@ -1,0 +1,99 @@
+"""`cityledger testnet` and `up --engine cometbft` (cli/cometbft_cmds.py) on real CometBFT processes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from cityledger.cli.cometbft_cmds import app
+from cityledger.engines.cometbft.setup import allocate_ports
+
+pytestmark = [pytest.mark.cometbft, pytest.mark.slow]
+
+
+def test_testnet_create_status_stop(tmp_path):
+    runner = CliRunner()
+    root = tmp_path / "net"
+    try:
+        result = runner.invoke(app, ["--validators", "2", "--full-nodes", "1", "--root", str(root)])
+        assert result.exit_code == 0, result.output
+        for name in ("validator0", "validator1", "full0"):
+            assert name in result.output
+
+        result = runner.invoke(app, ["status", "--root", str(root), "--json"])
+        assert result.exit_code == 0, result.output
+        document = json.loads(result.output)
+        assert [n["name"] for n in document["nodes"]] == ["validator0", "validator1", "full0"]
+        assert all(n["app_running"] and n["cometbft_running"] and n["height"] >= 1 for n in document["nodes"])
+        assert [n["voting_power"] for n in document["nodes"]] == [10, 10, 0]
+        assert httpx.get(document["nodes"][2]["api"] + "/status").json()["chain_id"] == "city-testnet-1"
+
+        again = runner.invoke(app, ["--validators", "3", "--root", str(root)])  # not what it holds
+        assert again.exit_code != 0 and "already holds a testnet of 2 validators" in again.output
+    finally:
+        result = runner.invoke(app, ["stop", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["status", "--root", str(root), "--json"])
+    assert not any(n["app_running"] or n["cometbft_running"] for n in json.loads(result.output)["nodes"])
+    missing = runner.invoke(app, ["status", "--root", str(tmp_path / "nothing")])
+    assert missing.exit_code != 0 and "holds no testnet" in missing.output
+
+
+UP_SCRIPT = """
+import sys
+from cityledger.cli.cometbft_cmds import up_cometbft
+up_cometbft(sys.argv[1], port=int(sys.argv[2]), rpc_port=int(sys.argv[3]), p2p_port=int(sys.argv[4]),
+            abci_port=int(sys.argv[5]), log_level="warning")
+"""
+
+
+def test_up_engine_cometbft_serves_the_rest_api_and_light_client(tmp_path):
+    from cityledger.node.home import init_home, load_key
+    from cityledger.sdk import Client, transfer
+    from cityledger.sdk.light import LightClient
+    from cityledger.modules.bank.keys import balance_key
+    from cityledger.core.keys import PrivateKey
+
+    home = tmp_path / "home"
+    api, rpc, p2p, abci = allocate_ports(4)
+    init_home(home, chain_id="city-up-1", port=api, members=1)
+    member = load_key(next((home / "keys").glob("*.json")))
+    process = subprocess.Popen([sys.executable, "-c", UP_SCRIPT, str(home), str(api), str(rpc), str(p2p), str(abci)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{api}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the API did not come up"
+            time.sleep(0.2)
+        sink = PrivateKey.generate().address()
+        with Client(url) as client:
+            assert client.status().engine == "cometbft"
+            tx = transfer("city-up-1", member, client.get_nonce(member.address()), sink, 99)
+            result = client.submit(tx, wait=True, timeout_s=30)
+            assert (result.check.code, result.status, result.timed_out) == (0, "committed", False), result
+            assert client.get_account(sink).balance == 99
+        genesis = json.loads((home / "cometbft" / "config" / "genesis.json").read_text())
+        assert [v["pub_key"]["value"] for v in genesis["validators"]] == [
+            base64.b64encode(load_key(home / "node_key.json").public_key.key).decode()]
+        with LightClient.from_genesis(f"http://127.0.0.1:{rpc}", genesis) as light:
+            assert int.from_bytes(light.get_verified(balance_key(sink)).value, "big") == 99
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    assert "stopped at height" in output
