@@ -481,8 +481,9 @@ def test_invalid_proof_bytes_are_rejected():
         Proof((bytes(32),) * 257, None)
     with pytest.raises(ValueError, match="leaf"):
         Proof((), (b"\x01" * 32,))
-    with pytest.raises(ValueError, match="data"):
-        Proof.from_dict({"siblings": ["zz"], "leaf": None})
+    for bad_dict in ({"siblings": ["zz"], "leaf": None}, {"siblings": []}, {"siblings": [], "leaf": ["00"] * 3}):
+        with pytest.raises(ValueError, match="data"):
+            Proof.from_dict(bad_dict)
 
 
 def test_invalid_verify_arguments_are_rejected():

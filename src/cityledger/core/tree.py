@@ -33,10 +33,24 @@ Node encoding (fixed layout, all integers big-endian)
   child is a leaf, 0x08 right child is a leaf; other bits zero. An absent child has version 0,
   hash 32 zero bytes and its flag bits clear. A child's NodeKey is (child_version, child path).
 
+Applying a batch
+----------------
+``apply`` takes every change of a block at once; the sorted key hashes are split by bit down the
+tree, so a node shared by many updated keys is rewritten and hashed once. It returns the writes
+(``new_nodes``, all at the batch's version) and ``stale_nodes``: the old tree's nodes that the
+new tree no longer reaches, to be pruned once their version leaves the retention window. A batch
+that changes nothing (empty, deletes of absent keys, same values) writes nothing and returns the
+old root key, whose version is then older than the batch's.
+
 Proofs
 ------
 A proof lists one sibling hash per level from the root down to the spot where the key's path
 ends (a leaf or an empty side), and the (key_hash, H(value)) of the leaf found there, if any.
+To verify, start from ``H(0x00 || key_hash || value_hash)`` of that leaf (or 32 zero bytes for an
+empty spot), fold the siblings from the deepest up, the key's bit at each level saying on which
+side the running hash sits, and compare with the root. Inclusion needs the leaf's key_hash to be
+H(key) and its value_hash H(value); non-inclusion needs no leaf, or a leaf of another key whose
+hash shares the first n bits (n = number of siblings) with H(key).
 ``Proof.to_bytes``: ``n (u16) | n sibling hashes (32 each) | 0x00`` or
 ``... | 0x01 | key_hash (32) | value_hash (32)``.
 """
@@ -47,6 +61,7 @@ import gc
 import hashlib
 import struct
 from bisect import bisect_left
+from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Iterable, Iterator, Mapping, NamedTuple, Protocol
@@ -82,6 +97,24 @@ _PATH_PAD = [((depth + 7) >> 3) * 8 - depth for depth in range(KEY_BITS + 1)]
 _KEEP = object()  # a subtree the batch leaves exactly as it was
 _tuple_new = tuple.__new__
 _first = itemgetter(0)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while bulk work allocates many small acyclic objects.
+
+    A batch allocates hundreds of thousands of tuples, none of which can be part of a cycle; left
+    running, the collector would rescan them (and at times the whole heap) every few hundred
+    allocations, which costs more than the batch itself. Process-wide, but only ever re-enabled
+    by the call that disabled it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class MissingNodeError(LookupError):
@@ -127,10 +160,15 @@ class NodeReader(Protocol):
 
 
 class MemoryNodeStore:
-    """A dict-backed NodeReader with put/delete, for tests and tools."""
+    """A dict-backed NodeReader with put/delete, for tests and tools.
+
+    Keys are kept as plain (version, path) tuples, which compare and hash equal to NodeKeys: the
+    garbage collector stops tracking plain tuples of ints and bytes, but never NodeKey instances,
+    and a million tracked keys make every full collection slow.
+    """
 
     def __init__(self) -> None:
-        self.nodes: dict[NodeKey, bytes] = {}
+        self.nodes: dict[tuple[int, bytes], bytes] = {}
 
     def get_node(self, key: NodeKey) -> bytes | None:
         """The encoded node stored under key, or None."""
@@ -138,7 +176,8 @@ class MemoryNodeStore:
 
     def put(self, batch: Mapping[NodeKey, bytes]) -> None:
         """Store a batch of encoded nodes (TreeUpdate.new_nodes)."""
-        self.nodes.update(batch)
+        with _gc_paused():
+            self.nodes.update(zip(map(tuple, batch), batch.values()))
 
     def delete(self, keys: Iterable[NodeKey]) -> None:
         """Remove nodes, as pruning does with stale nodes past the retention window."""
@@ -278,15 +317,34 @@ def _decode_leaf_fast(data: bytes) -> tuple[bytes, bytes, bytes]:
 
 
 def _decode_internal_fast(version: int, data: bytes, node_hash: bytes | None) -> tuple:
-    """Decode a stored internal node into (version, hash, left, right) with plain-tuple refs."""
+    """Decode a stored internal node into a flat cache entry (see _entry_children)."""
     if data[0] != INTERNAL_TAG or len(data) != INTERNAL_NODE_BYTES:
         raise InvariantBroken(f"expected an internal node, found tag {data[0]} and {len(data)} bytes")
     _, flags, lv, lh, rv, rh = _INTERNAL.unpack(data)
-    left = (lv, lh, bool(flags & FLAG_LEFT_LEAF)) if flags & FLAG_LEFT else None
-    right = (rv, rh, bool(flags & FLAG_RIGHT_LEAF)) if flags & FLAG_RIGHT else None
     if node_hash is None:
         node_hash = _sha256(_INTERNAL_PREFIX + lh + rh).digest()
-    return version, node_hash, left, right
+    return (
+        version,
+        node_hash,
+        lv,
+        lh if flags & FLAG_LEFT else None,
+        bool(flags & FLAG_LEFT_LEAF),
+        rv,
+        rh if flags & FLAG_RIGHT else None,
+        bool(flags & FLAG_RIGHT_LEAF),
+    )
+
+
+def _entry_children(entry: tuple) -> tuple[tuple | None, tuple | None]:
+    """The (left, right) refs of a flat cache entry.
+
+    A cached internal node is one flat tuple (version, hash, left_version, left_hash, left_is_leaf,
+    right_version, right_hash, right_is_leaf), an absent side having hash None. Flat entries keep
+    the refs they were built from short-lived, which spares the garbage collector.
+    """
+    left = (entry[2], entry[3], entry[4]) if entry[3] is not None else None
+    right = (entry[5], entry[6], entry[7]) if entry[6] is not None else None
+    return left, right
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -379,7 +437,8 @@ class _Batch:
         entry = cache.get(path)
         if entry is None or entry[1] != ref[1] or entry[0] != ref[0]:
             entry = self.tree._fetch_internal(ref[0], path, ref[1], cache)
-        _, _, left, right = entry
+        left = (entry[2], entry[3], entry[4]) if entry[3] is not None else None
+        right = (entry[5], entry[6], entry[7]) if entry[6] is not None else None
         child = prefix << 1
         mid = bisect_left(self.ints, (child | 1) << (255 - depth), lo, hi)
         new_left = self.update(left, depth + 1, child, lo, mid) if mid > lo else _KEEP
@@ -401,17 +460,25 @@ class _Batch:
         key_int = self.ints[i]
         cache = self.cache
         trail = []
-        while ref is not None and not ref[2]:
-            path = _PATH_HEADER[depth] + ((key_int >> (KEY_BITS - depth)) << _PATH_PAD[depth]).to_bytes(
-                _PATH_BYTES[depth], "big"
-            )
-            entry = cache.get(path)
-            if entry is None or entry[1] != ref[1] or entry[0] != ref[0]:
-                entry = self.tree._fetch_internal(ref[0], path, ref[1], cache)
-            bit = (key_int >> (255 - depth)) & 1
-            trail.append((ref[0], path, entry[3 - bit], bit))
-            ref = entry[2 + bit]
-            depth += 1
+        if ref is not None:
+            version, node_hash, is_leaf = ref
+            while not is_leaf:
+                path = _PATH_HEADER[depth] + ((key_int >> (KEY_BITS - depth)) << _PATH_PAD[depth]).to_bytes(
+                    _PATH_BYTES[depth], "big"
+                )
+                entry = cache.get(path)
+                if entry is None or entry[1] != node_hash or entry[0] != version:
+                    entry = self.tree._fetch_internal(version, path, node_hash, cache)
+                if (key_int >> (255 - depth)) & 1:
+                    trail.append((entry, path, 1))
+                    version, node_hash, is_leaf = entry[5], entry[6], entry[7]
+                else:
+                    trail.append((entry, path, 0))
+                    version, node_hash, is_leaf = entry[2], entry[3], entry[4]
+                depth += 1
+                if node_hash is None:
+                    break
+            ref = None if node_hash is None else (version, node_hash, is_leaf)
         if ref is None:
             value = self.values[i]
             if value is None:
@@ -431,21 +498,28 @@ class _Batch:
         new_nodes = self.new_nodes
         cache = self.cache
         version = self.version
-        for old_version, path, sibling, bit in reversed(trail):
+        for entry, path, bit in reversed(trail):
             depth -= 1
-            stale.append(_tuple_new(NodeKey, (old_version, path)))
-            if result is None or sibling is None or len(result) == 4:
-                left, right = (sibling, result) if bit else (result, sibling)
+            stale.append(_tuple_new(NodeKey, (entry[0], path)))
+            if result is None or len(result) == 4 or entry[6 - 3 * bit] is None:
+                left, right = _entry_children(entry)
+                if bit:
+                    right = result
+                else:
+                    left = result
                 result = self.combine(left, right, depth, key_int >> (KEY_BITS - depth), path)
                 continue
             # The common case, inline: two written children, so this node is rewritten in place.
-            left, right = (sibling, result) if bit else (result, sibling)
-            lv, lh, l_leaf = left
-            rv, rh, r_leaf = right
-            flags = (7 if l_leaf else 3) | (8 if r_leaf else 0)
+            if bit:
+                lv, lh, l_leaf = entry[2], entry[3], entry[4]
+                rv, rh, r_leaf = result
+            else:
+                lv, lh, l_leaf = result
+                rv, rh, r_leaf = entry[5], entry[6], entry[7]
             node_hash = _sha256(_INTERNAL_PREFIX + lh + rh).digest()
-            new_nodes[_tuple_new(NodeKey, (version, path))] = _INTERNAL.pack(INTERNAL_TAG, flags, lv, lh, rv, rh)
-            cache[path] = (version, node_hash, left, right)
+            packed = _INTERNAL.pack(INTERNAL_TAG, (7 if l_leaf else 3) | (8 if r_leaf else 0), lv, lh, rv, rh)
+            new_nodes[_tuple_new(NodeKey, (version, path))] = packed
+            cache[path] = (version, node_hash, lv, lh, l_leaf, rv, rh, r_leaf)
             result = (version, node_hash, False)
         return result
 
@@ -526,18 +600,21 @@ class _Batch:
 
     def pair(self, depth: int, prefix: int, left: tuple | None, right: tuple | None) -> tuple:
         """Write the internal node at (depth, prefix) over two written refs (one may be None)."""
-        flags, lv, lh, rv, rh = 0, 0, _ZERO, 0, _ZERO
+        flags, lv, lh, l_leaf, rv, rh, r_leaf = 0, 0, None, False, 0, None, False
         if left is not None:
-            lv, lh, is_leaf = left
-            flags = FLAG_LEFT | FLAG_LEFT_LEAF if is_leaf else FLAG_LEFT
+            lv, lh, l_leaf = left
+            flags = FLAG_LEFT | FLAG_LEFT_LEAF if l_leaf else FLAG_LEFT
         if right is not None:
-            rv, rh, is_leaf = right
-            flags |= FLAG_RIGHT | FLAG_RIGHT_LEAF if is_leaf else FLAG_RIGHT
-        node_hash = _sha256(_INTERNAL_PREFIX + lh + rh).digest()
+            rv, rh, r_leaf = right
+            flags |= FLAG_RIGHT | FLAG_RIGHT_LEAF if r_leaf else FLAG_RIGHT
+        left_hash = _ZERO if lh is None else lh
+        right_hash = _ZERO if rh is None else rh
+        node_hash = _sha256(_INTERNAL_PREFIX + left_hash + right_hash).digest()
         path = _PATH_HEADER[depth] + (prefix << _PATH_PAD[depth]).to_bytes(_PATH_BYTES[depth], "big")
         version = self.version
-        self.new_nodes[_tuple_new(NodeKey, (version, path))] = _INTERNAL.pack(INTERNAL_TAG, flags, lv, lh, rv, rh)
-        self.cache[path] = (version, node_hash, left, right)
+        packed = _INTERNAL.pack(INTERNAL_TAG, flags, lv, left_hash, rv, right_hash)
+        self.new_nodes[_tuple_new(NodeKey, (version, path))] = packed
+        self.cache[path] = (version, node_hash, lv, lh, l_leaf, rv, rh, r_leaf)
         return (version, node_hash, False)
 
     def build(self, depth: int, prefix: int, lo: int, hi: int):
@@ -618,8 +695,10 @@ _ROOT_PATH = _PATH_HEADER[0]
 class SparseMerkleTree:
     """Versioned sparse Merkle tree over a NodeReader; apply() returns writes, never stores them.
 
-    Not thread-safe. Decoded internal nodes are cached between batches; a cached node is used only
-    when its hash matches the parent's reference, so a discarded apply cannot poison later reads.
+    Decoded internal nodes are cached by path between batches (the latest tree's nodes, which the
+    next batch walks first). A cached node is used only when its version and hash match the
+    parent's reference, so reads of old versions, forks and discarded batches stay correct. One
+    apply() at a time; reads may run in other threads meanwhile (cache entries are immutable).
     """
 
     def __init__(self, reader: NodeReader, cache_size: int = DEFAULT_CACHE_NODES) -> None:
@@ -628,7 +707,7 @@ class SparseMerkleTree:
         if not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"cache_size: expected an int >= 0, got {cache_size!r}")
         self.reader = reader
-        self._cache: dict[bytes, tuple] = {}  # path -> (version, hash, left, right)
+        self._cache: dict[bytes, tuple] = {}  # path -> flat entry, see _entry_children
         self._cache_max = cache_size
 
     def clear_cache(self) -> None:
@@ -647,15 +726,10 @@ class SparseMerkleTree:
         items = _sorted_updates(updates)
         root_ref = self._root_ref(root_key)
         batch = _Batch(self, version, items)
-        # A batch allocates hundreds of thousands of small acyclic tuples; letting the cyclic
-        # garbage collector rescan the whole heap meanwhile costs more than the batch itself.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with _gc_paused():
             result = batch.update(root_ref, 0, 0, 0, len(items))
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+        if len(self._cache) > self._cache_max:
+            self._cache.clear()  # a huge batch (genesis, state sync) must not pin its nodes
         if result is _KEEP:
             old_hash = EMPTY_ROOT if root_ref is None else root_ref[1]
             return TreeUpdate(old_hash, root_key, {}, [])
@@ -706,7 +780,7 @@ class SparseMerkleTree:
                 _, key, value = self._load_leaf(ref[0], path)
                 yield key, value
                 continue
-            _, _, left, right = self._load_internal(ref[0], path, ref[1])
+            left, right = _entry_children(self._load_internal(ref[0], path, ref[1]))
             if right is not None:
                 stack.append((right, depth + 1, (prefix << 1) | 1))
             if left is not None:
@@ -723,7 +797,7 @@ class SparseMerkleTree:
             path = _PATH_HEADER[depth] + (prefix << _PATH_PAD[depth]).to_bytes(_PATH_BYTES[depth], "big")
             if ref[2]:
                 return self._load_leaf(ref[0], path), depth
-            _, _, left, right = self._load_internal(ref[0], path, ref[1])
+            left, right = _entry_children(self._load_internal(ref[0], path, ref[1]))
             if (key_int >> (255 - depth)) & 1:
                 ref, other = right, left
             else:
@@ -765,7 +839,7 @@ class SparseMerkleTree:
         return entry
 
     def _load_internal(self, version: int, path: bytes, node_hash: bytes) -> tuple:
-        """Read an internal node as (version, hash, left, right), from the cache when it matches."""
+        """Read an internal node as a flat cache entry, from the cache when it matches."""
         entry = self._cache.get(path)
         if entry is not None and entry[1] == node_hash and entry[0] == version:
             return entry
@@ -851,8 +925,10 @@ class Proof:
         try:
             siblings = tuple(bytes.fromhex(s) for s in data["siblings"])
             leaf = data["leaf"]
-            leaf = None if leaf is None else (bytes.fromhex(leaf[0]), bytes.fromhex(leaf[1]))
-        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            if leaf is not None:
+                first, second = leaf
+                leaf = (bytes.fromhex(first), bytes.fromhex(second))
+        except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"data: expected {{'siblings': [hex], 'leaf': null | [hex, hex]}}: {exc}") from exc
         return cls(siblings, leaf)
 
