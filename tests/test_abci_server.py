@@ -431,3 +431,39 @@ def test_cometbft_commits_tx_and_query_reaches_app(cometbft_node):
 
     rejected = node.rpc("broadcast_tx_sync", tx=base64.b64encode(b"no-equals").decode())
     assert rejected["code"] == CODE_BAD_TX and rejected["codespace"] == "kv"
+
+
+# -- the app thread: consensus work before queued CheckTx ---------------------------------------
+
+def test_consensus_requests_overtake_queued_check_tx():
+    from cityledger.engines.cometbft.abci_server import (
+        PRIORITY_CONSENSUS,
+        PRIORITY_DEFAULT,
+        PRIORITY_MEMPOOL,
+        PriorityExecutor,
+        compute_frame_priority,
+    )
+
+    def frame(**kind) -> bytes:
+        return abci.Request(**kind).SerializeToString()
+
+    assert compute_frame_priority(frame(check_tx=abci.RequestCheckTx(tx=b"a=1"))) == PRIORITY_MEMPOOL
+    assert compute_frame_priority(frame(finalize_block=abci.RequestFinalizeBlock(height=2))) == PRIORITY_CONSENSUS
+    assert compute_frame_priority(frame(commit=abci.RequestCommit())) == PRIORITY_CONSENSUS
+    assert compute_frame_priority(frame(query=abci.RequestQuery(path="/x"))) == PRIORITY_DEFAULT
+    assert compute_frame_priority(frame(flush=abci.RequestFlush())) is None
+
+    executor = PriorityExecutor()
+    gate = threading.Event()
+    order: list[str] = []
+    try:
+        executor.submit_with_priority(PRIORITY_MEMPOOL, gate.wait)  # holds the thread while the rest queue
+        futures = [executor.submit_with_priority(PRIORITY_MEMPOOL, order.append, f"check{i}") for i in range(3)]
+        futures.append(executor.submit_with_priority(PRIORITY_CONSENSUS, order.append, "finalize"))
+        futures.append(executor.submit(order.append, "query"))
+        gate.set()
+        for future in futures:
+            future.result(timeout=5)
+    finally:
+        executor.shutdown()
+    assert order == ["finalize", "query", "check0", "check1", "check2"]

@@ -7,9 +7,11 @@ answered so far to be written out. Each connection here is a reader task that cu
 stream into frames and hands batches of them to the app thread, and a writer task that writes the
 batches' responses back in the order they were read.
 
-The app is synchronous and not thread-safe, so every call into it runs on one executor thread:
+The app is synchronous and not thread-safe, so every call into it runs on one app thread:
 calls are serialised across the four connections, and per-connection order follows from the
-FIFO executor and the in-order writer. An exception raised by the app is a bug, not a rejected tx:
+in-order writer and a queue that is FIFO within each priority. The consensus connection goes
+first: under load the mempool connection queues thousands of CheckTx, and a PrepareProposal or
+FinalizeBlock waiting behind them would stretch every block (proposals miss timeout_propose). An exception raised by the app is a bug, not a rejected tx:
 it is answered with `ResponseException` (which makes CometBFT halt), logged with its traceback,
 and every later request is answered the same way, so the node stops loudly instead of forking.
 """
@@ -19,8 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import itertools
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
 
 from cityledger.app.abc import Application, TxResult
@@ -32,9 +37,90 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 READ_CHUNK_BYTES = 256 * 1024
-MAX_BATCH_REQUESTS = 512  # requests handed to the app thread in one go
-MAX_PENDING_BATCHES = 64  # per connection: past this the reader stops reading (back-pressure)
+MAX_BATCH_REQUESTS = 64  # requests handed to the app thread in one go (consensus work waits at most one batch)
+MAX_PENDING_BATCHES = 512  # per connection: past this the reader stops reading (back-pressure)
 MAX_CONNECTIONS = 16  # CometBFT opens 4; the rest leaves room for tools such as abci-cli
+
+
+# Priorities of the app thread's work, lowest first; a connection takes the priority of the first
+# request it sends that is not Echo or Flush (CometBFT never mixes kinds across its connections).
+PRIORITY_CONSENSUS = 0
+PRIORITY_DEFAULT = 1  # info/query, snapshots, and calls from the engine (run_in_app)
+PRIORITY_MEMPOOL = 2
+_CONSENSUS_KINDS = ("init_chain", "prepare_proposal", "process_proposal", "extend_vote", "verify_vote_extension",
+                    "finalize_block", "commit")
+_NEUTRAL_KINDS = ("echo", "flush")
+
+
+def _field_priorities() -> dict[int, int | None]:
+    """Request oneof field number -> priority (None for Echo and Flush)."""
+    out: dict[int, int | None] = {}
+    for name, descriptor in abci.Request.DESCRIPTOR.fields_by_name.items():
+        if name in _NEUTRAL_KINDS:
+            out[descriptor.number] = None
+        elif name in _CONSENSUS_KINDS:
+            out[descriptor.number] = PRIORITY_CONSENSUS
+        else:
+            out[descriptor.number] = PRIORITY_MEMPOOL if name == "check_tx" else PRIORITY_DEFAULT
+    return out
+
+
+_FIELD_PRIORITIES = _field_priorities()
+
+
+def compute_frame_priority(frame: bytes) -> int | None:
+    """The priority of a serialised Request from its first tag (its oneof field); None if neutral."""
+    number, shift = 0, 0
+    for index, byte in enumerate(frame[:5]):
+        number |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return _FIELD_PRIORITIES.get(number >> 3, PRIORITY_DEFAULT)
+        shift += 7
+        if index == 4:
+            break
+    return PRIORITY_DEFAULT
+
+
+class PriorityExecutor(Executor):
+    """One worker thread that runs the highest-priority (lowest number) work first, FIFO within a priority."""
+
+    def __init__(self, thread_name: str = "abci-app") -> None:
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._sequence = itertools.count()
+        self._shutdown = False
+        self._thread = threading.Thread(target=self._work, name=thread_name, daemon=True)
+        self._thread.start()
+
+    def submit_with_priority(self, priority: int, function: Callable[..., T], *args: Any) -> Future:
+        if self._shutdown:
+            raise RuntimeError("PriorityExecutor: submit after shutdown")
+        future: Future = Future()
+        self._queue.put((priority, next(self._sequence), future, function, args))
+        return future
+
+    def submit(self, function, /, *args, **kwargs) -> Future:
+        if kwargs:
+            return self.submit_with_priority(PRIORITY_DEFAULT, lambda: function(*args, **kwargs))
+        return self.submit_with_priority(PRIORITY_DEFAULT, function, *args)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if not self._shutdown:
+            self._shutdown = True
+            self._queue.put((PRIORITY_MEMPOOL + 1, next(self._sequence), None, None, ()))
+        if wait:
+            self._thread.join()
+
+    def _work(self) -> None:
+        while True:
+            _, _, future, function, args = self._queue.get()
+            if future is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                future.set_exception(exc)
 
 
 class AbciAppError(RuntimeError):
@@ -191,7 +277,7 @@ class AbciServer:
         self.scheme, self._host, self._port = parse_address(address)
         self.handler = RequestHandler(app, after_commit, after_check_tx, after_finalize_block)
         self._own_executor = executor is None
-        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="abci-app")
+        self._executor = executor or PriorityExecutor()
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task] = set()
         self._failed: asyncio.Event | None = None
@@ -278,15 +364,25 @@ class AbciServer:
         """Cut the stream into frames and queue each batch's future answer, in order."""
         loop = asyncio.get_running_loop()
         buffer = bytearray()
+        priority: int | None = None  # this connection's, from its first request other than Echo/Flush
         while True:
             data = await reader.read(READ_CHUNK_BYTES)
             if not data:
                 return
             buffer += data
             while frames := split_frames(buffer, MAX_BATCH_REQUESTS):
-                future = loop.run_in_executor(self._executor, self.handler.handle_batch, frames)
+                if priority is None:
+                    priority = next((p for p in map(compute_frame_priority, frames) if p is not None), None)
+                future = self._submit(loop, priority, frames)
                 if not await _enqueue(pending, future, writing):
                     return
+
+    def _submit(self, loop, priority: int | None, frames: list[bytes]) -> asyncio.Future:
+        submit = getattr(self._executor, "submit_with_priority", None)
+        if submit is None:
+            return loop.run_in_executor(self._executor, self.handler.handle_batch, frames)
+        chosen = PRIORITY_DEFAULT if priority is None else priority
+        return asyncio.wrap_future(submit(chosen, self.handler.handle_batch, frames), loop=loop)
 
     async def _write_responses(self, pending: asyncio.Queue, writer: asyncio.StreamWriter) -> None:
         """Write each batch's responses in the order the batches were read."""
