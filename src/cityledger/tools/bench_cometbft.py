@@ -1,0 +1,360 @@
+"""`cityledger bench --engine cometbft`: the ledger on a local CometBFT network against CometBFT's kvstore.
+
+One run drives four networks in turn, each on the loopback of this machine with the same consensus
+settings and the same load: the ledger with --validators validators, CometBFT's built-in kvstore
+app (`--proxy_app=kvstore`, the bound CometBFT itself sets here) with as many, and both again with
+one validator. The load is pre-built (signing is not timed): signed bank transfers spread over
+many senders for the ledger, and txs of the same count and byte size for kvstore. Txs go in
+JSON-RPC batches of broadcast_tx_async, each sender's to one node (nonces stay in order), spread
+over the validators, with at most --window txs submitted and not yet committed.
+
+The last stdout line is JSON:
+  tx_per_s, p50_finality_ms, p99_finality_ms    the ledger, --validators validators
+  kvstore_tx_per_s, kvstore_p50_finality_ms, kvstore_p99_finality_ms
+  ratio_to_kvstore                              tx_per_s / kvstore_tx_per_s
+  one_validator: the same figures with one validator
+Finality of a tx: from just before its batch is posted to when a block holding it is seen
+committed on validator0 (polled every POLL_S); throughput: txs over the time from the first post
+to the last commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+
+POLL_S = 0.02
+BATCH_TXS = 250
+RUN_TIMEOUT_S = 600
+DEFAULT_TIMEOUTS_MS = (1000, 300, 300, 100)  # propose, prevote, precommit, commit
+# Txs in flight. On the 2-core machine the ledger's p99 finality stays near 2 s up to about this
+# many; more raises both apps' throughput a little and the ledger's finality a lot (docs/BENCHMARKS.md).
+DEFAULT_WINDOW = 800
+
+
+@dataclass
+class RunResult:
+    """What one network did with the load."""
+
+    app: str
+    validators: int
+    txs: int
+    tx_bytes: int
+    seconds: float
+    finality_ms: list[float]
+    blocks: int
+    failed: int = 0
+
+    @property
+    def tx_per_s(self) -> float:
+        return self.txs / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, fraction: float) -> float:
+        ordered = sorted(self.finality_ms)
+        return ordered[min(len(ordered) - 1, max(0, int(len(ordered) * fraction + 0.5) - 1))] if ordered else 0.0
+
+
+@dataclass
+class _Tracker:
+    """Sees blocks commit on one node and notes when each awaited tx did."""
+
+    rpc: object
+    start_height: int
+    submitted_at: dict[bytes, float] = field(default_factory=dict)
+    committed_at: dict[bytes, float] = field(default_factory=dict)
+    heights: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            seen = self.start_height
+            while not self.stop.is_set():
+                top = self.rpc.status().height
+                if top <= seen:
+                    time.sleep(POLL_S)
+                    continue
+                now = time.perf_counter()
+                for height in range(seen + 1, top + 1):
+                    txs = self.rpc.call("block", height=str(height))["block"]["data"]["txs"] or []
+                    ids = [hashlib.sha256(base64.b64decode(tx)).digest() for tx in txs]
+                    with self.lock:
+                        for tx_id in ids:
+                            self.committed_at.setdefault(tx_id, now)
+                    self.heights.append(height)
+                seen = top
+        except BaseException as exc:  # noqa: BLE001 - reported by the runner
+            self.error = exc
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.committed_at)
+
+
+def make_kvstore_load(count: int, tx_bytes: int) -> list[bytes]:
+    """count distinct 'key=value' txs of tx_bytes bytes each (kvstore's format)."""
+    txs = []
+    for index in range(count):
+        key = f"bench{index:09d}".encode()
+        txs.append(key + b"=" + b"v" * max(1, tx_bytes - len(key) - 1))
+    return txs
+
+
+def make_ledger_load(chain_id: str, funder, count: int, senders: int) -> tuple[list[bytes], list[list[bytes]]]:
+    """Funding txs, and per-sender ordered transfers (pre-signed)."""
+    from ..core.keys import PrivateKey
+    from ..core.tx import build_tx
+    from ..modules.bank import MultiSend, Output, Transfer
+
+    keys = [PrivateKey.generate() for _ in range(senders)]
+    funding = []
+    for start in range(0, senders, 200):
+        outputs = [Output(k.address(), 10_000_000) for k in keys[start:start + 200]]
+        funding.append(build_tx(chain_id, [funder], len(funding), [MultiSend(outputs)]))
+    sink = PrivateKey.generate().address()
+    per_sender = [[] for _ in keys]
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("signing transfers", total=count)
+        for index in range(count):
+            sender = index % senders
+            per_sender[sender].append(build_tx(chain_id, [keys[sender]], len(per_sender[sender]),
+                                               [Transfer(sink, 1)]))
+            progress.advance(task)
+    return funding, per_sender
+
+
+def _interleave(streams: list[list[bytes]], nodes: int) -> list[list[bytes]]:
+    """Per node, the txs of its senders (sender i goes to node i % nodes), nonce by nonce."""
+    queues: list[list[bytes]] = [[] for _ in range(nodes)]
+    depth = max((len(s) for s in streams), default=0)
+    for level in range(depth):
+        for index, stream in enumerate(streams):
+            if level < len(stream):
+                queues[index % nodes].append(stream[level])
+    return queues
+
+
+def _make_network(root: Path, validators: int, builtin_app: str | None):
+    from ..engines.cometbft.setup import ConsensusTimeouts
+    from ..engines.cometbft.testnet import Testnet
+
+    propose, prevote, precommit, commit = DEFAULT_TIMEOUTS_MS
+    timeouts = ConsensusTimeouts(propose_ms=propose, prevote_ms=prevote, precommit_ms=precommit, commit_ms=commit,
+                                 empty_block_interval_ms=1000)
+    net = Testnet.create(root, validators=validators, timeouts=timeouts, snapshot_interval=0, api=False,
+                         builtin_app=builtin_app)
+    net.start()
+    net.wait_for_height(2, timeout_s=60)
+    return net
+
+
+def _broadcast(rpc, txs: list[bytes]) -> None:
+    answers = rpc.batch("broadcast_tx_async", [{"tx": base64.b64encode(tx).decode()} for tx in txs])
+    refused = [a for a in answers if not isinstance(a, dict) or a.get("code", 0) != 0]
+    if refused:
+        raise RuntimeError(f"bench: {len(refused)} txs refused by CometBFT, first: {refused[0]}")
+
+
+def _drive(net, queues: list[list[bytes]], window: int, label: str) -> tuple[float, _Tracker]:
+    """Submit every queue's txs to its node under the window; return (seconds, tracker)."""
+    clients = [net.rpc(n.name, timeout_s=60) for n in net.nodes]
+    tracker = _Tracker(clients[0], clients[0].status().height)
+    watcher = threading.Thread(target=tracker.run, name="bench-tracker", daemon=True)
+    watcher.start()
+    total = sum(len(q) for q in queues)
+    positions = [0] * len(queues)
+    submitted = 0
+    started = time.perf_counter()
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task(label, total=total)
+            while tracker.count() < total:
+                if tracker.error is not None:
+                    raise RuntimeError(f"bench: watching blocks failed: {tracker.error!r}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"bench: {total - tracker.count()} txs not committed in {RUN_TIMEOUT_S}s")
+                progress.update(task, completed=tracker.count())
+                node = min(range(len(queues)), key=lambda i: positions[i] / max(1, len(queues[i])))
+                if submitted >= total or submitted - tracker.count() + BATCH_TXS > window:
+                    time.sleep(POLL_S / 2)
+                    continue
+                batch = queues[node][positions[node]:positions[node] + BATCH_TXS]
+                positions[node] += len(batch)
+                now = time.perf_counter()
+                with tracker.lock:
+                    for tx in batch:
+                        tracker.submitted_at[hashlib.sha256(tx).digest()] = now
+                _broadcast(clients[node], batch)
+                submitted += len(batch)
+        elapsed = max(tracker.committed_at.values()) - started
+    finally:
+        tracker.stop.set()
+        watcher.join(timeout=10)
+        for client in clients:
+            client.close()
+    return elapsed, tracker
+
+
+def _count_failures(net, heights: list[int]) -> int:
+    """Txs committed with a non-zero code (the ledger rejected them in the block)."""
+    failed = 0
+    with net.rpc(net.nodes[0].name, timeout_s=60) as rpc:
+        for height in heights:
+            results = rpc.call("block_results", height=str(height)).get("txs_results") or []
+            failed += sum(1 for r in results if int(r.get("code", 0)) != 0)
+    return failed
+
+
+def _wait_for_txs(net, txs: list[bytes], timeout_s: float = 120) -> None:
+    with net.rpc(net.nodes[0].name) as rpc:
+        deadline = time.monotonic() + timeout_s
+        for tx in txs:
+            tx_hash = base64.b64encode(hashlib.sha256(tx).digest()).decode()
+            while True:
+                try:
+                    rpc.call("tx", hash=tx_hash)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("bench: funding txs were not committed") from None
+                    time.sleep(0.1)
+
+
+def run_ledger(root: Path, validators: int, count: int, senders: int, window: int) -> RunResult:
+    """The ledger's run: fund the senders, then the transfers under the window."""
+    from ..core.keys import PrivateKey, scheme_from_name
+
+    net = _make_network(root, validators, None)
+    try:
+        member = json.loads((root / "keys" / "member0.json").read_text())
+        funder = PrivateKey(scheme_from_name(member["scheme"]), bytes.fromhex(member["seed"]))
+        funding, streams = make_ledger_load(net.chain_id, funder, count, senders)
+        with net.rpc(net.nodes[0].name) as rpc:
+            _broadcast(rpc, funding)
+        _wait_for_txs(net, funding)
+        queues = _interleave(streams, validators)
+        tx_bytes = round(sum(len(tx) for s in streams for tx in s) / count)
+        seconds, tracker = _drive(net, queues, window, f"cityledger, {validators} validator(s)")
+        failed = _count_failures(net, tracker.heights)
+    finally:
+        net.stop()
+    return _result("cityledger", validators, count, tx_bytes, seconds, tracker, failed)
+
+
+def run_kvstore(root: Path, validators: int, count: int, tx_bytes: int, window: int) -> RunResult:
+    """CometBFT's kvstore with the same count and size of txs."""
+    net = _make_network(root, validators, "kvstore")
+    try:
+        txs = make_kvstore_load(count, tx_bytes)
+        queues = [txs[i::validators] for i in range(validators)]
+        seconds, tracker = _drive(net, queues, window, f"kvstore, {validators} validator(s)")
+        failed = _count_failures(net, tracker.heights)
+    finally:
+        net.stop()
+    return _result("kvstore", validators, count, tx_bytes, seconds, tracker, failed)
+
+
+def _result(app: str, validators: int, count: int, tx_bytes: int, seconds: float, tracker: _Tracker,
+            failed: int) -> RunResult:
+    finality = [(tracker.committed_at[tx_id] - at) * 1000 for tx_id, at in tracker.submitted_at.items()
+                if tx_id in tracker.committed_at]
+    return RunResult(app, validators, count, tx_bytes, seconds, finality, len(tracker.heights), failed)
+
+
+def compute_summary(ledger: RunResult, kvstore: RunResult, ledger_1: RunResult | None,
+                    kvstore_1: RunResult | None) -> dict:
+    """The JSON document: the --validators figures at the top level, one validator under one_validator."""
+
+    def figures(ours: RunResult, theirs: RunResult) -> dict:
+        return {
+            "tx_per_s": round(ours.tx_per_s, 1),
+            "p50_finality_ms": round(ours.percentile_ms(0.50), 1),
+            "p99_finality_ms": round(ours.percentile_ms(0.99), 1),
+            "kvstore_tx_per_s": round(theirs.tx_per_s, 1),
+            "kvstore_p50_finality_ms": round(theirs.percentile_ms(0.50), 1),
+            "kvstore_p99_finality_ms": round(theirs.percentile_ms(0.99), 1),
+            "ratio_to_kvstore": round(ours.tx_per_s / theirs.tx_per_s, 3) if theirs.tx_per_s else None,
+            "blocks": ours.blocks,
+            "failed_txs": ours.failed,
+        }
+
+    summary = {"validators": ledger.validators, "txs": ledger.txs, "tx_bytes": ledger.tx_bytes,
+               **figures(ledger, kvstore)}
+    if ledger_1 is not None and kvstore_1 is not None:
+        summary["one_validator"] = figures(ledger_1, kvstore_1)
+    summary.update({"machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version(),
+                    "date": time.strftime("%Y-%m-%d"), "cometbft": _cometbft_version()})
+    return summary
+
+
+def _cometbft_version() -> str:
+    import subprocess
+
+    from ..engines.cometbft.setup import find_cometbft
+
+    return subprocess.run([str(find_cometbft()), "version"], capture_output=True, text=True).stdout.strip()
+
+
+def _print_table(runs: list[RunResult]) -> None:
+    table = Table(title="cityledger on CometBFT vs CometBFT kvstore (same load)")
+    for column in ("app", "validators", "txs", "tx bytes", "tx/s", "p50 ms", "p99 ms", "blocks", "failed"):
+        table.add_column(column, justify="right" if column != "app" else "left")
+    for run in runs:
+        table.add_row(run.app, str(run.validators), str(run.txs), str(run.tx_bytes), f"{run.tx_per_s:.0f}",
+                      f"{run.percentile_ms(0.5):.0f}", f"{run.percentile_ms(0.99):.0f}", str(run.blocks),
+                      str(run.failed))
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; the last stdout line is the JSON result."""
+    parser = argparse.ArgumentParser(prog="cityledger bench --engine cometbft", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", choices=("cometbft",), default="cometbft", help=argparse.SUPPRESS)
+    parser.add_argument("--validators", type=int, default=4, help="validators of the main networks")
+    parser.add_argument("--txs", type=int, default=8_000, help="txs per network")
+    parser.add_argument("--senders", type=int, default=400, help="distinct sending accounts (ledger)")
+    parser.add_argument("--window", type=int, default=DEFAULT_WINDOW,
+                        help="at most this many txs submitted and not yet committed (clients in flight)")
+    parser.add_argument("--skip-one-validator", action="store_true", help="only the --validators networks")
+    parser.add_argument("--json", action="store_true", help="print only the JSON line on stdout")
+    args = parser.parse_args(argv)
+    if not 1 <= args.validators <= 16 or args.txs < 1 or args.senders < 1 or args.window < BATCH_TXS:
+        parser.error(f"expected 1 <= --validators <= 16, --txs and --senders >= 1, --window >= {BATCH_TXS}")
+    runs: list[RunResult] = []
+    with tempfile.TemporaryDirectory(prefix="cityledger-bench-") as tmp:
+        sizes = [args.validators] + ([] if args.skip_one_validator or args.validators == 1 else [1])
+        for validators in sizes:
+            ledger = run_ledger(Path(tmp) / f"ledger-{validators}", validators, args.txs, args.senders, args.window)
+            kvstore = run_kvstore(Path(tmp) / f"kvstore-{validators}", validators, args.txs, ledger.tx_bytes,
+                                  args.window)
+            runs += [ledger, kvstore]
+    one = runs[2:4] if len(runs) == 4 else [runs[0], runs[1]] if args.validators == 1 else [None, None]
+    summary = compute_summary(runs[0], runs[1], *one)
+    if not args.json:
+        _print_table(runs)
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
