@@ -72,3 +72,21 @@ def test_ttl_eviction(tmp_path):
     engine.produce_block()
     engine.produce_block()
     assert len(engine.mempool) == 0  # alice's third tx waited more than one block and was evicted
+
+
+def test_kept_check_state_matches_a_full_recheck(tmp_path):
+    chain, engine = make_engine(tmp_path)
+    alice, bob = chain.accounts[:2]
+    engine.submit_batch([chain.tx(alice, Transfer(bob.address(), 1)) for _ in range(8)])
+    engine.produce_block()  # five included, three still pending on top of the kept check state
+    assert engine.submit(chain.tx(alice, Transfer(bob.address(), 1))).result.ok  # nonce 8 follows the pending 7
+    replay = engine.submit(chain.tx(alice, Transfer(bob.address(), 2), nonce=6))
+    assert replay.result.code == 5
+    kept = dict(chain.app._check_state.writes)
+    chain.app.reset_check_state()
+    engine._recheck()
+    assert {k: v for k, v in chain.app._check_state.writes.items() if chain.store.get(k) != v} == \
+           {k: v for k, v in kept.items() if chain.store.get(k) != v}
+    while engine.produce_block():
+        pass
+    assert get_balance(chain.store, bob.address()) == GENESIS_BALANCE + 9

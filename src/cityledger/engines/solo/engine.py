@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ...app import abc
@@ -21,12 +20,15 @@ from ...core.encoding import Record, encode
 from ...core.errors import TxError
 from ...core.hashing import sha256
 from .mempool import Mempool, MempoolConfig
+from .verifier import SignatureVerifier, default_workers
 
 log = logging.getLogger("cityledger.solo")
 
 MAX_BATCH_TXS = 10_000
-PIPELINE_CHUNK = 256
+PIPELINE_CHUNK = 500
+MIN_PARALLEL_BATCH = 64  # smaller batches are verified in the calling thread
 MAX_COMMIT_TIMES = 10_000
+FULL_RECHECK_EVERY = 50
 
 
 @dataclass
@@ -35,7 +37,7 @@ class SoloConfig:
     max_block_txs: int = 10_000
     max_block_bytes: int = 16 * 1024 * 1024
     create_empty_blocks: bool = False
-    verify_threads: int = 2
+    verify_workers: int = field(default_factory=default_workers)  # 0: verify in the calling thread
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
 
 
@@ -66,7 +68,7 @@ class SoloEngine(abc.Engine):
         self._committed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pool = ThreadPoolExecutor(max(1, self.config.verify_threads), thread_name_prefix="verify")
+        self._verifier = SignatureVerifier(app.router.message_types(), app.chain_id, self.config.verify_workers)
         self.blocks_committed = 0
         self.txs_committed = 0
         self.last_block_ms = 0.0
@@ -81,46 +83,40 @@ class SoloEngine(abc.Engine):
             return self._admit(tx_id, raw)
 
     def submit_batch(self, raws: list[bytes]) -> list[Submitted]:
-        """Check many txs: signatures verified in parallel threads, state checks in order."""
+        """Check many txs: signatures verified by worker processes, state checks here, overlapped."""
         if len(raws) > MAX_BATCH_TXS:
             raise ValueError(f"txs: expected at most {MAX_BATCH_TXS} txs in a batch, got {len(raws)}")
-        # Signatures are verified by the pool (libsodium releases the GIL) while this thread runs
-        # the ordered state checks of the chunks already verified: the two overlap.
-        chunks = [raws[i:i + PIPELINE_CHUNK] for i in range(0, len(raws), PIPELINE_CHUNK)]
-        futures = [self._pool.submit(self._precheck_quietly, chunk) for chunk in chunks]
-        out = []
-        for chunk, future in zip(chunks, futures):
-            future.result()
+        if len(raws) < MIN_PARALLEL_BATCH or self.config.verify_workers == 0:
             with self._lock:
-                for raw in chunk:
-                    out.append(self._admit(sha256(raw), raw))
+                return [self._admit(sha256(raw), raw) for raw in raws]
+        chunks = [raws[i:i + PIPELINE_CHUNK] for i in range(0, len(raws), PIPELINE_CHUNK)]
+        out = []
+        for chunk, flags in zip(chunks, self._verifier.verify(chunks)):
+            with self._lock:
+                for raw, verified in zip(chunk, flags):
+                    tx_id = sha256(raw)
+                    if verified:
+                        self._mark_verified(tx_id, raw)
+                    out.append(self._admit(tx_id, raw))
         return out
 
-    def _precheck_quietly(self, raws: list[bytes]) -> None:
-        for raw in raws:
-            try:
-                self.app.precheck(raw)
-            except TxError:
-                pass  # reported with its error by check_tx
+    def _mark_verified(self, tx_id: bytes, raw: bytes) -> None:
+        try:
+            self.app.precheck(raw, signatures_verified=True, tx_id=tx_id)
+        except TxError:
+            pass  # cannot happen for bytes a worker accepted; check_tx reports it if it does
 
     def _admit(self, tx_id: bytes, raw: bytes) -> Submitted:
+        """Mempool bounds, then the app's check; admit on success."""
         try:
-            self.mempool.check_room(tx_id, len(raw), None)
-        except TxError as exc:
-            return Submitted(tx_id, abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message))
-        result = self._quota_checked(tx_id, raw)
-        return Submitted(tx_id, result)
-
-    def _quota_checked(self, tx_id: bytes, raw: bytes) -> abc.TxResult:
-        try:
-            decoded = self.app.precheck(raw)
+            decoded = self.app.precheck(raw, tx_id=tx_id)
             self.mempool.check_room(tx_id, len(raw), decoded.sender)
         except TxError as exc:
-            return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message)
+            return Submitted(tx_id, abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message))
         result = self.app.check_tx(raw)
         if result.ok:
             self.mempool.add(tx_id, raw, result.sender, self.app.last_height())
-        return result
+        return Submitted(tx_id, result)
 
     # -- block production ------------------------------------------------------------------------
 
@@ -131,10 +127,23 @@ class SoloEngine(abc.Engine):
             if not reaped and not (allow_empty or self.config.create_empty_blocks):
                 return None
             started = time.perf_counter()
-            height = self._commit_block([raw for _, raw in reaped])
+            height = self.app.store.last_height() + 1
+            expired = self._expired(height, {tx_id for tx_id, _ in reaped})
+            result = self._finalize([raw for _, raw in reaped], height)
+            # The check state can be kept when the block is the mempool's head and every tx did
+            # what its check predicted; a periodic full recheck bounds any drift of checks that
+            # depend on the height.
+            keep = (not expired and all(r.ok for r in result.tx_results)
+                    and height % FULL_RECHECK_EVERY != 0)
+            self.app.commit(keep_check_state=keep)
             for tx_id, _ in reaped:
                 self.mempool.remove(tx_id)
-            self._recheck(height)
+            if not keep:
+                for tx_id in expired:
+                    self.mempool.remove(tx_id)
+                self._recheck()
+            elif not len(self.mempool):
+                self.app.reset_check_state()
             self.last_block_ms = (time.perf_counter() - started) * 1000
             self.commit_times.append((height, time.perf_counter()))
             self.blocks_committed += 1
@@ -143,27 +152,26 @@ class SoloEngine(abc.Engine):
             self._committed.notify_all()
         return height
 
-    def _commit_block(self, txs: list[bytes]) -> int:
+    def _expired(self, height: int, included: set[bytes]) -> list[bytes]:
+        ttl = self.config.mempool.ttl_blocks
+        return [tx_id for tx_id, _, added in self.mempool.items() if height - added > ttl and tx_id not in included]
+
+    def _finalize(self, txs: list[bytes], height: int) -> abc.FinalizeBlockResult:
         store = self.app.store
-        last = store.last_height()
-        info = store.height_info(last)
+        info = store.height_info(height - 1)
         prev_time = info.time_ns if info else 0
         time_ns = max(prev_time + 1, time.time_ns())
-        height = last + 1
         data_hash = sha256(b"".join(sha256(tx) for tx in txs))
         prev_hash = info.block_hash if info else b""
         header = Header(self.app.chain_id, height, time_ns, prev_hash, info.app_hash if info else b"", data_hash)
         block_hash = sha256(encode(header))
         request = abc.BlockRequest(height=height, time_ns=time_ns, txs=tuple(txs), hash=block_hash)
-        self.app.finalize_block(request)
-        self.app.commit()
-        return height
+        return self.app.finalize_block(request)
 
-    def _recheck(self, height: int) -> None:
-        """Recheck what is left against the new state; drop failures and txs past their TTL."""
-        ttl = self.config.mempool.ttl_blocks
-        for tx_id, raw, added in self.mempool.items():
-            if height - added > ttl or not self.app.check_tx(raw, recheck=True).ok:
+    def _recheck(self) -> None:
+        """Recheck what is left against the new state (after a reset); drop what no longer passes."""
+        for tx_id, raw, _ in self.mempool.items():
+            if not self.app.check_tx(raw, recheck=True).ok:
                 self.mempool.remove(tx_id)
 
     def run_forever(self) -> None:
@@ -189,7 +197,7 @@ class SoloEngine(abc.Engine):
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._pool.shutdown(wait=False)
+        self._verifier.shutdown()
 
     def run_in_app(self, function, *args):
         """Call function(*args) between blocks and checks."""

@@ -1,0 +1,145 @@
+"""Signature verification in worker processes, so it runs beside the app instead of fighting it.
+
+Threads do not work well here: libsodium releases the GIL while it verifies, but each thread must
+take the GIL back after every signature while the app's thread keeps it busy, so verification
+crawls (the GIL convoy effect). Worker processes have interpreters of their own. Each worker is
+`python -m cityledger.engines.solo.verifier` speaking a tiny framed protocol on its pipes:
+
+    request:  count (4 bytes, big-endian), then per tx: length (4 bytes) + tx bytes
+    response: one byte per tx, 1 if it decodes, passes stateless checks and its signatures verify
+
+Chunks go to the workers round-robin and are written by a feeder thread per worker, so the engine
+admits chunk i (state checks, in order) while the workers verify chunks i+1, i+2, ….
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from typing import Iterator, Sequence
+
+from ...core.errors import TxError
+from ...core.tx import TxCodec, verify_tx_signatures
+
+_U32 = struct.Struct(">I")
+
+
+def default_workers() -> int:
+    """One worker per core beside the one the app runs on (at least one)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _type_name(kind: type) -> str:
+    return f"{kind.__module__}:{kind.__qualname__}"
+
+
+class _Worker:
+    """One verifier process and the thread that feeds it."""
+
+    def __init__(self, chain_id: str, type_names: list[str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "cityledger.engines.solo.verifier", chain_id, *type_names],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._queue: queue.Queue[bytes | None] = queue.Queue()
+        self._feeder = threading.Thread(target=self._feed, name="verifier-feed", daemon=True)
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            try:
+                self.proc.stdin.write(frame)
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                return
+
+    def send(self, raws: Sequence[bytes]) -> None:
+        parts = [_U32.pack(len(raws))]
+        for raw in raws:
+            parts.append(_U32.pack(len(raw)))
+            parts.append(raw)
+        self._queue.put(b"".join(parts))
+
+    def receive(self, count: int) -> list[bool]:
+        data = self.proc.stdout.read(count)
+        if data is None or len(data) != count:
+            raise RuntimeError(f"verifier worker {self.proc.pid} died (exit code {self.proc.poll()})")
+        return [flag == 1 for flag in data]
+
+    def close(self) -> None:
+        self._queue.put(None)
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class SignatureVerifier:
+    """A set of verifier processes, started on first use."""
+
+    def __init__(self, message_types: Sequence[type], chain_id: str, workers: int) -> None:
+        self._chain_id = chain_id
+        self._type_names = [_type_name(kind) for kind in message_types]
+        self._count = workers
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()  # one batch at a time keeps each worker's replies in order
+
+    def verify(self, chunks: list[list[bytes]]) -> Iterator[list[bool]]:
+        """Flags for each chunk, in order, yielded as soon as that chunk is verified."""
+        with self._lock:
+            if not self._workers:
+                self._workers = [_Worker(self._chain_id, self._type_names) for _ in range(self._count)]
+            workers = self._workers
+            for index, chunk in enumerate(chunks):
+                workers[index % len(workers)].send(chunk)
+            for index, chunk in enumerate(chunks):
+                yield workers[index % len(workers)].receive(len(chunk))
+
+    def shutdown(self) -> None:
+        """Stop the workers."""
+        with self._lock:
+            for worker in self._workers:
+                worker.close()
+            self._workers = []
+
+
+def _load_types(names: list[str]) -> list[type]:
+    kinds = []
+    for name in names:
+        module, _, qualname = name.partition(":")
+        kinds.append(getattr(importlib.import_module(module), qualname))
+    return kinds
+
+
+def _read_exact(stream, size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if data is not None and len(data) == size else None
+
+
+def serve(chain_id: str, type_names: list[str]) -> None:
+    """Worker main loop: read framed batches on stdin, answer one flag byte per tx on stdout."""
+    codec = TxCodec(_load_types(type_names), chain_id)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while (header := _read_exact(stdin, 4)) is not None:
+        flags = bytearray()
+        for _ in range(_U32.unpack(header)[0]):
+            size = _U32.unpack(_read_exact(stdin, 4))[0]
+            raw = _read_exact(stdin, size)
+            try:
+                verify_tx_signatures(codec.decode(raw))
+                flags.append(1)
+            except TxError:
+                flags.append(0)
+        stdout.write(flags)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2:])
