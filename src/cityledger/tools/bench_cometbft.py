@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -315,9 +316,10 @@ def _cometbft_version() -> str:
 
 
 def _print_table(runs: list[RunResult]) -> None:
-    table = Table(title="cityledger on CometBFT vs CometBFT kvstore (same load)")
+    table = Table(title="cityledger on CometBFT vs CometBFT kvstore (same load)", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
     for column in ("app", "validators", "txs", "tx bytes", "tx/s", "p50 ms", "p99 ms", "blocks", "failed"):
-        table.add_column(column, justify="right" if column != "app" else "left")
+        table.add_column(column, justify="right" if column != "app" else "left", no_wrap=True)
     for run in runs:
         table.add_row(run.app, str(run.validators), str(run.txs), str(run.tx_bytes), f"{run.tx_per_s:.0f}",
                       f"{run.percentile_ms(0.5):.0f}", f"{run.percentile_ms(0.99):.0f}", str(run.blocks),
