@@ -8,6 +8,7 @@ import msgspec
 from fastapi import FastAPI
 
 from .errors import install_handlers
+from .identity_routes import include_identity
 from .metrics import ApiMetrics, read_engine
 from .protocols import NodeLike
 from .routes import chain_router, node_router, tx_router
@@ -45,6 +46,7 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     app.include_router(tx_router(service, BlockWatch(node.store.last_height)))
     app.include_router(chain_router(service))
     app.include_router(node_router(service))
+    include_identity(app, node)
     _merge_schemas(app)
     return app
 

@@ -22,7 +22,7 @@ class Event(NamedTuple):
     attributes: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TxResult:
     """The outcome of one tx (CheckTx or ExecTxResult): code 0 is success."""
 
@@ -199,8 +199,7 @@ class Application(ABC):
     def apply_snapshot_chunk(self, index: int, chunk: bytes, sender: str) -> int: ...
 
 
-@dataclass(frozen=True)
-class Submitted:
+class Submitted(NamedTuple):
     """An engine's answer to a submission: the tx id and its check result."""
 
     tx_id: bytes

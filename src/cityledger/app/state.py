@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterator, Protocol
 
 _DELETED = None
+_MISSING = object()
 
 
 class StateReader(Protocol):
@@ -35,10 +36,10 @@ class Overlay:
 
     def get(self, key: bytes) -> bytes | None:
         """The value of key as seen through this overlay."""
-        writes = self.writes
-        if key in writes:
-            return writes[key]
-        return self.parent.get(key)
+        value = self.writes.get(key, _MISSING)
+        if value is _MISSING:
+            return self.parent.get(key)
+        return value
 
     def set(self, key: bytes, value: bytes) -> None:
         """Write a value."""

@@ -13,8 +13,7 @@ is invalid in any block above `expiry_height` (0 means it never expires).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Generic, Sequence, TypeVar
+from typing import Any, Generic, NamedTuple, Sequence, TypeVar
 
 from .encoding import DecodeError, Message, Record, decoder, encode
 from .errors import (
@@ -62,9 +61,8 @@ class Tx(Record, Generic[M]):
     signatures: list[SignatureEntry]
 
 
-@dataclass(frozen=True)
-class DecodedTx:
-    """A decoded, statelessly valid transaction and what the node derives from it."""
+class DecodedTx(NamedTuple):
+    """A decoded, statelessly valid transaction and what the node derives from it (a tuple: hot)."""
 
     tx: Tx
     raw: bytes

@@ -68,8 +68,13 @@ class NodeConfig:
 
 
 def init_home(home: Path, chain_id: str = DEFAULT_CHAIN_ID, port: int = 8080, members: int = 5,
-              overwrite: bool = False) -> dict:
-    """Write config.toml, genesis.json, node_key.json and the consortium's keys; return a summary."""
+              overwrite: bool = False, issuers: bool = True) -> dict:
+    """Write config.toml, genesis.json, node_key.json and the consortium's keys; return a summary.
+
+    With issuers, the city's ID office and transport office get folders under issuers/ and their
+    DIDs and accreditations go into the genesis (node/issuers.py); the car maker's key also
+    controls a DID accredited as device manufacturer.
+    """
     home = Path(home)
     if (home / "config.toml").exists() and not overwrite:
         raise FileExistsError(f"home: {home} is already initialised (config.toml exists)")
@@ -77,12 +82,13 @@ def init_home(home: Path, chain_id: str = DEFAULT_CHAIN_ID, port: int = 8080, me
     (home / "keys").mkdir(parents=True, exist_ok=True)
     node_key = PrivateKey.generate()
     _write_secret(home / "node_key.json", {"scheme": "ed25519", "seed": node_key.seed.hex()})
-    member_entries = []
+    member_entries, member_keys = [], {}
     for name in CONSORTIUM[:members]:
         key = PrivateKey.generate()
         slug = name.lower().replace(" ", "-")
         _write_secret(home / "keys" / f"{slug}.json", {"scheme": "ed25519", "seed": key.seed.hex(), "name": name})
         member_entries.append({"name": name, "address": address_to_str(key.address())})
+        member_keys[name] = key
     genesis = {
         "chain_id": chain_id,
         "initial_height": 1,
@@ -96,6 +102,13 @@ def init_home(home: Path, chain_id: str = DEFAULT_CHAIN_ID, port: int = 8080, me
                                      for m in member_entries]},
         },
     }
+    if issuers:
+        from .issuers import compute_manufacturer_entry, init_issuers
+
+        dids = init_issuers(home, f"http://127.0.0.1:{port}")
+        if "Car Maker" in member_keys:
+            dids.append(compute_manufacturer_entry(member_keys["Car Maker"]))
+        genesis["app_state"]["identity"] = {"dids": dids}
     (home / "genesis.json").write_text(json.dumps(genesis, indent=2, sort_keys=True) + "\n")
     (home / "config.toml").write_text(CONFIG_TEMPLATE.format(chain_id=chain_id, port=port))
     return {"home": str(home), "chain_id": chain_id, "members": member_entries}

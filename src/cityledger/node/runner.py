@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 
@@ -11,6 +12,23 @@ from ..app.modules import default_modules
 from ..core.storage import Store
 from ..engines.solo.engine import SoloEngine
 from .home import NodeConfig, load_genesis
+from .issuers import open_hosted_issuers
+
+
+GC_GEN0_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running node.
+
+    Every tx allocates a few short-lived objects and the node keeps large caches; with Python's
+    default thresholds the collector rescans the caches thousands of times a second (about 7% of
+    the instructions per tx, measured with callgrind). Freezing what start-up allocated and
+    collecting the youngest generation less often keeps cycles collected at a fraction of that.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
 
 
 class Node:
@@ -27,6 +45,7 @@ class Node:
         self.genesis = genesis
         self.ensure_genesis()
         self.engine = SoloEngine(self.app, config.solo)
+        self.issuers = open_hosted_issuers(config.home, self)
 
     def ensure_genesis(self) -> None:
         """Apply the genesis on first start (a no-op check afterwards)."""
@@ -37,6 +56,7 @@ class Node:
             initial_height=int(self.genesis.get("initial_height", 1)), app_state_bytes=app_state))
 
     def start(self) -> None:
+        tune_gc()
         self.engine.start()
 
     def stop(self) -> None:

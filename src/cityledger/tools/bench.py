@@ -95,7 +95,7 @@ def bench_inprocess(n_txs: int, n_senders: int, block_txs: int) -> dict:
             pass
         committed_before, height_before = engine.txs_committed, node.store.last_height()
         submitted: list[tuple[float, list[bytes]]] = []
-        engine.start()
+        node.start()
         started = time.perf_counter()
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("in-process: submit and commit", total=n_txs)

@@ -153,8 +153,8 @@ class SoloEngine(abc.Engine):
         return height
 
     def _expired(self, height: int, included: set[bytes]) -> list[bytes]:
-        ttl = self.config.mempool.ttl_blocks
-        return [tx_id for tx_id, _, added in self.mempool.items() if height - added > ttl and tx_id not in included]
+        return [tx_id for tx_id in self.mempool.older_than(height - self.config.mempool.ttl_blocks)
+                if tx_id not in included]
 
     def _finalize(self, txs: list[bytes], height: int) -> abc.FinalizeBlockResult:
         store = self.app.store

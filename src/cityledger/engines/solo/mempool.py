@@ -87,6 +87,15 @@ class Mempool:
             total += len(entry.raw)
         return out
 
+    def older_than(self, height: int) -> list[bytes]:
+        """Ids of txs added below `height`: a prefix, since entries are kept in arrival order."""
+        out = []
+        for tx_id, entry in self._entries.items():
+            if entry.added_height >= height:
+                break
+            out.append(tx_id)
+        return out
+
     def items(self) -> list[tuple[bytes, bytes, int]]:
         """All pending (tx_id, raw, added_height), oldest first."""
         return [(tx_id, e.raw, e.added_height) for tx_id, e in self._entries.items()]

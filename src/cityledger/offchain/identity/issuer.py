@@ -6,7 +6,13 @@ credential requests and revokes. The personal data it certifies is passed in per
 never written to the ledger; the office keeps only which registry index it gave to which of its
 own references (e.g. an ID-card number), so that it can revoke.
 
-Every method takes and returns JSON-friendly values, so the REST layer is a thin wrapper.
+An offer may be pre-authorised: the office checks the person, then makes an offer carrying the
+values it will certify and its reference; the holder redeems it with a credential request, from
+anywhere, once (the offer's nonce is the one-time capability). Otherwise the office passes the
+values when it answers the request.
+
+Every method takes and returns JSON-friendly values, so the REST layer is a thin wrapper. One
+lock serialises the service's changes, so threads (a web server's workers) may share it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
@@ -89,7 +96,9 @@ class IssuerService:
         self.tails = tails
         self.published: dict[str, Published] = {}
         self._offers: dict[str, tuple[str, dict]] = {}  # offer nonce -> (credential type, offer)
+        self._authorized: dict[str, tuple[dict, str]] = {}  # offer nonce -> (values, reference)
         self._issued: dict[str, tuple[str, str, int]] = {}  # reference -> (type, registry, index)
+        self._lock = threading.RLock()
 
     def _send(self, *messages: Any) -> TxOutcome:
         return self.ledger.send(self.keys, list(messages), self.signer).raise_for_error()
@@ -109,6 +118,10 @@ class IssuerService:
 
     def publish(self, ctype: CredentialType, tag: str = "1") -> dict[str, str]:
         """Anchor schema, credential definition and (if revocable) registry; needs accreditation."""
+        with self._lock:
+            return self._publish(ctype, tag)
+
+    def _publish(self, ctype: CredentialType, tag: str) -> dict[str, str]:
         schema_id = compute_schema_id(self.did, ctype.name, ctype.version)
         if get_schema(self._state(), schema_id) is None:
             self._send(AnchorSchema(self.did, ctype.name, ctype.version, list(ctype.attributes)))
@@ -148,39 +161,80 @@ class IssuerService:
 
     # -- issuance --------------------------------------------------------------------------------
 
-    def offer(self, credential_type: str) -> dict[str, Any]:
-        """A credential offer for one published type (step 1 of issuance)."""
-        published = self._published(credential_type)
-        offer = anoncreds.CredentialOffer.create(published.schema_id, published.cred_def_id, published.key_proof)
-        body = offer.to_dict()
-        if len(self._offers) >= MAX_PENDING_OFFERS:
-            self._offers.pop(next(iter(self._offers)))
-        self._offers[body["nonce"]] = (credential_type, body)
+    def offer(self, credential_type: str, values: Mapping[str, Any] | None = None,
+              reference: str | None = None) -> dict[str, Any]:
+        """A credential offer for one published type (step 1), pre-authorised if `values` are given."""
+        with self._lock:
+            published = self._published(credential_type)
+            if values is not None:
+                self._check_values(published, values, reference)
+            offer = anoncreds.CredentialOffer.create(published.schema_id, published.cred_def_id,
+                                                     published.key_proof)
+            body = offer.to_dict()
+            if len(self._offers) >= MAX_PENDING_OFFERS:
+                evicted = next(iter(self._offers))
+                self._offers.pop(evicted)
+                self._authorized.pop(evicted, None)
+            self._offers[body["nonce"]] = (credential_type, body)
+            if values is not None:
+                self._authorized[body["nonce"]] = (dict(values), str(reference))
         return {"type": OFFER_TYPE, "thread": body["nonce"], "credential_type": credential_type,
                 "issuer": self.did, "offer": body}
 
-    def issue(self, request: Mapping[str, Any], values: Mapping[str, Any], reference: str) -> dict[str, Any]:
-        """The credential answering a holder's request (step 3); `reference` is the office's own key."""
+    def _check_values(self, published: Published, values: Mapping[str, Any], reference: str | None) -> None:
+        if sorted(values) != list(published.ctype.attributes):
+            raise IssuanceError(f"values: expected exactly {list(published.ctype.attributes)}, got {sorted(values)}")
+        if not reference:
+            raise IssuanceError("reference: required (the office's own key for the credential, to revoke it)")
+        if reference in self._issued or any(ref == reference for _, ref in self._authorized.values()):
+            raise IssuanceError(f"reference: {reference!r} already has a credential or an offer; revoke it first")
+
+    def is_authorized(self, thread: str) -> bool:
+        """True if the offer `thread` is pending and pre-authorised (the holder may redeem it)."""
+        return str(thread) in self._authorized
+
+    def issue(self, request: Mapping[str, Any], values: Mapping[str, Any] | None = None,
+              reference: str | None = None) -> dict[str, Any]:
+        """The credential answering a holder's request (step 3); `reference` is the office's own key.
+
+        Without values, the offer must have been pre-authorised: its values and reference apply.
+        """
+        with self._lock:
+            return self._issue(request, values, reference)
+
+    def _issue(self, request: Mapping[str, Any], values: Mapping[str, Any] | None,
+               reference: str | None) -> dict[str, Any]:
         thread = str(request.get("thread", ""))
         pending = self._offers.get(thread)
         if pending is None:
             raise IssuanceError(f"thread: no pending offer {thread!r} (unknown or already answered)")
         credential_type, offer = pending
         published = self._published(credential_type)
-        if sorted(values) != list(published.ctype.attributes):
-            raise IssuanceError(f"values: expected exactly {list(published.ctype.attributes)}, got {sorted(values)}")
-        if reference in self._issued:
-            raise IssuanceError(f"reference: {reference!r} already has a credential; revoke it first")
-        del self._offers[thread]
+        authorized = self._authorized.get(thread)
+        if authorized is not None:
+            if values is not None:
+                raise IssuanceError("values: this offer was pre-authorised; its values cannot change")
+            values, reference = authorized
+        elif values is None:
+            raise IssuanceError(f"values: required, offer {thread!r} was not pre-authorised")
+        else:
+            self._check_values(published, values, reference)
+        if not isinstance(request.get("request"), Mapping):
+            raise IssuanceError("request: expected the holder's AnonCreds credential request object")
         config = None
         if published.rev_reg_id:
             if published.next_index >= published.ctype.max_cred_num:
                 raise IssuanceError(f"registry {published.rev_reg_id} is full")
             config = anoncreds.CredentialRevocationConfig(published.rev_reg_def, published.rev_reg_private,
                                                           published.status_list, published.next_index)
-        credential = anoncreds.Credential.create(
-            published.cred_def, published.cred_def_private, json.dumps(offer), json.dumps(request["request"]),
-            {name: str(value) for name, value in values.items()}, None, config)
+        try:
+            credential = anoncreds.Credential.create(
+                published.cred_def, published.cred_def_private, json.dumps(offer), json.dumps(request["request"]),
+                {name: str(value) for name, value in values.items()}, None, config)
+        except anoncreds.AnoncredsError as exc:
+            raise IssuanceError(f"request: not a valid request for this offer ({exc})") from None
+        del self._offers[thread]
+        self._authorized.pop(thread, None)
         if config is not None:
             self._issued[reference] = (credential_type, published.rev_reg_id, published.next_index)
             published.next_index += 1
@@ -188,6 +242,10 @@ class IssuerService:
 
     def revoke(self, references: Sequence[str]) -> TxOutcome:
         """Revoke the credentials issued under these references, in one status-list update."""
+        with self._lock:
+            return self._revoke(references)
+
+    def _revoke(self, references: Sequence[str]) -> TxOutcome:
         by_type: dict[str, list[int]] = {}
         for reference in references:
             if reference not in self._issued:
@@ -215,24 +273,37 @@ class IssuerService:
         The controller keys are not in it: they stay in the office's key store.
         """
         salt = new_salt()
-        write_sealed(Path(path), derive_key(passphrase, salt), salt, self._export())
+        self.seal(path, derive_key(passphrase, salt), salt)
+
+    def seal(self, path: Path | str, key: bytes, salt: bytes) -> None:
+        """Seal the private state under a file key already derived (a service saving after each change)."""
+        with self._lock:
+            write_sealed(Path(path), key, salt, self._export())
 
     @classmethod
     def load(cls, path: Path | str, passphrase: str, ledger: Ledger, keys: Sequence[PrivateKey], tails: TailsStore,
              *, signer: Signer | None = None) -> "IssuerService":
         """An issuer service restored from a sealed file (raise SealError on a wrong passphrase)."""
         data, _, _ = read_sealed(Path(path), passphrase)
+        return cls.restore(data, ledger, keys, tails, signer=signer)
+
+    @classmethod
+    def restore(cls, data: Mapping[str, Any], ledger: Ledger, keys: Sequence[PrivateKey], tails: TailsStore,
+                *, signer: Signer | None = None) -> "IssuerService":
+        """An issuer service from the unsealed contents of its file."""
         service = cls(ledger, keys, tails, signer=signer, salt=bytes.fromhex(data["salt"]))
         if service.did != data["did"]:
             raise ValueError(f"keys: they control {service.did}, the file belongs to {data['did']}")
         service.published = {name: _import_published(item) for name, item in data["published"].items()}
         service._offers = {nonce: (kind, offer) for nonce, (kind, offer) in data["offers"].items()}
+        authorized = data.get("authorized", {})  # absent in files of earlier versions
+        service._authorized = {nonce: (dict(values), ref) for nonce, (values, ref) in authorized.items()}
         service._issued = {ref: tuple(item) for ref, item in data["issued"].items()}
         return service
 
     def _export(self) -> dict[str, Any]:
-        return {"did": self.did, "salt": self.salt.hex(), "offers": self._offers, "issued": self._issued,
-                "published": {name: _export_published(p) for name, p in self.published.items()}}
+        return {"did": self.did, "salt": self.salt.hex(), "offers": self._offers, "authorized": self._authorized,
+                "issued": self._issued, "published": {name: _export_published(p) for name, p in self.published.items()}}
 
     def serve_tails(self, tails_hash: str) -> bytes:
         """The bytes of one of this issuer's tails files."""

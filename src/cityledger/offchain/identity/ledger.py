@@ -1,8 +1,9 @@
 """How the identity services see the ledger: read state at a height, send transactions.
 
 Wallets, issuers and verifiers depend on the two small protocols below, never on an engine. The
-in-process `LocalLedger` drives a CityApp directly (tests, benchmarks, `cityledger up`); a REST
-client implements the same protocols over `/store` queries with proofs and tx submission.
+in-process `LocalLedger` drives a CityApp directly (tests, benchmarks); `NodeLedger` reads a
+running node's store and submits through its engine (services hosted beside a node); the SDK's
+`RemoteLedger` implements the reads over the REST API's state queries with proofs.
 """
 
 from __future__ import annotations
@@ -138,6 +139,42 @@ class LocalLedger:
         if result.code:
             raise ValueError(result.log)
         return json.loads(result.value)
+
+
+class NodeLedger:
+    """A running node of any engine: state from its store, txs through its engine's mempool.
+
+    What services hosted beside a node (issuers, the API's verifier) read and send through. Reads
+    at a height use that height's state tree, so they stay consistent while blocks commit.
+    """
+
+    def __init__(self, node: Any, commit_timeout_s: float = 60.0) -> None:
+        self.node = node
+        self.commit_timeout_s = commit_timeout_s
+
+    def height(self) -> int:
+        return self.node.store.last_height()
+
+    def state_at(self, height: int) -> StateReader:
+        return _StateAtHeight(self.node.store, height)
+
+    def send(self, keys: Sequence[PrivateKey], messages: Sequence[Message], signer: Signer | None = None) -> TxOutcome:
+        """Sign with the account's next nonce, submit, and wait until the tx is committed."""
+        signer = signer or keys[0].signer()
+        app, address = self.node.app, compute_address(signer)
+        pending = getattr(app, "get_pending_nonce", None)
+        nonce = pending(address) if pending else get_nonce(self.node.store, address)
+        raw = build_tx(app.chain_id, list(keys), nonce, list(messages), signer=signer)
+        submitted = self.node.engine.submit(raw)
+        if not submitted.result.ok:
+            result = submitted.result
+            return TxOutcome(self.height() + 1, result.code, result.codespace, result.log, ())
+        found = self.node.engine.wait_for_tx(submitted.tx_id, self.commit_timeout_s)
+        if found is None:
+            raise LedgerError("tx", 0, f"tx {submitted.tx_id.hex()} not committed within {self.commit_timeout_s} s")
+        height, index = found
+        record = self.node.store.get_block(height).results[index]
+        return TxOutcome(height, record.code, record.codespace, record.log, tuple(record.events))
 
 
 def _outcome(height: int, result: abc.TxResult) -> TxOutcome:

@@ -1,0 +1,251 @@
+"""Issuer services hosted beside a node: the city's ID office and transport office.
+
+A city runs its offices' issuer services on the city government's node, in the node's process:
+the offices are departments of the city government, whose node already holds keys, serves the
+REST API and sees the ledger without a network hop. Each office lives in its own folder of the
+node's home, written by `cityledger init` (its DID and accreditation are in the genesis, as the
+consortium's are):
+
+    <home>/issuers/<name>/issuer.toml   name, credential types, public URL of this node's API
+    <home>/issuers/<name>/key.json      the office DID's controller key (secret, mode 0600)
+    <home>/issuers/<name>/token         bearer token of the office's operator endpoints (0600)
+    <home>/issuers/<name>/passphrase    seals state.sealed (0600), unless passphrase_env names a variable
+    <home>/issuers/<name>/state.sealed  definition and registry private keys, offers, its register
+    <home>/issuers/<name>/tails/        tails files, served at <public_url>/issuers/<did>/tails/<hash>
+
+An office publishes its credential types once (`cityledger issuer publish`, which takes a few
+seconds to generate the credential definition); every change of its private state is sealed to
+state.sealed before the answer leaves, so a restarted node can still revoke what it issued.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+import threading
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..core.keys import PrivateKey
+from ..modules.devices import MANUFACTURER_TYPE
+from ..modules.identity import PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION, compute_did
+from ..offchain.identity.issuer import IssuanceError, IssuerService
+from ..offchain.identity.ledger import NodeLedger, TxOutcome
+from ..offchain.identity.sealed import derive_key, new_salt, read_sealed
+from ..offchain.identity.tails import TailsStore
+from ..offchain.identity.types import KNOWN_TYPES, RESIDENT_ID, VEHICLE_REGISTRATION, CredentialType
+
+ISSUERS_DIR = "issuers"
+MAX_HOSTED_ISSUERS = 16
+# The offices `cityledger init` creates: folder name -> (display name, credential types).
+OFFICES = {"id-office": ("City ID Office", (RESIDENT_ID,)),
+           "transport-office": ("City Transport Office", (VEHICLE_REGISTRATION,))}
+
+CONFIG_TEMPLATE = """# An issuer service hosted by this node (see cityledger/node/issuers.py)
+name = "{name}"
+credential_types = {types}
+# Where holders reach this node's REST API; the tails files' URLs are anchored under it.
+public_url = "{public_url}"
+# Leave empty to read the sealing passphrase from the file `passphrase`; or name an environment variable.
+passphrase_env = ""
+"""
+
+
+class IssuerConfigError(ValueError):
+    """An issuer folder that cannot be read."""
+
+
+def compute_tails_url(public_url: str, did: str) -> str:
+    """The base URL under which a hosted issuer's tails files are served."""
+    return f"{public_url.rstrip('/')}/issuers/{did}/tails/"
+
+
+def init_issuers(home: Path, public_url: str) -> list[dict[str, Any]]:
+    """Write the offices' folders; return their genesis DID entries (with accreditations)."""
+    entries = []
+    for folder_name, (name, types) in OFFICES.items():
+        folder = Path(home) / ISSUERS_DIR / folder_name
+        (folder / "tails").mkdir(parents=True, exist_ok=True)
+        key = PrivateKey.generate()
+        _write_secret(folder / "key.json", json.dumps({"scheme": "ed25519", "seed": key.seed.hex(), "name": name}))
+        _write_secret(folder / "token", secrets.token_urlsafe(32))
+        _write_secret(folder / "passphrase", secrets.token_urlsafe(32))
+        (folder / "issuer.toml").write_text(CONFIG_TEMPLATE.format(name=name, types=json.dumps(list(types)),
+                                                                   public_url=public_url))
+        did = compute_did(key.signer(), b"")
+        public = {"scheme": "ed25519", "key": key.public_key.key.hex()}
+        entries.append({"controller": {"threshold": 1, "keys": [public]}, "salt": "",
+                        "keys": [dict(public, fragment="key-1", purposes=[PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])],
+                        "services": [{"fragment": "tails", "type": "AnonCredsTailsServer",
+                                      "endpoint": compute_tails_url(public_url, did)}],
+                        "accreditations": list(types)})
+    return entries
+
+
+def compute_manufacturer_entry(key: PrivateKey) -> dict[str, Any]:
+    """The genesis DID entry of an organisation key accredited as a device manufacturer."""
+    public = {"scheme": "ed25519", "key": key.public_key.key.hex()}
+    return {"controller": {"threshold": 1, "keys": [public]}, "salt": "",
+            "keys": [dict(public, fragment="key-1", purposes=[PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])],
+            "services": [], "accreditations": [MANUFACTURER_TYPE]}
+
+
+def _write_secret(path: Path, text: str) -> None:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(text + "\n")
+
+
+@dataclass(frozen=True)
+class IssuerConfig:
+    """One hosted issuer's settings, read from its folder."""
+
+    folder: Path
+    name: str
+    credential_types: tuple[CredentialType, ...]
+    public_url: str
+    passphrase_env: str
+
+
+def load_issuer_config(folder: Path) -> IssuerConfig:
+    """Read issuer.toml; raise IssuerConfigError naming the bad setting."""
+    path = Path(folder) / "issuer.toml"
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise IssuerConfigError(f"{path}: cannot read ({exc})") from None
+    types = raw.get("credential_types", [])
+    unknown = [t for t in types if t not in KNOWN_TYPES]
+    if not isinstance(types, list) or not types or unknown:
+        raise IssuerConfigError(f"{path}: credential_types: expected some of {sorted(KNOWN_TYPES)}, got {types!r}")
+    public_url = str(raw.get("public_url", ""))
+    if not public_url.startswith(("http://", "https://")):
+        raise IssuerConfigError(f"{path}: public_url: expected an http(s) URL, got {public_url!r}")
+    return IssuerConfig(Path(folder), str(raw.get("name", Path(folder).name)),
+                        tuple(KNOWN_TYPES[t] for t in types), public_url, str(raw.get("passphrase_env", "")))
+
+
+class HostedIssuer:
+    """One office's issuer service inside the node, its state sealed to its folder after each change."""
+
+    def __init__(self, config: IssuerConfig, key: PrivateKey, token: str, ledger: NodeLedger) -> None:
+        self.config = config
+        self.key = key
+        self.did = compute_did(key.signer(), b"")
+        self._token = token
+        self._ledger = ledger
+        self._service: IssuerService | None = None
+        self._file_key: tuple[bytes, bytes] | None = None  # (key, salt) of state.sealed
+        self._lock = threading.RLock()
+
+    @property
+    def state_path(self) -> Path:
+        return self.config.folder / "state.sealed"
+
+    def is_operator(self, token: str) -> bool:
+        """True if `token` is this office's operator token."""
+        return hmac.compare_digest(token.encode(), self._token.encode())
+
+    def service(self) -> IssuerService:
+        """The issuer service, restored from state.sealed on first use."""
+        with self._lock:
+            if self._service is None:
+                tails = TailsStore(self.config.folder / "tails", compute_tails_url(self.config.public_url, self.did))
+                passphrase = self._passphrase()
+                if self.state_path.exists():
+                    data, file_key, salt = read_sealed(self.state_path, passphrase)
+                    self._service = IssuerService.restore(data, self._ledger, [self.key], tails)
+                else:
+                    salt = new_salt()
+                    file_key = derive_key(passphrase, salt)
+                    self._service = IssuerService(self._ledger, [self.key], tails)
+                self._file_key = (file_key, salt)
+            return self._service
+
+    def _passphrase(self) -> str:
+        variable = self.config.passphrase_env
+        if variable:
+            if variable not in os.environ:
+                raise IssuerConfigError(f"{self.config.folder}: passphrase_env: {variable} is not set")
+            return os.environ[variable]
+        return (self.config.folder / "passphrase").read_text().strip()
+
+    def _save(self) -> None:
+        service = self.service()
+        if self._file_key is None:
+            raise RuntimeError("issuer: the file key is set whenever the service is")
+        service.seal(self.state_path, *self._file_key)
+
+    def info(self) -> dict[str, Any]:
+        """DID, name, credential types and what is published (no secrets)."""
+        published = self.service().published
+        return {"did": self.did, "name": self.config.name, "folder": self.config.folder.name,
+                "credential_types": [t.name for t in self.config.credential_types],
+                "tails_url": compute_tails_url(self.config.public_url, self.did),
+                "published": {name: {"schema_id": p.schema_id, "cred_def_id": p.cred_def_id,
+                                     "rev_reg_id": p.rev_reg_id or ""} for name, p in sorted(published.items())}}
+
+    def publish(self, credential_type: str) -> dict[str, str]:
+        """Anchor a credential type's schema, definition and registry (once; later calls answer the ids)."""
+        ctype = next((t for t in self.config.credential_types if t.name == credential_type), None)
+        if ctype is None:
+            names = [t.name for t in self.config.credential_types]
+            raise IssuanceError(f"credential_type: {self.config.name} issues {names}, not {credential_type!r}")
+        with self._lock:
+            service = self.service()
+            if credential_type not in service.published:
+                service.publish(ctype)
+                self._save()
+            return self.info()["published"][credential_type]
+
+    def offer(self, credential_type: str, values: Mapping[str, Any], reference: str) -> dict[str, Any]:
+        """A pre-authorised offer: the office has checked the person and fixed the values."""
+        with self._lock:
+            offer = self.service().offer(credential_type, values, reference)
+            self._save()
+            return offer
+
+    def redeem(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The credential for a holder's request answering a pre-authorised offer (once)."""
+        with self._lock:
+            credential = self.service().issue(request)
+            self._save()
+            return credential
+
+    def revoke(self, references: Sequence[str]) -> TxOutcome:
+        """Revoke credentials by the office's references, in one status-list update."""
+        with self._lock:
+            outcome = self.service().revoke(references)
+            self._save()
+            return outcome
+
+    def tails(self, tails_hash: str) -> bytes:
+        """A tails file's bytes (public); raise LookupError."""
+        folder = self.config.folder / "tails"
+        return TailsStore(folder, self.config.public_url).serve(tails_hash)
+
+
+def open_hosted_issuers(home: Path, node: Any) -> dict[str, HostedIssuer]:
+    """The issuers configured in a node's home, by DID (their state is loaded on first use)."""
+    from .home import load_key
+
+    root = Path(home) / ISSUERS_DIR
+    if not root.is_dir():
+        return {}
+    ledger = NodeLedger(node)
+    hosted: dict[str, HostedIssuer] = {}
+    for folder in sorted(root.iterdir())[:MAX_HOSTED_ISSUERS]:
+        if not (folder / "issuer.toml").exists():
+            continue
+        config = load_issuer_config(folder)
+        try:
+            key = load_key(folder / "key.json")
+            token = (folder / "token").read_text().strip()
+        except (OSError, KeyError, ValueError) as exc:
+            raise IssuerConfigError(f"{folder}: cannot read key.json or token ({exc})") from None
+        issuer = HostedIssuer(config, key, token, ledger)
+        hosted[issuer.did] = issuer
+    return hosted
