@@ -32,7 +32,9 @@ pytestmark = [pytest.mark.cometbft, pytest.mark.slow]
 
 FAST = ConsensusTimeouts(propose_ms=1000, prevote_ms=200, precommit_ms=200, commit_ms=100,
                          empty_block_interval_ms=300)
-SNAPSHOT_INTERVAL = 5
+# The app keeps its 2 newest snapshots (app/snapshots.KEEP_SNAPSHOTS): a joining node spends 5 s
+# discovering them, so they must outlive that many blocks (with FAST timeouts, 2-3 blocks a second).
+SNAPSHOT_INTERVAL = 20
 MAX_WAIT_S = 90
 
 
@@ -209,7 +211,8 @@ def test_four_validators_commit_and_agree_on_every_app_hash(testnet):
     key = _member_key(testnet.root / "keys")
     status = testnet.status()
     assert [(s.app_running, s.cometbft_running, s.voting_power) for s in status] == [(True, True, 10)] * 4, status
-    assert all(s.n_peers >= 2 for s in status), status  # a quorum of 3 needs each node to see 2 others
+    # A quorum of 3 needs each node to see 2 others; the last dials may still be under way.
+    _wait_until(lambda: all(s.n_peers >= 2 for s in testnet.status()), "every node to have 2 peers", 30)
     hashes = _send_transfers(testnet, "validator0", key, 20)
     _wait_committed(testnet, "validator3", hashes)
     top = min(testnet.heights().values())
@@ -289,7 +292,11 @@ def test_new_node_joins_by_state_sync(testnet):
     testnet.wait_for_height(top + SNAPSHOT_INTERVAL + 2, ["validator0"], timeout_s=60)
     testnet.add_node("full0", state_sync_from=["validator0", "validator1"])
     testnet.start(["full0"])
-    testnet.wait_for_height(top + SNAPSHOT_INTERVAL + 2, ["full0"], timeout_s=MAX_WAIT_S)
+    try:
+        testnet.wait_for_height(top + SNAPSHOT_INTERVAL + 2, ["full0"], timeout_s=MAX_WAIT_S)
+    except testnets.TestnetError as exc:
+        pytest.fail(f"{exc}\nfull0 cometbft.log:\n{testnet.log_tail('full0')}\napp.log:\n"
+                    f"{testnet.log_tail('full0', 'app')}")
 
     with testnet.rpc("full0") as client:
         earliest = int(client.call("status")["sync_info"]["earliest_block_height"])
