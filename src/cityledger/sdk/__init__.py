@@ -12,6 +12,7 @@
 from ..core.keys import PrivateKey, make_signer
 from ..modules.bank import UNIT
 from ..modules.governance import MembershipChange, ParamChange, ValidatorChange
+from ..offchain.identity import Wallet, WalletError
 from .client import AsyncClient, Client
 from .errors import (
     ApiError,
@@ -23,6 +24,7 @@ from .errors import (
     TxRejected,
     WrongPassphrase,
 )
+from .identity import IdentityClient, RemoteLedger
 from .keystore import KeyInfo, Keystore
 from .models import (
     Account,
@@ -50,6 +52,7 @@ __all__ = [
     "CityLedgerError",
     "Client",
     "Health",
+    "IdentityClient",
     "KeyExists",
     "KeyInfo",
     "KeyNotFound",
@@ -60,6 +63,7 @@ __all__ = [
     "PrivateKey",
     "ProofError",
     "QueryResult",
+    "RemoteLedger",
     "StateValue",
     "Status",
     "SubmitResult",
@@ -68,6 +72,8 @@ __all__ = [
     "TxStatus",
     "UNIT",
     "ValidatorChange",
+    "Wallet",
+    "WalletError",
     "WrongPassphrase",
     "make_signer",
     "multi_send",

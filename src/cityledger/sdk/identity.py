@@ -74,8 +74,8 @@ class IdentityClient(Client):
     def _json(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None,
               operator: bool = False, timeout_s: float | None = None) -> Any:
         headers = dict(_JSON) if body is not None else {}
-        if operator:
-            headers["authorization"] = f"Bearer {self.token or ''}"
+        if operator and self.token:
+            headers["authorization"] = f"Bearer {self.token}"
         response = self._http.request(method, path, params=params, headers=headers,
                                       content=None if body is None else msgspec.json.encode(body),
                                       timeout=httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s)
