@@ -1,10 +1,10 @@
-"""The `cityledger` command: init, up, keys, tx, query, status, bench."""
+"""The `cityledger` command: init, up, keys, tx, query, status, bench; did, credential, issuer, verifier, device."""
 
 from __future__ import annotations
 
 import typer
 
-from . import keys, query, tx
+from . import identity_cmds, keys, query, tx
 from .node_cmds import init, status, up
 
 app = typer.Typer(name="cityledger", help="A privacy-first consortium ledger for a smart city.",
@@ -15,15 +15,21 @@ app.command("status")(status)
 app.add_typer(keys.app, name="keys")
 app.add_typer(tx.app, name="tx")
 app.add_typer(query.app, name="query")
+identity_cmds.register(app)
 
 
 @app.command("bench", add_help_option=False,
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
-    """Ledger throughput benchmark; `cityledger bench --help` lists its options (--json, --txs, …)."""
-    from ..tools.bench import main as bench_main
+    """Ledger throughput benchmark (`cityledger bench --help`); `cityledger bench identity` for AnonCreds."""
+    args = list(ctx.args)
+    if args[:1] == ["identity"]:
+        from ..tools.bench_identity import main as bench_main
 
-    raise typer.Exit(bench_main(list(ctx.args)) or 0)
+        args = args[1:]
+    else:
+        from ..tools.bench import main as bench_main
+    raise typer.Exit(bench_main(args) or 0)
 
 
 if __name__ == "__main__":
