@@ -110,7 +110,7 @@ def _wallet(home: Optional[Path], name: str, passphrase_env: Optional[str], clie
     folder = resolve_home(home) / "wallets"
     path = folder / f"{name}.wallet"
     if not path.exists() and not create:
-        fail(f"--wallet: no wallet {path}; `cityledger credential request` creates one")
+        fail(f"--wallet: no wallet {path}; `cityledger credential request` or `credential account` creates one")
     folder.mkdir(parents=True, exist_ok=True)
     passphrase = read_passphrase(passphrase_env, confirm=not path.exists(),
                                  prompt="Wallet passphrase" if path.exists() else "New wallet passphrase")
@@ -369,10 +369,10 @@ def credential_request(offer_file: str = typer.Option(..., "--offer", help="The 
 
 
 @credential_app.command("list")
-def credential_list(wallet: str = WalletOption, home: Optional[Path] = HomeOption,
+def credential_list(wallet: str = WalletOption, home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
                     passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
     """The credentials a wallet holds, with their values (for the holder's eyes only)."""
-    _, client = _client(None, home)
+    _, client = _client(node, home)
     with client:
         held = _wallet(home, wallet, passphrase_env, client).credentials()
     if as_json:
@@ -415,13 +415,13 @@ def credential_present(request_file: str = typer.Option(..., "--request", help="
 def credential_account(purpose: str = typer.Option("vehicle", "--purpose", help="What the account is for"),
                        index: int = typer.Option(0, "--index", min=0, help="Several accounts of one purpose"),
                        wallet: str = WalletOption, home: Optional[Path] = HomeOption,
-                       passphrase_env: Optional[str] = PassphraseEnvOption) -> None:
-    """A pseudonymous account of the wallet (e.g. the one a vehicle registration names)."""
+                       node: Optional[str] = NodeOption, passphrase_env: Optional[str] = PassphraseEnvOption) -> None:
+    """A pseudonymous account of the wallet (e.g. the one a vehicle registration names); creates the wallet."""
     from ..core.types import address_to_str
 
-    _, client = _client(None, home)
+    _, client = _client(node, home)
     with client:
-        key = _wallet(home, wallet, passphrase_env, client).account(purpose, index)
+        key = _wallet(home, wallet, passphrase_env, client, create=True).account(purpose, index)
     print(address_to_str(key.address()))
 
 
