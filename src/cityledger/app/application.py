@@ -160,12 +160,18 @@ class CityApp(abc.Application):
     # -- mempool ---------------------------------------------------------------------------------
 
     def check_tx(self, tx: bytes, recheck: bool = False) -> abc.TxResult:
+        """Admission check against the check state. A new tx is executed in full, so a tx that
+        would fail (insufficient funds, …) is refused at the door with its error. A recheck
+        (after a block, for each tx still pending) repeats only the cheap part — signatures are
+        cached, the nonce is re-validated — as Cosmos SDK apps do: the block is authoritative, and
+        re-executing every pending tx after every block would cost more than the block itself."""
         try:
             decoded = self.precheck(tx)
             height = self.store.last_height() + 1
             journal = Overlay(self._check_state)
             self._authenticate(journal, decoded, height)
-            self._run_messages(journal, decoded, height, 0, self._check_params)
+            if not recheck:
+                self._run_messages(journal, decoded, height, 0, self._check_params)
         except TxError as exc:
             return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message)
         journal.fold_into(self._check_state)

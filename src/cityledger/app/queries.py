@@ -44,7 +44,7 @@ def _query_store(app: "CityApp", key: bytes, height: int, prove: bool) -> abc.Qu
         return abc.QueryResult(key=key, value=value or b"", height=height,
                                log="" if value is not None else "absent")
     value, proof, _ = app.store.get_at(key, height)
-    return abc.QueryResult(key=key, value=value or b"", proof=encode(proof) if prove else b"", height=height,
+    return abc.QueryResult(key=key, value=value or b"", proof=proof.to_bytes() if prove else b"", height=height,
                            log="" if value is not None else "absent")
 
 

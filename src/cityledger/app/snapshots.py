@@ -20,7 +20,7 @@ from . import abc
 FORMAT = 1
 CHUNK_BYTES = 1 << 20
 MAX_CHUNKS = 100_000
-KEEP_SNAPSHOTS = 2
+KEEP_SNAPSHOTS = 5  # a joining node picks one and fetches it over seconds: keep several
 
 _CHUNK = decoder(list[tuple[bytes, bytes]])
 _META = decoder(list[bytes])

@@ -1,10 +1,10 @@
-"""The `cityledger` command: init, up, keys, tx, query, status, bench; did, credential, issuer, verifier, device."""
+"""The `cityledger` command: init, up, keys, tx, query, status, bench, testnet; did, credential, issuer, verifier, device."""
 
 from __future__ import annotations
 
 import typer
 
-from . import identity_cmds, keys, query, tx
+from . import cometbft_cmds, identity_cmds, keys, query, tx
 from .node_cmds import init, status, up
 
 app = typer.Typer(name="cityledger", help="A privacy-first consortium ledger for a smart city.",
@@ -15,6 +15,7 @@ app.command("status")(status)
 app.add_typer(keys.app, name="keys")
 app.add_typer(tx.app, name="tx")
 app.add_typer(query.app, name="query")
+app.add_typer(cometbft_cmds.app, name="testnet")
 identity_cmds.register(app)
 
 
@@ -27,6 +28,8 @@ def bench(ctx: typer.Context) -> None:
         from ..tools.bench_identity import main as bench_main
 
         args = args[1:]
+    elif "--engine" in args and args[args.index("--engine") + 1:][:1] == ["cometbft"]:
+        from ..tools.bench_cometbft import main as bench_main
     else:
         from ..tools.bench import main as bench_main
     raise typer.Exit(bench_main(args) or 0)

@@ -21,7 +21,7 @@ from .common import (
     resolve_node_url,
 )
 
-ENGINES = ("solo",)
+ENGINES = ("solo", "cometbft")
 
 
 def init(home: Optional[Path] = HomeOption,
@@ -75,6 +75,11 @@ def up(home: Optional[Path] = HomeOption,
         fail(f"--engine: {config.engine!r} is not available in `up` yet; expected one of {', '.join(ENGINES)}")
     config.api_host = host or config.api_host
     config.api_port = config.api_port if port is None else port
+    if config.engine == "cometbft":
+        from .cometbft_cmds import up_cometbft
+
+        up_cometbft(folder, config.api_host, config.api_port, log_level)
+        return
     _serve(config, log_level)
 
 

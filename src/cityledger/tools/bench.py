@@ -216,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--senders", type=int, default=2_000, help="distinct sending accounts")
     parser.add_argument("--block-txs", type=int, default=10_000, help="max txs per block / per API batch")
     parser.add_argument("--skip-api", action="store_true", help="only the in-process figure")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[argv.index("--engine") + 1:][:1] == ["cometbft"] if "--engine" in argv else False:
+        from .bench_cometbft import main as cometbft_main
+
+        return cometbft_main(argv)
+    parser.add_argument("--engine", choices=["solo", "cometbft"], default="solo", help="engine to measure")
     args = parser.parse_args(argv)
     verify_rate = measure_verify_rate()
     result = {"ed25519_verify_per_s": round(verify_rate, 1)}
