@@ -209,3 +209,44 @@ def test_issuer_state_survives_a_restart_and_can_still_revoke(city, tmp_path):
     assert not verifier.verify(request, holder.present(request, city.ledger))["verified"]
     request = verifier.resident_request(TODAY)
     assert verifier.verify(request, later.present(request, city.ledger))["verified"]
+
+
+def test_pre_authorised_offer_is_redeemed_once_with_its_values(city, tmp_path):
+    office, wallet = city.id_office(), city.wallet()
+    with pytest.raises(IssuanceError, match="reference"):
+        office.offer(RESIDENT_ID, dict(ALICE, id_number="ID-PRE"), "")
+    offer = office.offer(RESIDENT_ID, dict(ALICE, id_number="ID-PRE"), "ID-PRE")
+    assert office.is_authorized(offer["thread"])
+    with pytest.raises(IssuanceError, match="reference"):  # one pending offer per reference
+        office.offer(RESIDENT_ID, dict(ALICE, id_number="ID-PRE"), "ID-PRE")
+    # The pre-authorised values survive a restart of the office.
+    office.save(tmp_path / "office.sealed", "pw")
+    from cityledger.offchain.identity import IssuerService
+
+    restored = IssuerService.load(tmp_path / "office.sealed", "pw", city.ledger, office.keys, office.tails)
+    request = wallet.request_credential(offer, city.ledger)
+    with pytest.raises(IssuanceError, match="cannot change"):
+        restored.issue(request, dict(ALICE, id_number="ID-OTHER"), "ID-OTHER")
+    wallet.store_credential(restored.issue(request), city.ledger)
+    assert [c["attributes"]["id_number"] for c in wallet.credentials().values()] == ["ID-PRE"]
+    with pytest.raises(IssuanceError, match="no pending offer"):
+        restored.issue(request)
+    plain = office.offer(RESIDENT_ID)
+    with pytest.raises(IssuanceError, match="not pre-authorised"):
+        office.issue(city.wallet().request_credential(plain, city.ledger))
+
+
+def test_concurrent_issuance_gives_every_credential_its_own_registry_index(city):
+    from concurrent.futures import ThreadPoolExecutor
+
+    office = city.id_office()
+    wallets = [city.wallet() for _ in range(12)]
+
+    def issue(index: int) -> int:
+        values = dict(ALICE, id_number=f"ID-THREAD-{index}")
+        local_id = city.issue(office, wallets[index], RESIDENT_ID, values, values["id_number"])
+        return wallets[index]._data["credentials"][local_id]["credential"]["signature"]["r_credential"]["i"]
+
+    with ThreadPoolExecutor(4) as pool:
+        indexes = list(pool.map(issue, range(len(wallets))))
+    assert len(set(indexes)) == len(wallets), indexes
