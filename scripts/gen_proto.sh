@@ -16,6 +16,11 @@ GOGOPROTO_MODULE="github.com/cosmos/gogoproto"
 PACKAGE="cityledger.engines.cometbft.proto_gen"
 
 PYTHON="${1:-python3}"
+# The script changes directory below: make a relative interpreter path (.venv/bin/python) absolute,
+# without resolving the venv's symlink (that would lose the venv's site-packages).
+if [[ "$PYTHON" == */* ]]; then
+  PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")"
+fi
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 OUT="$ROOT/src/cityledger/engines/cometbft/proto_gen"
