@@ -8,7 +8,7 @@ ID number and district, as plain text, hex (both cases) and base64 (all three al
 
 Issuance costs about 140 ms of CPU per credential (the holder's request and check, the office's
 signature: all in the anoncreds library, which releases the GIL), so the exchanges run on a few
-threads at once, as a city's residents would on their own phones. CITYLEDGER_PRIVACY_RESIDENTS
+threads at once, as a city's residents would on their own phones. CITYLEDGER_PRIVACY_CREDENTIALS
 makes the city bigger than 1,000 (never smaller).
 """
 
@@ -29,7 +29,7 @@ from cityledger.modules.devices import AcceptTransfer, BindDevice, OfferTransfer
 from cityledger.offchain.identity import DEVICE_MANUFACTURER, RESIDENT_ID, RESIDENT_ID_TYPE, Verifier
 from cityledger.offchain.identity.devices import build_registration, prove_ownership
 
-N_RESIDENTS = max(1_000, int(os.environ.get("CITYLEDGER_PRIVACY_RESIDENTS", "1000")))
+N_RESIDENTS = max(1_000, int(os.environ.get("CITYLEDGER_PRIVACY_CREDENTIALS", "1000")))
 N_VEHICLES = 8
 N_REVOKED = 5
 ISSUE_THREADS = max(2, os.cpu_count() or 2)
