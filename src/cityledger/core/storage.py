@@ -36,8 +36,7 @@ CREATE TABLE IF NOT EXISTS snapshots (height INTEGER NOT NULL, format INTEGER NO
     hash BLOB NOT NULL, metadata BLOB NOT NULL, PRIMARY KEY (height, format));
 CREATE TABLE IF NOT EXISTS snapshot_chunks (height INTEGER NOT NULL, format INTEGER NOT NULL, idx INTEGER NOT NULL,
     data BLOB NOT NULL, PRIMARY KEY (height, format, idx));
-CREATE TABLE IF NOT EXISTS stale (stale_since INTEGER NOT NULL, version INTEGER NOT NULL, path BLOB NOT NULL,
-    PRIMARY KEY (stale_since, version, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stale (stale_since INTEGER PRIMARY KEY, node_keys BLOB NOT NULL);
 """
 
 
@@ -68,6 +67,7 @@ class BlockRecord(Record):
 
 
 _BLOCK = decoder(BlockRecord)
+_NODE_KEYS = decoder(list[tuple[int, bytes]])
 
 
 class HeightInfo(Record):
@@ -243,8 +243,10 @@ class Store:
         db.executemany("DELETE FROM state WHERE key=?", [(k,) for k, v in writes if v is None])
         db.executemany("INSERT OR REPLACE INTO nodes (version, path, data) VALUES (?, ?, ?)",
                        [(k.version, k.path, data) for k, data in tree.new_nodes.items()])
-        db.executemany("INSERT OR IGNORE INTO stale (stale_since, version, path) VALUES (?, ?, ?)",
-                       [(height, k.version, k.path) for k in tree.stale_nodes])
+        if tree.stale_nodes:
+            # One row per block (not per node): the index is written every block, read once per prune.
+            db.execute("INSERT OR REPLACE INTO stale (stale_since, node_keys) VALUES (?, ?)",
+                       (height, encode([(k.version, k.path) for k in tree.stale_nodes])))
         db.execute("INSERT INTO blocks (height, data) VALUES (?, ?)", (height, encode(block)))
         db.executemany("INSERT OR IGNORE INTO txs (tx_id, height, idx) VALUES (?, ?, ?)",
                        [(tx_id, height, index) for index, tx_id in enumerate(tx_ids)])
@@ -261,8 +263,9 @@ class Store:
         cutoff = height - self.retain_heights
         if cutoff <= 0:
             return
-        stale = db.execute("SELECT version, path FROM stale WHERE stale_since<=?", (cutoff,)).fetchall()
-        if stale:
+        rows = db.execute("SELECT node_keys FROM stale WHERE stale_since<=?", (cutoff,)).fetchall()
+        if rows:
+            stale = [tuple(key) for (blob,) in rows for key in _NODE_KEYS.decode_lenient(blob)]
             db.executemany("DELETE FROM nodes WHERE version=? AND path=?", stale)
             db.execute("DELETE FROM stale WHERE stale_since<=?", (cutoff,))
             for version, path in stale:

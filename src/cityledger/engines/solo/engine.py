@@ -188,7 +188,9 @@ class SoloEngine(abc.Engine):
             self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     def start(self) -> None:
-        """Start the block loop in a background thread."""
+        """Start the verifier processes and the block loop (in a background thread)."""
+        if self.config.verify_workers:
+            self._verifier.start()
         self._thread = threading.Thread(target=self.run_forever, name="solo-blocks", daemon=True)
         self._thread.start()
 

@@ -91,11 +91,23 @@ class SignatureVerifier:
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()  # one batch at a time keeps each worker's replies in order
 
+    def start(self) -> None:
+        """Start the worker processes now and wait until each answers (each imports the ledger)."""
+        with self._lock:
+            self._start()
+            for worker in self._workers:
+                worker.send([b""])
+            for worker in self._workers:
+                worker.receive(1)
+
+    def _start(self) -> None:
+        if not self._workers:
+            self._workers = [_Worker(self._chain_id, self._type_names) for _ in range(self._count)]
+
     def verify(self, chunks: list[list[bytes]]) -> Iterator[list[bool]]:
         """Flags for each chunk, in order, yielded as soon as that chunk is verified."""
         with self._lock:
-            if not self._workers:
-                self._workers = [_Worker(self._chain_id, self._type_names) for _ in range(self._count)]
+            self._start()
             workers = self._workers
             for index, chunk in enumerate(chunks):
                 workers[index % len(workers)].send(chunk)
