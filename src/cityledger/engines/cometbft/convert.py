@@ -108,30 +108,21 @@ def to_pb_event(event: Event):
     )
 
 
+def _tx_result_fields(result: TxResult) -> dict:
+    """The fields ResponseCheckTx and ExecTxResult share (sender, nonce, priority have none in 0.38)."""
+    return {"code": result.code, "data": result.data, "log": result.log, "gas_wanted": result.gas_wanted,
+            "gas_used": result.gas_used, "events": [to_pb_event(e) for e in result.events],
+            "codespace": result.codespace}
+
+
 def to_pb_check_tx(result: TxResult):
-    """A CheckTx TxResult as a ResponseCheckTx (sender, nonce and priority have no field in 0.38)."""
-    return abci.ResponseCheckTx(
-        code=result.code,
-        data=result.data,
-        log=result.log,
-        gas_wanted=result.gas_wanted,
-        gas_used=result.gas_used,
-        events=[to_pb_event(e) for e in result.events],
-        codespace=result.codespace,
-    )
+    """A CheckTx TxResult as a ResponseCheckTx."""
+    return abci.ResponseCheckTx(**_tx_result_fields(result))
 
 
 def to_pb_exec_tx_result(result: TxResult):
     """A block's TxResult as an abci.ExecTxResult."""
-    return abci.ExecTxResult(
-        code=result.code,
-        data=result.data,
-        log=result.log,
-        gas_wanted=result.gas_wanted,
-        gas_used=result.gas_used,
-        events=[to_pb_event(e) for e in result.events],
-        codespace=result.codespace,
-    )
+    return abci.ExecTxResult(**_tx_result_fields(result))
 
 
 def to_pb_finalize_block(result: FinalizeBlockResult):
