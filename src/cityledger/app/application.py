@@ -135,10 +135,11 @@ class CityApp(abc.Application):
         state.set(nonce_key(decoded.sender), (expected + 1).to_bytes(8, "big"))
 
     def _run_messages(self, parent: Overlay, decoded: DecodedTx, height: int, time_ns: int,
-                      params: Params | None = None) -> Context:
+                      params: Params | None = None, record_events: bool = True) -> Context:
         """Execute all messages in a journal; fold into parent only if every message succeeds."""
         journal = Overlay(parent)
         ctx = self._context(journal, height, time_ns, decoded, params)
+        ctx.record_events = record_events
         for message in decoded.messages:
             self.router.dispatch(ctx, message)
         journal.fold_into(parent)
@@ -171,7 +172,7 @@ class CityApp(abc.Application):
             journal = Overlay(self._check_state)
             self._authenticate(journal, decoded, height)
             if not recheck:
-                self._run_messages(journal, decoded, height, 0, self._check_params)
+                self._run_messages(journal, decoded, height, 0, self._check_params, record_events=False)
         except TxError as exc:
             return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message)
         journal.fold_into(self._check_state)

@@ -33,9 +33,12 @@ class Context:
     validator_updates: list[ValidatorUpdate] = field(default_factory=list)
     params: "Params | None" = None
     actions: Any = None  # the app's governance action router (decode, execute)
+    record_events: bool = True  # False in check_tx, whose events nobody reads
 
     def emit(self, kind: str, **attributes: Any) -> None:
         """Record an event with sorted string attributes."""
+        if not self.record_events:
+            return
         pairs = [(name, value.hex() if isinstance(value, bytes) else str(value)) for name, value in attributes.items()]
         pairs.sort()
         self.events.append(Event(kind, tuple(pairs)))
