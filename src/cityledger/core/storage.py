@@ -106,7 +106,6 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA cache_size=-65536")
-            db.execute("PRAGMA wal_autocheckpoint=10000")
             self._local.db = db
         return db
 
