@@ -3,7 +3,20 @@
 import pytest
 
 from cityledger.core.errors import TxError
-from cityledger.core.keys import SCHEME_ED25519, SCHEME_P256, PrivateKey, compute_address, make_signer, verify_signature
+from cityledger.core.keys import (
+    SCHEME_ED25519,
+    SCHEME_P256,
+    PrivateKey,
+    PublicKey,
+    Signer,
+    compute_address,
+    is_strong_ed25519_key,
+    make_signer,
+    verify_ed25519_zip215,
+    verify_signature,
+)
+from cityledger.core.encoding import encode
+from cityledger.core.tx import SignatureEntry, Tx, TxBody
 from cityledger.core.tx import TxCodec, build_tx, verify_tx_signatures
 from cityledger.modules.bank import Transfer
 
@@ -20,6 +33,39 @@ def test_sign_and_verify(scheme):
     assert verify_signature(key.public_key, b"message", signature)
     assert not verify_signature(key.public_key, b"messagf", signature)
     assert not verify_signature(PrivateKey.generate(scheme).public_key, b"message", signature)
+
+
+ED25519_ORDER = 2**252 + 27742317777372353535851937790883648493
+IDENTITY_POINT = bytes([1]) + bytes(31)  # y = 1: the neutral element, of order 1
+ORDER_4_POINT = bytes(32)  # y = 0: a point of order 4
+
+
+def test_ed25519_rejects_non_canonical_s():
+    """ZIP-215 requires s < L, so nobody can add L to s and change a tx's id."""
+    key = PrivateKey.generate()
+    signature = key.sign(b"message")
+    s = int.from_bytes(signature[32:], "little")
+    assert verify_signature(key.public_key, b"message", signature)
+    assert not verify_signature(key.public_key, b"message", signature[:32] + (s + ED25519_ORDER).to_bytes(32, "little"))
+
+
+def test_small_order_keys_cannot_be_forged_for():
+    """Under ZIP-215 alone anyone can 'sign' any message for a small-order key; the key check refuses them."""
+    forged = IDENTITY_POINT + bytes(32)  # R = identity, s = 0
+    assert verify_ed25519_zip215(IDENTITY_POINT, b"pay everything to mallory", forged)
+    for weak in (IDENTITY_POINT, ORDER_4_POINT):
+        assert not is_strong_ed25519_key(weak)
+        assert not verify_signature(PublicKey(SCHEME_ED25519, weak), b"pay everything to mallory", forged)
+    assert is_strong_ed25519_key(PrivateKey.generate().public_key.key)
+
+
+def test_tx_from_a_small_order_key_is_refused():
+    weak = Signer(1, [PublicKey(SCHEME_ED25519, IDENTITY_POINT)])
+    body = TxBody(CHAIN_ID, weak, 0, 0, [Transfer(DEST, 5)])
+    raw = encode(Tx(body, [SignatureEntry(0, IDENTITY_POINT + bytes(32))]))
+    with pytest.raises(TxError) as info:
+        verify_tx_signatures(CODEC.decode(raw))
+    assert info.value.field == "signatures"
 
 
 def test_p256_signatures_are_low_s():

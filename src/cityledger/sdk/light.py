@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import msgspec
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 
+from ..core.keys import verify_ed25519_zip215
 from ..core.tree import Proof, verify_proof
 from .errors import ProofError
 
@@ -332,11 +331,11 @@ def _verified_signers(chain_id: str, commit: Commit, validators: ValidatorSet) -
         if sig.validator_address != validator.address:
             raise LightClientError(f"commit.signatures[{index}]: from {sig.validator_address.hex().upper()}, "
                                    f"expected validator {validator.address.hex().upper()}")
-        try:
-            VerifyKey(validator.pub_key).verify(compute_vote_sign_bytes(chain_id, commit, index), sig.signature)
-        except (BadSignatureError, ValueError):
+        # ZIP-215, the rule CometBFT verifies votes with.
+        if not verify_ed25519_zip215(validator.pub_key, compute_vote_sign_bytes(chain_id, commit, index),
+                                     sig.signature):
             raise LightClientError(f"commit.signatures[{index}]: wrong signature of validator "
-                                   f"{validator.address.hex().upper()}") from None
+                                   f"{validator.address.hex().upper()}")
         signers[validator.address] = validator.pub_key
     return signers
 
