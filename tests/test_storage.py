@@ -43,3 +43,41 @@ def test_nothing_is_pruned_inside_the_window(tmp_path):
     for height in range(0, 6):
         value, proof, app_hash = chain.store.get_at(key, height)
         assert verify_proof(app_hash, key, value, proof)
+
+
+def test_a_read_racing_a_commit_never_leaves_a_stale_value_in_the_cache(tmp_path):
+    """A reader that fetched a value just before a block committed must not cache it after the commit.
+
+    The reader's SELECT is made to return only once a whole block (which changes that key) has
+    been committed by another thread: the worst interleaving, forced."""
+    import threading
+
+    chain = make_chain(tmp_path)
+    alice, bob = chain.accounts[:2]
+    key = balance_key(bob.address())
+    store = chain.store
+    store._cache.pop(key, None)
+    before = store.get(key)
+    store._cache.pop(key, None)
+
+    real_db = store._db()
+
+    class CommitDuringSelect:
+        def execute(self, sql, params=()):
+            rows = real_db.execute(sql, params).fetchall()
+            if sql.startswith("SELECT value FROM state"):
+                writer = threading.Thread(target=chain.block, args=(chain.tx(alice, Transfer(bob.address(), 7)),))
+                writer.start()
+                writer.join()
+            return _Rows(rows)
+
+    class _Rows(list):
+        def fetchone(self):
+            return self[0] if self else None
+
+    store._local.db = CommitDuringSelect()
+    try:
+        assert store.get(key) == before  # the value as of the previous block: fine for that read
+    finally:
+        store._local.db = real_db
+    assert int.from_bytes(store.get(key), "big") == int.from_bytes(before, "big") + 7

@@ -238,18 +238,35 @@ class CityApp(abc.Application):
         mempool) unless the engine knows the block was its own mempool's head, executed with the
         results check_tx predicted: then the check state already equals the new state plus what
         is left in the mempool, and keeping it saves re-executing every pending tx."""
+        pending = self.detach_pending()
+        self.write_block(pending)
+        self.after_write(pending, keep_check_state)
+        return abc.CommitResult(retain_height=0)
+
+    # commit in three steps, for an engine that lets admission go on while the block is written
+
+    def detach_pending(self) -> _Pending:
+        """Take the finalized block; write_block then after_write complete its commit."""
         pending = self._pending
         if pending is None:
             raise RuntimeError("commit called without a finalized block")
-        self.store.commit_block(pending.block, pending.writes, pending.tree, pending.tx_ids)
         self._pending = None
+        return pending
+
+    def write_block(self, pending: _Pending) -> None:
+        """The slow part of a commit, one atomic SQLite transaction. Other threads may read and
+        run check_tx meanwhile (they see the previous block's state until it returns), but only
+        with a kept check state, which already holds this block's effects."""
+        self.store.commit_block(pending.block, pending.writes, pending.tree, pending.tx_ids)
+
+    def after_write(self, pending: _Pending, keep_check_state: bool) -> None:
+        """What follows the write: snapshot, check state, caches."""
         if self.snapshot_interval and pending.block.height % self.snapshot_interval == 0:
             snapshots.take_snapshot(self.store, pending.block.height)
         if not keep_check_state:
             self._reset_check_state()
         for tx_id in pending.tx_ids:
             self._verified.pop(tx_id, None)
-        return abc.CommitResult(retain_height=0)
 
     def reset_check_state(self) -> None:
         """Start the check state afresh from the committed state (the mempool is empty or rechecked)."""

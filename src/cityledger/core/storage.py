@@ -90,6 +90,12 @@ class Store:
         self.retain_heights = retain_heights
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        # Readers fill the latest-state cache on a miss while a block may be committing in another
+        # thread. A value read from SQLite just before a commit must not land in the cache after the
+        # commit's own update of that key: _epoch is odd while a block is being written and moves
+        # on at its start and end; a reader caches only if it stayed even and unchanged.
+        self._fill_lock = threading.Lock()
+        self._epoch = 0
         self._cache: dict[bytes, bytes | None] = {}
         self._node_cache: dict[NodeKey, bytes] = {}
         self._last_height: int | None = None
@@ -153,10 +159,12 @@ class Store:
         value = cache.get(key, _MISSING)
         if value is not _MISSING:
             return value
+        epoch = self._epoch
         row = self._db().execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
         value = None if row is None else row[0]
-        if len(cache) < MAX_CACHE_ENTRIES:
-            cache[key] = value
+        with self._fill_lock:
+            if epoch == self._epoch and not epoch & 1 and len(cache) < MAX_CACHE_ENTRIES:
+                cache[key] = value
         return value
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -214,23 +222,33 @@ class Store:
 
     def commit_block(self, block: BlockRecord, writes: list[tuple[bytes, bytes | None]], tree: TreeUpdate,
                      tx_ids: list[bytes], meta: dict[str, bytes] | None = None) -> None:
-        """Persist a block, its state changes and its tree nodes atomically."""
+        """Persist a block, its state changes and its tree nodes atomically.
+
+        Safe to call while other threads read: they see the previous block until this returns."""
         with self._write_lock:
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
+            with self._fill_lock:
+                self._epoch += 1
             try:
-                self._write_block(db, block, writes, tree, tx_ids, meta or {})
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                self._cache.clear()
-                self._last_height = None
-                raise
-            self._last_height = block.height
-        for key, value in writes:
-            self._cache[key] = value
-        if len(self._cache) > MAX_CACHE_ENTRIES:
-            self._cache.clear()
+                db = self._db()
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._write_block(db, block, writes, tree, tx_ids, meta or {})
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    with self._fill_lock:
+                        self._cache.clear()
+                    self._last_height = None
+                    raise
+                with self._fill_lock:
+                    cache = self._cache
+                    if len(cache) + len(writes) > MAX_CACHE_ENTRIES:
+                        cache.clear()
+                    cache.update(writes)
+                    self._last_height = block.height
+            finally:
+                with self._fill_lock:
+                    self._epoch += 1
         # New nodes are the ones the next block's updates walk through first: keep them hot.
         if len(self._node_cache) + len(tree.new_nodes) > MAX_NODE_CACHE_ENTRIES:
             self._node_cache.clear()

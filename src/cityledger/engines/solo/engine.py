@@ -65,6 +65,7 @@ class SoloEngine(abc.Engine):
         self.config = config or SoloConfig()
         self.mempool = Mempool(self.config.mempool)
         self._lock = threading.RLock()  # serialises every call into the app
+        self._block_lock = threading.Lock()  # one block at a time, including its unlocked write
         self._committed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -122,28 +123,30 @@ class SoloEngine(abc.Engine):
 
     def produce_block(self, allow_empty: bool = False) -> int | None:
         """Reap, finalize and commit one block; the new height, or None if nothing to do."""
-        with self._lock:
-            reaped = self.mempool.reap(self.config.max_block_txs, self.config.max_block_bytes)
-            if not reaped and not (allow_empty or self.config.create_empty_blocks):
-                return None
-            started = time.perf_counter()
-            height = self.app.store.last_height() + 1
-            expired = self._expired(height, {tx_id for tx_id, _ in reaped})
-            result = self._finalize([raw for _, raw in reaped], height)
-            # The check state can be kept when the block is the mempool's head and every tx did
-            # what its check predicted; a periodic full recheck bounds any drift of checks that
-            # depend on the height.
-            keep = (not expired and all(r.ok for r in result.tx_results)
-                    and height % FULL_RECHECK_EVERY != 0)
-            self.app.commit(keep_check_state=keep)
-            for tx_id, _ in reaped:
-                self.mempool.remove(tx_id)
-            if not keep:
-                for tx_id in expired:
-                    self.mempool.remove(tx_id)
-                self._recheck()
-            elif not len(self.mempool):
-                self.app.reset_check_state()
+        with self._block_lock:
+            with self._lock:
+                reaped = self.mempool.reap(self.config.max_block_txs, self.config.max_block_bytes)
+                if not reaped and not (allow_empty or self.config.create_empty_blocks):
+                    return None
+                started = time.perf_counter()
+                height = self.app.store.last_height() + 1
+                expired = self._expired(height, {tx_id for tx_id, _ in reaped})
+                result = self._finalize([raw for _, raw in reaped], height)
+                # The check state can be kept when the block is the mempool's head and every tx did
+                # what its check predicted; a periodic full recheck bounds any drift of checks that
+                # depend on the height.
+                keep = (not expired and all(r.ok for r in result.tx_results)
+                        and height % FULL_RECHECK_EVERY != 0)
+                pending = self.app.detach_pending()
+                if not keep:
+                    self.app.write_block(pending)
+                    self._settle(pending, reaped, expired, keep)
+            if keep:
+                # The check state already holds this block's effects, so admission goes on while
+                # SQLite writes the block (it releases the GIL while it works).
+                self.app.write_block(pending)
+                with self._lock:
+                    self._settle(pending, reaped, expired, keep)
             self.last_block_ms = (time.perf_counter() - started) * 1000
             self.commit_times.append((height, time.perf_counter()))
             self.blocks_committed += 1
@@ -151,6 +154,18 @@ class SoloEngine(abc.Engine):
         with self._committed:
             self._committed.notify_all()
         return height
+
+    def _settle(self, pending, reaped: list[tuple[bytes, bytes]], expired: list[bytes], keep: bool) -> None:
+        """After the write: drop the block's txs from the mempool; recheck the rest unless kept."""
+        self.app.after_write(pending, keep_check_state=keep)
+        for tx_id, _ in reaped:
+            self.mempool.remove(tx_id)
+        if not keep:
+            for tx_id in expired:
+                self.mempool.remove(tx_id)
+            self._recheck()
+        elif not len(self.mempool):
+            self.app.reset_check_state()
 
     def _expired(self, height: int, included: set[bytes]) -> list[bytes]:
         return [tx_id for tx_id in self.mempool.older_than(height - self.config.mempool.ttl_blocks)

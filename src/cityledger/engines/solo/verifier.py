@@ -29,9 +29,13 @@ from ...core.tx import TxCodec, verify_tx_signatures
 _U32 = struct.Struct(">I")
 
 
+WORKER_NICENESS = 5
+
+
 def default_workers() -> int:
-    """One worker per core beside the one the app runs on (at least one)."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """One worker per core. The app's thread runs at normal priority and the workers below it
+    (WORKER_NICENESS), so they take what CPU the app's serial work leaves and no more."""
+    return max(1, os.cpu_count() or 1)
 
 
 def _type_name(kind: type) -> str:
@@ -137,6 +141,7 @@ def _read_exact(stream, size: int) -> bytes | None:
 
 def serve(chain_id: str, type_names: list[str]) -> None:
     """Worker main loop: read framed batches on stdin, answer one flag byte per tx on stdout."""
+    os.nice(WORKER_NICENESS)
     codec = TxCodec(_load_types(type_names), chain_id)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while (header := _read_exact(stdin, 4)) is not None:
