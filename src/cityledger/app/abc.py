@@ -167,7 +167,8 @@ class Application(ABC):
 
     # mempool connection
     @abstractmethod
-    def check_tx(self, tx: bytes, recheck: bool = False) -> TxResult: ...
+    def check_tx(self, tx: bytes, recheck: bool = False, tx_id: bytes | None = None) -> TxResult:
+        """tx_id, if the caller has it, is SHA-256(tx), saving the app from hashing it again."""
 
     # consensus connection
     @abstractmethod

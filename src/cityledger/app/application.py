@@ -160,14 +160,14 @@ class CityApp(abc.Application):
 
     # -- mempool ---------------------------------------------------------------------------------
 
-    def check_tx(self, tx: bytes, recheck: bool = False) -> abc.TxResult:
+    def check_tx(self, tx: bytes, recheck: bool = False, tx_id: bytes | None = None) -> abc.TxResult:
         """Admission check against the check state. A new tx is executed in full, so a tx that
         would fail (insufficient funds, …) is refused at the door with its error. A recheck
         (after a block, for each tx still pending) repeats only the cheap part — signatures are
         cached, the nonce is re-validated — as Cosmos SDK apps do: the block is authoritative, and
         re-executing every pending tx after every block would cost more than the block itself."""
         try:
-            decoded = self.precheck(tx)
+            decoded = self.precheck(tx, tx_id=tx_id)
             height = self.store.last_height() + 1
             journal = Overlay(self._check_state)
             self._authenticate(journal, decoded, height)
@@ -207,9 +207,10 @@ class CityApp(abc.Application):
         params = self.params(block_state)  # parameter changes take effect from the next tx on
         results, events, updates, tx_ids = [], [], [], []
         for raw in request.txs:
-            result, ctx = self._deliver(block_state, raw, request.height, request.time_ns, params)
+            tx_id = sha256(raw)
+            result, ctx = self._deliver(block_state, raw, tx_id, request.height, request.time_ns, params)
             results.append(result)
-            tx_ids.append(sha256(raw))
+            tx_ids.append(tx_id)
             if ctx is not None:
                 updates.extend(ctx.validator_updates)
         writes = block_state.sorted_writes()
@@ -220,10 +221,10 @@ class CityApp(abc.Application):
         self._pending = _Pending(block, writes, tree, tx_ids)
         return abc.FinalizeBlockResult(tuple(results), tree.root_hash, tuple(events), tuple(updates))
 
-    def _deliver(self, block_state: Overlay, raw: bytes, height: int, time_ns: int, params: Params):
+    def _deliver(self, block_state: Overlay, raw: bytes, tx_id: bytes, height: int, time_ns: int, params: Params):
         """Execute one tx of a block; auth failures change nothing, message failures keep the nonce bump."""
         try:
-            decoded = self.precheck(raw)
+            decoded = self.precheck(raw, tx_id=tx_id)
             self._authenticate(block_state, decoded, height)
         except TxError as exc:
             return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message), None

@@ -114,7 +114,7 @@ class SoloEngine(abc.Engine):
             self.mempool.check_room(tx_id, len(raw), decoded.sender)
         except TxError as exc:
             return Submitted(tx_id, abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message))
-        result = self.app.check_tx(raw)
+        result = self.app.check_tx(raw, tx_id=tx_id)
         if result.ok:
             self.mempool.add(tx_id, raw, result.sender, self.app.last_height())
         return Submitted(tx_id, result)
@@ -131,7 +131,7 @@ class SoloEngine(abc.Engine):
                 started = time.perf_counter()
                 height = self.app.store.last_height() + 1
                 expired = self._expired(height, {tx_id for tx_id, _ in reaped})
-                result = self._finalize([raw for _, raw in reaped], height)
+                result = self._finalize(reaped, height)
                 # The check state can be kept when the block is the mempool's head and every tx did
                 # what its check predicted; a periodic full recheck bounds any drift of checks that
                 # depend on the height.
@@ -171,12 +171,13 @@ class SoloEngine(abc.Engine):
         return [tx_id for tx_id in self.mempool.older_than(height - self.config.mempool.ttl_blocks)
                 if tx_id not in included]
 
-    def _finalize(self, txs: list[bytes], height: int) -> abc.FinalizeBlockResult:
+    def _finalize(self, reaped: list[tuple[bytes, bytes]], height: int) -> abc.FinalizeBlockResult:
         store = self.app.store
         info = store.height_info(height - 1)
         prev_time = info.time_ns if info else 0
         time_ns = max(prev_time + 1, time.time_ns())
-        data_hash = sha256(b"".join(sha256(tx) for tx in txs))
+        txs = [raw for _, raw in reaped]
+        data_hash = sha256(b"".join(tx_id for tx_id, _ in reaped))  # the txs' ids: SHA-256 of each
         prev_hash = info.block_hash if info else b""
         header = Header(self.app.chain_id, height, time_ns, prev_hash, info.app_hash if info else b"", data_hash)
         block_hash = sha256(encode(header))
