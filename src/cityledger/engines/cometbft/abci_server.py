@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from cityledger.app.abc import Application, TxResult
 from cityledger.engines.cometbft import convert
-from cityledger.engines.cometbft.framing import FramingError, compute_frame, split_frames
+from cityledger.engines.cometbft.framing import FramingError, encode_uvarint, split_frames
 from cityledger.engines.cometbft.proto import abci
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,14 @@ def _field_priorities() -> dict[int, int | None]:
 
 
 _FIELD_PRIORITIES = _field_priorities()
+# Response oneof field name -> its tag (field number, wire type 2) as bytes.
+_RESPONSE_TAGS = {name: encode_uvarint(d.number << 3 | 2) for name, d in abci.Response.DESCRIPTOR.fields_by_name.items()}
+
+
+def compute_response_frame(kind: str, body: bytes) -> bytes:
+    """The framed Response whose oneof field `kind` holds the serialised response body."""
+    field = _RESPONSE_TAGS[kind] + encode_uvarint(len(body))
+    return encode_uvarint(len(field) + len(body)) + field + body
 
 
 def compute_frame_priority(frame: bytes) -> int | None:
@@ -139,7 +147,11 @@ def parse_address(address: str) -> tuple[str, str, int]:
 
 
 class RequestHandler:
-    """Answers ABCI requests by calling the app; runs on the app thread only."""
+    """Answers ABCI requests by calling the app; runs on the app thread only.
+
+    Each process_* method returns its response serialised; the batch wraps it in a framed
+    Response by hand (compute_response_frame), so no Response object is built per request.
+    """
 
     def __init__(self, app: Application, after_commit: Callable[[], None] | None = None,
                  after_check_tx: Callable[[bytes, TxResult, bool], None] | None = None,
@@ -149,9 +161,10 @@ class RequestHandler:
         self.after_check_tx = after_check_tx
         self.after_finalize_block = after_finalize_block
         self.fatal_error: BaseException | None = None
-        self._methods: dict[str, Callable[[Any], Any]] = {
-            "echo": lambda r: abci.ResponseEcho(message=r.message),
-            "flush": lambda r: abci.ResponseFlush(),
+        # Request kind -> a method answering with the serialised response of the same kind.
+        self._methods: dict[str, Callable[[Any], bytes]] = {
+            "echo": lambda r: abci.ResponseEcho(message=r.message).SerializeToString(),
+            "flush": lambda r: b"",
             "info": self.process_info,
             "init_chain": self.process_init_chain,
             "query": self.process_query,
@@ -163,10 +176,10 @@ class RequestHandler:
             "apply_snapshot_chunk": self.process_apply_snapshot_chunk,
             "prepare_proposal": self.process_prepare_proposal,
             "process_proposal": self.process_process_proposal,
-            "extend_vote": lambda r: abci.ResponseExtendVote(),
+            "extend_vote": lambda r: b"",
             "verify_vote_extension": lambda r: abci.ResponseVerifyVoteExtension(
                 status=abci.ResponseVerifyVoteExtension.ACCEPT
-            ),
+            ).SerializeToString(),
             "finalize_block": self.process_finalize_block,
         }
 
@@ -174,14 +187,15 @@ class RequestHandler:
         """Answer a batch of framed requests: (the framed responses, whether the app failed)."""
         out: list[bytes] = []
         for frame in frames:
-            response = self.handle_frame(frame)
-            out.append(compute_frame(response.SerializeToString()))
-            if response.WhichOneof("value") == "exception":
+            kind, body = self.handle_frame(frame)
+            out.append(compute_response_frame(kind, body))
+            if kind == "exception":
                 return b"".join(out), True
         return b"".join(out), False
 
-    def handle_frame(self, frame: bytes):
-        """Answer one serialised Request with a Response (an exception response if the app failed)."""
+    def handle_frame(self, frame: bytes) -> tuple[str, bytes]:
+        """Answer one serialised Request: (the Response kind, its serialised body); the kind is
+        "exception" if the app failed."""
         if self.fatal_error is not None:
             return self._exception(f"application failed earlier: {self.fatal_error!r}")
         try:
@@ -190,79 +204,81 @@ class RequestHandler:
             method = self._methods.get(kind) if kind else None
             if method is None:
                 raise AbciAppError(f"unknown ABCI request {kind!r}")
-            return abci.Response(**{kind: method(getattr(request, kind))})
+            return kind, method(getattr(request, kind))
         except Exception as exc:  # a bug in the app or a protocol violation: halt loudly
             log.exception("ABCI: application failed; answering with an exception, CometBFT will halt")
             self.fatal_error = exc
             return self._exception(f"{type(exc).__name__}: {exc}")
 
     @staticmethod
-    def _exception(message: str):
-        return abci.Response(exception=abci.ResponseException(error=message))
+    def _exception(message: str) -> tuple[str, bytes]:
+        return "exception", abci.ResponseException(error=message).SerializeToString()
 
     # -- info/query connection -----------------------------------------------------------------
 
-    def process_info(self, request):
-        return convert.to_pb_info(self.app.info())
+    def process_info(self, request) -> bytes:
+        return convert.to_pb_info(self.app.info()).SerializeToString()
 
-    def process_query(self, request):
+    def process_query(self, request) -> bytes:
         result = self.app.query(request.path, request.data, request.height, request.prove)
-        return convert.to_pb_query(result)
+        return convert.to_pb_query(result).SerializeToString()
 
     # -- mempool connection --------------------------------------------------------------------
 
-    def process_check_tx(self, request):
+    def process_check_tx(self, request) -> bytes:
+        tx = request.tx
         recheck = request.type == abci.RECHECK
-        result = self.app.check_tx(request.tx, recheck=recheck)
+        result = self.app.check_tx(tx, recheck=recheck)
         if self.after_check_tx is not None:
-            self.after_check_tx(request.tx, result, recheck)
-        return convert.to_pb_check_tx(result)
+            self.after_check_tx(tx, result, recheck)
+        return convert.encode_tx_result(result)
 
     # -- consensus connection ------------------------------------------------------------------
 
-    def process_init_chain(self, request):
+    def process_init_chain(self, request) -> bytes:
         result = self.app.init_chain(convert.compute_init_chain_request(request))
-        return convert.to_pb_init_chain(result)
+        return convert.to_pb_init_chain(result).SerializeToString()
 
-    def process_prepare_proposal(self, request):
+    def process_prepare_proposal(self, request) -> bytes:
         block = convert.compute_block_request(request)
         txs = self.app.prepare_proposal(block, request.max_tx_bytes)
-        return abci.ResponsePrepareProposal(txs=txs)
+        return abci.ResponsePrepareProposal(txs=txs).SerializeToString()
 
-    def process_process_proposal(self, request):
+    def process_process_proposal(self, request) -> bytes:
         accepted = self.app.process_proposal(convert.compute_block_request(request))
         status = abci.ResponseProcessProposal.ACCEPT if accepted else abci.ResponseProcessProposal.REJECT
-        return abci.ResponseProcessProposal(status=status)
+        return abci.ResponseProcessProposal(status=status).SerializeToString()
 
-    def process_finalize_block(self, request):
-        result = self.app.finalize_block(convert.compute_block_request(request))
+    def process_finalize_block(self, request) -> bytes:
+        block = convert.compute_block_request(request)
+        result = self.app.finalize_block(block)
         if self.after_finalize_block is not None:
-            self.after_finalize_block(list(request.txs))
-        return convert.to_pb_finalize_block(result)
+            self.after_finalize_block(list(block.txs))
+        return convert.encode_finalize_block(result)
 
-    def process_commit(self, request):
+    def process_commit(self, request) -> bytes:
         result = self.app.commit()
         if self.after_commit is not None:
             self.after_commit()
-        return abci.ResponseCommit(retain_height=result.retain_height)
+        return abci.ResponseCommit(retain_height=result.retain_height).SerializeToString()
 
     # -- snapshot connection -------------------------------------------------------------------
 
-    def process_list_snapshots(self, request):
+    def process_list_snapshots(self, request) -> bytes:
         snapshots = self.app.list_snapshots()
-        return abci.ResponseListSnapshots(snapshots=[convert.to_pb_snapshot(s) for s in snapshots])
+        return abci.ResponseListSnapshots(snapshots=[convert.to_pb_snapshot(s) for s in snapshots]).SerializeToString()
 
-    def process_offer_snapshot(self, request):
+    def process_offer_snapshot(self, request) -> bytes:
         result = self.app.offer_snapshot(convert.compute_snapshot(request.snapshot), request.app_hash)
-        return abci.ResponseOfferSnapshot(result=result)
+        return abci.ResponseOfferSnapshot(result=result).SerializeToString()
 
-    def process_load_snapshot_chunk(self, request):
+    def process_load_snapshot_chunk(self, request) -> bytes:
         chunk = self.app.load_snapshot_chunk(request.height, request.format, request.chunk)
-        return abci.ResponseLoadSnapshotChunk(chunk=chunk)
+        return abci.ResponseLoadSnapshotChunk(chunk=chunk).SerializeToString()
 
-    def process_apply_snapshot_chunk(self, request):
+    def process_apply_snapshot_chunk(self, request) -> bytes:
         result = self.app.apply_snapshot_chunk(request.index, request.chunk, request.sender)
-        return abci.ResponseApplySnapshotChunk(result=result)
+        return abci.ResponseApplySnapshotChunk(result=result).SerializeToString()
 
 
 class AbciServer:

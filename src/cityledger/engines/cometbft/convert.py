@@ -1,4 +1,10 @@
-"""Pure conversions between CometBFT's ABCI protobuf messages and the app's dataclasses (app/abc.py)."""
+"""Pure conversions between CometBFT's ABCI protobuf messages and the app's dataclasses (app/abc.py).
+
+The responses sent once or more per transaction (CheckTx, and FinalizeBlock's per-tx results) are
+written straight to protobuf wire bytes by the encode_* functions: building them as protobuf
+objects cost about as many instructions as a recheck in the app. The rest go through the
+generated classes.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from cityledger.app.abc import (
     TxResult,
     ValidatorUpdate,
 )
+from cityledger.engines.cometbft.framing import encode_uvarint
 from cityledger.engines.cometbft.proto import abci, crypto_keys, crypto_proof
 
 NS_PER_S = 1_000_000_000
@@ -97,43 +104,82 @@ def to_pb_validator_update(update: ValidatorUpdate):
     return abci.ValidatorUpdate(pub_key=pub_key, power=update.power)
 
 
-def to_pb_event(event: Event):
-    """The app's Event as an abci.Event."""
-    return abci.Event(
-        type=event.type,
-        attributes=[
-            abci.EventAttribute(key=key, value=value, index=INDEX_EVENT_ATTRIBUTES)
-            for key, value in event.attributes
-        ],
-    )
+# -- app -> protobuf wire bytes (the per-tx responses) -------------------------------------------
+
+UINT32_MAX = 2**32 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_INDEX_FIELD = b"\x18\x01" if INDEX_EVENT_ATTRIBUTES else b""  # EventAttribute.index = true
+MAX_CACHED_NAMES = 4096
+_NAME_FIELDS: dict[str, bytes] = {}
 
 
-def _tx_result_fields(result: TxResult) -> dict:
-    """The fields ResponseCheckTx and ExecTxResult share (sender, nonce, priority have none in 0.38)."""
-    return {"code": result.code, "data": result.data, "log": result.log, "gas_wanted": result.gas_wanted,
-            "gas_used": result.gas_used, "events": [to_pb_event(e) for e in result.events],
-            "codespace": result.codespace}
+def encode_int64(value: int) -> bytes:
+    """An int64 as a protobuf varint (a negative one as its 64-bit two's complement, 10 bytes)."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"int64 out of range: {value}")
+    return encode_uvarint(value if value >= 0 else value + 2**64)
 
 
-def to_pb_check_tx(result: TxResult):
-    """A CheckTx TxResult as a ResponseCheckTx."""
-    return abci.ResponseCheckTx(**_tx_result_fields(result))
+def encode_field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field (bytes, string or message): tag, length, payload."""
+    return tag + encode_uvarint(len(payload)) + payload
 
 
-def to_pb_exec_tx_result(result: TxResult):
-    """A block's TxResult as an abci.ExecTxResult."""
-    return abci.ExecTxResult(**_tx_result_fields(result))
+def compute_name_field(name: str) -> bytes:
+    """Field 1 (string) holding name: an Event's type or an EventAttribute's key. These repeat from
+    tx to tx, so their encodings are kept (up to MAX_CACHED_NAMES)."""
+    field = _NAME_FIELDS.get(name)
+    if field is None:
+        field = encode_field(b"\x0a", name.encode()) if name else b""
+        if len(_NAME_FIELDS) < MAX_CACHED_NAMES:
+            _NAME_FIELDS[name] = field
+    return field
 
 
-def to_pb_finalize_block(result: FinalizeBlockResult):
-    """A FinalizeBlockResult as a ResponseFinalizeBlock."""
-    return abci.ResponseFinalizeBlock(
-        events=[to_pb_event(e) for e in result.events],
-        tx_results=[to_pb_exec_tx_result(r) for r in result.tx_results],
-        validator_updates=[to_pb_validator_update(v) for v in result.validator_updates],
-        app_hash=result.app_hash,
-    )
+def encode_event(event: Event) -> bytes:
+    """The app's Event as the wire bytes of an abci.Event."""
+    out = compute_name_field(event.type)
+    for key, value in event.attributes:
+        data = value.encode()
+        attribute = compute_name_field(key) + (encode_field(b"\x12", data) if data else b"") + _INDEX_FIELD
+        out += encode_field(b"\x12", attribute)
+    return out
 
+
+def encode_tx_result(result: TxResult) -> bytes:
+    """A TxResult as the wire bytes of a ResponseCheckTx or an ExecTxResult: the two messages have
+    the same fields under the same numbers (sender, nonce, priority have none in 0.38)."""
+    out = b""
+    if result.code:
+        if not 0 <= result.code <= UINT32_MAX:
+            raise ValueError(f"tx result code out of uint32 range: {result.code}")
+        out += b"\x08" + encode_uvarint(result.code)
+    if result.data:
+        out += encode_field(b"\x12", result.data)
+    if result.log:
+        out += encode_field(b"\x1a", result.log.encode())
+    if result.gas_wanted:
+        out += b"\x28" + encode_int64(result.gas_wanted)
+    if result.gas_used:
+        out += b"\x30" + encode_int64(result.gas_used)
+    for event in result.events:
+        out += encode_field(b"\x3a", encode_event(event))
+    if result.codespace:
+        out += encode_field(b"\x42", result.codespace.encode())
+    return out
+
+
+def encode_finalize_block(result: FinalizeBlockResult) -> bytes:
+    """A FinalizeBlockResult as the wire bytes of a ResponseFinalizeBlock, fields in number order."""
+    parts = [encode_field(b"\x0a", encode_event(e)) for e in result.events]
+    parts += [encode_field(b"\x12", encode_tx_result(r)) for r in result.tx_results]
+    parts += [encode_field(b"\x1a", to_pb_validator_update(v).SerializeToString()) for v in result.validator_updates]
+    if result.app_hash:
+        parts.append(encode_field(b"\x2a", result.app_hash))
+    return b"".join(parts)
+
+
+# -- app -> protobuf (the rest) ----------------------------------------------------------------
 
 def to_pb_info(result: InfoResult):
     """An InfoResult as a ResponseInfo."""

@@ -17,8 +17,15 @@ class FramingError(Exception):
     """The peer sent bytes that are not a valid frame: the connection must be closed."""
 
 
+_ONE_BYTE_VARINTS = tuple(bytes((value,)) for value in range(0x80))
+
+
 def encode_uvarint(value: int) -> bytes:
     """Encode a non-negative int as a protobuf/Go unsigned varint."""
+    if 0 <= value < 0x80:  # the common cases first: this runs several times per transaction
+        return _ONE_BYTE_VARINTS[value]
+    if 0x80 <= value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     if value < 0:
         raise ValueError(f"uvarint: negative value {value}")
     out = bytearray()
@@ -54,16 +61,25 @@ def split_frames(buffer: bytearray, max_frames: int) -> list[bytes]:
     """Remove and return the complete frames at the start of buffer (at most max_frames)."""
     frames: list[bytes] = []
     pos = 0
-    while len(frames) < max_frames:
-        header = decode_uvarint(buffer, pos)
-        if header is None:
-            break
-        length, start = header
-        if length > MAX_MESSAGE_BYTES:
-            raise FramingError(f"frame of {length} bytes exceeds MAX_MESSAGE_BYTES={MAX_MESSAGE_BYTES}")
-        if start + length > len(buffer):
-            break
-        frames.append(bytes(buffer[start:start + length]))
-        pos = start + length
+    size = len(buffer)
+    with memoryview(buffer) as view:  # one copy per frame; released before the buffer shrinks
+        while len(frames) < max_frames and pos < size:
+            first = buffer[pos]
+            if first < 0x80:  # frames under 128 bytes: Flush, Commit, ...
+                length, start = first, pos + 1
+            elif pos + 1 < size and buffer[pos + 1] < 0x80:  # under 16 KiB: CheckTx
+                length, start = (first & 0x7F) | (buffer[pos + 1] << 7), pos + 2
+            else:
+                header = decode_uvarint(buffer, pos)
+                if header is None:
+                    break
+                length, start = header
+                if length > MAX_MESSAGE_BYTES:
+                    raise FramingError(f"frame of {length} bytes exceeds MAX_MESSAGE_BYTES={MAX_MESSAGE_BYTES}")
+            end = start + length
+            if end > size:
+                break
+            frames.append(view[start:end].tobytes())
+            pos = end
     del buffer[:pos]
     return frames

@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.snapshot_interval < 0:
         parser.error(f"--snapshot-interval: expected N >= 0, got {args.snapshot_interval}")
     from cityledger.engines.cometbft.node import StateMismatchError, verify_committed_state
+    from cityledger.node.runner import tune_gc
 
     app, store = open_city_app(args.db, args.chain_id, args.retain_heights, args.snapshot_interval)
     try:
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             except StateMismatchError as exc:
                 log.error("refusing to start: %s", exc)
                 return EXIT_STATE_MISMATCH
+        tune_gc()  # as a solo node does: the default thresholds rescan the app's caches all the time
         if args.api_port:
             return run_with_api(app, store, args.chain_id, args.address, args.rpc_port, args.api_host, args.api_port)
         return asyncio.run(run(app, args.address))
