@@ -121,8 +121,9 @@ class CityApp(abc.Application):
             ctx.tx_id = decoded.tx_id
         return ctx
 
-    def _authenticate(self, state: Overlay, decoded: DecodedTx, height: int) -> None:
-        """Nonce and expiry checks; on success the sender's nonce advances in `state`."""
+    def _authenticate(self, state: Overlay, decoded: DecodedTx, height: int) -> tuple[bytes, bytes]:
+        """Nonce and expiry checks; on success the sender's nonce advances in `state`.
+        Returns that write (key, value), so a caller can keep it when the messages fail."""
         body = decoded.tx.body
         if body.expiry_height and height > body.expiry_height:
             raise ERR_EXPIRED(f"body.expiry_height: tx expired at height {body.expiry_height}, "
@@ -132,17 +133,18 @@ class CityApp(abc.Application):
             raise ERR_NONCE_REPLAY(f"body.nonce: {body.nonce} already used; expected {expected}", "body.nonce")
         if body.nonce > expected:
             raise ERR_NONCE_GAP(f"body.nonce: expected {expected}, got {body.nonce} (out of order)", "body.nonce")
-        state.set(nonce_key(decoded.sender), (expected + 1).to_bytes(8, "big"))
+        bump = (nonce_key(decoded.sender), (expected + 1).to_bytes(8, "big"))
+        state.writes[bump[0]] = bump[1]
+        return bump
 
-    def _run_messages(self, parent: Overlay, decoded: DecodedTx, height: int, time_ns: int,
+    def _run_messages(self, journal: Overlay, decoded: DecodedTx, height: int, time_ns: int,
                       params: Params | None = None, record_events: bool = True) -> Context:
-        """Execute all messages in a journal; fold into parent only if every message succeeds."""
-        journal = Overlay(parent)
+        """Execute all messages against `journal`, the tx's own layer: the caller folds it into
+        its parent if this returns, and drops it if a message raises."""
         ctx = self._context(journal, height, time_ns, decoded, params)
         ctx.record_events = record_events
         for message in decoded.messages:
             self.router.dispatch(ctx, message)
-        journal.fold_into(parent)
         return ctx
 
     # -- info / query ----------------------------------------------------------------------------
@@ -223,15 +225,18 @@ class CityApp(abc.Application):
 
     def _deliver(self, block_state: Overlay, raw: bytes, tx_id: bytes, height: int, time_ns: int, params: Params):
         """Execute one tx of a block; auth failures change nothing, message failures keep the nonce bump."""
+        journal = Overlay(block_state)
         try:
             decoded = self.precheck(raw, tx_id=tx_id)
-            self._authenticate(block_state, decoded, height)
+            nonce_write = self._authenticate(journal, decoded, height)
         except TxError as exc:
             return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message), None
         try:
-            ctx = self._run_messages(block_state, decoded, height, time_ns, params)
+            ctx = self._run_messages(journal, decoded, height, time_ns, params)
         except TxError as exc:
+            block_state.writes[nonce_write[0]] = nonce_write[1]  # replay protection holds for failed txs
             return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message), None
+        block_state.writes.update(journal.writes)
         return abc.TxResult(events=tuple(ctx.events), gas_used=len(raw)), ctx
 
     def commit(self, keep_check_state: bool = False) -> abc.CommitResult:
