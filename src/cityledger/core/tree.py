@@ -473,16 +473,24 @@ class _Batch:
         return self.update_internal(ref, depth, prefix, lo, hi)
 
     def update_internal(self, ref: tuple, depth: int, prefix: int, lo: int, hi: int):
-        """Split the updates (at least two) between the children of an internal node, then rewrite it."""
+        """Split the updates (at least two) between the children of an internal node, then rewrite it.
+
+        Most internal nodes of a batch are rewritten here, so the children's results are folded in
+        inline, and a pending leaf is written at once (and taken back in collapse() if it is left
+        alone under this node).
+        """
         path = _PATH_HEADER[depth] + (prefix << _PATH_PAD[depth]).to_bytes(_PATH_BYTES[depth], "big")
-        cache = self.cache
-        entry = cache.get(path)
+        entry = self.cache.get(path)
         if entry is None or entry[1] != ref[1] or entry[0] != ref[0]:
-            entry = self.tree._fetch_internal(ref[0], path, ref[1], cache)
-        _, _, _, leaf_bitmap, versions, hashes = entry
-        ints = self.ints
+            entry = self.tree._fetch_internal(ref[0], path, ref[1], self.cache)
+        _, _, bitmap, leaf_bitmap, versions, hashes = entry
+        versions, hashes = list(versions), list(hashes)
+        ints, new_nodes, version, version_bytes = self.ints, self.new_nodes, self.version, self.version_bytes
+        child_depth = depth + 1
+        header, pad, size = _PATH_HEADER[child_depth], _PATH_PAD[child_depth], _PATH_BYTES[child_depth]
         shift = 252 - 4 * depth
-        changes = []
+        placed = []
+        changed = False
         i = lo
         while i < hi:
             nibble = (ints[i] >> shift) & 15
@@ -490,16 +498,61 @@ class _Batch:
             j = bisect_left(ints, (child_prefix + 1) << shift, i, hi)
             child_hash = hashes[nibble]
             if child_hash is None:
-                child = None
+                result = self.build(child_depth, child_prefix, i, j) or _KEEP
+            elif leaf_bitmap >> nibble & 1:
+                child_version = int.from_bytes(versions[nibble], "big")
+                if j - i == 1:
+                    result = self.update_leaf_one(child_version, child_hash, child_depth, ints[i], i)
+                else:
+                    result = self.update_leaf((child_version, child_hash, True), child_depth, child_prefix, i, j)
             else:
-                child = (int.from_bytes(versions[nibble], "big"), child_hash, leaf_bitmap >> nibble & 1)
-            result = self.update(child, depth + 1, child_prefix, i, j)
-            if result is not _KEEP:
-                changes.append((nibble, result))
+                child = (int.from_bytes(versions[nibble], "big"), child_hash, False)
+                if j - i == 1:
+                    result = self.update_one(child, child_depth, i)
+                else:
+                    result = self.update_internal(child, child_depth, child_prefix, i, j)
             i = j
-        if not changes:
+            if result is _KEEP:
+                continue
+            changed = True
+            bit = 1 << nibble
+            if result is None:
+                versions[nibble] = hashes[nibble] = None
+                bitmap &= ~bit
+                leaf_bitmap &= ~bit
+            elif len(result) == 4:
+                key_hash, key, value, hashes[nibble] = result
+                versions[nibble] = version_bytes
+                bitmap |= bit
+                leaf_bitmap |= bit
+                node_key = _tuple_new(NodeKey, (version, header + (child_prefix << pad).to_bytes(size, "big")))
+                new_nodes[node_key] = _LEAF_PREFIX + key_hash + len(key).to_bytes(2, "big") + key + value
+                placed.append((node_key, result))
+            else:
+                versions[nibble], hashes[nibble] = version_bytes, result[1]
+                bitmap |= bit
+                leaf_bitmap &= ~bit
+        if not changed:
             return _KEEP
-        return self.rewrite(entry, depth, prefix, path, changes)
+        self.stale.append(_tuple_new(NodeKey, (entry[0], path)))
+        if not bitmap & (bitmap - 1):
+            return self.collapse(depth, prefix, path, bitmap, leaf_bitmap, versions, hashes, placed)
+        return self.write(path, bitmap, leaf_bitmap, versions, hashes)
+
+    def collapse(self, depth: int, prefix: int, path: bytes, bitmap: int, leaf_bitmap: int, versions: list,
+                 hashes: list, placed: list):
+        """Finish a node left with at most one child: drop it, lift its lone leaf, or keep it over an internal one."""
+        if not bitmap:
+            return None
+        if not leaf_bitmap:
+            return self.write(path, bitmap, leaf_bitmap, versions, hashes)
+        if placed:  # the lone leaf was written below this node: take it back, it rises
+            node_key, leaf = placed[0]
+            del self.new_nodes[node_key]
+            return leaf
+        nibble = bitmap.bit_length() - 1
+        child_path = _path(depth + 1, (prefix << 4) | nibble)
+        return self.lift(int.from_bytes(versions[nibble], "big"), hashes[nibble], child_path)
 
     def update_one(self, ref: tuple | None, depth: int, i: int):
         """Apply the single update i below ref: walk down to its spot, then rewrite the path upwards.
@@ -535,7 +588,7 @@ class _Batch:
             leaf_hash = _sha256(_LEAF_PREFIX + key_hash + _sha256(value).digest()).digest()
             result = (key_hash, self.keys[i], value, leaf_hash)
         else:
-            result = self.update_leaf_one(ref, depth, key_int, i)
+            result = self.update_leaf_one(ref[0], ref[1], depth, key_int, i)
             if result is _KEEP:
                 return _KEEP
         if not trail:
@@ -657,16 +710,20 @@ class _Batch:
             return self.build(depth, prefix, lo, hi)
         return self.build(depth, prefix, lo, hi, (key_hash, key, value, ref[1]))
 
-    def update_leaf_one(self, ref: tuple, depth: int, key_int: int, i: int):
-        """Apply the single update i to the existing leaf ref at depth on its key's path."""
+    def update_leaf_one(self, version: int, leaf_hash: bytes, depth: int, key_int: int, i: int):
+        """Apply the single update i to the existing leaf (version, leaf_hash) at depth on its key's path."""
         path = _PATH_HEADER[depth] + ((key_int >> _PATH_SHIFT[depth]) << _PATH_PAD[depth]).to_bytes(
             _PATH_BYTES[depth], "big"
         )
-        old_key = _tuple_new(NodeKey, (ref[0], path))
+        old_key = _tuple_new(NodeKey, (version, path))
         data = self.get_node(old_key)
         if data is None:
             raise MissingNodeError(f"node {old_key} is not in the store (pruned or never written)")
-        key_hash, key, value = _decode_leaf_fast(data)
+        if data[0] != LEAF_TAG:
+            raise InvariantBroken(f"expected a leaf node, found tag {data[0]}")
+        key_hash = data[1:33]
+        end = LEAF_HEADER_BYTES + ((data[33] << 8) | data[34])
+        key, value = data[35:end], data[end:]
         new_hash = self.hashes[i]
         new_value = self.values[i]
         if new_hash == key_hash:
@@ -683,7 +740,8 @@ class _Batch:
         # Another key lands on this leaf: both move below new internal nodes.
         self.stale.append(old_key)
         new_leaf_hash = _sha256(_LEAF_PREFIX + new_hash + _sha256(new_value).digest()).digest()
-        return self.join_two(depth, (key_hash, key, value, ref[1]), (new_hash, self.keys[i], new_value, new_leaf_hash))
+        new_leaf = (new_hash, self.keys[i], new_value, new_leaf_hash)
+        return self.join_two(depth, (key_hash, key, value, leaf_hash), new_leaf)
 
     def join_two(self, depth: int, first: tuple, second: tuple) -> tuple:
         """Write the subtree at depth holding exactly two pending leaves that share its path."""
