@@ -131,7 +131,7 @@ def test_proofs_verify_and_tampered_proofs_fail(live):
     assert not verify_state_proof(key, None, proof, answer.app_hash)
     assert not verify_state_proof(balance_key(tn.bob.address()), value, proof, answer.app_hash)
     flipped = bytearray(proof.siblings[0])
-    flipped[0] ^= 1
+    flipped[-1] ^= 1  # a byte of a sibling hash (a level starts with its sibling bitmap)
     tampered = Proof((bytes(flipped),) + proof.siblings[1:], proof.leaf)
     assert not verify_state_proof(key, value, tampered, answer.app_hash)
     assert not verify_state_proof(key, value, Proof(proof.siblings[:-1], proof.leaf), answer.app_hash)

@@ -37,33 +37,40 @@ def _sha(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def _bit(digest: bytes, index: int) -> int:
-    return (digest[index // 8] >> (7 - index % 8)) & 1
+def _nibble(digest: bytes, index: int) -> int:
+    return int(digest.hex()[index], 16)
+
+
+def _shared_nibbles(first: bytes, second: bytes) -> int:
+    return next(i for i, (a, b) in enumerate(zip(first.hex() + "x", second.hex() + "y")) if a != b)
 
 
 def _reference_root(items: dict[bytes, bytes]) -> bytes:
     """The root hash straight from the spec in the module docstring, written independently."""
 
     def subtree(group: list[tuple[bytes, bytes]], depth: int) -> bytes:
-        if not group:
-            return bytes(32)
         if len(group) == 1:
             key_hash, value = group[0]
             return _sha(b"\x00" + key_hash + _sha(value))
-        left = [leaf for leaf in group if _bit(leaf[0], depth) == 0]
-        right = [leaf for leaf in group if _bit(leaf[0], depth) == 1]
-        return _sha(b"\x01" + subtree(left, depth + 1) + subtree(right, depth + 1))
+        bitmap, hashes = 0, b""
+        for nibble in range(16):
+            child = [leaf for leaf in group if _nibble(leaf[0], depth) == nibble]
+            if child:
+                bitmap += 2**nibble
+                hashes += subtree(child, depth + 1)
+        return _sha(b"\x01" + bitmap.to_bytes(2, "big") + hashes)
 
+    if not items:
+        return bytes(32)
     return subtree([(_sha(key), value) for key, value in items.items()], 0)
 
 
 def _near_keys(count: int) -> list[bytes]:
-    """Keys whose hashes share long prefixes (about 20 bits), to grow chains of one-sided nodes."""
+    """Keys whose hashes share long prefixes (5 or 6 nibbles), to grow chains of one-child nodes."""
     candidates = sorted((_sha(b"near/%d" % i), b"near/%d" % i) for i in range(1 << 13))
     pairs = []
     for (first_hash, first), (second_hash, second) in zip(candidates, candidates[1:]):
-        shared = 256 - (int.from_bytes(first_hash, "big") ^ int.from_bytes(second_hash, "big")).bit_length()
-        pairs.append((shared, first, second))
+        pairs.append((_shared_nibbles(first_hash, second_hash), first, second))
     pairs.sort(reverse=True)
     keys: list[bytes] = []
     for _, first, second in pairs[: count // 2]:
@@ -88,25 +95,25 @@ def _walk(store: MemoryNodeStore, root_key: NodeKey | None) -> dict[NodeKey, int
             raise AssertionError(f"node {key} is not canonically encoded")
         depth, prefix = decode_path(key.path)
         if isinstance(node, LeafNode):
-            if node.key_hash != _sha(node.key) or int.from_bytes(node.key_hash, "big") >> (256 - depth) != prefix:
+            if node.key_hash != _sha(node.key) or int.from_bytes(node.key_hash, "big") >> (256 - 4 * depth) != prefix:
                 raise AssertionError(f"leaf {key} is not on its key's path")
             found[key] = 1
             return _sha(b"\x00" + node.key_hash + _sha(node.value)), 1
-        hashes, leaves = [], 0
-        for bit, child in ((0, node.left), (1, node.right)):
+        bitmap, hashes, leaves = 0, b"", 0
+        for nibble, child in enumerate(node.children):
             if child is None:
-                hashes.append(bytes(32))
                 continue
-            child_key = NodeKey(child.version, encode_path(depth + 1, prefix * 2 + bit))
+            child_key = NodeKey(child.version, encode_path(depth + 1, prefix * 16 + nibble))
             child_hash, child_leaves = visit(child_key)
             if child_hash != child.hash or child.is_leaf != isinstance(decode_node(store.nodes[child_key]), LeafNode):
                 raise AssertionError(f"child reference of {key} does not match node {child_key}")
-            hashes.append(child_hash)
+            bitmap += 2**nibble
+            hashes += child_hash
             leaves += child_leaves
         if leaves < 2:
             raise AssertionError(f"internal node {key} has fewer than two leaves below it")
         found[key] = leaves
-        return _sha(b"\x01" + hashes[0] + hashes[1]), leaves
+        return _sha(b"\x01" + bitmap.to_bytes(2, "big") + hashes), leaves
 
     if root_key is not None:
         visit(root_key)
@@ -240,7 +247,9 @@ def test_lone_leaf_rises_to_the_root_when_its_near_neighbour_is_deleted():
     first, second = NEAR_KEYS[0], NEAR_KEYS[1]
     store, tree, update = _build({first: b"1", second: b"2"})
     deep = _walk(store, update.root_key)
-    assert len(deep) > 20  # a chain of one-sided internal nodes down to the split
+    shared = _shared_nibbles(_sha(first), _sha(second))
+    assert shared >= 5
+    assert len(deep) == shared + 3  # a chain of one-child internal nodes down to the split, two leaves
     update = _apply(tree, store, update.root_key, 2, {second: None})
     assert update.root_hash == compute_leaf_hash(_sha(first), b"1")
     assert decode_node(store.nodes[update.root_key]) == LeafNode(_sha(first), first, b"1")
@@ -265,13 +274,18 @@ def test_known_answer_vectors():
     # One key: the root is the leaf itself.
     _, _, one = _build({b"a": b"1"})
     assert one.root_hash == _sha(b"\x00" + _sha(b"a") + _sha(b"1"))
-    assert one.root_key == NodeKey(1, b"\x00\x00")
+    assert one.root_key == NodeKey(1, b"\x00")
     # Pinned: any change to hashing, shape or key derivation must show up here.
     items = {b"a": b"1", b"b": b"2", b"c": b"3", b"bank/balance/alice": b"\x00\x10"}
     assert compute_root(items).hex() == _reference_root(items).hex() == PINNED_ROOT
+    # These four differ in their first nibble; two keys sharing six nibbles add a chain of one-child nodes.
+    deep = items | {b"near/4607": b"4", b"near/6100": b"5"}
+    assert _shared_nibbles(_sha(b"near/4607"), _sha(b"near/6100")) == 6
+    assert compute_root(deep).hex() == _reference_root(deep).hex() == PINNED_ROOT_DEEP
 
 
-PINNED_ROOT = "de00aa722beb97e6759c328f935284897d9d2636a730e556d93894bf80b50c57"
+PINNED_ROOT = "995b79511741d0b8455001033313a447a525ed86c18bfcf8a058b9b4bf9c67f0"
+PINNED_ROOT_DEEP = "702867c8a429a86371f1f707f23ee0229e98de8f01c24e2a4ff2f9eb1ec7c2a8"
 
 
 def test_old_versions_stay_readable_until_pruned():
@@ -341,13 +355,32 @@ def _proof_fixture():
     return tree, update, items
 
 
+def _level_variants(level: bytes):
+    """Well-formed changes of one proof level: a flipped hash byte, a sibling moved, dropped or added."""
+    bitmap, hashes = int.from_bytes(level[:2], "big"), level[2:]
+    for at in range(2, len(level), 32):
+        yield level[:at] + bytes([level[at] ^ 1]) + level[at + 1 :]
+    present = [nibble for nibble in range(16) if bitmap >> nibble & 1]
+    for nibble in range(16):
+        if bitmap >> nibble & 1:
+            continue
+        if present:  # the first sibling moved to another nibble (the hashes stay in place)
+            yield (bitmap ^ (1 << present[0]) | (1 << nibble)).to_bytes(2, "big") + hashes
+        # One more sibling: insert its hash at its place in nibble order.
+        at = 32 * sum(1 for other in present if other < nibble)
+        yield (bitmap | (1 << nibble)).to_bytes(2, "big") + hashes[:at] + b"\x05" * 32 + hashes[at:]
+    for index, nibble in enumerate(present):
+        yield (bitmap ^ (1 << nibble)).to_bytes(2, "big") + hashes[: 32 * index] + hashes[32 * index + 32 :]
+
+
 def _tampered(proof: Proof):
     """Every single-step tampering of a proof."""
     siblings = proof.siblings
-    for i, sibling in enumerate(siblings):
-        yield Proof(siblings[:i] + (bytes([sibling[0] ^ 1]) + sibling[1:],) + siblings[i + 1 :], proof.leaf)
+    for i, level in enumerate(siblings):
+        for changed in _level_variants(level):
+            yield Proof(siblings[:i] + (changed,) + siblings[i + 1 :], proof.leaf)
         yield Proof(siblings[:i] + siblings[i + 1 :], proof.leaf)
-    for extra in (bytes(32), b"\x01" * 32):
+    for extra in (b"\x00\x00", b"\x00\x01" + bytes(32), b"\x80\x00" + b"\x01" * 32):
         yield Proof(siblings + (extra,), proof.leaf)
         yield Proof((extra,) + siblings, proof.leaf)
     if proof.leaf is None:
@@ -391,19 +424,31 @@ def test_every_tampered_non_inclusion_proof_fails():
     assert not verify_proof(update.root_hash, b"k5", None, present_proof)
 
 
+def _proof_along(key_hash: bytes, depth: int, leaf: tuple[bytes, bytes]) -> tuple[bytes, Proof]:
+    """A root and proof with `depth` levels along key_hash, one made-up sibling each, ending at leaf."""
+    siblings = []
+    node = _sha(b"\x00" + leaf[0] + leaf[1])
+    for level in range(depth - 1, -1, -1):
+        own = _nibble(key_hash, level)
+        other = (own + 1) % 16
+        sibling = bytes([level + 1]) * 32
+        siblings.insert(0, (1 << other).to_bytes(2, "big") + sibling)
+        pair = sibling + node if other < own else node + sibling
+        node = _sha(b"\x01" + ((1 << own) | (1 << other)).to_bytes(2, "big") + pair)
+    return node, Proof(tuple(siblings), leaf)
+
+
 def test_non_inclusion_proof_with_a_leaf_off_the_key_path_fails():
     # A leaf can only sit on its own key's path, so a proof placing it elsewhere is refused even
     # when the root it implies is consistent.
     key, other = b"k1", b"k2"
     key_hash, other_hash = _sha(key), _sha(other)
-    depth = 256 - (int.from_bytes(key_hash, "big") ^ int.from_bytes(other_hash, "big")).bit_length() + 1
-    siblings = tuple(bytes([i]) * 32 for i in range(depth))
-    node = _sha(b"\x00" + other_hash + _sha(b"v"))
-    for level in range(depth - 1, -1, -1):
-        pair = (siblings[level], node) if _bit(key_hash, level) else (node, siblings[level])
-        node = _sha(b"\x01" + pair[0] + pair[1])
-    proof = Proof(siblings, (other_hash, _sha(b"v")))
-    assert not verify_proof(node, key, None, proof)
+    depth = _shared_nibbles(key_hash, other_hash) + 1
+    root, proof = _proof_along(key_hash, depth, (other_hash, _sha(b"v")))
+    assert not verify_proof(root, key, None, proof)
+    # The same construction along the leaf's own path verifies: only the path check refused it.
+    root, proof = _proof_along(other_hash, depth, (other_hash, _sha(b"v")))
+    assert verify_proof(root, other, b"v", proof)
 
 
 def test_proof_of_an_old_version_verifies_against_its_own_root():
@@ -416,24 +461,36 @@ def test_proof_of_an_old_version_verifies_against_its_own_root():
 
 # -- encodings ---------------------------------------------------------------------------------
 
-@given(st.integers(0, 256).flatmap(lambda depth: st.tuples(st.just(depth), st.integers(0, (1 << depth) - 1))))
+@given(st.integers(0, 64).flatmap(lambda depth: st.tuples(st.just(depth), st.integers(0, 16**depth - 1))))
 def test_paths_round_trip(depth_prefix):
     depth, prefix = depth_prefix
     path = encode_path(depth, prefix)
-    assert len(path) == 2 + (depth + 7) // 8
+    assert len(path) == 1 + (depth + 1) // 2
     assert decode_path(path) == (depth, prefix)
+    assert path[1:].hex()[:depth] == (f"{prefix:0{depth}x}" if depth else "")
+
+
+def _children(by_nibble: dict) -> list:
+    return [by_nibble.get(nibble) for nibble in range(16)]
 
 
 def test_node_encodings_round_trip_and_hash_as_specified():
     leaf = encode_leaf(_sha(b"key"), b"key", b"value")
     assert len(leaf) == 35 + 3 + 5
     assert decode_node(leaf) == LeafNode(_sha(b"key"), b"key", b"value")
-    left, right = ChildRef(7, b"\x11" * 32, True), ChildRef(2**64 - 1, b"\x22" * 32, False)
-    for node in (InternalNode(left, right), InternalNode(None, right), InternalNode(left, ChildRef(1, b"\x33" * 32, True))):
+    first, last = ChildRef(7, b"\x11" * 32, True), ChildRef(2**64 - 1, b"\x22" * 32, False)
+    full = {nibble: ChildRef(nibble, bytes([nibble]) * 32, nibble % 2 == 0) for nibble in range(16)}
+    for by_nibble in ({0: first, 15: last}, {3: last}, {4: first, 5: ChildRef(1, b"\x33" * 32, True)}, full):
+        node = InternalNode(tuple(_children(by_nibble)))
         data = encode_node(node)
-        assert len(data) == 82 and decode_node(data) == node
-    assert encode_internal(None, right)[1] == 0x02
-    assert compute_internal_hash(b"\x11" * 32, EMPTY_ROOT) == _sha(b"\x01" + b"\x11" * 32 + bytes(32))
+        assert len(data) == 5 + 40 * len(by_nibble) and decode_node(data) == node
+    # The layout: tag, bitmap (bit i = nibble i), leaf bitmap, the versions, then the hashes.
+    data = encode_internal(_children({0: first, 15: last}))
+    versions = (7).to_bytes(8, "big") + (2**64 - 1).to_bytes(8, "big")
+    assert data == b"\x01" + b"\x80\x01" + b"\x00\x01" + versions + b"\x11" * 32 + b"\x22" * 32
+    node_hash = compute_internal_hash(_children({0: b"\x11" * 32, 15: b"\x22" * 32}))
+    assert node_hash == _sha(b"\x01\x80\x01" + b"\x11" * 32 + b"\x22" * 32) == _sha(data[:3] + data[-64:])
+    assert compute_internal_hash(_children({9: b"\x11" * 32})) == _sha(b"\x01\x02\x00" + b"\x11" * 32)
     assert compute_leaf_hash(b"\x11" * 32, b"v") == _sha(b"\x00" + b"\x11" * 32 + _sha(b"v"))
 
 
@@ -466,19 +523,29 @@ def test_invalid_root_key_and_reader_are_rejected():
     with pytest.raises(ValueError, match="cache_size"):
         SparseMerkleTree(MemoryNodeStore(), cache_size=-1)
     with pytest.raises(MissingNodeError):
-        tree.get(NodeKey(1, b"\x00\x00"), b"a")
+        tree.get(NodeKey(1, b"\x00"), b"a")
 
 
 def test_invalid_proof_bytes_are_rejected():
-    good = Proof((b"\x01" * 32,), (b"\x02" * 32, b"\x03" * 32)).to_bytes()
+    level = b"\x00\x01" + b"\x01" * 32
+    good = Proof((level, b"\x00\x00"), (b"\x02" * 32, b"\x03" * 32)).to_bytes()
+    assert good == b"\x02" + level + b"\x00\x00" + b"\x01" + b"\x02" * 32 + b"\x03" * 32
     assert Proof.from_bytes(good).to_bytes() == good
-    for bad in (b"", good[:-1], good + b"\x00", b"\x00\x01" + b"\x01" * 32 + b"\x02", b"\x01\x01" + b"\x00" * 40):
+    for bad in (
+        b"",
+        b"\x00",
+        good[:-1],
+        good + b"\x00",
+        b"\x00\x02",  # leaf flag 2
+        b"\x41" + b"\x00\x00" * 65 + b"\x00",  # 65 levels
+        b"\x01\x00\x03" + b"\x01" * 32 + b"\x00",  # the bitmap claims two hashes, one follows
+        b"\x01\x00",  # a level cut short
+    ):
         with pytest.raises(ValueError, match="data"):
             Proof.from_bytes(bad)
-    with pytest.raises(ValueError, match="siblings"):
-        Proof((b"\x01" * 31,), None)
-    with pytest.raises(ValueError, match="siblings"):
-        Proof((bytes(32),) * 257, None)
+    for levels in ((b"\x00\x01" + b"\x01" * 31,), (b"\x00\x00",) * 65, (b"\x01",), (b"\x00\x03" + bytes(32),), ("00",)):
+        with pytest.raises(ValueError, match="siblings"):
+            Proof(levels, None)
     with pytest.raises(ValueError, match="leaf"):
         Proof((), (b"\x01" * 32,))
     for bad_dict in ({"siblings": ["zz"], "leaf": None}, {"siblings": []}, {"siblings": [], "leaf": ["00"] * 3}):
@@ -498,28 +565,36 @@ def test_invalid_verify_arguments_are_rejected():
 
 def test_invalid_node_bytes_are_rejected():
     child = ChildRef(1, b"\x11" * 32, False)
-    internal = encode_internal(child, child)
+    internal = encode_internal(_children({0: child, 1: child}))
     bad_nodes = [
         b"",
         b"\x02" + internal[1:],
         internal[:-1],
-        internal[:1] + bytes([internal[1] | 0x10]) + internal[2:],
-        encode_internal(None, child)[:2] + b"\x01" + encode_internal(None, child)[3:],  # absent side not zeroed
-        encode_internal(None, ChildRef(1, b"\x11" * 32, True)),  # one leaf alone under an internal node
+        internal[:4],  # the header cut short
+        internal[:3] + b"\x00\x04" + internal[5:],  # the leaf bitmap marks an absent child
+        internal[:1] + b"\x00\x07" + internal[3:],  # the bitmap claims three children, two follow
+        b"\x01\x00\x00\x00\x00",  # no child at all
+        encode_internal(_children({1: ChildRef(1, b"\x11" * 32, True)})),  # one leaf alone under an internal node
         encode_leaf(bytes(32), b"k", b"")[:33],
         encode_leaf(bytes(32), b"k", b"")[:35],  # key length runs past the data
     ]
     for data in bad_nodes:
         with pytest.raises(ValueError, match="data"):
             decode_node(data)
-    with pytest.raises(ValueError, match="left, right"):
-        encode_internal(None, None)
+    with pytest.raises(ValueError, match="children"):
+        encode_internal([None] * 16)
+    with pytest.raises(ValueError, match="children"):
+        encode_internal([child, child])
+    with pytest.raises(ValueError, match="children"):
+        encode_internal(_children({2: ChildRef(-1, b"\x11" * 32, False)}))
+    with pytest.raises(ValueError, match="child_hashes"):
+        compute_internal_hash([None] * 16)
 
 
 def test_invalid_paths_are_rejected():
-    for depth, prefix in ((257, 0), (-1, 0), (3, 8), (0, 1)):
+    for depth, prefix in ((65, 0), (-1, 0), (3, 16**3), (0, 1)):
         with pytest.raises(ValueError):
             encode_path(depth, prefix)
-    for path in (b"\x00", b"\x00\x03", b"\x00\x03\x10", b"\x01\x01" + bytes(33), b"\x00\x00\x00"):
+    for path in (b"", b"\x03", b"\x03\x10", b"\x01\x11", b"\x41" + bytes(33), b"\x00\x00"):
         with pytest.raises(ValueError, match="path"):
             decode_path(path)

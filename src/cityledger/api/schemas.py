@@ -135,7 +135,8 @@ class AccountView(_View, kw_only=True):
 
 
 class ProofView(_View, kw_only=True):
-    """A state-tree proof: sibling hashes from the root down and the leaf found at the end."""
+    """A state-tree proof: one level per internal node from the root down (hex of the sibling bitmap and
+    sibling hashes, see core/tree.py) and the leaf found at the end."""
 
     siblings: list[str]
     leaf: list[str] | None
