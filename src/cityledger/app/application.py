@@ -171,13 +171,15 @@ class CityApp(abc.Application):
         try:
             decoded = self.precheck(tx, tx_id=tx_id)
             height = self.store.last_height() + 1
-            journal = Overlay(self._check_state)
-            self._authenticate(journal, decoded, height)
-            if not recheck:
+            if recheck:  # the nonce bump is the only write, made only if every check passes
+                self._authenticate(self._check_state, decoded, height)
+            else:
+                journal = Overlay(self._check_state)
+                self._authenticate(journal, decoded, height)
                 self._run_messages(journal, decoded, height, 0, self._check_params, record_events=False)
+                self._check_state.writes.update(journal.writes)
         except TxError as exc:
             return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message)
-        journal.fold_into(self._check_state)
         return abc.TxResult(sender=decoded.sender, nonce=decoded.nonce, gas_wanted=len(tx))
 
     # -- consensus -------------------------------------------------------------------------------
