@@ -84,10 +84,16 @@ class HeightInfo(Record):
 class Store:
     """The node's database: one writer (the engine), any number of reader threads."""
 
-    def __init__(self, path: Path | str, retain_heights: int = DEFAULT_RETAIN_HEIGHTS) -> None:
+    def __init__(self, path: Path | str, retain_heights: int = DEFAULT_RETAIN_HEIGHTS,
+                 sync_every_block: bool = True) -> None:
+        """sync_every_block=False leaves each block's fsync to SQLite's WAL checkpoints
+        (`synchronous=NORMAL`): a killed process still loses nothing, but a power cut may lose the
+        last blocks. Only for an engine that can replay them: CometBFT keeps every block in its
+        own fsynced store and replays what the app lacks at its handshake."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         self.retain_heights = retain_heights
+        self._synchronous = "FULL" if sync_every_block else "NORMAL"
         self._local = threading.local()
         self._write_lock = threading.Lock()
         # Readers fill the latest-state cache on a miss while a block may be committing in another
@@ -110,7 +116,7 @@ class Store:
         if db is None:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
             db.execute("PRAGMA cache_size=-65536")
             self._local.db = db
         return db

@@ -1,9 +1,10 @@
 """`cityledger bench --engine cometbft`: the ledger on a local CometBFT network against CometBFT's kvstore.
 
-One run drives four networks in turn, each on the loopback of this machine with the same consensus
-settings and the same load: the ledger with --validators validators, CometBFT's built-in kvstore
-app (`--proxy_app=kvstore`, the bound CometBFT itself sets here) with as many, and both again with
-one validator. The load is pre-built (signing is not timed): signed bank transfers spread over
+One round drives four networks in turn, each on the loopback of this machine with the same
+consensus settings and the same load: the ledger with --validators validators, CometBFT's built-in
+kvstore app (`--proxy_app=kvstore`, the bound CometBFT itself sets here) with as many, and both
+again with one validator. --rounds rounds (default 3) run one after the other and every figure is
+the median over them: a single run of a few seconds on a shared machine swings by 20 % or more. The load is pre-built (signing is not timed): signed bank transfers spread over
 many senders for the ledger, and txs of the same count and byte size for kvstore. Txs go in
 JSON-RPC batches of broadcast_tx_async, each sender's to one node (nonces stay in order), spread
 over the validators, with at most --window txs submitted and not yet committed.
@@ -11,7 +12,8 @@ over the validators, with at most --window txs submitted and not yet committed.
 The last stdout line is JSON:
   tx_per_s, p50_finality_ms, p99_finality_ms    the ledger, --validators validators
   kvstore_tx_per_s, kvstore_p50_finality_ms, kvstore_p99_finality_ms
-  ratio_to_kvstore                              tx_per_s / kvstore_tx_per_s
+  ratio_to_kvstore                              median over the rounds of tx_per_s / kvstore_tx_per_s
+  round_ratios, rounds                          each round's ratio, and how many rounds ran
   one_validator: the same figures with one validator
 Finality of a tx: from just before its batch is posted to when a block holding it is seen
 committed on validator0 (polled every POLL_S); throughput: txs over the time from the first post
@@ -26,6 +28,7 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import threading
@@ -281,26 +284,36 @@ def _result(app: str, validators: int, count: int, tx_bytes: int, seconds: float
     return RunResult(app, validators, count, tx_bytes, seconds, finality, len(tracker.heights), failed)
 
 
-def compute_summary(ledger: RunResult, kvstore: RunResult, ledger_1: RunResult | None,
-                    kvstore_1: RunResult | None) -> dict:
-    """The JSON document: the --validators figures at the top level, one validator under one_validator."""
+def compute_summary(ledger: list[RunResult], kvstore: list[RunResult], ledger_1: list[RunResult],
+                    kvstore_1: list[RunResult]) -> dict:
+    """The JSON document: the --validators figures at the top level, one validator under one_validator.
 
-    def figures(ours: RunResult, theirs: RunResult) -> dict:
+    Each list holds one run per round (ledger and kvstore alternate); every figure is the median
+    over the rounds, and the ratio the median of the rounds' ratios, so that one round disturbed
+    by the shared machine does not decide the result."""
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
+    def figures(ours: list[RunResult], theirs: list[RunResult]) -> dict:
+        ratios = [a.tx_per_s / b.tx_per_s for a, b in zip(ours, theirs) if b.tx_per_s]
         return {
-            "tx_per_s": round(ours.tx_per_s, 1),
-            "p50_finality_ms": round(ours.percentile_ms(0.50), 1),
-            "p99_finality_ms": round(ours.percentile_ms(0.99), 1),
-            "kvstore_tx_per_s": round(theirs.tx_per_s, 1),
-            "kvstore_p50_finality_ms": round(theirs.percentile_ms(0.50), 1),
-            "kvstore_p99_finality_ms": round(theirs.percentile_ms(0.99), 1),
-            "ratio_to_kvstore": round(ours.tx_per_s / theirs.tx_per_s, 3) if theirs.tx_per_s else None,
-            "blocks": ours.blocks,
-            "failed_txs": ours.failed,
+            "tx_per_s": round(median([r.tx_per_s for r in ours]), 1),
+            "p50_finality_ms": round(median([r.percentile_ms(0.50) for r in ours]), 1),
+            "p99_finality_ms": round(median([r.percentile_ms(0.99) for r in ours]), 1),
+            "kvstore_tx_per_s": round(median([r.tx_per_s for r in theirs]), 1),
+            "kvstore_p50_finality_ms": round(median([r.percentile_ms(0.50) for r in theirs]), 1),
+            "kvstore_p99_finality_ms": round(median([r.percentile_ms(0.99) for r in theirs]), 1),
+            "ratio_to_kvstore": round(median(ratios), 3) if ratios else None,
+            "round_ratios": [round(ratio, 3) for ratio in ratios],
+            "blocks": sum(r.blocks for r in ours),
+            "failed_txs": sum(r.failed for r in ours),
         }
 
-    summary = {"validators": ledger.validators, "txs": ledger.txs, "tx_bytes": ledger.tx_bytes,
+    first = ledger[0]
+    summary = {"validators": first.validators, "txs": first.txs, "tx_bytes": first.tx_bytes, "rounds": len(ledger),
                **figures(ledger, kvstore)}
-    if ledger_1 is not None and kvstore_1 is not None:
+    if ledger_1 and kvstore_1:
         summary["one_validator"] = figures(ledger_1, kvstore_1)
     summary.update({"machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version(),
                     "date": time.strftime("%Y-%m-%d"), "cometbft": _cometbft_version()})
@@ -338,20 +351,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW,
                         help="at most this many txs submitted and not yet committed (clients in flight)")
     parser.add_argument("--skip-one-validator", action="store_true", help="only the --validators networks")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs of each network, ledger and kvstore alternating; figures are medians")
     parser.add_argument("--json", action="store_true", help="print only the JSON line on stdout")
     args = parser.parse_args(argv)
-    if not 1 <= args.validators <= 16 or args.txs < 1 or args.senders < 1 or args.window < BATCH_TXS:
-        parser.error(f"expected 1 <= --validators <= 16, --txs and --senders >= 1, --window >= {BATCH_TXS}")
+    if (not 1 <= args.validators <= 16 or args.txs < 1 or args.senders < 1 or args.window < BATCH_TXS
+            or args.rounds < 1):
+        parser.error(f"expected 1 <= --validators <= 16, --txs, --senders and --rounds >= 1, "
+                     f"--window >= {BATCH_TXS}")
     runs: list[RunResult] = []
+    by_size: dict[tuple[str, int], list[RunResult]] = {}
     with tempfile.TemporaryDirectory(prefix="cityledger-bench-") as tmp:
         sizes = [args.validators] + ([] if args.skip_one_validator or args.validators == 1 else [1])
-        for validators in sizes:
-            ledger = run_ledger(Path(tmp) / f"ledger-{validators}", validators, args.txs, args.senders, args.window)
-            kvstore = run_kvstore(Path(tmp) / f"kvstore-{validators}", validators, args.txs, ledger.tx_bytes,
-                                  args.window)
-            runs += [ledger, kvstore]
-    one = runs[2:4] if len(runs) == 4 else [runs[0], runs[1]] if args.validators == 1 else [None, None]
-    summary = compute_summary(runs[0], runs[1], *one)
+        for round_index in range(args.rounds):
+            for validators in sizes:
+                folder = Path(tmp) / f"round{round_index}"
+                ledger = run_ledger(folder / f"ledger-{validators}", validators, args.txs, args.senders, args.window)
+                kvstore = run_kvstore(folder / f"kvstore-{validators}", validators, args.txs, ledger.tx_bytes,
+                                      args.window)
+                runs += [ledger, kvstore]
+                by_size.setdefault(("cityledger", validators), []).append(ledger)
+                by_size.setdefault(("kvstore", validators), []).append(kvstore)
+    summary = compute_summary(by_size[("cityledger", args.validators)], by_size[("kvstore", args.validators)],
+                              by_size.get(("cityledger", 1), []), by_size.get(("kvstore", 1), []))
     if not args.json:
         _print_table(runs)
     print(json.dumps(summary, sort_keys=True))

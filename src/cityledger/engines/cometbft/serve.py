@@ -41,7 +41,8 @@ def open_city_app(db_path: Path, chain_id: str, retain_heights: int, snapshot_in
     from cityledger.core.storage import Store
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    store = Store(db_path, retain_heights=retain_heights)
+    # CometBFT replays from its own block store any block the app lost in a power cut.
+    store = Store(db_path, retain_heights=retain_heights, sync_every_block=False)
     return CityApp(store, default_modules(), chain_id, snapshot_interval=snapshot_interval), store
 
 
