@@ -3,8 +3,9 @@
 Builds a tree of --keys keys, then applies --batches batches of --batch changes (80% new values of
 existing keys, 10% new keys, 10% deletes of existing keys), the two trees in turn on the same
 batches, and reports per changed key the microseconds spent in apply() and the new nodes written
-(each one an SQLite row in the ledger). bench/_binary_tree_baseline.py is the previous
-implementation (git show bfe7577:src/cityledger/core/tree.py), kept only for this comparison.
+(each one an SQLite row in the ledger). The baseline, the previous binary tree, is read from the
+project's git history (BASELINE_REV:src/cityledger/core/tree.py) and imported from a temporary file,
+so the bench needs a git checkout.
 
 Run: PYTHONPATH=src python bench/tree_apply.py [--keys 4000] [--batch 1567] [--batches 20]
 The last line of output is one JSON object with every figure.
@@ -23,8 +24,30 @@ from pathlib import Path
 
 from cityledger.core import tree as hexary
 
-sys.path.insert(0, str(Path(__file__).parent))
-import _binary_tree_baseline as binary  # noqa: E402  (the previous implementation)
+BASELINE_REV = "bfe7577"  # the last commit with the binary tree
+
+
+def _load_baseline():
+    """The previous binary tree module, as committed at BASELINE_REV."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(["git", "-C", str(root), "show", f"{BASELINE_REV}:src/cityledger/core/tree.py"],
+                            capture_output=True, text=True)
+    if source.returncode != 0:
+        sys.exit(f"bench: cannot read the baseline tree from git ({source.stderr.strip()}); run in a git checkout")
+    folder = Path(tempfile.mkdtemp(prefix="tree-baseline-"))
+    (folder / "binary_tree_baseline.py").write_text(source.stdout)
+    spec = importlib.util.spec_from_file_location("binary_tree_baseline", folder / "binary_tree_baseline.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+binary = _load_baseline()
 
 EXISTING_SHARE = 0.80
 DELETE_SHARE = 0.10  # as many deletes as new keys: the tree stays near --keys
