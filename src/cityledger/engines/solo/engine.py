@@ -143,7 +143,10 @@ class SoloEngine(abc.Engine):
                     self._settle(pending, reaped, expired, keep)
             if keep:
                 # The check state already holds this block's effects, so admission goes on while
-                # SQLite writes the block (it releases the GIL while it works).
+                # SQLite writes the block (it releases the GIL while it works). Checks made in that
+                # window see the last height as the previous one, so an expiry may be judged one
+                # block early in the check; the block then decides, and a failed tx in it ends
+                # the kept check state (full recheck), as any misprediction does.
                 self.app.write_block(pending)
                 with self._lock:
                     self._settle(pending, reaped, expired, keep)
