@@ -144,9 +144,9 @@ class SoloEngine(abc.Engine):
             if keep:
                 # The check state already holds this block's effects, so admission goes on while
                 # SQLite writes the block (it releases the GIL while it works). Checks made in that
-                # window see the last height as the previous one, so an expiry may be judged one
-                # block early in the check; the block then decides, and a failed tx in it ends
-                # the kept check state (full recheck), as any misprediction does.
+                # window still see the previous last height, so a tx that expires at this very
+                # block can pass its check and then fail in the next block; that failure ends the
+                # kept check state (full recheck), as any misprediction does.
                 self.app.write_block(pending)
                 with self._lock:
                     self._settle(pending, reaped, expired, keep)
