@@ -433,14 +433,58 @@ def test_cometbft_commits_tx_and_query_reaches_app(cometbft_node):
     assert rejected["code"] == CODE_BAD_TX and rejected["codespace"] == "kv"
 
 
-# -- the app thread: consensus work before queued CheckTx ---------------------------------------
+# -- scheduling: consensus work before queued CheckTx -------------------------------------------
 
-def test_consensus_requests_overtake_queued_check_tx():
+class _FakeTransport(asyncio.Transport):
+    """Records what the server writes and whether it paused reading (unit tests only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.reading = True
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _OrderApp(KvApp):
+    """Records the order in which CheckTx and FinalizeBlock reach the app."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+
+    def check_tx(self, tx: bytes, recheck: bool = False) -> TxResult:
+        self.order.append(tx.decode())
+        return super().check_tx(tx, recheck)
+
+    def finalize_block(self, request: BlockRequest) -> FinalizeBlockResult:
+        self.order.append("finalize")
+        return super().finalize_block(request)
+
+
+def _responses(writes: list[bytes]) -> list:
+    buffer = bytearray(b"".join(writes))
+    return [abci.Response.FromString(f) for f in split_frames(buffer, len(buffer))]
+
+
+def test_consensus_requests_overtake_queued_check_tx(monkeypatch):
+    from cityledger.engines.cometbft import abci_server
     from cityledger.engines.cometbft.abci_server import (
+        MAX_BATCH_REQUESTS,
         PRIORITY_CONSENSUS,
         PRIORITY_DEFAULT,
         PRIORITY_MEMPOOL,
-        PriorityExecutor,
         compute_frame_priority,
     )
 
@@ -453,17 +497,40 @@ def test_consensus_requests_overtake_queued_check_tx():
     assert compute_frame_priority(frame(query=abci.RequestQuery(path="/x"))) == PRIORITY_DEFAULT
     assert compute_frame_priority(frame(flush=abci.RequestFlush())) is None
 
-    executor = PriorityExecutor()
-    gate = threading.Event()
-    order: list[str] = []
-    try:
-        executor.submit_with_priority(PRIORITY_MEMPOOL, gate.wait)  # holds the thread while the rest queue
-        futures = [executor.submit_with_priority(PRIORITY_MEMPOOL, order.append, f"check{i}") for i in range(3)]
-        futures.append(executor.submit_with_priority(PRIORITY_CONSENSUS, order.append, "finalize"))
-        futures.append(executor.submit(order.append, "query"))
-        gate.set()
-        for future in futures:
-            future.result(timeout=5)
-    finally:
-        executor.shutdown()
-    assert order == ["finalize", "query", "check0", "check1", "check2"]
+    monkeypatch.setattr(abci_server, "MAX_QUEUED_FRAMES", 200)
+    count = 3 * MAX_BATCH_REQUESTS + 10
+    app = _OrderApp()
+
+    async def scenario():
+        server = AbciServer(app, "tcp://127.0.0.1:0")
+        await server.start()
+        try:
+            mempool, consensus = abci_server._Connection(server), abci_server._Connection(server)
+            mempool_transport, consensus_transport = _FakeTransport(), _FakeTransport()
+            mempool.connection_made(mempool_transport)
+            consensus.connection_made(consensus_transport)
+            checks = [_check(b"k%d=v" % i) for i in range(count)] + [abci.Request(flush=abci.RequestFlush())]
+            mempool.data_received(b"".join(compute_frame(r.SerializeToString()) for r in checks))
+            assert not mempool_transport.reading  # more than MAX_QUEUED_FRAMES queued: back-pressure
+            assert app.order == [] and mempool_transport.writes == []  # queued, nothing answered yet
+            block = abci.RequestFinalizeBlock(txs=[b"a=1"], height=1)
+            consensus.data_received(compute_frame(frame(finalize_block=block)))
+            assert app.order == ["finalize"]  # answered at once, ahead of every queued CheckTx
+            assert _responses(consensus_transport.writes)[0].WhichOneof("value") == "finalize_block"
+            await asyncio.sleep(0)  # one slice
+            assert len(app.order) == 1 + MAX_BATCH_REQUESTS
+            consensus.data_received(compute_frame(frame(commit=abci.RequestCommit())))
+            assert len(app.order) == 1 + MAX_BATCH_REQUESTS  # the commit is answered between slices
+            assert [r.WhichOneof("value") for r in _responses(consensus_transport.writes)] == ["finalize_block", "commit"]
+            for _ in range(10):
+                await asyncio.sleep(0)
+            assert mempool_transport.reading
+            return _responses(mempool_transport.writes), len(mempool_transport.writes)
+        finally:
+            await server.close()
+
+    responses, writes = asyncio.run(scenario())
+    assert [r.WhichOneof("value") for r in responses] == ["check_tx"] * count + ["flush"]
+    assert all(r.check_tx.code == 0 for r in responses[:-1])
+    assert app.order[1:] == [f"k{i}=v" for i in range(count)]  # CheckTx in arrival order
+    assert writes == -(-(count + 1) // MAX_BATCH_REQUESTS)  # one write per slice

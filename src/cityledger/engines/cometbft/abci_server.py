@@ -3,17 +3,22 @@
 CometBFT opens four connections (consensus, mempool, info/query, snapshot) to the address given as
 `--proxy_app` (tcp://host:port or unix:///path) and pipelines uvarint-framed `Request` messages on
 each; it expects the `Response`s in the same order, and a `Flush` request asks for everything
-answered so far to be written out. Each connection here is a reader task that cuts the byte
-stream into frames and hands batches of them to the app thread, and a writer task that writes the
-batches' responses back in the order they were read.
+answered so far to be written out.
 
-The app is synchronous and not thread-safe, so every call into it runs on one app thread:
-calls are serialised across the four connections, and per-connection order follows from the
-in-order writer and a queue that is FIFO within each priority. The consensus connection goes
-first: under load the mempool connection queues thousands of CheckTx, and a PrepareProposal or
-FinalizeBlock waiting behind them would stretch every block (proposals miss timeout_propose). An exception raised by the app is a bug, not a rejected tx:
-it is answered with `ResponseException` (which makes CometBFT halt), logged with its traceback,
-and every later request is answered the same way, so the node stops loudly instead of forking.
+Everything runs on the event loop's thread: the app is synchronous and not thread-safe, and one
+thread serialises the calls of the four connections without locks, futures or hand-offs between
+threads (under load those cost more than a CheckTx's own Python, and a reader thread waiting for
+the GIL held up every consensus request by up to the interpreter's switch interval). Each
+connection cuts its byte stream into frames as they arrive. The frames of every connection except
+the mempool's are answered at once, in order, from the data callback. CheckTx frames queue and
+are answered in slices of at most MAX_BATCH_REQUESTS, each slice a separate loop callback, so a
+consensus request that arrives behind thousands of queued CheckTx waits for one slice, not for
+all of them: a PrepareProposal or FinalizeBlock held up by the mempool would stretch every block
+(proposals miss timeout_propose). Responses of a batch go out in one write.
+
+An exception raised by the app is a bug, not a rejected tx: it is answered with
+`ResponseException` (which makes CometBFT halt), logged with its traceback, and every later
+request is answered the same way, so the node stops loudly instead of forking.
 """
 
 from __future__ import annotations
@@ -21,11 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import itertools
-import queue
-import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
 
 from cityledger.app.abc import Application, TxResult
@@ -36,14 +38,14 @@ from cityledger.engines.cometbft.proto import abci
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-READ_CHUNK_BYTES = 256 * 1024
-MAX_BATCH_REQUESTS = 64  # requests handed to the app thread in one go (consensus work waits at most one batch)
-MAX_PENDING_BATCHES = 512  # per connection: past this the reader stops reading (back-pressure)
+MAX_BATCH_REQUESTS = 64  # queued CheckTx answered per slice (consensus work waits at most one slice)
+MAX_QUEUED_FRAMES = 32_768  # per connection: past this it stops reading (back-pressure) until half is done
 MAX_CONNECTIONS = 16  # CometBFT opens 4; the rest leaves room for tools such as abci-cli
 
 
-# Priorities of the app thread's work, lowest first; a connection takes the priority of the first
-# request it sends that is not Echo or Flush (CometBFT never mixes kinds across its connections).
+# Priorities of the app's work, lowest first; a connection takes the priority of the first request
+# it sends that is not Echo or Flush (CometBFT never mixes kinds across its connections). Only
+# PRIORITY_MEMPOOL connections queue; the others are answered as their frames arrive.
 PRIORITY_CONSENSUS = 0
 PRIORITY_DEFAULT = 1  # info/query, snapshots, and calls from the engine (run_in_app)
 PRIORITY_MEMPOOL = 2
@@ -89,48 +91,6 @@ def compute_frame_priority(frame: bytes) -> int | None:
     return PRIORITY_DEFAULT
 
 
-class PriorityExecutor(Executor):
-    """One worker thread that runs the highest-priority (lowest number) work first, FIFO within a priority."""
-
-    def __init__(self, thread_name: str = "abci-app") -> None:
-        self._queue: queue.PriorityQueue = queue.PriorityQueue()
-        self._sequence = itertools.count()
-        self._shutdown = False
-        self._thread = threading.Thread(target=self._work, name=thread_name, daemon=True)
-        self._thread.start()
-
-    def submit_with_priority(self, priority: int, function: Callable[..., T], *args: Any) -> Future:
-        if self._shutdown:
-            raise RuntimeError("PriorityExecutor: submit after shutdown")
-        future: Future = Future()
-        self._queue.put((priority, next(self._sequence), future, function, args))
-        return future
-
-    def submit(self, function, /, *args, **kwargs) -> Future:
-        if kwargs:
-            return self.submit_with_priority(PRIORITY_DEFAULT, lambda: function(*args, **kwargs))
-        return self.submit_with_priority(PRIORITY_DEFAULT, function, *args)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        if not self._shutdown:
-            self._shutdown = True
-            self._queue.put((PRIORITY_MEMPOOL + 1, next(self._sequence), None, None, ()))
-        if wait:
-            self._thread.join()
-
-    def _work(self) -> None:
-        while True:
-            _, _, future, function, args = self._queue.get()
-            if future is None:
-                return
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(function(*args))
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-                future.set_exception(exc)
-
-
 class AbciAppError(RuntimeError):
     """The application raised while serving an ABCI request: the node must stop."""
 
@@ -147,7 +107,7 @@ def parse_address(address: str) -> tuple[str, str, int]:
 
 
 class RequestHandler:
-    """Answers ABCI requests by calling the app; runs on the app thread only.
+    """Answers ABCI requests by calling the app; runs on the server's event loop thread only.
 
     Each process_* method returns its response serialised; the batch wraps it in a framed
     Response by hand (compute_response_frame), so no Response object is built per request.
@@ -281,22 +241,87 @@ class RequestHandler:
         return abci.ResponseApplySnapshotChunk(result=result).SerializeToString()
 
 
+class _Connection(asyncio.Protocol):
+    """One ABCI connection: frames in, responses out in the same order."""
+
+    def __init__(self, server: "AbciServer") -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.queued: deque[bytes] = deque()  # frames read, not yet answered (mempool connections only)
+        self.priority: int | None = None  # from its first request other than Echo/Flush
+        self.reading_paused = False
+        self.writing_paused = False
+        self.closed = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        if not self.server._accept(self):
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.queued.clear()
+        self.server._connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.buffer += data
+        try:
+            frames = split_frames(self.buffer, len(self.buffer))
+        except FramingError as exc:
+            log.error("ABCI: closing a connection that sent a bad frame: %s", exc)
+            self.closed = True
+            self.transport.close()
+            return
+        if not frames:
+            return
+        if self.priority is None:
+            self.priority = next((p for p in map(compute_frame_priority, frames) if p is not None), None)
+        if self.priority != PRIORITY_MEMPOOL and not self.queued and not self.writing_paused:
+            self.server._answer(self, frames)
+            return
+        self.queued.extend(frames)
+        if len(self.queued) > MAX_QUEUED_FRAMES and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self.server._schedule()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.queued:
+            self.server._schedule()
+
+    def take(self, limit: int) -> list[bytes]:
+        """Up to limit queued frames, oldest first; reading resumes once half the queue is done."""
+        count = min(limit, len(self.queued))
+        frames = [self.queued.popleft() for _ in range(count)]
+        if self.reading_paused and len(self.queued) <= MAX_QUEUED_FRAMES // 2 and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        return frames
+
+
 class AbciServer:
     """Serves one Application to CometBFT over ABCI sockets; start(), then close()."""
 
-    def __init__(self, app: Application, address: str, executor: Executor | None = None,
+    def __init__(self, app: Application, address: str,
                  after_commit: Callable[[], None] | None = None,
                  after_check_tx: Callable[[bytes, TxResult, bool], None] | None = None,
                  after_finalize_block: Callable[[list[bytes]], None] | None = None) -> None:
-        """The hooks, if given, run on the app thread after each Commit, CheckTx (with its recheck
+        """The hooks, if given, run on the loop thread after each Commit, CheckTx (with its recheck
         flag) and FinalizeBlock (with the block's txs)."""
         self.scheme, self._host, self._port = parse_address(address)
         self.handler = RequestHandler(app, after_commit, after_check_tx, after_finalize_block)
-        self._own_executor = executor is None
-        self._executor = executor or PriorityExecutor()
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[asyncio.Task] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connections: set[_Connection] = set()
         self._failed: asyncio.Event | None = None
+        self._slice_scheduled = False
 
     @property
     def address(self) -> str:
@@ -310,18 +335,19 @@ class AbciServer:
         return self.handler.fatal_error
 
     async def call_app(self, function: Callable[..., T], *args: Any) -> T:
-        """Run function(*args) on the app thread, serialised with the ABCI calls."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        """Run function(*args) serialised with the ABCI calls (on the loop thread, between slices)."""
+        return function(*args)
 
     async def start(self) -> None:
         """Listen on the address; connections are served in the running loop."""
+        self._loop = asyncio.get_running_loop()
         self._failed = asyncio.Event()
         if self.scheme == "unix":
             if os.path.exists(self._host):
                 os.unlink(self._host)  # a stale socket left by a killed node
-            self._server = await asyncio.start_unix_server(self._serve_connection, path=self._host)
+            self._server = await self._loop.create_unix_server(lambda: _Connection(self), path=self._host)
         else:
-            self._server = await asyncio.start_server(self._serve_connection, self._host, self._port)
+            self._server = await self._loop.create_server(lambda: _Connection(self), self._host, self._port)
             self._port = self._server.sockets[0].getsockname()[1]
         log.info("ABCI server listening on %s", self.address)
 
@@ -338,94 +364,58 @@ class AbciServer:
             raise AbciAppError(f"the application failed: {self.fatal_error!r}") from self.fatal_error
 
     async def close(self) -> None:
-        """Stop listening, drop the connections and release the app thread."""
+        """Stop listening and drop the connections."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+        for connection in list(self._connections):
+            connection.closed = True
+            connection.transport.close()
+        self._connections.clear()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-        if self._own_executor:
-            self._executor.shutdown(wait=True)
         if self.scheme == "unix" and os.path.exists(self._host):
             os.unlink(self._host)
 
-    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
+    # -- serving (all on the loop thread) -------------------------------------------------------
+
+    def _accept(self, connection: _Connection) -> bool:
         if len(self._connections) >= MAX_CONNECTIONS:
             log.error("ABCI: refusing a connection beyond MAX_CONNECTIONS=%d", MAX_CONNECTIONS)
-            writer.close()
+            return False
+        self._connections.add(connection)
+        return True
+
+    def _answer(self, connection: _Connection, frames: list[bytes]) -> None:
+        """Answer frames and write their responses; on an app failure, halt the connection."""
+        payload, failed = self.handler.handle_batch(frames)
+        if connection.closed:
             return
-        self._connections.add(task)
-        pending: asyncio.Queue = asyncio.Queue(MAX_PENDING_BATCHES)
-        writing = asyncio.create_task(self._write_responses(pending, writer))
-        try:
-            await self._read_requests(reader, pending, writing)
-            # The peer closed its side: answer what was read, then stop.
-            if await _enqueue(pending, None, writing):
-                await writing
-        except FramingError as exc:
-            log.error("ABCI: closing a connection that sent a bad frame: %s", exc)
-        except ConnectionError:
-            pass
-        finally:
-            self._connections.discard(task)
-            writing.cancel()
-            writer.close()
+        connection.transport.write(payload)
+        if failed:
+            if self._failed is not None:
+                self._failed.set()
+            connection.closed = True
+            connection.queued.clear()
+            connection.transport.close()  # the peer halts on the exception; later requests get none
 
-    async def _read_requests(self, reader, pending: asyncio.Queue, writing: asyncio.Task) -> None:
-        """Cut the stream into frames and queue each batch's future answer, in order."""
-        loop = asyncio.get_running_loop()
-        buffer = bytearray()
-        priority: int | None = None  # this connection's, from its first request other than Echo/Flush
-        while True:
-            data = await reader.read(READ_CHUNK_BYTES)
-            if not data:
-                return
-            buffer += data
-            while frames := split_frames(buffer, MAX_BATCH_REQUESTS):
-                if priority is None:
-                    priority = next((p for p in map(compute_frame_priority, frames) if p is not None), None)
-                future = self._submit(loop, priority, frames)
-                if not await _enqueue(pending, future, writing):
-                    return
+    def _schedule(self) -> None:
+        if not self._slice_scheduled and self._loop is not None:
+            self._slice_scheduled = True
+            self._loop.call_soon(self._run_slice)
 
-    def _submit(self, loop, priority: int | None, frames: list[bytes]) -> asyncio.Future:
-        submit = getattr(self._executor, "submit_with_priority", None)
-        if submit is None:
-            return loop.run_in_executor(self._executor, self.handler.handle_batch, frames)
-        chosen = PRIORITY_DEFAULT if priority is None else priority
-        return asyncio.wrap_future(submit(chosen, self.handler.handle_batch, frames), loop=loop)
-
-    async def _write_responses(self, pending: asyncio.Queue, writer: asyncio.StreamWriter) -> None:
-        """Write each batch's responses in the order the batches were read."""
-        while (future := await pending.get()) is not None:
-            payload, failed = await future
-            writer.write(payload)
-            await writer.drain()
-            if failed:
-                if self._failed is not None:
-                    self._failed.set()
-                writer.close()  # the peer halts on the exception; later requests get none
-                return
-
-
-async def _enqueue(pending: asyncio.Queue, item: Any, writing: asyncio.Task) -> bool:
-    """Put item on the queue unless the writer has stopped; False if it has."""
-    if writing.done():
-        return False
-    if not pending.full():
-        pending.put_nowait(item)
-        return True
-    put = asyncio.ensure_future(pending.put(item))
-    await asyncio.wait({put, writing}, return_when=asyncio.FIRST_COMPLETED)
-    if put.done():
-        return True
-    put.cancel()
-    return False
+    def _run_slice(self) -> None:
+        """Answer one slice of every connection with queued frames; come back while any remain."""
+        self._slice_scheduled = False
+        more = False
+        for connection in sorted(self._connections, key=lambda c: PRIORITY_DEFAULT if c.priority is None else c.priority):
+            if not connection.queued or connection.closed or connection.writing_paused:
+                continue
+            limit = MAX_BATCH_REQUESTS if connection.priority == PRIORITY_MEMPOOL else len(connection.queued)
+            self._answer(connection, connection.take(limit))
+            more = more or bool(connection.queued)
+        if more:
+            self._schedule()
 
 
 async def serve(app: Application, address: str) -> None:

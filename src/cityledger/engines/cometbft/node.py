@@ -107,7 +107,7 @@ class AdmittedTxs:
     It is the API's MempoolView (api/protocols.py): a tx submitted and accepted reads as pending
     until the block holding it is committed, instead of unknown. CometBFT may still drop a tx
     (a full mempool, a peer's conflicting tx), so at most MAX_ADMITTED_TXS are remembered, oldest
-    forgotten first. The hooks run on the app thread, contains() on the API's threads.
+    forgotten first. The hooks run on the ABCI loop thread, contains() on the API's threads.
     """
 
     def __init__(self, rpc: RpcClient) -> None:
@@ -264,10 +264,10 @@ class CometEngine(Engine):
         path = self.home / "cometbft.log"
         return path.read_text(errors="replace")[-max_chars:] if path.exists() else ""
 
-    # -- the app thread ----------------------------------------------------------------------------
+    # -- the ABCI loop thread ----------------------------------------------------------------------
 
     def run_in_app(self, function: Callable[..., T], *args: Any) -> T:
-        """Run function(*args) on the app thread, serialised with CometBFT's ABCI calls."""
+        """Run function(*args) on the ABCI loop thread, serialised with CometBFT's ABCI calls."""
         if self._loop is None:
             return function(*args)
         return self._loop.run(self._server.call_app(function, *args), timeout_s=STOP_TIMEOUT_S)
@@ -341,7 +341,7 @@ class CometEngine(Engine):
                 self._waiters.pop(tx_id, None)
 
     def _on_check_tx(self, tx: bytes, result: TxResult, recheck: bool) -> None:
-        """Runs on the app thread after each CheckTx: hands a new tx's result to its submitter."""
+        """Runs on the ABCI loop thread after each CheckTx: hands a new tx's result to its submitter."""
         tx_id = hashlib.sha256(tx).digest()
         self.mempool.on_check_tx(tx_id, result.ok, recheck)
         if recheck or not self._waiters:
