@@ -10,6 +10,7 @@ from cityledger.core.keys import (
     PublicKey,
     Signer,
     compute_address,
+    inspect_signer,
     is_strong_ed25519_key,
     make_signer,
     verify_ed25519_zip215,
@@ -107,6 +108,20 @@ def test_multisig_two_of_three():
     decoded = CODEC.decode(raw)
     verify_tx_signatures(decoded)
     assert decoded.sender == compute_address(signer) != keys[0].address()
+
+
+def test_remembered_signer_verdicts_match_a_fresh_check():
+    keys = [fixed_key(i) for i in range(3)]
+    good = make_signer(2, [k.public_key for k in keys])
+    unsorted = Signer(1, list(reversed(good.keys)))  # same keys, not in canonical order
+    for _ in range(2):  # the second round answers from what the first remembered
+        assert inspect_signer(good) == (None, compute_address(good))
+        problem, address = inspect_signer(unsorted)
+        assert problem == "signer.keys: expected distinct keys sorted by their encoding" and address is None
+    raw = build_tx(CHAIN_ID, keys[:1], 0, [Transfer(DEST, 1)], signer=Signer(1, list(reversed(good.keys))))
+    with pytest.raises(TxError) as info:  # a remembered bad verdict still refuses the tx
+        CODEC.decode(raw)
+    assert info.value.field == "body.signer" and "sorted" in info.value.message
 
 
 def test_invalid_multisig_below_threshold():

@@ -104,7 +104,7 @@ class CityApp(abc.Application):
         if signatures_verified:
             decoded = self.codec.decode_trusted(raw, tx_id)
         else:
-            decoded = self.codec.decode(raw)
+            decoded = self.codec.decode(raw, tx_id)
             verify_tx_signatures(decoded)
         self._verified[tx_id] = decoded
         if len(self._verified) > MAX_VERIFIED_CACHE:

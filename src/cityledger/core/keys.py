@@ -38,6 +38,7 @@ PUBLIC_KEY_LEN = {SCHEME_ED25519: 32, SCHEME_P256: 33}
 SIGNATURE_LEN = 64
 MAX_SIGNER_KEYS = 16
 MAX_CHECKED_KEYS = 100_000  # Ed25519 keys whose point check is remembered
+MAX_CHECKED_SIGNERS = 100_000  # signers whose shape check and address are remembered
 
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _P256_HALF_ORDER = _P256_ORDER // 2
@@ -192,4 +193,25 @@ def make_signer(threshold: int, keys: list[PublicKey]) -> Signer:
 
 def compute_address(signer: Signer) -> Address:
     """The account address of a signer."""
-    return Address(hashlib.sha256(b"cityledger/address/1\x00" + encode(signer)).digest()[:ADDRESS_LEN])
+    return _address_of_encoded(encode(signer))
+
+
+def _address_of_encoded(encoded_signer: bytes) -> Address:
+    return Address(hashlib.sha256(b"cityledger/address/1\x00" + encoded_signer).digest()[:ADDRESS_LEN])
+
+
+_checked_signers: dict[bytes, tuple[str | None, Address | None]] = {}
+
+
+def inspect_signer(signer: Signer) -> tuple[str | None, Address | None]:
+    """(validate_signer's verdict, the address if the signer is well formed), remembered by the
+    signer's encoding: an account signs tx after tx, and both take longer than the lookup."""
+    encoded = encode(signer)
+    facts = _checked_signers.get(encoded)
+    if facts is None:
+        problem = validate_signer(signer)
+        facts = (problem, None if problem else _address_of_encoded(encoded))
+        if len(_checked_signers) >= MAX_CHECKED_SIGNERS:
+            _checked_signers.clear()
+        _checked_signers[encoded] = facts
+    return facts

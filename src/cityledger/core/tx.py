@@ -27,7 +27,7 @@ from .errors import (
     ERR_UNKNOWN_MESSAGE,
 )
 from .hashing import DOMAIN_TX_SIGN, compute_tx_id
-from .keys import PrivateKey, Signer, compute_address, validate_signer, verify_signature
+from .keys import PrivateKey, Signer, inspect_signer, verify_signature
 from .types import Address
 
 M = TypeVar("M")
@@ -117,8 +117,9 @@ class TxCodec:
         self.chain_id = chain_id
         self.known_tags = sorted(t.__struct_config__.tag for t in message_types)
 
-    def decode(self, raw: bytes) -> DecodedTx:
-        """Decode and validate without state; raise TxError naming the bad field."""
+    def decode(self, raw: bytes, tx_id: bytes | None = None) -> DecodedTx:
+        """Decode and validate without state; raise TxError naming the bad field. tx_id, if the
+        caller has it, is compute_tx_id(raw)."""
         if len(raw) > MAX_TX_BYTES:
             raise ERR_TOO_LARGE(f"tx: {len(raw)} bytes exceeds the limit of {MAX_TX_BYTES}", "tx")
         try:
@@ -130,14 +131,14 @@ class TxCodec:
             if _UNKNOWN_TAG.search(text):
                 raise ERR_UNKNOWN_MESSAGE(self._describe(text), "body.messages") from None
             raise ERR_DECODE(self._describe(text), "tx") from None
-        check_stateless(tx, self.chain_id)
-        return DecodedTx(tx, raw, compute_tx_id(raw), compute_address(tx.body.signer))
+        address = check_stateless(tx, self.chain_id)
+        return DecodedTx(tx, raw, tx_id or compute_tx_id(raw), address)
 
     def decode_trusted(self, raw: bytes, tx_id: bytes) -> DecodedTx:
         """Decode bytes that this node's own verifier has already fully checked (decode() and
         signatures): skips the canonical re-encoding and the stateless checks it ran."""
         tx = self._decoder.decode_lenient(raw)
-        return DecodedTx(tx, raw, tx_id, compute_address(tx.body.signer))
+        return DecodedTx(tx, raw, tx_id, inspect_signer(tx.body.signer)[1])
 
     def _describe(self, text: str) -> str:
         """Turn msgspec's message into one that names tx fields and the known message types."""
@@ -184,8 +185,9 @@ def _union(types: Sequence[type]) -> Any:
     return Union[tuple(types)]  # type: ignore[return-value]
 
 
-def check_stateless(tx: Tx, chain_id: str) -> None:
-    """Checks that need no state: chain id, bounds, signer shape; raise TxError."""
+def check_stateless(tx: Tx, chain_id: str) -> Address:
+    """Checks that need no state: chain id, bounds, signer shape; raise TxError. Returns the
+    signer's address."""
     body = tx.body
     if body.chain_id != chain_id:
         raise ERR_CHAIN_ID(f"body.chain_id: expected {chain_id!r}, got {body.chain_id!r}", "body.chain_id")
@@ -198,7 +200,7 @@ def check_stateless(tx: Tx, chain_id: str) -> None:
         raise ERR_TOO_MANY_MESSAGES(
             f"body.messages: expected 1 to {MAX_MESSAGES_PER_TX} messages, got {len(body.messages)}",
             "body.messages")
-    problem = validate_signer(body.signer)
+    problem, address = inspect_signer(body.signer)
     if problem:
         raise ERR_INVALID(f"body.{problem}", "body.signer")
     indexes = [entry.key_index for entry in tx.signatures]
@@ -208,6 +210,7 @@ def check_stateless(tx: Tx, chain_id: str) -> None:
     if len(indexes) < body.signer.threshold:
         raise ERR_SIGNATURE(f"signatures: expected at least {body.signer.threshold} signatures, "
                             f"got {len(indexes)}", "signatures")
+    return address
 
 
 def verify_tx_signatures(decoded: DecodedTx) -> None:
