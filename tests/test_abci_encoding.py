@@ -55,7 +55,7 @@ TX_RESULTS = [
 ]
 
 texts = st.text(max_size=40)
-events = st.builds(Event, texts, st.lists(st.tuples(texts, texts), max_size=4).map(tuple))
+events = st.builds(Event, texts, st.lists(st.tuples(texts, st.text(max_size=200)), max_size=4).map(tuple))
 tx_results = st.builds(
     TxResult,
     code=st.integers(0, 2**32 - 1), codespace=texts, log=st.text(max_size=300), data=st.binary(max_size=300),

@@ -111,6 +111,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _INDEX_FIELD = b"\x18\x01" if INDEX_EVENT_ATTRIBUTES else b""  # EventAttribute.index = true
 MAX_CACHED_NAMES = 4096
 _NAME_FIELDS: dict[str, bytes] = {}
+_LENGTH_BYTES = tuple(encode_uvarint(n) for n in range(0x80))  # lengths under 128 are one byte
 
 
 def encode_int64(value: int) -> bytes:
@@ -138,11 +139,18 @@ def compute_name_field(name: str) -> bytes:
 
 def encode_event(event: Event) -> bytes:
     """The app's Event as the wire bytes of an abci.Event."""
-    out = compute_name_field(event.type)
+    out = _NAME_FIELDS.get(event.type) or compute_name_field(event.type)
     for key, value in event.attributes:
         data = value.encode()
-        attribute = compute_name_field(key) + (encode_field(b"\x12", data) if data else b"") + _INDEX_FIELD
-        out += encode_field(b"\x12", attribute)
+        name = _NAME_FIELDS.get(key) or compute_name_field(key)
+        if len(data) < 0x80:  # the usual case: every length a single byte, no calls
+            attribute = name + b"\x12" + _LENGTH_BYTES[len(data)] + data + _INDEX_FIELD if data else name + _INDEX_FIELD
+        else:
+            attribute = name + encode_field(b"\x12", data) + _INDEX_FIELD
+        if len(attribute) < 0x80:
+            out += b"\x12" + _LENGTH_BYTES[len(attribute)] + attribute
+        else:
+            out += encode_field(b"\x12", attribute)
     return out
 
 
