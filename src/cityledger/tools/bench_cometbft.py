@@ -4,7 +4,7 @@ One round drives four networks in turn, each on the loopback of this machine wit
 consensus settings and the same load: the ledger with --validators validators, CometBFT's built-in
 kvstore app (`--proxy_app=kvstore`, the bound CometBFT itself sets here) with as many, and both
 again with one validator. --rounds rounds (default 3) run one after the other and every figure is
-the median over them: a single run of a few seconds on a shared machine swings by 20 % or more. The load is pre-built (signing is not timed): signed bank transfers spread over
+the median over them: a single run of a few seconds on a shared machine swings by 20 % or more. The load is pre-built (signing and the request bodies are not timed): signed bank transfers spread over
 many senders for the ledger, and txs of the same count and byte size for kvstore. Txs go in
 JSON-RPC batches of broadcast_tx_async, each sender's to one node (nonces stay in order), spread
 over the validators, with at most --window txs submitted and not yet committed.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import http.client
 import json
 import os
 import platform
@@ -35,6 +36,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
 
 from rich import box
 from rich.console import Console
@@ -89,21 +94,23 @@ class _Tracker:
 
     def run(self) -> None:
         try:
-            seen = self.start_height
+            height = self.start_height + 1
             while not self.stop.is_set():
-                top = self.rpc.status().height
-                if top <= seen:
+                try:
+                    block = self.rpc.call("block", height=str(height))
+                except BenchRpcError as exc:
+                    if _NOT_YET not in str(exc):
+                        raise
                     time.sleep(POLL_S)
                     continue
                 now = time.perf_counter()
-                for height in range(seen + 1, top + 1):
-                    txs = self.rpc.call("block", height=str(height))["block"]["data"]["txs"] or []
-                    ids = [hashlib.sha256(base64.b64decode(tx)).digest() for tx in txs]
-                    with self.lock:
-                        for tx_id in ids:
-                            self.committed_at.setdefault(tx_id, now)
-                    self.heights.append(height)
-                seen = top
+                txs = block["block"]["data"]["txs"] or []
+                ids = [hashlib.sha256(base64.b64decode(tx)).digest() for tx in txs]
+                with self.lock:
+                    for tx_id in ids:
+                        self.committed_at.setdefault(tx_id, now)
+                self.heights.append(height)
+                height += 1
         except BaseException as exc:  # noqa: BLE001 - reported by the runner
             self.error = exc
 
@@ -176,20 +183,90 @@ def _broadcast(rpc, txs: list[bytes]) -> None:
         raise RuntimeError(f"bench: {len(refused)} txs refused by CometBFT, first: {refused[0]}")
 
 
+class BenchRpcError(RuntimeError):
+    """A node answered the load generator's call with a JSON-RPC error."""
+
+
+_NOT_YET = "must be less than or equal to the current blockchain height"  # CometBFT, for a future height
+
+
+class _LoadRpc:
+    """The load generator's JSON-RPC client: one keep-alive connection (the standard library's)
+    and msgspec. The clients and the block watcher run on the machine whose throughput they
+    measure, so they keep their own CPU small: an httpx request costs several times as much, and
+    at thousands of txs a second the difference is CPU the validators do not get."""
+
+    def __init__(self, url: str, timeout_s: float = 60.0) -> None:
+        parts = urlsplit(url)
+        self._address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._timeout_s = timeout_s
+        self._conn = http.client.HTTPConnection(*self._address, timeout=timeout_s)
+
+    def post(self, body: bytes) -> Any:
+        """POST a JSON-RPC body; the decoded answer (a retry on a fresh connection if it dropped)."""
+        for attempt in (1, 2):
+            try:
+                self._conn.request("POST", "/", body, {"Content-Type": "application/json"})
+                reply = self._conn.getresponse()
+                data = reply.read()
+                break
+            except (http.client.HTTPException, ConnectionError):
+                self._conn.close()
+                self._conn = http.client.HTTPConnection(*self._address, timeout=self._timeout_s)
+                if attempt == 2:
+                    raise
+        if reply.status != 200:
+            raise BenchRpcError(f"bench: HTTP {reply.status} from {self._address}: {data[:200]!r}")
+        return msgspec.json.decode(data)
+
+    def call(self, method: str, **params: Any) -> dict:
+        answer = self.post(msgspec.json.encode({"jsonrpc": "2.0", "id": 0, "method": method, "params": params}))
+        if "error" in answer:
+            error = answer["error"]
+            raise BenchRpcError(f"{method}: {error.get('message', '')} {error.get('data', '')}".strip())
+        return answer["result"]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def compute_broadcast_body(txs: list[bytes]) -> bytes:
+    """The JSON-RPC batch of broadcast_tx_async calls that submits txs."""
+    return msgspec.json.encode([{"jsonrpc": "2.0", "id": i, "method": "broadcast_tx_async",
+                                 "params": {"tx": base64.b64encode(tx).decode()}} for i, tx in enumerate(txs)])
+
+
+def _check_broadcast_answers(answers: Any, count: int) -> None:
+    if isinstance(answers, dict):  # CometBFT answers a batch of one with a bare object
+        answers = [answers]
+    refused = [a for a in answers if "error" in a or a.get("result", {}).get("code", 0) != 0]
+    if refused or len(answers) != count:
+        raise RuntimeError(f"bench: {len(refused)} of {count} txs refused by CometBFT "
+                           f"({len(answers)} answers), first: {refused[0] if refused else None}")
+
+
 def _drive(net, queues: list[list[bytes]], window: int, label: str) -> tuple[float, _Tracker]:
-    """Submit every queue's txs to its node under the window; return (seconds, tracker)."""
-    clients = [net.rpc(n.name, timeout_s=60) for n in net.nodes]
-    tracker = _Tracker(clients[0], clients[0].status().height)
+    """Submit every queue's txs to its node under the window; return (seconds, tracker).
+
+    Like the signing, the clients' own work is done before the clock starts: each batch's
+    request body and tx ids are built up front."""
+    plans = [[(compute_broadcast_body(queue[i:i + BATCH_TXS]),
+               [hashlib.sha256(tx).digest() for tx in queue[i:i + BATCH_TXS]])
+              for i in range(0, len(queue), BATCH_TXS)] for queue in queues]
+    clients = [_LoadRpc(n.rpc_url) for n in net.nodes]
+    with net.rpc(net.nodes[0].name) as rpc:
+        start_height = rpc.status().height
+    tracker = _Tracker(_LoadRpc(net.nodes[0].rpc_url), start_height)
     watcher = threading.Thread(target=tracker.run, name="bench-tracker", daemon=True)
     watcher.start()
     total = sum(len(q) for q in queues)
-    positions = [0] * len(queues)
+    positions = [0] * len(plans)
     submitted = 0
     started = time.perf_counter()
     deadline = time.monotonic() + RUN_TIMEOUT_S
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console, transient=True) as progress:
+        with Progress(*columns, console=console, transient=True, refresh_per_second=4) as progress:
             task = progress.add_task(label, total=total)
             while tracker.count() < total:
                 if tracker.error is not None:
@@ -197,23 +274,24 @@ def _drive(net, queues: list[list[bytes]], window: int, label: str) -> tuple[flo
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"bench: {total - tracker.count()} txs not committed in {RUN_TIMEOUT_S}s")
                 progress.update(task, completed=tracker.count())
-                node = min(range(len(queues)), key=lambda i: positions[i] / max(1, len(queues[i])))
-                if submitted >= total or submitted - tracker.count() + BATCH_TXS > window:
+                waiting = [i for i in range(len(plans)) if positions[i] < len(plans[i])]
+                if not waiting or submitted - tracker.count() + BATCH_TXS > window:
                     time.sleep(POLL_S / 2)
                     continue
-                batch = queues[node][positions[node]:positions[node] + BATCH_TXS]
-                positions[node] += len(batch)
+                node = min(waiting, key=lambda i: positions[i] / len(plans[i]))
+                body, ids = plans[node][positions[node]]
+                positions[node] += 1
                 now = time.perf_counter()
                 with tracker.lock:
-                    for tx in batch:
-                        tracker.submitted_at[hashlib.sha256(tx).digest()] = now
-                _broadcast(clients[node], batch)
-                submitted += len(batch)
+                    for tx_id in ids:
+                        tracker.submitted_at[tx_id] = now
+                _check_broadcast_answers(clients[node].post(body), len(ids))
+                submitted += len(ids)
         elapsed = max(tracker.committed_at.values()) - started
     finally:
         tracker.stop.set()
         watcher.join(timeout=10)
-        for client in clients:
+        for client in [*clients, tracker.rpc]:
             client.close()
     return elapsed, tracker
 
