@@ -57,7 +57,9 @@ up_cometbft(sys.argv[1], port=int(sys.argv[2]), rpc_port=int(sys.argv[3]), p2p_p
 
 def test_up_engine_cometbft_serves_the_rest_api_and_light_client(tmp_path):
     from cityledger.node.home import init_home, load_key
+    from cityledger.offchain.identity import VEHICLE_REGISTRATION
     from cityledger.sdk import Client, transfer
+    from cityledger.sdk.identity import IdentityClient
     from cityledger.sdk.light import LightClient
     from cityledger.modules.bank.keys import balance_key
     from cityledger.core.keys import PrivateKey
@@ -87,6 +89,16 @@ def test_up_engine_cometbft_serves_the_rest_api_and_light_client(tmp_path):
             result = client.submit(tx, wait=True, timeout_s=30)
             assert (result.check.code, result.status, result.timed_out) == (0, "committed", False), result
             assert client.get_account(sink).balance == 99
+        # The issuer offices `init` created are hosted as on a solo node, and anchor through CometBFT.
+        token = (home / "issuers" / "transport-office" / "token").read_text().strip()
+        with IdentityClient(url, token=token) as office:
+            hosted = {i["folder"]: i["did"] for i in office.list_issuers()}
+            assert sorted(hosted) == ["id-office", "transport-office"]
+            started = time.monotonic()
+            ids = office.publish(hosted["transport-office"], VEHICLE_REGISTRATION)
+            published = office.get_issuer(hosted["transport-office"])["published"][VEHICLE_REGISTRATION]
+            assert published["cred_def_id"] == ids["cred_def_id"] and published["rev_reg_id"], published
+            print(f"publish through CometBFT: {time.monotonic() - started:.1f} s")
         genesis = json.loads((home / "cometbft" / "config" / "genesis.json").read_text())
         assert [v["pub_key"]["value"] for v in genesis["validators"]] == [
             base64.b64encode(load_key(home / "node_key.json").public_key.key).decode()]

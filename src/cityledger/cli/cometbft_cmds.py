@@ -167,6 +167,7 @@ def up_cometbft(home: Path, host: Optional[str] = None, port: Optional[int] = No
     The node key (home/node_key.json) is the validator's consensus key; genesis.json must list it
     as the only validator (as `cityledger init` writes it). CometBFT's home is home/cometbft, the
     ledger's store home/data/ledger.sqlite. The API submits txs to CometBFT's mempool over its RPC.
+    The issuer offices under home/issuers are hosted as a solo node hosts them (node/issuers.py).
     """
     from ..api import serve
     from ..engines.cometbft.node import CometEngine, CometEngineError, CometNode, StateMismatchError
@@ -174,6 +175,7 @@ def up_cometbft(home: Path, host: Optional[str] = None, port: Optional[int] = No
     from ..engines.cometbft.serve import open_city_app
     from ..engines.cometbft.setup import CometSetupError, NodePorts
     from ..node.home import load_config, load_genesis, load_key
+    from ..node.issuers import open_hosted_issuers
 
     home = Path(home)
     try:
@@ -198,6 +200,11 @@ def up_cometbft(home: Path, host: Optional[str] = None, port: Optional[int] = No
         store.close()
         fail(str(exc))
     node = CometNode(config.chain_id, store, app, engine)
+    try:
+        node.issuers = open_hosted_issuers(home, node)  # the offices under home/issuers, as a solo node hosts them
+    except ValueError as exc:  # IssuerConfigError: a broken issuer.toml, key.json or token
+        store.close()
+        fail(str(exc))
     api_host = host or config.api_host
     api_port = config.api_port if port is None else port
     url = f"http://{api_host}:{api_port}"

@@ -424,6 +424,7 @@ class CometNode:
         self.store = store
         self.app = app
         self.engine = engine
+        self.issuers: dict = {}  # hosted issuer offices by DID (node/issuers.py), set by `up`
 
     def start(self) -> None:
         self.engine.start()
