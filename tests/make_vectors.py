@@ -8,7 +8,7 @@ from cityledger.core.keys import make_signer
 from cityledger.core.tree import compute_root
 from cityledger.core.tx import build_tx
 from cityledger.modules.bank import MultiSend, Output, Transfer
-from cityledger.modules.bank.keys import balance_key
+from cityledger.core.accounts import account_key, encode_account
 
 from helpers import CHAIN_ID, fixed_key
 
@@ -31,7 +31,8 @@ def build() -> dict:
             "multisig_2_of_3": build_tx(CHAIN_ID, [k0, k2], 1, [Transfer(k1.address(), 9)], signer=signer).hex(),
         },
         "multisig_address": __import__("cityledger.core.keys", fromlist=["x"]).compute_address(signer).hex(),
-        "state_keys": {"balance_key0": balance_key(k0.address()).hex()},
+        "state_keys": {"account_key0": account_key(k0.address()).hex()},
+        "state_values": {"account_nonce3_balance1500000": encode_account(3, 1_500_000).hex()},
         "tree_roots": {
             "empty": compute_root({}).hex(),
             "one": compute_root({b"a": b"1"}).hex(),

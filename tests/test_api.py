@@ -11,7 +11,7 @@ from cityledger.core.hashing import compute_tx_id
 from cityledger.core.keys import PrivateKey
 from cityledger.core.tx import build_tx
 from cityledger.modules.bank import Transfer
-from cityledger.modules.bank.keys import balance_key
+from cityledger.core.accounts import account_key, decode_account, encode_account
 from cityledger.sdk import verify_state_proof
 
 from test_api_helpers import make_node
@@ -130,20 +130,20 @@ def test_state_with_proof_verifies_against_the_reported_app_hash(api):
     first = produce(api)
     api.post("/txs", json={"tx": transfer(tn, 1, dest, 1).hex()})
     produce(api)
-    key = balance_key(dest)
+    key = account_key(dest)
 
     now = api.get(f"/state/{key.hex()}", params={"prove": "true"}).json()
-    assert now["exists"] and int(now["value"], 16) == 10 and now["app_hash"] == tn.app_hash().hex()
+    assert now["exists"] and decode_account(bytes.fromhex(now["value"])).balance == 10 and now["app_hash"] == tn.app_hash().hex()
     assert verify_state_proof(key, bytes.fromhex(now["value"]), now["proof_bytes"], now["app_hash"])
     assert verify_state_proof(key, bytes.fromhex(now["value"]), now["proof"], now["app_hash"])
-    assert not verify_state_proof(key, (11).to_bytes(8, "big"), now["proof_bytes"], now["app_hash"])
+    assert not verify_state_proof(key, encode_account(0, 11), now["proof_bytes"], now["app_hash"])
 
     then = api.get(f"/state/{key.hex()}", params={"prove": "true", "height": first}).json()
-    assert then["height"] == first and int(then["value"], 16) == 9
+    assert then["height"] == first and decode_account(bytes.fromhex(then["value"])).balance == 9
     assert verify_state_proof(key, bytes.fromhex(then["value"]), then["proof_bytes"], then["app_hash"])
     assert not verify_state_proof(key, bytes.fromhex(then["value"]), then["proof_bytes"], now["app_hash"])
 
-    absent_key = balance_key(b"\x07" * 20)
+    absent_key = account_key(b"\x07" * 20)
     absent = api.get(f"/state/{absent_key.hex()}", params={"prove": "true"}).json()
     assert absent["exists"] is False and absent["value"] is None
     assert verify_state_proof(absent_key, None, absent["proof_bytes"], absent["app_hash"])

@@ -61,7 +61,7 @@ def test_up_engine_cometbft_serves_the_rest_api_and_light_client(tmp_path):
     from cityledger.sdk import Client, transfer
     from cityledger.sdk.identity import IdentityClient
     from cityledger.sdk.light import LightClient
-    from cityledger.modules.bank.keys import balance_key
+    from cityledger.core.accounts import account_key, decode_account
     from cityledger.core.keys import PrivateKey
 
     home = tmp_path / "home"
@@ -103,7 +103,7 @@ def test_up_engine_cometbft_serves_the_rest_api_and_light_client(tmp_path):
         assert [v["pub_key"]["value"] for v in genesis["validators"]] == [
             base64.b64encode(load_key(home / "node_key.json").public_key.key).decode()]
         with LightClient.from_genesis(f"http://127.0.0.1:{rpc}", genesis) as light:
-            assert int.from_bytes(light.get_verified(balance_key(sink)).value, "big") == 99
+            assert decode_account(light.get_verified(account_key(sink)).value).balance == 99
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0]

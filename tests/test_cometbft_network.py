@@ -25,7 +25,7 @@ from cityledger.engines.cometbft import testnet as testnets
 from cityledger.engines.cometbft.testnet import Testnet as LocalNet
 from cityledger.engines.cometbft.testnet import compute_default_app_state
 from cityledger.modules.bank import Transfer
-from cityledger.modules.bank.keys import balance_key
+from cityledger.core.accounts import account_key, decode_account, encode_account
 from cityledger.modules.governance import SubmitProposal, ValidatorChange, Vote
 
 pytestmark = [pytest.mark.cometbft, pytest.mark.slow]
@@ -414,10 +414,11 @@ def test_tampered_state_stops_with_app_hash_mismatch(testnet):
     db = sqlite3.connect(testnet.db_path("full0"))
     try:
         committed = db.execute("SELECT app_hash FROM heights ORDER BY height DESC LIMIT 1").fetchone()[0]
-        [(value,)] = db.execute("SELECT value FROM state WHERE key=?", (balance_key(key.address()),)).fetchall()
-        forged = (int.from_bytes(value, "big") + 1_000_000).to_bytes(len(value), "big")
+        [(value,)] = db.execute("SELECT value FROM state WHERE key=?", (account_key(key.address()),)).fetchall()
+        account = decode_account(value)
+        forged = encode_account(account.nonce, account.balance + 1_000_000)
         with db:
-            db.execute("UPDATE state SET value=? WHERE key=?", (forged, balance_key(key.address())))
+            db.execute("UPDATE state SET value=? WHERE key=?", (forged, account_key(key.address())))
     finally:
         db.close()
 

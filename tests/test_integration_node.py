@@ -7,7 +7,7 @@ import signal
 import httpx
 import pytest
 
-from cityledger.modules.bank.keys import balance_key
+from cityledger.core.accounts import account_key, decode_account, encode_account
 from cityledger.node.home import init_home, load_key
 from cityledger.sdk import Client, PrivateKey, multi_send, transfer, tx_id, verify_state_proof
 
@@ -49,13 +49,13 @@ def test_node_process_commits_transfers_proves_state_and_stops_cleanly(tmp_path)
             # Proofs verify against the app hash the node reports, and only for the true value.
             status = client.status()
             for recipient, balance in balances.items():
-                state = client.get_state(balance_key(recipient), height=status.height, prove=True)
+                state = client.get_state(account_key(recipient), height=status.height, prove=True)
                 assert state.app_hash == status.app_hash
-                assert verify_state_proof(balance_key(recipient), balance.to_bytes(8, "big"), state.proof_bytes,
+                assert verify_state_proof(account_key(recipient), encode_account(0, balance), state.proof_bytes,
                                           status.app_hash)
-                assert not verify_state_proof(balance_key(recipient), (balance + 1).to_bytes(8, "big"),
+                assert not verify_state_proof(account_key(recipient), encode_account(0, balance + 1),
                                               state.proof_bytes, status.app_hash)
-                assert client.get_verified(balance_key(recipient)) == balance.to_bytes(8, "big")
+                assert decode_account(client.get_verified(account_key(recipient))).balance == balance
             metrics = httpx.get(node.url + "/metrics").text
             assert "cityledger_txs_committed_total 52.0" in metrics
         height, app_hash = status.height, status.app_hash

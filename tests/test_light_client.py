@@ -14,7 +14,7 @@ import pytest
 from cityledger.core.keys import PrivateKey
 from cityledger.core.tx import build_tx
 from cityledger.modules.bank import Transfer
-from cityledger.modules.bank.keys import balance_key
+from cityledger.core.accounts import account_key, decode_account
 from cityledger.sdk.light import (
     BlockId,
     Commit,
@@ -137,15 +137,15 @@ def _wait_balance(client: LightClient, key: bytes) -> bytes:
 def test_verified_read_of_a_balance_and_of_an_absent_key(network):
     _, _, sink = network
     with _client(network) as client:
-        value = _wait_balance(client, balance_key(sink))
-        assert int.from_bytes(value, "big") == 4242
-        absent = client.get_verified(balance_key(PrivateKey.generate().address()))
+        value = _wait_balance(client, account_key(sink))
+        assert decode_account(value).balance == 4242
+        absent = client.get_verified(account_key(PrivateKey.generate().address()))
         assert absent.value is None and absent.height > 0
-        past = client.get_verified(balance_key(sink), height=absent.height - 1)
+        past = client.get_verified(account_key(sink), height=absent.height - 1)
         assert past.value == value
     # The same read through another node gives the same proven answer.
     with _client(network, "validator3") as other:
-        assert other.get_verified(balance_key(sink)).value == value
+        assert other.get_verified(account_key(sink)).value == value
 
 
 @pytest.mark.cometbft
@@ -153,20 +153,20 @@ def test_verified_read_of_a_balance_and_of_an_absent_key(network):
 def test_invalid_tampered_value(network):
     _, _, sink = network
     with _client(network) as client:
-        _wait_balance(client, balance_key(sink))
-        response, commit, validators = _fetch(client, balance_key(sink))
-        assert _verify(client, balance_key(sink), (response, commit, validators)) is not None
+        _wait_balance(client, account_key(sink))
+        response, commit, validators = _fetch(client, account_key(sink))
+        assert _verify(client, account_key(sink), (response, commit, validators)) is not None
         forged = dict(response, value=base64.b64encode((10**12).to_bytes(8, "big")).decode())
         with pytest.raises(LightClientError, match="does not prove"):
-            _verify(client, balance_key(sink), (forged, commit, validators))
+            _verify(client, account_key(sink), (forged, commit, validators))
         hidden = dict(response, value=None, log="absent")  # claiming it is not there fails too
         with pytest.raises(LightClientError, match="does not prove its absence"):
-            _verify(client, balance_key(sink), (hidden, commit, validators))
+            _verify(client, account_key(sink), (hidden, commit, validators))
         # A header with another app hash no longer hashes to the block id the validators signed.
         moved = copy.deepcopy(commit)
         moved["signed_header"]["header"]["app_hash"] = hashlib.sha256(b"another state").hexdigest().upper()
         with pytest.raises(LightClientError, match="hashes to"):
-            _verify(client, balance_key(sink), (forged, moved, validators))
+            _verify(client, account_key(sink), (forged, moved, validators))
 
 
 @pytest.mark.cometbft
@@ -174,7 +174,7 @@ def test_invalid_tampered_value(network):
 def test_invalid_tampered_signature(network):
     _, _, sink = network
     with _client(network) as client:
-        response, commit, validators = _fetch(client, balance_key(sink))
+        response, commit, validators = _fetch(client, account_key(sink))
         # Not every precommit makes it into a commit: tamper with ones that are there.
         present = [i for i, s in enumerate(commit["signed_header"]["commit"]["signatures"]) if s["block_id_flag"] == 2]
         assert len(present) >= 3
@@ -184,11 +184,11 @@ def test_invalid_tampered_signature(network):
         signature[5] ^= 0x01
         forged["signed_header"]["commit"]["signatures"][first]["signature"] = base64.b64encode(bytes(signature)).decode()
         with pytest.raises(LightClientError, match=rf"signatures\[{first}\]: wrong signature"):
-            _verify(client, balance_key(sink), (response, forged, validators))
+            _verify(client, account_key(sink), (response, forged, validators))
         later = copy.deepcopy(commit)  # a signature moved to another time no longer verifies either
         later["signed_header"]["commit"]["signatures"][second]["timestamp"] = "2030-01-01T00:00:00Z"
         with pytest.raises(LightClientError, match=rf"signatures\[{second}\]: wrong signature"):
-            _verify(client, balance_key(sink), (response, later, validators))
+            _verify(client, account_key(sink), (response, later, validators))
 
 
 @pytest.mark.cometbft
@@ -196,29 +196,29 @@ def test_invalid_tampered_signature(network):
 def test_invalid_too_little_voting_power(network):
     net, genesis, sink = network
     with _client(network) as client:
-        response, commit, validators = _fetch(client, balance_key(sink))
+        response, commit, validators = _fetch(client, account_key(sink))
         # Two of four signatures dropped (marked absent): 20 of 40 power is not more than 2/3.
         thin = copy.deepcopy(commit)
         for sig in thin["signed_header"]["commit"]["signatures"][:2]:
             sig.update(block_id_flag=1, validator_address="", signature=None, timestamp="0001-01-01T00:00:00Z")
         with pytest.raises(LightClientError, match="more than 2/3 is needed"):
-            _verify(client, balance_key(sink), (response, thin, validators))
+            _verify(client, account_key(sink), (response, thin, validators))
         # A node that claims the validators have more power than they do is caught by the header's hash.
         inflated = copy.deepcopy(validators)
         inflated[0]["voting_power"] = "1000"
         with pytest.raises(LightClientError, match="validators_hash"):
-            _verify(client, balance_key(sink), (response, commit, inflated))
+            _verify(client, account_key(sink), (response, commit, inflated))
 
     # A client that trusts other validators (another chain's genesis) believes none of it.
     strangers = ValidatorSet.from_keys([(PrivateKey.generate().public_key.key, 10) for _ in range(4)])
     with LightClient(net.node("validator1").rpc_url, net.chain_id, strangers) as client:
         with pytest.raises(LightClientError, match="trusted validators signed with 0 of 40"):
-            client.get_verified(balance_key(sink))
+            client.get_verified(account_key(sink))
     # A trusted set of the four genesis validators and four strangers (80 power): the at least 30 that
     # sign are more than 1/3 of it, never more than the default 2/3.
     mixed = ValidatorSet(ValidatorSet.from_genesis(genesis).validators + strangers.validators)
     with LightClient(net.node("validator1").rpc_url, net.chain_id, mixed) as client:
         with pytest.raises(LightClientError, match=r"trusted validators signed with [34]0 of 80"):
-            client.get_verified(balance_key(sink))
+            client.get_verified(account_key(sink))
     with LightClient(net.node("validator1").rpc_url, net.chain_id, mixed, trust_level=Fraction(1, 3)) as client:
-        assert client.get_verified(balance_key(sink)).value is not None
+        assert client.get_verified(account_key(sink)).value is not None

@@ -13,7 +13,7 @@ from cityledger.core.keys import SCHEME_P256, make_signer
 from cityledger.core.tree import Proof
 from cityledger.core.tx import TxCodec
 from cityledger.modules.bank import MultiSend, Transfer
-from cityledger.modules.bank.keys import balance_key
+from cityledger.core.accounts import account_key, decode_account
 from cityledger.modules.governance import ParamChange, SubmitProposal, Vote
 from cityledger.sdk import (
     ApiError,
@@ -121,7 +121,7 @@ def test_proofs_verify_and_tampered_proofs_fail(live):
     tn, server = live
     with Client(server.url) as client:
         client.submit(sdk.transfer(tn.chain_id, tn.alice, 0, tn.bob.address(), 1), wait=True)
-        key = balance_key(tn.alice.address())
+        key = account_key(tn.alice.address())
         answer = client.get_state(key, prove=True)
     value, proof = answer.value_bytes, Proof.from_bytes(bytes.fromhex(answer.proof_bytes))
     assert verify_state_proof(key, value, proof, answer.app_hash)
@@ -129,7 +129,7 @@ def test_proofs_verify_and_tampered_proofs_fail(live):
     assert verify_state_proof(key, value, proof.to_dict(), answer.app_hash)
     assert not verify_state_proof(key, value[:-1] + b"\x00", proof, answer.app_hash)
     assert not verify_state_proof(key, None, proof, answer.app_hash)
-    assert not verify_state_proof(balance_key(tn.bob.address()), value, proof, answer.app_hash)
+    assert not verify_state_proof(account_key(tn.bob.address()), value, proof, answer.app_hash)
     flipped = bytearray(proof.siblings[0])
     flipped[-1] ^= 1  # a byte of a sibling hash (a level starts with its sibling bitmap)
     tampered = Proof((bytes(flipped),) + proof.siblings[1:], proof.leaf)
@@ -159,8 +159,8 @@ def test_client_drives_a_node(live):
         assert client.get_block().height >= result.height
         assert client.query("bank", "balance", address="city" + dest.hex()) == {"address": "city" + dest.hex(),
                                                                                "balance": 25}
-        assert client.get_verified(balance_key(dest)) == (25).to_bytes(8, "big")
-        assert client.get_verified(balance_key(b"\x05" * 20)) is None
+        assert decode_account(client.get_verified(account_key(dest))).balance == 25
+        assert client.get_verified(account_key(b"\x05" * 20)) is None
 
         txs = [sdk.transfer(status.chain_id, tn.alice, nonce + 1 + i, dest, 1) for i in range(20)]
         batch = client.submit_batch(txs)
@@ -176,7 +176,7 @@ def test_client_drives_a_node(live):
             client.get_block(10_000)
         assert missing.value.status == 404 and missing.value.code == "api/not_found"
         with pytest.raises(ProofError):
-            client.get_verified(balance_key(dest), app_hash="00" * 32)
+            client.get_verified(account_key(dest), app_hash="00" * 32)
 
 
 def test_async_client_drives_a_node(live):
@@ -195,7 +195,7 @@ def test_async_client_drives_a_node(live):
             waited = await asyncio.gather(*(client.wait(sdk.tx_id(tx), timeout_s=10) for tx in txs))
             assert all(w.committed for w in waited)
             assert (await client.get_account(dest)).balance == 10
-            assert await client.get_verified(balance_key(dest)) == (10).to_bytes(8, "big")
+            assert decode_account(await client.get_verified(account_key(dest))).balance == 10
             assert (await client.get_tx(first.tx_id)).committed
             assert (await client.get_block(waited[0].height)).num_txs >= 1
             assert (await client.query("bank", "supply"))["supply"] > 0

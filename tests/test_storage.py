@@ -4,7 +4,7 @@ import pytest
 
 from cityledger.core.tree import verify_proof
 from cityledger.modules.bank import Transfer
-from cityledger.modules.bank.keys import balance_key
+from cityledger.core.accounts import account_key, decode_account
 
 from helpers import make_chain
 
@@ -21,12 +21,12 @@ def test_past_heights_within_the_window_prove_and_older_ones_are_pruned(tmp_path
     for _ in range(12):
         chain.block(chain.tx(alice, Transfer(bob.address(), 1)))
         counts.append(_node_count(chain.store))
-    key = balance_key(bob.address())
+    key = account_key(bob.address())
     for height in (10, 11, 12):
         value, proof, app_hash = chain.store.get_at(key, height)
         assert app_hash == chain.store.height_info(height).app_hash
         assert verify_proof(app_hash, key, value, proof)
-        assert int.from_bytes(value, "big") == 1_000_000_000 + height
+        assert decode_account(value).balance == 1_000_000_000 + height
     with pytest.raises(LookupError, match="older than the retained window"):
         chain.store.get_at(key, 9)
     # Pruning keeps the node table bounded: the last counts stop growing with the height.
@@ -39,7 +39,7 @@ def test_nothing_is_pruned_inside_the_window(tmp_path):
     alice, bob = chain.accounts[:2]
     for _ in range(5):
         chain.block(chain.tx(alice, Transfer(bob.address(), 1)))
-    key = balance_key(bob.address())
+    key = account_key(bob.address())
     for height in range(0, 6):
         value, proof, app_hash = chain.store.get_at(key, height)
         assert verify_proof(app_hash, key, value, proof)
@@ -54,7 +54,7 @@ def test_a_read_racing_a_commit_never_leaves_a_stale_value_in_the_cache(tmp_path
 
     chain = make_chain(tmp_path)
     alice, bob = chain.accounts[:2]
-    key = balance_key(bob.address())
+    key = account_key(bob.address())
     store = chain.store
     store._cache.pop(key, None)
     before = store.get(key)
@@ -80,4 +80,4 @@ def test_a_read_racing_a_commit_never_leaves_a_stale_value_in_the_cache(tmp_path
         assert store.get(key) == before  # the value as of the previous block: fine for that read
     finally:
         store._local.db = real_db
-    assert int.from_bytes(store.get(key), "big") == int.from_bytes(before, "big") + 7
+    assert decode_account(store.get(key)).balance == decode_account(before).balance + 7

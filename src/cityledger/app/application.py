@@ -12,9 +12,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..core.accounts import account_key, encode_account, read_account
 from ..core.errors import ERR_EXPIRED, ERR_NONCE_GAP, ERR_NONCE_REPLAY, TxError
 from ..core.hashing import sha256
-from ..core.statekeys import PREFIX_AUTH, make_key
 from ..core.storage import BlockRecord, ResultRecord, Store
 from ..core.tree import NodeKey, TreeUpdate
 from ..core.tx import DecodedTx, TxCodec, verify_tx_signatures
@@ -26,25 +26,15 @@ from .state import Overlay
 
 APP_VERSION = 1
 MAX_VERIFIED_CACHE = 200_000
-_NONCE = 0x01
 
 
 def _decode_param(raw: bytes) -> int:
     return int.from_bytes(raw, "big", signed=True)
 
 
-_NONCE_PREFIX = make_key(PREFIX_AUTH, _NONCE)
-
-
-def nonce_key(address: bytes) -> bytes:
-    """Key of an account's next nonce: make_key(PREFIX_AUTH, _NONCE, address), inlined (hot path)."""
-    return _NONCE_PREFIX + bytes((len(address),)) + address
-
-
 def get_nonce(state, address: bytes) -> int:
     """An account's next expected nonce."""
-    raw = state.get(nonce_key(address))
-    return 0 if raw is None else int.from_bytes(raw, "big")
+    return read_account(state, address).nonce
 
 
 @dataclass
@@ -123,18 +113,22 @@ class CityApp(abc.Application):
 
     def _authenticate(self, state: Overlay, decoded: DecodedTx, height: int) -> tuple[bytes, bytes]:
         """Nonce and expiry checks; on success the sender's nonce advances in `state`.
-        Returns that write (key, value), so a caller can keep it when the messages fail."""
+        Returns that write (key, value) of the sender's account record, so a caller can keep it
+        when the messages fail (the record's balance is the one from before the messages)."""
         body = decoded.tx.body
         if body.expiry_height and height > body.expiry_height:
             raise ERR_EXPIRED(f"body.expiry_height: tx expired at height {body.expiry_height}, "
                               f"now {height}", "body.expiry_height")
-        expected = get_nonce(state, decoded.sender)
+        key = account_key(decoded.sender)
+        raw = state.get(key)
+        expected = 0 if raw is None else int.from_bytes(raw[:8], "big")
         if body.nonce < expected:
             raise ERR_NONCE_REPLAY(f"body.nonce: {body.nonce} already used; expected {expected}", "body.nonce")
         if body.nonce > expected:
             raise ERR_NONCE_GAP(f"body.nonce: expected {expected}, got {body.nonce} (out of order)", "body.nonce")
-        bump = (nonce_key(decoded.sender), (expected + 1).to_bytes(8, "big"))
-        state.writes[bump[0]] = bump[1]
+        balance = 0 if raw is None else int.from_bytes(raw[8:], "big")
+        bump = (key, encode_account(expected + 1, balance))
+        state.writes[key] = bump[1]
         return bump
 
     def _run_messages(self, journal: Overlay, decoded: DecodedTx, height: int, time_ns: int,

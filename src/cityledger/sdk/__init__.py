@@ -9,6 +9,7 @@
         node.submit(tx, wait=True)
 """
 
+from ..core.accounts import account_key, decode_account
 from ..core.keys import PrivateKey, make_signer
 from ..modules.bank import UNIT
 from ..modules.governance import MembershipChange, ParamChange, ValidatorChange
@@ -75,6 +76,8 @@ __all__ = [
     "Wallet",
     "WalletError",
     "WrongPassphrase",
+    "account_key",
+    "decode_account",
     "make_signer",
     "multi_send",
     "parse_proof",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...app.state import Overlay, StateReader
+from ...core.accounts import account_key, decode_account, encode_account, read_account
 from ...core.types import ADDRESS_LEN
 from ..base import Context
 from .errors import (
@@ -12,22 +13,18 @@ from .errors import (
     ERR_OVERFLOW,
     ERR_TOO_MANY_OUTPUTS,
 )
-from .keys import balance_key
 from .messages import MAX_AMOUNT, MAX_OUTPUTS, MultiSend, Transfer
 
 
 def get_balance(state: StateReader, address: bytes) -> int:
     """An account's balance in micro-credits (0 if it never held any)."""
-    raw = state.get(balance_key(address))
-    return 0 if raw is None else int.from_bytes(raw, "big")
+    return read_account(state, address).balance
 
 
 def set_balance(state: Overlay, address: bytes, amount: int) -> None:
-    """Write a balance; a zero balance is deleted so empty accounts cost no state."""
-    if amount:
-        state.set(balance_key(address), amount.to_bytes(8, "big"))
-    else:
-        state.delete(balance_key(address))
+    """Write a balance into the address's account record, keeping its nonce (a record left with
+    nonce and balance both zero is deleted, so empty accounts cost no state)."""
+    state.writes[account_key(address)] = encode_account(read_account(state, address).nonce, amount)
 
 
 def _check_output(to: bytes, amount: int, field: str) -> None:
@@ -42,16 +39,19 @@ def _check_output(to: bytes, amount: int, field: str) -> None:
 def move(ctx: Context, to: bytes, amount: int) -> None:
     """Debit the sender and credit `to`; raise if the sender cannot pay."""
     state = ctx.state
-    balance = get_balance(state, ctx.sender)
+    sender_key = account_key(ctx.sender)
+    sender = decode_account(state.get(sender_key))
     # Check: the sender holds enough.
-    if balance < amount:
-        raise ERR_INSUFFICIENT_FUNDS(f"amount: {amount} exceeds the sender's balance of {balance}", "amount")
-    set_balance(state, ctx.sender, balance - amount)
-    credited = get_balance(state, to) + amount
+    if sender.balance < amount:
+        raise ERR_INSUFFICIENT_FUNDS(f"amount: {amount} exceeds the sender's balance of {sender.balance}", "amount")
+    state.writes[sender_key] = encode_account(sender.nonce, sender.balance - amount)
+    recipient_key = account_key(to)
+    recipient = decode_account(state.get(recipient_key))  # after the debit: a payment to oneself sees it
+    credited = recipient.balance + amount
     # Check: no balance overflows (cannot happen while supply <= MAX_AMOUNT, but never trust it).
     if credited > MAX_AMOUNT:
         raise ERR_OVERFLOW(f"to: balance would exceed {MAX_AMOUNT}", "to")
-    set_balance(state, to, credited)
+    state.writes[recipient_key] = encode_account(recipient.nonce, credited)
 
 
 def process_transfer(ctx: Context, msg: Transfer) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ...app.state import PrefixReader
+from ...core.accounts import ACCOUNTS_PREFIX, decode_account
 from ...core.errors import InvariantBroken
-from .keys import BALANCES_PREFIX, SUPPLY_KEY
+from .keys import SUPPLY_KEY
 
 
 def check_supply(state: PrefixReader) -> None:
     """Raise InvariantBroken if the sum of balances differs from the recorded supply."""
-    total = sum(int.from_bytes(value, "big") for _, value in state.iter_prefix(BALANCES_PREFIX))
+    total = sum(decode_account(value).balance for _, value in state.iter_prefix(ACCOUNTS_PREFIX))
     raw = state.get(SUPPLY_KEY)
     supply = 0 if raw is None else int.from_bytes(raw, "big")
     if total != supply:

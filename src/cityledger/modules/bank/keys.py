@@ -1,14 +1,8 @@
-"""Every state key of the bank, built in one place."""
+"""Every state key of the bank, built in one place. Balances live in the account records of
+core/accounts.py (with each account's nonce); the bank's own collection holds the total supply."""
 
-from ...core.statekeys import PREFIX_BANK, collection_prefix, make_key
+from ...core.statekeys import PREFIX_BANK, make_key
 
-_BALANCE = 0x01
-_SUPPLY = 0x02
+_SUPPLY = 0x02  # 0x01 held balances before they joined the account record; not reused
 
-BALANCES_PREFIX = collection_prefix(PREFIX_BANK, _BALANCE)
 SUPPLY_KEY = make_key(PREFIX_BANK, _SUPPLY)
-
-
-def balance_key(address: bytes) -> bytes:
-    """Key of an account's balance."""
-    return BALANCES_PREFIX + bytes((len(address),)) + address
