@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..core.accounts import account_key, encode_account, read_account
+from ..core.accounts import EMPTY_VALUE, account_key, pack_account, read_account, unpack_account
 from ..core.errors import ERR_EXPIRED, ERR_NONCE_GAP, ERR_NONCE_REPLAY, TxError
 from ..core.hashing import sha256
 from ..core.storage import BlockRecord, ResultRecord, Store
@@ -121,13 +121,12 @@ class CityApp(abc.Application):
                               f"now {height}", "body.expiry_height")
         key = account_key(decoded.sender)
         raw = state.get(key)
-        expected = 0 if raw is None else int.from_bytes(raw[:8], "big")
+        expected, balance = EMPTY_VALUE if raw is None else unpack_account(raw)
         if body.nonce < expected:
             raise ERR_NONCE_REPLAY(f"body.nonce: {body.nonce} already used; expected {expected}", "body.nonce")
         if body.nonce > expected:
             raise ERR_NONCE_GAP(f"body.nonce: expected {expected}, got {body.nonce} (out of order)", "body.nonce")
-        balance = 0 if raw is None else int.from_bytes(raw[8:], "big")
-        bump = (key, encode_account(expected + 1, balance))
+        bump = (key, pack_account(expected + 1, balance))  # body.nonce < 2**63: no overflow
         state.writes[key] = bump[1]
         return bump
 

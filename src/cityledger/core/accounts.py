@@ -13,6 +13,7 @@ back unchanged.
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from .statekeys import PREFIX_AUTH, collection_prefix
@@ -20,6 +21,10 @@ from .statekeys import PREFIX_AUTH, collection_prefix
 ACCOUNTS_PREFIX = collection_prefix(PREFIX_AUTH, 0x01)
 ACCOUNT_BYTES = 16
 MAX_ACCOUNT_FIELD = 2**64 - 1
+
+_LAYOUT = struct.Struct(">QQ")
+pack_account = _LAYOUT.pack  # (nonce, balance) -> 16 bytes; struct.error when out of u64 range
+unpack_account = _LAYOUT.unpack  # 16 bytes -> (nonce, balance); struct.error for any other length
 
 
 class Account(NamedTuple):
@@ -30,6 +35,7 @@ class Account(NamedTuple):
 
 
 EMPTY_ACCOUNT = Account(0, 0)
+EMPTY_VALUE = (0, 0)  # the hot paths' (nonce, balance) of an absent record
 
 
 def account_key(address: bytes) -> bytes:
@@ -39,28 +45,28 @@ def account_key(address: bytes) -> bytes:
 
 def encode_account(nonce: int, balance: int) -> bytes | None:
     """The stored value of an account; None (delete the record) when both fields are zero."""
-    if not (0 <= nonce <= MAX_ACCOUNT_FIELD and 0 <= balance <= MAX_ACCOUNT_FIELD):
-        raise ValueError(f"account: nonce and balance must be 0 to {MAX_ACCOUNT_FIELD}, got {nonce}, {balance}")
     if not nonce and not balance:
         return None
-    return nonce.to_bytes(8, "big") + balance.to_bytes(8, "big")
+    try:
+        return pack_account(nonce, balance)
+    except struct.error:
+        raise ValueError(f"account: nonce and balance must be 0 to {MAX_ACCOUNT_FIELD}, "
+                         f"got {nonce}, {balance}") from None
 
 
 def decode_account(raw: bytes | None) -> Account:
     """An account from its stored value (None: the empty account); raise ValueError on bad bytes."""
     if raw is None:
         return EMPTY_ACCOUNT
-    if len(raw) != ACCOUNT_BYTES:
-        raise ValueError(f"account: expected {ACCOUNT_BYTES} bytes (nonce, balance), got {len(raw)}")
-    return Account(int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big"))
+    try:
+        return tuple.__new__(Account, unpack_account(raw))
+    except struct.error:
+        raise ValueError(f"account: expected {ACCOUNT_BYTES} bytes (nonce, balance), got {len(raw)}") from None
 
 
 def read_account(state, address: bytes) -> Account:
     """An address's account as seen through a state layer (the empty account if it has none)."""
-    raw = state.get(account_key(address))
-    if raw is None:
-        return EMPTY_ACCOUNT
-    return Account(int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big"))
+    return decode_account(state.get(account_key(address)))
 
 
 def write_account(state, address: bytes, nonce: int, balance: int) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...app.state import Overlay, StateReader
-from ...core.accounts import account_key, decode_account, encode_account, read_account
+from ...core.accounts import EMPTY_VALUE, account_key, encode_account, pack_account, read_account, unpack_account
 from ...core.types import ADDRESS_LEN
 from ..base import Context
 from .errors import (
@@ -40,18 +40,20 @@ def move(ctx: Context, to: bytes, amount: int) -> None:
     """Debit the sender and credit `to`; raise if the sender cannot pay."""
     state = ctx.state
     sender_key = account_key(ctx.sender)
-    sender = decode_account(state.get(sender_key))
+    raw = state.get(sender_key)
+    nonce, balance = EMPTY_VALUE if raw is None else unpack_account(raw)
     # Check: the sender holds enough.
-    if sender.balance < amount:
-        raise ERR_INSUFFICIENT_FUNDS(f"amount: {amount} exceeds the sender's balance of {sender.balance}", "amount")
-    state.writes[sender_key] = encode_account(sender.nonce, sender.balance - amount)
+    if balance < amount:
+        raise ERR_INSUFFICIENT_FUNDS(f"amount: {amount} exceeds the sender's balance of {balance}", "amount")
+    state.writes[sender_key] = encode_account(nonce, balance - amount)
     recipient_key = account_key(to)
-    recipient = decode_account(state.get(recipient_key))  # after the debit: a payment to oneself sees it
-    credited = recipient.balance + amount
+    raw = state.get(recipient_key)  # after the debit: a payment to oneself sees it
+    nonce, balance = EMPTY_VALUE if raw is None else unpack_account(raw)
+    credited = balance + amount
     # Check: no balance overflows (cannot happen while supply <= MAX_AMOUNT, but never trust it).
     if credited > MAX_AMOUNT:
         raise ERR_OVERFLOW(f"to: balance would exceed {MAX_AMOUNT}", "to")
-    state.writes[recipient_key] = encode_account(recipient.nonce, credited)
+    state.writes[recipient_key] = pack_account(nonce, credited)  # credited > 0: never deleted
 
 
 def process_transfer(ctx: Context, msg: Transfer) -> None:
