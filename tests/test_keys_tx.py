@@ -133,6 +133,19 @@ def test_invalid_multisig_below_threshold():
     assert "at least 2 signatures" in info.value.message
 
 
+@pytest.mark.parametrize("indexes", [[0, 0], [1, 0], [0, 3], [-1, 0], [2, 1, 0]])
+def test_invalid_signature_indexes_are_refused(indexes):
+    """Indexes must be distinct, increasing and name keys of the signer (here 3 keys, threshold 2)."""
+    keys = [fixed_key(i) for i in range(3)]
+    signer = make_signer(2, [k.public_key for k in keys])
+    body = TxBody(CHAIN_ID, signer, 0, 0, [Transfer(DEST, 1)])
+    raw = encode(Tx(body, [SignatureEntry(i, bytes(64)) for i in indexes]))
+    with pytest.raises(TxError) as info:
+        CODEC.decode(raw)
+    assert info.value.field == "signatures" and "distinct key indexes in increasing order" in info.value.message
+    assert "signer's 3 keys" in info.value.message
+
+
 def test_invalid_wrong_chain_id():
     raw = build_tx("other-chain", [fixed_key(0)], 0, [Transfer(DEST, 1)])
     with pytest.raises(TxError) as info:

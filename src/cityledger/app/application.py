@@ -103,13 +103,11 @@ class CityApp(abc.Application):
 
     def _context(self, state: Overlay, height: int, time_ns: int, decoded: DecodedTx | None = None,
                  params: Params | None = None) -> Context:
-        ctx = Context(state=state, chain_id=self.chain_id, height=height, time_ns=time_ns,
-                      params=params or self.params(state), actions=self.actions)
-        if decoded is not None:
-            ctx.sender = decoded.sender
-            ctx.signer = decoded.tx.body.signer
-            ctx.tx_id = decoded.tx_id
-        return ctx
+        if decoded is None:
+            return Context(state, self.chain_id, height, time_ns, params=params or self.params(state),
+                           actions=self.actions)
+        return Context(state, self.chain_id, height, time_ns, decoded.sender, decoded.tx.body.signer, decoded.tx_id,
+                       params=params or self.params(state), actions=self.actions)
 
     def _authenticate(self, state: Overlay, decoded: DecodedTx, height: int) -> tuple[bytes, bytes]:
         """Nonce and expiry checks; on success the sender's nonce advances in `state`.

@@ -203,13 +203,16 @@ def check_stateless(tx: Tx, chain_id: str) -> Address:
     problem, address = inspect_signer(body.signer)
     if problem:
         raise ERR_INVALID(f"body.{problem}", "body.signer")
-    indexes = [entry.key_index for entry in tx.signatures]
-    if indexes != sorted(set(indexes)) or any(not 0 <= i < len(body.signer.keys) for i in indexes):
-        raise ERR_SIGNATURE("signatures: expected distinct key indexes in increasing order, each "
-                            f"naming one of the signer's {len(body.signer.keys)} keys", "signatures")
-    if len(indexes) < body.signer.threshold:
+    key_count = len(body.signer.keys)
+    previous = -1
+    for entry in tx.signatures:  # strictly increasing from 0: distinct, sorted, each a key's index
+        if not previous < entry.key_index < key_count:
+            raise ERR_SIGNATURE("signatures: expected distinct key indexes in increasing order, each "
+                                f"naming one of the signer's {key_count} keys", "signatures")
+        previous = entry.key_index
+    if len(tx.signatures) < body.signer.threshold:
         raise ERR_SIGNATURE(f"signatures: expected at least {body.signer.threshold} signatures, "
-                            f"got {len(indexes)}", "signatures")
+                            f"got {len(tx.signatures)}", "signatures")
     return address
 
 
