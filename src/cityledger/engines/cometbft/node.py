@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import httpx
+import uvloop
 
 from cityledger.app.abc import Application, Engine, Submitted, TxResult
 from cityledger.core.errors import ERR_DUPLICATE, ERR_MEMPOOL_FULL, ERR_TOO_LARGE
@@ -88,7 +89,7 @@ class _LoopThread:
     """An asyncio loop on a daemon thread, to run the ABCI server beside synchronous callers."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()  # as the standalone app process (serve.py) runs
         self.thread = threading.Thread(target=self.loop.run_forever, name="abci-loop", daemon=True)
         self.thread.start()
 
