@@ -67,8 +67,3 @@ def decode_account(raw: bytes | None) -> Account:
 def read_account(state, address: bytes) -> Account:
     """An address's account as seen through a state layer (the empty account if it has none)."""
     return decode_account(state.get(account_key(address)))
-
-
-def write_account(state, address: bytes, nonce: int, balance: int) -> None:
-    """Write an account record into an overlay (deleting it when both fields are zero)."""
-    state.writes[account_key(address)] = encode_account(nonce, balance)
