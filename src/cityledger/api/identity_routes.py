@@ -41,6 +41,16 @@ from ..modules.identity.validation import is_credential_type
 from ..offchain.identity.issuer import IssuanceError
 from ..offchain.identity.ledger import LedgerError, NodeLedger
 from ..offchain.identity.verifier import Verifier
+from ..wire.identity import (
+    IDENTITY_BODY_TYPES,
+    CredentialRequestBody,
+    DeviceMessageBody,
+    OfferBody,
+    PresentationRequestBody,
+    PublishBody,
+    RevokeBody,
+    VerifyBody,
+)
 from .codec import decode_json, json_response, read_body
 from .errors import ApiError, invalid_param, not_found
 from .protocols import NodeLike
@@ -54,73 +64,7 @@ _ERRORS = {400: "Invalid input, named in error.field", 401: "Missing or wrong op
            404: "Not found"}
 
 
-class _Body(msgspec.Struct, forbid_unknown_fields=True):
-    """Base of request bodies: unknown fields are an error, so typos are reported."""
-
-
-class PublishBody(_Body):
-    """POST /issuers/{did}/publish: anchor one credential type of the issuer."""
-
-    credential_type: str
-
-
-class OfferBody(_Body):
-    """POST /issuers/{did}/offers: the values the office certifies and its own reference."""
-
-    credential_type: str
-    values: dict[str, str | int]
-    reference: str
-
-
-class CredentialRequestBody(_Body):
-    """POST /issuers/{did}/credentials: the holder's identity/1.0/credential-request message."""
-
-    thread: str
-    request: dict[str, Any]
-    type: str = "identity/1.0/credential-request"
-
-
-class RevokeBody(_Body):
-    """POST /issuers/{did}/revocations: the office's references of the credentials to revoke."""
-
-    references: list[str]
-
-
-class Predicate(_Body):
-    """One predicate: attribute name, '>=', '>', '<=' or '<', and an integer."""
-
-    name: str
-    p_type: str
-    p_value: int
-
-
-class PresentationRequestBody(_Body):
-    """POST /verifier/requests: attributes to reveal and predicates over one credential type."""
-
-    credential_type: str
-    reveal: list[str] = []
-    predicates: list[Predicate] = []
-    name: str = "presentation-request"
-    non_revoked: bool = True
-
-
-class VerifyBody(_Body):
-    """POST /verifier/verify: a request this verifier made and the holder's presentation (JSON or text)."""
-
-    request: dict[str, Any]
-    presentation: dict[str, Any] | str
-
-
-class DeviceMessageBody(_Body):
-    """POST /devices/{did}/verify: a payload and the device's signature over it, both hex."""
-
-    payload: str
-    signature: str
-
-
-BODY_TYPES = (PublishBody, OfferBody, CredentialRequestBody, RevokeBody, PresentationRequestBody, VerifyBody,
-              DeviceMessageBody)
-_DECODERS = {kind: msgspec.json.Decoder(kind) for kind in BODY_TYPES}
+_DECODERS = {kind: msgspec.json.Decoder(kind) for kind in IDENTITY_BODY_TYPES}
 
 
 def _ref(name: str) -> dict:
@@ -200,7 +144,7 @@ def include_identity(app: FastAPI, node: NodeLike) -> None:
     app.include_router(ledger_router(api))
     app.include_router(verifier_router(api))
     app.include_router(issuer_router(api))
-    _, components = msgspec.json.schema_components(BODY_TYPES, ref_template="#/components/schemas/{name}")
+    _, components = msgspec.json.schema_components(IDENTITY_BODY_TYPES, ref_template="#/components/schemas/{name}")
     generate = app.openapi
 
     def openapi() -> dict:

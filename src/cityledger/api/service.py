@@ -187,14 +187,11 @@ class NodeService:
         if info is None:
             raise not_found(f"height: {result.height} is not a committed height")
         exists = result.log != "absent"
-        view = StateView(key=key.hex(), value=result.value.hex() if exists else None, exists=exists,
-                         height=result.height, app_hash=info.app_hash.hex())
-        if prove:
-            proof = decode_proof(result.proof)
-            view.proof = ProofView(siblings=[s.hex() for s in proof.siblings],
-                                   leaf=None if proof.leaf is None else [proof.leaf[0].hex(), proof.leaf[1].hex()])
-            view.proof_bytes = proof.to_bytes().hex()
-        return view
+        proof = decode_proof(result.proof) if prove else None
+        return StateView(key=key.hex(), value=result.value.hex() if exists else None, exists=exists,
+                         height=result.height, app_hash=info.app_hash.hex(),
+                         proof=None if proof is None else proof_view(proof),
+                         proof_bytes=None if proof is None else proof.to_bytes().hex())
 
     def query(self, module: str, name: str, args: dict[str, str]) -> QueryView:
         """A module query with string arguments."""
@@ -244,6 +241,11 @@ def result_view(record: ResultRecord) -> TxResultView:
               for kind, attributes in record.events]
     return TxResultView(code=record.code, codespace=record.codespace, log=record.log, data=record.data.hex(),
                         events=events)
+
+
+def proof_view(proof: Proof) -> ProofView:
+    """A proof as the API shows it: Proof.to_dict's hex levels and leaf."""
+    return ProofView(**proof.to_dict())
 
 
 def decode_proof(raw: bytes) -> Proof:

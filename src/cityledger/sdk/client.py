@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 import httpx
 import msgspec
 
+from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
 from .models import Account, BatchResult, Block, Health, QueryResult, StateValue, Status, SubmitResult, TxStatus
 from .proofs import verify_state_proof
@@ -42,6 +43,7 @@ def _decoder(kind: type) -> Callable[[bytes], Any]:
 
 _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, QueryResult, StateValue, Status,
                                           SubmitResult, TxStatus)}
+_ERROR = msgspec.json.Decoder(ErrorBody)
 
 
 def _hex_id(tx_id: str | bytes) -> str:
@@ -49,7 +51,7 @@ def _hex_id(tx_id: str | bytes) -> str:
 
 
 def _txs_body(txs: Sequence[bytes]) -> bytes:
-    return msgspec.json.encode({"txs": [base64.b64encode(tx).decode() for tx in txs], "encoding": "base64"})
+    return msgspec.json.encode(SubmitBatchBody(txs=[base64.b64encode(tx).decode() for tx in txs], encoding="base64"))
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -57,12 +59,13 @@ def _raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
     try:
-        detail = msgspec.json.decode(response.content)["error"]
-        code, message = str(detail["code"]), str(detail["message"])
-    except (msgspec.DecodeError, KeyError, TypeError):
+        error = _ERROR.decode(response.content).error
+    except msgspec.DecodeError:  # not the API's error shape (ValidationError is a DecodeError too)
         raise ApiError(response.status_code, f"http/{response.status_code}", response.text[:500]) from None
-    kind = TxRejected if "abci_code" in detail else ApiError
-    raise kind(response.status_code, code, message, detail.get("field"), detail)
+    # The detail keeps every field the node sent, those a newer node adds included.
+    detail = msgspec.json.decode(response.content)["error"]
+    kind = TxRejected if error.abci_code is not None else ApiError
+    raise kind(response.status_code, error.code, error.message, error.field, detail)
 
 
 class _Calls:
@@ -70,7 +73,7 @@ class _Calls:
 
     @staticmethod
     def submit(tx: bytes, wait: bool, timeout_s: float) -> _Call:
-        body = msgspec.json.encode({"tx": base64.b64encode(tx).decode(), "encoding": "base64"})
+        body = msgspec.json.encode(SubmitTxBody(tx=base64.b64encode(tx).decode(), encoding="base64"))
         params = {"wait": "true", "timeout_s": timeout_s} if wait else {}
         return _Call("POST", "/txs", _READ[SubmitResult], params, body, timeout_s + 10 if wait else None)
 

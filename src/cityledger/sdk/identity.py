@@ -27,6 +27,15 @@ import msgspec
 from ..offchain.identity.tails import MAX_TAILS_BYTES, TailsFetcher
 from ..offchain.identity.types import RESIDENT_ID, compute_years_before
 from ..offchain.identity.wallet import Wallet
+from ..wire.identity import (
+    DeviceMessageBody,
+    OfferBody,
+    Predicate,
+    PresentationRequestBody,
+    PublishBody,
+    RevokeBody,
+    VerifyBody,
+)
 from .client import DEFAULT_TIMEOUT_S, DEFAULT_URL, Client, _raise_for
 
 _JSON = {"content-type": "application/json"}
@@ -116,7 +125,8 @@ class IdentityClient(Client):
 
     def verify_device_message(self, did: str, payload: bytes, signature: bytes) -> dict[str, Any]:
         """{'valid', 'reason'}: did the device's current key sign the payload?"""
-        return self._json("POST", f"/devices/{did}/verify", {"payload": payload.hex(), "signature": signature.hex()})
+        body = DeviceMessageBody(payload=payload.hex(), signature=signature.hex())
+        return self._json("POST", f"/devices/{did}/verify", body)
 
     # -- issuers (offices) -----------------------------------------------------------------------
 
@@ -129,18 +139,18 @@ class IdentityClient(Client):
 
     def publish(self, issuer: str, credential_type: str, timeout_s: float = 300.0) -> dict[str, str]:
         """Operator: anchor a credential type (generating its definition takes seconds); its ids."""
-        return self._json("POST", f"/issuers/{issuer}/publish", {"credential_type": credential_type}, operator=True,
-                          timeout_s=timeout_s)
+        return self._json("POST", f"/issuers/{issuer}/publish", PublishBody(credential_type=credential_type),
+                          operator=True, timeout_s=timeout_s)
 
     def create_offer(self, issuer: str, credential_type: str, values: Mapping[str, Any],
                      reference: str) -> dict[str, Any]:
         """Operator: a pre-authorised offer for a checked person's values; hand it to the holder."""
-        body = {"credential_type": credential_type, "values": dict(values), "reference": reference}
+        body = OfferBody(credential_type=credential_type, values=dict(values), reference=reference)
         return self._json("POST", f"/issuers/{issuer}/offers", body, operator=True)
 
     def revoke(self, issuer: str, references: Sequence[str]) -> dict[str, Any]:
         """Operator: revoke by the office's references; {'revoked', 'height'} of the status-list update."""
-        return self._json("POST", f"/issuers/{issuer}/revocations", {"references": list(references)},
+        return self._json("POST", f"/issuers/{issuer}/revocations", RevokeBody(references=list(references)),
                           operator=True, timeout_s=120.0)
 
     def get_tails(self, issuer: str, tails_hash: str) -> bytes:
@@ -195,8 +205,9 @@ class IdentityClient(Client):
                        predicates: Sequence[tuple[str, str, int]] = (), name: str = "presentation-request",
                        non_revoked: bool = True) -> dict[str, Any]:
         """A presentation request from the node's verifier, pinned to the current height."""
-        body = {"credential_type": credential_type, "reveal": list(reveal), "name": name, "non_revoked": non_revoked,
-                "predicates": [{"name": n, "p_type": p, "p_value": int(v)} for n, p, v in predicates]}
+        wanted = [Predicate(name=n, p_type=p, p_value=int(v)) for n, p, v in predicates]
+        body = PresentationRequestBody(credential_type=credential_type, reveal=list(reveal), predicates=wanted,
+                                       name=name, non_revoked=non_revoked)
         return self._json("POST", "/verifier/requests", body)
 
     def resident_request(self, today: int, reveal: Sequence[str] = ("district",), min_age: int = 18,
@@ -208,8 +219,8 @@ class IdentityClient(Client):
 
     def verify(self, request: Mapping[str, Any], presentation: str | Mapping[str, Any]) -> dict[str, Any]:
         """{'verified', 'reason', 'revealed', 'height'} from the node's verifier (each request verifies once)."""
-        body = {"request": dict(request),
-                "presentation": presentation if isinstance(presentation, str) else dict(presentation)}
+        body = VerifyBody(request=dict(request),
+                          presentation=presentation if isinstance(presentation, str) else dict(presentation))
         return self._json("POST", "/verifier/verify", body)
 
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import msgspec
+
 from ..core.tree import Proof, verify_proof
+from ..wire.views import ProofView
 
 
-def parse_proof(proof: Proof | bytes | str | Mapping) -> Proof:
-    """A Proof from its object, its canonical bytes (or their hex) or its JSON form; raise ValueError."""
+def parse_proof(proof: Proof | ProofView | bytes | str | Mapping) -> Proof:
+    """A Proof from its object, its canonical bytes (or their hex), its JSON form or view; raise ValueError."""
     if isinstance(proof, Proof):
         return proof
+    if isinstance(proof, ProofView):
+        proof = msgspec.structs.asdict(proof)
     if isinstance(proof, str):
         try:
             proof = bytes.fromhex(proof)
@@ -20,7 +25,7 @@ def parse_proof(proof: Proof | bytes | str | Mapping) -> Proof:
         return Proof.from_bytes(bytes(proof))
     if isinstance(proof, Mapping):
         return Proof.from_dict(proof)
-    raise ValueError(f"proof: expected a Proof, bytes, hex or dict, got {type(proof).__name__}")
+    raise ValueError(f"proof: expected a Proof, ProofView, bytes, hex or dict, got {type(proof).__name__}")
 
 
 def _hash_bytes(app_hash: bytes | str) -> bytes:
@@ -32,7 +37,7 @@ def _hash_bytes(app_hash: bytes | str) -> bytes:
     return bytes(app_hash)
 
 
-def verify_state_proof(key: bytes, value: bytes | None, proof: Proof | bytes | str | Mapping,
+def verify_state_proof(key: bytes, value: bytes | None, proof: Proof | ProofView | bytes | str | Mapping,
                        app_hash: bytes | str) -> bool:
     """True if `proof` shows that `key` holds `value` (None: that key is absent) under `app_hash`.
 
