@@ -83,10 +83,23 @@ def test_crash_before_rename_leaves_old_content(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["key.json"]
 
 
-def test_callers_write_through_the_helper(tmp_path, open_umask):
+def test_init_writes_every_secret_through_the_helper(tmp_path, open_umask, monkeypatch):
     from cityledger.node.home import init_home
 
-    init_home(tmp_path / "home", chain_id="files-test")
-    secrets = [tmp_path / "home" / "node_key.json", *(tmp_path / "home" / "keys").glob("*.json")]
-    assert len(secrets) > 1
+    written = {}
+    real_write = os.write
+
+    def spying_write(fd, data):
+        temp_name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        written[temp_name.split(".")[1]] = _mode(fd)  # ".<name>.<random>.tmp"
+        return real_write(fd, data)
+
+    monkeypatch.setattr(files.os, "write", spying_write)
+    home = tmp_path / "home"
+    init_home(home, chain_id="files-test")
+    secrets = [home / "node_key.json", *(home / "keys").glob("*.json"), *(home / "issuers").glob("*/key.json"),
+               *(home / "issuers").glob("*/token"), *(home / "issuers").glob("*/passphrase")]
+    assert len(secrets) > 5
     assert all(_mode(path) == 0o600 for path in secrets)
+    assert {path.name.split(".")[0] for path in secrets} <= set(written)
+    assert set(written.values()) == {0o600}
