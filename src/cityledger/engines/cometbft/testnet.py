@@ -112,7 +112,8 @@ def compute_default_app_state(keys_dir: Path, members: int = 3) -> dict:
     for index in range(members):
         key = PrivateKey.generate()
         path = keys_dir / f"member{index}.json"
-        write_secret_file(path, json.dumps({"scheme": "ed25519", "seed": key.seed.hex(), "name": f"member{index}"}) + "\n")
+        secret = {"scheme": "ed25519", "seed": key.seed.hex(), "name": f"member{index}"}
+        write_secret_file(path, json.dumps(secret) + "\n")
         entries.append({"name": f"member{index}", "address": address_to_str(key.address())})
     return {
         "governance": {"members": entries, "threshold": members // 2 + 1},
