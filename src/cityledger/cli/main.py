@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import cometbft_cmds, identity_cmds, keys, query, tx
+from . import cometbft_cmds, credential, devices, did, issuer, keys, query, tx, verifier
 from .node_cmds import init, status, up
 
 app = typer.Typer(name="cityledger", help="A privacy-first consortium ledger for a smart city.",
@@ -16,7 +16,11 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(tx.app, name="tx")
 app.add_typer(query.app, name="query")
 app.add_typer(cometbft_cmds.app, name="testnet")
-identity_cmds.register(app)
+app.add_typer(did.app, name="did")
+app.add_typer(issuer.app, name="issuer")
+app.add_typer(credential.app, name="credential")
+app.add_typer(verifier.app, name="verifier")
+app.add_typer(devices.app, name="device")
 
 
 @app.command("bench", add_help_option=False,

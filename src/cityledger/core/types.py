@@ -1,12 +1,14 @@
-"""Domain types shared by every layer: heights, amounts, addresses, hashes."""
+"""Domain types shared by every layer: heights, amounts, addresses.
+
+They are NewTypes: msgspec encodes and decodes them as their base type, so a message field
+declared `amount: Amount` has the same wire encoding as `amount: int` and says what it holds.
+"""
 
 from typing import NewType
 
-Height = NewType("Height", int)
+Height = NewType("Height", int)  # a block height, counted from the genesis' initial height
 Amount = NewType("Amount", int)  # micro-credits: 1 credit = 1_000_000 units
-Address = NewType("Address", bytes)  # 20 bytes, derived from a signer's public keys
-Hash32 = NewType("Hash32", bytes)
-TxId = NewType("TxId", bytes)
+Address = NewType("Address", bytes)  # 20 bytes, derived from a signer's public keys (b"": none)
 
 ADDRESS_LEN = 20
 HASH_LEN = 32

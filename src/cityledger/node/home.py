@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.files import write_secret_file
 from ..core.keys import PrivateKey
 from ..core.types import address_to_str
 from ..engines.solo.engine import SoloConfig
@@ -115,8 +116,7 @@ def init_home(home: Path, chain_id: str = DEFAULT_CHAIN_ID, port: int = 8080, me
 
 
 def _write_secret(path: Path, payload: dict) -> None:
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    path.chmod(0o600)
+    write_secret_file(path, json.dumps(payload, indent=2) + "\n")
 
 
 def load_config(home: Path) -> NodeConfig:

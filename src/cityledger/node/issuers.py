@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..core.files import write_secret_file
 from ..core.keys import PrivateKey
 from ..modules.devices import MANUFACTURER_TYPE
 from ..modules.identity import PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION, compute_did
@@ -95,8 +96,7 @@ def compute_manufacturer_entry(key: PrivateKey) -> dict[str, Any]:
 
 
 def _write_secret(path: Path, text: str) -> None:
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-        handle.write(text + "\n")
+    write_secret_file(path, text + "\n")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from ..core.files import write_secret_file
 from ..core.keys import SCHEME_NAMES, PrivateKey, scheme_from_name
 from ..core.types import address_to_str
 from .errors import KeyExists, KeyNotFound, KeystoreError, WrongPassphrase
@@ -160,10 +161,4 @@ class Keystore:
         """Write atomically, readable by the owner only."""
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
-        temp = path.with_suffix(".tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+        write_secret_file(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cityledger.core.files import write_secret_file
 from cityledger.engines.cometbft.config import ConfigValue, set_config_values
 
 COMETBFT_VERSION = "0.38.25"
@@ -186,8 +187,7 @@ def write_validator_key(home: Path, seed: bytes) -> None:
         "priv_key": {"type": "tendermint/PrivKeyEd25519", "value": base64.b64encode(seed + pub_key).decode()},
     }
     path = home / "config" / "priv_validator_key.json"
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    path.chmod(0o600)
+    write_secret_file(path, json.dumps(document, indent=2) + "\n")
 
 
 def read_identity(home: Path) -> NodeIdentity:

@@ -102,6 +102,7 @@ class NodeStatus:
 
 def compute_default_app_state(keys_dir: Path, members: int = 3) -> dict:
     """A small genesis app_state: `members` consortium members (keys written to keys_dir), funded."""
+    from cityledger.core.files import write_secret_file
     from cityledger.core.keys import PrivateKey
     from cityledger.core.types import address_to_str
     from cityledger.modules.bank import UNIT
@@ -111,8 +112,8 @@ def compute_default_app_state(keys_dir: Path, members: int = 3) -> dict:
     for index in range(members):
         key = PrivateKey.generate()
         path = keys_dir / f"member{index}.json"
-        path.write_text(json.dumps({"scheme": "ed25519", "seed": key.seed.hex(), "name": f"member{index}"}) + "\n")
-        path.chmod(0o600)
+        secret = {"scheme": "ed25519", "seed": key.seed.hex(), "name": f"member{index}"}
+        write_secret_file(path, json.dumps(secret) + "\n")
         entries.append({"name": f"member{index}", "address": address_to_str(key.address())})
     return {
         "governance": {"members": entries, "threshold": members // 2 + 1},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...core.encoding import Message, Record
+from ...core.types import Address, Amount
 
 DECIMALS = 6
 UNIT = 10**DECIMALS  # 1 credit = 1_000_000 micro-credits
@@ -14,15 +15,15 @@ MAX_OUTPUTS = 256
 class Transfer(Message, tag="bank/1.0/transfer"):
     """Move `amount` micro-credits from the sender to `to`."""
 
-    to: bytes
-    amount: int
+    to: Address
+    amount: Amount
 
 
 class Output(Record):
     """One recipient of a multi-send."""
 
-    to: bytes
-    amount: int
+    to: Address
+    amount: Amount
 
 
 class MultiSend(Message, tag="bank/1.0/multi_send"):
@@ -34,5 +35,5 @@ class MultiSend(Message, tag="bank/1.0/multi_send"):
 class Allocation(Record):
     """A genesis balance."""
 
-    address: bytes
-    amount: int
+    address: Address
+    amount: Amount

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ...core.encoding import Message, Record
 from ...core.keys import PublicKey
+from ...core.types import Address, Height
 
 KIND_VEHICLE = "vehicle"
 KIND_CHARGER = "charger"
@@ -46,7 +47,7 @@ class OfferTransfer(Message, tag="devices/1.0/offer_transfer"):
     """The owner offers the device to `new_owner` (an empty address withdraws the offer)."""
 
     device: str
-    new_owner: bytes
+    new_owner: Address
 
 
 class AcceptTransfer(Message, tag="devices/1.0/accept_transfer"):
@@ -79,9 +80,9 @@ class DeviceRecord(Record):
     kind: str
     model: str
     manufacturer: str
-    owner: bytes  # b"" until bound
-    pending_owner: bytes  # b"" unless a transfer is offered
+    owner: Address  # b"" until bound
+    pending_owner: Address  # b"" unless a transfer is offered
     epoch: int  # ownership changes so far; binds each ownership proof to one change
     status: str
-    registered_height: int
-    updated_height: int
+    registered_height: Height
+    updated_height: Height

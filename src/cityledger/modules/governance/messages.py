@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...core.encoding import Message, Record
+from ...core.types import Address, Height
 
 MAX_MEMBERS = 64
 MAX_VALIDATORS = 150
@@ -43,14 +44,14 @@ class ValidatorChange(Action, tag="governance/1.0/validator_change"):
 class MembershipChange(Action, tag="governance/1.0/membership_change"):
     """Replace the consortium's member list and approval threshold."""
 
-    members: list[bytes]
+    members: list[Address]
     threshold: int
 
 
 class Consortium(Record):
     """The members (addresses, sorted) and how many must approve a proposal."""
 
-    members: list[bytes]
+    members: list[Address]
     threshold: int
 
 
@@ -58,10 +59,10 @@ class Proposal(Record):
     """An open or decided proposal."""
 
     id: int
-    proposer: bytes
+    proposer: Address
     action: bytes
-    submit_height: int
-    expiry_height: int
-    approvals: list[bytes]
+    submit_height: Height
+    expiry_height: Height
+    approvals: list[Address]
     status: str  # "open", "executed", "failed", "expired"
     outcome: str

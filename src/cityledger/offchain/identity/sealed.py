@@ -7,7 +7,6 @@ with mode 0600 and renamed over the old one, so a crash leaves either the old or
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,8 @@ import nacl.exceptions
 import nacl.pwhash
 import nacl.secret
 import nacl.utils
+
+from ...core.files import write_secret_file
 
 MAGIC = b"CLW1"
 SALT_BYTES = nacl.pwhash.argon2id.SALTBYTES
@@ -39,12 +40,7 @@ def new_salt() -> bytes:
 def write_sealed(path: Path, key: bytes, salt: bytes, data: Any) -> None:
     """Encrypt `data` as JSON under `key` and replace the file atomically."""
     sealed = nacl.secret.SecretBox(key).encrypt(json.dumps(data).encode())
-    partial = path.with_suffix(path.suffix + ".part")
-    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
-        handle.write(MAGIC + salt + sealed)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    write_secret_file(path, MAGIC + salt + sealed)
 
 
 def read_sealed(path: Path, passphrase: str) -> tuple[Any, bytes, bytes]:
