@@ -154,7 +154,7 @@ class AccountView(_View, kw_only=True, frozen=True):
 
 class ProofView(_View, kw_only=True, frozen=True):
     """A state-tree proof: one level per internal node from the root down (hex of the sibling bitmap and
-    sibling hashes, see core/tree.py) and the leaf found at the end."""
+    sibling hashes, see core/tree/proofs.py) and the leaf found at the end."""
 
     siblings: list[str]
     leaf: list[str] | None
