@@ -10,9 +10,9 @@ import pydid
 import pytest
 
 from test_identity_fixtures import City, fast_cred_defs
-from cityledger.app.state import DictState, Overlay
 from cityledger.core.encoding import encode
 from cityledger.core.keys import PrivateKey, make_signer
+from cityledger.core.state import DictState, Overlay
 from cityledger.modules.base import Context
 from cityledger.modules.governance import SubmitProposal
 from cityledger.modules.identity import (

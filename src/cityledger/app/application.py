@@ -12,9 +12,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..core.accounts import EMPTY_VALUE, account_key, pack_account, read_account, unpack_account
+from ..core.accounts import EMPTY_VALUE, account_key, get_nonce, pack_account, unpack_account
 from ..core.errors import ERR_EXPIRED, ERR_NONCE_GAP, ERR_NONCE_REPLAY, TxError
 from ..core.hashing import sha256
+from ..core.state import Overlay
 from ..core.storage import BlockRecord, ResultRecord, Store
 from ..core.tree import NodeKey, TreeUpdate
 from ..core.tx import DecodedTx, TxCodec, verify_tx_signatures
@@ -22,7 +23,6 @@ from ..modules.base import Context, Module, Params
 from ..modules.governance.keys import param_key
 from . import abc, snapshots
 from .router import ActionRouter, MessageRouter
-from .state import Overlay
 
 APP_VERSION = 1
 MAX_VERIFIED_CACHE = 200_000
@@ -30,11 +30,6 @@ MAX_VERIFIED_CACHE = 200_000
 
 def _decode_param(raw: bytes) -> int:
     return int.from_bytes(raw, "big", signed=True)
-
-
-def get_nonce(state, address: bytes) -> int:
-    """An account's next expected nonce."""
-    return read_account(state, address).nonce
 
 
 @dataclass

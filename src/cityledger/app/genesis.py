@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..core.hashing import sha256
 from ..core.storage import BlockRecord
 from . import abc
-from .state import Overlay
+from ..core.state import Overlay
 
 if TYPE_CHECKING:
     from .application import CityApp

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from ..core.accounts import get_nonce
 from ..core.encoding import encode
 from . import abc
 
@@ -28,8 +29,6 @@ def run_query(app: "CityApp", path: str, data: bytes, height: int, prove: bool) 
         if path == "/store":
             return _query_store(app, data, height, prove)
         if path == "/auth/nonce":
-            from .application import get_nonce
-
             return abc.QueryResult(key=data, value=str(get_nonce(app.store, data)).encode(), height=last)
         return _query_module(app, path, data, last)
     except LookupError as exc:

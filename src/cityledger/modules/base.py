@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from ..app.abc import Event, ValidatorUpdate
-from ..app.state import Overlay, PrefixReader, StateReader
 from ..core.encoding import Message
 from ..core.errors import ErrorCatalog
+from ..core.events import Event, ValidatorUpdate
 from ..core.keys import Signer
+from ..core.state import Overlay, PrefixReader, StateReader
 from ..core.types import Address
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import msgspec
 
-from ...app.state import StateReader
 from ...core.encoding import decoder, encode
 from ...core.hashing import sha256
 from ...core.keys import PUBLIC_KEY_LEN, Signer, verify_signature
+from ...core.state import StateReader
 from ...core.types import ADDRESS_LEN, address_to_str
 from ..base import Context
 from ..identity import (

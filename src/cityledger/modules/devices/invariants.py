@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...app.state import PrefixReader
 from ...core.errors import InvariantBroken
+from ...core.state import PrefixReader
 from ..identity import KIND_DEVICE, get_did
 from .handlers import _DEVICE
 from .keys import DEVICES_PREFIX

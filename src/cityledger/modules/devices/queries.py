@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...app.state import StateReader
+from ...core.state import StateReader
 from ...core.types import address_to_str
 from .handlers import check_device_message, get_device
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...app.state import Overlay
 from ...core.encoding import encode
+from ...core.state import Overlay
 from ...core.types import address_from_str
 from ..base import Context
 from .handlers import MAX_VALIDATOR_POWER, set_validator_power

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ...app.abc import ValidatorUpdate
-from ...app.state import Overlay, StateReader
 from ...core.encoding import decoder, encode
 from ...core.errors import TxError
+from ...core.events import ValidatorUpdate
+from ...core.state import Overlay, StateReader
 from ...core.types import ADDRESS_LEN
 from ..base import Context
 from .errors import (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...app.state import PrefixReader
 from ...core.errors import InvariantBroken
+from ...core.state import PrefixReader
 from .did import is_did, method_specific_id
 from .handlers import _DID
 from .keys import did_key, DIDS_PREFIX

@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 import anoncreds
 
-from ...app.state import StateReader
 from ...core.hashing import sha256
+from ...core.state import StateReader
 from .anchors import (
     _CRED_DEF,
     _REV_REG_DEF,
