@@ -1,6 +1,6 @@
 """The floors of docs/ARCHITECTURE.md hold: import-linter's contracts (pyproject.toml) pass, they
-do fail on an arrow that runs back up, every module is under the independence contract, and no
-two top-level packages import each other."""
+do fail on an arrow that runs back up, every module is under the independence contract, app/ names
+no module, and no two top-level packages import each other."""
 
 from __future__ import annotations
 
@@ -57,6 +57,15 @@ def test_every_package_folder_has_an_init():
                if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py"))
                and not (folder / "__init__.py").exists()]
     assert missing == []
+
+
+def test_app_names_no_concrete_module():
+    # app/ reaches modules only through modules/base.py's Module and its hooks; node/ picks the modules.
+    graph = grimp.build_graph("cityledger", cache_dir=None)
+    reached = {imported for importer in graph.find_descendants("cityledger.app")
+               for imported in graph.find_modules_directly_imported_by(importer)
+               if imported.startswith("cityledger.modules")}
+    assert reached == {"cityledger.modules.base"}
 
 
 def test_no_import_cycle_between_top_level_packages():

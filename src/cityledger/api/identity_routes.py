@@ -177,8 +177,10 @@ class IdentityApi:
 
     def module_query(self, module: str, name: str) -> Callable[[Any, dict[str, str]], Any]:
         """A query of the node's own module set, as node/ wired it (devices' verify reads identity)."""
-        found = next(m for m in self.node.app.modules if m.name == module)
-        return found.queries[name]
+        for found in self.node.app.modules:
+            if found.name == module and name in found.queries:
+                return found.queries[name]
+        raise LookupError(f"path: this node answers no query /{module}/{name}")
 
     def issuer(self, did: str):
         """A hosted issuer by DID; 404 if this node does not host it."""
@@ -260,8 +262,7 @@ def ledger_router(api: IdentityApi) -> APIRouter:
     async def verify_device_message(did: str, request: Request) -> Response:
         body: DeviceMessageBody = await _decode(request, DeviceMessageBody)
         args = {"did": did, "payload": body.payload, "signature": body.signature}
-        query_verify = api.module_query("devices", "verify")
-        return json_response(_answer(lambda: query_verify(api.node.store, args)))
+        return json_response(_answer(lambda: api.module_query("devices", "verify")(api.node.store, args)))
 
     return router
 

@@ -57,9 +57,7 @@ ValidatorAdopter = Callable[[Context, Sequence[ValidatorUpdate]], None]
 
 @dataclass(frozen=True)
 class Module:
-    """A domain module as the application sees it: everything app/ needs of it, so app names none.
-
-    The hooks after `actions` are optional; the app uses whichever modules provide them."""
+    """A domain module as the application sees it: everything app/ needs of it, so app names none."""
 
     name: str
     prefix: int
@@ -70,6 +68,7 @@ class Module:
     invariants: tuple[Invariant, ...] = ()
     params: dict[str, ParamSpec] = field(default_factory=dict)
     actions: dict[type, Handler] = field(default_factory=dict)  # governance actions this module executes
+    # Optional hooks below: the app uses whichever modules provide them.
     # Where this module keeps the value of a parameter it declares: a key under its own prefix.
     param_key: Callable[[str], bytes] | None = None
     # The error a proposal gets whose action no module executes (the module that runs proposals).
@@ -82,6 +81,10 @@ class Module:
     def __post_init__(self) -> None:
         if self.params and self.param_key is None:
             raise ValueError(f"{self.name}: a module with params needs a param_key under its own prefix")
+        for name in self.params:
+            if self.param_key(name)[:1] != bytes((self.prefix,)):
+                raise ValueError(f"{self.name}: param_key({name!r}) is not under the module's prefix "
+                                 f"{self.prefix:#04x}")
 
 
 def encode_param(value: int) -> bytes:
