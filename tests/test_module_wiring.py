@@ -3,18 +3,26 @@ the app reaches parameters, validators and the unknown-action error through Modu
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 import pytest
 
+from cityledger.app import abc
+from cityledger.app.application import CityApp
 from cityledger.app.router import ActionRouter
 from cityledger.core.errors import ErrorCatalog, TxError
+from cityledger.core.events import ValidatorUpdate
 from cityledger.core.keys import PrivateKey
 from cityledger.core.state import DictState, Overlay
 from cityledger.core.statekeys import PREFIX_BANK, PREFIX_DEVICES, PREFIX_GOVERNANCE
+from cityledger.core.storage import Store
+from cityledger.core.types import address_to_str
 from cityledger.modules import bank, devices, governance
 from cityledger.modules.base import Context, Module, compute_param_tables
 from cityledger.modules.devices import Decommission, RegisterDevice, compute_device_did, compute_registration_bytes
 from cityledger.modules.governance.errors import ERR_UNKNOWN_ACTION
+from cityledger.modules.governance.handlers import get_validator_power
 from cityledger.modules.identity.messages import (
     KIND_DEVICE,
     KIND_ORGANISATION,
@@ -22,6 +30,7 @@ from cityledger.modules.identity.messages import (
     DidRecord,
     VerificationKey,
 )
+from cityledger.node.modules import default_modules
 
 CHAIN = "wiring-city"
 MAKER_DID = "did:city:Maker1"
@@ -107,3 +116,16 @@ def test_invalid_action_gets_the_error_its_module_declares():
     with pytest.raises(TxError) as raised:
         ActionRouter([bank.MODULE]).decode(b"\x93\xa3bad\x01\x02")
     assert (raised.value.codespace, raised.value.code) == ("tx", 8)
+
+
+def test_engine_genesis_validators_are_adopted_through_the_hook(tmp_path):
+    # CometBFT's genesis.json names the validators when the app_state names none.
+    key = bytes(range(32))
+    member = PrivateKey(1, b"\x07" * 32)
+    app_state = {"governance": {"members": [{"name": "m", "address": address_to_str(member.address())}]}}
+    app = CityApp(Store(tmp_path / "ledger.sqlite"), default_modules(), CHAIN)
+    result = app.init_chain(abc.InitChainRequest(chain_id=CHAIN, time_ns=1, initial_height=1,
+                                                 app_state_bytes=json.dumps(app_state).encode(),
+                                                 validators=(ValidatorUpdate("ed25519", key, 10),)))
+    assert result.validators == (ValidatorUpdate("ed25519", key, 10),)
+    assert get_validator_power(app.store, key) == 10
