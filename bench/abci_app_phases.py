@@ -29,11 +29,11 @@ from pathlib import Path
 from rich.progress import Progress
 
 from cityledger.app.application import CityApp
-from cityledger.app.modules import default_modules
 from cityledger.core.keys import PrivateKey, verify_ed25519_zip215
 from cityledger.core.storage import Store
 from cityledger.engines.cometbft.abci_server import RequestHandler
 from cityledger.engines.cometbft.proto import abci
+from cityledger.node.modules import default_modules
 from cityledger.node.runner import tune_gc
 from cityledger.tools.bench_cometbft import make_ledger_load
 

@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from cityledger.app.application import get_nonce
+from cityledger.core.accounts import get_nonce
 from cityledger.core.tx import build_tx
 from cityledger.modules.bank import Transfer
 from cityledger.node.home import load_config, load_key

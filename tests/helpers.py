@@ -8,11 +8,11 @@ from pathlib import Path
 
 from cityledger.app import abc
 from cityledger.app.application import CityApp
-from cityledger.app.modules import default_modules
 from cityledger.core.keys import PrivateKey
 from cityledger.core.storage import Store
 from cityledger.core.tx import build_tx
 from cityledger.core.types import address_to_str
+from cityledger.node.modules import default_modules
 
 CHAIN_ID = "test-city-1"
 GENESIS_BALANCE = 1_000_000_000

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityledger.app.abc import Event, FinalizeBlockResult, TxResult, ValidatorUpdate
+from cityledger.app.abc import FinalizeBlockResult, TxResult
+from cityledger.core.events import Event, ValidatorUpdate
 from cityledger.engines.cometbft.abci_server import compute_response_frame
 from cityledger.engines.cometbft.convert import (
     INDEX_EVENT_ATTRIBUTES,

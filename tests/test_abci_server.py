@@ -19,7 +19,6 @@ from cityledger.app.abc import (
     ApplyChunkResult,
     BlockRequest,
     CommitResult,
-    Event,
     FinalizeBlockResult,
     InfoResult,
     InitChainRequest,
@@ -29,6 +28,7 @@ from cityledger.app.abc import (
     Snapshot,
     TxResult,
 )
+from cityledger.core.events import Event
 from cityledger.engines.cometbft.abci_server import AbciServer, parse_address
 from cityledger.engines.cometbft.config import set_config_values
 from cityledger.engines.cometbft.framing import (

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cityledger.app.application import get_nonce
+from cityledger.core.accounts import get_nonce
 from cityledger.core.accounts import (
     ACCOUNTS_PREFIX,
     Account,

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cityledger.app.application import get_nonce
+from cityledger.core.accounts import get_nonce
 from cityledger.core.errors import InvariantBroken
 from cityledger.modules.bank import MultiSend, Output, Transfer, get_balance
 from cityledger.modules.bank.keys import SUPPLY_KEY

@@ -10,9 +10,9 @@ import pydid
 import pytest
 
 from test_identity_fixtures import City, fast_cred_defs
-from cityledger.app.state import DictState, Overlay
 from cityledger.core.encoding import encode
 from cityledger.core.keys import PrivateKey, make_signer
+from cityledger.core.state import DictState, Overlay
 from cityledger.modules.base import Context
 from cityledger.modules.governance import SubmitProposal
 from cityledger.modules.identity import (
@@ -370,7 +370,7 @@ def test_device_dids_are_not_deactivated_directly(city):
 def test_genesis_dids_and_accreditations(tmp_path):
     from cityledger.app import abc
     from cityledger.app.application import CityApp
-    from cityledger.app.modules import default_modules
+    from cityledger.node.modules import default_modules
     from cityledger.core.storage import Store
     from cityledger.core.types import address_to_str
     from cityledger.modules.identity import is_accredited

@@ -2,9 +2,9 @@
 
 from cityledger.app import abc
 from cityledger.app.application import CityApp
-from cityledger.app.modules import default_modules
 from cityledger.core.storage import Store
 from cityledger.modules.bank import Transfer, get_balance
+from cityledger.node.modules import default_modules
 
 from helpers import CHAIN_ID, make_chain
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 from ..app.abc import Engine, QueryResult
 from ..core.errors import ErrorCatalog
@@ -32,6 +32,7 @@ class StoreLike(Protocol):
 class ModuleLike(Protocol):
     name: str
     errors: ErrorCatalog
+    queries: dict[str, Callable[..., Any]]
 
 
 class AppLike(Protocol):

@@ -12,15 +12,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..core.events import Event, ValidatorUpdate
+
 
 # -- results shared by the connections -------------------------------------------------------
-
-class Event(NamedTuple):
-    """An ABCI event: a type and sorted (key, value) string attributes (a tuple: built per tx, hot)."""
-
-    type: str
-    attributes: tuple[tuple[str, str], ...] = ()
-
 
 @dataclass(slots=True)
 class TxResult:
@@ -41,15 +36,6 @@ class TxResult:
     @property
     def ok(self) -> bool:
         return self.code == 0
-
-
-@dataclass(frozen=True)
-class ValidatorUpdate:
-    """A validator's new voting power (0 removes it); pub_key_type is 'ed25519'."""
-
-    pub_key_type: str
-    pub_key: bytes
-    power: int
 
 
 # -- info / query connection -----------------------------------------------------------------

@@ -12,29 +12,19 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..core.accounts import EMPTY_VALUE, account_key, pack_account, read_account, unpack_account
+from ..core.accounts import EMPTY_VALUE, account_key, get_nonce, pack_account, unpack_account
 from ..core.errors import ERR_EXPIRED, ERR_NONCE_GAP, ERR_NONCE_REPLAY, TxError
 from ..core.hashing import sha256
+from ..core.state import Overlay
 from ..core.storage import BlockRecord, ResultRecord, Store
 from ..core.tree import NodeKey, TreeUpdate
 from ..core.tx import DecodedTx, TxCodec, verify_tx_signatures
-from ..modules.base import Context, Module, Params
-from ..modules.governance.keys import param_key
-from . import abc, snapshots
+from ..modules.base import Context, Module, Params, compute_param_tables
+from . import abc, genesis, queries, snapshots
 from .router import ActionRouter, MessageRouter
-from .state import Overlay
 
 APP_VERSION = 1
 MAX_VERIFIED_CACHE = 200_000
-
-
-def _decode_param(raw: bytes) -> int:
-    return int.from_bytes(raw, "big", signed=True)
-
-
-def get_nonce(state, address: bytes) -> int:
-    """An account's next expected nonce."""
-    return read_account(state, address).nonce
 
 
 @dataclass
@@ -57,7 +47,7 @@ class CityApp(abc.Application):
         self.router = MessageRouter(self.modules)
         self.actions = ActionRouter(self.modules)
         self.codec = TxCodec(self.router.message_types(), chain_id)
-        self._param_specs = {name: spec for m in self.modules for name, spec in m.params.items()}
+        self._param_specs, self._param_keys = compute_param_tables(self.modules)
         self._verified: OrderedDict[bytes, DecodedTx] = OrderedDict()
         self._pending: _Pending | None = None
         self.snapshot_interval = snapshot_interval  # 0: take no state-sync snapshots
@@ -68,8 +58,8 @@ class CityApp(abc.Application):
     # -- helpers ---------------------------------------------------------------------------------
 
     def params(self, state) -> Params:
-        """Governance parameters as seen through a state layer."""
-        return Params(state, self._param_specs, param_key, _decode_param)
+        """Every module's parameters as seen through a state layer."""
+        return Params(state, self._param_specs, self._param_keys)
 
     def last_height(self) -> int:
         return self.store.last_height()
@@ -147,9 +137,7 @@ class CityApp(abc.Application):
         return abc.InfoResult("cityledger", "0.1.0", APP_VERSION, height, app_hash)
 
     def query(self, path: str, data: bytes, height: int = 0, prove: bool = False) -> abc.QueryResult:
-        from .queries import run_query
-
-        return run_query(self, path, data, height, prove)
+        return queries.run_query(self.store, self.modules, path, data, height, prove)
 
     # -- mempool ---------------------------------------------------------------------------------
 
@@ -176,9 +164,9 @@ class CityApp(abc.Application):
     # -- consensus -------------------------------------------------------------------------------
 
     def init_chain(self, request: abc.InitChainRequest) -> abc.InitChainResult:
-        from .genesis import run_init_chain
-
-        return run_init_chain(self, request)
+        result = genesis.run_init_chain(self.store, self.modules, self.chain_id, request, self._context)
+        self._reset_check_state()
+        return result
 
     def prepare_proposal(self, request: abc.BlockRequest, max_tx_bytes: int) -> list[bytes]:
         chosen, total = [], 0

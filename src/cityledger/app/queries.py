@@ -8,51 +8,49 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import Sequence
 
-from ..core.encoding import encode
+from ..core.accounts import get_nonce
+from ..core.storage import Store
+from ..modules.base import Module
 from . import abc
-
-if TYPE_CHECKING:
-    from .application import CityApp
 
 QUERY_NOT_FOUND = 1
 QUERY_BAD_REQUEST = 2
 
 
-def run_query(app: "CityApp", path: str, data: bytes, height: int, prove: bool) -> abc.QueryResult:
+def run_query(store: Store, modules: Sequence[Module], path: str, data: bytes, height: int,
+              prove: bool) -> abc.QueryResult:
     """Answer a query; errors come back as a non-zero code with a message."""
-    last = app.store.last_height()
+    last = store.last_height()
     height = height or last
     try:
         if path == "/store":
-            return _query_store(app, data, height, prove)
+            return _query_store(store, data, height, prove)
         if path == "/auth/nonce":
-            from .application import get_nonce
-
-            return abc.QueryResult(key=data, value=str(get_nonce(app.store, data)).encode(), height=last)
-        return _query_module(app, path, data, last)
+            return abc.QueryResult(key=data, value=str(get_nonce(store, data)).encode(), height=last)
+        return _query_module(store, modules, path, data, last)
     except LookupError as exc:
         return abc.QueryResult(code=QUERY_NOT_FOUND, codespace="query", log=str(exc).strip("'\""), height=height)
     except ValueError as exc:
         return abc.QueryResult(code=QUERY_BAD_REQUEST, codespace="query", log=str(exc), height=height)
 
 
-def _query_store(app: "CityApp", key: bytes, height: int, prove: bool) -> abc.QueryResult:
-    if height == app.store.last_height() and not prove:
-        value = app.store.get(key)
+def _query_store(store: Store, key: bytes, height: int, prove: bool) -> abc.QueryResult:
+    if height == store.last_height() and not prove:
+        value = store.get(key)
         return abc.QueryResult(key=key, value=value or b"", height=height,
                                log="" if value is not None else "absent")
-    value, proof, _ = app.store.get_at(key, height)
+    value, proof, _ = store.get_at(key, height)
     return abc.QueryResult(key=key, value=value or b"", proof=proof.to_bytes() if prove else b"", height=height,
                            log="" if value is not None else "absent")
 
 
-def _query_module(app: "CityApp", path: str, data: bytes, height: int) -> abc.QueryResult:
+def _query_module(store: Store, modules: Sequence[Module], path: str, data: bytes, height: int) -> abc.QueryResult:
     parts = path.strip("/").split("/")
     if len(parts) != 2:
         raise ValueError(f"path: expected /<module>/<query>, got {path!r}")
-    module = next((m for m in app.modules if m.name == parts[0]), None)
+    module = next((m for m in modules if m.name == parts[0]), None)
     if module is None or parts[1] not in module.queries:
         raise LookupError(f"path: no query {path!r}")
     try:
@@ -61,5 +59,5 @@ def _query_module(app: "CityApp", path: str, data: bytes, height: int) -> abc.Qu
         raise ValueError("data: expected a JSON object of query arguments") from None
     if not isinstance(args, dict):
         raise ValueError("data: expected a JSON object of query arguments")
-    result = module.queries[parts[1]](app.store, {str(k): str(v) for k, v in args.items()})
+    result = module.queries[parts[1]](store, {str(k): str(v) for k, v in args.items()})
     return abc.QueryResult(value=json.dumps(result, sort_keys=True).encode(), height=height)

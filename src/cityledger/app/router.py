@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..core.encoding import DecodeError, decoder
-from ..core.errors import ERR_UNKNOWN_MESSAGE, TxError
+from ..core.errors import ERR_UNKNOWN_MESSAGE
 from ..modules.base import Context, Handler, Module
 
 
@@ -41,6 +41,11 @@ class ActionRouter:
         self.handlers: dict[type, Handler] = {}
         for module in modules:
             self.handlers.update(module.actions)
+        # The module that runs proposals says which of its errors an unknown action gets.
+        unknown = [module.unknown_action for module in modules if module.unknown_action is not None]
+        if len(unknown) > 1:
+            raise ValueError("modules: more than one module declares unknown_action")
+        self._unknown = unknown[0] if unknown else ERR_UNKNOWN_MESSAGE
         kinds = sorted(self.handlers, key=lambda kind: kind.__struct_config__.tag)
         self.tags = [kind.__struct_config__.tag for kind in kinds]
         if kinds:
@@ -53,8 +58,8 @@ class ActionRouter:
         try:
             return self._decoder.decode(raw)
         except (DecodeError, AttributeError) as exc:
-            raise TxError("governance", 2, f"action: not a known action ({exc}); known: {', '.join(self.tags)}",
-                          "action") from None
+            raise self._unknown(f"action: not a known action ({exc}); known: {', '.join(self.tags)}",
+                                "action") from None
 
     def execute(self, ctx: Context, action: Any) -> None:
         """Run an action's handler."""

@@ -67,3 +67,8 @@ def decode_account(raw: bytes | None) -> Account:
 def read_account(state, address: bytes) -> Account:
     """An address's account as seen through a state layer (the empty account if it has none)."""
     return decode_account(state.get(account_key(address)))
+
+
+def get_nonce(state, address: bytes) -> int:
+    """An account's next expected nonce."""
+    return read_account(state, address).nonce

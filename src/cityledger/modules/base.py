@@ -8,14 +8,16 @@ from the block and the transaction. It never reads the clock, randomness, floats
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
-from ..app.abc import Event, ValidatorUpdate
-from ..app.state import Overlay, PrefixReader, StateReader
 from ..core.encoding import Message
-from ..core.errors import ErrorCatalog
+from ..core.errors import ErrorCatalog, ErrorKind
+from ..core.events import Event, ValidatorUpdate
 from ..core.keys import Signer
+from ..core.state import Overlay, PrefixReader, StateReader
 from ..core.types import Address
+
+PARAM_BYTES = 8  # a parameter's stored value: a signed big-endian 64-bit integer
 
 
 @dataclass(slots=True)
@@ -48,11 +50,14 @@ Handler = Callable[[Context, Any], None]
 QueryHandler = Callable[[StateReader, dict[str, str]], Any]
 GenesisHandler = Callable[[Overlay, Any, "Context"], None]
 Invariant = Callable[[PrefixReader], None]
+ParamSpec = tuple[int, int, int]  # (default, min, max)
+ValidatorSetReader = Callable[[PrefixReader], tuple[ValidatorUpdate, ...]]
+ValidatorAdopter = Callable[[Context, Sequence[ValidatorUpdate]], None]
 
 
 @dataclass(frozen=True)
 class Module:
-    """A domain module as the application sees it."""
+    """A domain module as the application sees it: everything app/ needs of it, so app names none."""
 
     name: str
     prefix: int
@@ -61,26 +66,68 @@ class Module:
     queries: dict[str, QueryHandler] = field(default_factory=dict)
     init_genesis: GenesisHandler | None = None
     invariants: tuple[Invariant, ...] = ()
-    params: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # name -> (default, min, max)
+    params: dict[str, ParamSpec] = field(default_factory=dict)
     actions: dict[type, Handler] = field(default_factory=dict)  # governance actions this module executes
+    # Optional hooks below: the app uses whichever modules provide them.
+    # Where this module keeps the value of a parameter it declares: a key under its own prefix.
+    param_key: Callable[[str], bytes] | None = None
+    # The error a proposal gets whose action no module executes (the module that runs proposals).
+    unknown_action: ErrorKind | None = None
+    # The validator set the module keeps, read from committed state (the InitChain answer).
+    validator_set: ValidatorSetReader | None = None
+    # Takes the engine's genesis validators when the genesis file named none (CometBFT's genesis).
+    adopt_validators: ValidatorAdopter | None = None
+
+    def __post_init__(self) -> None:
+        if self.params and self.param_key is None:
+            raise ValueError(f"{self.name}: a module with params needs a param_key under its own prefix")
+        for name in self.params:
+            if self.param_key(name)[:1] != bytes((self.prefix,)):
+                raise ValueError(f"{self.name}: param_key({name!r}) is not under the module's prefix "
+                                 f"{self.prefix:#04x}")
+
+
+def encode_param(value: int) -> bytes:
+    """The stored value of a parameter."""
+    return value.to_bytes(PARAM_BYTES, "big", signed=True)
+
+
+def decode_param(raw: bytes) -> int:
+    """A parameter's value from its stored bytes."""
+    return int.from_bytes(raw, "big", signed=True)
+
+
+def compute_param_tables(modules: Sequence[Module]) -> tuple[dict[str, ParamSpec], dict[str, bytes]]:
+    """Every module's parameter specs and state keys by name; a name declared twice is refused."""
+    specs: dict[str, ParamSpec] = {}
+    keys: dict[str, bytes] = {}
+    for module in modules:
+        for name, spec in module.params.items():
+            if name in specs:
+                raise ValueError(f"params: {name!r} declared by two modules (second: {module.name})")
+            specs[name] = spec
+            keys[name] = module.param_key(name)
+    return specs, keys
 
 
 class Params:
     """Governance-controlled integer parameters, read through the state with module defaults."""
 
-    def __init__(self, state: StateReader, defaults: dict[str, tuple[int, int, int]], key_of: Callable[[str], bytes],
-                 decode_int: Callable[[bytes], int]) -> None:
+    def __init__(self, state: StateReader, specs: dict[str, ParamSpec], keys: dict[str, bytes]) -> None:
         self._state = state
-        self._defaults = defaults
-        self._key_of = key_of
-        self._decode_int = decode_int
+        self._defaults = specs
+        self._keys = keys
 
     def get(self, name: str) -> int:
         """The current value of a parameter (its default until governance changes it)."""
         if name not in self._defaults:
             raise KeyError(f"unknown parameter {name!r}")
-        raw = self._state.get(self._key_of(name))
-        return self._defaults[name][0] if raw is None else self._decode_int(raw)
+        raw = self._state.get(self._keys[name])
+        return self._defaults[name][0] if raw is None else decode_param(raw)
+
+    def key(self, name: str) -> bytes:
+        """The state key of a known parameter, under its declaring module's prefix."""
+        return self._keys[name]
 
     def bounds(self, name: str) -> tuple[int, int] | None:
         """(min, max) of a known parameter, or None if unknown."""

@@ -8,11 +8,11 @@ import time
 
 from ..app.abc import InitChainRequest
 from ..app.application import CityApp
-from ..app.modules import default_modules
 from ..core.storage import Store
 from ..engines.solo.engine import SoloEngine
 from .home import NodeConfig, load_genesis
 from .issuers import open_hosted_issuers
+from .modules import default_modules
 
 
 GC_GEN0_THRESHOLD = 50_000

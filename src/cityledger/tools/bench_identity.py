@@ -21,7 +21,6 @@ from typing import Any
 
 from ..app import abc
 from ..app.application import CityApp
-from ..app.modules import default_modules
 from ..core.encoding import encode
 from ..core.keys import PrivateKey
 from ..core.storage import Store
@@ -29,6 +28,7 @@ from ..core.types import address_to_str
 from ..modules.governance import SubmitProposal
 from ..modules.identity import AccreditIssuer
 from ..modules.identity.presentations import resolve_identifiers
+from ..node.modules import default_modules
 from ..offchain.identity import (
     RESIDENT_ID,
     RESIDENT_ID_TYPE,

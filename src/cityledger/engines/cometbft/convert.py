@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from cityledger.app.abc import (
     BlockRequest,
-    Event,
     FinalizeBlockResult,
     InfoResult,
     InitChainRequest,
@@ -19,8 +18,8 @@ from cityledger.app.abc import (
     QueryResult,
     Snapshot,
     TxResult,
-    ValidatorUpdate,
 )
+from cityledger.core.events import Event, ValidatorUpdate
 from cityledger.engines.cometbft.framing import encode_uvarint
 from cityledger.engines.cometbft.proto import abci, crypto_keys, crypto_proof
 

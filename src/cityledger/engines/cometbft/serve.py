@@ -39,8 +39,8 @@ FATAL_POLL_S = 0.2
 def open_city_app(db_path: Path, chain_id: str, retain_heights: int, snapshot_interval: int = 0):
     """A CityApp with the default modules on the SQLite store at db_path (state-sync snapshots every N)."""
     from cityledger.app.application import CityApp
-    from cityledger.app.modules import default_modules
     from cityledger.core.storage import Store
+    from cityledger.node.modules import default_modules
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
     # CometBFT replays from its own block store any block the app lost in a power cut.

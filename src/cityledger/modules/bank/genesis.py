@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...app.state import Overlay
+from ...core.state import Overlay
 from ...core.types import address_from_str
 from ..base import Context
 from .handlers import get_balance, set_balance

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...app.state import Overlay, StateReader
 from ...core.accounts import EMPTY_VALUE, account_key, encode_account, pack_account, read_account, unpack_account
+from ...core.state import Overlay, StateReader
 from ...core.types import ADDRESS_LEN
 from ..base import Context
 from .errors import (

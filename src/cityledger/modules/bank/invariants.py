@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ...app.state import PrefixReader
 from ...core.accounts import ACCOUNTS_PREFIX, decode_account
 from ...core.errors import InvariantBroken
+from ...core.state import PrefixReader
 from .keys import SUPPLY_KEY
 
 

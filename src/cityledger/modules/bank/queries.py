@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...app.state import StateReader
+from ...core.state import StateReader
 from ...core.types import address_from_str
 from .handlers import get_balance
 from .keys import SUPPLY_KEY

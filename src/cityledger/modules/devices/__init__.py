@@ -1,8 +1,11 @@
 """devices: vehicles, chargers, batteries and meters with their own keys, bound to pseudonymous owners."""
 
+from functools import partial
+
 from ...core.statekeys import PREFIX_DEVICES
 from ..base import Module
 from .errors import ERRORS
+from .expected import Identity
 from .genesis import init_genesis
 from .handlers import (
     check_device_message,
@@ -32,25 +35,29 @@ from .messages import (
 )
 from .queries import query_device, query_verify
 
-MODULE = Module(
-    name="devices",
-    prefix=PREFIX_DEVICES,
-    errors=ERRORS,
-    handlers={
-        RegisterDevice: process_register,
-        BindDevice: process_bind,
-        OfferTransfer: process_offer_transfer,
-        AcceptTransfer: process_accept_transfer,
-        Decommission: process_decommission,
-    },
-    queries={"device": query_device, "verify": query_verify},
-    init_genesis=init_genesis,
-    invariants=(check_devices,),
-)
+
+def new_module(identity: Identity) -> Module:
+    """The devices module, given what it needs of identity (node/modules.py passes identity's keeper)."""
+    return Module(
+        name="devices",
+        prefix=PREFIX_DEVICES,
+        errors=ERRORS,
+        handlers={
+            RegisterDevice: partial(process_register, identity),
+            BindDevice: partial(process_bind, identity),
+            OfferTransfer: process_offer_transfer,
+            AcceptTransfer: partial(process_accept_transfer, identity),
+            Decommission: partial(process_decommission, identity),
+        },
+        queries={"device": query_device, "verify": partial(query_verify, identity)},
+        init_genesis=init_genesis,
+        invariants=(partial(check_devices, identity),),
+    )
+
 
 __all__ = [
-    "AcceptTransfer", "BINDING_TYPES", "BindDevice", "Decommission", "DeviceRecord", "KINDS", "MANUFACTURER_TYPE",
-    "MODULE", "OfferTransfer", "RegisterDevice", "check_device_message", "compute_binding_request",
+    "AcceptTransfer", "BINDING_TYPES", "BindDevice", "Decommission", "DeviceRecord", "Identity", "KINDS", "MANUFACTURER_TYPE",
+    "OfferTransfer", "RegisterDevice", "check_device_message", "compute_binding_request",
     "compute_device_did", "compute_message_bytes", "compute_registration_bytes", "get_device",
-    "is_device_message",
+    "is_device_message", "new_module",
 ]

@@ -9,28 +9,18 @@ registered this device to this account, and nothing about who the owner is.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
-from ...app.state import StateReader
 from ...core.encoding import decoder, encode
 from ...core.hashing import sha256
 from ...core.keys import PUBLIC_KEY_LEN, Signer, verify_signature
+from ...core.state import StateReader
 from ...core.types import ADDRESS_LEN, address_to_str
 from ..base import Context
-from ..identity import (
-    KIND_DEVICE,
-    PURPOSE_ASSERTION,
-    PURPOSE_AUTHENTICATION,
-    VerificationKey,
-    compute_did,
-    create_did_record,
-    deactivate,
-    get_did,
-    is_accredited,
-    keys_for,
-    verify_presentation,
-)
-from ..identity.validation import is_name
+from ..identity.did import compute_did
+from ..identity.messages import KIND_DEVICE, PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION, VerificationKey
 from .errors import (
     ERR_ALREADY_BOUND,
     ERR_ALREADY_REGISTERED,
@@ -43,11 +33,13 @@ from .errors import (
     ERR_NOT_OWNER,
     ERR_UNKNOWN_DEVICE,
 )
+from .expected import Identity
 from .keys import device_key
 from .messages import (
     BINDING_TYPES,
     KINDS,
     MANUFACTURER_TYPE,
+    MAX_MODEL_LEN,
     STATUS_ACTIVE,
     STATUS_DECOMMISSIONED,
     AcceptTransfer,
@@ -63,6 +55,7 @@ DOMAIN_REGISTRATION = b"cityledger/device-registration/1\x00"
 DOMAIN_BINDING = b"cityledger/device-binding/1\x00"
 DOMAIN_MESSAGE = b"cityledger/device-message/1\x00"
 _DEVICE = decoder(DeviceRecord)
+_MODEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_MODEL_LEN - 1))
 
 
 # -- pure helpers --------------------------------------------------------------------------------
@@ -101,29 +94,41 @@ def compute_binding_request(chain_id: str, record: DeviceRecord, owner: bytes, h
 
 # -- reads ---------------------------------------------------------------------------------------
 
+def decode_device(raw: bytes) -> DeviceRecord:
+    """A device record from its stored bytes."""
+    return _DEVICE.decode_lenient(raw)
+
+
 def get_device(state: StateReader, did: str) -> DeviceRecord | None:
     """A device's record, or None."""
     raw = state.get(device_key(did))
-    return None if raw is None else _DEVICE.decode_lenient(raw)
+    return None if raw is None else decode_device(raw)
 
 
-def check_device_message(state: StateReader, device_did: str, payload: bytes, signature: bytes) -> str | None:
+def is_model_name(model: str) -> bool:
+    """True if `model` is a device model name: [A-Za-z0-9][A-Za-z0-9._-]{0,63}, nothing around it."""
+    return _MODEL_RE.fullmatch(model) is not None
+
+
+def check_device_message(identity: Identity, state: StateReader, device_did: str, payload: bytes,
+                         signature: bytes) -> str | None:
     """None if `signature` is the active device's current key over `payload`, else why not."""
     record = get_device(state, device_did)
     if record is None:
         return f"device: {device_did!r} is not registered"
     if record.status != STATUS_ACTIVE:
         return f"device: {device_did} is {record.status}"
-    did = get_did(state, device_did)
+    did = identity.get_did(state, device_did)
     message = compute_message_bytes(device_did, payload)
-    if not any(verify_signature(key, message, signature) for key in keys_for(did, PURPOSE_AUTHENTICATION)):
+    if not any(verify_signature(key, message, signature) for key in identity.keys_for(did, PURPOSE_AUTHENTICATION)):
         return f"signature: not made by a current key of {device_did}"
     return None
 
 
-def is_device_message(state: StateReader, device_did: str, payload: bytes, signature: bytes) -> bool:
+def is_device_message(identity: Identity, state: StateReader, device_did: str, payload: bytes,
+                      signature: bytes) -> bool:
     """True if an active registered device signed `payload` with its current key."""
-    return check_device_message(state, device_did, payload, signature) is None
+    return check_device_message(identity, state, device_did, payload, signature) is None
 
 
 # -- handlers ------------------------------------------------------------------------------------
@@ -143,43 +148,44 @@ def _save(ctx: Context, record: DeviceRecord, **changes) -> DeviceRecord:
     return record
 
 
-def process_register(ctx: Context, msg: RegisterDevice) -> None:
+def process_register(identity: Identity, ctx: Context, msg: RegisterDevice) -> None:
     """Register a device under a DID generated from its key; it has no owner until bound."""
     # Check: the fields are well formed.
     if msg.kind not in KINDS:
         raise ERR_INVALID_DEVICE(f"kind: expected one of {list(KINDS)}, got {msg.kind!r}", "kind")
-    if not is_name(msg.model):
+    if not is_model_name(msg.model):
         raise ERR_INVALID_DEVICE(f"model: expected [A-Za-z0-9][A-Za-z0-9._-]{{0,63}}, got {msg.model!r}", "model")
     if PUBLIC_KEY_LEN.get(msg.device_key.scheme) != len(msg.device_key.key):
         raise ERR_INVALID_DEVICE("device_key: expected an Ed25519 (32 bytes) or P-256 (33 bytes) key", "device_key")
     # Check: an accredited manufacturer vouches for the key, and the device holds it.
-    if not is_accredited(ctx.state, msg.manufacturer, MANUFACTURER_TYPE):
+    if not identity.is_accredited(ctx.state, msg.manufacturer, MANUFACTURER_TYPE):
         raise ERR_MANUFACTURER(f"manufacturer: {msg.manufacturer!r} is not an accredited device manufacturer",
                                "manufacturer")
     statement = compute_registration_bytes(ctx.chain_id, msg)
-    manufacturer = get_did(ctx.state, msg.manufacturer)
+    manufacturer = identity.get_did(ctx.state, msg.manufacturer)
     if not any(verify_signature(k, statement, msg.manufacturer_signature)
-               for k in keys_for(manufacturer, PURPOSE_ASSERTION)):
+               for k in identity.keys_for(manufacturer, PURPOSE_ASSERTION)):
         raise ERR_BAD_SIGNATURE("manufacturer_signature: not made by an assertion key of "
                                 f"{msg.manufacturer}", "manufacturer_signature")
     if not verify_signature(msg.device_key, statement, msg.device_signature):
         raise ERR_BAD_SIGNATURE("device_signature: not made by device_key", "device_signature")
     # Check: the device is new.
     did = compute_device_did(msg.device_key)
-    if get_device(ctx.state, did) is not None or get_did(ctx.state, did) is not None:
+    if get_device(ctx.state, did) is not None or identity.get_did(ctx.state, did) is not None:
         raise ERR_ALREADY_REGISTERED(f"device_key: already registered as {did}", "device_key")
-    create_did_record(ctx, KIND_DEVICE, Signer(1, [msg.device_key]), b"",
-                      [VerificationKey("key-1", msg.device_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])], [])
+    identity.create_did_record(ctx, KIND_DEVICE, Signer(1, [msg.device_key]), b"",
+                               [VerificationKey("key-1", msg.device_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])],
+                               [])
     record = DeviceRecord(did, msg.kind, msg.model, msg.manufacturer, b"", b"", 0, STATUS_ACTIVE,
                           ctx.height, ctx.height)
     ctx.state.set(device_key(did), encode(record))
     ctx.emit("device_registered", device=did, device_kind=msg.kind, manufacturer=msg.manufacturer)
 
 
-def _check_ownership_proof(ctx: Context, record: DeviceRecord, presentation: bytes) -> None:
+def _check_ownership_proof(identity: Identity, ctx: Context, record: DeviceRecord, presentation: bytes) -> None:
     """Raise unless the presentation proves a registration of this device to the sender."""
     request = compute_binding_request(ctx.chain_id, record, ctx.sender, ctx.height)
-    check = verify_presentation(ctx.state, request, presentation)
+    check = identity.verify_presentation(ctx.state, request, presentation)
     if not check.verified:
         raise ERR_BINDING_PROOF(f"presentation: {check.reason}", "presentation")
     revealed = check.revealed.get("registration", {})
@@ -191,13 +197,13 @@ def _check_ownership_proof(ctx: Context, record: DeviceRecord, presentation: byt
                                 "presentation")
 
 
-def process_bind(ctx: Context, msg: BindDevice) -> None:
+def process_bind(identity: Identity, ctx: Context, msg: BindDevice) -> None:
     """Bind an unowned device to the sender."""
     # Check: the device is active and unowned, and the sender proves its registration.
     record = _require_device(ctx, msg.device)
     if record.owner:
         raise ERR_ALREADY_BOUND(f"device: {msg.device} already has an owner; ownership moves by transfer", "device")
-    _check_ownership_proof(ctx, record, msg.presentation)
+    _check_ownership_proof(identity, ctx, record, msg.presentation)
     _save(ctx, record, owner=bytes(ctx.sender), epoch=record.epoch + 1)
     ctx.emit("device_bound", device=msg.device, owner=ctx.sender)
 
@@ -214,7 +220,7 @@ def process_offer_transfer(ctx: Context, msg: OfferTransfer) -> None:
     ctx.emit("device_transfer_offered", device=msg.device, new_owner=msg.new_owner)
 
 
-def process_accept_transfer(ctx: Context, msg: AcceptTransfer) -> None:
+def process_accept_transfer(identity: Identity, ctx: Context, msg: AcceptTransfer) -> None:
     """The named account accepts with its own registration proof: both parties have consented."""
     # Check: a transfer to the sender is pending, and the sender proves its registration.
     record = _require_device(ctx, msg.device)
@@ -222,22 +228,22 @@ def process_accept_transfer(ctx: Context, msg: AcceptTransfer) -> None:
         raise ERR_NO_TRANSFER(f"device: no transfer of {msg.device} is pending", "device")
     if record.pending_owner != ctx.sender:
         raise ERR_NOT_OWNER(f"sender: the pending transfer of {msg.device} is to another account", "device")
-    _check_ownership_proof(ctx, record, msg.presentation)
+    _check_ownership_proof(identity, ctx, record, msg.presentation)
     _save(ctx, record, owner=bytes(ctx.sender), pending_owner=b"", epoch=record.epoch + 1)
     ctx.emit("device_transferred", device=msg.device, owner=ctx.sender)
 
 
-def process_decommission(ctx: Context, msg: Decommission) -> None:
+def process_decommission(identity: Identity, ctx: Context, msg: Decommission) -> None:
     """Retire a device: only its owner (or, while unowned, nobody but its manufacturer's controller)."""
     # Check: the sender owns the device, or controls the manufacturer's DID while it is unowned.
     record = _require_device(ctx, msg.device)
     if record.owner:
         allowed = record.owner == ctx.sender
     else:
-        manufacturer = get_did(ctx.state, record.manufacturer)
+        manufacturer = identity.get_did(ctx.state, record.manufacturer)
         allowed = manufacturer is not None and manufacturer.controller == ctx.signer
     if not allowed:
         raise ERR_NOT_OWNER(f"sender: may not decommission {msg.device}", "device")
     _save(ctx, record, status=STATUS_DECOMMISSIONED, pending_owner=b"")
-    deactivate(ctx, get_did(ctx.state, record.did))
+    identity.deactivate(ctx, identity.get_did(ctx.state, record.did))
     ctx.emit("device_decommissioned", device=msg.device)

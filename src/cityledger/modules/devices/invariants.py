@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from ...app.state import PrefixReader
 from ...core.errors import InvariantBroken
-from ..identity import KIND_DEVICE, get_did
-from .handlers import _DEVICE
+from ...core.state import PrefixReader
+from ..identity.messages import KIND_DEVICE
+from .expected import Identity
+from .handlers import decode_device
 from .keys import DEVICES_PREFIX
 from .messages import STATUS_ACTIVE, STATUS_DECOMMISSIONED
 
 
-def check_devices(state: PrefixReader) -> None:
+def check_devices(identity: Identity, state: PrefixReader) -> None:
     """Raise InvariantBroken on a device whose DID disagrees with it, or a transfer without an owner."""
     for _, raw in state.iter_prefix(DEVICES_PREFIX):
-        record = _DEVICE.decode_lenient(raw)
-        did = get_did(state, record.did)
+        record = decode_device(raw)
+        did = identity.get_did(state, record.did)
         if did is None or did.kind != KIND_DEVICE:
             raise InvariantBroken(f"devices: {record.did} has no device DID")
         if record.status not in (STATUS_ACTIVE, STATUS_DECOMMISSIONED):

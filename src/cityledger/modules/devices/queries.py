@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...app.state import StateReader
+from ...core.state import StateReader
 from ...core.types import address_to_str
+from .expected import Identity
 from .handlers import check_device_message, get_device
 
 
@@ -22,12 +23,12 @@ def query_device(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
             "updated_height": record.updated_height}
 
 
-def query_verify(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+def query_verify(identity: Identity, state: StateReader, args: dict[str, str]) -> dict[str, Any]:
     """Does {'did', 'payload' (hex), 'signature' (hex)} verify against the registry now?"""
     try:
         payload = bytes.fromhex(args.get("payload", ""))
         signature = bytes.fromhex(args.get("signature", ""))
     except ValueError:
         raise ValueError("payload, signature: expected hex") from None
-    reason = check_device_message(state, args.get("did", ""), payload, signature)
+    reason = check_device_message(identity, state, args.get("did", ""), payload, signature)
     return {"valid": reason is None, "reason": reason or ""}

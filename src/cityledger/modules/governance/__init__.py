@@ -2,8 +2,8 @@
 
 from ...core.statekeys import PREFIX_GOVERNANCE
 from ..base import Module
-from .errors import ERRORS
-from .genesis import init_genesis
+from .errors import ERR_UNKNOWN_ACTION, ERRORS
+from .genesis import adopt_validators, get_validator_set, init_genesis
 from .handlers import ACTIONS, PARAMS, get_consortium, process_submit_proposal, process_vote
 from .invariants import check_consortium
 from .keys import param_key
@@ -20,6 +20,10 @@ MODULE = Module(
     invariants=(check_consortium,),
     params=PARAMS,
     actions=ACTIONS,
+    param_key=param_key,
+    unknown_action=ERR_UNKNOWN_ACTION,
+    validator_set=get_validator_set,
+    adopt_validators=adopt_validators,
 )
 
 __all__ = ["Action", "MODULE", "MembershipChange", "ParamChange", "SubmitProposal", "ValidatorChange", "Vote",

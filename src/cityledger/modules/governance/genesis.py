@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from ...app.state import Overlay
 from ...core.encoding import encode
+from ...core.events import ValidatorUpdate
+from ...core.state import Overlay, PrefixReader
 from ...core.types import address_from_str
-from ..base import Context
+from ..base import Context, encode_param
 from .handlers import MAX_VALIDATOR_POWER, set_validator_power
-from .keys import CONSORTIUM_KEY, param_key
+from .keys import CONSORTIUM_KEY, VALIDATORS_PREFIX
 from .messages import MAX_MEMBERS, MAX_VALIDATORS, Consortium
 
 
@@ -37,7 +38,19 @@ def init_genesis(state: Overlay, section: Any, ctx: Context) -> None:
         bounds = ctx.params.bounds(name)
         if bounds is None or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
             raise ValueError(f"governance.params.{name}: expected a known parameter within {bounds}, got {value!r}")
-        state.set(param_key(name), value.to_bytes(8, "big", signed=True))
+        state.set(ctx.params.key(name), encode_param(value))
+
+
+def get_validator_set(state: PrefixReader) -> tuple[ValidatorUpdate, ...]:
+    """The validator set as the engine takes it at InitChain: every validator with its power."""
+    return tuple(ValidatorUpdate("ed25519", key[-32:], int.from_bytes(value, "big"))
+                 for key, value in state.iter_prefix(VALIDATORS_PREFIX))
+
+
+def adopt_validators(ctx: Context, updates: Sequence[ValidatorUpdate]) -> None:
+    """Take the engine's genesis validators (CometBFT's genesis.json) when app_state named none."""
+    for update in updates:
+        set_validator_power(ctx, update.pub_key, update.power)
 
 
 def _hex32(value: Any, field: str) -> bytes:

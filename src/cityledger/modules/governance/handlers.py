@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ...app.abc import ValidatorUpdate
-from ...app.state import Overlay, StateReader
 from ...core.encoding import decoder, encode
 from ...core.errors import TxError
+from ...core.events import ValidatorUpdate
+from ...core.state import Overlay, StateReader
 from ...core.types import ADDRESS_LEN
-from ..base import Context
+from ..base import Context, encode_param
 from .errors import (
     ERR_INVALID_MEMBERSHIP,
     ERR_INVALID_PARAM,
@@ -16,7 +16,7 @@ from .errors import (
     ERR_PROPOSAL_CLOSED,
     ERR_UNKNOWN_PROPOSAL,
 )
-from .keys import CONSORTIUM_KEY, NEXT_PROPOSAL_ID_KEY, param_key, proposal_key, validator_key
+from .keys import CONSORTIUM_KEY, NEXT_PROPOSAL_ID_KEY, proposal_key, validator_key
 from .messages import (
     MAX_ACTION_BYTES,
     MAX_MEMBERS,
@@ -152,7 +152,7 @@ def execute_param_change(ctx: Context, action: ParamChange) -> None:
     low, high = bounds
     if not low <= action.value <= high:
         raise ERR_INVALID_PARAM(f"value: {action.name} must be {low} to {high}, got {action.value}", "value")
-    ctx.state.set(param_key(action.name), action.value.to_bytes(8, "big", signed=True))
+    ctx.state.set(ctx.params.key(action.name), encode_param(action.value))
     ctx.emit("param_changed", name=action.name, value=action.value)
 
 

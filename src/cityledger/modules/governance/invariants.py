@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...app.state import PrefixReader
 from ...core.errors import InvariantBroken
+from ...core.state import PrefixReader
 from .handlers import get_consortium
 
 

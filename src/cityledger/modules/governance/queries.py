@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...app.state import StateReader
 from ...core.encoding import to_json
+from ...core.state import StateReader
 from .handlers import get_consortium, get_proposal
 from .keys import VALIDATORS_PREFIX
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import anoncreds
 
-from ...app.state import StateReader
 from ...core.encoding import decoder, encode
 from ...core.hashing import sha256
+from ...core.state import StateReader
 from ..base import Context
 from .errors import (
     ERR_ALREADY_ANCHORED,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...app.state import Overlay
 from ...core.encoding import encode
 from ...core.errors import TxError
 from ...core.keys import PublicKey, make_signer, scheme_from_name
+from ...core.state import Overlay
 from ..base import Context
 from .handlers import create_did_record
 from .keys import accreditation_key

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import msgspec
 
-from ...app.state import Overlay, StateReader
 from ...core.encoding import decoder, encode
 from ...core.keys import Signer
+from ...core.state import Overlay, StateReader
 from ..base import Context
 from .did import compute_did, is_did, method_specific_id
 from .errors import (

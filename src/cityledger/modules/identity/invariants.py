@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from ...app.state import PrefixReader
+from ...core.encoding import decoder
 from ...core.errors import InvariantBroken
+from ...core.state import PrefixReader
 from .did import is_did, method_specific_id
-from .handlers import _DID
 from .keys import did_key, DIDS_PREFIX
-from .messages import KIND_NAMES
+from .messages import KIND_NAMES, DidRecord
 from .validation import check_controller, check_keys, check_services
+
+_DID = decoder(DidRecord)
 
 
 def check_dids(state: PrefixReader) -> None:

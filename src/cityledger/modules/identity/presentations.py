@@ -22,13 +22,10 @@ from typing import Any, Callable
 
 import anoncreds
 
-from ...app.state import StateReader
+from ...core.encoding import decoder
 from ...core.hashing import sha256
+from ...core.state import StateReader
 from .anchors import (
-    _CRED_DEF,
-    _REV_REG_DEF,
-    _SCHEMA,
-    _STATUS_LIST,
     compute_cred_def_json,
     compute_rev_reg_def_json,
     compute_schema_json,
@@ -37,10 +34,15 @@ from .anchors import (
 )
 from .handlers import is_accredited
 from .keys import cred_def_key, rev_reg_def_key, schema_key, status_list_key
+from .messages import CredDefRecord, RevRegDefRecord, SchemaRecord, StatusListRecord
 
 MAX_PRESENTATION_BYTES = 128 * 1024
 MAX_IDENTIFIERS = 8
 MAX_CACHED_OBJECTS = 512
+_SCHEMA = decoder(SchemaRecord)
+_CRED_DEF = decoder(CredDefRecord)
+_REV_REG_DEF = decoder(RevRegDefRecord)
+_STATUS_LIST = decoder(StatusListRecord)
 
 
 class ResolutionError(Exception):

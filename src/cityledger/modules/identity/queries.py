@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...app.state import StateReader
 from ...core.encoding import decoder
+from ...core.state import StateReader
 from .anchors import (
     compute_cred_def_json,
     compute_rev_reg_def_json,

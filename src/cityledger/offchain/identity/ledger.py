@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 from ...app import abc
-from ...app.application import CityApp, get_nonce
-from ...app.state import StateReader
+from ...app.application import CityApp
+from ...core.accounts import get_nonce
 from ...core.encoding import Message
 from ...core.keys import PrivateKey, Signer, compute_address
+from ...core.state import StateReader
 from ...core.tx import build_tx
 
 DEFAULT_BLOCK_INTERVAL_NS = 1_000_000_000

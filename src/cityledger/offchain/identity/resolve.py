@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...app.state import StateReader
+from ...core.state import StateReader
 from ...modules.identity.anchors import (
     compute_cred_def_json,
     compute_rev_reg_def_json,

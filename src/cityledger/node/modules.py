@@ -1,0 +1,17 @@
+"""The module set a city node runs, in genesis order, wired together.
+
+This is where modules meet: each module declares what it needs of another in its own expected.py,
+and the real implementation is passed in here (identity's keeper into devices), so modules never
+import each other's behaviour and app/ never names a module.
+"""
+
+from __future__ import annotations
+
+from ..modules import bank, devices, governance, identity
+from ..modules.base import Module
+from ..modules.identity.keeper import KEEPER as IDENTITY
+
+
+def default_modules() -> list[Module]:
+    """Every module of the ledger, in the order their genesis runs."""
+    return [governance.MODULE, bank.MODULE, identity.MODULE, devices.new_module(identity=IDENTITY)]
