@@ -174,6 +174,7 @@ class CometEngine(Engine):
                                   after_finalize_block=self._on_finalize_block if track_txs else None)
         self._loop: _LoopThread | None = None
         self._process: subprocess.Popen | None = None
+        self._stopped_with: tuple[BaseException | None] | None = None  # fatal_error() when stop() began
         self._rpc = RpcClient(f"http://{LOOPBACK}:{ports.rpc}")
         self.mempool = AdmittedTxs()
 
@@ -241,7 +242,15 @@ class CometEngine(Engine):
             raise error
 
     def fatal_error(self) -> BaseException | None:
-        """Why this node stopped for good: the app failed, or CometBFT exited (None while both run)."""
+        """Why this node stopped for good: the app failed, or CometBFT exited (None while both run).
+
+        After stop() it is what it was when stop() began: stopping CometBFT is no failure.
+        """
+        if self._stopped_with is not None:
+            return self._stopped_with[0]
+        return self._compute_fatal_error()
+
+    def _compute_fatal_error(self) -> BaseException | None:
         if self._server.fatal_error is not None:
             return CometEngineError(f"the app failed: {self._server.fatal_error!r}")
         if self._process is not None and self._process.poll() is not None:
@@ -253,6 +262,8 @@ class CometEngine(Engine):
 
     def stop(self) -> None:
         """Stop CometBFT (SIGTERM, then SIGKILL after STOP_TIMEOUT_S), then the ABCI server."""
+        if self._stopped_with is None:
+            self._stopped_with = (self._compute_fatal_error(),)
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
