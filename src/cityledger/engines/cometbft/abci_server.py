@@ -16,9 +16,11 @@ consensus request that arrives behind thousands of queued CheckTx waits for one 
 all of them: a PrepareProposal or FinalizeBlock held up by the mempool would stretch every block
 (proposals miss timeout_propose). Responses of a batch go out in one write.
 
-An exception raised by the app is a bug, not a rejected tx: it is answered with
-`ResponseException` (which makes CometBFT halt), logged with its traceback, and every later
-request is answered the same way, so the node stops loudly instead of forking.
+An exception raised by the app while it changes state (InitChain, the consensus calls, applying a
+snapshot) or reads its own (Info) is a bug: it is answered with `ResponseException` (which makes
+CometBFT halt), logged with its traceback, and every later request is answered the same way, so
+the node stops loudly instead of forking. One raised in a CheckTx, Query or snapshot read fails
+that request alone (an error code, no snapshots, an empty chunk), logged with its traceback.
 
 A peer that breaks the protocol is not the app's failure: a frame over MAX_FRAME_BYTES, a request
 that does not decode or names no known kind, or a consensus request on a connection other than the
@@ -38,7 +40,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cityledger.app.abc import Application, TxResult
+from cityledger.app.abc import Application, QueryResult, TxResult
 from cityledger.engines.cometbft import convert
 from cityledger.engines.cometbft.framing import FramingError, encode_uvarint, split_frames
 from cityledger.engines.cometbft.proto import abci
@@ -50,6 +52,10 @@ MAX_BATCH_REQUESTS = 64  # queued CheckTx answered per slice (consensus work wai
 MAX_QUEUED_FRAMES = 32_768  # per connection: past this it stops reading (back-pressure) until half is done
 MAX_CONNECTIONS = 16  # CometBFT opens 4; the rest leaves room for tools such as abci-cli
 MAX_QUEUED_BYTES = 64 * 1024 * 1024  # per connection: past this it also stops reading until half is done
+# The answer to a CheckTx or Query in which the app raised: those change no committed state, so the
+# request fails alone (logged with its traceback) instead of halting the node.
+CODESPACE_ABCI = "abci"
+CODE_APP_ERROR = 1
 
 
 # Priorities of the app's work, lowest first; a connection takes the priority of the first request
@@ -118,6 +124,10 @@ def parse_address(address: str) -> tuple[str, str, int]:
         if sep and port.isdigit():
             return "tcp", host.strip("[]"), int(port)
     raise ValueError(f"ABCI address: expected tcp://host:port or unix:///path, got {address!r}")
+
+
+def _log_read_failure(kind: str, exc: Exception) -> None:
+    log.error("ABCI: the app raised in %s; answering with an error, the node goes on", kind, exc_info=exc)
 
 
 class RequestHandler:
@@ -208,7 +218,12 @@ class RequestHandler:
         return convert.to_pb_info(self.app.info()).SerializeToString()
 
     def process_query(self, request) -> bytes:
-        result = self.app.query(request.path, request.data, request.height, request.prove)
+        try:
+            result = self.app.query(request.path, request.data, request.height, request.prove)
+        except Exception as exc:  # a read: answer this query with an error, the node goes on
+            _log_read_failure("Query", exc)
+            result = QueryResult(code=CODE_APP_ERROR, codespace=CODESPACE_ABCI,
+                                 log=f"query failed inside the app ({type(exc).__name__})")
         return convert.to_pb_query(result).SerializeToString()
 
     # -- mempool connection --------------------------------------------------------------------
@@ -216,7 +231,12 @@ class RequestHandler:
     def process_check_tx(self, request) -> bytes:
         tx = request.tx
         recheck = request.type == abci.RECHECK
-        result = self.app.check_tx(tx, recheck=recheck)
+        try:
+            result = self.app.check_tx(tx, recheck=recheck)
+        except Exception as exc:  # CheckTx changes no committed state: refuse this tx, the node goes on
+            _log_read_failure("CheckTx", exc)
+            result = TxResult(code=CODE_APP_ERROR, codespace=CODESPACE_ABCI,
+                              log=f"tx: the check failed inside the app ({type(exc).__name__})")
         if self.after_check_tx is not None:
             self.after_check_tx(tx, result, recheck)
         return convert.encode_tx_result(result)
@@ -256,7 +276,11 @@ class RequestHandler:
     # -- snapshot connection -------------------------------------------------------------------
 
     def process_list_snapshots(self, request) -> bytes:
-        snapshots = self.app.list_snapshots()
+        try:
+            snapshots = self.app.list_snapshots()
+        except Exception as exc:  # a read: offer no snapshots, the node goes on
+            _log_read_failure("ListSnapshots", exc)
+            snapshots = []
         return abci.ResponseListSnapshots(snapshots=[convert.to_pb_snapshot(s) for s in snapshots]).SerializeToString()
 
     def process_offer_snapshot(self, request) -> bytes:
@@ -264,7 +288,11 @@ class RequestHandler:
         return abci.ResponseOfferSnapshot(result=result).SerializeToString()
 
     def process_load_snapshot_chunk(self, request) -> bytes:
-        chunk = self.app.load_snapshot_chunk(request.height, request.format, request.chunk)
+        try:
+            chunk = self.app.load_snapshot_chunk(request.height, request.format, request.chunk)
+        except Exception as exc:  # a read: an empty chunk, which the peer's hash check refuses
+            _log_read_failure("LoadSnapshotChunk", exc)
+            chunk = b""
         return abci.ResponseLoadSnapshotChunk(chunk=chunk).SerializeToString()
 
     def process_apply_snapshot_chunk(self, request) -> bytes:
