@@ -51,7 +51,7 @@ T = TypeVar("T")
 MAX_BATCH_REQUESTS = 64  # queued CheckTx answered per slice (consensus work waits at most one slice)
 MAX_QUEUED_FRAMES = 32_768  # per connection: past this it stops reading (back-pressure) until half is done
 MAX_CONNECTIONS = 16  # CometBFT opens 4; the rest leaves room for tools such as abci-cli
-MAX_QUEUED_BYTES = 64 * 1024 * 1024  # per connection: past this it also stops reading until half is done
+MAX_QUEUED_BYTES = 16 * 1024 * 1024  # per connection: past this it also stops reading until half is done
 # The answer to a CheckTx or Query in which the app raised: those change no committed state, so the
 # request fails alone (logged with its traceback) instead of halting the node.
 CODESPACE_ABCI = "abci"
