@@ -21,7 +21,6 @@ from cityledger.core.tx import build_tx
 from cityledger.engines.cometbft.setup import ConsensusTimeouts, NodePorts, allocate_ports, read_identity
 from cityledger.engines.cometbft import testnet as testnets
 from cityledger.engines.cometbft.testnet import Testnet as LocalNet
-from cityledger.engines.cometbft.testnet import compute_default_app_state
 from cityledger.modules.bank import Transfer
 from cityledger.core.accounts import account_key, decode_account, encode_account
 from cityledger.modules.governance import SubmitProposal, ValidatorChange, Vote

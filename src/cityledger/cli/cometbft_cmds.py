@@ -25,7 +25,6 @@ app = typer.Typer(name="testnet", help="A local CometBFT network of cityledger n
 
 RootOption = typer.Option(None, "--root", "--home", help="Testnet folder [default: $CITYLEDGER_HOME/testnet, "
                           "else ~/.cityledger/testnet]", show_default=False)
-DEFAULT_UP_SNAPSHOT_INTERVAL = 100  # node/runner.DEFAULT_SNAPSHOT_INTERVAL
 FIRST_BLOCK_WAIT_S = 60.0
 
 
@@ -161,12 +160,13 @@ def stop(root: Optional[Path] = RootOption,
 
 def up_cometbft(home: Path, host: Optional[str] = None, port: Optional[int] = None, log_level: str = "info",
                 rpc_port: int = 26657, p2p_port: int = 26656, abci_port: int = 26658,
-                snapshot_interval: int = DEFAULT_UP_SNAPSHOT_INTERVAL) -> None:
+                snapshot_interval: Optional[int] = None) -> None:
     """Run the node of an initialised home as the one validator of a CometBFT chain, with its REST API.
 
     The node key (home/node_key.json) is the validator's consensus key; genesis.json must list it
     as the only validator (as `cityledger init` writes it). CometBFT's home is home/cometbft, the
     ledger's store home/data/ledger.sqlite. The API submits txs to CometBFT's mempool over its RPC.
+    A state-sync snapshot is taken every snapshot_interval heights (default node/runner.DEFAULT_SNAPSHOT_INTERVAL).
     The issuer offices under home/issuers are hosted as a solo node hosts them (node/issuers.py).
     node/runner.Node assembles it; if CometBFT exits or the app fails, the command exits 1 naming why.
     """
@@ -181,7 +181,8 @@ def up_cometbft(home: Path, host: Optional[str] = None, port: Optional[int] = No
     config.engine = "cometbft"
     config.api_host = host or config.api_host
     config.api_port = config.api_port if port is None else port
-    comet = CometSettings(rpc_port=rpc_port, p2p_port=p2p_port, abci_port=abci_port,
-                          snapshot_interval=snapshot_interval)
+    comet = CometSettings(rpc_port=rpc_port, p2p_port=p2p_port, abci_port=abci_port)
+    if snapshot_interval is not None:
+        comet.snapshot_interval = snapshot_interval
     serve_node(config, log_level, comet,
                banner=f"cometbft, one validator; CometBFT RPC http://127.0.0.1:{rpc_port}")
