@@ -42,6 +42,16 @@ def test_testnet_create_status_stop(tmp_path):
 
         again = runner.invoke(app, ["--validators", "3", "--root", str(root)])  # not what it holds
         assert again.exit_code != 0 and "already holds a testnet of 2 validators" in " ".join(again.output.split())
+
+        # A node's app process exits, naming why, once its CometBFT dies (here the full node's).
+        from cityledger.engines.cometbft.testnet import Testnet as LocalNet
+
+        net = LocalNet.load(root)
+        os.kill(net._running_pid("full0", "cometbft"), signal.SIGKILL)
+        _wait_for(lambda: net._running_pid("full0", "app") is None, "full0's app process to exit")
+        assert "stopping: CometBFT closed the consensus connection" in net.log_tail("full0", "app")
+        assert all(n["height"] >= 1 for n in json.loads(runner.invoke(app, ["status", "--root", str(root), "--json"])
+                                                        .output)["nodes"][:2])
     finally:
         result = runner.invoke(app, ["stop", "--root", str(root)])
     assert result.exit_code == 0, result.output
