@@ -96,6 +96,8 @@ class KvApp(Application):
         return all(self.check_tx(tx).ok for tx in request.txs)
 
     def finalize_block(self, request: BlockRequest) -> FinalizeBlockResult:
+        if self.fail_on in request.txs:
+            raise RuntimeError("boom: a bug in the app")
         self.finalized.append(request)
         self.staged = dict(self.committed)
         results = []
@@ -269,7 +271,9 @@ def test_every_request_kind_maps_onto_the_app():
     assert verify.verify_vote_extension.status == abci.ResponseVerifyVoteExtension.ACCEPT
 
 
-def test_invalid_app_exception_halts_with_exception_response():
+def test_invalid_app_exception_in_check_tx_refuses_the_tx_only():
+    from cityledger.engines.cometbft.abci_server import CODE_APP_ERROR
+
     app = KvApp()
     app.fail_on = b"crash=now"
 
@@ -279,16 +283,36 @@ def test_invalid_app_exception_halts_with_exception_response():
         try:
             requests = [_check(b"a=1"), _check(b"crash=now"), _check(b"b=2")]
             responses = await _exchange(server.address, requests, 3)
-            later = await _exchange(server.address, [abci.Request(info=abci.RequestInfo())], 1)
-            return responses, later, server.fatal_error
+            return responses, server.fatal_error
         finally:
             await server.close()
 
-    responses, later, fatal = asyncio.run(scenario())
-    assert [r.WhichOneof("value") for r in responses] == ["check_tx", "exception"]
-    assert "boom" in responses[1].exception.error
+    responses, fatal = asyncio.run(scenario())
+    assert [r.check_tx.code for r in responses] == [0, CODE_APP_ERROR, 0]
+    assert responses[1].check_tx.log == "tx: the check failed inside the app (RuntimeError)"
+    assert fatal is None
+
+
+def test_invalid_app_exception_in_finalize_block_halts_with_exception_response():
+    app = KvApp()
+    app.fail_on = b"crash=now"
+    block = abci.Request(finalize_block=abci.RequestFinalizeBlock(txs=[b"crash=now"], height=1))
+
+    async def scenario():
+        server = AbciServer(app, "tcp://127.0.0.1:0")
+        await server.start()
+        try:
+            responses = await _exchange(server.address, [block, _check(b"b=2")], 2)
+            later = await _exchange(server.address, [abci.Request(info=abci.RequestInfo())], 1)
+            return responses, later, server.fatal_error, server.stop_reason
+        finally:
+            await server.close()
+
+    responses, later, fatal, reason = asyncio.run(scenario())
+    assert [r.WhichOneof("value") for r in responses] == ["exception"]
+    assert "boom" in responses[0].exception.error
     assert later[0].WhichOneof("value") == "exception"
-    assert isinstance(fatal, RuntimeError)
+    assert isinstance(fatal, RuntimeError) and reason.startswith("the application failed: RuntimeError")
 
 
 # -- a real CometBFT node -----------------------------------------------------------------------

@@ -233,8 +233,18 @@ def test_errors_have_one_shape_and_name_the_field(api, method, path, kwargs, sta
 
 
 def test_health_is_503_when_the_engine_stopped_on_an_error(api, monkeypatch):
-    monkeypatch.setattr(api.tn.node.engine, "fatal_error", lambda: RuntimeError("disk full"), raising=False)
+    engine = api.tn.node.engine
+    assert api.get("/health").status_code == 200
+
+    def broken_disk(request):
+        raise OSError("disk full")
+
+    # The block loop really runs and really dies: the engine, not a patched probe, reports it.
+    monkeypatch.setattr(api.tn.node.app, "finalize_block", broken_disk)
+    api.post("/txs", json={"tx": transfer(api.tn, 0, PrivateKey.generate().address()).hex()})
+    with pytest.raises(OSError):
+        engine.run_forever()
     answer = api.get("/health")
     assert answer.status_code == 503
-    assert answer.json()["error"] == {"code": "api/unavailable", "message": "engine: stopped on RuntimeError: disk full",
+    assert answer.json()["error"] == {"code": "api/unavailable", "message": "engine: stopped on OSError: disk full",
                                       "field": "engine"}

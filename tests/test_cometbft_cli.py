@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,9 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from cityledger.cli.cometbft_cmds import app
-from cityledger.engines.cometbft.setup import allocate_ports
+from cityledger.engines.cometbft.setup import ConsensusTimeouts, allocate_ports
 
 pytestmark = [pytest.mark.cometbft, pytest.mark.slow]
+
+FAST = ConsensusTimeouts(propose_ms=1000, prevote_ms=200, precommit_ms=200, commit_ms=100,
+                         empty_block_interval_ms=300)
 
 
 def test_testnet_create_status_stop(tmp_path):
@@ -38,6 +42,16 @@ def test_testnet_create_status_stop(tmp_path):
 
         again = runner.invoke(app, ["--validators", "3", "--root", str(root)])  # not what it holds
         assert again.exit_code != 0 and "already holds a testnet of 2 validators" in " ".join(again.output.split())
+
+        # A node's app process exits, naming why, once its CometBFT dies (here the full node's).
+        from cityledger.engines.cometbft.testnet import Testnet as LocalNet
+
+        net = LocalNet.load(root)
+        os.kill(net._running_pid("full0", "cometbft"), signal.SIGKILL)
+        _wait_for(lambda: net._running_pid("full0", "app") is None, "full0's app process to exit")
+        assert "stopping: CometBFT closed the consensus connection" in net.log_tail("full0", "app")
+        assert all(n["height"] >= 1 for n in json.loads(runner.invoke(app, ["status", "--root", str(root), "--json"])
+                                                        .output)["nodes"][:2])
     finally:
         result = runner.invoke(app, ["stop", "--root", str(root)])
     assert result.exit_code == 0, result.output
@@ -109,3 +123,90 @@ def test_up_engine_cometbft_serves_the_rest_api_and_light_client(tmp_path):
         output = process.communicate(timeout=30)[0]
     assert process.returncode == 0, output
     assert "stopped at height" in output
+
+
+# -- a node whose CometBFT halts ----------------------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    """The pids of a process's children (from /proc)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(p) for p in handle.read().split()]
+
+
+def _wait_for(condition, what: str, timeout_s: float = 60):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_up_engine_cometbft_exits_non_zero_when_cometbft_dies(tmp_path):
+    from cityledger.node.home import init_home
+
+    home = tmp_path / "home"
+    api, rpc, p2p, abci = allocate_ports(4)
+    init_home(home, chain_id="city-die-1", port=api, members=1, issuers=False)
+    process = subprocess.Popen([sys.executable, "-c", UP_SCRIPT, str(home), str(api), str(rpc), str(p2p), str(abci)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(lambda: process.poll() is not None or _healthy(f"http://127.0.0.1:{api}"), "the API")
+        assert process.poll() is None, process.stdout.read()
+        [cometbft] = _children(process.pid)
+        os.kill(cometbft, signal.SIGKILL)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, output
+    assert "the node stopped: cometbft exited with code -9" in " ".join(output.split()), output
+
+
+def test_health_is_503_with_the_reason_on_a_halted_cometbft_node(tmp_path, monkeypatch):
+    import warnings
+
+    from cityledger.node.home import init_home, load_config
+    from cityledger.node.runner import CometSettings, Node
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from cityledger.api import create_app
+
+    home = tmp_path / "home"
+    init_home(home, chain_id="city-halt-1", members=1, issuers=False)
+    rpc, p2p, abci = allocate_ports(3)
+    config = load_config(home)
+    config.engine = "cometbft"
+    node = Node(config, CometSettings(rpc_port=rpc, p2p_port=p2p, abci_port=abci, timeouts=FAST))
+    node.start()
+    try:
+        client = TestClient(create_app(node))
+        _wait_for(lambda: node.store.last_height() >= 1, "the first block")
+        assert client.get("/health").status_code == 200
+
+        def failing_disk(request):
+            raise OSError("disk full")
+
+        # The app really fails inside FinalizeBlock: CometBFT is answered with the exception and halts.
+        monkeypatch.setattr(node.app, "finalize_block", failing_disk)
+        _wait_for(lambda: node.engine.fatal_error() is not None, "the node to halt")
+        _wait_for(lambda: node.engine._process.poll() is not None, "cometbft to exit")
+        answer = client.get("/health")
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "api/unavailable" and error["field"] == "engine"
+        assert "the app failed: OSError('disk full')" in error["message"], error
+    finally:
+        node.stop()

@@ -18,15 +18,14 @@ import pytest
 from cityledger.core.encoding import encode
 from cityledger.core.keys import PrivateKey, scheme_from_name
 from cityledger.core.tx import build_tx
-from cityledger.engines.cometbft.node import CometEngine
-from cityledger.engines.cometbft.serve import open_city_app
-from cityledger.engines.cometbft.setup import ConsensusTimeouts, NodePorts, allocate_ports
+from cityledger.engines.cometbft.setup import ConsensusTimeouts, NodePorts, allocate_ports, read_identity
 from cityledger.engines.cometbft import testnet as testnets
 from cityledger.engines.cometbft.testnet import Testnet as LocalNet
-from cityledger.engines.cometbft.testnet import compute_default_app_state
 from cityledger.modules.bank import Transfer
 from cityledger.core.accounts import account_key, decode_account, encode_account
 from cityledger.modules.governance import SubmitProposal, ValidatorChange, Vote
+from cityledger.node.home import init_home, load_config, load_key
+from cityledger.node.runner import CometSettings, Node
 
 pytestmark = [pytest.mark.cometbft, pytest.mark.slow]
 
@@ -68,18 +67,24 @@ def _wait_until(condition, what: str, timeout_s: float = MAX_WAIT_S, poll_s: flo
 
 # -- one node, app in this process --------------------------------------------------------------
 
+def _comet_node(home: Path, ports: NodePorts) -> Node:
+    settings = CometSettings(rpc_port=ports.rpc, p2p_port=ports.p2p, abci_port=ports.abci, timeouts=FAST)
+    config = load_config(home)
+    config.engine = "cometbft"
+    return Node(config, settings)
+
+
 def test_cometbft_engine_commits_and_restarts(tmp_path):
+    home = tmp_path / "home"
+    init_home(home, chain_id="city-one-1", members=1, issuers=False)
     chain_id = "city-one-1"
-    app_state = compute_default_app_state(tmp_path / "keys", members=1)
-    key = _member_key(tmp_path / "keys")
-    seed = PrivateKey.generate().seed
+    key = load_key(next((home / "keys").glob("*.json")))
     ports = NodePorts(*allocate_ports(3))
 
-    app, store = open_city_app(tmp_path / "data" / "ledger.sqlite", chain_id, 100)
-    engine = CometEngine(app, tmp_path / "cometbft", ports, FAST)
-    identity = engine.prepare(chain_id, app_state, validator_seed=seed)
-    assert identity.validator_pub_key == PrivateKey(scheme_from_name("ed25519"), seed).public_key.key
-    engine.start()
+    node = _comet_node(home, ports)
+    engine = node.engine
+    assert read_identity(home / "cometbft").validator_pub_key == load_key(home / "node_key.json").public_key.key
+    node.start()
     try:
         txs = _transfers(chain_id, key, 0, 50)
         submitted = engine.submit_batch(txs)
@@ -88,20 +93,19 @@ def test_cometbft_engine_commits_and_restarts(tmp_path):
         assert replay.result.code != 0 and "cache" in replay.result.log
         found = [engine.wait_for_tx(s.tx_id, timeout_s=30) for s in submitted]
         assert all(f is not None for f in found)
-        assert engine.pending_count() == 0
+        assert engine.pending_count() == 0 and engine.pending_nonce(key.address()) == 50
         bad = engine.submit(b"not a tx")
         assert bad.result.code != 0
         height = engine.status().height
         before = _balance(engine._rpc, key.address())
+        assert engine.fatal_error() is None
     finally:
-        engine.stop()
-        store.close()
+        node.stop()
 
     # Restart on the same homes: the chain resumes where it was, with its state.
-    app, store = open_city_app(tmp_path / "data" / "ledger.sqlite", chain_id, 100)
-    engine = CometEngine(app, tmp_path / "cometbft", ports, FAST)
-    engine.prepare(chain_id, app_state, validator_seed=seed)
-    engine.start()
+    node = _comet_node(home, ports)
+    engine = node.engine
+    node.start()
     try:
         deadline = time.monotonic() + 30
         while engine.status().height <= height and time.monotonic() < deadline:
@@ -112,8 +116,7 @@ def test_cometbft_engine_commits_and_restarts(tmp_path):
         assert [s.result.code for s in more] == [0] * 5
         assert engine.wait_for_tx(more[-1].tx_id, timeout_s=30) is not None
     finally:
-        engine.stop()
-        store.close()
+        node.stop()
 
 
 # -- a testnet of separate processes, shared by the tests below ---------------------------------

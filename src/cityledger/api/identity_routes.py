@@ -103,7 +103,7 @@ class IdentityApi:
         self.node = node
         self.ledger = NodeLedger(node)
         self.verifier = Verifier(self.ledger)
-        self.issuers: dict[str, Any] = dict(getattr(node, "issuers", None) or {})
+        self.issuers: dict[str, Any] = dict(node.issuers)
 
     def state(self, height: int):
         """The committed state at `height` (0: the latest); raise ApiError for heights it does not keep."""

@@ -1,20 +1,16 @@
-"""What the API needs from a node: narrow protocols, so any engine behind app.abc.Engine can be served."""
+"""What the API needs from a node: narrow protocols, so any engine behind app.abc.Engine can be served.
+
+The engine's whole surface (submission, mempool, pending nonces, counters, fatal error) is
+app/abc.Engine; a node is what node/runner.Node assembles.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from ..app.abc import Engine, QueryResult
 from ..core.errors import ErrorCatalog
 from ..core.storage import BlockRecord, HeightInfo
-
-
-class MempoolView(Protocol):
-    """Optional: an engine whose mempool is in-process (solo) lets the API tell pending from unknown."""
-
-    size_bytes: int
-
-    def contains(self, tx_id: bytes) -> bool: ...
 
 
 class StoreLike(Protocol):
@@ -35,11 +31,18 @@ class ModuleLike(Protocol):
     queries: dict[str, Callable[..., Any]]
 
 
+class TxDecoder(Protocol):
+    """Decodes a committed tx's bytes for display (raises core.errors.TxError if it cannot)."""
+
+    def decode(self, raw: bytes, tx_id: bytes | None = None) -> Any: ...
+
+
 class AppLike(Protocol):
     """The ABCI query connection, plus what the API reads for accounts and tx views."""
 
     chain_id: str
     modules: list[ModuleLike]
+    codec: TxDecoder
 
     def query(self, path: str, data: bytes, height: int = 0, prove: bool = False) -> QueryResult: ...
 
@@ -49,9 +52,8 @@ class NodeLike(Protocol):
 
     store: StoreLike
     app: AppLike
-    # Optionally also: engine.mempool (a MempoolView), engine.fatal_error() (health), and the counters
-    # engine.blocks_committed, txs_committed, last_block_ms (metrics).
     engine: Engine
+    issuers: Mapping[str, Any]  # the issuer offices hosted by this node, by DID (node/issuers.py)
 
     def start(self) -> None: ...
 

@@ -111,15 +111,11 @@ class NodeService:
         return self.node.store.find_tx(tx_id) is None and self._in_mempool(tx_id)
 
     def _in_mempool(self, tx_id: bytes) -> bool:
-        mempool = getattr(self.node.engine, "mempool", None)
-        return mempool is not None and mempool.contains(tx_id)
+        return self.node.engine.is_pending(tx_id)
 
     def _tx_json(self, raw: bytes) -> Any:
-        codec = getattr(self.node.app, "codec", None)
-        if codec is None:
-            return None
         try:
-            decoded = codec.decode(raw)
+            decoded = self.node.app.codec.decode(raw)
         except TxError:  # committed under rules this node no longer decodes: show the result only
             return None
         return {"sender": address_to_str(decoded.sender), **to_json(decoded.tx.body)}
@@ -164,10 +160,9 @@ class NodeService:
         balance = self._query_json("/bank/balance", {"address": address.hex()})
         nonce_result = app.query("/auth/nonce", address)
         nonce = int(nonce_result.value or b"0")
-        pending = getattr(app, "get_pending_nonce", None)
+        pending = self.node.engine.pending_nonce(address)
         return AccountView(address=address_to_str(address), balance=int(balance["balance"]), nonce=nonce,
-                           pending_nonce=max(nonce, pending(address)) if pending else nonce,
-                           height=nonce_result.height)
+                           pending_nonce=max(nonce, pending), height=nonce_result.height)
 
     def state(self, key_hex: str, height: int, prove: bool) -> StateView:
         """The value of a raw state key at a height, with a proof against that height's app hash."""
@@ -224,8 +219,7 @@ class NodeService:
 
     def health(self) -> HealthView:
         """ok, or 503 when the engine reports that it stopped on an error."""
-        check = getattr(self.node.engine, "fatal_error", None)
-        error = check() if check is not None else None
+        error = self.node.engine.fatal_error()
         if error is not None:
             raise ApiError(503, "api/unavailable", f"engine: stopped on {type(error).__name__}: {error}")
         return HealthView(status="ok", height=self.node.store.last_height())

@@ -194,10 +194,19 @@ class Submitted(NamedTuple):
 
 
 class Engine(ABC):
-    """What the API and tools need from whichever engine runs the app (solo or CometBFT)."""
+    """Everything the API, the hosted services and the tools need from the engine running the app.
+
+    Solo and CometBFT implement all of it, so callers never probe an engine for optional parts.
+    The counters are of this process's run: blocks and txs committed since it started, and the
+    time the last block took to finalize and commit.
+    """
 
     name: str
+    blocks_committed: int = 0
+    txs_committed: int = 0
+    last_block_ms: float = 0.0
 
+    # -- submission and waiting
     @abstractmethod
     def submit(self, raw: bytes) -> Submitted: ...
 
@@ -207,12 +216,31 @@ class Engine(ABC):
     @abstractmethod
     def wait_for_tx(self, tx_id: bytes, timeout_s: float) -> tuple[int, int] | None: ...
 
+    # -- the mempool, as this node sees it
     @abstractmethod
-    def pending_count(self) -> int: ...
+    def pending_count(self) -> int:
+        """Txs waiting in the mempool."""
 
+    @abstractmethod
+    def pending_bytes(self) -> int:
+        """Bytes of the txs waiting in the mempool."""
+
+    @abstractmethod
+    def is_pending(self, tx_id: bytes) -> bool:
+        """True while a tx this node admitted waits in the mempool (not yet committed or dropped)."""
+
+    @abstractmethod
+    def pending_nonce(self, address: bytes) -> int:
+        """An account's next nonce, counting its txs admitted to the mempool."""
+
+    # -- the app, and how the engine runs
     @abstractmethod
     def run_in_app(self, function, *args):
         """Call function(*args) while no other call is inside the app (reads that must see one state)."""
+
+    @abstractmethod
+    def fatal_error(self) -> BaseException | None:
+        """Why the engine stopped for good (the app failed, consensus exited), or None while it runs."""
 
     @abstractmethod
     def start(self) -> None: ...

@@ -25,7 +25,6 @@ app = typer.Typer(name="testnet", help="A local CometBFT network of cityledger n
 
 RootOption = typer.Option(None, "--root", "--home", help="Testnet folder [default: $CITYLEDGER_HOME/testnet, "
                           "else ~/.cityledger/testnet]", show_default=False)
-DEFAULT_UP_SNAPSHOT_INTERVAL = 100
 FIRST_BLOCK_WAIT_S = 60.0
 
 
@@ -161,61 +160,29 @@ def stop(root: Optional[Path] = RootOption,
 
 def up_cometbft(home: Path, host: Optional[str] = None, port: Optional[int] = None, log_level: str = "info",
                 rpc_port: int = 26657, p2p_port: int = 26656, abci_port: int = 26658,
-                snapshot_interval: int = DEFAULT_UP_SNAPSHOT_INTERVAL) -> None:
+                snapshot_interval: Optional[int] = None) -> None:
     """Run the node of an initialised home as the one validator of a CometBFT chain, with its REST API.
 
     The node key (home/node_key.json) is the validator's consensus key; genesis.json must list it
     as the only validator (as `cityledger init` writes it). CometBFT's home is home/cometbft, the
     ledger's store home/data/ledger.sqlite. The API submits txs to CometBFT's mempool over its RPC.
+    A state-sync snapshot is taken every snapshot_interval heights (default node/runner.DEFAULT_SNAPSHOT_INTERVAL).
     The issuer offices under home/issuers are hosted as a solo node hosts them (node/issuers.py).
+    node/runner.Node assembles it; if CometBFT exits or the app fails, the command exits 1 naming why.
     """
-    from ..api import serve
-    from ..engines.cometbft.node import CometEngine, CometEngineError, CometNode, StateMismatchError
-    from ..engines.cometbft.node import verify_committed_state
-    from ..engines.cometbft.serve import open_city_app
-    from ..engines.cometbft.setup import CometSetupError, NodePorts
-    from ..node.home import load_config, load_genesis, load_key
-    from ..node.issuers import open_hosted_issuers
+    from ..node.home import load_config
+    from ..node.runner import CometSettings
+    from .node_cmds import serve_node
 
-    home = Path(home)
     try:
-        config = load_config(home)
-        genesis = load_genesis(config.genesis_path)
-        node_key = load_key(home / "node_key.json")
+        config = load_config(Path(home))
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    listed = [v.get("pub_key") for v in genesis["app_state"].get("governance", {}).get("validators", [])]
-    own = node_key.public_key.key.hex()
-    if listed and listed != [own]:
-        fail(f"genesis.app_state.governance.validators: `up --engine cometbft` runs one validator, this node "
-             f"({own}); the genesis lists {listed}")
-    app, store = open_city_app(config.db_path, config.chain_id, config.retain_heights, snapshot_interval)
-    try:
-        verify_committed_state(store)
-        engine = CometEngine(app, home / "cometbft", NodePorts(rpc=rpc_port, p2p=p2p_port, abci=abci_port))
-        engine.prepare(config.chain_id, genesis["app_state"], validator_seed=node_key.seed,
-                       initial_height=int(genesis.get("initial_height", 1)),
-                       genesis_time_ns=genesis.get("genesis_time_ns") or None)
-    except (StateMismatchError, CometEngineError, CometSetupError) as exc:
-        store.close()
-        fail(str(exc))
-    node = CometNode(config.chain_id, store, app, engine)
-    try:
-        node.issuers = open_hosted_issuers(home, node)  # the offices under home/issuers, as a solo node hosts them
-    except ValueError as exc:  # IssuerConfigError: a broken issuer.toml, key.json or token
-        store.close()
-        fail(str(exc))
-    api_host = host or config.api_host
-    api_port = config.api_port if port is None else port
-    url = f"http://{api_host}:{api_port}"
-    console.print(f"cityledger node [bold]{config.chain_id}[/] (cometbft, one validator) at height "
-                  f"{store.last_height()}; home {home}")
-    console.print(f"REST API {url}; CometBFT RPC http://127.0.0.1:{rpc_port}; Ctrl+C stops it")
-    try:
-        serve(node, api_host, api_port, log_level=log_level)
-    except CometEngineError as exc:
-        fail(str(exc))
-    finally:
-        store.close()
-    console.print(f"stopped at height {store.last_height()}")
-
+    config.engine = "cometbft"
+    config.api_host = host or config.api_host
+    config.api_port = config.api_port if port is None else port
+    comet = CometSettings(rpc_port=rpc_port, p2p_port=p2p_port, abci_port=abci_port)
+    if snapshot_interval is not None:
+        comet.snapshot_interval = snapshot_interval
+    serve_node(config, log_level, comet,
+               banner=f"cometbft, one validator; CometBFT RPC http://127.0.0.1:{rpc_port}")

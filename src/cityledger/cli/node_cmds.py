@@ -80,22 +80,33 @@ def up(home: Optional[Path] = HomeOption,
 
         up_cometbft(folder, config.api_host, config.api_port, log_level)
         return
-    _serve(config, log_level)
+    serve_node(config, log_level)
 
 
-def _serve(config, log_level: str) -> None:
+def serve_node(config, log_level: str, comet=None, banner: str = "") -> None:
+    """Assemble the node config names (node/runner.Node), serve it with its REST API until a signal.
+
+    Exits 1 with the reason if the node cannot start, or if its engine dies while it runs (CometBFT
+    exited, the app failed): the API then stops with it instead of answering for a dead node.
+    """
     from ..api import serve
-    from ..node.runner import Node
+    from ..node.runner import Node, node_errors
 
     try:
-        node = Node(config)
-    except (ValueError, FileNotFoundError) as exc:
+        node = Node(config, comet, exit_on_failure=True)
+    except node_errors(config.engine) as exc:
         fail(str(exc))
     url = f"http://{config.api_host}:{config.api_port}"
-    console.print(f"cityledger node [bold]{config.chain_id}[/] ({config.engine}) at height "
+    console.print(f"cityledger node [bold]{config.chain_id}[/] ({banner or config.engine}) at height "
                   f"{node.store.last_height()}; home {config.home}")
     console.print(f"REST API {url}  (OpenAPI: {url}/openapi.json, docs: {url}/docs); Ctrl+C stops it")
-    serve(node, config.api_host, config.api_port, log_level=log_level)
+    try:
+        serve(node, config.api_host, config.api_port, log_level=log_level)
+    except node_errors(config.engine) as exc:
+        fail(str(exc))
+    failure = node.failure()
+    if failure is not None:
+        fail(f"the node stopped: {failure}")
     console.print(f"stopped at height {node.store.last_height()}")
 
 

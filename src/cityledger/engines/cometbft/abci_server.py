@@ -16,9 +16,18 @@ consensus request that arrives behind thousands of queued CheckTx waits for one 
 all of them: a PrepareProposal or FinalizeBlock held up by the mempool would stretch every block
 (proposals miss timeout_propose). Responses of a batch go out in one write.
 
-An exception raised by the app is a bug, not a rejected tx: it is answered with
-`ResponseException` (which makes CometBFT halt), logged with its traceback, and every later
-request is answered the same way, so the node stops loudly instead of forking.
+An exception raised by the app while it changes state (InitChain, the consensus calls, applying a
+snapshot) or reads its own (Info) is a bug: it is answered with `ResponseException` (which makes
+CometBFT halt), logged with its traceback, and every later request is answered the same way, so
+the node stops loudly instead of forking. One raised in a CheckTx, Query or snapshot read fails
+that request alone (an error code, no snapshots, an empty chunk), logged with its traceback.
+
+A peer that breaks the protocol is not the app's failure: a frame over MAX_FRAME_BYTES, a request
+that does not decode or names no known kind, or a consensus request on a connection other than the
+one that carries consensus (the first to send one, while it stays open) is answered with
+`ResponseException` on that connection alone, which is then closed; the app and the other
+connections go on. When the peer closes the consensus connection,
+CometBFT is gone: `stop_reason` says so and serve_forever() returns it as an error.
 """
 
 from __future__ import annotations
@@ -26,11 +35,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cityledger.app.abc import Application, TxResult
+from cityledger.app.abc import Application, QueryResult, TxResult
 from cityledger.engines.cometbft import convert
 from cityledger.engines.cometbft.framing import FramingError, encode_uvarint, split_frames
 from cityledger.engines.cometbft.proto import abci
@@ -41,6 +51,11 @@ T = TypeVar("T")
 MAX_BATCH_REQUESTS = 64  # queued CheckTx answered per slice (consensus work waits at most one slice)
 MAX_QUEUED_FRAMES = 32_768  # per connection: past this it stops reading (back-pressure) until half is done
 MAX_CONNECTIONS = 16  # CometBFT opens 4; the rest leaves room for tools such as abci-cli
+MAX_QUEUED_BYTES = 16 * 1024 * 1024  # per connection: past this it also stops reading until half is done
+# The answer to a CheckTx or Query in which the app raised: those change no committed state, so the
+# request fails alone (logged with its traceback) instead of halting the node.
+CODESPACE_ABCI = "abci"
+CODE_APP_ERROR = 1
 
 
 # Priorities of the app's work, lowest first; a connection takes the priority of the first request
@@ -52,6 +67,7 @@ PRIORITY_MEMPOOL = 2
 _CONSENSUS_KINDS = ("init_chain", "prepare_proposal", "process_proposal", "extend_vote", "verify_vote_extension",
                     "finalize_block", "commit")
 _NEUTRAL_KINDS = ("echo", "flush")
+_CONSENSUS_KIND_SET = frozenset(_CONSENSUS_KINDS)
 
 
 def _field_priorities() -> dict[int, int | None]:
@@ -68,6 +84,10 @@ def _field_priorities() -> dict[int, int | None]:
 
 
 _FIELD_PRIORITIES = _field_priorities()
+# What handle_batch reports besides the responses: all answered, the app failed, the peer was refused.
+BATCH_OK = ""
+BATCH_FAILED = "failed"
+BATCH_REFUSED = "refused"
 # Response oneof field name -> its tag (field number, wire type 2) as bytes.
 _RESPONSE_TAGS = {name: encode_uvarint(d.number << 3 | 2) for name, d in abci.Response.DESCRIPTOR.fields_by_name.items()}
 
@@ -106,6 +126,10 @@ def parse_address(address: str) -> tuple[str, str, int]:
     raise ValueError(f"ABCI address: expected tcp://host:port or unix:///path, got {address!r}")
 
 
+def _log_read_failure(kind: str, exc: Exception) -> None:
+    log.error("ABCI: the app raised in %s; answering with an error, the node goes on", kind, exc_info=exc)
+
+
 class RequestHandler:
     """Answers ABCI requests by calling the app; runs on the server's event loop thread only.
 
@@ -121,6 +145,8 @@ class RequestHandler:
         self.after_check_tx = after_check_tx
         self.after_finalize_block = after_finalize_block
         self.fatal_error: BaseException | None = None
+        self.last_block_ms = 0.0  # FinalizeBlock to Commit done, of the last block
+        self._block_started = 0.0
         # Request kind -> a method answering with the serialised response of the same kind.
         self._methods: dict[str, Callable[[Any], bytes]] = {
             "echo": lambda r: abci.ResponseEcho(message=r.message).SerializeToString(),
@@ -143,32 +169,44 @@ class RequestHandler:
             "finalize_block": self.process_finalize_block,
         }
 
-    def handle_batch(self, frames: list[bytes]) -> tuple[bytes, bool]:
-        """Answer a batch of framed requests: (the framed responses, whether the app failed)."""
+    def handle_batch(self, frames: list[bytes], admit: Callable[[str], str | None] | None = None) -> tuple[bytes, str]:
+        """Answer a batch of framed requests: (the framed responses, BATCH_OK, _FAILED or _REFUSED).
+
+        admit(kind), if given, returns why this connection may not send a request of that kind.
+        """
         out: list[bytes] = []
         for frame in frames:
-            kind, body = self.handle_frame(frame)
+            kind, body, status = self.handle_frame(frame, admit)
             out.append(compute_response_frame(kind, body))
-            if kind == "exception":
-                return b"".join(out), True
-        return b"".join(out), False
+            if status:
+                return b"".join(out), status
+        return b"".join(out), BATCH_OK
 
-    def handle_frame(self, frame: bytes) -> tuple[str, bytes]:
-        """Answer one serialised Request: (the Response kind, its serialised body); the kind is
-        "exception" if the app failed."""
+    def handle_frame(self, frame: bytes, admit: Callable[[str], str | None] | None = None) -> tuple[str, bytes, str]:
+        """Answer one serialised Request: (the Response kind, its serialised body, the batch status)."""
         if self.fatal_error is not None:
-            return self._exception(f"application failed earlier: {self.fatal_error!r}")
+            return (*self._exception(f"application failed earlier: {self.fatal_error!r}"), BATCH_FAILED)
         try:
             request = abci.Request.FromString(frame)
             kind = request.WhichOneof("value")
-            method = self._methods.get(kind) if kind else None
-            if method is None:
-                raise AbciAppError(f"unknown ABCI request {kind!r}")
-            return kind, method(getattr(request, kind))
-        except Exception as exc:  # a bug in the app or a protocol violation: halt loudly
+        except Exception as exc:  # protobuf's DecodeError, or whatever else garbage provokes in the parser
+            return self._refuse(f"undecodable request ({type(exc).__name__}: {exc})")
+        method = self._methods.get(kind) if kind else None
+        if method is None:
+            return self._refuse(f"unknown ABCI request {kind!r}")
+        problem = admit(kind) if admit is not None else None
+        if problem is not None:
+            return self._refuse(problem)
+        try:
+            return kind, method(getattr(request, kind)), BATCH_OK
+        except Exception as exc:  # a bug in the app: halt loudly rather than fork
             log.exception("ABCI: application failed; answering with an exception, CometBFT will halt")
             self.fatal_error = exc
-            return self._exception(f"{type(exc).__name__}: {exc}")
+            return (*self._exception(f"{type(exc).__name__}: {exc}"), BATCH_FAILED)
+
+    def _refuse(self, problem: str) -> tuple[str, bytes, str]:
+        log.warning("ABCI: closing a connection that broke the protocol: %s", problem)
+        return (*self._exception(f"protocol error: {problem}"), BATCH_REFUSED)
 
     @staticmethod
     def _exception(message: str) -> tuple[str, bytes]:
@@ -180,7 +218,12 @@ class RequestHandler:
         return convert.to_pb_info(self.app.info()).SerializeToString()
 
     def process_query(self, request) -> bytes:
-        result = self.app.query(request.path, request.data, request.height, request.prove)
+        try:
+            result = self.app.query(request.path, request.data, request.height, request.prove)
+        except Exception as exc:  # a read: answer this query with an error, the node goes on
+            _log_read_failure("Query", exc)
+            result = QueryResult(code=CODE_APP_ERROR, codespace=CODESPACE_ABCI,
+                                 log=f"query failed inside the app ({type(exc).__name__})")
         return convert.to_pb_query(result).SerializeToString()
 
     # -- mempool connection --------------------------------------------------------------------
@@ -188,7 +231,12 @@ class RequestHandler:
     def process_check_tx(self, request) -> bytes:
         tx = request.tx
         recheck = request.type == abci.RECHECK
-        result = self.app.check_tx(tx, recheck=recheck)
+        try:
+            result = self.app.check_tx(tx, recheck=recheck)
+        except Exception as exc:  # CheckTx changes no committed state: refuse this tx, the node goes on
+            _log_read_failure("CheckTx", exc)
+            result = TxResult(code=CODE_APP_ERROR, codespace=CODESPACE_ABCI,
+                              log=f"tx: the check failed inside the app ({type(exc).__name__})")
         if self.after_check_tx is not None:
             self.after_check_tx(tx, result, recheck)
         return convert.encode_tx_result(result)
@@ -210,6 +258,7 @@ class RequestHandler:
         return abci.ResponseProcessProposal(status=status).SerializeToString()
 
     def process_finalize_block(self, request) -> bytes:
+        self._block_started = time.perf_counter()
         block = convert.compute_block_request(request)
         result = self.app.finalize_block(block)
         if self.after_finalize_block is not None:
@@ -218,6 +267,8 @@ class RequestHandler:
 
     def process_commit(self, request) -> bytes:
         result = self.app.commit()
+        if self._block_started:
+            self.last_block_ms = (time.perf_counter() - self._block_started) * 1000
         if self.after_commit is not None:
             self.after_commit()
         return abci.ResponseCommit(retain_height=result.retain_height).SerializeToString()
@@ -225,7 +276,11 @@ class RequestHandler:
     # -- snapshot connection -------------------------------------------------------------------
 
     def process_list_snapshots(self, request) -> bytes:
-        snapshots = self.app.list_snapshots()
+        try:
+            snapshots = self.app.list_snapshots()
+        except Exception as exc:  # a read: offer no snapshots, the node goes on
+            _log_read_failure("ListSnapshots", exc)
+            snapshots = []
         return abci.ResponseListSnapshots(snapshots=[convert.to_pb_snapshot(s) for s in snapshots]).SerializeToString()
 
     def process_offer_snapshot(self, request) -> bytes:
@@ -233,7 +288,11 @@ class RequestHandler:
         return abci.ResponseOfferSnapshot(result=result).SerializeToString()
 
     def process_load_snapshot_chunk(self, request) -> bytes:
-        chunk = self.app.load_snapshot_chunk(request.height, request.format, request.chunk)
+        try:
+            chunk = self.app.load_snapshot_chunk(request.height, request.format, request.chunk)
+        except Exception as exc:  # a read: an empty chunk, which the peer's hash check refuses
+            _log_read_failure("LoadSnapshotChunk", exc)
+            chunk = b""
         return abci.ResponseLoadSnapshotChunk(chunk=chunk).SerializeToString()
 
     def process_apply_snapshot_chunk(self, request) -> bytes:
@@ -249,7 +308,9 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.queued: deque[bytes] = deque()  # frames read, not yet answered (mempool connections only)
+        self.queued_bytes = 0
         self.priority: int | None = None  # from its first request other than Echo/Flush
+        self.consensus = False  # this connection carries CometBFT's consensus requests
         self.reading_paused = False
         self.writing_paused = False
         self.closed = False
@@ -257,12 +318,35 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         if not self.server._accept(self):
+            self.closed = True
             transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.queued.clear()
-        self.server._connections.discard(self)
+        self.queued_bytes = 0
+        self.server._release(self)
+
+    def admit(self, kind: str) -> str | None:
+        """Why this connection may not send a request of `kind` (None: it may).
+
+        Only the connection that sent the first consensus request may send more: the others
+        (mempool, query, snapshot, or a stranger on the socket) cannot change the app's state.
+        One connection may mix kinds otherwise, as CometBFT's abci-cli does.
+        """
+        if self.consensus or kind not in _CONSENSUS_KIND_SET:
+            return None
+        if not self.server._claim_consensus(self):
+            return f"a {kind} request while another connection carries consensus"
+        self.consensus = True
+        return None
+
+    def close_now(self) -> None:
+        """Drop the connection (what was written so far still goes out)."""
+        self.closed = True
+        self.queued.clear()
+        self.queued_bytes = 0
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -271,9 +355,8 @@ class _Connection(asyncio.Protocol):
         try:
             frames = split_frames(self.buffer, len(self.buffer))
         except FramingError as exc:
-            log.error("ABCI: closing a connection that sent a bad frame: %s", exc)
-            self.closed = True
-            self.transport.close()
+            log.warning("ABCI: closing a connection that sent a bad frame: %s", exc)
+            self.close_now()
             return
         if not frames:
             return
@@ -283,7 +366,8 @@ class _Connection(asyncio.Protocol):
             self.server._answer(self, frames)
             return
         self.queued.extend(frames)
-        if len(self.queued) > MAX_QUEUED_FRAMES and not self.reading_paused:
+        self.queued_bytes += sum(map(len, frames))
+        if (len(self.queued) > MAX_QUEUED_FRAMES or self.queued_bytes > MAX_QUEUED_BYTES) and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
         self.server._schedule()
@@ -300,7 +384,9 @@ class _Connection(asyncio.Protocol):
         """Up to limit queued frames, oldest first; reading resumes once half the queue is done."""
         count = min(limit, len(self.queued))
         frames = [self.queued.popleft() for _ in range(count)]
-        if self.reading_paused and len(self.queued) <= MAX_QUEUED_FRAMES // 2 and not self.closed:
+        self.queued_bytes -= sum(map(len, frames))
+        if (self.reading_paused and len(self.queued) <= MAX_QUEUED_FRAMES // 2
+                and self.queued_bytes <= MAX_QUEUED_BYTES // 2 and not self.closed):
             self.reading_paused = False
             self.transport.resume_reading()
         return frames
@@ -322,6 +408,9 @@ class AbciServer:
         self._connections: set[_Connection] = set()
         self._failed: asyncio.Event | None = None
         self._slice_scheduled = False
+        self._consensus: _Connection | None = None  # the one connection that carries consensus requests
+        self._closing = False
+        self.stop_reason: str | None = None  # set when the app failed or CometBFT closed the consensus connection
 
     @property
     def address(self) -> str:
@@ -362,9 +451,12 @@ class AbciServer:
             task.cancel()
         if self.fatal_error is not None:
             raise AbciAppError(f"the application failed: {self.fatal_error!r}") from self.fatal_error
+        if self.stop_reason is not None:
+            raise AbciAppError(self.stop_reason)
 
     async def close(self) -> None:
         """Stop listening and drop the connections."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
@@ -386,18 +478,38 @@ class AbciServer:
         self._connections.add(connection)
         return True
 
+    def _claim_consensus(self, connection: _Connection) -> bool:
+        """Make connection the consensus connection, unless another one is."""
+        if self._consensus is not None and not self._consensus.closed:
+            return False
+        self._consensus = connection
+        return True
+
+    def _release(self, connection: _Connection) -> None:
+        """A connection closed; if it carried consensus and the peer closed it, CometBFT is gone."""
+        self._connections.discard(connection)
+        if connection is not self._consensus:
+            return
+        self._consensus = None
+        if not self._closing and self.fatal_error is None and self.stop_reason is None:
+            self.stop_reason = "CometBFT closed the consensus connection (it stopped or crashed)"
+            log.error("ABCI: %s", self.stop_reason)
+            if self._failed is not None:
+                self._failed.set()
+
     def _answer(self, connection: _Connection, frames: list[bytes]) -> None:
-        """Answer frames and write their responses; on an app failure, halt the connection."""
-        payload, failed = self.handler.handle_batch(frames)
+        """Answer frames and write their responses; on an app failure halt, on a protocol error close."""
+        payload, status = self.handler.handle_batch(frames, connection.admit)
         if connection.closed:
             return
         connection.transport.write(payload)
-        if failed:
+        if status == BATCH_FAILED:
+            if self.stop_reason is None:
+                self.stop_reason = f"the application failed: {self.handler.fatal_error!r}"
             if self._failed is not None:
                 self._failed.set()
-            connection.closed = True
-            connection.queued.clear()
-            connection.transport.close()  # the peer halts on the exception; later requests get none
+        if status:
+            connection.close_now()  # after a failure the peer halts on the exception; later requests get none
 
     def _schedule(self) -> None:
         if not self._slice_scheduled and self._loop is not None:

@@ -8,9 +8,11 @@ varint instead; the two differ, so this must stay unsigned.
 from __future__ import annotations
 
 MAX_VARINT_BYTES = 10  # a uint64 needs at most 10 groups of 7 bits
-# CometBFT accepts up to MaxInt32; blocks are bounded by the consensus max_bytes (<= 100 MiB), so a
-# larger frame can only be a protocol error.
-MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+# The largest request CometBFT sends is a PrepareProposal or FinalizeBlock holding a block's txs,
+# bounded by the consensus parameter block.max_bytes (the genesis default, 21 MiB, which every
+# cityledger genesis keeps), plus its commit info. A longer length prefix can only be a protocol
+# error or an attack on memory (a connection buffers at most one partial frame), and is refused.
+MAX_FRAME_BYTES = 32 * 1024 * 1024
 
 
 class FramingError(Exception):
@@ -74,8 +76,8 @@ def split_frames(buffer: bytearray, max_frames: int) -> list[bytes]:
                 if header is None:
                     break
                 length, start = header
-                if length > MAX_MESSAGE_BYTES:
-                    raise FramingError(f"frame of {length} bytes exceeds MAX_MESSAGE_BYTES={MAX_MESSAGE_BYTES}")
+                if length > MAX_FRAME_BYTES:
+                    raise FramingError(f"frame of {length} bytes exceeds MAX_FRAME_BYTES={MAX_FRAME_BYTES}")
             end = start + length
             if end > size:
                 break

@@ -1,12 +1,13 @@
-"""One ledger node on CometBFT: the app in this process behind the ABCI server, `cometbft node` beside it.
+"""The CometBFT engine: the app in this process behind the ABCI server, `cometbft node` beside it.
 
-This is what `cityledger up --engine cometbft` runs. CometEngine implements app/abc.Engine, the
-surface the solo engine offers too, so the REST API and the SDK work unchanged: a submitted tx goes
-to CometBFT's mempool through its RPC, and CometBFT, not this process, decides the blocks.
+CometEngine implements app/abc.Engine, the surface the solo engine offers too, so the REST API and
+the SDK work unchanged: a submitted tx goes to CometBFT's mempool through its RPC, and CometBFT, not
+this process, decides the blocks. node/ assembles it into a node (`cityledger up --engine cometbft`
+and the app process of a testnet node); this module knows nothing of the API or of node homes.
 
 With manage_cometbft=False the engine only serves the app over ABCI and talks to a `cometbft node`
-that someone else runs (the app process of a testnet node, serve.py, does this). For networks of
-several nodes on one machine see testnet.py.
+that someone else runs (the app process of a testnet node). For networks of several nodes on one
+machine see testnet.py.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ import time
 from collections import OrderedDict
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import httpx
 import uvloop
 
-from cityledger.app.abc import Application, Engine, Submitted, TxResult
+from cityledger.app.abc import Engine, Submitted, TxResult
+from cityledger.app.application import CityApp
 from cityledger.core.errors import ERR_DUPLICATE, ERR_MEMPOOL_FULL, ERR_TOO_LARGE
 from cityledger.engines.cometbft.abci_server import AbciServer
 from cityledger.engines.cometbft.rpc import ChainStatus, RpcClient, RpcError
@@ -58,6 +59,7 @@ STOP_TIMEOUT_S = 20
 MAX_BATCH_TXS = 10_000
 MAX_ADMITTED_TXS = 200_000
 CHECK_TX_TIMEOUT_S = 30
+MAX_REASON_LOG_CHARS = 2000  # of cometbft.log, in the reason a dead node gives
 # CometBFT's RPC errors for txs its mempool refuses before CheckTx, as the ledger's stable errors.
 _MEMPOOL_ERRORS = (("already exists in cache", ERR_DUPLICATE), ("mempool is full", ERR_MEMPOOL_FULL),
                    ("tx too large", ERR_TOO_LARGE))
@@ -89,7 +91,9 @@ class _LoopThread:
     """An asyncio loop on a daemon thread, to run the ABCI server beside synchronous callers."""
 
     def __init__(self) -> None:
-        self.loop = uvloop.new_event_loop()  # as the standalone app process (serve.py) runs
+        # uvloop (libuv) runs the ABCI sockets' callbacks in C: about 4 % less app CPU per tx than
+        # asyncio's own loop, measured with 4 validators (docs/BENCHMARKS.md).
+        self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="abci-loop", daemon=True)
         self.thread.start()
 
@@ -105,14 +109,13 @@ class _LoopThread:
 class AdmittedTxs:
     """The txs this node's app admitted to CometBFT's mempool and has not seen committed yet.
 
-    It is the API's MempoolView (api/protocols.py): a tx submitted and accepted reads as pending
-    until the block holding it is committed, instead of unknown. CometBFT may still drop a tx
+    A tx submitted and accepted reads as pending (CometEngine.is_pending) until the block holding
+    it is committed, instead of unknown. CometBFT may still drop a tx
     (a full mempool, a peer's conflicting tx), so at most MAX_ADMITTED_TXS are remembered, oldest
     forgotten first. The hooks run on the ABCI loop thread, contains() on the API's threads.
     """
 
-    def __init__(self, rpc: RpcClient) -> None:
-        self._rpc = rpc
+    def __init__(self) -> None:
         self._ids: OrderedDict[bytes, None] = OrderedDict()
         self._in_block: list[bytes] = []
         self._lock = threading.Lock()
@@ -139,26 +142,20 @@ class AdmittedTxs:
         with self._lock:
             return tx_id in self._ids
 
-    @property
-    def size_bytes(self) -> int:
-        """Bytes in CometBFT's mempool (0 if its RPC does not answer)."""
-        try:
-            return int(self._rpc.call("num_unconfirmed_txs")["total_bytes"])
-        except (httpx.HTTPError, RpcError, KeyError, ValueError):
-            return 0
-
 
 class CometEngine(Engine):
     """Runs an app as one CometBFT node: prepare() once, then start() and stop()."""
 
     name = "cometbft"
 
-    def __init__(self, app: Application, home: Path, ports: NodePorts = DEFAULT_PORTS,
+    def __init__(self, app: CityApp, home: Path, ports: NodePorts = DEFAULT_PORTS,
                  timeouts: ConsensusTimeouts | None = None, log_level: str = "*:error,state:info",
-                 manage_cometbft: bool = True, abci_address: str | None = None) -> None:
+                 manage_cometbft: bool = True, abci_address: str | None = None, track_txs: bool = True) -> None:
         """manage_cometbft=False: start() and stop() serve the app only; `cometbft node` runs elsewhere.
 
         abci_address (tcp://host:port or unix:///path) overrides the ABCI port of `ports`.
+        track_txs=False: nothing submits through this engine (an app process without the API), so
+        the CheckTx and FinalizeBlock hooks that serve submitters are left out of the hot path.
         """
         self.app = app
         self.home = Path(home)
@@ -173,11 +170,13 @@ class CometEngine(Engine):
         self._waiters: dict[bytes, list[Future]] = {}
         self._waiters_lock = threading.Lock()
         self._server = AbciServer(app, abci_address or f"tcp://{LOOPBACK}:{ports.abci}", after_commit=self._on_commit,
-                                  after_check_tx=self._on_check_tx, after_finalize_block=self._on_finalize_block)
+                                  after_check_tx=self._on_check_tx if track_txs else None,
+                                  after_finalize_block=self._on_finalize_block if track_txs else None)
         self._loop: _LoopThread | None = None
         self._process: subprocess.Popen | None = None
+        self._stopped_with: tuple[BaseException | None] | None = None  # fatal_error() when stop() began
         self._rpc = RpcClient(f"http://{LOOPBACK}:{ports.rpc}")
-        self.mempool = AdmittedTxs(self._rpc)
+        self.mempool = AdmittedTxs()
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -238,14 +237,33 @@ class CometEngine(Engine):
 
     def check_running(self) -> None:
         """Raise CometEngineError if CometBFT has exited or the app has failed."""
+        error = self.fatal_error()
+        if error is not None:
+            raise error
+
+    def fatal_error(self) -> BaseException | None:
+        """Why this node stopped for good: the app failed, or CometBFT exited (None while both run).
+
+        After stop() it is what it was when stop() began: stopping CometBFT is no failure.
+        """
+        if self._stopped_with is not None:
+            return self._stopped_with[0]
+        return self._compute_fatal_error()
+
+    def _compute_fatal_error(self) -> BaseException | None:
         if self._server.fatal_error is not None:
-            raise CometEngineError(f"the app failed: {self._server.fatal_error!r}")
+            return CometEngineError(f"the app failed: {self._server.fatal_error!r}")
         if self._process is not None and self._process.poll() is not None:
-            raise CometEngineError(f"cometbft exited with code {self._process.returncode}; see "
-                                   f"{self.home / 'cometbft.log'}:\n{self.log_tail()}")
+            return CometEngineError(f"cometbft exited with code {self._process.returncode}; see "
+                                    f"{self.home / 'cometbft.log'}:\n{self.log_tail(MAX_REASON_LOG_CHARS)}")
+        if self._server.stop_reason is not None:
+            return CometEngineError(self._server.stop_reason)
+        return None
 
     def stop(self) -> None:
         """Stop CometBFT (SIGTERM, then SIGKILL after STOP_TIMEOUT_S), then the ABCI server."""
+        if self._stopped_with is None:
+            self._stopped_with = (self._compute_fatal_error(),)
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
@@ -274,9 +292,9 @@ class CometEngine(Engine):
         return self._loop.run(self._server.call_app(function, *args), timeout_s=STOP_TIMEOUT_S)
 
     @property
-    def fatal_error(self) -> BaseException | None:
-        """The exception the app raised while serving CometBFT (the node has halted), if any."""
-        return self._server.fatal_error
+    def last_block_ms(self) -> float:  # type: ignore[override]
+        """FinalizeBlock to Commit of the last block, as the ABCI server timed it."""
+        return self._server.handler.last_block_ms
 
     def _on_finalize_block(self, txs: list[bytes]) -> None:
         self.mempool.on_finalize_block([hashlib.sha256(tx).digest() for tx in txs])
@@ -354,9 +372,7 @@ class CometEngine(Engine):
 
     def wait_for_tx(self, tx_id: bytes, timeout_s: float) -> tuple[int, int] | None:
         """Block until this node's app has committed the tx: (height, index), or None on timeout."""
-        store = getattr(self.app, "store", None)
-        if store is None:
-            raise CometEngineError("wait_for_tx needs an app with a store (find_tx)")
+        store = self.app.store
         deadline = time.monotonic() + timeout_s
         while True:
             seen = self.blocks_committed
@@ -371,6 +387,21 @@ class CometEngine(Engine):
     def pending_count(self) -> int:
         """Txs in CometBFT's mempool (its RPC's num_unconfirmed_txs)."""
         return int(self._rpc.call("num_unconfirmed_txs")["total"])
+
+    def pending_bytes(self) -> int:
+        """Bytes in CometBFT's mempool (0 if its RPC does not answer)."""
+        try:
+            return int(self._rpc.call("num_unconfirmed_txs")["total_bytes"])
+        except (httpx.HTTPError, RpcError, KeyError, ValueError):
+            return 0
+
+    def is_pending(self, tx_id: bytes) -> bool:
+        """True while a tx this node's app admitted has not been seen committed."""
+        return self.mempool.contains(tx_id)
+
+    def pending_nonce(self, address: bytes) -> int:
+        """The account's next nonce after its txs admitted here (the app's check state)."""
+        return self.run_in_app(self.app.get_pending_nonce, address)
 
     def status(self) -> ChainStatus:
         """CometBFT's view: height, app hash, catching up, voting power."""
@@ -407,28 +438,3 @@ def verify_committed_state(store) -> None:
             f"app hash mismatch at height {height}: the state on disk hashes to {recomputed.hex().upper()} but "
             f"the committed app hash is {committed.hex().upper()} ({store.path}); the store was changed "
             "outside the ledger or is corrupt: wipe it and let the node resync from its peers")
-
-
-@dataclass
-class CometNodeConfig:
-    """The part of a node's configuration the REST API reads."""
-
-    chain_id: str
-    engine: str = "cometbft"
-
-
-class CometNode:
-    """A node for api.serve (api/protocols.NodeLike): store, app and the CometEngine that drives it."""
-
-    def __init__(self, chain_id: str, store, app: Application, engine: CometEngine) -> None:
-        self.config = CometNodeConfig(chain_id)
-        self.store = store
-        self.app = app
-        self.engine = engine
-        self.issuers: dict = {}  # hosted issuer offices by DID (node/issuers.py), set by `up`
-
-    def start(self) -> None:
-        self.engine.start()
-
-    def stop(self) -> None:
-        self.engine.stop()

@@ -1,7 +1,7 @@
 """A local CometBFT network on the loopback: N validators and M full nodes, each a pair of processes.
 
-Each node is a `cometbft node` process and an app process (serve.py: a CityApp on its own store,
-over ABCI). Everything lives under one root folder:
+Each node is a `cometbft node` process and an app process (APP_PROCESS_MODULE: the node that
+node/ assembles, a CityApp on its own store served over ABCI). Everything lives under one root folder:
 
     root/testnet.json                 chain id, app settings and the nodes: names, roles, ports, ids, keys
     root/keys/<member>.json           consortium member keys of a generated genesis (secret)
@@ -54,6 +54,9 @@ BUILTIN_APPS = ("kvstore",)  # CometBFT's own apps (--proxy_app), for comparison
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
 POLL_S = 0.1
+# The app process's entry point. node/ assembles it; engines/ name it here only as the command to
+# run, never importing it (engines sit below node/).
+APP_PROCESS_MODULE = "cityledger.node.app_process"
 
 
 class TestnetError(RuntimeError):
@@ -274,7 +277,7 @@ class Testnet:
     def _start_app(self, node: NodeSpec) -> None:
         if self._running_pid(node.name, "app") is not None:
             return
-        command = [sys.executable, "-m", "cityledger.engines.cometbft.serve", "--db", str(self.db_path(node.name)),
+        command = [sys.executable, "-m", APP_PROCESS_MODULE, "--db", str(self.db_path(node.name)),
                    "--chain-id", self.chain_id, "--address", f"tcp://{LOOPBACK}:{node.ports.abci}",
                    "--snapshot-interval", str(self.snapshot_interval)]
         if node.ports.api:

@@ -9,6 +9,7 @@ never from the app, and is strictly increasing.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -73,6 +74,7 @@ class SoloEngine(abc.Engine):
         self.blocks_committed = 0
         self.txs_committed = 0
         self.last_block_ms = 0.0
+        self._failure: BaseException | None = None
         self.commit_times: deque[tuple[int, float]] = deque(maxlen=MAX_COMMIT_TIMES)  # (height, perf_counter)
 
     # -- submission ------------------------------------------------------------------------------
@@ -202,6 +204,7 @@ class SoloEngine(abc.Engine):
                 self.produce_block()
             except Exception:  # a crash here is a bug: log it and stop producing rather than corrupt
                 log.exception("block production failed; stopping the engine")
+                self._failure = sys.exc_info()[1]
                 self._stop.set()
                 raise
             self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
@@ -228,6 +231,23 @@ class SoloEngine(abc.Engine):
     def pending_count(self) -> int:
         """Txs waiting in the mempool."""
         return len(self.mempool)
+
+    def pending_bytes(self) -> int:
+        """Bytes of the txs waiting in the mempool."""
+        return self.mempool.size_bytes
+
+    def is_pending(self, tx_id: bytes) -> bool:
+        """True while the tx waits in the mempool."""
+        return self.mempool.contains(tx_id)
+
+    def pending_nonce(self, address: bytes) -> int:
+        """The account's next nonce after its txs in the mempool (the check state)."""
+        with self._lock:
+            return self.app.get_pending_nonce(address)
+
+    def fatal_error(self) -> BaseException | None:
+        """The exception that stopped block production, if one did."""
+        return self._failure
 
     # -- waiting ---------------------------------------------------------------------------------
 

@@ -163,8 +163,7 @@ class NodeLedger:
         """Sign with the account's next nonce, submit, and wait until the tx is committed."""
         signer = signer or keys[0].signer()
         app, address = self.node.app, compute_address(signer)
-        pending = getattr(app, "get_pending_nonce", None)
-        nonce = pending(address) if pending else get_nonce(self.node.store, address)
+        nonce = self.node.engine.pending_nonce(address)
         raw = build_tx(app.chain_id, list(keys), nonce, list(messages), signer=signer)
         submitted = self.node.engine.submit(raw)
         if not submitted.result.ok:
