@@ -1,0 +1,61 @@
+"""ASGI middleware around the API: HEAD on every GET route, and a 500 that never drops the connection."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from .errors import METHOD_KEY, internal_error
+
+log = logging.getLogger("cityledger.api")
+
+
+class HeadAsGet:
+    """Serve HEAD as the GET of the same path, minus the body (RFC 9110 section 9.3.2)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET", METHOD_KEY: "HEAD"}, receive, without_body)
+
+
+class CatchAll:
+    """Answer any exception a route lets escape with a generic 500 and log it with a request id.
+
+    Starlette's handler for Exception answers and then re-raises, and uvicorn closes the connection on
+    a re-raised exception, so a keep-alive client's next call failed with ReadError. Catching here,
+    inside that machinery, leaves the connection usable.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception:
+            request_id = secrets.token_hex(8)
+            log.exception("request %s: %s %s failed", request_id, scope.get("method"), scope.get("path"))
+            if started:  # half an answer is out; only closing the connection can tell the client
+                raise
+            await internal_error(request_id)(scope, receive, send)
