@@ -62,7 +62,8 @@ def check_media_type(content_type: str | None) -> None:
     charset = next((p.partition("=")[2].strip('"') for p in parameters if p.startswith("charset=")), "utf-8")
     if not _JSON_MEDIA.match(media) or charset not in ("utf-8", "utf8"):
         raise ApiError(415, "api/unsupported_media_type",
-                       f"content-type: expected application/json (UTF-8), got {content_type[:100]!r}")
+                       f"content-type: expected application/json (UTF-8), got {content_type[:100]!r}",
+                       field="content-type")
 
 
 def json_depth(data: bytes) -> int:
