@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from .errors import install_handlers
 from .identity_routes import include_identity
 from .metrics import ApiMetrics, read_engine
-from .middleware import CatchAll, HeadAsGet
+from .middleware import BoundedHeaders, CatchAll, HeadAsGet
 from .protocols import NodeLike
 from .routes import chain_router, node_router, tx_router
 from .schemas import REQUEST_TYPES, RESPONSE_TYPES
@@ -45,7 +45,8 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     app.state.service = service
     install_handlers(app)
     app.add_middleware(CatchAll)
-    app.add_middleware(HeadAsGet)  # added last, so outermost: CatchAll's 500 to a HEAD loses its body too
+    app.add_middleware(HeadAsGet)  # added after CatchAll, so outside it: a 500 to a HEAD loses its body too
+    app.add_middleware(BoundedHeaders)
     app.include_router(tx_router(service, BlockWatch(node.store.last_height)))
     app.include_router(chain_router(service))
     app.include_router(node_router(service))

@@ -35,7 +35,8 @@ IDLE_TIMEOUT_S = 5
 MAX_CONNECTIONS = 1024
 # File descriptors kept for everything but client sockets: SQLite, logs, CometBFT RPC, the listener.
 RESERVED_FDS = 64
-# The most bytes of a request line plus headers (h11's incomplete-event limit); past it uvicorn answers 400.
+# The most bytes of a request's target plus headers: h11 refuses more while they are still arriving
+# (uvicorn's plain-text 400), middleware.BoundedHeaders once they are complete (431).
 MAX_HEADER_BYTES = 16 * 1024
 
 
@@ -46,7 +47,6 @@ class ServerLimits:
     header_timeout_s: float = HEADER_TIMEOUT_S
     idle_timeout_s: int = IDLE_TIMEOUT_S
     max_connections: int = MAX_CONNECTIONS
-    max_header_bytes: int = MAX_HEADER_BYTES
 
     def effective_max_connections(self) -> int:
         """max_connections, lowered so client sockets can never take the descriptors the node needs."""

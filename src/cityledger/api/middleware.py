@@ -1,13 +1,36 @@
-"""ASGI middleware around the API: HEAD on every GET route, and a 500 that never drops the connection."""
+"""ASGI middleware around the API: bounded headers, HEAD on every GET route, a 500 that keeps the connection."""
 
 from __future__ import annotations
 
 import logging
 import secrets
 
-from .errors import METHOD_KEY, internal_error
+from .connections import MAX_HEADER_BYTES
+from .errors import METHOD_KEY, ApiError, internal_error
 
 log = logging.getLogger("cityledger.api")
+
+
+class BoundedHeaders:
+    """Answer 431 to a request whose target and headers exceed MAX_HEADER_BYTES.
+
+    h11 bounds only headers that are still arriving; a request that came in one read is complete
+    before any limit looks at it, so the total is checked here.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > MAX_HEADER_BYTES:
+                error = ApiError(431, "api/headers_too_large",
+                                 f"headers: {size} bytes exceed the limit of {MAX_HEADER_BYTES}")
+                await error.response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class HeadAsGet:

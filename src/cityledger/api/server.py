@@ -9,7 +9,7 @@ import threading
 import uvicorn
 
 from .app import create_app
-from .connections import ServerLimits, guarded_protocol
+from .connections import MAX_HEADER_BYTES, ServerLimits, guarded_protocol
 from .protocols import NodeLike
 
 log = logging.getLogger("cityledger.api")
@@ -25,7 +25,7 @@ def server_config(app, host: str, port: int, log_level: str = "info",
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                           timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, lifespan="on",
                           http=guarded_protocol(limits), timeout_keep_alive=limits.idle_timeout_s,
-                          h11_max_incomplete_event_size=limits.max_header_bytes, limit_concurrency=None)
+                          h11_max_incomplete_event_size=MAX_HEADER_BYTES, limit_concurrency=None)
 
 
 def serve(node: NodeLike, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info",
