@@ -159,3 +159,30 @@ def test_max_connections_leaves_room_for_the_node_under_a_low_fd_limit(monkeypat
     monkeypatch.setattr(resource, "getrlimit", lambda which: (256, 4096))
     assert ServerLimits(max_connections=1024).effective_max_connections() == 256 - RESERVED_FDS
     assert ServerLimits(max_connections=100).effective_max_connections() == 100
+
+
+def test_a_500_keeps_the_connection_and_the_sdk_reads_it(node, monkeypatch):
+    from cityledger.sdk import ApiError, Client
+
+    with LiveServer(node) as server:
+        service = server.server.config.app.state.service
+
+        def broken():
+            raise RuntimeError("secret path /home/node/ledger.db")
+
+        monkeypatch.setattr(service, "status", broken)
+        sock = connect(server.port)
+        try:
+            # Two requests on one connection: the 500 must not close it (uvicorn did, on a re-raise).
+            for path in (b"/status", b"/health"):
+                sock.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: node\r\n\r\n")
+                head = sock.recv(65536)
+                assert head.startswith(b"HTTP/1.1 500 " if path == b"/status" else b"HTTP/1.1 200 "), head
+                assert b"secret" not in head
+        finally:
+            sock.close()
+        with Client(server.url) as client:
+            with pytest.raises(ApiError) as caught:
+                client.status()
+            assert caught.value.status == 500 and caught.value.code == "api/internal"
+            assert client.health().status == "ok"
