@@ -196,3 +196,14 @@ def test_json_content_types_are_accepted(api, content_type):
     headers = {} if content_type is None else {"content-type": content_type}
     answer = api.post("/txs", content=b'{"tx": "zz"}', headers=headers)
     assert_error(answer, 400, "api/invalid_body", "tx")
+
+
+def test_bodies_in_flight_are_bounded_and_given_back(api, monkeypatch):
+    from cityledger.api import codec
+
+    assert codec._BodyBytes.held == 0  # every earlier request, 400s and 500s included, gave its share back
+    monkeypatch.setattr(codec, "MAX_BODY_BYTES_IN_FLIGHT", 64)
+    error = assert_error(api.post("/txs/batch", json={"txs": ["ab" * 64]}), 503, "api/busy", "body")
+    assert str(64) in error["message"]
+    assert codec._BodyBytes.held == 0
+    assert_error(api.post("/txs", json={"tx": "zz"}), 400, "api/invalid_body", "tx")  # small bodies still pass

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from .errors import install_handlers
 from .identity_routes import include_identity
 from .metrics import ApiMetrics, read_engine
-from .middleware import BoundedHeaders, CatchAll, HeadAsGet
+from .middleware import BodyBudget, BoundedHeaders, CatchAll, HeadAsGet
 from .protocols import NodeLike
 from .routes import chain_router, node_router, tx_router
 from .schemas import REQUEST_TYPES, RESPONSE_TYPES
@@ -44,6 +44,7 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     app = FastAPI(title="cityledger", version=VERSION, description=DESCRIPTION, lifespan=lifespan)
     app.state.service = service
     install_handlers(app)
+    app.add_middleware(BodyBudget)
     app.add_middleware(CatchAll)
     app.add_middleware(HeadAsGet)  # added after CatchAll, so outside it: a 500 to a HEAD loses its body too
     app.add_middleware(BoundedHeaders)

@@ -21,6 +21,12 @@ MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024
 # The deepest JSON body the API parses. A presentation or credential request nests about 6 deep; a
 # recursive decoder (and json.dumps later) fails near 1,000, so depth is checked on the raw bytes first.
 MAX_JSON_DEPTH = 32
+# Request bodies held at once, over all connections: a body that would pass it is refused with 503,
+# so 1,024 connections cannot each hold a 64 MiB batch (memory then bounded by this, decoded copies
+# included about three times over).
+MAX_BODY_BYTES_IN_FLIGHT = 128 * 1024 * 1024
+# The scope key under which a request's share of MAX_BODY_BYTES_IN_FLIGHT is kept until it ends.
+BODY_BYTES_KEY = "cityledger.body_bytes"
 # The longest a client may take to send a body once its headers are in: a 64 MiB batch at ~2 MB/s.
 BODY_READ_TIMEOUT_S = 30.0
 # Bodies are JSON; a charset, if named, must be UTF-8 (RFC 8259 section 8.1).
@@ -32,6 +38,25 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `([^`]+)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `([^`]+)`$")
+
+
+class _BodyBytes:
+    """The body bytes all requests of this process hold; the event loop is the only writer."""
+
+    held = 0
+
+
+def release_body_bytes(scope: dict) -> None:
+    """Give back a finished request's share of MAX_BODY_BYTES_IN_FLIGHT (middleware.BodyBudget calls this)."""
+    _BodyBytes.held -= scope.pop(BODY_BYTES_KEY, 0)
+
+
+def _hold(request: Request, size: int) -> None:
+    if _BodyBytes.held + size > MAX_BODY_BYTES_IN_FLIGHT:
+        raise ApiError(503, "api/busy", f"body: the node is reading {MAX_BODY_BYTES_IN_FLIGHT} bytes of "
+                                        "other requests' bodies; retry shortly")
+    _BodyBytes.held += size
+    request.scope[BODY_BYTES_KEY] = request.scope.get(BODY_BYTES_KEY, 0) + size
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -47,6 +72,7 @@ async def read_body(request: Request, limit: int) -> bytes:
                 size += len(chunk)
                 if size > limit:
                     raise ApiError(413, "api/body_too_large", f"body: more than {limit} bytes exceeds the limit")
+                _hold(request, len(chunk))
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(408, "api/request_timeout",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 
+from .codec import release_body_bytes
 from .connections import MAX_HEADER_BYTES
 from .errors import METHOD_KEY, ApiError, internal_error
 
@@ -31,6 +32,23 @@ class BoundedHeaders:
                 await error.response()(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class BodyBudget:
+    """Give a request's body bytes back to codec.MAX_BODY_BYTES_IN_FLIGHT when it ends, however it ends."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope = dict(scope)  # read_body records its share in this copy, which Starlette's Request wraps
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            release_body_bytes(scope)
 
 
 class HeadAsGet:
