@@ -60,6 +60,16 @@ _ERROR_RESPONSE = {"description": "Invalid input, named in error.field",
                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
 
 
+def _error(description: str) -> dict:
+    return {**_ERROR_RESPONSE, "description": description}
+
+
+# Answers any route may give (docs/LIMITS.md), and those of routes that read a body.
+_ANY_ROUTE = {"431": _error("Headers too large"), "500": _error("Internal error (generic message and request id)")}
+_BODY_ROUTE = {"408": _error("Body not received in time"), "413": _error("Body too large"),
+               "415": _error("Content-Type is not JSON"), "503": _error("Too many bodies in flight; retry")}
+
+
 def _merge_schemas(app: FastAPI) -> None:
     """Add the msgspec Structs' JSON Schemas to FastAPI's OpenAPI document."""
     _, components = msgspec.json.schema_components(RESPONSE_TYPES + REQUEST_TYPES,
@@ -73,8 +83,12 @@ def _merge_schemas(app: FastAPI) -> None:
             schemas.update(components)
             # Invalid parameters are answered 400 with an ErrorBody, never FastAPI's default 422.
             for operation in (op for item in schema["paths"].values() for op in item.values()):
-                if operation.get("responses", {}).pop("422", None) is not None:
-                    operation["responses"].setdefault("400", _ERROR_RESPONSE)
+                responses = operation.setdefault("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses.setdefault("400", _ERROR_RESPONSE)
+                extra = {**_ANY_ROUTE, **(_BODY_ROUTE if "requestBody" in operation else {})}
+                for status, response in extra.items():
+                    responses.setdefault(status, response)
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)
         return app.openapi_schema

@@ -35,8 +35,8 @@ _TX_STATUS = {
     (core_errors.ERR_MEMPOOL_FULL.codespace, core_errors.ERR_MEMPOOL_FULL.code): 503,
 }
 _HTTP_NAMES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
-               413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_body", 500: "internal",
-               503: "unavailable"}
+               413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_body", 431: "headers_too_large",
+               500: "internal", 503: "unavailable"}
 # The scope key where HeadAsGet keeps a request's own method (see middleware.py).
 METHOD_KEY = "cityledger.method"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import secrets
 
+from starlette.requests import ClientDisconnect
+
 from .codec import release_body_bytes
 from .connections import MAX_HEADER_BYTES
 from .errors import METHOD_KEY, ApiError, internal_error
@@ -94,6 +96,8 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, tracking)
+        except ClientDisconnect:
+            return  # the client left while sending its body: there is no one to answer
         except Exception:
             request_id = secrets.token_hex(8)
             log.exception("request %s: %s %s failed", request_id, scope.get("method"), scope.get("path"))
