@@ -186,3 +186,44 @@ def test_a_500_keeps_the_connection_and_the_sdk_reads_it(node, monkeypatch):
                 client.status()
             assert caught.value.status == 500 and caught.value.code == "api/internal"
             assert client.health().status == "ok"
+
+
+def test_idle_sockets_past_the_fd_limit_do_not_stop_a_node_process(tmp_path):
+    """The issue's reproducer: a node with 256 file descriptors, 300 idle sockets, then a request."""
+    import os
+    import subprocess
+    import sys
+
+    from cityledger.node.home import init_home
+    from test_api_helpers import SRC, free_port
+
+    home, port = tmp_path / "home", free_port()
+    init_home(home, port=port)
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)); "
+            "from cityledger.cli.main import app; sys.argv = ['cityledger'] + sys.argv[1:]; app()")
+    env = dict(os.environ, PYTHONPATH=str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    log = (tmp_path / "node.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-c", code, "up", "--home", str(home), "--port", str(port),
+                             "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    sockets = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # wait for the node to serve, or fail if it died
+            assert proc.poll() is None, (tmp_path / "node.log").read_text()[-2000:]
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "node did not start"
+                time.sleep(0.1)
+        sockets = [connect(port) for _ in range(300)]
+        with httpx.Client(base_url=url, timeout=NEVER_S) as client:
+            for _ in range(5):
+                assert client.get("/health").status_code == 200
+    finally:
+        for sock in sockets:
+            sock.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
