@@ -143,6 +143,16 @@ async def _decode(request: Request, kind: type) -> Any:
     return decode_json(await read_body(request, MAX_IDENTITY_BODY_BYTES), _DECODERS[kind])
 
 
+def _looks_like_did(text: str) -> bool:
+    """is_did, and False (not an exception) for whitespace, control characters or undecodable base58."""
+    if not text.isprintable() or text.strip() != text:
+        return False
+    try:
+        return is_did(text)
+    except ValueError:
+        return False
+
+
 def _answer(function: Callable[[], Any]) -> Any:
     """Run a read; LookupError becomes 404 and ValueError 400, both naming the field."""
     try:
@@ -221,7 +231,7 @@ def ledger_router(api: IdentityApi) -> APIRouter:
 
     @router.get("/dids/{did}", summary="Resolve a did:city DID (W3C DID resolution result)", responses=_doc(400, 404))
     def get_did(did: str, height: int = Height) -> Response:
-        if not did.isprintable() or did.strip() != did or not _answer(lambda: is_did(did)):
+        if not _looks_like_did(did):
             raise invalid_param(f"did: expected a did:city DID, got {did[:200]!r}")
         state = api.state(height)
         result = _answer(lambda: resolve_did(state, did))
