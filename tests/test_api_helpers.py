@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from cityledger.api import create_app
+from cityledger.api import ServerLimits, create_app, server_config
 from cityledger.core.keys import PrivateKey
 from cityledger.modules.bank import get_balance
 from cityledger.node.home import init_home, load_config, load_key
@@ -71,13 +71,12 @@ def make_node(tmp_path: Path, block_interval_ms: int = 20, port: int = 8080) -> 
 class LiveServer:
     """The API of a node under uvicorn in a background thread, with the node's block loop running."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, limits: ServerLimits = ServerLimits()) -> None:
         self.node = node
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(node), host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
-        self.server = uvicorn.Server(config)
+        # The same settings as api.serve, connection bounds included.
+        self.server = uvicorn.Server(server_config(create_app(node), "127.0.0.1", self.port, "warning", limits))
         self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
 
     def __enter__(self) -> "LiveServer":

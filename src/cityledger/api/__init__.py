@@ -1,6 +1,7 @@
 """The REST API (FastAPI): submit txs, read txs, blocks, accounts and proven state, node status."""
 
 from .app import create_app
-from .server import serve
+from .connections import ServerLimits
+from .server import serve, server_config
 
-__all__ = ["create_app", "serve"]
+__all__ = ["ServerLimits", "create_app", "serve", "server_config"]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from .errors import install_handlers
 from .identity_routes import include_identity
 from .metrics import ApiMetrics, read_engine
+from .middleware import BodyBudget, BoundedHeaders, CatchAll, HeadAsGet
 from .protocols import NodeLike
 from .routes import chain_router, node_router, tx_router
 from .schemas import REQUEST_TYPES, RESPONSE_TYPES
@@ -43,6 +44,10 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     app = FastAPI(title="cityledger", version=VERSION, description=DESCRIPTION, lifespan=lifespan)
     app.state.service = service
     install_handlers(app)
+    app.add_middleware(BodyBudget)
+    app.add_middleware(CatchAll)
+    app.add_middleware(HeadAsGet)  # added after CatchAll, so outside it: a 500 to a HEAD loses its body too
+    app.add_middleware(BoundedHeaders)
     app.include_router(tx_router(service, BlockWatch(node.store.last_height)))
     app.include_router(chain_router(service))
     app.include_router(node_router(service))
@@ -53,6 +58,16 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
 
 _ERROR_RESPONSE = {"description": "Invalid input, named in error.field",
                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+
+
+def _error(description: str) -> dict:
+    return {**_ERROR_RESPONSE, "description": description}
+
+
+# Answers any route may give (docs/LIMITS.md), and those of routes that read a body.
+_ANY_ROUTE = {"431": _error("Headers too large"), "500": _error("Internal error (generic message and request id)")}
+_BODY_ROUTE = {"408": _error("Body not received in time"), "413": _error("Body too large"),
+               "415": _error("Content-Type is not JSON"), "503": _error("Too many bodies in flight; retry")}
 
 
 def _merge_schemas(app: FastAPI) -> None:
@@ -68,8 +83,12 @@ def _merge_schemas(app: FastAPI) -> None:
             schemas.update(components)
             # Invalid parameters are answered 400 with an ErrorBody, never FastAPI's default 422.
             for operation in (op for item in schema["paths"].values() for op in item.values()):
-                if operation.get("responses", {}).pop("422", None) is not None:
-                    operation["responses"].setdefault("400", _ERROR_RESPONSE)
+                responses = operation.setdefault("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses.setdefault("400", _ERROR_RESPONSE)
+                extra = {**_ANY_ROUTE, **(_BODY_ROUTE if "requestBody" in operation else {})}
+                for status, response in extra.items():
+                    responses.setdefault(status, response)
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)
         return app.openapi_schema

@@ -34,8 +34,11 @@ _TX_STATUS = {
     (core_errors.ERR_QUOTA.codespace, core_errors.ERR_QUOTA.code): 429,
     (core_errors.ERR_MEMPOOL_FULL.codespace, core_errors.ERR_MEMPOOL_FULL.code): 503,
 }
-_HTTP_NAMES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
-               415: "unsupported_media_type", 422: "invalid_body", 500: "internal", 503: "unavailable"}
+_HTTP_NAMES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+               413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_body", 431: "headers_too_large",
+               500: "internal", 503: "unavailable"}
+# The scope key where HeadAsGet keeps a request's own method (see middleware.py).
+METHOD_KEY = "cityledger.method"
 
 
 class ApiError(Exception):
@@ -52,8 +55,13 @@ class ApiError(Exception):
 
 def error_response(status: int, detail: ErrorDetail) -> Response:
     """The JSON response of an error."""
-    return Response(msgspec.json.encode(ErrorBody(error=detail)), status_code=status,
-                    media_type="application/json")
+    try:
+        body = msgspec.json.encode(ErrorBody(error=detail))
+    except UnicodeEncodeError:  # a message quoting a lone surrogate from the request: escape it
+        message = detail.message.encode("utf-8", "backslashreplace").decode("utf-8")
+        field = None if detail.field is None else detail.field.encode("utf-8", "backslashreplace").decode()
+        body = msgspec.json.encode(ErrorBody(error=msgspec.structs.replace(detail, message=message, field=field)))
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def field_of(message: str) -> str | None:
@@ -117,11 +125,16 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             message = f"path: no endpoint {request.method} {request.url.path}"
         elif exc.status_code == 405:
-            message = f"method: {request.method} is not allowed on {request.url.path}"
+            method = request.scope.get(METHOD_KEY, request.method)
+            message = f"method: {method} is not allowed on {request.url.path}"
         return error_response(exc.status_code, ErrorDetail(code=f"api/{name}", message=message,
                                                            field=field_of(message)))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        return error_response(500, ErrorDetail(code="api/internal",
-                                               message=f"internal error: {type(exc).__name__}: {exc}"))
+    # Unexpected exceptions are answered by middleware.CatchAll, not an exception handler: Starlette
+    # re-raises after such a handler, and uvicorn then closes the connection under the client.
+
+
+def internal_error(request_id: str) -> Response:
+    """The 500 answer: a generic message and the id under which the traceback was logged, no exception text."""
+    return error_response(500, ErrorDetail(code="api/internal",
+                                           message=f"internal error: logged by the node as request {request_id}"))

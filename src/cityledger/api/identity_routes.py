@@ -54,6 +54,7 @@ from ..wire.identity import (
 from .codec import decode_json, json_response, read_body
 from .errors import ApiError, invalid_param, not_found
 from .protocols import NodeLike
+from .routes import MAX_INT64
 
 MAX_IDENTITY_BODY_BYTES = 1024 * 1024
 MAX_REVEAL = 16
@@ -84,6 +85,16 @@ def _body_doc(kind: type) -> dict:
 
 async def _decode(request: Request, kind: type) -> Any:
     return decode_json(await read_body(request, MAX_IDENTITY_BODY_BYTES), _DECODERS[kind])
+
+
+def _looks_like_did(text: str) -> bool:
+    """is_did, and False (not an exception) for whitespace, control characters or undecodable base58."""
+    if not text.isprintable() or text.strip() != text:
+        return False
+    try:
+        return is_did(text)
+    except ValueError:
+        return False
 
 
 def _answer(function: Callable[[], Any]) -> Any:
@@ -167,20 +178,22 @@ def include_identity(app: FastAPI, node: NodeLike) -> None:
 def ledger_router(api: IdentityApi) -> APIRouter:
     """DIDs, anchored AnonCreds objects, the trusted-issuer registry and devices, at a height."""
     router = APIRouter(tags=_TAGS)
-    Height = Query(0, ge=0, description="Read the state of this height (0: the latest)")
+    Height = Query(0, ge=0, le=MAX_INT64, description="Read the state of this height (0: the latest)")
 
     @router.get("/dids/{did}", summary="Resolve a did:city DID (W3C DID resolution result)", responses=_doc(400, 404))
     def get_did(did: str, height: int = Height) -> Response:
-        if not is_did(did):
-            raise invalid_param(f"did: expected a did:city DID, got {did!r}")
-        result = resolve_did(api.state(height), did)
+        if not _looks_like_did(did):
+            raise invalid_param(f"did: expected a did:city DID, got {did[:200]!r}")
+        state = api.state(height)
+        result = _answer(lambda: resolve_did(state, did))
         if result["didDocument"] is None:
             raise not_found(f"did: no DID {did} at height {height or api.node.store.last_height()}")
         return json_response(result)
 
     def anchored(path: str, summary: str, query: Callable) -> None:
         @router.get(path, summary=summary, responses=_doc(400, 404), name=query.__name__.replace("query", "get"))
-        def get_anchored(object_id: str, height: int = Height, timestamp: int | None = None) -> Response:
+        def get_anchored(object_id: str, height: int = Height,
+                         timestamp: int | None = Query(None, ge=0, le=MAX_INT64)) -> Response:
             args = {"id": object_id} if timestamp is None else {"id": object_id, "timestamp": str(timestamp)}
             state = api.state(height)
             return json_response(_answer(lambda: query(state, args)))

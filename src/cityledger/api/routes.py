@@ -7,7 +7,7 @@ body or wait are `async def` and hand blocking calls to run_in_threadpool.
 from __future__ import annotations
 
 import msgspec
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -26,6 +26,8 @@ from .service import NodeService
 from .waiting import BlockWatch, wait_for_commit
 
 MAX_BATCH_TXS = 10_000
+# Heights and other integer parameters are int64 in SQLite and CometBFT; past this they are a 400.
+MAX_INT64 = 2**63 - 1
 DEFAULT_WAIT_S = 30.0
 MAX_WAIT_S = 600.0
 
@@ -129,7 +131,7 @@ def chain_router(service: NodeService) -> APIRouter:
         return json_response(service.block(None, include_txs=txs))
 
     @router.get("/blocks/{height}", summary="A committed block", responses=doc("BlockView", 400, 404))
-    def get_block(height: int, txs: bool = False) -> Response:
+    def get_block(height: int = Path(ge=0, le=MAX_INT64), txs: bool = False) -> Response:
         return json_response(service.block(height, include_txs=txs))
 
     @router.get("/accounts/{address}", summary="Balance and nonce of an account", responses=doc("AccountView", 400))
@@ -138,7 +140,7 @@ def chain_router(service: NodeService) -> APIRouter:
 
     @router.get("/state/{key_hex}", summary="A state value, with a proof against the app hash",
                 responses=doc("StateView", 400, 404))
-    def get_state(key_hex: str, height: int = 0, prove: bool = False) -> Response:
+    def get_state(key_hex: str, height: int = Query(0, ge=0, le=MAX_INT64), prove: bool = False) -> Response:
         return json_response(service.state(key_hex, height, prove))
 
     @router.get("/query/{module}/{name}", summary="A module query; arguments as query parameters",

@@ -7,13 +7,16 @@ them from worker threads so the event loop stays responsive.
 from __future__ import annotations
 
 import json
+import logging
+import re
+import secrets
 import threading
 from collections import OrderedDict
 from typing import Any
 
 import msgspec
 
-from ..app.abc import TxResult
+from ..app.abc import Submitted, TxResult
 from ..core import errors as core_errors
 from ..core.encoding import to_json
 from ..core.errors import TxError
@@ -43,6 +46,16 @@ from .schemas import (
 VERSION = "0.1.0"
 MAX_CACHED_BLOCKS = 16
 QUERY_NOT_FOUND = 1
+# A tx whose check raised instead of answering gets this (codespace, code) in a batch answer.
+CHECK_FAILED = ("api", 500)
+# After this many txs in a row raise on their own, the engine itself is failing (CometBFT's RPC is
+# down, say): the rest of the batch is answered unchecked rather than waiting on each in turn.
+MAX_CONSECUTIVE_CHECK_FAILURES = 3
+# Integer query arguments are passed to modules as text; outside int64..uint64 none can be meant.
+MIN_QUERY_INT, MAX_QUERY_INT = -(2**63), 2**64 - 1
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+log = logging.getLogger("cityledger.api")
 
 
 class NodeService:
@@ -69,7 +82,7 @@ class NodeService:
 
     def submit_batch(self, raws: list[bytes], failures: dict[int, str]) -> BatchView:
         """Check many txs in one engine call; `failures` are positions whose text did not decode."""
-        submitted = iter(self.node.engine.submit_batch(raws)) if raws else iter(())
+        submitted = iter(self._check_all(raws))
         results, accepted = [], 0
         for position in range(len(raws) + len(failures)):
             problem = failures.get(position)
@@ -86,6 +99,40 @@ class NodeService:
                 self.metrics.count_failure(view.codespace, view.code)
             results.append(view)
         return BatchView(accepted=accepted, rejected=len(results) - accepted, results=results)
+
+    def _check_all(self, raws: list[bytes]) -> list[Submitted]:
+        """The engine's check of each tx; if the batch call raises, each tx is submitted on its own."""
+        if not raws:
+            return []
+        try:
+            return self.node.engine.submit_batch(raws)
+        except Exception:
+            # The txs before the one that raised are already admitted; resubmitting finds them in the
+            # mempool (answered as admitted below) and gives the failing tx its own result.
+            log.exception("request %s: a batch of %d txs raised; checking them one by one",
+                          secrets.token_hex(8), len(raws))
+        out, failed_in_row = [], 0
+        for raw in raws:
+            if failed_in_row >= MAX_CONSECUTIVE_CHECK_FAILURES:
+                out.append(_failed(raw, "tx: not checked, the engine failed on the txs before it"))
+                continue
+            entry = self._check_one(raw)
+            failed_in_row = failed_in_row + 1 if entry.result.codespace == CHECK_FAILED[0] else 0
+            out.append(entry)
+        return out
+
+    def _check_one(self, raw: bytes) -> Submitted:
+        """One tx's check; an exception becomes that tx's failure, logged with a request id."""
+        try:
+            entry = self.node.engine.submit(raw)
+        except Exception:
+            request_id = secrets.token_hex(8)
+            log.exception("request %s: checking tx %s raised", request_id, compute_tx_id(raw).hex())
+            return _failed(raw, f"tx: its check failed unexpectedly, logged by the node as request {request_id}")
+        duplicate = (core_errors.ERR_DUPLICATE.codespace, core_errors.ERR_DUPLICATE.code)
+        if (entry.result.codespace, entry.result.code) == duplicate and self.is_pending(entry.tx_id):
+            return Submitted(entry.tx_id, TxResult(log="admitted (in the mempool)"))
+        return entry
 
     # -- txs and blocks --------------------------------------------------------------------------
 
@@ -198,7 +245,12 @@ class NodeService:
         return QueryView(path=path, height=self.node.store.last_height(), result=value)
 
     def _query_json(self, path: str, args: dict[str, str]) -> Any:
-        result = self.node.app.query(path, json.dumps(args, sort_keys=True).encode())
+        check_query_args(args)
+        try:
+            result = self.node.app.query(path, json.dumps(args, sort_keys=True).encode())
+        except (ValueError, OverflowError) as exc:  # a module that range-checks by raising
+            names = ", ".join(sorted(args)) or "args"
+            raise ApiError(400, "query/bad_request", f"{names}: not accepted by {path} ({exc})"[:500]) from None
         if result.code == QUERY_NOT_FOUND:
             raise ApiError(404, "query/not_found", result.log)
         if result.code:
@@ -223,6 +275,18 @@ class NodeService:
         if error is not None:
             raise ApiError(503, "api/unavailable", f"engine: stopped on {type(error).__name__}: {error}")
         return HealthView(status="ok", height=self.node.store.last_height())
+
+
+def check_query_args(args: dict[str, str]) -> None:
+    """Raise 400 for an integer argument outside int64..uint64, before any module converts it."""
+    for name, value in sorted(args.items()):
+        if _INTEGER.fullmatch(value) and not (len(value) <= 21 and MIN_QUERY_INT <= int(value) <= MAX_QUERY_INT):
+            shown = value if len(value) <= 40 else f"{len(value)} characters"
+            raise invalid_param(f"{name}: expected an integer from {MIN_QUERY_INT} to {MAX_QUERY_INT}, got {shown}")
+
+
+def _failed(raw: bytes, message: str) -> Submitted:
+    return Submitted(compute_tx_id(raw), TxResult(code=CHECK_FAILED[1], codespace=CHECK_FAILED[0], log=message))
 
 
 def check_view(tx_id: bytes, result: TxResult) -> CheckView:

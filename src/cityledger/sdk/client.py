@@ -24,6 +24,11 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT_S = 30.0
 MAX_BATCH_TXS = 10_000
 _JSON = {"content-type": "application/json"}
+# A server may close a keep-alive connection just as a call reuses it (httpx then raises one of these
+# before any answer); reads are safe to send again once, on a fresh connection. Submissions are not
+# resent: whether the node saw them is unknown, and the caller decides.
+_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError)
+_RESENDABLE = ("GET", "HEAD")
 
 
 @dataclass(frozen=True)
@@ -150,8 +155,17 @@ class Client:
 
     def _do(self, call: _Call) -> Any:
         timeout = httpx.USE_CLIENT_DEFAULT if call.timeout_s is None else call.timeout_s
-        response = self._http.request(call.method, call.path, params=call.params, content=call.body,
+
+        def send() -> httpx.Response:
+            return self._http.request(call.method, call.path, params=call.params, content=call.body,
                                       headers=_JSON if call.body is not None else None, timeout=timeout)
+
+        try:
+            response = send()
+        except _STALE_CONNECTION:
+            if call.method not in _RESENDABLE:
+                raise
+            response = send()
         _raise_for(response)
         return call.read(response.content)
 
@@ -219,8 +233,17 @@ class AsyncClient:
 
     async def _do(self, call: _Call) -> Any:
         timeout = httpx.USE_CLIENT_DEFAULT if call.timeout_s is None else call.timeout_s
-        response = await self._http.request(call.method, call.path, params=call.params, content=call.body,
+
+        async def send() -> httpx.Response:
+            return await self._http.request(call.method, call.path, params=call.params, content=call.body,
                                             headers=_JSON if call.body is not None else None, timeout=timeout)
+
+        try:
+            response = await send()
+        except _STALE_CONNECTION:
+            if call.method not in _RESENDABLE:
+                raise
+            response = await send()
         _raise_for(response)
         return call.read(response.content)
 
