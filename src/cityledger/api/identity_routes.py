@@ -19,6 +19,7 @@ those of docs/IDENTITY_PROTOCOL.md; the services are offchain/identity's, this m
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import msgspec
@@ -37,18 +38,19 @@ from ..modules.identity.queries import (
 )
 from ..modules.identity.did import is_did
 from ..modules.identity.presentations import MAX_PRESENTATION_BYTES
-from ..modules.identity.validation import is_credential_type
-from ..offchain.identity.issuer import IssuanceError
+from ..offchain.identity.issuer import MAX_REFERENCES, REQUEST_TYPE, IssuanceError
 from ..offchain.identity.ledger import LedgerError, NodeLedger
-from ..offchain.identity.verifier import Verifier
+from ..offchain.identity.tails import TAILS_HASH_RE
+from ..offchain.identity.verifier import Verifier, load_verifier_key
 from .codec import decode_json, json_response, read_body
-from .errors import ApiError, invalid_param, not_found
+from .errors import ApiError, invalid_body, invalid_param, not_found
 from .protocols import NodeLike
 
 MAX_IDENTITY_BODY_BYTES = 1024 * 1024
-MAX_REVEAL = 16
-MAX_PREDICATES = 16
-MAX_REFERENCES = 1_000
+# AnonCreds objects nest about 6 deep; anything far deeper is hostile, and Python's own JSON code
+# (and msgspec past ~1,000) would run out of stack on it.
+MAX_IDENTITY_JSON_DEPTH = 32
+VERIFIER_KEY_FILE = "verifier.key"
 _TAGS = ["identity"]
 _ERRORS = {400: "Invalid input, named in error.field", 401: "Missing or wrong operator token",
            404: "Not found"}
@@ -77,7 +79,7 @@ class CredentialRequestBody(_Body):
 
     thread: str
     request: dict[str, Any]
-    type: str = "identity/1.0/credential-request"
+    type: str = REQUEST_TYPE
 
 
 class RevokeBody(_Body):
@@ -139,7 +141,42 @@ def _body_doc(kind: type) -> dict:
 
 
 async def _decode(request: Request, kind: type) -> Any:
-    return decode_json(await read_body(request, MAX_IDENTITY_BODY_BYTES), _DECODERS[kind])
+    """A request body as `kind`; hostile JSON (invalid UTF-8, deep nesting) is a 400 naming the body.
+
+    The generic decoder lets UnicodeDecodeError and RecursionError through; they are answered here
+    so that these routes never answer 500 whatever the body.
+    """
+    data = await read_body(request, MAX_IDENTITY_BODY_BYTES)
+    try:
+        body = decode_json(data, _DECODERS[kind])
+    except UnicodeDecodeError as exc:
+        raise invalid_body(f"body: not valid UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise invalid_body(f"body: nested deeper than {MAX_IDENTITY_JSON_DEPTH} levels") from None
+    for name in kind.__struct_fields__:
+        if compute_depth(getattr(body, name)) > MAX_IDENTITY_JSON_DEPTH:
+            raise invalid_body(f"{name}: nested deeper than {MAX_IDENTITY_JSON_DEPTH} levels")
+    return body
+
+
+def compute_depth(value: Any) -> int:
+    """How deep lists and objects nest in a decoded JSON value (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        elif isinstance(item, msgspec.Struct):
+            children = [getattr(item, name) for name in item.__struct_fields__]
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_IDENTITY_JSON_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _answer(function: Callable[[], Any]) -> Any:
@@ -158,7 +195,10 @@ class IdentityApi:
     def __init__(self, node: NodeLike) -> None:
         self.node = node
         self.ledger = NodeLedger(node)
-        self.verifier = Verifier(self.ledger)
+        home = getattr(getattr(node, "config", None), "home", None)
+        # The key is node-local and kept across restarts, so requests made before one still verify.
+        key = load_verifier_key(Path(home) / VERIFIER_KEY_FILE) if home is not None else None
+        self.verifier = Verifier(self.ledger, key=key)
         self.issuers: dict[str, Any] = dict(getattr(node, "issuers", None) or {})
 
     def state(self, height: int):
@@ -268,13 +308,6 @@ def verifier_router(api: IdentityApi) -> APIRouter:
                  openapi_extra=_body_doc(PresentationRequestBody), responses=_doc(400))
     async def create_request(request: Request) -> Response:
         body: PresentationRequestBody = await _decode(request, PresentationRequestBody)
-        if not is_credential_type(body.credential_type):
-            raise invalid_param(f"credential_type: expected a credential type like 'resident-id', "
-                                f"got {body.credential_type!r}")
-        sizes_ok = len(body.reveal) <= MAX_REVEAL and len(body.predicates) <= MAX_PREDICATES
-        if not sizes_ok or not (body.reveal or body.predicates):
-            raise invalid_param(f"reveal: expected 1 to {MAX_REVEAL} attributes and up to {MAX_PREDICATES} "
-                                "predicates, at least one of either")
         predicates = [(p.name, p.p_type, p.p_value) for p in body.predicates]
         made = _answer(lambda: api.verifier.request(body.name, body.credential_type, body.reveal, predicates,
                                                     body.non_revoked))
@@ -329,6 +362,8 @@ def issuer_router(api: IdentityApi) -> APIRouter:
     async def redeem(did: str, request: Request) -> Response:
         issuer = api.issuer(did)
         body: CredentialRequestBody = await _decode(request, CredentialRequestBody)
+        if body.type != REQUEST_TYPE:
+            raise invalid_body(f"type: expected {REQUEST_TYPE!r}")
         message = {"type": body.type, "thread": body.thread, "request": body.request}
         return json_response(await run_in_threadpool(_issuing, lambda: issuer.redeem(message)))
 
@@ -338,14 +373,18 @@ def issuer_router(api: IdentityApi) -> APIRouter:
         issuer = api.operator(did, request)
         body: RevokeBody = await _decode(request, RevokeBody)
         if not 1 <= len(body.references) <= MAX_REFERENCES:
-            raise invalid_param(f"references: expected 1 to {MAX_REFERENCES}, got {len(body.references)}")
+            raise invalid_body(f"references: expected 1 to {MAX_REFERENCES}, got {len(body.references)}")
         outcome = await run_in_threadpool(_issuing, lambda: issuer.revoke(body.references))
         return json_response({"revoked": len(body.references), "height": outcome.height})
 
     @router.get("/issuers/{did}/tails/{tails_hash}", summary="A tails file (checked by holders against the ledger)",
                 responses=_doc(404, content="application/octet-stream"))
     def tails(did: str, tails_hash: str) -> Response:
-        data = _answer(lambda: api.issuer(did).tails(tails_hash))
+        if not TAILS_HASH_RE.fullmatch(tails_hash):
+            raise invalid_param(f"tails_hash: expected a base58 SHA-256 hash (32 to 44 characters), "
+                                f"got {len(tails_hash)} characters")
+        issuer = api.issuer(did)
+        data = _answer(lambda: issuer.tails(tails_hash))
         return Response(data, media_type="application/octet-stream")
 
     return router

@@ -15,14 +15,19 @@ consortium's are):
 
 An office publishes its credential types once (`cityledger issuer publish`, which takes a few
 seconds to generate the credential definition); every change of its private state is sealed to
-state.sealed before the answer leaves, so a restarted node can still revoke what it issued.
+state.sealed before the answer leaves, so a restarted node can still revoke what it issued. The
+ledger's status lists are the truth about revocation: when the state is loaded (and before each
+revocation) a registry whose sealed status list differs from the ledger's takes the ledger's, and
+the repair is logged.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
+import re
 import secrets
 import threading
 import tomllib
@@ -39,6 +44,8 @@ from ..offchain.identity.sealed import derive_key, new_salt, read_sealed
 from ..offchain.identity.tails import TailsStore
 from ..offchain.identity.types import KNOWN_TYPES, RESIDENT_ID, VEHICLE_REGISTRATION, CredentialType
 
+log = logging.getLogger(__name__)
+
 ISSUERS_DIR = "issuers"
 MAX_HOSTED_ISSUERS = 16
 # The offices `cityledger init` creates: folder name -> (display name, credential types).
@@ -53,6 +60,13 @@ public_url = "{public_url}"
 # Leave empty to read the sealing passphrase from the file `passphrase`; or name an environment variable.
 passphrase_env = ""
 """
+
+
+# An office's display name: printable, no surrounding spaces; its public URL: printable ASCII.
+MAX_ISSUER_NAME_CHARS = 64
+_NAME_RE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,%d}[^\s\x00-\x1f\x7f-\x9f])?"
+                      % (MAX_ISSUER_NAME_CHARS - 2))
+_URL_RE = re.compile(r"https?://[\x21-\x7e]{1,200}")
 
 
 class IssuerConfigError(ValueError):
@@ -121,11 +135,15 @@ def load_issuer_config(folder: Path) -> IssuerConfig:
     unknown = [t for t in types if t not in KNOWN_TYPES]
     if not isinstance(types, list) or not types or unknown:
         raise IssuerConfigError(f"{path}: credential_types: expected some of {sorted(KNOWN_TYPES)}, got {types!r}")
-    public_url = str(raw.get("public_url", ""))
-    if not public_url.startswith(("http://", "https://")):
-        raise IssuerConfigError(f"{path}: public_url: expected an http(s) URL, got {public_url!r}")
-    return IssuerConfig(Path(folder), str(raw.get("name", Path(folder).name)),
-                        tuple(KNOWN_TYPES[t] for t in types), public_url, str(raw.get("passphrase_env", "")))
+    public_url = raw.get("public_url", "")
+    if not isinstance(public_url, str) or not _URL_RE.fullmatch(public_url):
+        raise IssuerConfigError(f"{path}: public_url: expected an http(s) URL without spaces, got {public_url!r}")
+    name = raw.get("name", Path(folder).name)
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise IssuerConfigError(f"{path}: name: expected 1 to {MAX_ISSUER_NAME_CHARS} printable characters "
+                                f"without surrounding spaces, got {name!r}")
+    return IssuerConfig(Path(folder), name, tuple(KNOWN_TYPES[t] for t in types), public_url,
+                        str(raw.get("passphrase_env", "")))
 
 
 class HostedIssuer:
@@ -157,13 +175,24 @@ class HostedIssuer:
                 passphrase = self._passphrase()
                 if self.state_path.exists():
                     data, file_key, salt = read_sealed(self.state_path, passphrase)
-                    self._service = IssuerService.restore(data, self._ledger, [self.key], tails)
+                    service = IssuerService.restore(data, self._ledger, [self.key], tails)
                 else:
                     salt = new_salt()
                     file_key = derive_key(passphrase, salt)
-                    self._service = IssuerService(self._ledger, [self.key], tails)
-                self._file_key = (file_key, salt)
+                    service = IssuerService(self._ledger, [self.key], tails)
+                self._service, self._file_key = service, (file_key, salt)
+                self._sync_revocations()
             return self._service
+
+    def _sync_revocations(self) -> None:
+        """Repair the sealed revocation state from the ledger's status lists (logged), and save it."""
+        if self._service is None:
+            raise RuntimeError("issuer: synchronised only once loaded")
+        repairs = self._service.sync_revocations()
+        for repair in repairs:
+            log.warning("issuer %s (%s): %s", self.config.folder.name, self.did, repair)
+        if repairs:
+            self._save()
 
     def _passphrase(self) -> str:
         variable = self.config.passphrase_env
@@ -216,14 +245,22 @@ class HostedIssuer:
             return credential
 
     def revoke(self, references: Sequence[str]) -> TxOutcome:
-        """Revoke credentials by the office's references, in one status-list update."""
+        """Revoke credentials by the office's references, in one status-list update.
+
+        The service changes its state only once the ledger has committed the update, so sealing
+        whatever it holds afterwards, whether the call succeeded or failed, keeps file and ledger
+        in step; a state that still falls behind (a crash before the save) is repaired from the
+        ledger on the next load.
+        """
         with self._lock:
-            outcome = self.service().revoke(references)
-            self._save()
-            return outcome
+            service = self.service()
+            try:
+                return service.revoke(references)
+            finally:
+                self._save()
 
     def tails(self, tails_hash: str) -> bytes:
-        """A tails file's bytes (public); raise LookupError."""
+        """A tails file's bytes (public); raise LookupError, or ValueError for a malformed hash."""
         folder = self.config.folder / "tails"
         return TailsStore(folder, self.config.public_url).serve(tails_hash)
 
