@@ -227,10 +227,15 @@ def test_hosted_issuer_state_survives_a_restart(tmp_path):
         city = Offices(tn, server)
         city.id_office.publish(city.id_did, RESIDENT_ID)
         city.resident(tmp_path, dict(ALICE, id_number="KEEP-1"))
+        early = city.public.resident_request(TODAY)
+    key_file = tn.home / "verifier.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
     restarted = Node(tn.node.config)
     with LiveServer(restarted) as server:
         city = Offices(tn, server)
         wallet = city.wallet(tmp_path, "KEEP-1")  # reopened: it fetches tails files through this client
+        # The verifier's key is the node's: a request made before the restart still verifies.
+        assert city.public.verify(early, city.public.present(wallet, early))["verified"]
         assert city.public.get_issuer(city.id_did)["published"][RESIDENT_ID]["rev_reg_id"]
         assert city.id_office.revoke(city.id_did, ["KEEP-1"])["revoked"] == 1
         request = city.public.resident_request(TODAY)
