@@ -134,6 +134,9 @@ def test_invalid_offer_values_past_their_caps_name_the_field(office):
     assert refused(dict(ALICE, district=" Nordstadt"))["field"] == "values.district"
     assert refused(dict(ALICE, birth_date=2**40))["field"] == "values.birth_date"
     assert refused(dict(ALICE, birth_date=-(10**30)))["field"] in ("values", "values.birth_date")
+    assert refused(dict(ALICE, name="\ud800"))["field"] in ("body", "values.name")  # a lone surrogate
+    assert refused(dict(ALICE, name="\u00e9" * MAX_VALUE_CHARS, district="\u00e9" * MAX_VALUE_CHARS))["field"] == \
+        "values"  # each within its cap, together past MAX_OFFER_VALUES_BYTES as stored
     many = {f"attr_{i}": "v" for i in range(MAX_OFFER_VALUES + 1)}
     assert refused(many)["field"] == "values"
     for reference in ("CAP-1\n", " CAP-1", "R" * (MAX_REFERENCE_CHARS + 1), "caf\u00e9", "a\tb"):

@@ -61,16 +61,17 @@ REQUEST_TYPE = "identity/1.0/credential-request"
 CREDENTIAL_TYPE = "identity/1.0/credential"
 # Pending offers live in the sealed state, rewritten on each change, so they and their values are
 # bounded: past MAX_PENDING_OFFERS the oldest pending offer is withdrawn.
-MAX_PENDING_OFFERS = 10_000
+MAX_PENDING_OFFERS = 4_096
 MAX_OFFER_VALUES = 16
 MAX_VALUE_CHARS = 256
+MAX_OFFER_VALUES_BYTES = 2_048  # all of one offer's values, as the sealed state stores them (JSON)
 MAX_REFERENCE_CHARS = 128
 MAX_REFERENCES = 1_000
 # AnonCreds encodes an integer raw value as itself only within 32 bits (predicates need that).
 MIN_INT_VALUE, MAX_INT_VALUE = -(2**31), 2**31 - 1
 # A reference: printable ASCII, no surrounding spaces (an ID-card number, a file number).
 _REFERENCE_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,%d}[\x21-\x7e])?" % (MAX_REFERENCE_CHARS - 2))
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 class IssuanceError(ValueError):
@@ -207,6 +208,9 @@ class IssuerService:
             problem = _value_problem(value)
             if problem:
                 raise IssuanceError(f"values.{name}: {problem}")
+        size = len(json.dumps(list(values.values())))
+        if size > MAX_OFFER_VALUES_BYTES:
+            raise IssuanceError(f"values: {size} bytes in all, expected at most {MAX_OFFER_VALUES_BYTES}")
         if not reference:
             raise IssuanceError("reference: required (the office's own key for the credential, to revoke it)")
         if not isinstance(reference, str) or not _REFERENCE_RE.fullmatch(reference):
@@ -437,5 +441,5 @@ def _value_problem(value: Any) -> str:
     if len(value) > MAX_VALUE_CHARS:
         return f"expected at most {MAX_VALUE_CHARS} characters, got {len(value)}"
     if value != value.strip() or _CONTROL_RE.search(value):
-        return "expected text without surrounding spaces or control characters"
+        return "expected text without surrounding spaces, control characters or lone surrogates"
     return ""
