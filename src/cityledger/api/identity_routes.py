@@ -219,7 +219,7 @@ class IdentityApi:
         """A hosted issuer by DID; 404 if this node does not host it."""
         issuer = self.issuers.get(did)
         if issuer is None:
-            raise not_found(f"did: this node hosts no issuer {did!r} (see GET /issuers)")
+            raise not_found(f"did: this node hosts no issuer {did[:80]!r} (see GET /issuers)")
         return issuer
 
     def operator(self, did: str, request: Request):

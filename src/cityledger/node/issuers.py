@@ -222,7 +222,7 @@ class HostedIssuer:
         ctype = next((t for t in self.config.credential_types if t.name == credential_type), None)
         if ctype is None:
             names = [t.name for t in self.config.credential_types]
-            raise IssuanceError(f"credential_type: {self.config.name} issues {names}, not {credential_type!r}")
+            raise IssuanceError(f"credential_type: {self.config.name} issues {names}, not {credential_type[:80]!r}")
         with self._lock:
             service = self.service()
             if credential_type not in service.published:

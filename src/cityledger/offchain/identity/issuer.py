@@ -404,7 +404,7 @@ class IssuerService:
     def _published(self, credential_type: str) -> Published:
         published = self.published.get(credential_type)
         if published is None:
-            raise IssuanceError(f"credential_type: {credential_type!r} is not published by {self.did}")
+            raise IssuanceError(f"credential_type: {str(credential_type)[:80]!r} is not published by {self.did}")
         return published
 
 
