@@ -11,6 +11,7 @@ consortium's are):
     <home>/issuers/<name>/token         bearer token of the office's operator endpoints (0600)
     <home>/issuers/<name>/passphrase    seals state.sealed (0600), unless passphrase_env names a variable
     <home>/issuers/<name>/state.sealed  definition and registry private keys, offers, its register
+    <home>/issuers/<name>/state.journal offers made since state.sealed was last written (sealed records)
     <home>/issuers/<name>/tails/        tails files, served at <public_url>/issuers/<did>/tails/<hash>
 
 An office publishes its credential types once (`cityledger issuer publish`, which takes a few
@@ -40,7 +41,7 @@ from ..modules.devices import MANUFACTURER_TYPE
 from ..modules.identity import PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION, compute_did
 from ..offchain.identity.issuer import IssuanceError, IssuerService
 from ..offchain.identity.ledger import NodeLedger, TxOutcome
-from ..offchain.identity.sealed import derive_key, new_salt, read_sealed
+from ..offchain.identity.sealed import append_sealed_record, derive_key, new_salt, read_sealed, read_sealed_records
 from ..offchain.identity.tails import TailsStore
 from ..offchain.identity.types import KNOWN_TYPES, RESIDENT_ID, VEHICLE_REGISTRATION, CredentialType
 
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 
 ISSUERS_DIR = "issuers"
 MAX_HOSTED_ISSUERS = 16
+# An offer is appended to the office's journal rather than rewriting state.sealed; past this many
+# records the whole state is saved and the journal starts again.
+MAX_JOURNAL_RECORDS = 256
 # The offices `cityledger init` creates: folder name -> (display name, credential types).
 OFFICES = {"id-office": ("City ID Office", (RESIDENT_ID,)),
            "transport-office": ("City Transport Office", (VEHICLE_REGISTRATION,))}
@@ -157,11 +161,16 @@ class HostedIssuer:
         self._ledger = ledger
         self._service: IssuerService | None = None
         self._file_key: tuple[bytes, bytes] | None = None  # (key, salt) of state.sealed
+        self._journal_records = 0
         self._lock = threading.RLock()
 
     @property
     def state_path(self) -> Path:
         return self.config.folder / "state.sealed"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.config.folder / "state.journal"
 
     def is_operator(self, token: str) -> bool:
         """True if `token` is this office's operator token."""
@@ -176,11 +185,14 @@ class HostedIssuer:
                 if self.state_path.exists():
                     data, file_key, salt = read_sealed(self.state_path, passphrase)
                     service = IssuerService.restore(data, self._ledger, [self.key], tails)
+                    _replay_journal(service, self.journal_path, file_key)
                 else:
                     salt = new_salt()
                     file_key = derive_key(passphrase, salt)
                     service = IssuerService(self._ledger, [self.key], tails)
                 self._service, self._file_key = service, (file_key, salt)
+                if self.journal_path.exists():
+                    self._save()  # fold the journal in (and drop a torn last record with it)
                 self._sync_revocations()
             return self._service
 
@@ -206,7 +218,10 @@ class HostedIssuer:
         service = self.service()
         if self._file_key is None:
             raise RuntimeError("issuer: the file key is set whenever the service is")
+        service.generation += 1  # the journal's records follow the previous save: stale from now on
         service.seal(self.state_path, *self._file_key)
+        self.journal_path.unlink(missing_ok=True)
+        self._journal_records = 0
 
     def info(self) -> dict[str, Any]:
         """DID, name, credential types and what is published (no secrets)."""
@@ -233,8 +248,16 @@ class HostedIssuer:
     def offer(self, credential_type: str, values: Mapping[str, Any], reference: str) -> dict[str, Any]:
         """A pre-authorised offer: the office has checked the person and fixed the values."""
         with self._lock:
-            offer = self.service().offer(credential_type, values, reference)
-            self._save()
+            service = self.service()
+            offer = service.offer(credential_type, values, reference)
+            if self._journal_records >= MAX_JOURNAL_RECORDS or self._file_key is None:
+                self._save()
+            else:
+                # One small sealed record instead of the whole state (which holds every pending offer).
+                record = {"generation": service.generation, "nonce": offer["thread"],
+                          "credential_type": credential_type, "values": dict(values), "reference": reference}
+                append_sealed_record(self.journal_path, self._file_key[0], record)
+                self._journal_records += 1
             return offer
 
     def redeem(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,6 +286,14 @@ class HostedIssuer:
         """A tails file's bytes (public); raise LookupError, or ValueError for a malformed hash."""
         folder = self.config.folder / "tails"
         return TailsStore(folder, self.config.public_url).serve(tails_hash)
+
+
+def _replay_journal(service: IssuerService, path: Path, file_key: bytes) -> None:
+    """Take back the offers recorded in the journal since the state was saved."""
+    for record in read_sealed_records(path, file_key):
+        if isinstance(record, dict) and record.get("generation") == service.generation:
+            service.restore_offer(str(record["nonce"]), str(record["credential_type"]), record.get("values"),
+                                  record.get("reference"))
 
 
 def open_hosted_issuers(home: Path, node: Any) -> dict[str, HostedIssuer]:

@@ -114,6 +114,7 @@ class IssuerService:
         self._offers: dict[str, str] = {}  # offer nonce -> credential type
         self._authorized: dict[str, tuple[dict, str]] = {}  # offer nonce -> (values, reference)
         self._issued: dict[str, tuple[str, str, int]] = {}  # reference -> (type, registry, index)
+        self.generation = 0  # counts the saves of the whole state; a journal record names the one it follows
         self._lock = threading.RLock()
 
     def _send(self, *messages: Any) -> TxOutcome:
@@ -187,16 +188,29 @@ class IssuerService:
             offer = anoncreds.CredentialOffer.create(published.schema_id, published.cred_def_id,
                                                      published.key_proof)
             body = offer.to_dict()
-            if len(self._offers) >= MAX_PENDING_OFFERS:
-                evicted = next(iter(self._offers))
-                self._offers.pop(evicted)
-                self._authorized.pop(evicted, None)
-            # Only the nonce is kept: the rest of the offer is the published definition's.
-            self._offers[body["nonce"]] = credential_type
-            if values is not None:
-                self._authorized[body["nonce"]] = (dict(values), str(reference))
+            self._add_offer(body["nonce"], credential_type, values, reference)
         return {"type": OFFER_TYPE, "thread": body["nonce"], "credential_type": credential_type,
                 "issuer": self.did, "offer": body}
+
+    def restore_offer(self, nonce: str, credential_type: str, values: Mapping[str, Any] | None,
+                      reference: str | None) -> None:
+        """Take back a pending offer recorded (sealed) since the state was last saved; skip a stale one."""
+        with self._lock:
+            stale = (nonce in self._offers or credential_type not in self.published
+                     or (values is not None and reference in self._issued))
+            if not stale:
+                self._add_offer(nonce, credential_type, values, reference)
+
+    def _add_offer(self, nonce: str, credential_type: str, values: Mapping[str, Any] | None,
+                   reference: str | None) -> None:
+        if len(self._offers) >= MAX_PENDING_OFFERS:
+            evicted = next(iter(self._offers))
+            self._offers.pop(evicted)
+            self._authorized.pop(evicted, None)
+        # Only the nonce is kept: the rest of the offer is the published definition's.
+        self._offers[nonce] = credential_type
+        if values is not None:
+            self._authorized[nonce] = (dict(values), str(reference))
 
     def _check_values(self, published: Published, values: Mapping[str, Any], reference: str | None) -> None:
         if not isinstance(values, Mapping) or len(values) > MAX_OFFER_VALUES:
@@ -391,11 +405,13 @@ class IssuerService:
         authorized = data.get("authorized", {})  # absent in files of earlier versions
         service._authorized = {nonce: (dict(values), ref) for nonce, (values, ref) in authorized.items()}
         service._issued = {ref: tuple(item) for ref, item in data["issued"].items()}
+        service.generation = int(data.get("generation", 0))
         return service
 
     def _export(self) -> dict[str, Any]:
-        return {"did": self.did, "salt": self.salt.hex(), "offers": self._offers, "authorized": self._authorized,
-                "issued": self._issued, "published": {name: _export_published(p) for name, p in self.published.items()}}
+        return {"did": self.did, "salt": self.salt.hex(), "generation": self.generation, "offers": self._offers,
+                "authorized": self._authorized, "issued": self._issued,
+                "published": {name: _export_published(p) for name, p in self.published.items()}}
 
     def serve_tails(self, tails_hash: str) -> bytes:
         """The bytes of one of this issuer's tails files."""
