@@ -4,8 +4,9 @@
     GET  /schemas/{id}  /cred-defs/{id}  /rev-regs/{id}  /status-lists/{id}?timestamp=   (?height=)
     GET  /trusted-issuers?credential_type=&did= accreditations (the trusted-issuer registry)
     GET  /devices/{did}    POST /devices/{did}/verify {payload, signature}
-    POST /verifier/requests {credential_type, reveal, predicates}   -> presentation request (pins the height)
-    POST /verifier/verify   {request, presentation}                -> verdict
+    POST /verifier/requests {credential_type, reveal, predicates}   -> presentation request (pins the height,
+                                                                       sealed with the node's verifier key)
+    POST /verifier/verify   {request, presentation}                -> verdict (the seal checked, no state kept)
     GET  /issuers   GET /issuers/{did}                              issuers hosted by this node
     POST /issuers/{did}/publish     {credential_type}               operator: anchor schema, definition, registry
     POST /issuers/{did}/offers      {credential_type, values, reference}  operator: pre-authorised offer

@@ -15,8 +15,10 @@ consortium's are):
     <home>/issuers/<name>/tails/        tails files, served at <public_url>/issuers/<did>/tails/<hash>
 
 An office publishes its credential types once (`cityledger issuer publish`, which takes a few
-seconds to generate the credential definition); every change of its private state is sealed to
-state.sealed before the answer leaves, so a restarted node can still revoke what it issued. The
+seconds to generate the credential definition); every change of its private state is sealed
+before the answer leaves (an offer as one record appended to state.journal, anything else by
+rewriting state.sealed, which folds the journal in), so a restarted node can still revoke what it
+issued. The
 ledger's status lists are the truth about revocation: when the state is loaded (and before each
 revocation) a registry whose sealed status list differs from the ledger's takes the ledger's, and
 the repair is logged.
