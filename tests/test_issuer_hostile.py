@@ -174,3 +174,21 @@ def test_invalid_tails_hashes_are_400_and_never_show_the_home(office):
     missing = httpx.get(base + "1" * 44, timeout=10)
     assert missing.status_code == 404 and home not in missing.text
     assert httpx.get(f"{office.url}/issuers/{office.did}%0a", timeout=10).status_code == 404
+
+
+def test_an_office_whose_state_cannot_be_opened_answers_503_without_paths(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from cityledger.api import create_app
+
+    tn = make_node(tmp_path)
+    (tn.home / "issuers" / "id-office" / "state.sealed").write_bytes(b"CLW1" + b"\x00" * 64)  # damaged
+    with TestClient(create_app(tn.node)) as client:
+        did = next(i for i in tn.node.issuers.values() if i.config.folder.name == "id-office").did
+        for answer in (client.get(f"/issuers/{did}"), client.get("/issuers")):
+            assert answer.status_code == 503 and answer.json()["error"]["code"] == "issuer/unavailable"
+            assert str(tn.home) not in answer.text and "City ID Office" in answer.text
+    tn.node.store.close()

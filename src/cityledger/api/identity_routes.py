@@ -39,7 +39,7 @@ from ..modules.identity.queries import (
 )
 from ..modules.identity.did import is_did
 from ..modules.identity.presentations import MAX_PRESENTATION_BYTES
-from ..offchain.identity.issuer import MAX_REFERENCES, REQUEST_TYPE, IssuanceError
+from ..offchain.identity.issuer import MAX_REFERENCES, REQUEST_TYPE, IssuanceError, OfficeUnavailable
 from ..offchain.identity.ledger import LedgerError, NodeLedger
 from ..offchain.identity.tails import TAILS_HASH_RE
 from ..offchain.identity.verifier import Verifier, load_verifier_key
@@ -54,7 +54,7 @@ MAX_IDENTITY_JSON_DEPTH = 32
 VERIFIER_KEY_FILE = "verifier.key"
 _TAGS = ["identity"]
 _ERRORS = {400: "Invalid input, named in error.field", 401: "Missing or wrong operator token",
-           404: "Not found"}
+           404: "Not found", 503: "The office's state cannot be opened (the node's log says why)"}
 
 
 class _Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -333,24 +333,24 @@ def issuer_router(api: IdentityApi) -> APIRouter:
     """Issuers hosted beside this node: set-up, pre-authorised offers, redemption, revocation, tails."""
     router = APIRouter(tags=_TAGS)
 
-    @router.get("/issuers", summary="Issuers hosted by this node", responses=_doc())
+    @router.get("/issuers", summary="Issuers hosted by this node", responses=_doc(503))
     def list_issuers() -> Response:
-        return json_response({"issuers": [issuer.info() for _, issuer in sorted(api.issuers.items())]})
+        return json_response({"issuers": [_issuing(issuer.info) for _, issuer in sorted(api.issuers.items())]})
 
     @router.get("/issuers/{did}", summary="A hosted issuer: its credential types and anchored ids",
-                responses=_doc(404))
+                responses=_doc(404, 503))
     def get_issuer(did: str) -> Response:
-        return json_response(api.issuer(did).info())
+        return json_response(_issuing(api.issuer(did).info))
 
     @router.post("/issuers/{did}/publish", summary="Operator: anchor a credential type (once; seconds)",
-                 openapi_extra=_body_doc(PublishBody), responses=_doc(400, 401, 404))
+                 openapi_extra=_body_doc(PublishBody), responses=_doc(400, 401, 404, 503))
     async def publish(did: str, request: Request) -> Response:
         issuer = api.operator(did, request)
         body: PublishBody = await _decode(request, PublishBody)
         return json_response(await run_in_threadpool(_issuing, lambda: issuer.publish(body.credential_type)))
 
     @router.post("/issuers/{did}/offers", summary="Operator: a pre-authorised credential offer",
-                 openapi_extra=_body_doc(OfferBody), responses=_doc(400, 401, 404))
+                 openapi_extra=_body_doc(OfferBody), responses=_doc(400, 401, 404, 503))
     async def offer(did: str, request: Request) -> Response:
         issuer = api.operator(did, request)
         body: OfferBody = await _decode(request, OfferBody)
@@ -359,7 +359,7 @@ def issuer_router(api: IdentityApi) -> APIRouter:
         return json_response(made)
 
     @router.post("/issuers/{did}/credentials", summary="Holder: redeem a pre-authorised offer with a request",
-                 openapi_extra=_body_doc(CredentialRequestBody), responses=_doc(400, 404))
+                 openapi_extra=_body_doc(CredentialRequestBody), responses=_doc(400, 404, 503))
     async def redeem(did: str, request: Request) -> Response:
         issuer = api.issuer(did)
         body: CredentialRequestBody = await _decode(request, CredentialRequestBody)
@@ -369,7 +369,7 @@ def issuer_router(api: IdentityApi) -> APIRouter:
         return json_response(await run_in_threadpool(_issuing, lambda: issuer.redeem(message)))
 
     @router.post("/issuers/{did}/revocations", summary="Operator: revoke credentials by the office's references",
-                 openapi_extra=_body_doc(RevokeBody), responses=_doc(400, 401, 404))
+                 openapi_extra=_body_doc(RevokeBody), responses=_doc(400, 401, 404, 503))
     async def revoke(did: str, request: Request) -> Response:
         issuer = api.operator(did, request)
         body: RevokeBody = await _decode(request, RevokeBody)
@@ -379,7 +379,7 @@ def issuer_router(api: IdentityApi) -> APIRouter:
         return json_response({"revoked": len(body.references), "height": outcome.height})
 
     @router.get("/issuers/{did}/tails/{tails_hash}", summary="A tails file (checked by holders against the ledger)",
-                responses=_doc(404, content="application/octet-stream"))
+                responses=_doc(400, 404, content="application/octet-stream"))
     def tails(did: str, tails_hash: str) -> Response:
         if not TAILS_HASH_RE.fullmatch(tails_hash):
             raise invalid_param(f"tails_hash: expected a base58 SHA-256 hash (32 to 44 characters), "
@@ -392,7 +392,7 @@ def issuer_router(api: IdentityApi) -> APIRouter:
 
 
 def _issuing(function: Callable[[], Any]) -> Any:
-    """Run an issuer call; a refusal becomes 400 issuer/refused, a refused tx keeps its ledger code."""
+    """Run an issuer call: a refusal is 400 issuer/refused, a refused tx keeps its code, a broken office 503."""
     try:
         return function()
     except IssuanceError as exc:
@@ -400,4 +400,6 @@ def _issuing(function: Callable[[], Any]) -> Any:
     except LedgerError as exc:
         raise ApiError(400, f"{exc.codespace}/{exc.code}", exc.log, codespace=exc.codespace,
                        abci_code=exc.code) from None
+    except OfficeUnavailable as exc:  # its message names the office, never its folder
+        raise ApiError(503, "issuer/unavailable", str(exc)) from None
 

@@ -41,7 +41,7 @@ from typing import Any, Mapping, Sequence
 from ..core.keys import PrivateKey
 from ..modules.devices import MANUFACTURER_TYPE
 from ..modules.identity import PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION, compute_did
-from ..offchain.identity.issuer import IssuanceError, IssuerService
+from ..offchain.identity.issuer import IssuanceError, IssuerService, OfficeUnavailable
 from ..offchain.identity.ledger import NodeLedger, TxOutcome
 from ..offchain.identity.sealed import append_sealed_record, derive_key, new_salt, read_sealed, read_sealed_records
 from ..offchain.identity.tails import TailsStore
@@ -179,24 +179,36 @@ class HostedIssuer:
         return hmac.compare_digest(token.encode(), self._token.encode())
 
     def service(self) -> IssuerService:
-        """The issuer service, restored from state.sealed on first use."""
+        """The issuer service, restored from state.sealed on first use; raise OfficeUnavailable."""
         with self._lock:
             if self._service is None:
-                tails = TailsStore(self.config.folder / "tails", compute_tails_url(self.config.public_url, self.did))
-                passphrase = self._passphrase()
-                if self.state_path.exists():
-                    data, file_key, salt = read_sealed(self.state_path, passphrase)
-                    service = IssuerService.restore(data, self._ledger, [self.key], tails)
-                    _replay_journal(service, self.journal_path, file_key)
-                else:
-                    salt = new_salt()
-                    file_key = derive_key(passphrase, salt)
-                    service = IssuerService(self._ledger, [self.key], tails)
-                self._service, self._file_key = service, (file_key, salt)
-                if self.journal_path.exists():
-                    self._save()  # fold the journal in (and drop a torn last record with it)
-                self._sync_revocations()
+                try:
+                    self._load()
+                except (OSError, ValueError, KeyError, TypeError) as exc:  # SealError, IssuerConfigError too
+                    self._service = None
+                    log.error("issuer %s (%s): cannot open its state: %s", self.config.folder.name, self.did, exc)
+                    raise OfficeUnavailable(f"issuer: the state of {self.config.name} cannot be opened "
+                                            "(the node's log says why)") from None
+            if self._service is None:
+                raise RuntimeError("issuer: loaded above")
             return self._service
+
+    def _load(self) -> None:
+        """Restore the service from state.sealed and its journal (or start afresh); check it against the ledger."""
+        tails = TailsStore(self.config.folder / "tails", compute_tails_url(self.config.public_url, self.did))
+        passphrase = self._passphrase()
+        if self.state_path.exists():
+            data, file_key, salt = read_sealed(self.state_path, passphrase)
+            service = IssuerService.restore(data, self._ledger, [self.key], tails)
+            _replay_journal(service, self.journal_path, file_key)
+        else:
+            salt = new_salt()
+            file_key = derive_key(passphrase, salt)
+            service = IssuerService(self._ledger, [self.key], tails)
+        self._service, self._file_key = service, (file_key, salt)
+        if self.journal_path.exists():
+            self._save()  # fold the journal in (and drop a torn last record with it)
+        self._sync_revocations()
 
     def _sync_revocations(self) -> None:
         """Repair the sealed revocation state from the ledger's status lists (logged), and save it."""

@@ -78,6 +78,10 @@ class IssuanceError(ValueError):
     """A credential request the issuer will not answer."""
 
 
+class OfficeUnavailable(RuntimeError):
+    """An office's private state cannot be opened or saved (the details are in the node's log)."""
+
+
 @dataclass
 class Published:
     """One credential type as published by this issuer, with its private parts."""
