@@ -135,9 +135,11 @@ def test_invalid_unsatisfied_predicate_and_foreign_requests(offices, tmp_path):
     minor = offices.resident(tmp_path, dict(MINOR, id_number="REST-MINOR"))
     with pytest.raises(WalletError, match="cannot satisfy"):
         offices.public.present(minor, offices.public.resident_request(TODAY))
-    made_elsewhere = dict(offices.public.resident_request(TODAY), nonce="12345")
-    verdict = offices.public.verify(made_elsewhere, "{}")
-    assert not verdict["verified"] and verdict["reason"].startswith("nonce:")
+    altered = dict(offices.public.resident_request(TODAY), nonce="12345")
+    verdict = offices.public.verify(altered, "{}")
+    assert not verdict["verified"] and verdict["reason"].startswith("verifier: the seal does not match")
+    unsealed = {k: v for k, v in offices.public.resident_request(TODAY).items() if k != "verifier"}
+    assert offices.public.verify(unsealed, "{}")["reason"].startswith("verifier: missing")
 
 
 def test_invalid_operator_calls_without_the_token_are_refused(offices):
@@ -177,7 +179,7 @@ def test_invalid_presentation_requests_name_the_field(offices):
         "credential_type"
     bad_predicate = post({"credential_type": RESIDENT_ID, "predicates": [{"name": "birth_date", "p_type": "!=",
                                                                           "p_value": 1}]})
-    assert bad_predicate.status_code == 400 and bad_predicate.json()["error"]["field"] == "predicates"
+    assert bad_predicate.status_code == 400 and bad_predicate.json()["error"]["field"] == "predicates[0].p_type"
     assert post({"credential_type": RESIDENT_ID}).status_code == 400
     made = post({"credential_type": RESIDENT_ID, "reveal": ["district"]}).json()
     assert made["requested_attributes"]["attr_district"]["restrictions"] == [{"schema_name": RESIDENT_ID}]
@@ -225,10 +227,15 @@ def test_hosted_issuer_state_survives_a_restart(tmp_path):
         city = Offices(tn, server)
         city.id_office.publish(city.id_did, RESIDENT_ID)
         city.resident(tmp_path, dict(ALICE, id_number="KEEP-1"))
+        early = city.public.resident_request(TODAY)
+    key_file = tn.home / "verifier.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
     restarted = Node(tn.node.config)
     with LiveServer(restarted) as server:
         city = Offices(tn, server)
         wallet = city.wallet(tmp_path, "KEEP-1")  # reopened: it fetches tails files through this client
+        # The verifier's key is the node's: a request made before the restart still verifies.
+        assert city.public.verify(early, city.public.present(wallet, early))["verified"]
         assert city.public.get_issuer(city.id_did)["published"][RESIDENT_ID]["rev_reg_id"]
         assert city.id_office.revoke(city.id_did, ["KEEP-1"])["revoked"] == 1
         request = city.public.resident_request(TODAY)

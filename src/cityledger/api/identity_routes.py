@@ -4,8 +4,9 @@
     GET  /schemas/{id}  /cred-defs/{id}  /rev-regs/{id}  /status-lists/{id}?timestamp=   (?height=)
     GET  /trusted-issuers?credential_type=&did= accreditations (the trusted-issuer registry)
     GET  /devices/{did}    POST /devices/{did}/verify {payload, signature}
-    POST /verifier/requests {credential_type, reveal, predicates}   -> presentation request (pins the height)
-    POST /verifier/verify   {request, presentation}                -> verdict
+    POST /verifier/requests {credential_type, reveal, predicates}   -> presentation request (pins the height,
+                                                                       sealed with the node's verifier key)
+    POST /verifier/verify   {request, presentation}                -> verdict (the seal checked, no state kept)
     GET  /issuers   GET /issuers/{did}                              issuers hosted by this node
     POST /issuers/{did}/publish     {credential_type}               operator: anchor schema, definition, registry
     POST /issuers/{did}/offers      {credential_type, values, reference}  operator: pre-authorised offer
@@ -19,6 +20,7 @@ those of docs/IDENTITY_PROTOCOL.md; the services are offchain/identity's, this m
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import msgspec
@@ -37,10 +39,10 @@ from ..modules.identity.queries import (
 )
 from ..modules.identity.did import is_did
 from ..modules.identity.presentations import MAX_PRESENTATION_BYTES
-from ..modules.identity.validation import is_credential_type
-from ..offchain.identity.issuer import IssuanceError
+from ..offchain.identity.issuer import MAX_REFERENCES, REQUEST_TYPE, IssuanceError, OfficeUnavailable
 from ..offchain.identity.ledger import LedgerError, NodeLedger
-from ..offchain.identity.verifier import Verifier
+from ..offchain.identity.tails import TAILS_HASH_RE
+from ..offchain.identity.verifier import Verifier, load_verifier_key
 from ..wire.identity import (
     IDENTITY_BODY_TYPES,
     CredentialRequestBody,
@@ -52,17 +54,18 @@ from ..wire.identity import (
     VerifyBody,
 )
 from .codec import decode_json, json_response, read_body
-from .errors import ApiError, invalid_param, not_found
+from .errors import ApiError, invalid_body, invalid_param, not_found
 from .protocols import NodeLike
 from .routes import MAX_INT64
 
 MAX_IDENTITY_BODY_BYTES = 1024 * 1024
-MAX_REVEAL = 16
-MAX_PREDICATES = 16
-MAX_REFERENCES = 1_000
+# AnonCreds objects nest about 6 deep; anything far deeper is hostile, and Python's own JSON code
+# (and msgspec past ~1,000) would run out of stack on it.
+MAX_IDENTITY_JSON_DEPTH = 32
+VERIFIER_KEY_FILE = "verifier.key"
 _TAGS = ["identity"]
 _ERRORS = {400: "Invalid input, named in error.field", 401: "Missing or wrong operator token",
-           404: "Not found"}
+           404: "Not found", 503: "The office's state cannot be opened (the node's log says why)"}
 
 
 _DECODERS = {kind: msgspec.json.Decoder(kind) for kind in IDENTITY_BODY_TYPES}
@@ -84,7 +87,42 @@ def _body_doc(kind: type) -> dict:
 
 
 async def _decode(request: Request, kind: type) -> Any:
-    return decode_json(await read_body(request, MAX_IDENTITY_BODY_BYTES), _DECODERS[kind])
+    """A request body as `kind`; hostile JSON (invalid UTF-8, deep nesting) is a 400 naming the body.
+
+    The generic decoder lets UnicodeDecodeError and RecursionError through; they are answered here
+    so that these routes never answer 500 whatever the body.
+    """
+    data = await read_body(request, MAX_IDENTITY_BODY_BYTES)
+    try:
+        body = decode_json(data, _DECODERS[kind])
+    except UnicodeDecodeError as exc:
+        raise invalid_body(f"body: not valid UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise invalid_body(f"body: nested deeper than {MAX_IDENTITY_JSON_DEPTH} levels") from None
+    for name in kind.__struct_fields__:
+        if compute_depth(getattr(body, name)) > MAX_IDENTITY_JSON_DEPTH:
+            raise invalid_body(f"{name}: nested deeper than {MAX_IDENTITY_JSON_DEPTH} levels")
+    return body
+
+
+def compute_depth(value: Any) -> int:
+    """How deep lists and objects nest in a decoded JSON value (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        elif isinstance(item, msgspec.Struct):
+            children = [getattr(item, name) for name in item.__struct_fields__]
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_IDENTITY_JSON_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _looks_like_did(text: str) -> bool:
@@ -113,7 +151,10 @@ class IdentityApi:
     def __init__(self, node: NodeLike) -> None:
         self.node = node
         self.ledger = NodeLedger(node)
-        self.verifier = Verifier(self.ledger)
+        home = getattr(getattr(node, "config", None), "home", None)
+        # The key is node-local and kept across restarts, so requests made before one still verify.
+        key = load_verifier_key(Path(home) / VERIFIER_KEY_FILE) if home is not None else None
+        self.verifier = Verifier(self.ledger, key=key)
         self.issuers: dict[str, Any] = dict(node.issuers)
 
     def state(self, height: int):
@@ -141,7 +182,7 @@ class IdentityApi:
         """A hosted issuer by DID; 404 if this node does not host it."""
         issuer = self.issuers.get(did)
         if issuer is None:
-            raise not_found(f"did: this node hosts no issuer {did!r} (see GET /issuers)")
+            raise not_found(f"did: this node hosts no issuer {did[:80]!r} (see GET /issuers)")
         return issuer
 
     def operator(self, did: str, request: Request):
@@ -232,13 +273,6 @@ def verifier_router(api: IdentityApi) -> APIRouter:
                  openapi_extra=_body_doc(PresentationRequestBody), responses=_doc(400))
     async def create_request(request: Request) -> Response:
         body: PresentationRequestBody = await _decode(request, PresentationRequestBody)
-        if not is_credential_type(body.credential_type):
-            raise invalid_param(f"credential_type: expected a credential type like 'resident-id', "
-                                f"got {body.credential_type!r}")
-        sizes_ok = len(body.reveal) <= MAX_REVEAL and len(body.predicates) <= MAX_PREDICATES
-        if not sizes_ok or not (body.reveal or body.predicates):
-            raise invalid_param(f"reveal: expected 1 to {MAX_REVEAL} attributes and up to {MAX_PREDICATES} "
-                                "predicates, at least one of either")
         predicates = [(p.name, p.p_type, p.p_value) for p in body.predicates]
         made = _answer(lambda: api.verifier.request(body.name, body.credential_type, body.reveal, predicates,
                                                     body.non_revoked))
@@ -263,24 +297,24 @@ def issuer_router(api: IdentityApi) -> APIRouter:
     """Issuers hosted beside this node: set-up, pre-authorised offers, redemption, revocation, tails."""
     router = APIRouter(tags=_TAGS)
 
-    @router.get("/issuers", summary="Issuers hosted by this node", responses=_doc())
+    @router.get("/issuers", summary="Issuers hosted by this node", responses=_doc(503))
     def list_issuers() -> Response:
-        return json_response({"issuers": [issuer.info() for _, issuer in sorted(api.issuers.items())]})
+        return json_response({"issuers": [_issuing(issuer.info) for _, issuer in sorted(api.issuers.items())]})
 
     @router.get("/issuers/{did}", summary="A hosted issuer: its credential types and anchored ids",
-                responses=_doc(404))
+                responses=_doc(404, 503))
     def get_issuer(did: str) -> Response:
-        return json_response(api.issuer(did).info())
+        return json_response(_issuing(api.issuer(did).info))
 
     @router.post("/issuers/{did}/publish", summary="Operator: anchor a credential type (once; seconds)",
-                 openapi_extra=_body_doc(PublishBody), responses=_doc(400, 401, 404))
+                 openapi_extra=_body_doc(PublishBody), responses=_doc(400, 401, 404, 503))
     async def publish(did: str, request: Request) -> Response:
         issuer = api.operator(did, request)
         body: PublishBody = await _decode(request, PublishBody)
         return json_response(await run_in_threadpool(_issuing, lambda: issuer.publish(body.credential_type)))
 
     @router.post("/issuers/{did}/offers", summary="Operator: a pre-authorised credential offer",
-                 openapi_extra=_body_doc(OfferBody), responses=_doc(400, 401, 404))
+                 openapi_extra=_body_doc(OfferBody), responses=_doc(400, 401, 404, 503))
     async def offer(did: str, request: Request) -> Response:
         issuer = api.operator(did, request)
         body: OfferBody = await _decode(request, OfferBody)
@@ -289,34 +323,40 @@ def issuer_router(api: IdentityApi) -> APIRouter:
         return json_response(made)
 
     @router.post("/issuers/{did}/credentials", summary="Holder: redeem a pre-authorised offer with a request",
-                 openapi_extra=_body_doc(CredentialRequestBody), responses=_doc(400, 404))
+                 openapi_extra=_body_doc(CredentialRequestBody), responses=_doc(400, 404, 503))
     async def redeem(did: str, request: Request) -> Response:
         issuer = api.issuer(did)
         body: CredentialRequestBody = await _decode(request, CredentialRequestBody)
+        if body.type != REQUEST_TYPE:
+            raise invalid_body(f"type: expected {REQUEST_TYPE!r}")
         message = {"type": body.type, "thread": body.thread, "request": body.request}
         return json_response(await run_in_threadpool(_issuing, lambda: issuer.redeem(message)))
 
     @router.post("/issuers/{did}/revocations", summary="Operator: revoke credentials by the office's references",
-                 openapi_extra=_body_doc(RevokeBody), responses=_doc(400, 401, 404))
+                 openapi_extra=_body_doc(RevokeBody), responses=_doc(400, 401, 404, 503))
     async def revoke(did: str, request: Request) -> Response:
         issuer = api.operator(did, request)
         body: RevokeBody = await _decode(request, RevokeBody)
         if not 1 <= len(body.references) <= MAX_REFERENCES:
-            raise invalid_param(f"references: expected 1 to {MAX_REFERENCES}, got {len(body.references)}")
+            raise invalid_body(f"references: expected 1 to {MAX_REFERENCES}, got {len(body.references)}")
         outcome = await run_in_threadpool(_issuing, lambda: issuer.revoke(body.references))
         return json_response({"revoked": len(body.references), "height": outcome.height})
 
     @router.get("/issuers/{did}/tails/{tails_hash}", summary="A tails file (checked by holders against the ledger)",
-                responses=_doc(404, content="application/octet-stream"))
+                responses=_doc(400, 404, content="application/octet-stream"))
     def tails(did: str, tails_hash: str) -> Response:
-        data = _answer(lambda: api.issuer(did).tails(tails_hash))
+        if not TAILS_HASH_RE.fullmatch(tails_hash):
+            raise invalid_param(f"tails_hash: expected a base58 SHA-256 hash (32 to 44 characters), "
+                                f"got {len(tails_hash)} characters")
+        issuer = api.issuer(did)
+        data = _answer(lambda: issuer.tails(tails_hash))
         return Response(data, media_type="application/octet-stream")
 
     return router
 
 
 def _issuing(function: Callable[[], Any]) -> Any:
-    """Run an issuer call; a refusal becomes 400 issuer/refused, a refused tx keeps its ledger code."""
+    """Run an issuer call: a refusal is 400 issuer/refused, a refused tx keeps its code, a broken office 503."""
     try:
         return function()
     except IssuanceError as exc:
@@ -324,4 +364,6 @@ def _issuing(function: Callable[[], Any]) -> Any:
     except LedgerError as exc:
         raise ApiError(400, f"{exc.codespace}/{exc.code}", exc.log, codespace=exc.codespace,
                        abci_code=exc.code) from None
+    except OfficeUnavailable as exc:  # its message names the office, never its folder
+        raise ApiError(503, "issuer/unavailable", str(exc)) from None
 

@@ -11,18 +11,26 @@ consortium's are):
     <home>/issuers/<name>/token         bearer token of the office's operator endpoints (0600)
     <home>/issuers/<name>/passphrase    seals state.sealed (0600), unless passphrase_env names a variable
     <home>/issuers/<name>/state.sealed  definition and registry private keys, offers, its register
+    <home>/issuers/<name>/state.journal offers made since state.sealed was last written (sealed records)
     <home>/issuers/<name>/tails/        tails files, served at <public_url>/issuers/<did>/tails/<hash>
 
 An office publishes its credential types once (`cityledger issuer publish`, which takes a few
-seconds to generate the credential definition); every change of its private state is sealed to
-state.sealed before the answer leaves, so a restarted node can still revoke what it issued.
+seconds to generate the credential definition); every change of its private state is sealed
+before the answer leaves (an offer as one record appended to state.journal, anything else by
+rewriting state.sealed, which folds the journal in), so a restarted node can still revoke what it
+issued. The
+ledger's status lists are the truth about revocation: when the state is loaded (and before each
+revocation) a registry whose sealed status list differs from the ledger's takes the ledger's, and
+the repair is logged.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
+import re
 import secrets
 import threading
 import tomllib
@@ -34,14 +42,19 @@ from ..core.files import write_secret_file
 from ..core.keys import PrivateKey
 from ..modules.devices import MANUFACTURER_TYPE
 from ..modules.identity import PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION, compute_did
-from ..offchain.identity.issuer import IssuanceError, IssuerService
+from ..offchain.identity.issuer import IssuanceError, IssuerService, OfficeUnavailable
 from ..offchain.identity.ledger import NodeLedger, TxOutcome
-from ..offchain.identity.sealed import derive_key, new_salt, read_sealed
+from ..offchain.identity.sealed import append_sealed_record, derive_key, new_salt, read_sealed, read_sealed_records
 from ..offchain.identity.tails import TailsStore
 from ..offchain.identity.types import KNOWN_TYPES, RESIDENT_ID, VEHICLE_REGISTRATION, CredentialType
 
+log = logging.getLogger(__name__)
+
 ISSUERS_DIR = "issuers"
 MAX_HOSTED_ISSUERS = 16
+# An offer is appended to the office's journal rather than rewriting state.sealed; past this many
+# records the whole state is saved and the journal starts again.
+MAX_JOURNAL_RECORDS = 256
 # The offices `cityledger init` creates: folder name -> (display name, credential types).
 OFFICES = {"id-office": ("City ID Office", (RESIDENT_ID,)),
            "transport-office": ("City Transport Office", (VEHICLE_REGISTRATION,))}
@@ -54,6 +67,13 @@ public_url = "{public_url}"
 # Leave empty to read the sealing passphrase from the file `passphrase`; or name an environment variable.
 passphrase_env = ""
 """
+
+
+# An office's display name: printable, no surrounding spaces; its public URL: printable ASCII.
+MAX_ISSUER_NAME_CHARS = 64
+_NAME_RE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,%d}[^\s\x00-\x1f\x7f-\x9f])?"
+                      % (MAX_ISSUER_NAME_CHARS - 2))
+_URL_RE = re.compile(r"https?://[\x21-\x7e]{1,200}")
 
 
 class IssuerConfigError(ValueError):
@@ -121,11 +141,15 @@ def load_issuer_config(folder: Path) -> IssuerConfig:
     unknown = [t for t in types if t not in KNOWN_TYPES]
     if not isinstance(types, list) or not types or unknown:
         raise IssuerConfigError(f"{path}: credential_types: expected some of {sorted(KNOWN_TYPES)}, got {types!r}")
-    public_url = str(raw.get("public_url", ""))
-    if not public_url.startswith(("http://", "https://")):
-        raise IssuerConfigError(f"{path}: public_url: expected an http(s) URL, got {public_url!r}")
-    return IssuerConfig(Path(folder), str(raw.get("name", Path(folder).name)),
-                        tuple(KNOWN_TYPES[t] for t in types), public_url, str(raw.get("passphrase_env", "")))
+    public_url = raw.get("public_url", "")
+    if not isinstance(public_url, str) or not _URL_RE.fullmatch(public_url):
+        raise IssuerConfigError(f"{path}: public_url: expected an http(s) URL without spaces, got {public_url!r}")
+    name = raw.get("name", Path(folder).name)
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise IssuerConfigError(f"{path}: name: expected 1 to {MAX_ISSUER_NAME_CHARS} printable characters "
+                                f"without surrounding spaces, got {name!r}")
+    return IssuerConfig(Path(folder), name, tuple(KNOWN_TYPES[t] for t in types), public_url,
+                        str(raw.get("passphrase_env", "")))
 
 
 class HostedIssuer:
@@ -139,31 +163,62 @@ class HostedIssuer:
         self._ledger = ledger
         self._service: IssuerService | None = None
         self._file_key: tuple[bytes, bytes] | None = None  # (key, salt) of state.sealed
+        self._journal_records = 0
         self._lock = threading.RLock()
 
     @property
     def state_path(self) -> Path:
         return self.config.folder / "state.sealed"
 
+    @property
+    def journal_path(self) -> Path:
+        return self.config.folder / "state.journal"
+
     def is_operator(self, token: str) -> bool:
         """True if `token` is this office's operator token."""
         return hmac.compare_digest(token.encode(), self._token.encode())
 
     def service(self) -> IssuerService:
-        """The issuer service, restored from state.sealed on first use."""
+        """The issuer service, restored from state.sealed on first use; raise OfficeUnavailable."""
         with self._lock:
             if self._service is None:
-                tails = TailsStore(self.config.folder / "tails", compute_tails_url(self.config.public_url, self.did))
-                passphrase = self._passphrase()
-                if self.state_path.exists():
-                    data, file_key, salt = read_sealed(self.state_path, passphrase)
-                    self._service = IssuerService.restore(data, self._ledger, [self.key], tails)
-                else:
-                    salt = new_salt()
-                    file_key = derive_key(passphrase, salt)
-                    self._service = IssuerService(self._ledger, [self.key], tails)
-                self._file_key = (file_key, salt)
+                try:
+                    self._load()
+                except (OSError, ValueError, KeyError, TypeError) as exc:  # SealError, IssuerConfigError too
+                    self._service = None
+                    log.error("issuer %s (%s): cannot open its state: %s", self.config.folder.name, self.did, exc)
+                    raise OfficeUnavailable(f"issuer: the state of {self.config.name} cannot be opened "
+                                            "(the node's log says why)") from None
+            if self._service is None:
+                raise RuntimeError("issuer: loaded above")
             return self._service
+
+    def _load(self) -> None:
+        """Restore the service from state.sealed and its journal (or start afresh); check it against the ledger."""
+        tails = TailsStore(self.config.folder / "tails", compute_tails_url(self.config.public_url, self.did))
+        passphrase = self._passphrase()
+        if self.state_path.exists():
+            data, file_key, salt = read_sealed(self.state_path, passphrase)
+            service = IssuerService.restore(data, self._ledger, [self.key], tails)
+            _replay_journal(service, self.journal_path, file_key)
+        else:
+            salt = new_salt()
+            file_key = derive_key(passphrase, salt)
+            service = IssuerService(self._ledger, [self.key], tails)
+        self._service, self._file_key = service, (file_key, salt)
+        if self.journal_path.exists():
+            self._save()  # fold the journal in (and drop a torn last record with it)
+        self._sync_revocations()
+
+    def _sync_revocations(self) -> None:
+        """Repair the sealed revocation state from the ledger's status lists (logged), and save it."""
+        if self._service is None:
+            raise RuntimeError("issuer: synchronised only once loaded")
+        repairs = self._service.sync_revocations()
+        for repair in repairs:
+            log.warning("issuer %s (%s): %s", self.config.folder.name, self.did, repair)
+        if repairs:
+            self._save()
 
     def _passphrase(self) -> str:
         variable = self.config.passphrase_env
@@ -177,7 +232,10 @@ class HostedIssuer:
         service = self.service()
         if self._file_key is None:
             raise RuntimeError("issuer: the file key is set whenever the service is")
+        service.generation += 1  # the journal's records follow the previous save: stale from now on
         service.seal(self.state_path, *self._file_key)
+        self.journal_path.unlink(missing_ok=True)
+        self._journal_records = 0
 
     def info(self) -> dict[str, Any]:
         """DID, name, credential types and what is published (no secrets)."""
@@ -193,7 +251,7 @@ class HostedIssuer:
         ctype = next((t for t in self.config.credential_types if t.name == credential_type), None)
         if ctype is None:
             names = [t.name for t in self.config.credential_types]
-            raise IssuanceError(f"credential_type: {self.config.name} issues {names}, not {credential_type!r}")
+            raise IssuanceError(f"credential_type: {self.config.name} issues {names}, not {credential_type[:80]!r}")
         with self._lock:
             service = self.service()
             if credential_type not in service.published:
@@ -204,8 +262,16 @@ class HostedIssuer:
     def offer(self, credential_type: str, values: Mapping[str, Any], reference: str) -> dict[str, Any]:
         """A pre-authorised offer: the office has checked the person and fixed the values."""
         with self._lock:
-            offer = self.service().offer(credential_type, values, reference)
-            self._save()
+            service = self.service()
+            offer = service.offer(credential_type, values, reference)
+            if self._journal_records >= MAX_JOURNAL_RECORDS or self._file_key is None:
+                self._save()
+            else:
+                # One small sealed record instead of the whole state (which holds every pending offer).
+                record = {"generation": service.generation, "nonce": offer["thread"],
+                          "credential_type": credential_type, "values": dict(values), "reference": reference}
+                append_sealed_record(self.journal_path, self._file_key[0], record)
+                self._journal_records += 1
             return offer
 
     def redeem(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -216,16 +282,32 @@ class HostedIssuer:
             return credential
 
     def revoke(self, references: Sequence[str]) -> TxOutcome:
-        """Revoke credentials by the office's references, in one status-list update."""
+        """Revoke credentials by the office's references, in one status-list update.
+
+        The service changes its state only once the ledger has committed the update, so sealing
+        whatever it holds afterwards, whether the call succeeded or failed, keeps file and ledger
+        in step; a state that still falls behind (a crash before the save) is repaired from the
+        ledger on the next load.
+        """
         with self._lock:
-            outcome = self.service().revoke(references)
-            self._save()
-            return outcome
+            service = self.service()
+            try:
+                return service.revoke(references)
+            finally:
+                self._save()
 
     def tails(self, tails_hash: str) -> bytes:
-        """A tails file's bytes (public); raise LookupError."""
+        """A tails file's bytes (public); raise LookupError, or ValueError for a malformed hash."""
         folder = self.config.folder / "tails"
         return TailsStore(folder, self.config.public_url).serve(tails_hash)
+
+
+def _replay_journal(service: IssuerService, path: Path, file_key: bytes) -> None:
+    """Take back the offers recorded in the journal since the state was saved."""
+    for record in read_sealed_records(path, file_key):
+        if isinstance(record, dict) and record.get("generation") == service.generation:
+            service.restore_offer(str(record["nonce"]), str(record["credential_type"]), record.get("values"),
+                                  record.get("reference"))
 
 
 def open_hosted_issuers(home: Path, node: Any) -> dict[str, HostedIssuer]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -44,8 +45,11 @@ from ...modules.identity import (
     compute_revoked_bits,
     compute_schema_id,
     get_did,
+    get_rev_reg_def,
     get_schema,
+    get_status_list,
 )
+from ...modules.identity.anchors import compute_status_list_json, is_revoked
 from ...modules.identity.validation import canonical_json
 from .ledger import LedgerReader, TxOutcome, TxSender
 from .sealed import derive_key, new_salt, read_sealed, write_sealed
@@ -55,11 +59,27 @@ from .types import CredentialType
 OFFER_TYPE = "identity/1.0/credential-offer"
 REQUEST_TYPE = "identity/1.0/credential-request"
 CREDENTIAL_TYPE = "identity/1.0/credential"
-MAX_PENDING_OFFERS = 100_000
+# Pending offers live in the sealed state, rewritten on each change, so they and their values are
+# bounded: past MAX_PENDING_OFFERS the oldest pending offer is withdrawn.
+MAX_PENDING_OFFERS = 4_096
+MAX_OFFER_VALUES = 16
+MAX_VALUE_CHARS = 256
+MAX_OFFER_VALUES_BYTES = 2_048  # all of one offer's values, as the sealed state stores them (JSON)
+MAX_REFERENCE_CHARS = 128
+MAX_REFERENCES = 1_000
+# AnonCreds encodes an integer raw value as itself only within 32 bits (predicates need that).
+MIN_INT_VALUE, MAX_INT_VALUE = -(2**31), 2**31 - 1
+# A reference: printable ASCII, no surrounding spaces (an ID-card number, a file number).
+_REFERENCE_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,%d}[\x21-\x7e])?" % (MAX_REFERENCE_CHARS - 2))
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 class IssuanceError(ValueError):
     """A credential request the issuer will not answer."""
+
+
+class OfficeUnavailable(RuntimeError):
+    """An office's private state cannot be opened or saved (the details are in the node's log)."""
 
 
 @dataclass
@@ -95,9 +115,10 @@ class IssuerService:
         self.did = compute_did(self.signer, salt)
         self.tails = tails
         self.published: dict[str, Published] = {}
-        self._offers: dict[str, tuple[str, dict]] = {}  # offer nonce -> (credential type, offer)
+        self._offers: dict[str, str] = {}  # offer nonce -> credential type
         self._authorized: dict[str, tuple[dict, str]] = {}  # offer nonce -> (values, reference)
         self._issued: dict[str, tuple[str, str, int]] = {}  # reference -> (type, registry, index)
+        self.generation = 0  # counts the saves of the whole state; a journal record names the one it follows
         self._lock = threading.RLock()
 
     def _send(self, *messages: Any) -> TxOutcome:
@@ -171,21 +192,48 @@ class IssuerService:
             offer = anoncreds.CredentialOffer.create(published.schema_id, published.cred_def_id,
                                                      published.key_proof)
             body = offer.to_dict()
-            if len(self._offers) >= MAX_PENDING_OFFERS:
-                evicted = next(iter(self._offers))
-                self._offers.pop(evicted)
-                self._authorized.pop(evicted, None)
-            self._offers[body["nonce"]] = (credential_type, body)
-            if values is not None:
-                self._authorized[body["nonce"]] = (dict(values), str(reference))
+            self._add_offer(body["nonce"], credential_type, values, reference)
         return {"type": OFFER_TYPE, "thread": body["nonce"], "credential_type": credential_type,
                 "issuer": self.did, "offer": body}
 
+    def restore_offer(self, nonce: str, credential_type: str, values: Mapping[str, Any] | None,
+                      reference: str | None) -> None:
+        """Take back a pending offer recorded (sealed) since the state was last saved; skip a stale one."""
+        with self._lock:
+            stale = (nonce in self._offers or credential_type not in self.published
+                     or (values is not None and reference in self._issued))
+            if not stale:
+                self._add_offer(nonce, credential_type, values, reference)
+
+    def _add_offer(self, nonce: str, credential_type: str, values: Mapping[str, Any] | None,
+                   reference: str | None) -> None:
+        if len(self._offers) >= MAX_PENDING_OFFERS:
+            evicted = next(iter(self._offers))
+            self._offers.pop(evicted)
+            self._authorized.pop(evicted, None)
+        # Only the nonce is kept: the rest of the offer is the published definition's.
+        self._offers[nonce] = credential_type
+        if values is not None:
+            self._authorized[nonce] = (dict(values), str(reference))
+
     def _check_values(self, published: Published, values: Mapping[str, Any], reference: str | None) -> None:
+        if not isinstance(values, Mapping) or len(values) > MAX_OFFER_VALUES:
+            raise IssuanceError(f"values: expected at most {MAX_OFFER_VALUES} attribute values")
         if sorted(values) != list(published.ctype.attributes):
-            raise IssuanceError(f"values: expected exactly {list(published.ctype.attributes)}, got {sorted(values)}")
+            names = sorted(str(name)[:64] for name in values)
+            raise IssuanceError(f"values: expected exactly {list(published.ctype.attributes)}, got {names}")
+        for name, value in sorted(values.items()):
+            problem = _value_problem(value)
+            if problem:
+                raise IssuanceError(f"values.{name}: {problem}")
+        size = len(json.dumps(list(values.values())))
+        if size > MAX_OFFER_VALUES_BYTES:
+            raise IssuanceError(f"values: {size} bytes in all, expected at most {MAX_OFFER_VALUES_BYTES}")
         if not reference:
             raise IssuanceError("reference: required (the office's own key for the credential, to revoke it)")
+        if not isinstance(reference, str) or not _REFERENCE_RE.fullmatch(reference):
+            raise IssuanceError(f"reference: expected 1 to {MAX_REFERENCE_CHARS} printable ASCII characters "
+                                "without surrounding spaces")
         if reference in self._issued or any(ref == reference for _, ref in self._authorized.values()):
             raise IssuanceError(f"reference: {reference!r} already has a credential or an offer; revoke it first")
 
@@ -205,10 +253,9 @@ class IssuerService:
     def _issue(self, request: Mapping[str, Any], values: Mapping[str, Any] | None,
                reference: str | None) -> dict[str, Any]:
         thread = str(request.get("thread", ""))
-        pending = self._offers.get(thread)
-        if pending is None:
-            raise IssuanceError(f"thread: no pending offer {thread!r} (unknown or already answered)")
-        credential_type, offer = pending
+        credential_type = self._offers.get(thread)
+        if credential_type is None:
+            raise IssuanceError(f"thread: no pending offer {thread[:64]!r} (unknown or already answered)")
         published = self._published(credential_type)
         authorized = self._authorized.get(thread)
         if authorized is not None:
@@ -227,12 +274,14 @@ class IssuerService:
                 raise IssuanceError(f"registry {published.rev_reg_id} is full")
             config = anoncreds.CredentialRevocationConfig(published.rev_reg_def, published.rev_reg_private,
                                                           published.status_list, published.next_index)
+        offer = {"schema_id": published.schema_id, "cred_def_id": published.cred_def_id,
+                 "key_correctness_proof": published.key_proof.to_dict(), "nonce": thread}
         try:
             credential = anoncreds.Credential.create(
                 published.cred_def, published.cred_def_private, json.dumps(offer), json.dumps(request["request"]),
                 {name: str(value) for name, value in values.items()}, None, config)
-        except anoncreds.AnoncredsError as exc:
-            raise IssuanceError(f"request: not a valid request for this offer ({exc})") from None
+        except (anoncreds.AnoncredsError, TypeError, ValueError, RecursionError) as exc:
+            raise IssuanceError(f"request: not a valid request for this offer ({str(exc)[:200]})") from None
         del self._offers[thread]
         self._authorized.pop(thread, None)
         if config is not None:
@@ -241,29 +290,88 @@ class IssuerService:
         return {"type": CREDENTIAL_TYPE, "thread": thread, "credential": credential.to_dict()}
 
     def revoke(self, references: Sequence[str]) -> TxOutcome:
-        """Revoke the credentials issued under these references, in one status-list update."""
-        with self._lock:
-            return self._revoke(references)
+        """Revoke the credentials issued under these references, in one status-list update per type.
 
-    def _revoke(self, references: Sequence[str]) -> TxOutcome:
-        by_type: dict[str, list[int]] = {}
-        for reference in references:
+        The registries' status lists are first brought in line with the ledger's, and a list is
+        replaced in memory only once the ledger has committed its update.
+        """
+        with self._lock:
+            self.sync_revocations()
+            by_type = self._revocation_indexes(references)
+            outcome = None
+            for credential_type, items in sorted(by_type.items()):
+                outcome = self._revoke_type(credential_type, items)
+            if outcome is None:
+                raise IssuanceError("references: expected at least one reference")
+            return outcome
+
+    def _revocation_indexes(self, references: Sequence[str]) -> dict[str, list[tuple[str, int]]]:
+        """(reference, registry index) by credential type; raise IssuanceError naming a bad reference."""
+        if isinstance(references, str) or len(references) > MAX_REFERENCES:
+            raise IssuanceError(f"references: expected a list of at most {MAX_REFERENCES} references")
+        by_type: dict[str, list[tuple[str, int]]] = {}
+        seen: set[str] = set()
+        for position, reference in enumerate(references):
+            if not isinstance(reference, str) or not _REFERENCE_RE.fullmatch(reference):
+                raise IssuanceError(f"references[{position}]: expected 1 to {MAX_REFERENCE_CHARS} printable ASCII "
+                                    "characters without surrounding spaces")
+            if reference in seen:
+                raise IssuanceError(f"references[{position}]: {reference!r} is listed twice")
+            seen.add(reference)
             if reference not in self._issued:
-                raise IssuanceError(f"reference: no revocable credential issued as {reference!r}")
+                raise IssuanceError(f"references[{position}]: no unrevoked credential issued as {reference!r}")
             credential_type, _, index = self._issued[reference]
-            by_type.setdefault(credential_type, []).append(index)
-        outcome = None
-        for credential_type, indexes in sorted(by_type.items()):
-            published = self._published(credential_type)
-            updated = published.status_list.update(published.cred_def, published.rev_reg_def,
-                                                   published.rev_reg_private, None, indexes, self.ledger.height() + 1)
-            listed = updated.to_dict()
-            outcome = self._send(UpdateStatusList(published.rev_reg_id, compute_revoked_bits(listed["revocationList"]),
-                                                  listed["currentAccumulator"]))
-            published.status_list = updated
-        for reference in references:
+            by_type.setdefault(credential_type, []).append((reference, index))
+        return by_type
+
+    def _revoke_type(self, credential_type: str, items: list[tuple[str, int]]) -> TxOutcome:
+        """Anchor one registry's updated status list, then record it (nothing changes if the ledger refuses)."""
+        published = self._published(credential_type)
+        updated = published.status_list.update(published.cred_def, published.rev_reg_def, published.rev_reg_private,
+                                               None, [index for _, index in items], self.ledger.height() + 1)
+        listed = updated.to_dict()
+        outcome = self._send(UpdateStatusList(published.rev_reg_id, compute_revoked_bits(listed["revocationList"]),
+                                              listed["currentAccumulator"]))
+        published.status_list = updated
+        for reference, _ in items:
             self._issued.pop(reference)
         return outcome
+
+    def sync_revocations(self) -> list[str]:
+        """Take each registry's status list from the ledger where it differs; return what was repaired.
+
+        The ledger's latest status list is the truth: a sealed state saved before its update was
+        committed (a crash, a failed save) would otherwise build the next update on an older list,
+        which the ledger refuses as undoing a revocation.
+        """
+        with self._lock:
+            state = self._state()
+            repairs = []
+            for name, published in sorted(self.published.items()):
+                repair = self._sync_registry(state, name, published)
+                if repair:
+                    repairs.append(repair)
+            return repairs
+
+    def _sync_registry(self, state: Any, name: str, published: Published) -> str:
+        if not published.rev_reg_id or published.status_list is None:
+            return ""
+        registry = get_rev_reg_def(state, published.rev_reg_id)
+        status = get_status_list(state, published.rev_reg_id)
+        if registry is None or status is None:
+            return ""  # not anchored on this ledger: nothing to take
+        local = published.status_list.to_dict()
+        if (compute_revoked_bits(local["revocationList"]) == status.revoked
+                and local["currentAccumulator"] == status.accumulator):
+            return ""
+        published.status_list = anoncreds.RevocationStatusList.load(
+            json.dumps(compute_status_list_json(registry, status)))
+        revoked = [ref for ref, (_, rev_reg_id, index) in sorted(self._issued.items())
+                   if rev_reg_id == published.rev_reg_id and is_revoked(status, index)]
+        for reference in revoked:
+            del self._issued[reference]
+        return (f"{name}: the status list of {published.rev_reg_id} differed from the ledger's of height "
+                f"{status.timestamp}; taken from the ledger, {len(revoked)} references found revoked there")
 
     # -- the office's private state -------------------------------------------------------------
 
@@ -295,15 +403,19 @@ class IssuerService:
         if service.did != data["did"]:
             raise ValueError(f"keys: they control {service.did}, the file belongs to {data['did']}")
         service.published = {name: _import_published(item) for name, item in data["published"].items()}
-        service._offers = {nonce: (kind, offer) for nonce, (kind, offer) in data["offers"].items()}
+        # Files of earlier versions kept the whole offer: [credential type, offer].
+        service._offers = {nonce: item[0] if isinstance(item, list) else item
+                           for nonce, item in data["offers"].items()}
         authorized = data.get("authorized", {})  # absent in files of earlier versions
         service._authorized = {nonce: (dict(values), ref) for nonce, (values, ref) in authorized.items()}
         service._issued = {ref: tuple(item) for ref, item in data["issued"].items()}
+        service.generation = int(data.get("generation", 0))
         return service
 
     def _export(self) -> dict[str, Any]:
-        return {"did": self.did, "salt": self.salt.hex(), "offers": self._offers, "authorized": self._authorized,
-                "issued": self._issued, "published": {name: _export_published(p) for name, p in self.published.items()}}
+        return {"did": self.did, "salt": self.salt.hex(), "generation": self.generation, "offers": self._offers,
+                "authorized": self._authorized, "issued": self._issued,
+                "published": {name: _export_published(p) for name, p in self.published.items()}}
 
     def serve_tails(self, tails_hash: str) -> bytes:
         """The bytes of one of this issuer's tails files."""
@@ -312,7 +424,7 @@ class IssuerService:
     def _published(self, credential_type: str) -> Published:
         published = self.published.get(credential_type)
         if published is None:
-            raise IssuanceError(f"credential_type: {credential_type!r} is not published by {self.did}")
+            raise IssuanceError(f"credential_type: {str(credential_type)[:80]!r} is not published by {self.did}")
         return published
 
 
@@ -337,3 +449,17 @@ def _import_published(item: dict[str, Any]) -> Published:
     objects = {name: None if item[name] is None else kind.load(json.dumps(item[name])) for name, kind in _OBJECTS.items()}
     return Published(ctype, item["schema_id"], item["cred_def_id"], rev_reg_id=item["rev_reg_id"],
                      next_index=item["next_index"], **objects)
+
+
+def _value_problem(value: Any) -> str:
+    """Why an attribute value cannot be certified, or ''."""
+    if type(value) is int:
+        return "" if MIN_INT_VALUE <= value <= MAX_INT_VALUE else \
+            f"expected an integer from {MIN_INT_VALUE} to {MAX_INT_VALUE}"
+    if not isinstance(value, str):
+        return f"expected a string or an integer, got {type(value).__name__}"
+    if len(value) > MAX_VALUE_CHARS:
+        return f"expected at most {MAX_VALUE_CHARS} characters, got {len(value)}"
+    if value != value.strip() or _CONTROL_RE.search(value):
+        return "expected text without surrounding spaces, control characters or lone surrogates"
+    return ""

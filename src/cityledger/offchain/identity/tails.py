@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import urllib.request
@@ -18,6 +19,8 @@ from ...modules.identity.did import b58encode
 
 MAX_TAILS_BYTES = 64 * 1024 * 1024
 Transport = Callable[[str], bytes]
+# The base58 form of a SHA-256 digest: 32 to 44 characters of the base58 alphabet.
+TAILS_HASH_RE = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
 
 
 def compute_tails_hash(data: bytes) -> str:
@@ -51,11 +54,16 @@ class TailsStore:
         return self.directory / tails_hash
 
     def serve(self, tails_hash: str) -> bytes:
-        """The bytes of a tails file (what GET <base_url>/<hash> returns); raise LookupError."""
-        target = self.directory / tails_hash
-        if "/" in tails_hash or not target.is_file():
-            raise LookupError(f"tails: no file {tails_hash!r}")
-        return target.read_bytes()
+        """The bytes of a tails file (what GET <base_url>/<hash> returns); raise LookupError or ValueError.
+
+        Errors name the hash, never the folder: the node's home path is nobody's business.
+        """
+        if not isinstance(tails_hash, str) or not TAILS_HASH_RE.fullmatch(tails_hash):
+            raise ValueError("tails_hash: expected a base58 SHA-256 hash (32 to 44 base58 characters)")
+        try:
+            return (self.directory / tails_hash).read_bytes()
+        except OSError:
+            raise LookupError(f"tails_hash: no tails file {tails_hash}") from None
 
 
 def http_transport(url: str) -> bytes:
