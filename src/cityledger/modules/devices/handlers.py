@@ -27,6 +27,7 @@ from ..identity import (
     deactivate,
     get_did,
     is_accredited,
+    is_did,
     keys_for,
     verify_presentation,
 )
@@ -102,7 +103,9 @@ def compute_binding_request(chain_id: str, record: DeviceRecord, owner: bytes, h
 # -- reads ---------------------------------------------------------------------------------------
 
 def get_device(state: StateReader, did: str) -> DeviceRecord | None:
-    """A device's record, or None."""
+    """A device's record, or None (also for anything that is not a did:city DID)."""
+    if not is_did(did):
+        return None
     raw = state.get(device_key(did))
     return None if raw is None else _DEVICE.decode_lenient(raw)
 

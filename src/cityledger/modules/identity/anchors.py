@@ -52,6 +52,7 @@ _SCHEMA = decoder(SchemaRecord)
 _CRED_DEF = decoder(CredDefRecord)
 _REV_REG_DEF = decoder(RevRegDefRecord)
 _STATUS_LIST = decoder(StatusListRecord)
+MAX_HEIGHT = 2**63 - 1  # heights are signed 64-bit in CometBFT; a status list's timestamp is one
 
 
 # -- identifiers -------------------------------------------------------------------------------
@@ -103,6 +104,8 @@ def get_status_list(state: StateReader, rev_reg_def_id: str, timestamp: int | No
         timestamp = get_latest_status_timestamp(state, rev_reg_def_id)
         if timestamp is None:
             return None
+    if not 0 <= timestamp <= MAX_HEIGHT:
+        return None
     raw = state.get(status_list_key(rev_reg_def_id, timestamp))
     return None if raw is None else _STATUS_LIST.decode_lenient(raw)
 
