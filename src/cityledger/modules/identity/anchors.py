@@ -13,6 +13,7 @@ not anybody's clock, says which revocation state was in force when.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import anoncreds
@@ -52,6 +53,9 @@ _SCHEMA = decoder(SchemaRecord)
 _CRED_DEF = decoder(CredDefRecord)
 _REV_REG_DEF = decoder(RevRegDefRecord)
 _STATUS_LIST = decoder(StatusListRecord)
+# An accumulator is AnonCreds' text form of a curve point: hex words joined by single spaces. The
+# library's parser tolerates surrounding whitespace, so without this one value had many encodings.
+_ACCUMULATOR_RE = re.compile(r"[0-9A-Za-z]+(?: [0-9A-Za-z]+)*")
 MAX_HEIGHT = 2**63 - 1  # heights are signed 64-bit in CometBFT; a status list's timestamp is one
 
 
@@ -273,8 +277,9 @@ def process_update_status_list(ctx: Context, msg: UpdateStatusList) -> None:
         if undone:
             raise ERR_STATUS_LIST(f"revoked: byte {undone[0]} clears a revoked credential; a revocation "
                                   "cannot be undone", "revoked")
-    if not 0 < len(msg.accumulator) <= MAX_ACCUMULATOR_LEN:
-        raise ERR_STATUS_LIST(f"accumulator: expected 1 to {MAX_ACCUMULATOR_LEN} characters", "accumulator")
+    if len(msg.accumulator) > MAX_ACCUMULATOR_LEN or not _ACCUMULATOR_RE.fullmatch(msg.accumulator):
+        raise ERR_STATUS_LIST(f"accumulator: expected 1 to {MAX_ACCUMULATOR_LEN} characters of alphanumeric "
+                              "words joined by single spaces", "accumulator")
     status = StatusListRecord(msg.rev_reg_def_id, msg.revoked, msg.accumulator, ctx.height)
     _loads(anoncreds.RevocationStatusList, compute_status_list_json(registry, status), "accumulator")
     ctx.state.set(status_list_key(msg.rev_reg_def_id, ctx.height), encode(status))
