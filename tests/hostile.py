@@ -155,6 +155,14 @@ class HostileWorld:
         proof = prove_ownership(wallet, self.ledger, self.chain_id, device_did, owner)
         self.ledger.send([owner], [BindDevice(device_did, proof)]).raise_for_error()
 
+    def ensure_offer(self) -> None:
+        """Offer the bound device to owner B again if a hostile tx withdrew the offer."""
+        from cityledger.modules.devices import get_device
+
+        if get_device(self.ledger.store, self.bound_did).pending_owner != self.owner_b.address():
+            message = OfferTransfer(self.bound_did, self.owner_b.address())
+            self.ledger.send([self.owner_a], [message]).raise_for_error()
+
     def _open_proposal(self) -> int:
         raw = self.ledger.store.get(NEXT_PROPOSAL_ID_KEY)
         proposal_id = int.from_bytes(raw, "big")

@@ -177,6 +177,7 @@ def test_invalid_bind_device_presentation(world, presentation):
            "nan": world.presentation().replace(b'"timestamp": ', b'"timestamp": NaN, "x": '),
            "deep": b'{"identifiers":' + DEEP_JSON + b"}",
            "huge-int": world.presentation(timestamp=2**64)}[presentation]
+    world.ensure_offer()
     for key, message in ((world.binder, BindDevice(world.unbound_did, raw)),
                          (world.owner_b, AcceptTransfer(world.bound_did, raw))):
         checked, delivered = send(world, key, message)

@@ -115,7 +115,9 @@ def get_status_list(state: StateReader, rev_reg_def_id: str, timestamp: int | No
 
 
 def is_revoked(status: StatusListRecord, index: int) -> bool:
-    """True if credential `index` is revoked in a status list."""
+    """True if credential `index` is revoked in a status list (False for an index outside it)."""
+    if not 0 <= index < 8 * len(status.revoked):
+        return False
     return bool(status.revoked[index // 8] >> (index % 8) & 1)
 
 

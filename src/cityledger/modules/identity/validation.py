@@ -17,7 +17,10 @@ from .messages import (
     MAX_ATTRIBUTES,
     MAX_CREDENTIAL_TYPE_LEN,
     MAX_ENDPOINT_LEN,
+    MAX_FRAGMENT_LEN,
     MAX_KEYS,
+    MAX_NAME_LEN,
+    MAX_SERVICE_TYPE_LEN,
     MAX_SERVICES,
     PURPOSES,
     Service,
@@ -25,10 +28,10 @@ from .messages import (
 )
 
 # Every pattern is applied with fullmatch: with match, "$" also matches before a trailing newline.
-_FRAGMENT_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
-_SERVICE_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_ATTR_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_FRAGMENT_RE = re.compile(r"[a-z][a-z0-9-]{0,%d}" % (MAX_FRAGMENT_LEN - 1))
+_SERVICE_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,%d}" % (MAX_SERVICE_TYPE_LEN - 1))
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_NAME_LEN - 1))
+_ATTR_RE = re.compile(r"[a-z][a-z0-9_]{0,%d}" % (MAX_NAME_LEN - 1))
 _TYPE_RE = re.compile(r"[a-z][a-z0-9-]{0,%d}" % (MAX_CREDENTIAL_TYPE_LEN - 1))
 _ENDPOINT_RE = re.compile(r"https?://[\x21-\x7e]+")
 
@@ -78,17 +81,17 @@ def check_services(services: list[Service], field: str = "services") -> str | No
 
 def check_endpoint(url: str) -> bool:
     """True if url is a printable http(s) URL within the length limit (no spaces or newlines)."""
-    return len(url) <= MAX_ENDPOINT_LEN and bool(_ENDPOINT_RE.fullmatch(url))
+    return isinstance(url, str) and len(url) <= MAX_ENDPOINT_LEN and bool(_ENDPOINT_RE.fullmatch(url))
 
 
 def is_name(text: str) -> bool:
     """True for a schema name, version or tag: [A-Za-z0-9][A-Za-z0-9._-]{0,63}."""
-    return bool(_NAME_RE.fullmatch(text))
+    return isinstance(text, str) and bool(_NAME_RE.fullmatch(text))
 
 
 def is_credential_type(text: str) -> bool:
     """True for a credential type: lower-case words joined by '-', e.g. 'resident-id'."""
-    return bool(_TYPE_RE.fullmatch(text))
+    return isinstance(text, str) and bool(_TYPE_RE.fullmatch(text))
 
 
 def check_attr_names(names: list[str]) -> str | None:
@@ -121,6 +124,6 @@ def parse_canonical_json(raw: bytes, field: str) -> tuple[Any, str | None]:
 def is_tails_hash(text: str) -> bool:
     """True if text is the base58 form of a 32-byte SHA-256 digest."""
     try:
-        return 40 <= len(text) <= 46 and len(b58decode(text)) == 32
+        return isinstance(text, str) and 40 <= len(text) <= 46 and len(b58decode(text)) == 32
     except ValueError:
         return False
