@@ -8,6 +8,7 @@ every height with the same results.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import msgspec
@@ -34,6 +35,7 @@ from cityledger.core.errors import ERR_HANDLER_FAILED, TX, ErrorCatalog, Invaria
 from cityledger.core.keys import PrivateKey
 from cityledger.core.tx import MAX_TX_BYTES, build_tx
 from cityledger.core.types import address_from_str
+from cityledger.modules.bank import ERRORS as BANK_ERRORS
 from cityledger.modules.bank import Transfer
 from cityledger.modules.base import Module
 from cityledger.modules.devices import ERRORS as DEVICE_ERRORS
@@ -49,7 +51,8 @@ from cityledger.modules.identity import (
 )
 from cityledger.modules.identity.validation import check_endpoint, check_keys, is_name
 
-CATALOGS = {catalog.codespace: catalog for catalog in (TX, DEVICE_ERRORS, GOVERNANCE_ERRORS, IDENTITY_ERRORS)}
+CATALOGS = {catalog.codespace: catalog
+            for catalog in (TX, BANK_ERRORS, DEVICE_ERRORS, GOVERNANCE_ERRORS, IDENTITY_ERRORS)}
 
 
 def error_name(result: abc.TxResult) -> str:
@@ -366,3 +369,33 @@ def test_rejected_large_txs_do_not_grow_memory(tmp_path):
     assert grown < 50 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
     assert app.verified_cache_size() == (0, 0)
 
+
+
+def test_invalid_txs_at_and_past_the_size_limit(chain):
+    key = chain.accounts[0]
+    size = MAX_TX_BYTES - len(build_tx(CHAIN_ID, [key], 0, [Transfer(b"", 1)])) - 3  # bin 32 header: 3 bytes more than bin 8
+    at_limit = build_tx(CHAIN_ID, [key], 0, [Transfer(b"\x01" * size, 1)])
+    assert len(at_limit) == MAX_TX_BYTES  # the signature's 64 bytes do not depend on the payload
+    past_limit = build_tx(CHAIN_ID, [key], 0, [Transfer(b"\x01" * (size + 1), 1)])
+    assert_error(chain.app.check_tx(at_limit), "bank", "invalid_address")  # decoded, then refused by the bank
+    assert_error(chain.app.check_tx(past_limit), "tx", "too_large")
+    request = abc.BlockRequest(height=2, time_ns=2, txs=(past_limit, at_limit))
+    assert chain.app.prepare_proposal(request, 2 * MAX_TX_BYTES) == [at_limit]
+    result = chain.app.finalize_block(request)
+    assert [error_name(r) for r in result.tx_results] == ["too_large", "invalid_address"]
+    chain.app.commit()
+    chain.app.check_invariants()
+
+
+@pytest.mark.parametrize("path, args, height", [
+    ("/governance/proposal", {"id": "-1"}, 0),
+    ("/governance/proposal", {"id": str(2**64)}, 0),
+    ("/identity/status_list", {"id": "x", "timestamp": str(2**70)}, 0),
+    ("/identity/did", {"did": "did:city:abc\n"}, 0),
+    ("/store", None, 2**63),
+    ("/store", None, -1),
+])
+def test_invalid_query_arguments_are_answered_not_raised(chain, path, args, height):
+    data = b"\x00" if args is None else json.dumps(args).encode()
+    result = chain.app.query(path, data, height)
+    assert result.code in (1, 2) and result.height == chain.app.store.last_height(), result
