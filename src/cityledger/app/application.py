@@ -364,7 +364,6 @@ class CityApp(abc.Application):
         return result
 
 
-
 def _unexpected(exc: Exception, field: str, what: str, tx_id: bytes | None) -> TxError:
     """The rejection for a tx on which `what` raised something other than TxError.
 
