@@ -214,3 +214,26 @@ class HostileWorld:
 
     def owner_account(self) -> str:
         return address_to_str(self.owner_a.address())
+
+
+def strategy_for(info: Any, strings: list[str]) -> Any:
+    """A hypothesis strategy for any value of a msgspec type (from msgspec.inspect.type_info),
+    mixing random values with this ledger's real identifiers and hostile variants of them."""
+    from hypothesis import strategies as st
+
+    near = st.sampled_from(strings).flatmap(lambda s: st.sampled_from([s, s + "\n", " " + s, s[:-1], s + "x"]))
+    inspect = msgspec.inspect
+    if isinstance(info, inspect.BoolType):
+        return st.booleans()
+    if isinstance(info, inspect.IntType):
+        return st.one_of(st.integers(-(2**63), 2**64 - 1), st.integers(-2, 300))
+    if isinstance(info, inspect.StrType):
+        return st.one_of(st.text(max_size=80), near)
+    if isinstance(info, inspect.BytesType):
+        return st.one_of(st.binary(max_size=120), st.sampled_from([DEEP_JSON, NESTED_OBJECTS, HUGE_FLOAT_JSON]))
+    if isinstance(info, inspect.ListType):
+        return st.lists(strategy_for(info.item_type, strings), max_size=3)
+    if isinstance(info, inspect.StructType):
+        fields = [strategy_for(field.type, strings) for field in info.fields]
+        return st.tuples(*fields).map(lambda values: info.cls(*values))
+    raise TypeError(f"no strategy for {info}")

@@ -23,6 +23,7 @@ from hostile import (
     HostileWorld,
     is_handler_failure,
     sign,
+    strategy_for,
     variants,
 )
 from cityledger.app import abc
@@ -399,3 +400,24 @@ def test_invalid_query_arguments_are_answered_not_raised(chain, path, args, heig
     data = b"\x00" if args is None else json.dumps(args).encode()
     result = chain.app.query(path, data, height)
     assert result.code in (1, 2) and result.height == chain.app.store.last_height(), result
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_messages_never_fail_a_handler(world, data):
+    kinds = MessageRouter(default_modules()).message_types()
+    published = world.published
+    strings = [world.office.did, world.victim, world.bound_did, world.unbound_did, world.maker.did,
+               published.schema_id, published.cred_def_id, published.rev_reg_id, "vehicle", "key-1",
+               "https://office.city.example/tails", "authentication", "assertionMethod"]
+    kind = data.draw(st.sampled_from(kinds))
+    message = data.draw(strategy_for(msgspec.inspect.type_info(kind), strings))
+    keys = [world.office_key, world.victim_key, world.owner_a, world.owner_b, world.maker.keys[0]]
+    key = data.draw(st.sampled_from(keys + world.city.members))
+    raw = sign(CHAIN_ID, key, world.ledger.app.get_pending_nonce(key.address()), message)
+    result = world.ledger.app.check_tx(raw)
+    assert not is_handler_failure(result), (message, result)
+    if world.ledger.app.is_block_tx(raw):
+        return
+    assert result.codespace == "tx" and result.code, result  # what a block may not hold, check_tx refuses
