@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Iterator
 
 import msgspec
 import pytest
@@ -36,6 +37,7 @@ from cityledger.core.errors import ERR_HANDLER_FAILED, TX, ErrorCatalog, Invaria
 from cityledger.core.keys import PrivateKey
 from cityledger.core.tx import MAX_TX_BYTES, build_tx
 from cityledger.core.types import address_from_str
+from cityledger.engines.solo.engine import SoloConfig, SoloEngine
 from cityledger.modules.bank import ERRORS as BANK_ERRORS
 from cityledger.modules.bank import Transfer
 from cityledger.modules.base import Module
@@ -349,27 +351,56 @@ def _rss_bytes() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+def _large_rejected_txs(key: PrivateKey, first: int, count: int) -> Iterator[bytes]:
+    """~251 KB txs at nonce 1 from a key that never sent one: each correctly signed, each refused."""
+    for index in range(first, first + count):
+        to = index.to_bytes(4, "big") + b"\x01" * 3_896
+        yield build_tx(CHAIN_ID, [key], 1, [Transfer(to, 1)] * 64)
+
+
 @pytest.mark.slow
-def test_rejected_large_txs_do_not_grow_memory(tmp_path):
-    """1,200 txs of ~251 KB from a fresh key (64 transfers with a 3,900-byte `to`, nonce 1): each is
-    correctly signed and rejected, and the node keeps none of them."""
+@pytest.mark.parametrize("workers", [None, 1], ids=["check_tx", "submit_batch"])
+def test_rejected_large_txs_do_not_grow_memory(tmp_path, workers):
+    """Defect 2's load: 1,200 txs of ~251 KB from a fresh key (64 transfers with a 3,900-byte `to`,
+    nonce 1), straight into check_tx or in batches of 64 through the solo engine (what
+    POST /txs/batch calls, with a signature-verifier process); the node keeps none of them."""
     app = make_chain(tmp_path).app
+    engine = None if workers is None else SoloEngine(app, SoloConfig(verify_workers=workers))
     stranger = PrivateKey.generate()
 
-    def load(count: int, first: int) -> None:
-        for index in range(first, first + count):
-            to = index.to_bytes(4, "big") + b"\x01" * 3_896
-            raw = build_tx(CHAIN_ID, [stranger], 1, [Transfer(to, 1)] * 64)
-            assert len(raw) > 250_000
-            assert_error(app.check_tx(raw), "tx", "nonce_out_of_order")
+    def load(first: int, count: int) -> None:
+        for start in range(first, first + count, 64):
+            batch = list(_large_rejected_txs(stranger, start, 64))
+            assert len(batch[0]) > 250_000
+            results = ([app.check_tx(raw) for raw in batch] if engine is None
+                       else [submitted.result for submitted in engine.submit_batch(batch)])
+            for result in results:
+                assert_error(result, "tx", "nonce_out_of_order")
 
-    load(50, 0)  # warm up the allocator with the same shapes
-    before = _rss_bytes()
-    load(1_200, 50)
-    grown = _rss_bytes() - before
+    try:
+        load(0, 128)  # warm up the allocator with the same shapes
+        before = _rss_bytes()
+        load(128, 1_216)
+        grown = _rss_bytes() - before
+    finally:
+        if engine is not None:
+            engine.stop()
     assert grown < 50 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
     assert app.verified_cache_size() == (0, 0)
+    assert engine is None or engine.pending_count() == 0
 
+
+def test_invalid_txs_through_the_solo_engine_leave_nothing_behind(chain):
+    engine = SoloEngine(chain.app, SoloConfig(verify_workers=0))
+    stranger = PrivateKey.generate()
+    admitted = chain.tx(chain.accounts[0], Transfer(chain.accounts[1].address(), 1))
+    batch = list(_large_rejected_txs(stranger, 0, 3)) + [b"\xde\xad", admitted]
+    results = [submitted.result for submitted in engine.submit_batch(batch)]
+    assert [error_name(r) for r in results[:4]] == ["nonce_out_of_order"] * 3 + ["decode"]
+    assert results[4].ok
+    assert chain.app.verified_cache_size()[0] == 1 and engine.pending_count() == 1
+    assert engine.produce_block() == 1
+    assert chain.app.verified_cache_size() == (0, 0)
 
 
 def test_invalid_txs_at_and_past_the_size_limit(chain):
