@@ -8,23 +8,33 @@ commit persists all of it in one atomic storage transaction.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
 from ..core.accounts import EMPTY_VALUE, account_key, get_nonce, pack_account, unpack_account
-from ..core.errors import ERR_EXPIRED, ERR_NONCE_GAP, ERR_NONCE_REPLAY, TxError
+from ..core.errors import ERR_EXPIRED, ERR_HANDLER_FAILED, ERR_NONCE_GAP, ERR_NONCE_REPLAY, TxError, is_node_failure
 from ..core.hashing import sha256
 from ..core.state import Overlay
 from ..core.storage import BlockRecord, ResultRecord, Store
 from ..core.tree import NodeKey, TreeUpdate
-from ..core.tx import DecodedTx, TxCodec, verify_tx_signatures
+from ..core.tx import MAX_TX_BYTES, DecodedTx, TxCodec, verify_tx_signatures
 from ..modules.base import Context, Module, Params, compute_param_tables
 from . import abc, genesis, queries, snapshots
 from .router import ActionRouter, MessageRouter
 
+log = logging.getLogger("cityledger.app")
+
 APP_VERSION = 1
-MAX_VERIFIED_CACHE = 200_000
+# The signature cache holds decoded, verified txs that check_tx admitted, so that the block which
+# includes them need not verify them again. It holds admitted txs only (a rejected tx would let
+# anyone fill it for free) and is bounded both by count and by an estimate of its bytes: each
+# entry counts its encoded size plus VERIFIED_ENTRY_OVERHEAD_BYTES for the decoded objects
+# (measured: a 167-byte transfer decodes to about 950 bytes of Python objects).
+MAX_VERIFIED_CACHE = 100_000  # entries: the solo mempool's default max_txs
+MAX_VERIFIED_CACHE_BYTES = 128 * 1024 * 1024
+VERIFIED_ENTRY_OVERHEAD_BYTES = 1024
 
 
 @dataclass
@@ -48,7 +58,8 @@ class CityApp(abc.Application):
         self.actions = ActionRouter(self.modules)
         self.codec = TxCodec(self.router.message_types(), chain_id)
         self._param_specs, self._param_keys = compute_param_tables(self.modules)
-        self._verified: OrderedDict[bytes, DecodedTx] = OrderedDict()
+        self._verified: OrderedDict[bytes, tuple[DecodedTx, int]] = OrderedDict()  # tx id -> (tx, bytes)
+        self._verified_bytes = 0
         self._pending: _Pending | None = None
         self.snapshot_interval = snapshot_interval  # 0: take no state-sync snapshots
         self._restore: snapshots.Restore | None = None
@@ -74,22 +85,44 @@ class CityApp(abc.Application):
 
     def precheck(self, raw: bytes, signatures_verified: bool = False, tx_id: bytes | None = None) -> DecodedTx:
         """Decode, validate statelessly and verify signatures; pure, so safe from any thread.
+        Raises TxError only (a bug met while decoding becomes tx/16 handler_failed); remembers
+        nothing (only check_tx's admission fills the cache).
 
         `signatures_verified` is for the node's own verifier processes, which have just run every
         one of these checks on these exact bytes; nothing from outside the node may set it."""
         tx_id = tx_id or sha256(raw)
         cached = self._verified.get(tx_id)
         if cached is not None:
-            return cached
-        if signatures_verified:
-            decoded = self.codec.decode_trusted(raw, tx_id)
-        else:
+            return cached[0]
+        try:
+            if signatures_verified:
+                return self.codec.decode_trusted(raw, tx_id)
             decoded = self.codec.decode(raw, tx_id)
             verify_tx_signatures(decoded)
-        self._verified[tx_id] = decoded
-        if len(self._verified) > MAX_VERIFIED_CACHE:
-            self._verified.popitem(last=False)
+        except TxError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a decoder bug rejects the tx, on every validator alike
+            raise _unexpected(exc, "tx", "decoding this tx", tx_id) from exc
         return decoded
+
+    def _remember(self, decoded: DecodedTx, size: int) -> None:
+        """Cache an admitted tx, evicting the oldest entries past either bound."""
+        if decoded.tx_id in self._verified:
+            return
+        cost = size + VERIFIED_ENTRY_OVERHEAD_BYTES
+        self._verified[decoded.tx_id] = (decoded, cost)
+        self._verified_bytes += cost
+        while len(self._verified) > MAX_VERIFIED_CACHE or self._verified_bytes > MAX_VERIFIED_CACHE_BYTES:
+            self._verified_bytes -= self._verified.popitem(last=False)[1][1]
+
+    def _forget(self, tx_id: bytes) -> None:
+        entry = self._verified.pop(tx_id, None)
+        if entry is not None:
+            self._verified_bytes -= entry[1]
+
+    def verified_cache_size(self) -> tuple[int, int]:
+        """(entries, accounted bytes) of the signature cache."""
+        return len(self._verified), self._verified_bytes
 
     def _context(self, state: Overlay, height: int, time_ns: int, decoded: DecodedTx | None = None,
                  params: Params | None = None) -> Context:
@@ -124,8 +157,14 @@ class CityApp(abc.Application):
         its parent if this returns, and drops it if a message raises."""
         ctx = self._context(journal, height, time_ns, decoded, params)
         ctx.record_events = record_events
-        for message in decoded.messages:
-            self.router.dispatch(ctx, message)
+        for index, message in enumerate(decoded.messages):
+            try:
+                self.router.dispatch(ctx, message)
+            except TxError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any other failure of a handler is a bug
+                tag = type(message).__struct_config__.tag
+                raise _unexpected(exc, f"body.messages[{index}]", f"the {tag} handler", decoded.tx_id) from exc
         return ctx
 
     # -- info / query ----------------------------------------------------------------------------
@@ -141,14 +180,17 @@ class CityApp(abc.Application):
 
     # -- mempool ---------------------------------------------------------------------------------
 
-    def check_tx(self, tx: bytes, recheck: bool = False, tx_id: bytes | None = None) -> abc.TxResult:
+    def check_tx(self, tx: bytes, recheck: bool = False, tx_id: bytes | None = None,
+                 decoded: DecodedTx | None = None) -> abc.TxResult:
         """Admission check against the check state. A new tx is executed in full, so a tx that
         would fail (insufficient funds, …) is refused at the door with its error. A recheck
         (after a block, for each tx still pending) repeats only the cheap part — signatures are
         cached, the nonce is re-validated — as Cosmos SDK apps do: the block is authoritative, and
-        re-executing every pending tx after every block would cost more than the block itself."""
+        re-executing every pending tx after every block would cost more than the block itself.
+        `decoded` is what this node's engine got from precheck(tx) just before, if it did.
+        An admitted tx is remembered in the signature cache; one refused on recheck is forgotten."""
         try:
-            decoded = self.precheck(tx, tx_id=tx_id)
+            decoded = decoded or self.precheck(tx, tx_id=tx_id)
             height = self.store.last_height() + 1
             if recheck:  # the nonce bump is the only write, made only if every check passes
                 self._authenticate(self._check_state, decoded, height)
@@ -157,8 +199,12 @@ class CityApp(abc.Application):
                 self._authenticate(journal, decoded, height)
                 self._run_messages(journal, decoded, height, 0, self._check_params, record_events=False)
                 self._check_state.writes.update(journal.writes)
-        except TxError as exc:
-            return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message)
+        except Exception as exc:  # noqa: BLE001 - TxError, or a bug turned into a rejection
+            error = exc if isinstance(exc, TxError) else _unexpected(exc, "tx", "checking this tx", tx_id)
+            if recheck:  # it leaves the mempool, so its cache entry is of no further use
+                self._forget(tx_id or sha256(tx))
+            return abc.TxResult(code=error.code, codespace=error.codespace, log=error.message)
+        self._remember(decoded, len(tx))
         return abc.TxResult(sender=decoded.sender, nonce=decoded.nonce, gas_wanted=len(tx))
 
     # -- consensus -------------------------------------------------------------------------------
@@ -169,20 +215,32 @@ class CityApp(abc.Application):
         return result
 
     def prepare_proposal(self, request: abc.BlockRequest, max_tx_bytes: int) -> list[bytes]:
+        """The mempool's txs in order, within max_tx_bytes, leaving out every tx that
+        process_proposal would refuse (undecodable, oversized, wrongly signed): a correct
+        proposer's block must pass every correct validator's process_proposal."""
         chosen, total = [], 0
         for tx in request.txs:
+            if not self.is_block_tx(tx):
+                continue
             if total + len(tx) > max_tx_bytes:
-                break
+                break  # keep the mempool's order: a later tx of the same sender would fail its nonce
             chosen.append(tx)
             total += len(tx)
         return chosen
 
     def process_proposal(self, request: abc.BlockRequest) -> bool:
-        for tx in request.txs:
-            try:
-                self.precheck(tx)
-            except TxError:
-                return False
+        """Accept a block whose txs all decode and carry valid signatures."""
+        return all(self.is_block_tx(tx) for tx in request.txs)
+
+    def is_block_tx(self, tx: bytes) -> bool:
+        """True if a tx may stand in a block: it decodes, passes the stateless checks and its
+        signatures verify (its messages may still fail: that is the tx's result, not the block's)."""
+        if len(tx) > MAX_TX_BYTES:
+            return False
+        try:
+            self.precheck(tx)
+        except TxError:
+            return False
         return True
 
     def finalize_block(self, request: abc.BlockRequest) -> abc.FinalizeBlockResult:
@@ -210,8 +268,9 @@ class CityApp(abc.Application):
         try:
             decoded = self.precheck(raw, tx_id=tx_id)
             nonce_write = self._authenticate(journal, decoded, height)
-        except TxError as exc:
-            return abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message), None
+        except Exception as exc:  # noqa: BLE001 - TxError, or a bug turned into a rejection
+            error = exc if isinstance(exc, TxError) else _unexpected(exc, "tx", "checking this tx", tx_id)
+            return abc.TxResult(code=error.code, codespace=error.codespace, log=error.message), None
         try:
             ctx = self._run_messages(journal, decoded, height, time_ns, params)
         except TxError as exc:
@@ -253,7 +312,7 @@ class CityApp(abc.Application):
         if not keep_check_state:
             self._reset_check_state()
         for tx_id in pending.tx_ids:
-            self._verified.pop(tx_id, None)
+            self._forget(tx_id)
 
     def reset_check_state(self) -> None:
         """Start the check state afresh from the committed state (the mempool is empty or rechecked)."""
@@ -292,3 +351,16 @@ class CityApp(abc.Application):
             self._reset_check_state()
         return result
 
+
+def _unexpected(exc: Exception, field: str, what: str, tx_id: bytes | None) -> TxError:
+    """The rejection for a tx on which `what` raised something other than TxError.
+
+    Node failures (a broken invariant, storage, memory) propagate and stop the node. Anything else
+    is a bug met on this input: logged with its traceback, and the tx is rejected with a message
+    that holds no exception text, so that every validator records the very same result."""
+    if is_node_failure(exc):
+        raise exc
+    log.exception("%s raised %s on tx %s; the tx is rejected as tx/%d (%s)", what, type(exc).__name__,
+                  tx_id.hex() if tx_id else "?", ERR_HANDLER_FAILED.code, ERR_HANDLER_FAILED.name)
+    return ERR_HANDLER_FAILED(f"{field}: {what} failed on this input (a node bug, logged); the tx is rejected",
+                              field)

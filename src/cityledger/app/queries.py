@@ -17,6 +17,7 @@ from . import abc
 
 QUERY_NOT_FOUND = 1
 QUERY_BAD_REQUEST = 2
+MAX_QUERY_HEIGHT = 2**63 - 1  # heights are signed 64-bit (SQLite INTEGER, CometBFT int64)
 
 
 def run_query(store: Store, modules: Sequence[Module], path: str, data: bytes, height: int,
@@ -25,6 +26,8 @@ def run_query(store: Store, modules: Sequence[Module], path: str, data: bytes, h
     last = store.last_height()
     height = height or last
     try:
+        if not 0 <= height <= MAX_QUERY_HEIGHT:
+            raise ValueError(f"height: expected 0 to {MAX_QUERY_HEIGHT}, got {height}")
         if path == "/store":
             return _query_store(store, data, height, prove)
         if path == "/auth/nonce":
@@ -32,8 +35,8 @@ def run_query(store: Store, modules: Sequence[Module], path: str, data: bytes, h
         return _query_module(store, modules, path, data, last)
     except LookupError as exc:
         return abc.QueryResult(code=QUERY_NOT_FOUND, codespace="query", log=str(exc).strip("'\""), height=height)
-    except ValueError as exc:
-        return abc.QueryResult(code=QUERY_BAD_REQUEST, codespace="query", log=str(exc), height=height)
+    except (ValueError, OverflowError) as exc:  # OverflowError: an argument too large for SQLite or 8 bytes
+        return abc.QueryResult(code=QUERY_BAD_REQUEST, codespace="query", log=str(exc)[:300], height=last)
 
 
 def _query_store(store: Store, key: bytes, height: int, prove: bool) -> abc.QueryResult:

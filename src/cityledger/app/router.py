@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
-from ..core.encoding import DecodeError, decoder
+import msgspec
+
+from ..core.encoding import DecodeError, compute_field_name, decoder
 from ..core.errors import ERR_UNKNOWN_MESSAGE
 from ..modules.base import Context, Handler, Module
+
+_PATH = re.compile(r"`(\$[^`]*)`")
+
+
+def _untyped(raw: bytes) -> Any:
+    try:
+        return msgspec.msgpack.decode(raw)
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        return None
 
 
 class MessageRouter:
@@ -51,14 +63,18 @@ class ActionRouter:
         if kinds:
             from typing import Union
 
-            self._decoder = decoder(kinds[0] if len(kinds) == 1 else Union[tuple(kinds)])
+            union = kinds[0] if len(kinds) == 1 else Union[tuple(kinds)]
+            self._decoder = decoder(union)
+            self._info = msgspec.inspect.type_info(union)
 
     def decode(self, raw: bytes) -> Any:
         """Decode an action; raise TxError naming the known action types otherwise."""
         try:
             return self._decoder.decode(raw)
         except (DecodeError, AttributeError) as exc:
-            raise self._unknown(f"action: not a known action ({exc}); known: {', '.join(self.tags)}",
+            text = _PATH.sub(lambda match: f"`action.{compute_field_name(self._info, match.group(1), _untyped(raw))}`",
+                             str(exc)).replace("`action.`", "`action`")
+            raise self._unknown(f"action: not a known action ({text}); known: {', '.join(self.tags)}",
                                 "action") from None
 
     def execute(self, ctx: Context, action: Any) -> None:

@@ -6,6 +6,8 @@ it maps onto the ABCI result code. A broken invariant is a bug in the node and m
 
 from __future__ import annotations
 
+import sqlite3
+
 
 class TxError(Exception):
     """A transaction was rejected: stable (codespace, code), a message naming the bad field."""
@@ -25,6 +27,16 @@ class TxError(Exception):
 
 class InvariantBroken(RuntimeError):
     """A ledger invariant no longer holds: a bug, never a user error."""
+
+
+# Failures of the node itself rather than of a tx: they may strike one validator and not another,
+# so turning them into a tx's rejection would fork the chain; they stop the node instead.
+NODE_FAILURES: tuple[type[BaseException], ...] = (InvariantBroken, MemoryError, OSError, sqlite3.Error)
+
+
+def is_node_failure(exc: BaseException) -> bool:
+    """True for a broken invariant, a storage or an out-of-memory error: the node must stop."""
+    return isinstance(exc, NODE_FAILURES)
 
 
 class ErrorCatalog:
@@ -75,3 +87,6 @@ ERR_DUPLICATE = TX.register(12, "duplicate_tx")
 ERR_NON_CANONICAL = TX.register(13, "non_canonical_encoding")
 ERR_TOO_MANY_MESSAGES = TX.register(14, "too_many_messages")
 ERR_UNAUTHORIZED = TX.register(15, "unauthorized")
+# A handler (or the decoder) raised something other than TxError on this tx: a bug, logged by the
+# node; the tx is rejected the same way on every validator, so one bad input cannot halt the chain.
+ERR_HANDLER_FAILED = TX.register(16, "handler_failed")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 from typing import Any, Generic, NamedTuple, Sequence, TypeVar
 
-from .encoding import DecodeError, Message, Record, decoder, encode
+import msgspec
+
+from .encoding import DecodeError, Message, Record, compute_field_name, decoder, encode
 from .errors import (
     ERR_CHAIN_ID,
     ERR_DECODE,
@@ -62,10 +64,10 @@ class Tx(Record, Generic[M]):
 
 
 class DecodedTx(NamedTuple):
-    """A decoded, statelessly valid transaction and what the node derives from it (a tuple: hot)."""
+    """A decoded, statelessly valid transaction and what the node derives from it (a tuple: hot).
+    It keeps no reference to the encoded bytes, so a cache of these holds each tx once."""
 
     tx: Tx
-    raw: bytes
     tx_id: bytes
     sender: Address
 
@@ -114,6 +116,7 @@ class TxCodec:
             raise ValueError("message_types: expected at least one message type")
         union = message_types[0] if len(message_types) == 1 else _union(message_types)
         self._decoder = decoder(Tx[union])
+        self._info = msgspec.inspect.type_info(Tx[union])
         self.chain_id = chain_id
         self.known_tags = sorted(t.__struct_config__.tag for t in message_types)
 
@@ -129,20 +132,25 @@ class TxCodec:
             if text.startswith("non-canonical"):
                 raise ERR_NON_CANONICAL(f"tx: {text}", "tx") from None
             if _UNKNOWN_TAG.search(text):
-                raise ERR_UNKNOWN_MESSAGE(self._describe(text), "body.messages") from None
-            raise ERR_DECODE(self._describe(text), "tx") from None
+                raise ERR_UNKNOWN_MESSAGE(self._describe(text, raw), "body.messages") from None
+            raise ERR_DECODE(self._describe(text, raw), "tx") from None
         address = check_stateless(tx, self.chain_id)
-        return DecodedTx(tx, raw, tx_id or compute_tx_id(raw), address)
+        return DecodedTx(tx, tx_id or compute_tx_id(raw), address)
 
     def decode_trusted(self, raw: bytes, tx_id: bytes) -> DecodedTx:
         """Decode bytes that this node's own verifier has already fully checked (decode() and
         signatures): skips the canonical re-encoding and the stateless checks it ran."""
         tx = self._decoder.decode_lenient(raw)
-        return DecodedTx(tx, raw, tx_id, inspect_signer(tx.body.signer)[1])
+        return DecodedTx(tx, tx_id, inspect_signer(tx.body.signer)[1])
 
-    def _describe(self, text: str) -> str:
-        """Turn msgspec's message into one that names tx fields and the known message types."""
-        text = _PATH.sub(lambda match: f"`{compute_field_name(match.group(1))}`", text)
+    def _describe(self, text: str, raw: bytes) -> str:
+        """Turn msgspec's message into one that names the tx's fields (`body.messages[0].amount`,
+        found through the message's tag) and the known message types."""
+        try:  # the untyped value tells which message type each element of `messages` is
+            value = msgspec.msgpack.decode(raw)
+        except (msgspec.DecodeError, ValueError, RecursionError):
+            value = None
+        text = _PATH.sub(lambda match: f"`{compute_field_name(self._info, match.group(1), value) or 'tx'}`", text)
         if _UNKNOWN_TAG_NAMED.search(text):
             text += f"; known message types: {', '.join(self.known_tags)}"
         return "tx: " + text
@@ -154,29 +162,6 @@ _UNKNOWN_TAG = re.compile(r"Invalid value .* at `\$\[0\]\[4\]\[\d+\]\[0\]`")
 
 _PATH = re.compile(r"`(\$[^`]*)`")
 _UNKNOWN_TAG_NAMED = re.compile(r"Invalid value .* at `body\.messages\[\d+\]\.type`")
-_TOP_FIELDS = {"0": "body", "1": "signatures"}
-_BODY_FIELDS = {"0": "chain_id", "1": "signer", "2": "nonce", "3": "expiry_height", "4": "messages"}
-
-
-def compute_field_name(path: str) -> str:
-    """msgspec's array path ($[0][4][2][0]) as a tx field name (body.messages[2].type)."""
-    steps = re.findall(r"\[(\d+)\]", path)
-    if not steps:
-        return "tx"
-    name = _TOP_FIELDS.get(steps[0], f"[{steps[0]}]")
-    rest = steps[1:]
-    if steps[0] == "0" and rest:
-        name += "." + _BODY_FIELDS.get(rest[0], f"[{rest[0]}]")
-        if rest[0] == "4" and len(rest) > 1:
-            name += f"[{rest[1]}]"
-            if len(rest) > 2:
-                name += ".type" if rest[2] == "0" else f".field{rest[2]}"
-            rest = rest[3:]
-        else:
-            rest = rest[1:]
-    else:
-        rest = rest[:]
-    return name + "".join(f"[{step}]" for step in rest)
 
 
 def _union(types: Sequence[type]) -> Any:

@@ -4,6 +4,7 @@ They are NewTypes: msgspec encodes and decodes them as their base type, so a mes
 declared `amount: Amount` has the same wire encoding as `amount: int` and says what it holds.
 """
 
+import re
 from typing import NewType
 
 Height = NewType("Height", int)  # a block height, counted from the genesis' initial height
@@ -19,13 +20,12 @@ def address_to_str(address: bytes) -> str:
     return "city" + address.hex()
 
 
+# fullmatch, and no bytes.fromhex on its own: that skips whitespace, so " city00…00\n" would pass.
+_ADDRESS_RE = re.compile(r"(?:city)?[0-9a-fA-F]{%d}" % (2 * ADDRESS_LEN))
+
+
 def address_from_str(text: str, field: str = "address") -> Address:
     """Parse 'city' + 40 hex digits (the 'city' prefix is optional); raise ValueError naming the field."""
-    body = text[4:] if text.startswith("city") else text
-    try:
-        raw = bytes.fromhex(body)
-    except ValueError:
-        raw = b""
-    if len(raw) != ADDRESS_LEN:
-        raise ValueError(f"{field}: expected 'city' followed by 40 hex digits, got {text!r}")
-    return Address(raw)
+    if not isinstance(text, str) or not _ADDRESS_RE.fullmatch(text):
+        raise ValueError(f"{field}: expected 'city' followed by 40 hex digits, got {str(text)[:64]!r}")
+    return Address(bytes.fromhex(text[-2 * ADDRESS_LEN:]))

@@ -20,6 +20,7 @@ from ...app.application import CityApp
 from ...core.encoding import Record, encode
 from ...core.errors import TxError
 from ...core.hashing import sha256
+from ...core.tx import DecodedTx
 from .mempool import Mempool, MempoolConfig
 from .verifier import SignatureVerifier, default_workers
 
@@ -98,25 +99,19 @@ class SoloEngine(abc.Engine):
             with self._lock:
                 for raw, verified in zip(chunk, flags):
                     tx_id = sha256(raw)
-                    if verified:
-                        self._mark_verified(tx_id, raw)
-                    out.append(self._admit(tx_id, raw))
+                    decoded = self.app.precheck(raw, signatures_verified=True, tx_id=tx_id) if verified else None
+                    out.append(self._admit(tx_id, raw, decoded))
         return out
 
-    def _mark_verified(self, tx_id: bytes, raw: bytes) -> None:
+    def _admit(self, tx_id: bytes, raw: bytes, decoded: DecodedTx | None = None) -> Submitted:
+        """Mempool bounds, then the app's check; admit on success. `decoded` is given when a
+        verifier worker has already checked these bytes."""
         try:
-            self.app.precheck(raw, signatures_verified=True, tx_id=tx_id)
-        except TxError:
-            pass  # cannot happen for bytes a worker accepted; check_tx reports it if it does
-
-    def _admit(self, tx_id: bytes, raw: bytes) -> Submitted:
-        """Mempool bounds, then the app's check; admit on success."""
-        try:
-            decoded = self.app.precheck(raw, tx_id=tx_id)
+            decoded = decoded or self.app.precheck(raw, tx_id=tx_id)
             self.mempool.check_room(tx_id, len(raw), decoded.sender)
         except TxError as exc:
             return Submitted(tx_id, abc.TxResult(code=exc.code, codespace=exc.codespace, log=exc.message))
-        result = self.app.check_tx(raw, tx_id=tx_id)
+        result = self.app.check_tx(raw, tx_id=tx_id, decoded=decoded)
         if result.ok:
             self.mempool.add(tx_id, raw, result.sender, self.app.last_height())
         return Submitted(tx_id, result)

@@ -19,7 +19,7 @@ from ...core.keys import PUBLIC_KEY_LEN, Signer, verify_signature
 from ...core.state import StateReader
 from ...core.types import ADDRESS_LEN, address_to_str
 from ..base import Context
-from ..identity.did import compute_did
+from ..identity.did import compute_did, is_did
 from ..identity.messages import KIND_DEVICE, PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION, VerificationKey
 from .errors import (
     ERR_ALREADY_BOUND,
@@ -100,7 +100,9 @@ def decode_device(raw: bytes) -> DeviceRecord:
 
 
 def get_device(state: StateReader, did: str) -> DeviceRecord | None:
-    """A device's record, or None."""
+    """A device's record, or None (also for anything that is not a did:city DID)."""
+    if not is_did(did):
+        return None
     raw = state.get(device_key(did))
     return None if raw is None else decode_device(raw)
 

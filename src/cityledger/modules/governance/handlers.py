@@ -20,6 +20,7 @@ from .keys import CONSORTIUM_KEY, NEXT_PROPOSAL_ID_KEY, proposal_key, validator_
 from .messages import (
     MAX_ACTION_BYTES,
     MAX_MEMBERS,
+    MAX_PROPOSAL_ID,
     Consortium,
     MembershipChange,
     ParamChange,
@@ -42,7 +43,9 @@ def get_consortium(state: StateReader) -> Consortium:
 
 
 def get_proposal(state: StateReader, proposal_id: int) -> Proposal | None:
-    """A proposal by id, or None."""
+    """A proposal by id, or None (also for an id out of range)."""
+    if not 1 <= proposal_id <= MAX_PROPOSAL_ID:
+        return None
     raw = state.get(proposal_key(proposal_id))
     return None if raw is None else _PROPOSAL.decode_lenient(raw)
 
@@ -93,6 +96,9 @@ def process_vote(ctx: Context, msg: Vote) -> None:
     """Record a member's approval (or its withdrawal); execute once the threshold is met."""
     # Check: a member votes on an open, unexpired proposal.
     _require_member(ctx)
+    if not 1 <= msg.proposal_id <= MAX_PROPOSAL_ID:
+        raise ERR_UNKNOWN_PROPOSAL(f"proposal_id: expected 1 to {MAX_PROPOSAL_ID}, got {msg.proposal_id}",
+                                   "proposal_id")
     proposal = get_proposal(ctx.state, msg.proposal_id)
     if proposal is None:
         raise ERR_UNKNOWN_PROPOSAL(f"proposal_id: no proposal {msg.proposal_id}", "proposal_id")

@@ -8,6 +8,7 @@ from ...core.types import Address, Height
 MAX_MEMBERS = 64
 MAX_VALIDATORS = 150
 MAX_ACTION_BYTES = 64 * 1024
+MAX_PROPOSAL_ID = 2**63 - 1  # ids count up from 1 and are stored as 8 bytes
 
 
 class SubmitProposal(Message, tag="governance/1.0/submit_proposal"):

@@ -13,6 +13,7 @@ not anybody's clock, says which revocation state was in force when.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import anoncreds
@@ -52,6 +53,10 @@ _SCHEMA = decoder(SchemaRecord)
 _CRED_DEF = decoder(CredDefRecord)
 _REV_REG_DEF = decoder(RevRegDefRecord)
 _STATUS_LIST = decoder(StatusListRecord)
+# An accumulator is AnonCreds' text form of a curve point: hex words joined by single spaces. The
+# library's parser tolerates surrounding whitespace, so without this one value had many encodings.
+_ACCUMULATOR_RE = re.compile(r"[0-9A-Za-z]+(?: [0-9A-Za-z]+)*")
+MAX_HEIGHT = 2**63 - 1  # heights are signed 64-bit in CometBFT; a status list's timestamp is one
 
 
 # -- identifiers -------------------------------------------------------------------------------
@@ -103,12 +108,16 @@ def get_status_list(state: StateReader, rev_reg_def_id: str, timestamp: int | No
         timestamp = get_latest_status_timestamp(state, rev_reg_def_id)
         if timestamp is None:
             return None
+    if not 0 <= timestamp <= MAX_HEIGHT:
+        return None
     raw = state.get(status_list_key(rev_reg_def_id, timestamp))
     return None if raw is None else _STATUS_LIST.decode_lenient(raw)
 
 
 def is_revoked(status: StatusListRecord, index: int) -> bool:
-    """True if credential `index` is revoked in a status list."""
+    """True if credential `index` is revoked in a status list (False for an index outside it)."""
+    if not 0 <= index < 8 * len(status.revoked):
+        return False
     return bool(status.revoked[index // 8] >> (index % 8) & 1)
 
 
@@ -270,8 +279,9 @@ def process_update_status_list(ctx: Context, msg: UpdateStatusList) -> None:
         if undone:
             raise ERR_STATUS_LIST(f"revoked: byte {undone[0]} clears a revoked credential; a revocation "
                                   "cannot be undone", "revoked")
-    if not 0 < len(msg.accumulator) <= MAX_ACCUMULATOR_LEN:
-        raise ERR_STATUS_LIST(f"accumulator: expected 1 to {MAX_ACCUMULATOR_LEN} characters", "accumulator")
+    if len(msg.accumulator) > MAX_ACCUMULATOR_LEN or not _ACCUMULATOR_RE.fullmatch(msg.accumulator):
+        raise ERR_STATUS_LIST(f"accumulator: expected 1 to {MAX_ACCUMULATOR_LEN} characters of alphanumeric "
+                              "words joined by single spaces", "accumulator")
     status = StatusListRecord(msg.rev_reg_def_id, msg.revoked, msg.accumulator, ctx.height)
     _loads(anoncreds.RevocationStatusList, compute_status_list_json(registry, status), "accumulator")
     ctx.state.set(status_list_key(msg.rev_reg_def_id, ctx.height), encode(status))

@@ -24,7 +24,7 @@ CONTROLLER_FRAGMENT = "controller-"
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {char: index for index, char in enumerate(_B58)}
 _MULTICODEC = {SCHEME_ED25519: b"\xed\x01", SCHEME_P256: b"\x80\x24"}  # ed25519-pub, p256-pub
-_DID_RE = re.compile(r"^did:city:[1-9A-HJ-NP-Za-km-z]{1,32}$")
+_DID_RE = re.compile(r"did:city:[1-9A-HJ-NP-Za-km-z]{1,32}")  # fullmatch: "$" would admit a trailing "\n"
 
 
 def b58encode(data: bytes) -> str:
@@ -58,7 +58,7 @@ def compute_did(controller: Signer, salt: bytes) -> str:
 
 def is_did(text: str) -> bool:
     """True if text is a syntactically valid did:city DID."""
-    if not isinstance(text, str) or not _DID_RE.match(text):
+    if not isinstance(text, str) or not _DID_RE.fullmatch(text):
         return False
     ident = text[len(DID_PREFIX):]
     raw = b58decode(ident)

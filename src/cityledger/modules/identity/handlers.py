@@ -64,7 +64,9 @@ def is_active(record: DidRecord | None) -> bool:
 
 
 def get_accreditation(state: StateReader, did: str, credential_type: str) -> Accreditation | None:
-    """An issuer's accreditation for a credential type, or None."""
+    """An issuer's accreditation for a credential type, or None (also for a malformed DID or type)."""
+    if not is_did(did) or not is_credential_type(credential_type):
+        return None
     raw = state.get(accreditation_key(did, credential_type))
     return None if raw is None else _ACCREDITATION.decode_lenient(raw)
 

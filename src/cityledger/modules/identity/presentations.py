@@ -22,10 +22,11 @@ from typing import Any, Callable
 
 import anoncreds
 
-from ...core.encoding import decoder
+from ...core.encoding import decoder, parse_json
 from ...core.hashing import sha256
 from ...core.state import StateReader
 from .anchors import (
+    MAX_HEIGHT,
     compute_cred_def_json,
     compute_rev_reg_def_json,
     compute_schema_json,
@@ -125,6 +126,8 @@ def resolve_identifiers(state: StateReader, identifiers: list[dict[str, Any]]) -
         raise ResolutionError(f"identifiers: expected 1 to {MAX_IDENTIFIERS}, got {len(identifiers)}")
     out = Resolved()
     for ident in identifiers:
+        if not isinstance(ident, dict):
+            raise ResolutionError("identifiers: expected objects")
         schema_id, cred_def_id = str(ident.get("schema_id")), str(ident.get("cred_def_id"))
         out.schemas[schema_id], credential_type = _schema(state, schema_id)
         out.cred_defs[cred_def_id], issuer, anchored_schema = _cred_def(state, cred_def_id)
@@ -133,9 +136,11 @@ def resolve_identifiers(state: StateReader, identifiers: list[dict[str, Any]]) -
         if not is_accredited(state, issuer, credential_type):
             raise ResolutionError(f"issuer {issuer} is not an active issuer accredited for {credential_type!r}")
         out.credential_types[cred_def_id] = credential_type
-        rev_reg_id = ident.get("rev_reg_id")
-        if rev_reg_id and ident.get("timestamp") is not None and rev_reg_id not in out.rev_reg_defs:
-            definition, status_list = _registry(state, str(rev_reg_id), int(ident["timestamp"]))
+        rev_reg_id, timestamp = ident.get("rev_reg_id"), ident.get("timestamp")
+        if rev_reg_id and timestamp is not None and rev_reg_id not in out.rev_reg_defs:
+            if type(timestamp) is not int or not 0 <= timestamp <= MAX_HEIGHT:
+                raise ResolutionError(f"identifiers: timestamp must be a height, 0 to {MAX_HEIGHT}")
+            definition, status_list = _registry(state, str(rev_reg_id), timestamp)
             out.rev_reg_defs[str(rev_reg_id)] = definition
             out.status_lists.append(status_list)
     return out
@@ -172,7 +177,7 @@ def verify_presentation(state: StateReader, request: dict[str, Any], presentatio
     if len(presentation) > MAX_PRESENTATION_BYTES:
         return PresentationCheck(False, f"presentation: exceeds {MAX_PRESENTATION_BYTES} bytes")
     try:
-        parsed = json.loads(presentation)
+        parsed = parse_json(presentation, "presentation")  # bounded nesting, no floats (1e400 is inf)
         identifiers = parsed["identifiers"]
         resolved = resolve_identifiers(state, identifiers)
     except ResolutionError as exc:
@@ -188,6 +193,10 @@ def verify_presentation(state: StateReader, request: dict[str, Any], presentatio
     if not ok:
         return PresentationCheck(False, "anoncreds: proof does not verify (revoked credential, unmet predicate "
                                         "or forged proof)")
-    if not is_raw_consistent(parsed):
+    try:
+        consistent = is_raw_consistent(parsed)
+    except (ValueError, KeyError, TypeError, AttributeError, anoncreds.AnoncredsError) as exc:
+        return PresentationCheck(False, f"presentation: malformed ({exc})")
+    if not consistent:
         return PresentationCheck(False, "presentation: a revealed raw value does not match its proven encoding")
     return PresentationCheck(True, "", compute_revealed(parsed))

@@ -10,25 +10,30 @@ import json
 import re
 from typing import Any
 
+from ...core.encoding import parse_json
 from ...core.keys import PUBLIC_KEY_LEN, Signer, validate_signer
 from .did import CONTROLLER_FRAGMENT, b58decode
 from .messages import (
     MAX_ATTRIBUTES,
     MAX_CREDENTIAL_TYPE_LEN,
     MAX_ENDPOINT_LEN,
+    MAX_FRAGMENT_LEN,
     MAX_KEYS,
+    MAX_NAME_LEN,
+    MAX_SERVICE_TYPE_LEN,
     MAX_SERVICES,
     PURPOSES,
     Service,
     VerificationKey,
 )
 
-_FRAGMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-_SERVICE_TYPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_ATTR_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]{0,%d}$" % (MAX_CREDENTIAL_TYPE_LEN - 1))
-_ENDPOINT_RE = re.compile(r"^https?://[\x21-\x7e]+$")
+# Every pattern is applied with fullmatch: with match, "$" also matches before a trailing newline.
+_FRAGMENT_RE = re.compile(r"[a-z][a-z0-9-]{0,%d}" % (MAX_FRAGMENT_LEN - 1))
+_SERVICE_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,%d}" % (MAX_SERVICE_TYPE_LEN - 1))
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_NAME_LEN - 1))
+_ATTR_RE = re.compile(r"[a-z][a-z0-9_]{0,%d}" % (MAX_NAME_LEN - 1))
+_TYPE_RE = re.compile(r"[a-z][a-z0-9-]{0,%d}" % (MAX_CREDENTIAL_TYPE_LEN - 1))
+_ENDPOINT_RE = re.compile(r"https?://[\x21-\x7e]+")
 
 
 def check_controller(controller: Signer, field: str = "controller") -> str | None:
@@ -46,7 +51,7 @@ def check_keys(keys: list[VerificationKey], field: str = "keys") -> str | None:
         return f"{field}: expected distinct fragments in sorted order, got {fragments}"
     for index, vk in enumerate(keys):
         where = f"{field}[{index}]"
-        if not _FRAGMENT_RE.match(vk.fragment) or vk.fragment.startswith(CONTROLLER_FRAGMENT):
+        if not _FRAGMENT_RE.fullmatch(vk.fragment) or vk.fragment.startswith(CONTROLLER_FRAGMENT):
             return f"{where}.fragment: expected [a-z][a-z0-9-]{{0,31}} not starting with " \
                    f"{CONTROLLER_FRAGMENT!r}, got {vk.fragment!r}"
         if PUBLIC_KEY_LEN.get(vk.key.scheme) != len(vk.key.key):
@@ -65,9 +70,9 @@ def check_services(services: list[Service], field: str = "services") -> str | No
         return f"{field}: expected distinct fragments in sorted order, got {fragments}"
     for index, service in enumerate(services):
         where = f"{field}[{index}]"
-        if not _FRAGMENT_RE.match(service.fragment):
+        if not _FRAGMENT_RE.fullmatch(service.fragment):
             return f"{where}.fragment: expected [a-z][a-z0-9-]{{0,31}}, got {service.fragment!r}"
-        if not _SERVICE_TYPE_RE.match(service.type):
+        if not _SERVICE_TYPE_RE.fullmatch(service.type):
             return f"{where}.type: expected an alphanumeric type name, got {service.type!r}"
         if not check_endpoint(service.endpoint):
             return f"{where}.endpoint: expected an http(s) URL of at most {MAX_ENDPOINT_LEN} characters"
@@ -75,18 +80,18 @@ def check_services(services: list[Service], field: str = "services") -> str | No
 
 
 def check_endpoint(url: str) -> bool:
-    """True if url is a printable http(s) URL within the length limit."""
-    return len(url) <= MAX_ENDPOINT_LEN and bool(_ENDPOINT_RE.match(url))
+    """True if url is a printable http(s) URL within the length limit (no spaces or newlines)."""
+    return isinstance(url, str) and len(url) <= MAX_ENDPOINT_LEN and bool(_ENDPOINT_RE.fullmatch(url))
 
 
 def is_name(text: str) -> bool:
     """True for a schema name, version or tag: [A-Za-z0-9][A-Za-z0-9._-]{0,63}."""
-    return bool(_NAME_RE.match(text))
+    return isinstance(text, str) and bool(_NAME_RE.fullmatch(text))
 
 
 def is_credential_type(text: str) -> bool:
     """True for a credential type: lower-case words joined by '-', e.g. 'resident-id'."""
-    return bool(_TYPE_RE.match(text))
+    return isinstance(text, str) and bool(_TYPE_RE.fullmatch(text))
 
 
 def check_attr_names(names: list[str]) -> str | None:
@@ -95,7 +100,7 @@ def check_attr_names(names: list[str]) -> str | None:
         return f"attr_names: expected 1 to {MAX_ATTRIBUTES} attributes, got {len(names)}"
     if names != sorted(set(names)):
         return f"attr_names: expected distinct names in sorted order, got {names}"
-    bad = [name for name in names if not _ATTR_RE.match(name)]
+    bad = [name for name in names if not _ATTR_RE.fullmatch(name)]
     return f"attr_names: expected [a-z][a-z0-9_]* names, got {bad}" if bad else None
 
 
@@ -104,16 +109,13 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _no_float(text: str) -> Any:
-    raise ValueError("floats are not allowed")
-
-
 def parse_canonical_json(raw: bytes, field: str) -> tuple[Any, str | None]:
-    """(value, None) if raw is canonical JSON, else (None, a message naming the field)."""
+    """(value, None) if raw is canonical JSON (nesting bounded by MAX_JSON_DEPTH), else (None, a
+    message naming the field)."""
     try:
-        value = json.loads(raw, parse_float=_no_float, parse_constant=_no_float)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, f"{field}: not valid JSON without floats ({exc})"
+        value = parse_json(raw, field)
+    except ValueError as exc:
+        return None, str(exc)
     if canonical_json(value) != raw:
         return None, f"{field}: not in canonical form (sorted keys, no spaces, UTF-8)"
     return value, None
@@ -122,6 +124,6 @@ def parse_canonical_json(raw: bytes, field: str) -> tuple[Any, str | None]:
 def is_tails_hash(text: str) -> bool:
     """True if text is the base58 form of a 32-byte SHA-256 digest."""
     try:
-        return 40 <= len(text) <= 46 and len(b58decode(text)) == 32
+        return isinstance(text, str) and 40 <= len(text) <= 46 and len(b58decode(text)) == 32
     except ValueError:
         return False
