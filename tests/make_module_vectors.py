@@ -321,6 +321,9 @@ def identity_story(tmp: Path) -> Story:
     rotated = [VerificationKey("key-1", new.public_key, [PURPOSE_AUTHENTICATION])]
     story.case("update_did_rotates_the_controller", [org], [UpdateDid(did, 1, new.signer(), rotated, [])],
                queries=[did_query(did)])
+    both = [VerificationKey("key-1", new.public_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])]
+    story.case("update_did_keeping_its_services", [org], [UpdateDid(did, 1, new.signer(), both, document(org).services)],
+               queries=[did_query(did)])  # the update `cityledger did rotate` sends
     story.case("invalid_update_with_stale_version", [org], [UpdateDid(did, 5, new.signer(), rotated, [])],
                error="version_mismatch", queries=[did_query(did)])
     story.case("invalid_update_by_another_key", [other], [UpdateDid(did, 1, other.signer(), [], [])],
