@@ -183,3 +183,85 @@ def test_random_transactions_keep_every_invariant(template, tmp_path_factory, op
     assert one.store.recompute_app_hash() == one.store.height_info(one.height).app_hash
     one.store.close()
     two.store.close()
+
+
+# -- each new invariant catches the corruption it names ------------------------------------------
+
+def corrupted(template: Path, tmp_path: Path, writes: dict[bytes, bytes]):
+    """The template's state with raw writes on top, as an invariant would read it."""
+    from cityledger.app.state import Overlay
+
+    replay = open_copy(template, tmp_path / "corrupt")
+    overlay = Overlay(replay.store)
+    for key, value in writes.items():
+        overlay.set(key, value)
+    return overlay
+
+
+def test_template_state_holds_every_invariant(template, tmp_path):
+    from cityledger.modules.devices.invariants import check_devices
+    from cityledger.modules.governance.invariants import check_consortium
+    from cityledger.modules.identity.invariants import check_dids
+
+    state = corrupted(template, tmp_path, {})
+    for check in (check_devices, check_consortium, check_dids):
+        check(state)
+
+
+def test_invalid_accreditation_of_a_missing_did_breaks_identity(template, tmp_path):
+    from cityledger.core.errors import InvariantBroken
+    from cityledger.modules.identity.invariants import check_dids
+    from cityledger.modules.identity.keys import accreditation_key
+    from cityledger.modules.identity.messages import Accreditation
+
+    missing = _did("fresh1", b"x")
+    state = corrupted(template, tmp_path, {accreditation_key(missing, "resident-id"):
+                                           encode(Accreditation(missing, "resident-id", 1))})
+    with pytest.raises(InvariantBroken, match="not an organisation DID"):
+        check_dids(state)
+
+
+def test_invalid_status_list_undoing_a_revocation_breaks_identity(template, tmp_path):
+    from cityledger.core.errors import InvariantBroken
+    from cityledger.modules.identity.invariants import check_dids
+    from cityledger.modules.identity.keys import status_list_key
+    from cityledger.modules.identity.messages import StatusListRecord
+
+    older = StatusListRecord(STATUS.rev_reg_def_id, b"\x01" + STATUS.revoked[1:], STATUS.accumulator, 0)
+    state = corrupted(template, tmp_path, {status_list_key(STATUS.rev_reg_def_id, 0): encode(older)})
+    with pytest.raises(InvariantBroken, match="undoes a revocation"):
+        check_dids(state)
+
+
+def test_invalid_device_of_an_unknown_manufacturer_breaks_devices(template, tmp_path):
+    import msgspec
+
+    from cityledger.core.errors import InvariantBroken
+    from cityledger.modules.devices.invariants import check_devices
+    from cityledger.modules.devices.keys import device_key
+
+    record = get_device(open_copy(template, tmp_path / "read").store, DEVICE_DIDS[0])
+    for changes, match in (({"manufacturer": _did("fresh0", b"")}, "not an organisation"),
+                           ({"owner": b"", "pending_owner": b""}, "at epoch"),
+                           ({"pending_owner": record.owner}, "offered to its own owner")):
+        state = corrupted(template, tmp_path / match.replace(" ", "-"),
+                          {device_key(record.did): encode(msgspec.structs.replace(record, **changes))})
+        with pytest.raises(InvariantBroken, match=match):
+            check_devices(state)
+
+
+def test_invalid_proposals_break_governance(template, tmp_path):
+    from cityledger.core.errors import InvariantBroken
+    from cityledger.modules.governance.invariants import check_consortium
+    from cityledger.modules.governance.keys import NEXT_PROPOSAL_ID_KEY, proposal_key
+    from cityledger.modules.governance.messages import Proposal
+
+    proposer = KEYS["m0"].address()
+    cases = [(Proposal(1, proposer, b"", 1, 5, [proposer], "executed", ""), "with outcome"),
+             (Proposal(1, proposer, b"", 1, 5, [proposer, proposer], "open", ""), "not distinct"),
+             (Proposal(2, proposer, b"", 1, 5, [proposer], "open", ""), "next id")]
+    for index, (proposal, match) in enumerate(cases):
+        state = corrupted(template, tmp_path / str(index), {proposal_key(proposal.id): encode(proposal),
+                                                            NEXT_PROPOSAL_ID_KEY: (2).to_bytes(8, "big")})
+        with pytest.raises(InvariantBroken, match=match):
+            check_consortium(state)
