@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from cityledger.core.encoding import Message, encode  # noqa: E402
 from cityledger.core.keys import PrivateKey, Signer, compute_address  # noqa: E402
 from cityledger.core.types import address_to_str  # noqa: E402
+from cityledger.modules.identity import VerificationKey  # noqa: E402
 from cityledger.offchain.identity.ledger import LocalLedger, TxOutcome  # noqa: E402
 
 from helpers import fixed_key  # noqa: E402
@@ -261,236 +262,285 @@ def governance_story(tmp: Path) -> Story:
 
 # -- identity ------------------------------------------------------------------------------------
 
-def identity_story(tmp: Path) -> Story:
-    import msgspec
+def _document(key: PrivateKey, salt: bytes = b"org"):
+    """A CreateDid for an organisation whose key-1 is its controller key, with a tails service."""
+    from cityledger.modules.identity import PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION, CreateDid, Service
 
-    from cityledger.modules.governance import SubmitProposal, Vote
-    from cityledger.modules.identity import (
-        PURPOSE_ASSERTION,
-        PURPOSE_AUTHENTICATION,
-        AccreditIssuer,
-        AnchorCredDef,
-        AnchorRevRegDef,
-        AnchorSchema,
-        CreateDid,
-        DeactivateDid,
-        Service,
-        UpdateDid,
-        UpdateStatusList,
-        VerificationKey,
-        compute_did,
-        compute_schema_id,
-        get_status_list,
-    )
-    from cityledger.core.keys import make_signer
-    from cityledger.offchain.identity import RESIDENT_ID, RESIDENT_ID_TYPE, IssuerService, TailsStore
-    from test_identity_fixtures import fast_cred_defs
+    keys = [VerificationKey("key-1", key.public_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])]
+    return CreateDid(salt, key.signer(), keys, [Service("tails", "AnonCredsTailsServer",
+                                                        "https://office.city.example/tails")])
+
+
+def _did_query(did: str) -> tuple[str, dict]:
+    return ("identity/did", {"did": did})
+
+
+def identity_story(tmp: Path) -> Story:
+    from cityledger.modules.identity import compute_did
 
     members, accounts = members_and_accounts()
     story = Story("identity", genesis(members, accounts), base_keys(), tmp)
-    m0, m1, _ = members
-    org, other, new = (story.name(n, PrivateKey(1, bytes([s]) * 32)) for n, s in (("org", 7), ("other", 8), ("new", 9)))
+    org = story.name("org", PrivateKey(1, bytes([7]) * 32))
+    _identity_documents(story, org)
+    _identity_anchors(story, org, compute_did(org.signer(), b"org"))
+    return story
+
+
+def _identity_documents(story: Story, org: PrivateKey) -> None:
+    """Create, refuse malformed documents, rotate and refuse stale or foreign updates."""
+    import msgspec
+
+    from cityledger.core.keys import make_signer
+    from cityledger.modules.identity import (
+        PURPOSE_AUTHENTICATION, CreateDid, DeactivateDid, Service, UpdateDid, compute_did)
+
+    other = story.name("other", PrivateKey(1, bytes([8]) * 32))
+    new = story.name("new", PrivateKey(1, bytes([9]) * 32))
     c1, c2, c3 = (story.name(f"council{i}", PrivateKey(1, bytes([20 + i]) * 32)) for i in (1, 2, 3))
-
-    def document(key: PrivateKey, salt: bytes = b"org") -> CreateDid:
-        keys = [VerificationKey("key-1", key.public_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])]
-        return CreateDid(salt, key.signer(), keys, [Service("tails", "AnonCredsTailsServer",
-                                                            "https://office.city.example/tails")])
-
-    def did_query(did: str) -> tuple[str, dict]:
-        return ("identity/did", {"did": did})
-
     did = compute_did(org.signer(), b"org")
-    story.case("create_did", [org], [document(org)], queries=[did_query(did)])
+    story.case("create_did", [org], [_document(org)], queries=[_did_query(did)])
     council = make_signer(2, [c1.public_key, c2.public_key, c3.public_key])
     story.case("create_did_with_k_of_n_controller", [c1, c3], [CreateDid(b"council", council, [], [])],
-               signer=council, queries=[did_query(compute_did(council, b"council"))])
-    story.case("invalid_create_signed_by_another_key", [other], [document(org)], error="unauthorized")
+               signer=council, queries=[_did_query(compute_did(council, b"council"))])
+    story.case("invalid_create_signed_by_another_key", [other], [_document(org)], error="unauthorized")
+    replace = msgspec.structs.replace
     for label, mutate in (
-        ("fragment", lambda m: msgspec.structs.replace(
-            m, keys=[VerificationKey("Key 1", m.keys[0].key, [PURPOSE_AUTHENTICATION])])),
-        ("purpose", lambda m: msgspec.structs.replace(
-            m, keys=[VerificationKey("key-1", m.keys[0].key, ["keyAgreement"])])),
-        ("endpoint", lambda m: msgspec.structs.replace(m, services=[Service("tails", "Tails", "ftp://x")])),
-        ("duplicate_fragments", lambda m: msgspec.structs.replace(m, keys=m.keys * 2)),
-        ("salt", lambda m: msgspec.structs.replace(m, salt=b"s" * 33)),
+        ("fragment", lambda m: replace(m, keys=[VerificationKey("Key 1", m.keys[0].key, [PURPOSE_AUTHENTICATION])])),
+        ("purpose", lambda m: replace(m, keys=[VerificationKey("key-1", m.keys[0].key, ["keyAgreement"])])),
+        ("endpoint", lambda m: replace(m, services=[Service("tails", "Tails", "ftp://x")])),
+        ("duplicate_fragments", lambda m: replace(m, keys=m.keys * 2)),
+        ("salt", lambda m: replace(m, salt=b"s" * 33)),
     ):
-        story.case(f"invalid_document_{label}", [org], [mutate(document(org))], error="invalid_document")
-    story.send([org], [document(org)])
-    story.case("invalid_create_twice", [org], [document(org)], error="did_exists", queries=[did_query(did)])
+        story.case(f"invalid_document_{label}", [org], [mutate(_document(org))], error="invalid_document")
+    story.send([org], [_document(org)])
+    story.case("invalid_create_twice", [org], [_document(org)], error="did_exists", queries=[_did_query(did)])
     rotated = [VerificationKey("key-1", new.public_key, [PURPOSE_AUTHENTICATION])]
     story.case("update_did_rotates_the_controller", [org], [UpdateDid(did, 1, new.signer(), rotated, [])],
-               queries=[did_query(did)])
-    both = [VerificationKey("key-1", new.public_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])]
-    story.case("update_did_keeping_its_services", [org], [UpdateDid(did, 1, new.signer(), both, document(org).services)],
-               queries=[did_query(did)])  # the update `cityledger did rotate` sends
+               queries=[_did_query(did)])
+    kept = replace(_document(new), salt=b"org")  # the update `cityledger did rotate` sends: services kept
+    story.case("update_did_keeping_its_services", [org], [UpdateDid(did, 1, new.signer(), kept.keys, kept.services)],
+               queries=[_did_query(did)])
     story.case("invalid_update_with_stale_version", [org], [UpdateDid(did, 5, new.signer(), rotated, [])],
-               error="version_mismatch", queries=[did_query(did)])
+               error="version_mismatch", queries=[_did_query(did)])
     story.case("invalid_update_by_another_key", [other], [UpdateDid(did, 1, other.signer(), [], [])],
-               error="unauthorized", queries=[did_query(did)])
+               error="unauthorized", queries=[_did_query(did)])
     story.case("invalid_deactivate_unknown_did", [org], [DeactivateDid(compute_did(other.signer(), b""))],
                error="unknown_did")
     story.case("invalid_deactivate_not_a_did", [org], [DeactivateDid("did:web:example.com")], error="invalid_did")
+
+
+def _identity_anchors(story: Story, org: PrivateKey, did: str) -> None:
+    """Schemas, accreditation by governance, credential definitions and registries, deactivation."""
+    from cityledger.modules.governance import SubmitProposal, Vote
+    from cityledger.modules.identity import (
+        AccreditIssuer, AnchorCredDef, AnchorSchema, DeactivateDid, compute_schema_id)
+    from cityledger.offchain.identity import RESIDENT_ID, RESIDENT_ID_TYPE
+
+    m0, m1 = story.keys["m0"], story.keys["m1"]
     story.case("anchor_schema", [org], [AnchorSchema(did, "city-pass", "1.0", ["a", "b"])],
                queries=[("identity/schema", {"id": compute_schema_id(did, "city-pass", "1.0")})])
     story.case("invalid_schema_with_unsorted_attributes", [org], [AnchorSchema(did, "x", "1.0", ["b", "a"])],
                error="invalid_anchored_object")
     story.case("invalid_schema_name", [org], [AnchorSchema(did, "bad name", "1.0", ["a"])],
                error="invalid_anchored_object")
-    story.send([org], [AnchorSchema(did, RESIDENT_ID, "1.0", list(RESIDENT_ID_TYPE.attributes))])
+    resident = AnchorSchema(did, RESIDENT_ID, "1.0", list(RESIDENT_ID_TYPE.attributes))
+    story.send([org], [resident])
     schema_id = compute_schema_id(did, RESIDENT_ID, "1.0")
-    story.case("invalid_schema_twice", [org], [AnchorSchema(did, RESIDENT_ID, "1.0", list(RESIDENT_ID_TYPE.attributes))],
-               error="already_anchored")
-    story.case("invalid_cred_def_by_unaccredited_issuer", [org], [AnchorCredDef(did, schema_id, "1", b'{"primary":{}}')],
-               error="issuer_not_accredited")
-    issuers = ("identity/issuers", {})
+    story.case("invalid_schema_twice", [org], [resident], error="already_anchored")
+    story.case("invalid_cred_def_by_unaccredited_issuer", [org],
+               [AnchorCredDef(did, schema_id, "1", b'{"primary":{}}')], error="issuer_not_accredited")
     story.send([m0], [SubmitProposal(encode(AccreditIssuer(did, RESIDENT_ID)))])  # proposal 1
-    story.case("accreditation_through_governance", [m1], [Vote(1, True)], codespace="governance",
-               queries=[issuers, ("governance/proposal", {"id": "1"})])
+    story.case("accreditation_through_governance", [m1], [Vote(1, True)],
+               queries=[("identity/issuers", {}), ("governance/proposal", {"id": "1"})])
     story.send([m1], [Vote(1, True)])
     story.case("invalid_cred_def_unknown_schema", [org],
-               [AnchorCredDef(did, did + "/anoncreds/v0/SCHEMA/none/1.0", "1", b"{}")], error="unknown_anchored_object")
+               [AnchorCredDef(did, did + "/anoncreds/v0/SCHEMA/none/1.0", "1", b"{}")],
+               error="unknown_anchored_object")
     story.case("invalid_cred_def_value", [org], [AnchorCredDef(did, schema_id, "2", b'{"primary":{"n":"1"}}')],
                error="invalid_anchored_object")
-    office = IssuerService(story, [org], TailsStore(tmp / "tails", "https://office.city.example/tails"), salt=b"org")
-    with fast_cred_defs():
-        published = office.publish(RESIDENT_ID_TYPE)  # schema (already there), cred def, registry + status list
-    rev_id = published["rev_reg_id"]
-    anchored = [m for _, step in story.history for m in step.messages if isinstance(m, (AnchorCredDef, AnchorRevRegDef))]
-    cred_def, registry = anchored[-2], anchored[-1]
-    story.case("anchor_cred_def", [org], [msgspec.structs.replace(cred_def, tag="2")],
-               queries=[("identity/cred_def", {"id": published["cred_def_id"]})])
-    story.case("anchor_rev_reg_def", [org], [msgspec.structs.replace(registry, tag="2")],
-               queries=[("identity/rev_reg_def", {"id": rev_id})])
-    latest = get_status_list(story.store, rev_id)
-    revoked_one = bytes([0b10]) + bytes(len(latest.revoked) - 1)
-    status = ("identity/status_list", {"id": rev_id})
-    story.case("invalid_rev_reg_def_without_credentials", [org], [AnchorRevRegDef(did, published["cred_def_id"], "2", 0, b"{}",
-                                                                     "x", "https://x")],
-               error="invalid_anchored_object", queries=[("identity/cred_def", {"id": published["cred_def_id"]}),
-                                                          ("identity/rev_reg_def", {"id": rev_id})])
-    story.case("update_status_list_revokes", [org], [UpdateStatusList(rev_id, revoked_one, latest.accumulator)],
-               queries=[status])
-    story.case("invalid_status_list_by_another_key", [other], [UpdateStatusList(rev_id, revoked_one, latest.accumulator)],
-               error="unauthorized", queries=[status])
-    story.case("invalid_status_list_length", [org], [UpdateStatusList(rev_id, revoked_one[:-1], latest.accumulator)],
-               error="invalid_status_list", queries=[status])
-    story.send([org], [UpdateStatusList(rev_id, revoked_one, latest.accumulator)])
-    story.case("invalid_status_list_unrevokes", [org], [UpdateStatusList(rev_id, bytes(len(revoked_one)),
-                                                                         latest.accumulator)],
-               error="invalid_status_list", queries=[status])
-    story.case("deactivate_did", [org], [DeactivateDid(did)], queries=[did_query(did)])
+    _identity_registry(story, org, did)
+    story.case("deactivate_did", [org], [DeactivateDid(did)], queries=[_did_query(did)])
     story.send([org], [DeactivateDid(did)])
     story.case("invalid_deactivated_did_cannot_act", [org], [AnchorSchema(did, "late", "1.0", ["a"])],
-               error="did_deactivated", queries=[did_query(did)])
-    return story
+               error="did_deactivated", queries=[_did_query(did)])
+
+
+def _identity_registry(story: Story, org: PrivateKey, did: str) -> None:
+    """An office publishes (real AnonCreds objects), then registries and status lists are tried."""
+    import msgspec
+
+    from cityledger.modules.identity import AnchorCredDef, AnchorRevRegDef, UpdateStatusList, get_status_list
+    from cityledger.offchain.identity import RESIDENT_ID_TYPE, IssuerService, TailsStore
+    from test_identity_fixtures import fast_cred_defs
+
+    other = story.keys["other"]
+    office = IssuerService(story, [org], TailsStore(story.tmp / "tails", "https://office.city.example/tails"),
+                           salt=b"org")
+    with fast_cred_defs():
+        published = office.publish(RESIDENT_ID_TYPE)  # schema (already there), cred def, registry + status list
+    cred_def_id, rev_id = published["cred_def_id"], published["rev_reg_id"]
+    anchored = [m for _, step in story.history for m in step.messages
+                if isinstance(m, (AnchorCredDef, AnchorRevRegDef))]
+    story.case("anchor_cred_def", [org], [msgspec.structs.replace(anchored[-2], tag="2")],
+               queries=[("identity/cred_def", {"id": cred_def_id})])
+    story.case("anchor_rev_reg_def", [org], [msgspec.structs.replace(anchored[-1], tag="2")],
+               queries=[("identity/rev_reg_def", {"id": rev_id})])
+    story.case("invalid_rev_reg_def_without_credentials", [org],
+               [AnchorRevRegDef(did, cred_def_id, "2", 0, b"{}", "x", "https://x")], error="invalid_anchored_object",
+               queries=[("identity/cred_def", {"id": cred_def_id}), ("identity/rev_reg_def", {"id": rev_id})])
+    latest = get_status_list(story.store, rev_id)
+    revoked_one = bytes([0b10]) + bytes(len(latest.revoked) - 1)
+
+    def update(bits: bytes) -> UpdateStatusList:
+        return UpdateStatusList(rev_id, bits, latest.accumulator)
+
+    status = ("identity/status_list", {"id": rev_id})
+    story.case("update_status_list_revokes", [org], [update(revoked_one)], queries=[status])
+    story.case("invalid_status_list_by_another_key", [other], [update(revoked_one)], error="unauthorized",
+               queries=[status])
+    story.case("invalid_status_list_length", [org], [update(revoked_one[:-1])], error="invalid_status_list",
+               queries=[status])
+    story.send([org], [update(revoked_one)])
+    story.case("invalid_status_list_unrevokes", [org], [update(bytes(len(revoked_one)))],
+               error="invalid_status_list", queries=[status])
 
 
 # -- devices -------------------------------------------------------------------------------------
 
-def devices_story(tmp: Path) -> Story:
-    import msgspec
+class Fleet:
+    """The devices story's cast: a manufacturer, a rogue one, a transport office issuing registrations."""
 
-    from cityledger.modules.devices import AcceptTransfer, BindDevice, Decommission, OfferTransfer, compute_device_did
-    from cityledger.modules.identity import compute_did
-    from cityledger.offchain.identity import (
-        DEVICE_MANUFACTURER,
-        VEHICLE_REGISTRATION,
-        VEHICLE_REGISTRATION_TYPE,
-        IssuerService,
-        TailsFetcher,
-        TailsStore,
-        Wallet,
-    )
-    from cityledger.offchain.identity.devices import build_registration, prove_ownership
-    from test_identity_fixtures import fast_cred_defs
+    def __init__(self, tmp: Path) -> None:
+        from cityledger.modules.identity import compute_did
+        from cityledger.offchain.identity import (
+            DEVICE_MANUFACTURER, VEHICLE_REGISTRATION, VEHICLE_REGISTRATION_TYPE, IssuerService, TailsStore)
+        from test_identity_fixtures import fast_cred_defs
 
-    members, accounts = members_and_accounts()
-    keys = base_keys()
-    maker, transport, rogue = (PrivateKey(1, bytes([s]) * 32) for s in (0x61, 0x42, 0x62))
-    keys.update(maker=maker, transport=transport, rogue=rogue)
-    tails = TailsStore(tmp / "tails", "https://transport.city.example/tails")
-    dids = [did_entry(maker, [DEVICE_MANUFACTURER]), did_entry(rogue, []),
-            did_entry(transport, [VEHICLE_REGISTRATION], tails.base_url)]
-    story = Story("devices", genesis(members, accounts, dids=dids), keys, tmp)
-    maker_did = compute_did(maker.signer(), b"")
-    office = IssuerService(story, [transport], tails)
-    with fast_cred_defs():
-        office.publish(VEHICLE_REGISTRATION_TYPE)
+        members, accounts = members_and_accounts()
+        keys = base_keys()
+        self.maker, self.transport, self.rogue = (PrivateKey(1, bytes([s]) * 32) for s in (0x61, 0x42, 0x62))
+        keys.update(maker=self.maker, transport=self.transport, rogue=self.rogue)
+        self.tails = TailsStore(tmp / "tails", "https://transport.city.example/tails")
+        dids = [did_entry(self.maker, [DEVICE_MANUFACTURER]), did_entry(self.rogue, []),
+                did_entry(self.transport, [VEHICLE_REGISTRATION], self.tails.base_url)]
+        self.story = Story("devices", genesis(members, accounts, dids=dids), keys, tmp)
+        self.maker_did = compute_did(self.maker.signer(), b"")
+        self.rogue_did = compute_did(self.rogue.signer(), b"")
+        self.office = IssuerService(self.story, [self.transport], self.tails)
+        self.tmp = tmp
+        with fast_cred_defs():
+            self.office.publish(VEHICLE_REGISTRATION_TYPE)
 
-    def wallet() -> Wallet:
-        return Wallet.in_memory(TailsFetcher(tmp / "tails-cache", transport=lambda url: office.serve_tails(
-            url[len(tails.base_url):])))
+    def wallet(self):
+        from cityledger.offchain.identity import TailsFetcher, Wallet
 
-    def registered(w: Wallet, name: str, device_did: str) -> PrivateKey:
+        base = self.tails.base_url
+        return Wallet.in_memory(TailsFetcher(self.tmp / "tails-cache",
+                                             transport=lambda url: self.office.serve_tails(url[len(base):])))
+
+    def registered(self, wallet, name: str, device_did: str) -> PrivateKey:
         """A wallet account named `name`, holding a registration of the device to it."""
-        account = story.name(name, w.account("vehicle"))
+        from cityledger.offchain.identity import VEHICLE_REGISTRATION
+
+        account = self.story.name(name, wallet.account("vehicle"))
         values = {"device_did": device_did, "owner_account": address_to_str(account.address()),
                   "registered_on": 20250615}
-        offer = office.offer(VEHICLE_REGISTRATION)
-        w.store_credential(office.issue(w.request_credential(offer, story), values, f"REG-{name}"), story)
+        offer = self.office.offer(VEHICLE_REGISTRATION)
+        request = wallet.request_credential(offer, self.story)
+        wallet.store_credential(self.office.issue(request, values, f"REG-{name}"), self.story)
         return account
 
-    def device(n: int) -> tuple[PrivateKey, str]:
-        key = story.name(f"device{n}", PrivateKey(1, bytes([0x70 + n]) * 32))
+    def device(self, n: int) -> tuple[PrivateKey, str]:
+        from cityledger.modules.devices import compute_device_did
+
+        key = self.story.name(f"device{n}", PrivateKey(1, bytes([0x70 + n]) * 32))
         return key, compute_device_did(key.public_key)
 
-    def show(device_did: str) -> list[tuple[str, dict]]:
-        return [("devices/device", {"did": device_did}), ("identity/did", {"did": device_did})]
+    def register(self, key: PrivateKey, kind: str = "vehicle", model: str = "CityCar-e1", rogue: bool = False):
+        from cityledger.offchain.identity.devices import build_registration
 
-    def register(key: PrivateKey, kind: str = "vehicle", model: str = "CityCar-e1", by=None, signer_key=None):
-        return build_registration(story.chain_id, kind, model, key, by or maker_did, signer_key or maker)
+        by, signer = (self.rogue_did, self.rogue) if rogue else (self.maker_did, self.maker)
+        return build_registration(self.story.chain_id, kind, model, key, by, signer)
 
-    d1, did1 = device(1)
-    d2, did2 = device(2)
-    d3, did3 = device(3)
-    story.case("register_device", [maker], [register(d1)], queries=show(did1))
-    good = register(d2)
+    def prove(self, wallet, device_did: str, owner: PrivateKey) -> bytes:
+        from cityledger.offchain.identity.devices import prove_ownership
+
+        return prove_ownership(wallet, self.story, self.story.chain_id, device_did, owner)
+
+
+def _show(device_did: str) -> list[tuple[str, dict]]:
+    return [("devices/device", {"did": device_did}), ("identity/did", {"did": device_did})]
+
+
+def devices_story(tmp: Path) -> Story:
+    fleet = Fleet(tmp)
+    d1, did1 = fleet.device(1)
+    _, did3 = fleet.device(3)
+    _devices_registration(fleet, d1, did1)
+    fleet.story.send([fleet.maker], [fleet.register(d1)])
+    fleet.story.send([fleet.maker], [fleet.register(fleet.story.keys["device3"])])
+    fleet.story.case("invalid_register_twice", [fleet.maker], [fleet.register(d1)], error="already_registered",
+                     queries=_show(did1))
+    _devices_ownership(fleet, did1, did3)
+    return fleet.story
+
+
+def _devices_registration(fleet: Fleet, d1: PrivateKey, did1: str) -> None:
+    """Registration and its refusals: signatures, manufacturer accreditation, fields."""
+    import msgspec
+
+    story, maker = fleet.story, fleet.maker
+    d2, _ = fleet.device(2)
+    story.case("register_device", [maker], [fleet.register(d1)], queries=_show(did1))
+    good = fleet.register(d2)
+    forged = PrivateKey(1, b"\x99" * 32).sign(b"x")
     story.case("invalid_register_forged_manufacturer_signature", [maker],
-               [msgspec.structs.replace(good, manufacturer_signature=PrivateKey(1, b"\x99" * 32).sign(b"x"))],
-               error="bad_signature")
+               [msgspec.structs.replace(good, manufacturer_signature=forged)], error="bad_signature")
     story.case("invalid_register_without_the_device_key", [maker],
-               [msgspec.structs.replace(good, device_signature=d3.sign(b"x"))], error="bad_signature")
-    story.case("invalid_register_by_unaccredited_manufacturer", [rogue],
-               [register(d2, by=compute_did(rogue.signer(), b""), signer_key=rogue)], error="manufacturer_not_trusted")
-    story.case("invalid_register_kind", [maker], [register(d2, kind="toaster")], error="invalid_device")
-    story.case("invalid_register_model", [maker], [register(d2, model="bad model")], error="invalid_device")
-    story.send([maker], [register(d1)])
-    story.send([maker], [register(d3)])
-    story.case("invalid_register_twice", [maker], [register(d1)], error="already_registered", queries=show(did1))
-    first = wallet()
-    o1 = registered(first, "owner1", did1)
-    proof1 = prove_ownership(first, story, story.chain_id, did1, o1)
-    thief = story.name("thief", wallet().account("vehicle"))
-    story.case("bind_device", [o1], [BindDevice(did1, proof1)], queries=show(did1))
+               [msgspec.structs.replace(good, device_signature=d1.sign(b"x"))], error="bad_signature")
+    story.case("invalid_register_by_unaccredited_manufacturer", [fleet.rogue], [fleet.register(d2, rogue=True)],
+               error="manufacturer_not_trusted")
+    story.case("invalid_register_kind", [maker], [fleet.register(d2, kind="toaster")], error="invalid_device")
+    story.case("invalid_register_model", [maker], [fleet.register(d2, model="bad model")], error="invalid_device")
+
+
+def _devices_ownership(fleet: Fleet, did1: str, did3: str) -> None:
+    """Binding, offers, acceptance and decommissioning, each with its refusals."""
+    from cityledger.modules.devices import AcceptTransfer, BindDevice, Decommission, OfferTransfer
+
+    story, maker = fleet.story, fleet.maker
+    first = fleet.wallet()
+    o1 = fleet.registered(first, "owner1", did1)
+    proof1 = fleet.prove(first, did1, o1)
+    thief = story.name("thief", fleet.wallet().account("vehicle"))
+    story.case("bind_device", [o1], [BindDevice(did1, proof1)], queries=_show(did1))
     story.case("invalid_bind_with_garbage_proof", [o1], [BindDevice(did1, b"{}")], error="binding_proof_rejected",
-               queries=show(did1))
+               queries=_show(did1))
     story.case("invalid_bind_with_another_accounts_proof", [thief], [BindDevice(did1, proof1)],
-               error="binding_proof_rejected", queries=show(did1))
-    story.case("invalid_bind_unknown_device", [o1], [BindDevice(did2, proof1)], error="unknown_device")
+               error="binding_proof_rejected", queries=_show(did1))
+    story.case("invalid_bind_unknown_device", [o1], [BindDevice(fleet.device(2)[1], proof1)], error="unknown_device")
     story.send([o1], [BindDevice(did1, proof1)])
     story.case("invalid_bind_already_bound", [o1], [BindDevice(did1, proof1)], error="already_bound")
-    second = wallet()
-    o2 = registered(second, "owner2", did1)
+    second = fleet.wallet()
+    o2 = fleet.registered(second, "owner2", did1)
     story.case("invalid_accept_without_offer", [o2], [AcceptTransfer(did1, b"{}")], error="no_pending_transfer")
-    story.case("offer_transfer", [o1], [OfferTransfer(did1, o2.address())], queries=show(did1))
+    story.case("offer_transfer", [o1], [OfferTransfer(did1, o2.address())], queries=_show(did1))
     story.case("invalid_offer_by_non_owner", [o2], [OfferTransfer(did1, o2.address())], error="not_owner")
     story.case("invalid_offer_to_the_owner", [o1], [OfferTransfer(did1, o1.address())], error="invalid_device")
-    story.case("decommission_by_owner", [o1], [Decommission(did1)], queries=show(did1))
+    story.case("decommission_by_owner", [o1], [Decommission(did1)], queries=_show(did1))
     story.case("invalid_decommission_by_stranger", [thief], [Decommission(did1)], error="not_owner",
-               queries=show(did1))
-    story.case("decommission_unowned_by_manufacturer", [maker], [Decommission(did3)], queries=show(did3))
+               queries=_show(did1))
+    story.case("decommission_unowned_by_manufacturer", [maker], [Decommission(did3)], queries=_show(did3))
     story.send([o1], [OfferTransfer(did1, o2.address())])
-    proof2 = prove_ownership(second, story, story.chain_id, did1, o2)
-    story.case("accept_transfer", [o2], [AcceptTransfer(did1, proof2)], queries=show(did1))
+    proof2 = fleet.prove(second, did1, o2)
+    story.case("accept_transfer", [o2], [AcceptTransfer(did1, proof2)], queries=_show(did1))
     story.case("invalid_accept_by_third_party", [thief], [AcceptTransfer(did1, proof2)], error="not_owner")
     story.case("invalid_accept_with_garbage_proof", [o2], [AcceptTransfer(did1, b"{}")],
-               error="binding_proof_rejected", queries=show(did1))
-    story.case("withdraw_offer", [o1], [OfferTransfer(did1, b"")], queries=show(did1))
+               error="binding_proof_rejected", queries=_show(did1))
+    story.case("withdraw_offer", [o1], [OfferTransfer(did1, b"")], queries=_show(did1))
     story.send([maker], [Decommission(did3)])
     story.case("invalid_decommission_twice", [maker], [Decommission(did3)], error="decommissioned",
-               queries=show(did3))
-    return story
+               queries=_show(did3))
 
 
 STORIES = {"bank": bank_story, "devices": devices_story, "governance": governance_story, "identity": identity_story}

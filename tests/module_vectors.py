@@ -32,6 +32,7 @@ VECTORS = Path(__file__).parent / "vectors"
 MODULE_NAMES = ("bank", "devices", "governance", "identity")
 GENESIS_TIME_NS = 1_700_000_000_000_000_000
 BLOCK_INTERVAL_NS = 1_000_000_000
+MAX_SHOWN_BYTES = 64  # longer byte fields (proofs, key material) show as length and hash; "hex" holds them
 
 
 def message_types() -> list[type]:
@@ -58,10 +59,8 @@ def error_kind(codespace: str, code: int) -> dict[str, str]:
 # -- the file format ---------------------------------------------------------------------------
 
 def key_entry(key: PrivateKey) -> dict[str, Any]:
+    """A named key as stored: test keys are deterministic, so their seeds are part of the vectors."""
     return {"scheme": key.scheme, "seed": key.seed.hex(), "address": address_to_str(key.address())}
-
-
-MAX_SHOWN_BYTES = 64  # longer byte fields (proofs, key material) show as length and hash: the hex holds them
 
 
 def readable(value: Any) -> Any:
@@ -100,6 +99,7 @@ class Step:
     messages: list[Message]
 
     def tx(self, chain_id: str, nonce: int) -> bytes:
+        """The signed transaction bytes with this nonce."""
         return build_tx(chain_id, self.keys, nonce, self.messages, signer=self.signer)
 
     def signer_address(self) -> bytes:
@@ -125,6 +125,7 @@ class VectorFile:
         return cls(json.loads((VECTORS / f"{module}.json").read_text()))
 
     def step(self, entry: dict[str, Any]) -> Step:
+        """A stored step with its keys and messages resolved."""
         keys = [self.keys[name] for name in entry["signers"]]
         spec = entry.get("signer")
         signer = keys[0].signer() if spec is None else make_signer(
@@ -132,10 +133,8 @@ class VectorFile:
         return Step(keys, signer, [decode_message(m) for m in entry["messages"]])
 
     def pre(self, case: dict[str, Any]) -> list[Step]:
+        """The history steps that make a case's pre-state."""
         return self.history[:case["pre"]["blocks"]]
-
-    def address(self, name: str) -> bytes:
-        return self.keys[name].address()
 
 
 def all_cases() -> list[tuple[str, str]]:
@@ -174,6 +173,16 @@ class AppReplay:
                                                  initial_height=1, app_state_bytes=state))
         self.height = 0
 
+    @classmethod
+    def reopen(cls, chain_id: str, path: Path) -> "AppReplay":
+        """An app on an existing store (e.g. a copy of one), continuing at its last height."""
+        replay = cls.__new__(cls)
+        replay.chain_id = chain_id
+        replay.store = Store(path)
+        replay.app = CityApp(replay.store, default_modules(), chain_id)
+        replay.height = replay.store.last_height()
+        return replay
+
     def deliver(self, step: Step) -> Outcome:
         """check_tx then, if admitted, a block holding the tx (refused txs stay out, as in a mempool)."""
         raw = step.tx(self.chain_id, get_nonce(self.store, step.signer_address()))
@@ -186,6 +195,7 @@ class AppReplay:
         return Outcome(True, None, events_view(result.events))
 
     def block(self, *txs: bytes) -> abc.FinalizeBlockResult:
+        """Finalize and commit the next block; block times are fixed steps from the genesis."""
         self.height += 1
         time_ns = GENESIS_TIME_NS + self.height * BLOCK_INTERVAL_NS
         result = self.app.finalize_block(abc.BlockRequest(height=self.height, time_ns=time_ns, txs=txs))
@@ -200,6 +210,7 @@ class AppReplay:
         return json.loads(result.value)
 
     def account(self, address: bytes) -> dict[str, int]:
+        """An account's nonce and balance."""
         return {"nonce": get_nonce(self.store, address), "balance": get_balance(self.store, address)}
 
 
@@ -214,6 +225,7 @@ def replay_pre(vectors: VectorFile, case: dict[str, Any], path: Path) -> AppRepl
 
 
 def expected_outcome(case: dict[str, Any]) -> tuple[bool, dict[str, str] | None]:
+    """(ok, error kind or None) a case expects."""
     expect = case["expect"]
     return "error" not in expect, expect.get("error")
 
@@ -229,6 +241,7 @@ def vectors_of(module: str) -> VectorFile:
 
 
 def case_of(module: str, name: str) -> dict[str, Any]:
+    """One case of a module's vectors, by name."""
     return next(case for case in vectors_of(module).cases if case["name"] == name)
 
 

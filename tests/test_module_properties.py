@@ -18,11 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cityledger.app.application import CityApp, get_nonce
-from cityledger.app.modules import default_modules
+from cityledger.app.application import get_nonce
 from cityledger.core.encoding import encode
 from cityledger.core.keys import PrivateKey, compute_address
-from cityledger.core.storage import Store
 from cityledger.modules.bank import MultiSend, Output, Transfer
 from cityledger.modules.devices import KINDS, AcceptTransfer, BindDevice, Decommission, OfferTransfer, get_device
 from cityledger.modules.devices import compute_device_did
@@ -131,12 +129,7 @@ def open_copy(template: Path, folder: Path) -> AppReplay:
     """An app on a copy of the template store, continuing at its height."""
     folder.mkdir(parents=True)
     shutil.copy(template, folder / "ledger.sqlite")
-    replay = AppReplay.__new__(AppReplay)
-    replay.chain_id = VECTORS.chain_id
-    replay.store = Store(folder / "ledger.sqlite")
-    replay.app = CityApp(replay.store, default_modules(), VECTORS.chain_id)
-    replay.height = replay.store.last_height()
-    return replay
+    return AppReplay.reopen(VECTORS.chain_id, folder / "ledger.sqlite")
 
 
 def build_block(replay: AppReplay, ops: list) -> list[bytes]:
