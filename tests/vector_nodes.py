@@ -80,6 +80,36 @@ class Served:
         self.server.__exit__(None, None, None)
 
 
+class NodePool:
+    """Nodes for cases: a success gets its own; the refusals of one pre-state share one, since a
+    refused tx leaves the state as it was (checked: if the height moved, the node is not reused)."""
+
+    def __init__(self) -> None:
+        self.shared: tuple[tuple[str, int], Served] | None = None
+
+    def get(self, tmp_path: Path, module: str, case: dict[str, Any]) -> Served:
+        key = (module, case["pre"]["blocks"])
+        if "ok" in case["expect"]:
+            return Served(tmp_path, vectors_of(module), case)
+        if self.shared is None or self.shared[0] != key:
+            self.close()
+            self.shared = (key, Served(tmp_path, vectors_of(module), case))
+        return self.shared[1]
+
+    def done(self, served: Served, height_before: int) -> None:
+        """Close a node that may not serve another case."""
+        is_shared = self.shared is not None and self.shared[1] is served
+        if not is_shared:
+            served.close()
+        elif served.height() != height_before:
+            self.close()
+
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared[1].close()
+            self.shared = None
+
+
 def quick_cases(select=None) -> list:
     """pytest params of the cases `select(module, case)` keeps: per module the first success and the
     first refusal run always, the others are marked slow (each starts a node)."""
@@ -95,4 +125,4 @@ def quick_cases(select=None) -> list:
     return params
 
 
-__all__ = ["MODULE_NAMES", "Served", "open_node", "quick_cases", "submit"]
+__all__ = ["MODULE_NAMES", "NodePool", "Served", "open_node", "quick_cases", "submit"]
