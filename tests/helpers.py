@@ -8,6 +8,8 @@ from pathlib import Path
 
 from cityledger.app import abc
 from cityledger.app.application import CityApp
+from cityledger.node.modules import default_modules
+from cityledger.core.errors import TX
 from cityledger.core.keys import PrivateKey
 from cityledger.core.storage import Store
 from cityledger.core.tx import build_tx
@@ -74,3 +76,14 @@ def make_chain(tmp_path: Path, n_accounts: int = 4, n_members: int = 3, threshol
     state = json.dumps(genesis_state(members, accounts, threshold), sort_keys=True).encode()
     app.init_chain(abc.InitChainRequest(chain_id=CHAIN_ID, time_ns=1, initial_height=1, app_state_bytes=state))
     return Chain(app, store, members, accounts)
+
+
+def assert_error_kind(result, kind) -> None:
+    """Assert that a check or delivery result, a TxOutcome or a TxError failed with this registered
+    error kind (an ErrorKind such as bank's ERR_INSUFFICIENT_FUNDS), naming both sides if not."""
+    names = {module.errors.codespace: module.errors.codes() for module in default_modules()}
+    names["tx"] = TX.codes()
+    got = names.get(result.codespace, {}).get(result.code, f"unregistered code {result.code}")
+    log = getattr(result, "log", None) or getattr(result, "message", "")
+    assert (result.codespace, got) == (kind.codespace, kind.name), \
+        f"expected {kind.codespace}/{kind.name}, got {result.codespace}/{got}: {log}"

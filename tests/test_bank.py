@@ -5,11 +5,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cityledger.core.accounts import get_nonce
-from cityledger.core.errors import InvariantBroken
+from cityledger.core.errors import ERR_EXPIRED, ERR_NONCE_GAP, ERR_NONCE_REPLAY, InvariantBroken
 from cityledger.modules.bank import MultiSend, Output, Transfer, get_balance
+from cityledger.modules.bank.errors import ERR_INSUFFICIENT_FUNDS, ERR_INVALID_ADDRESS, ERR_INVALID_AMOUNT
 from cityledger.modules.bank.keys import SUPPLY_KEY
 
-from helpers import GENESIS_BALANCE, make_chain
+from helpers import GENESIS_BALANCE, assert_error_kind, make_chain
 
 
 def test_transfer_moves_funds(chain):
@@ -34,9 +35,10 @@ def test_invalid_insufficient_funds_changes_nothing_but_the_nonce(chain):
     alice, bob = chain.accounts[:2]
     before = chain.store.height_info(chain.store.last_height()).app_hash
     check = chain.app.check_tx(chain.tx(alice, Transfer(bob.address(), GENESIS_BALANCE + 1), nonce=0))
-    assert check.code == 1 and check.codespace == "bank" and "exceeds the sender's balance" in check.log
+    assert_error_kind(check, ERR_INSUFFICIENT_FUNDS)
+    assert "exceeds the sender's balance" in check.log
     result = chain.block(chain.tx(alice, Transfer(bob.address(), GENESIS_BALANCE + 1), nonce=0))
-    assert result.tx_results[0].code == 1
+    assert_error_kind(result.tx_results[0], ERR_INSUFFICIENT_FUNDS)
     assert get_balance(chain.store, alice.address()) == GENESIS_BALANCE
     assert get_nonce(chain.store, alice.address()) == 1  # replay protection holds for failed txs too
     assert before != chain.store.height_info(chain.store.last_height()).app_hash
@@ -46,7 +48,7 @@ def test_invalid_multi_send_is_all_or_nothing(chain):
     alice, bob = chain.accounts[:2]
     outputs = [Output(bob.address(), GENESIS_BALANCE - 10), Output(bob.address(), 20)]
     result = chain.block(chain.tx(alice, MultiSend(outputs)))
-    assert result.tx_results[0].code == 1
+    assert_error_kind(result.tx_results[0], ERR_INSUFFICIENT_FUNDS)
     assert get_balance(chain.store, bob.address()) == GENESIS_BALANCE
 
 
@@ -54,12 +56,14 @@ def test_invalid_multi_send_is_all_or_nothing(chain):
 def test_invalid_amount(chain, amount, field):
     alice, bob = chain.accounts[:2]
     check = chain.app.check_tx(chain.tx(alice, Transfer(bob.address(), amount), nonce=0))
-    assert check.codespace == "bank" and field in check.log
+    assert_error_kind(check, ERR_INVALID_AMOUNT)
+    assert field in check.log
 
 
 def test_invalid_address_length(chain):
     check = chain.app.check_tx(chain.tx(chain.accounts[0], Transfer(b"\x01" * 19, 1), nonce=0))
-    assert check.codespace == "bank" and "20-byte address" in check.log
+    assert_error_kind(check, ERR_INVALID_ADDRESS)
+    assert "20-byte address" in check.log
 
 
 def test_invalid_replay_and_gap_and_expiry(chain):
@@ -67,13 +71,16 @@ def test_invalid_replay_and_gap_and_expiry(chain):
     first = chain.tx(alice, Transfer(bob.address(), 1))
     chain.block(first)
     replay = chain.app.check_tx(first)
-    assert replay.code == 5 and "already used" in replay.log
+    assert_error_kind(replay, ERR_NONCE_REPLAY)
+    assert "already used" in replay.log
     gap = chain.app.check_tx(chain.tx(alice, Transfer(bob.address(), 1), nonce=5))
-    assert gap.code == 6 and "expected 1, got 5" in gap.log
+    assert_error_kind(gap, ERR_NONCE_GAP)
+    assert "expected 1, got 5" in gap.log
     expired = chain.app.check_tx(chain.tx(alice, Transfer(bob.address(), 1), nonce=1, expiry_height=1))
-    assert expired.code == 7 and "expired" in expired.log
+    assert_error_kind(expired, ERR_EXPIRED)
+    assert "expired" in expired.log
     in_block = chain.block(first)
-    assert in_block.tx_results[0].code == 5
+    assert_error_kind(in_block.tx_results[0], ERR_NONCE_REPLAY)
 
 
 def test_supply_invariant_detects_corruption(chain):

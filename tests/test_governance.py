@@ -2,7 +2,10 @@
 
 from cityledger.core.encoding import encode
 from cityledger.modules.governance import MembershipChange, ParamChange, SubmitProposal, ValidatorChange, Vote
+from cityledger.modules.governance.errors import ERR_NOT_MEMBER, ERR_PROPOSAL_CLOSED, ERR_UNKNOWN_ACTION
 from cityledger.modules.governance.handlers import get_consortium, get_proposal, get_validator_power
+
+from helpers import assert_error_kind
 
 
 def propose(chain, member, action):
@@ -23,10 +26,11 @@ def test_param_change_needs_two_of_three(chain):
 def test_invalid_non_member_cannot_propose_or_vote(chain):
     outsider = chain.accounts[0]
     result = propose(chain, outsider, ParamChange("governance.voting_period_blocks", 50))
-    assert result.tx_results[0].codespace == "governance" and "not a consortium member" in result.tx_results[0].log
+    assert_error_kind(result.tx_results[0], ERR_NOT_MEMBER)
+    assert "not a consortium member" in result.tx_results[0].log
     propose(chain, chain.members[0], ParamChange("governance.voting_period_blocks", 50))
     vote = chain.block(chain.tx(outsider, Vote(1, True)))
-    assert vote.tx_results[0].code == 1
+    assert_error_kind(vote.tx_results[0], ERR_NOT_MEMBER)
     assert get_proposal(chain.store, 1).status == "open"
 
 
@@ -41,7 +45,8 @@ def test_invalid_param_out_of_bounds_marks_proposal_failed(chain):
 
 def test_invalid_unknown_action_rejected(chain):
     result = chain.block(chain.tx(chain.members[0], SubmitProposal(b"\x93\xa3bad\x01\x02")))
-    assert result.tx_results[0].codespace == "governance" and "known:" in result.tx_results[0].log
+    assert_error_kind(result.tx_results[0], ERR_UNKNOWN_ACTION)
+    assert "known:" in result.tx_results[0].log
 
 
 def test_validator_change_reaches_the_engine(chain):
@@ -77,4 +82,5 @@ def test_invalid_vote_on_expired_proposal(chain):
     for _ in range(3):
         chain.block()
     result = chain.block(chain.tx(m1, Vote(2, True)))
-    assert result.tx_results[0].code == 4 and "expired" in result.tx_results[0].log
+    assert_error_kind(result.tx_results[0], ERR_PROPOSAL_CLOSED)
+    assert "expired" in result.tx_results[0].log

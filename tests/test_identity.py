@@ -356,15 +356,19 @@ def test_resolution_at_a_past_height_shows_the_document_then(city):
 
 
 def test_device_dids_are_not_deactivated_directly(city):
+    from cityledger.core.errors import TxError
     from cityledger.modules.identity import KIND_DEVICE, create_did_record
+    from cityledger.modules.identity.errors import ERR_WRONG_KIND
+
+    from helpers import assert_error_kind
 
     device = key(30, scheme=2)
     ctx = Context(state=Overlay(DictState()), chain_id="c", height=1, time_ns=0, sender=device.address(),
                   signer=device.signer())
     record = create_did_record(ctx, KIND_DEVICE, device.signer(), b"", [], [])
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(TxError) as raised:
         MODULE.handlers[DeactivateDid](ctx, DeactivateDid(record.did))
-    assert raised.value.code == 14  # wrong_did_kind: devices are decommissioned instead
+    assert_error_kind(raised.value, ERR_WRONG_KIND)  # devices are decommissioned instead
 
 
 def test_genesis_dids_and_accreditations(tmp_path):

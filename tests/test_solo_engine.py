@@ -1,11 +1,12 @@
 """Solo engine: bounded mempool, per-sender quota, dedup, block limits, recheck, no empty blocks."""
 
 from cityledger.core.accounts import ACCOUNTS_PREFIX, account_key, decode_account
+from cityledger.core.errors import ERR_DUPLICATE, ERR_MEMPOOL_FULL, ERR_QUOTA
 from cityledger.engines.solo.engine import SoloConfig, SoloEngine
 from cityledger.engines.solo.mempool import MempoolConfig
 from cityledger.modules.bank import Transfer, get_balance
 
-from helpers import GENESIS_BALANCE, make_chain
+from helpers import GENESIS_BALANCE, assert_error_kind, make_chain
 
 
 def make_engine(tmp_path, **mempool):
@@ -39,13 +40,16 @@ def test_invalid_duplicate_and_quota_and_full(tmp_path):
     txs = [chain.tx(alice, Transfer(bob.address(), 1)) for _ in range(11)]
     results = engine.submit_batch(txs)
     assert [r.result.ok for r in results] == [True] * 10 + [False]
-    assert results[-1].result.code == 11 and "quota" in results[-1].result.log
+    assert_error_kind(results[-1].result, ERR_QUOTA)
+    assert "quota" in results[-1].result.log
     duplicate = engine.submit(txs[0])
-    assert duplicate.result.code == 12 and "already in the mempool" in duplicate.result.log
+    assert_error_kind(duplicate.result, ERR_DUPLICATE)
+    assert "already in the mempool" in duplicate.result.log
     engine.submit(chain.tx(carol, Transfer(bob.address(), 1)))
     engine.submit(chain.tx(carol, Transfer(bob.address(), 1)))
     full = engine.submit(chain.tx(carol, Transfer(bob.address(), 1)))
-    assert full.result.code == 10 and "full" in full.result.log
+    assert_error_kind(full.result, ERR_MEMPOOL_FULL)
+    assert "full" in full.result.log
 
 
 def test_recheck_drops_txs_made_invalid_by_a_block(tmp_path):

@@ -1,0 +1,563 @@
+"""Regenerate tests/vectors/{bank,devices,governance,identity}.json from the code.
+
+    .venv/bin/python tests/make_module_vectors.py [module ...]
+
+Each module's story runs on a real app: `send` appends a step to the history (and must succeed),
+`case` forks a fresh app at the current history, delivers one transaction there and records what
+followed. The author states the expected error kind of each case; the generator refuses to write a
+vector whose outcome differs, so a vector records intent that the code was checked against.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from cityledger.core.encoding import Message, encode  # noqa: E402
+from cityledger.core.keys import PrivateKey, Signer, compute_address  # noqa: E402
+from cityledger.core.types import address_to_str  # noqa: E402
+from cityledger.modules.identity import VerificationKey  # noqa: E402
+from cityledger.offchain.identity.ledger import LocalLedger, TxOutcome  # noqa: E402
+
+from helpers import fixed_key  # noqa: E402
+from module_vectors import (  # noqa: E402
+    GENESIS_TIME_NS,
+    MODULE_NAMES,
+    VECTORS,
+    AppReplay,
+    Step,
+    key_entry,
+    message_entry,
+)
+
+GENESIS_BALANCE = 1_000_000_000
+VALIDATOR_KEY = fixed_key(90)
+
+
+def genesis(members: Sequence[PrivateKey], accounts: Sequence[PrivateKey], threshold: int = 2,
+            dids: Sequence[dict] = ()) -> dict[str, Any]:
+    """An app_state: a consortium, one validator, equal allocations and optional genesis DIDs."""
+    state: dict[str, Any] = {
+        "governance": {"members": [{"name": f"Org {i}", "address": address_to_str(k.address())}
+                                   for i, k in enumerate(members)],
+                       "threshold": threshold,
+                       "validators": [{"pub_key": VALIDATOR_KEY.public_key.key.hex(), "power": 10}]},
+        "bank": {"allocations": [{"address": address_to_str(k.address()), "amount": GENESIS_BALANCE}
+                                 for k in list(members) + list(accounts)]},
+    }
+    if dids:
+        state["identity"] = {"dids": list(dids)}
+    return state
+
+
+def did_entry(key: PrivateKey, accreditations: Sequence[str], tails_url: str = "") -> dict[str, Any]:
+    """A genesis organisation DID controlled by one key, which is also its key-1."""
+    public = {"scheme": "ed25519", "key": key.public_key.key.hex()}
+    services = [{"fragment": "tails", "type": "AnonCredsTailsServer", "endpoint": tails_url}] if tails_url else []
+    return {"controller": {"threshold": 1, "keys": [public]}, "salt": "",
+            "keys": [dict(public, fragment="key-1", purposes=["assertionMethod", "authentication"])],
+            "services": services, "accreditations": list(accreditations)}
+
+
+class Story(LocalLedger):
+    """A module's history on a live app (also a ledger for issuers and wallets), and its cases."""
+
+    def __init__(self, module: str, genesis_state: dict[str, Any], keys: dict[str, PrivateKey], tmp: Path) -> None:
+        self.module = module
+        self.chain_id = f"vectors-{module}-1"
+        self.genesis = genesis_state
+        self.tmp = tmp
+        self.replay = AppReplay(self.chain_id, genesis_state, tmp / f"{module}-story.sqlite")
+        super().__init__(self.replay.app, time_ns=GENESIS_TIME_NS)
+        self.keys: dict[str, PrivateKey] = {}
+        for name, key in keys.items():
+            self.name(name, key)
+        self.history: list[tuple[dict, Step]] = []
+        self.cases: list[dict[str, Any]] = []
+
+    def name(self, name: str, key: PrivateKey) -> PrivateKey:
+        """Give a key its name in the vectors."""
+        if name in self.keys and self.keys[name].seed != key.seed:
+            raise ValueError(f"key name {name!r} used twice")
+        self.keys[name] = key
+        return key
+
+    def _name_of(self, key: PrivateKey) -> str:
+        for name, known in self.keys.items():
+            if known.seed == key.seed and known.scheme == key.scheme:
+                return name
+        name = f"key-{len(self.keys)}"
+        self.name(name, key)
+        return name
+
+    def _step(self, keys: Sequence[PrivateKey], messages: Sequence[Message], signer: Signer | None):
+        keys = list(keys)
+        signer = signer or keys[0].signer()
+        entry: dict[str, Any] = {"signers": [self._name_of(k) for k in keys],
+                                 "messages": [message_entry(m) for m in messages]}
+        if signer != keys[0].signer():
+            entry["signer"] = {"threshold": signer.threshold,
+                               "keys": [self._name_of(self._key_for(pk)) for pk in signer.keys]}
+        return entry, Step(keys, signer, list(messages))
+
+    def _key_for(self, public) -> PrivateKey:
+        for key in self.keys.values():
+            if key.public_key == public:
+                return key
+        raise ValueError("a signer's key must be named before use")
+
+    def height(self) -> int:
+        return self.replay.height
+
+    def send(self, keys: Sequence[PrivateKey], messages: Sequence[Message], signer: Signer | None = None) -> TxOutcome:
+        """Append a step to the history; it must succeed."""
+        entry, step = self._step(keys, messages, signer)
+        outcome = self.replay.deliver(step)
+        if not outcome.ok:
+            raise AssertionError(f"{self.module} history step {len(self.history)} failed: {outcome.error}")
+        self.history.append((entry, step))
+        return TxOutcome(self.replay.height, 0, "", "", ())
+
+    def case(self, name: str, keys: Sequence[PrivateKey], messages: Sequence[Message], *,
+             error: str | None = None, queries: Sequence[tuple[str, dict]] = (), signer: Signer | None = None,
+             codespace: str | None = None) -> None:
+        """Record a case: the current history as pre-state, one tx, and what followed on a fresh app."""
+        if any(case["name"] == name for case in self.cases):
+            raise ValueError(f"case {name!r} twice")
+        entry, step = self._step(keys, messages, signer)
+        fork = AppReplay(self.chain_id, self.genesis, self.tmp / f"{self.module}-{len(self.cases)}.sqlite")
+        for _, prior in self.history:
+            assert fork.deliver(prior).ok
+        outcome = fork.deliver(step)
+        got = None if outcome.ok else outcome.error
+        wanted = None if error is None else {"codespace": codespace or self.module, "name": error}
+        if got != wanted:
+            raise AssertionError(f"{self.module}/{name}: expected {wanted or 'ok'}, got {got or 'ok'}")
+        fork.app.check_invariants()
+        address = compute_address(step.signer)
+        self.cases.append({
+            "name": name,
+            "pre": {"blocks": len(self.history)},
+            "tx": entry,
+            "expect": {"ok": True, "events": outcome.events} if outcome.ok else {"error": got},
+            "post": {"queries": [{"path": path, "args": args, "result": fork.query(path, args)}
+                                 for path, args in queries],
+                     "account": dict(fork.account(address), address=address_to_str(address))},
+        })
+
+    def document(self) -> dict[str, Any]:
+        return {"module": self.module, "chain_id": self.chain_id, "genesis": self.genesis,
+                "keys": {name: key_entry(key) for name, key in sorted(self.keys.items())},
+                "history": [entry for entry, _ in self.history], "cases": self.cases}
+
+
+def balance(key_or_address) -> tuple[str, dict]:
+    address = key_or_address.address() if isinstance(key_or_address, PrivateKey) else key_or_address
+    return ("bank/balance", {"address": address_to_str(address)})
+
+
+def members_and_accounts() -> tuple[list[PrivateKey], list[PrivateKey]]:
+    return [fixed_key(i) for i in range(3)], [fixed_key(10 + i) for i in range(3)]
+
+
+def base_keys() -> dict[str, PrivateKey]:
+    members, accounts = members_and_accounts()
+    named = {f"m{i}": k for i, k in enumerate(members)}
+    named.update({f"a{i}": k for i, k in enumerate(accounts)})
+    return named
+
+
+# -- bank --------------------------------------------------------------------------------------
+
+def bank_story(tmp: Path) -> Story:
+    from cityledger.modules.bank import MultiSend, Output, Transfer
+    from cityledger.modules.bank.messages import MAX_OUTPUTS
+
+    members, accounts = members_and_accounts()
+    story = Story("bank", genesis(members, accounts), base_keys(), tmp)
+    a0, a1, a2 = accounts
+    fresh = story.name("fresh", fixed_key(40))
+    story.send([a0], [Transfer(a1.address(), 100)])
+    supply = ("bank/supply", {})
+    story.case("transfer_moves_funds", [a0], [Transfer(a2.address(), 250)],
+               queries=[balance(a0), balance(a2), supply])
+    story.case("transfer_to_a_new_account", [a0], [Transfer(fresh.address(), 7)], queries=[balance(fresh), supply])
+    story.case("transfer_to_self", [a1], [Transfer(a1.address(), 5)], queries=[balance(a1)])
+    story.case("multi_send_pays_each_output", [a1], [MultiSend([Output(a0.address(), 1), Output(a2.address(), 2)])],
+               queries=[balance(a0), balance(a1), balance(a2), supply])
+    story.case("invalid_insufficient_funds", [a0], [Transfer(a1.address(), GENESIS_BALANCE)],
+               error="insufficient_funds", queries=[balance(a0), balance(a1)])
+    story.case("invalid_sender_without_account", [fresh], [Transfer(a1.address(), 1)],
+               error="insufficient_funds", queries=[balance(a1)])
+    story.case("invalid_amount_zero", [a0], [Transfer(a1.address(), 0)], error="invalid_amount",
+               queries=[balance(a0)])
+    story.case("invalid_amount_negative", [a0], [Transfer(a1.address(), -5)], error="invalid_amount",
+               queries=[balance(a0)])
+    story.case("invalid_address_length", [a0], [Transfer(b"\x01" * 19, 1)], error="invalid_address",
+               queries=[balance(a0)])
+    story.case("invalid_multi_send_is_all_or_nothing", [a2],
+               [MultiSend([Output(a1.address(), GENESIS_BALANCE - 10), Output(a1.address(), 20)])],
+               error="insufficient_funds", queries=[balance(a1), balance(a2)])
+    story.case("invalid_multi_send_without_outputs", [a2], [MultiSend([])], error="too_many_outputs")
+    story.case("invalid_multi_send_too_many_outputs", [a2], [MultiSend([Output(a1.address(), 1)] * (MAX_OUTPUTS + 1))],
+               error="too_many_outputs", queries=[balance(a1)])
+    story.case("invalid_multi_send_bad_output", [a2], [MultiSend([Output(a1.address(), 1), Output(a0.address(), 0)])],
+               error="invalid_amount", queries=[balance(a1)])
+    return story
+
+
+# -- governance ----------------------------------------------------------------------------------
+
+def governance_story(tmp: Path) -> Story:
+    from cityledger.modules.bank import Transfer
+    from cityledger.modules.governance import MembershipChange, ParamChange, SubmitProposal, ValidatorChange, Vote
+
+    members, accounts = members_and_accounts()
+    story = Story("governance", genesis(members, accounts), base_keys(), tmp)
+    m0, m1, m2 = members
+    a0 = accounts[0]
+
+    def proposal(n: int) -> tuple[str, dict]:
+        return ("governance/proposal", {"id": str(n)})
+
+    consortium, validators = ("governance/consortium", {}), ("governance/validators", {})
+    period = "governance.voting_period_blocks"
+    story.case("submit_proposal_opens_it", [m0], [SubmitProposal(encode(ParamChange(period, 50)))],
+               queries=[proposal(1)])
+    story.case("invalid_non_member_cannot_propose", [a0], [SubmitProposal(encode(ParamChange(period, 50)))],
+               error="not_a_member")
+    story.case("invalid_unknown_action", [m0], [SubmitProposal(b"\x93\xa3bad\x01\x02")], error="unknown_action")
+    story.send([m0], [SubmitProposal(encode(ParamChange(period, 50)))])  # proposal 1
+    story.case("vote_executes_param_change", [m1], [Vote(1, True)], queries=[proposal(1)])
+    story.case("withdrawn_vote_keeps_it_open", [m0], [Vote(1, False)], queries=[proposal(1)])
+    story.case("invalid_non_member_cannot_vote", [a0], [Vote(1, True)], error="not_a_member", queries=[proposal(1)])
+    story.case("invalid_vote_on_unknown_proposal", [m1], [Vote(9, True)], error="unknown_proposal")
+    story.send([m1], [Vote(1, True)])  # executed: the voting period is now 50 blocks
+    story.case("invalid_vote_on_executed_proposal", [m2], [Vote(1, True)], error="proposal_closed",
+               queries=[proposal(1)])
+    validator = bytes(range(32))
+    story.send([m0], [SubmitProposal(encode(ValidatorChange(validator, 7)))])  # proposal 2
+    story.case("validator_change_executes", [m1], [Vote(2, True)], queries=[proposal(2), validators])
+    story.send([m0], [SubmitProposal(encode(ParamChange(period, 0)))])  # proposal 3: out of bounds
+    story.case("invalid_param_out_of_bounds_fails_the_proposal", [m1], [Vote(3, True)], queries=[proposal(3)])
+    story.send([m0], [SubmitProposal(encode(MembershipChange([m.address() for m in members] + [a0.address()], 3)))])
+    story.case("membership_change_executes", [m1], [Vote(4, True)], queries=[proposal(4), consortium])
+    story.send([m0], [SubmitProposal(encode(MembershipChange([m0.address()], 2)))])  # proposal 5: bad threshold
+    story.case("invalid_membership_threshold_fails_the_proposal", [m1], [Vote(5, True)],
+               queries=[proposal(5), consortium])
+    story.send([m0], [SubmitProposal(encode(ParamChange(period, 1)))])  # proposal 6
+    story.send([m1], [Vote(6, True)])  # the voting period is now 1 block
+    story.send([m0], [SubmitProposal(encode(ParamChange(period, 60)))])  # proposal 7, expires next block
+    story.send([a0], [Transfer(m0.address(), 1)])  # filler blocks: proposal 7 expires
+    story.send([a0], [Transfer(m0.address(), 1)])
+    story.case("invalid_vote_on_expired_proposal", [m1], [Vote(7, True)], error="proposal_closed",
+               queries=[proposal(7)])
+    return story
+
+
+# -- identity ------------------------------------------------------------------------------------
+
+def _document(key: PrivateKey, salt: bytes = b"org"):
+    """A CreateDid for an organisation whose key-1 is its controller key, with a tails service."""
+    from cityledger.modules.identity import PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION, CreateDid, Service
+
+    keys = [VerificationKey("key-1", key.public_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])]
+    return CreateDid(salt, key.signer(), keys, [Service("tails", "AnonCredsTailsServer",
+                                                        "https://office.city.example/tails")])
+
+
+def _did_query(did: str) -> tuple[str, dict]:
+    return ("identity/did", {"did": did})
+
+
+def identity_story(tmp: Path) -> Story:
+    from cityledger.modules.identity import compute_did
+
+    members, accounts = members_and_accounts()
+    story = Story("identity", genesis(members, accounts), base_keys(), tmp)
+    org = story.name("org", PrivateKey(1, bytes([7]) * 32))
+    _identity_documents(story, org)
+    _identity_anchors(story, org, compute_did(org.signer(), b"org"))
+    return story
+
+
+def _identity_documents(story: Story, org: PrivateKey) -> None:
+    """Create, refuse malformed documents, rotate and refuse stale or foreign updates."""
+    import msgspec
+
+    from cityledger.core.keys import make_signer
+    from cityledger.modules.identity import (
+        PURPOSE_AUTHENTICATION, CreateDid, DeactivateDid, Service, UpdateDid, compute_did)
+
+    other = story.name("other", PrivateKey(1, bytes([8]) * 32))
+    new = story.name("new", PrivateKey(1, bytes([9]) * 32))
+    c1, c2, c3 = (story.name(f"council{i}", PrivateKey(1, bytes([20 + i]) * 32)) for i in (1, 2, 3))
+    did = compute_did(org.signer(), b"org")
+    story.case("create_did", [org], [_document(org)], queries=[_did_query(did)])
+    council = make_signer(2, [c1.public_key, c2.public_key, c3.public_key])
+    story.case("create_did_with_k_of_n_controller", [c1, c3], [CreateDid(b"council", council, [], [])],
+               signer=council, queries=[_did_query(compute_did(council, b"council"))])
+    story.case("invalid_create_signed_by_another_key", [other], [_document(org)], error="unauthorized")
+    replace = msgspec.structs.replace
+    for label, mutate in (
+        ("fragment", lambda m: replace(m, keys=[VerificationKey("Key 1", m.keys[0].key, [PURPOSE_AUTHENTICATION])])),
+        ("purpose", lambda m: replace(m, keys=[VerificationKey("key-1", m.keys[0].key, ["keyAgreement"])])),
+        ("endpoint", lambda m: replace(m, services=[Service("tails", "Tails", "ftp://x")])),
+        ("duplicate_fragments", lambda m: replace(m, keys=m.keys * 2)),
+        ("salt", lambda m: replace(m, salt=b"s" * 33)),
+    ):
+        story.case(f"invalid_document_{label}", [org], [mutate(_document(org))], error="invalid_document")
+    story.send([org], [_document(org)])
+    story.case("invalid_create_twice", [org], [_document(org)], error="did_exists", queries=[_did_query(did)])
+    rotated = [VerificationKey("key-1", new.public_key, [PURPOSE_AUTHENTICATION])]
+    story.case("update_did_rotates_the_controller", [org], [UpdateDid(did, 1, new.signer(), rotated, [])],
+               queries=[_did_query(did)])
+    kept = replace(_document(new), salt=b"org")  # the update `cityledger did rotate` sends: services kept
+    story.case("update_did_keeping_its_services", [org], [UpdateDid(did, 1, new.signer(), kept.keys, kept.services)],
+               queries=[_did_query(did)])
+    story.case("invalid_update_with_stale_version", [org], [UpdateDid(did, 5, new.signer(), rotated, [])],
+               error="version_mismatch", queries=[_did_query(did)])
+    story.case("invalid_update_by_another_key", [other], [UpdateDid(did, 1, other.signer(), [], [])],
+               error="unauthorized", queries=[_did_query(did)])
+    story.case("invalid_deactivate_unknown_did", [org], [DeactivateDid(compute_did(other.signer(), b""))],
+               error="unknown_did")
+    story.case("invalid_deactivate_not_a_did", [org], [DeactivateDid("did:web:example.com")], error="invalid_did")
+
+
+def _identity_anchors(story: Story, org: PrivateKey, did: str) -> None:
+    """Schemas, accreditation by governance, credential definitions and registries, deactivation."""
+    from cityledger.modules.governance import SubmitProposal, Vote
+    from cityledger.modules.identity import (
+        AccreditIssuer, AnchorCredDef, AnchorSchema, DeactivateDid, compute_schema_id)
+    from cityledger.offchain.identity import RESIDENT_ID, RESIDENT_ID_TYPE
+
+    m0, m1 = story.keys["m0"], story.keys["m1"]
+    story.case("anchor_schema", [org], [AnchorSchema(did, "city-pass", "1.0", ["a", "b"])],
+               queries=[("identity/schema", {"id": compute_schema_id(did, "city-pass", "1.0")})])
+    story.case("invalid_schema_with_unsorted_attributes", [org], [AnchorSchema(did, "x", "1.0", ["b", "a"])],
+               error="invalid_anchored_object")
+    story.case("invalid_schema_name", [org], [AnchorSchema(did, "bad name", "1.0", ["a"])],
+               error="invalid_anchored_object")
+    resident = AnchorSchema(did, RESIDENT_ID, "1.0", list(RESIDENT_ID_TYPE.attributes))
+    story.send([org], [resident])
+    schema_id = compute_schema_id(did, RESIDENT_ID, "1.0")
+    story.case("invalid_schema_twice", [org], [resident], error="already_anchored")
+    story.case("invalid_cred_def_by_unaccredited_issuer", [org],
+               [AnchorCredDef(did, schema_id, "1", b'{"primary":{}}')], error="issuer_not_accredited")
+    story.send([m0], [SubmitProposal(encode(AccreditIssuer(did, RESIDENT_ID)))])  # proposal 1
+    story.case("accreditation_through_governance", [m1], [Vote(1, True)],
+               queries=[("identity/issuers", {}), ("governance/proposal", {"id": "1"})])
+    story.send([m1], [Vote(1, True)])
+    story.case("invalid_cred_def_unknown_schema", [org],
+               [AnchorCredDef(did, did + "/anoncreds/v0/SCHEMA/none/1.0", "1", b"{}")],
+               error="unknown_anchored_object")
+    story.case("invalid_cred_def_value", [org], [AnchorCredDef(did, schema_id, "2", b'{"primary":{"n":"1"}}')],
+               error="invalid_anchored_object")
+    _identity_registry(story, org, did)
+    story.case("deactivate_did", [org], [DeactivateDid(did)], queries=[_did_query(did)])
+    story.send([org], [DeactivateDid(did)])
+    story.case("invalid_deactivated_did_cannot_act", [org], [AnchorSchema(did, "late", "1.0", ["a"])],
+               error="did_deactivated", queries=[_did_query(did)])
+
+
+def _identity_registry(story: Story, org: PrivateKey, did: str) -> None:
+    """An office publishes (real AnonCreds objects), then registries and status lists are tried."""
+    import msgspec
+
+    from cityledger.modules.identity import AnchorCredDef, AnchorRevRegDef, UpdateStatusList, get_status_list
+    from cityledger.offchain.identity import RESIDENT_ID_TYPE, IssuerService, TailsStore
+    from test_identity_fixtures import fast_cred_defs
+
+    other = story.keys["other"]
+    office = IssuerService(story, [org], TailsStore(story.tmp / "tails", "https://office.city.example/tails"),
+                           salt=b"org")
+    with fast_cred_defs():
+        published = office.publish(RESIDENT_ID_TYPE)  # schema (already there), cred def, registry + status list
+    cred_def_id, rev_id = published["cred_def_id"], published["rev_reg_id"]
+    anchored = [m for _, step in story.history for m in step.messages
+                if isinstance(m, (AnchorCredDef, AnchorRevRegDef))]
+    story.case("anchor_cred_def", [org], [msgspec.structs.replace(anchored[-2], tag="2")],
+               queries=[("identity/cred_def", {"id": cred_def_id})])
+    story.case("anchor_rev_reg_def", [org], [msgspec.structs.replace(anchored[-1], tag="2")],
+               queries=[("identity/rev_reg_def", {"id": rev_id})])
+    story.case("invalid_rev_reg_def_without_credentials", [org],
+               [AnchorRevRegDef(did, cred_def_id, "2", 0, b"{}", "x", "https://x")], error="invalid_anchored_object",
+               queries=[("identity/cred_def", {"id": cred_def_id}), ("identity/rev_reg_def", {"id": rev_id})])
+    latest = get_status_list(story.store, rev_id)
+    revoked_one = bytes([0b10]) + bytes(len(latest.revoked) - 1)
+
+    def update(bits: bytes) -> UpdateStatusList:
+        return UpdateStatusList(rev_id, bits, latest.accumulator)
+
+    status = ("identity/status_list", {"id": rev_id})
+    story.case("update_status_list_revokes", [org], [update(revoked_one)], queries=[status])
+    story.case("invalid_status_list_by_another_key", [other], [update(revoked_one)], error="unauthorized",
+               queries=[status])
+    story.case("invalid_status_list_length", [org], [update(revoked_one[:-1])], error="invalid_status_list",
+               queries=[status])
+    story.send([org], [update(revoked_one)])
+    story.case("invalid_status_list_unrevokes", [org], [update(bytes(len(revoked_one)))],
+               error="invalid_status_list", queries=[status])
+
+
+# -- devices -------------------------------------------------------------------------------------
+
+class Fleet:
+    """The devices story's cast: a manufacturer, a rogue one, a transport office issuing registrations."""
+
+    def __init__(self, tmp: Path) -> None:
+        from cityledger.modules.identity import compute_did
+        from cityledger.offchain.identity import (
+            DEVICE_MANUFACTURER, VEHICLE_REGISTRATION, VEHICLE_REGISTRATION_TYPE, IssuerService, TailsStore)
+        from test_identity_fixtures import fast_cred_defs
+
+        members, accounts = members_and_accounts()
+        keys = base_keys()
+        self.maker, self.transport, self.rogue = (PrivateKey(1, bytes([s]) * 32) for s in (0x61, 0x42, 0x62))
+        keys.update(maker=self.maker, transport=self.transport, rogue=self.rogue)
+        self.tails = TailsStore(tmp / "tails", "https://transport.city.example/tails")
+        dids = [did_entry(self.maker, [DEVICE_MANUFACTURER]), did_entry(self.rogue, []),
+                did_entry(self.transport, [VEHICLE_REGISTRATION], self.tails.base_url)]
+        self.story = Story("devices", genesis(members, accounts, dids=dids), keys, tmp)
+        self.maker_did = compute_did(self.maker.signer(), b"")
+        self.rogue_did = compute_did(self.rogue.signer(), b"")
+        self.office = IssuerService(self.story, [self.transport], self.tails)
+        self.tmp = tmp
+        with fast_cred_defs():
+            self.office.publish(VEHICLE_REGISTRATION_TYPE)
+
+    def wallet(self):
+        from cityledger.offchain.identity import TailsFetcher, Wallet
+
+        base = self.tails.base_url
+        return Wallet.in_memory(TailsFetcher(self.tmp / "tails-cache",
+                                             transport=lambda url: self.office.serve_tails(url[len(base):])))
+
+    def registered(self, wallet, name: str, device_did: str) -> PrivateKey:
+        """A wallet account named `name`, holding a registration of the device to it."""
+        from cityledger.offchain.identity import VEHICLE_REGISTRATION
+
+        account = self.story.name(name, wallet.account("vehicle"))
+        values = {"device_did": device_did, "owner_account": address_to_str(account.address()),
+                  "registered_on": 20250615}
+        offer = self.office.offer(VEHICLE_REGISTRATION)
+        request = wallet.request_credential(offer, self.story)
+        wallet.store_credential(self.office.issue(request, values, f"REG-{name}"), self.story)
+        return account
+
+    def device(self, n: int) -> tuple[PrivateKey, str]:
+        from cityledger.modules.devices import compute_device_did
+
+        key = self.story.name(f"device{n}", PrivateKey(1, bytes([0x70 + n]) * 32))
+        return key, compute_device_did(key.public_key)
+
+    def register(self, key: PrivateKey, kind: str = "vehicle", model: str = "CityCar-e1", rogue: bool = False):
+        from cityledger.offchain.identity.devices import build_registration
+
+        by, signer = (self.rogue_did, self.rogue) if rogue else (self.maker_did, self.maker)
+        return build_registration(self.story.chain_id, kind, model, key, by, signer)
+
+    def prove(self, wallet, device_did: str, owner: PrivateKey) -> bytes:
+        from cityledger.offchain.identity.devices import prove_ownership
+
+        return prove_ownership(wallet, self.story, self.story.chain_id, device_did, owner)
+
+
+def _show(device_did: str) -> list[tuple[str, dict]]:
+    return [("devices/device", {"did": device_did}), ("identity/did", {"did": device_did})]
+
+
+def devices_story(tmp: Path) -> Story:
+    fleet = Fleet(tmp)
+    d1, did1 = fleet.device(1)
+    _, did3 = fleet.device(3)
+    _devices_registration(fleet, d1, did1)
+    fleet.story.send([fleet.maker], [fleet.register(d1)])
+    fleet.story.send([fleet.maker], [fleet.register(fleet.story.keys["device3"])])
+    fleet.story.case("invalid_register_twice", [fleet.maker], [fleet.register(d1)], error="already_registered",
+                     queries=_show(did1))
+    _devices_ownership(fleet, did1, did3)
+    return fleet.story
+
+
+def _devices_registration(fleet: Fleet, d1: PrivateKey, did1: str) -> None:
+    """Registration and its refusals: signatures, manufacturer accreditation, fields."""
+    import msgspec
+
+    story, maker = fleet.story, fleet.maker
+    d2, _ = fleet.device(2)
+    story.case("register_device", [maker], [fleet.register(d1)], queries=_show(did1))
+    good = fleet.register(d2)
+    forged = PrivateKey(1, b"\x99" * 32).sign(b"x")
+    story.case("invalid_register_forged_manufacturer_signature", [maker],
+               [msgspec.structs.replace(good, manufacturer_signature=forged)], error="bad_signature")
+    story.case("invalid_register_without_the_device_key", [maker],
+               [msgspec.structs.replace(good, device_signature=d1.sign(b"x"))], error="bad_signature")
+    story.case("invalid_register_by_unaccredited_manufacturer", [fleet.rogue], [fleet.register(d2, rogue=True)],
+               error="manufacturer_not_trusted")
+    story.case("invalid_register_kind", [maker], [fleet.register(d2, kind="toaster")], error="invalid_device")
+    story.case("invalid_register_model", [maker], [fleet.register(d2, model="bad model")], error="invalid_device")
+
+
+def _devices_ownership(fleet: Fleet, did1: str, did3: str) -> None:
+    """Binding, offers, acceptance and decommissioning, each with its refusals."""
+    from cityledger.modules.devices import AcceptTransfer, BindDevice, Decommission, OfferTransfer
+
+    story, maker = fleet.story, fleet.maker
+    first = fleet.wallet()
+    o1 = fleet.registered(first, "owner1", did1)
+    proof1 = fleet.prove(first, did1, o1)
+    thief = story.name("thief", fleet.wallet().account("vehicle"))
+    story.case("bind_device", [o1], [BindDevice(did1, proof1)], queries=_show(did1))
+    story.case("invalid_bind_with_garbage_proof", [o1], [BindDevice(did1, b"{}")], error="binding_proof_rejected",
+               queries=_show(did1))
+    story.case("invalid_bind_with_another_accounts_proof", [thief], [BindDevice(did1, proof1)],
+               error="binding_proof_rejected", queries=_show(did1))
+    story.case("invalid_bind_unknown_device", [o1], [BindDevice(fleet.device(2)[1], proof1)], error="unknown_device")
+    story.send([o1], [BindDevice(did1, proof1)])
+    story.case("invalid_bind_already_bound", [o1], [BindDevice(did1, proof1)], error="already_bound")
+    second = fleet.wallet()
+    o2 = fleet.registered(second, "owner2", did1)
+    story.case("invalid_accept_without_offer", [o2], [AcceptTransfer(did1, b"{}")], error="no_pending_transfer")
+    story.case("offer_transfer", [o1], [OfferTransfer(did1, o2.address())], queries=_show(did1))
+    story.case("invalid_offer_by_non_owner", [o2], [OfferTransfer(did1, o2.address())], error="not_owner")
+    story.case("invalid_offer_to_the_owner", [o1], [OfferTransfer(did1, o1.address())], error="invalid_device")
+    story.case("decommission_by_owner", [o1], [Decommission(did1)], queries=_show(did1))
+    story.case("invalid_decommission_by_stranger", [thief], [Decommission(did1)], error="not_owner",
+               queries=_show(did1))
+    story.case("decommission_unowned_by_manufacturer", [maker], [Decommission(did3)], queries=_show(did3))
+    story.send([o1], [OfferTransfer(did1, o2.address())])
+    proof2 = fleet.prove(second, did1, o2)
+    story.case("accept_transfer", [o2], [AcceptTransfer(did1, proof2)], queries=_show(did1))
+    story.case("invalid_accept_by_third_party", [thief], [AcceptTransfer(did1, proof2)], error="not_owner")
+    story.case("invalid_accept_with_garbage_proof", [o2], [AcceptTransfer(did1, b"{}")],
+               error="binding_proof_rejected", queries=_show(did1))
+    story.case("withdraw_offer", [o1], [OfferTransfer(did1, b"")], queries=_show(did1))
+    story.send([maker], [Decommission(did3)])
+    story.case("invalid_decommission_twice", [maker], [Decommission(did3)], error="decommissioned",
+               queries=_show(did3))
+
+
+STORIES = {"bank": bank_story, "devices": devices_story, "governance": governance_story, "identity": identity_story}
+
+
+def main(argv: list[str]) -> int:
+    modules = argv or list(MODULE_NAMES)
+    with tempfile.TemporaryDirectory() as scratch:
+        for module in modules:
+            folder = Path(scratch) / module
+            folder.mkdir()
+            story = STORIES[module](folder)
+            out = VECTORS / f"{module}.json"
+            out.write_text(json.dumps(story.document(), indent=1, sort_keys=True) + "\n")
+            print(f"wrote {out}: {len(story.cases)} cases, {len(story.history)} history steps")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,264 @@
+"""Random transaction sequences over every module: each module's invariants hold after every block,
+two apps fed the same blocks agree on every app hash, and what only grows never shrinks.
+
+The start is the devices vectors' pre-state (a consortium, funded accounts, an accredited maker and
+transport office with its revocation registry, a bound device offered for transfer, a decommissioned
+one), built once and copied for each example. Hypothesis then draws transfers and multi-sends,
+proposals and votes for every governance action, DID creation, rotation and deactivation, status
+list updates, and device registration, binding, offers, acceptance and decommissioning, from pools
+of keys and identifiers small enough that the draws collide with the state already there.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cityledger.core.accounts import get_nonce
+from cityledger.core.encoding import encode
+from cityledger.core.keys import PrivateKey, compute_address
+from cityledger.modules.bank import MultiSend, Output, Transfer
+from cityledger.modules.devices import KINDS, AcceptTransfer, BindDevice, Decommission, OfferTransfer, get_device
+from cityledger.modules.devices import compute_device_did
+from cityledger.modules.governance import MembershipChange, ParamChange, SubmitProposal, ValidatorChange, Vote
+from cityledger.modules.identity import (
+    PURPOSE_ASSERTION,
+    PURPOSE_AUTHENTICATION,
+    AccreditIssuer,
+    CreateDid,
+    DeactivateDid,
+    UpdateDid,
+    UpdateStatusList,
+    VerificationKey,
+    WithdrawAccreditation,
+    compute_did,
+    get_status_list,
+)
+from cityledger.offchain.identity.devices import build_registration
+
+from module_vectors import AppReplay, Step, vectors_of
+
+VECTORS = vectors_of("devices")
+KEYS = dict(VECTORS.keys) | {f"fresh{i}": PrivateKey(1, bytes([0xA0 + i]) * 32) for i in range(2)}
+NAMES = sorted(KEYS)
+MEMBERS = ["m0", "m1", "m2", "a0"]  # one non-member among them
+DEVICE_KEYS = ["device1", "device2", "device3", "fresh0"]
+DEVICE_DIDS = [compute_device_did(KEYS[name].public_key) for name in DEVICE_KEYS]
+ORG_DIDS = ([compute_did(KEYS[name].signer(), salt) for name in ("fresh0", "fresh1", "a0") for salt in (b"", b"x")]
+            + [compute_did(KEYS[name].signer(), b"") for name in ("maker", "rogue", "transport")])
+ADDRESSES = [KEYS[name].address() for name in ("a0", "a1", "owner1", "owner2", "thief", "fresh1")]
+STATUS = next(m for step in VECTORS.history for m in step.messages if isinstance(m, UpdateStatusList))
+PERIOD = "governance.voting_period_blocks"
+
+keys = st.sampled_from(NAMES)
+funded = st.sampled_from(["m0", "m1", "a0", "a1", "a2", "owner1"])
+members = st.sampled_from(MEMBERS)
+controllers = st.sampled_from(["fresh0", "fresh1", "a0"])
+salts = st.sampled_from([b"", b"x"])
+device_actors = st.sampled_from(["owner1", "owner2", "thief", "maker"])
+amounts = st.sampled_from([-1, 0, 1, 250, 10**6, 2**62])
+addresses = st.sampled_from(ADDRESSES)
+any_did = st.sampled_from(ORG_DIDS + DEVICE_DIDS + ["did:web:example.com"])
+device_dids = st.sampled_from(DEVICE_DIDS)
+credential_types = st.sampled_from(["device-manufacturer", "vehicle-registration", "Not A Type"])
+
+
+def _methods(name: str) -> list[VerificationKey]:
+    return [VerificationKey("key-1", KEYS[name].public_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])]
+
+
+def _did(name: str, salt: bytes) -> str:
+    return compute_did(KEYS[name].signer(), salt)
+
+
+def _registration(maker: str, device: str, kind: str) -> tuple[str, list]:
+    return maker, [build_registration(VECTORS.chain_id, kind, "Model-1", KEYS[device], _did(maker, b""), KEYS[maker])]
+
+
+actions = st.one_of(
+    st.builds(ParamChange, st.sampled_from([PERIOD, "no.such_param"]), st.sampled_from([0, 1, 3, 100])),
+    st.builds(ValidatorChange, st.sampled_from([bytes(32), bytes(range(32)), b"\x01" * 31]),
+              st.integers(0, 3)),
+    st.builds(MembershipChange, st.lists(st.sampled_from([KEYS[n].address() for n in MEMBERS]), max_size=4),
+              st.integers(0, 4)),
+    st.builds(AccreditIssuer, any_did, credential_types),
+    st.builds(WithdrawAccreditation, any_did, credential_types),
+)
+
+# Each operation is (signing key name, messages). Signers are mostly those entitled to act, so most
+# transactions get far enough to change state; the pools are small, so draws collide with it.
+operations = st.one_of(
+    st.tuples(funded, st.builds(Transfer, addresses, amounts).map(lambda m: [m])),
+    st.tuples(keys, st.lists(st.builds(Output, addresses, amounts), max_size=3).map(lambda o: [MultiSend(o)])),
+    st.tuples(members, actions.map(lambda a: [SubmitProposal(encode(a))])),
+    st.tuples(members, st.builds(Vote, st.integers(1, 4), st.booleans()).map(lambda m: [m])),
+    st.tuples(controllers, salts).map(lambda c: (c[0], [CreateDid(c[1], KEYS[c[0]].signer(), _methods(c[0]), [])])),
+    st.tuples(keys, controllers, salts).map(lambda c: (c[0], [CreateDid(c[2], KEYS[c[1]].signer(), [], [])])),
+    st.tuples(controllers, salts, st.integers(1, 3), keys).map(lambda u: (u[0], [UpdateDid(
+        _did(u[0], u[1]), u[2], KEYS[u[3]].signer(), _methods(u[3]), [])])),
+    st.tuples(controllers, any_did.map(lambda d: [DeactivateDid(d)])),
+    st.tuples(controllers, salts).map(lambda c: (c[0], [DeactivateDid(_did(c[0], c[1]))])),
+    st.tuples(st.just("transport"), st.binary(min_size=len(STATUS.revoked), max_size=len(STATUS.revoked)).map(
+        lambda bits: [UpdateStatusList(STATUS.rev_reg_def_id, bits, STATUS.accumulator)])),
+    st.tuples(st.sampled_from(["maker", "rogue"]), st.sampled_from(DEVICE_KEYS),
+              st.sampled_from(list(KINDS) + ["toaster"])).map(lambda r: _registration(*r)),
+    st.tuples(device_actors, st.builds(OfferTransfer, device_dids, st.one_of(addresses, st.just(b"")))
+              .map(lambda m: [m])),
+    st.tuples(device_actors, device_dids.map(lambda d: [Decommission(d)])),
+    st.tuples(device_actors, device_dids.map(lambda d: [BindDevice(d, b"{}")])),
+    st.tuples(device_actors, device_dids.map(lambda d: [AcceptTransfer(d, b"{}")])),
+)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """The devices vectors' pre-state, built once on a store that each example copies."""
+    path = tmp_path_factory.mktemp("template") / "ledger.sqlite"
+    replay = AppReplay(VECTORS.chain_id, VECTORS.genesis, path)
+    for step in VECTORS.history:
+        assert replay.deliver(step).ok
+    replay.store.close()
+    return path
+
+
+def open_copy(template: Path, folder: Path) -> AppReplay:
+    """An app on a copy of the template store, continuing at its height."""
+    folder.mkdir(parents=True)
+    shutil.copy(template, folder / "ledger.sqlite")
+    return AppReplay.reopen(VECTORS.chain_id, folder / "ledger.sqlite")
+
+
+def build_block(replay: AppReplay, ops: list) -> list[bytes]:
+    """Signed txs for a block: each sender's nonces continue from the state, in block order."""
+    txs, used = [], {}
+    for name, messages in ops:
+        step = Step([KEYS[name]], KEYS[name].signer(), messages)
+        address = compute_address(step.signer)
+        nonce = used.get(address, get_nonce(replay.store, address))
+        used[address] = nonce + 1
+        txs.append(step.tx(VECTORS.chain_id, nonce))
+    return txs
+
+
+def growing(replay: AppReplay) -> dict:
+    """What may only grow: device epochs, decommissions, and the registry's revocations."""
+    devices = {did: get_device(replay.store, did) for did in DEVICE_DIDS}
+    status = get_status_list(replay.store, STATUS.rev_reg_def_id)
+    return {"epochs": {did: (r.epoch, r.status == "decommissioned") for did, r in devices.items() if r},
+            "revoked": int.from_bytes(status.revoked, "little")}
+
+
+def assert_grew(before: dict, after: dict) -> None:
+    for did, (epoch, retired) in before["epochs"].items():
+        epoch_now, retired_now = after["epochs"][did]
+        assert epoch_now >= epoch and retired_now >= retired, did
+    assert before["revoked"] & ~after["revoked"] == 0  # a revocation is never undone
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(ops=st.lists(operations, min_size=1, max_size=30), block_size=st.integers(1, 6))
+def test_random_transactions_keep_every_invariant(template, tmp_path_factory, ops, block_size):
+    folder = tmp_path_factory.mktemp("random")
+    one, two = open_copy(template, folder / "one"), open_copy(template, folder / "two")
+    before = growing(one)
+    for start in range(0, len(ops), block_size):
+        txs = build_block(one, ops[start:start + block_size])
+        assert one.block(*txs).app_hash == two.block(*txs).app_hash
+        one.app.check_invariants()
+        after = growing(one)
+        assert_grew(before, after)
+        before = after
+    assert one.store.recompute_app_hash() == one.store.height_info(one.height).app_hash
+    one.store.close()
+    two.store.close()
+
+
+# -- each new invariant catches the corruption it names ------------------------------------------
+
+def corrupted(template: Path, tmp_path: Path, writes: dict[bytes, bytes]):
+    """The template's state with raw writes on top, as an invariant would read it."""
+    from cityledger.core.state import Overlay
+
+    replay = open_copy(template, tmp_path / "corrupt")
+    overlay = Overlay(replay.store)
+    for key, value in writes.items():
+        overlay.set(key, value)
+    return overlay
+
+
+def test_template_state_holds_every_invariant(template, tmp_path):
+    from cityledger.modules.devices.invariants import check_devices
+    from cityledger.modules.governance.invariants import check_consortium
+    from cityledger.modules.identity.invariants import check_dids
+    from cityledger.modules.identity.keeper import KEEPER
+
+    state = corrupted(template, tmp_path, {})
+    for check in (partial(check_devices, KEEPER), check_consortium, check_dids):
+        check(state)
+
+
+def test_invalid_accreditation_of_a_missing_did_breaks_identity(template, tmp_path):
+    from cityledger.core.errors import InvariantBroken
+    from cityledger.modules.identity.invariants import check_dids
+    from cityledger.modules.identity.keys import accreditation_key
+    from cityledger.modules.identity.messages import Accreditation
+
+    missing = _did("fresh1", b"x")
+    state = corrupted(template, tmp_path, {accreditation_key(missing, "resident-id"):
+                                           encode(Accreditation(missing, "resident-id", 1))})
+    with pytest.raises(InvariantBroken, match="not an organisation DID"):
+        check_dids(state)
+
+
+def test_invalid_status_list_undoing_a_revocation_breaks_identity(template, tmp_path):
+    from cityledger.core.errors import InvariantBroken
+    from cityledger.modules.identity.invariants import check_dids
+    from cityledger.modules.identity.keys import status_list_key
+    from cityledger.modules.identity.messages import StatusListRecord
+
+    older = StatusListRecord(STATUS.rev_reg_def_id, b"\x01" + STATUS.revoked[1:], STATUS.accumulator, 0)
+    state = corrupted(template, tmp_path, {status_list_key(STATUS.rev_reg_def_id, 0): encode(older)})
+    with pytest.raises(InvariantBroken, match="undoes a revocation"):
+        check_dids(state)
+
+
+def test_invalid_device_of_an_unknown_manufacturer_breaks_devices(template, tmp_path):
+    import msgspec
+
+    from cityledger.core.errors import InvariantBroken
+    from cityledger.modules.devices.invariants import check_devices
+    from cityledger.modules.devices.keys import device_key
+    from cityledger.modules.identity.keeper import KEEPER
+
+    record = get_device(open_copy(template, tmp_path / "read").store, DEVICE_DIDS[0])
+    for changes, match in (({"manufacturer": _did("fresh0", b"")}, "not an organisation"),
+                           ({"owner": b"", "pending_owner": b""}, "at epoch"),
+                           ({"pending_owner": record.owner}, "offered to its own owner")):
+        state = corrupted(template, tmp_path / match.replace(" ", "-"),
+                          {device_key(record.did): encode(msgspec.structs.replace(record, **changes))})
+        with pytest.raises(InvariantBroken, match=match):
+            check_devices(KEEPER, state)
+
+
+def test_invalid_proposals_break_governance(template, tmp_path):
+    from cityledger.core.errors import InvariantBroken
+    from cityledger.modules.governance.invariants import check_consortium
+    from cityledger.modules.governance.keys import NEXT_PROPOSAL_ID_KEY, proposal_key
+    from cityledger.modules.governance.messages import Proposal
+
+    proposer = KEYS["m0"].address()
+    cases = [(Proposal(1, proposer, b"", 1, 5, [proposer], "executed", ""), "with outcome"),
+             (Proposal(1, proposer, b"", 1, 5, [proposer, proposer], "open", ""), "not distinct"),
+             (Proposal(2, proposer, b"", 1, 5, [proposer], "open", ""), "next id")]
+    for index, (proposal, match) in enumerate(cases):
+        state = corrupted(template, tmp_path / str(index), {proposal_key(proposal.id): encode(proposal),
+                                                            NEXT_PROPOSAL_ID_KEY: (2).to_bytes(8, "big")})
+        with pytest.raises(InvariantBroken, match=match):
+            check_consortium(state)
