@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ...core.encoding import to_json
-from ...core.state import StateReader
+from ...core.state import PrefixReader, StateReader
 from .handlers import get_consortium, get_proposal
 from .keys import VALIDATORS_PREFIX
+from .messages import MAX_PROPOSAL_ID
 
 
 def query_consortium(state: StateReader, args: dict[str, str]) -> dict:
@@ -20,15 +21,16 @@ def query_proposal(state: StateReader, args: dict[str, str]) -> dict:
         proposal_id = int(args.get("id", ""))
     except ValueError:
         raise ValueError(f"id: expected an integer proposal id, got {args.get('id')!r}") from None
+    if not 1 <= proposal_id <= MAX_PROPOSAL_ID:
+        raise ValueError(f"id: expected a proposal id from 1 to {MAX_PROPOSAL_ID}, got {proposal_id}")
     proposal = get_proposal(state, proposal_id)
     if proposal is None:
         raise LookupError(f"id: no proposal {proposal_id}")
     return to_json(proposal)
 
 
-def query_validators(state: StateReader, args: dict[str, str]) -> dict:
+def query_validators(state: PrefixReader, args: dict[str, str]) -> dict:
     """The validator set: hex pub key and power, sorted by key."""
-    lister = getattr(state, "iter_prefix")
     out = [{"pub_key": key[-32:].hex(), "power": int.from_bytes(value, "big")}
-           for key, value in lister(VALIDATORS_PREFIX)]
+           for key, value in state.iter_prefix(VALIDATORS_PREFIX)]
     return {"validators": out}

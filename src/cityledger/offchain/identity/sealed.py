@@ -11,6 +11,7 @@ under the same file key, appended and fsynced; a torn last record (a crash mid-a
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
