@@ -15,7 +15,7 @@ import pytest
 
 from test_api_helpers import LiveServer, make_node
 from test_identity_fixtures import ALICE, fast_cred_defs
-from cityledger.api.identity_routes import MAX_IDENTITY_BODY_BYTES, MAX_IDENTITY_JSON_DEPTH
+from cityledger.api.routes.identity import MAX_IDENTITY_BODY_BYTES, MAX_IDENTITY_JSON_DEPTH
 from cityledger.offchain.identity import RESIDENT_ID
 from cityledger.offchain.identity.issuer import MAX_OFFER_VALUES, MAX_REFERENCE_CHARS, MAX_VALUE_CHARS
 from cityledger.sdk import IdentityClient

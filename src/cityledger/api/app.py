@@ -8,11 +8,11 @@ import msgspec
 from fastapi import FastAPI
 
 from .errors import install_handlers
-from .identity_routes import include_identity
+from .routes.identity import include_identity
 from .metrics import ApiMetrics, read_engine
 from .middleware import BodyBudget, BoundedHeaders, CatchAll, HeadAsGet
 from .protocols import NodeLike
-from .routes import chain_router, node_router, tx_router
+from .routes.ledger import chain_router, node_router, tx_router
 from .schemas import REQUEST_TYPES, RESPONSE_TYPES
 from .service import VERSION, NodeService
 from .waiting import BlockWatch

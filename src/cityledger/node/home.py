@@ -12,12 +12,12 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.files import write_secret_file
 from ..core.keys import PrivateKey
 from ..core.types import address_to_str
 from ..engines.solo.engine import SoloConfig
 from ..engines.solo.mempool import MempoolConfig
 from ..modules.bank import UNIT
+from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home
 
 DEFAULT_HOME = Path(os.environ.get("CITYLEDGER_HOME", Path.home() / ".cityledger"))
 DEFAULT_CHAIN_ID = "city-local-1"
@@ -82,12 +82,12 @@ def init_home(home: Path, chain_id: str = DEFAULT_CHAIN_ID, port: int = 8080, me
     (home / "data").mkdir(parents=True, exist_ok=True)
     (home / "keys").mkdir(parents=True, exist_ok=True)
     node_key = PrivateKey.generate()
-    _write_secret(home / "node_key.json", {"scheme": "ed25519", "seed": node_key.seed.hex()})
+    write_key_file(home / "node_key.json", node_key)
     member_entries, member_keys = [], {}
     for name in CONSORTIUM[:members]:
         key = PrivateKey.generate()
         slug = name.lower().replace(" ", "-")
-        _write_secret(home / "keys" / f"{slug}.json", {"scheme": "ed25519", "seed": key.seed.hex(), "name": name})
+        write_key_file(home / "keys" / f"{slug}.json", key, name)
         member_entries.append({"name": name, "address": address_to_str(key.address())})
         member_keys[name] = key
     genesis = {
@@ -113,10 +113,6 @@ def init_home(home: Path, chain_id: str = DEFAULT_CHAIN_ID, port: int = 8080, me
     (home / "genesis.json").write_text(json.dumps(genesis, indent=2, sort_keys=True) + "\n")
     (home / "config.toml").write_text(CONFIG_TEMPLATE.format(chain_id=chain_id, port=port))
     return {"home": str(home), "chain_id": chain_id, "members": member_entries}
-
-
-def _write_secret(path: Path, payload: dict) -> None:
-    write_secret_file(path, json.dumps(payload, indent=2) + "\n")
 
 
 def load_config(home: Path) -> NodeConfig:
@@ -169,11 +165,3 @@ def load_genesis(path: Path) -> dict:
         if name not in genesis:
             raise ValueError(f"{path}: missing field {name!r}")
     return genesis
-
-
-def load_key(path: Path) -> PrivateKey:
-    """Read a key file written by init."""
-    from ..core.keys import scheme_from_name
-
-    data = json.loads(Path(path).read_text())
-    return PrivateKey(scheme_from_name(data["scheme"]), bytes.fromhex(data["seed"]))

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..core.files import write_secret_file
 from ..core.keys import PrivateKey
 from ..modules.devices import MANUFACTURER_TYPE
 from ..modules.identity import PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION, compute_did
@@ -47,6 +46,7 @@ from ..offchain.identity.ledger import NodeLedger, TxOutcome
 from ..offchain.identity.sealed import append_sealed_record, derive_key, new_salt, read_sealed, read_sealed_records
 from ..offchain.identity.tails import TailsStore
 from ..offchain.identity.types import KNOWN_TYPES, RESIDENT_ID, VEHICLE_REGISTRATION, CredentialType
+from .keyfiles import load_key, write_key_file, write_secret_text
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,9 @@ def init_issuers(home: Path, public_url: str) -> list[dict[str, Any]]:
         folder = Path(home) / ISSUERS_DIR / folder_name
         (folder / "tails").mkdir(parents=True, exist_ok=True)
         key = PrivateKey.generate()
-        _write_secret(folder / "key.json", json.dumps({"scheme": "ed25519", "seed": key.seed.hex(), "name": name}))
-        _write_secret(folder / "token", secrets.token_urlsafe(32))
-        _write_secret(folder / "passphrase", secrets.token_urlsafe(32))
+        write_key_file(folder / "key.json", key, name)
+        write_secret_text(folder / "token", secrets.token_urlsafe(32))
+        write_secret_text(folder / "passphrase", secrets.token_urlsafe(32))
         (folder / "issuer.toml").write_text(CONFIG_TEMPLATE.format(name=name, types=json.dumps(list(types)),
                                                                    public_url=public_url))
         did = compute_did(key.signer(), b"")
@@ -113,10 +113,6 @@ def compute_manufacturer_entry(key: PrivateKey) -> dict[str, Any]:
     return {"controller": {"threshold": 1, "keys": [public]}, "salt": "",
             "keys": [dict(public, fragment="key-1", purposes=[PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])],
             "services": [], "accreditations": [MANUFACTURER_TYPE]}
-
-
-def _write_secret(path: Path, text: str) -> None:
-    write_secret_file(path, text + "\n")
 
 
 @dataclass(frozen=True)
@@ -312,8 +308,6 @@ def _replay_journal(service: IssuerService, path: Path, file_key: bytes) -> None
 
 def open_hosted_issuers(home: Path, node: Any) -> dict[str, HostedIssuer]:
     """The issuers configured in a node's home, by DID (their state is loaded on first use)."""
-    from .home import load_key
-
     root = Path(home) / ISSUERS_DIR
     if not root.is_dir():
         return {}

@@ -1,4 +1,4 @@
-"""Request bodies of the identity routes (api/identity_routes.py), sent by the SDK's IdentityClient.
+"""Request bodies of the identity routes (api/routes/identity.py), sent by the SDK's IdentityClient.
 
 Their answers are W3C and AnonCreds documents whose shapes those standards own, so they travel as
 JSON objects and are not declared here.

@@ -1,4 +1,4 @@
-"""The REST endpoints. Each route decodes its input, calls NodeService off the event loop, encodes.
+"""The ledger's own REST endpoints: txs, blocks, accounts, state, queries, status. Each route decodes its input, calls NodeService off the event loop, encodes.
 
 Routes that only read are plain `def`, which FastAPI runs in its worker threads; routes that read a
 body or wait are `async def` and hand blocking calls to run_in_threadpool.
@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from .codec import (
+from ..codec import (
     MAX_BATCH_BODY_BYTES,
     MAX_TX_BODY_BYTES,
     decode_json,
@@ -19,15 +19,14 @@ from .codec import (
     json_response,
     read_body,
 )
-from .errors import ApiError, invalid_body, invalid_param
-from .metrics import CONTENT_TYPE
-from .schemas import SubmitBatchBody, SubmitTxBody, SubmitView
-from .service import NodeService
-from .waiting import BlockWatch, wait_for_commit
+from ..errors import ApiError, invalid_body, invalid_param
+from ..metrics import CONTENT_TYPE
+from ..schemas import SubmitBatchBody, SubmitTxBody, SubmitView
+from ..service import NodeService
+from ..waiting import BlockWatch, wait_for_commit
+from .common import MAX_INT64
 
 MAX_BATCH_TXS = 10_000
-# Heights and other integer parameters are int64 in SQLite and CometBFT; past this they are a 400.
-MAX_INT64 = 2**63 - 1
 DEFAULT_WAIT_S = 30.0
 MAX_WAIT_S = 600.0
 

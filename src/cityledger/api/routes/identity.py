@@ -28,8 +28,8 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..modules.devices.queries import query_device
-from ..modules.identity.queries import (
+from ...modules.devices.queries import query_device
+from ...modules.identity.queries import (
     query_cred_def,
     query_issuers,
     query_rev_reg_def,
@@ -37,13 +37,13 @@ from ..modules.identity.queries import (
     query_status_list,
     resolve_did,
 )
-from ..modules.identity.did import is_did
-from ..modules.identity.presentations import MAX_PRESENTATION_BYTES
-from ..offchain.identity.issuer import MAX_REFERENCES, REQUEST_TYPE, IssuanceError, OfficeUnavailable
-from ..offchain.identity.ledger import LedgerError, NodeLedger
-from ..offchain.identity.tails import TAILS_HASH_RE
-from ..offchain.identity.verifier import Verifier, load_verifier_key
-from ..wire.identity import (
+from ...modules.identity.did import is_did
+from ...modules.identity.presentations import MAX_PRESENTATION_BYTES
+from ...offchain.identity.issuer import MAX_REFERENCES, REQUEST_TYPE, IssuanceError, OfficeUnavailable
+from ...offchain.identity.ledger import LedgerError, NodeLedger
+from ...offchain.identity.tails import TAILS_HASH_RE
+from ...offchain.identity.verifier import Verifier, load_verifier_key
+from ...wire.identity import (
     IDENTITY_BODY_TYPES,
     CredentialRequestBody,
     DeviceMessageBody,
@@ -53,10 +53,10 @@ from ..wire.identity import (
     RevokeBody,
     VerifyBody,
 )
-from .codec import decode_json, json_response, read_body
-from .errors import ApiError, invalid_body, invalid_param, not_found
-from .protocols import NodeLike
-from .routes import MAX_INT64
+from ..codec import decode_json, json_response, read_body
+from ..errors import ApiError, invalid_body, invalid_param, not_found
+from ..protocols import NodeLike
+from .common import MAX_INT64
 
 MAX_IDENTITY_BODY_BYTES = 1024 * 1024
 # AnonCreds objects nest about 6 deep; anything far deeper is hostile, and Python's own JSON code
