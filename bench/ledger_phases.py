@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         def admit(chunk: list[bytes]) -> None:
             for raw in chunk:
                 tx_id = sha256(raw)
-                app.precheck(raw, signatures_verified=True, tx_id=tx_id)  # what a verifier worker vouches for
-                result = engine._admit(tx_id, raw)
+                decoded = app.precheck(raw, signatures_verified=True, tx_id=tx_id)  # a verifier worker's part
+                result = engine._admit(tx_id, raw, decoded)
                 if not result.result.ok:
                     raise RuntimeError(f"bench: tx refused: {result.result.log}")
 
