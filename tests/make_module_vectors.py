@@ -648,7 +648,8 @@ def _consent_anchors(story: Story, cast: dict, data_set: str) -> None:
                queries=[roots])
 
 
-STORIES = {"bank": bank_story, "consent": consent_story, "devices": devices_story, "governance": governance_story, "identity": identity_story}
+STORIES = {"bank": bank_story, "consent": consent_story, "devices": devices_story, "governance": governance_story,
+           "identity": identity_story}
 
 
 def main(argv: list[str]) -> int:
