@@ -15,6 +15,7 @@ from test_identity_fixtures import City
 from cityledger.core.encoding import encode
 from cityledger.core.errors import InvariantBroken
 from cityledger.core.hashing import sha256
+from cityledger.core.keys import PrivateKey
 from cityledger.core.state import DictState
 from cityledger.core.statekeys import PREFIX_CONSENT
 from cityledger.core.types import address_to_str
@@ -409,3 +410,58 @@ def test_privacy_consent_state_holds_only_ids_hashes_dids_purposes_and_heights(w
             else:
                 assert isinstance(value, int), name
     assert seen == {"DataSetRecord", "ConsentRecord", "AccessLogAnchor", "RecordsRoot"}
+
+
+# -- wiring: devices and identity are reached only through consent/expected.py ----------------------
+
+class FakeIdentity:
+    """Identity as consent/expected.py declares it: two DIDs in memory, one accredited gateway."""
+
+    def __init__(self, gateway: str, insurer: str) -> None:
+        from cityledger.modules.identity.messages import KIND_ORGANISATION, DidRecord
+
+        key = PrivateKey(1, b"\x07" * 32)
+        self.records = {did: DidRecord(did, KIND_ORGANISATION, key.signer(), [], [], 1, 1, 1, False)
+                        for did in (gateway, insurer)}
+        self.gateway = gateway
+
+    def get_did(self, state, did):
+        return self.records.get(did)
+
+    def is_accredited(self, state, did, credential_type):
+        return did == self.gateway and credential_type == GATEWAY_TYPE
+
+
+class FakeDevices:
+    """Devices as consent/expected.py declares it: one active device owned by one account; records each ask."""
+
+    def __init__(self, device: str, owner: bytes) -> None:
+        from cityledger.modules.devices import DeviceRecord
+
+        self.record = DeviceRecord(device, "vehicle", "M-1", "did:city:Maker", owner, b"", 1, "active", 1, 1)
+        self.asked: list[str] = []
+
+    def get_device(self, state, did):
+        self.asked.append(did)
+        return self.record if did == self.record.did else None
+
+
+def test_consent_writes_only_its_own_keys_and_asks_its_protocols():
+    from cityledger.core.state import Overlay
+    from cityledger.modules import consent
+    from cityledger.modules.base import Context
+
+    owner = PrivateKey(1, b"\x08" * 32)
+    device, gateway, insurer = "did:city:Device1", "did:city:Gateway1", "did:city:Buyer1"
+    identity, devices = FakeIdentity(gateway, insurer), FakeDevices(device, owner.address())
+    module = consent.new_module(identity, devices)
+    state = Overlay(DictState())
+    ctx = Context(state, "wiring-city", 5, 0, sender=owner.address(), signer=owner.signer())
+    module.handlers[RegisterDataSet](ctx, RegisterDataSet(SCHEMA, sha256(b"c"), device, gateway, ""))
+    data_set = compute_data_set_id(owner.address(), device, SCHEMA, sha256(b"c"))
+    module.handlers[GrantConsent](ctx, GrantConsent(data_set, insurer, "research", 1, 5, 100))
+    assert devices.asked == [device]
+    assert state.writes and all(key[0] == PREFIX_CONSENT for key in state.writes)
+    assert is_consent_valid(identity, state, data_set, insurer, "research", 5)
+    for invariant in module.invariants:
+        invariant(state)
