@@ -465,3 +465,18 @@ def test_consent_writes_only_its_own_keys_and_asks_its_protocols():
     assert is_consent_valid(identity, state, data_set, insurer, "research", 5)
     for invariant in module.invariants:
         invariant(state)
+
+
+def test_invalid_query_arguments_are_named(world):
+    data_set = world.data_set(b"queries")
+    for height in ("abc", "-1", " 5", "5\n", str(2**63), "٣"):
+        with pytest.raises(ValueError, match="height"):
+            world.valid(data_set, world.insurer.did, "research", height)
+    with pytest.raises(ValueError, match="after"):
+        world.ledger.query("/consent/consents", data_set=data_set, after="x")
+    with pytest.raises(LookupError, match="data set"):
+        world.ledger.query("/consent/data_set", id=data_set + "\n")
+    with pytest.raises(LookupError, match="consent"):
+        world.ledger.query("/consent/consent", id="999")
+    assert world.valid("nonsense", world.insurer.did, "research", 5) == {"valid": False, "consent": None}
+    assert world.ledger.query("/consent/consumer", consumer="did:city:nobody") == {"items": [], "next": None}
