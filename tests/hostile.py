@@ -24,6 +24,19 @@ from cityledger.core.keys import PrivateKey
 from cityledger.core.tx import build_tx
 from cityledger.core.types import address_to_str
 from cityledger.modules.bank import MultiSend, Output, Transfer
+from cityledger.modules.consent import (
+    GATEWAY_TYPE,
+    VAULT_SERVICE_TYPE,
+    ZERO_HEAD,
+    AnchorAccessLog,
+    AnchorRecordsRoot,
+    GrantConsent,
+    RegisterDataSet,
+    RevokeConsent,
+    compute_data_set_id,
+    get_data_set,
+    get_log_head,
+)
 from cityledger.modules.devices import AcceptTransfer, BindDevice, Decommission, OfferTransfer, compute_device_did
 from cityledger.modules.governance import SubmitProposal, Vote
 from cityledger.modules.governance.keys import NEXT_PROPOSAL_ID_KEY
@@ -137,6 +150,7 @@ class HostileWorld:
         self.ledger.send([self.owner_a], [OfferTransfer(self.bound_did, self.owner_b.address())]).raise_for_error()
         self.unbound_did = self._register(PrivateKey(2, bytes([0x72]) * 32))
         self.open_proposal = self._open_proposal()
+        self._consent_targets()
         self.published = self.office.published[RESIDENT_ID]
 
     def _create_org(self, key: PrivateKey) -> str:
@@ -154,6 +168,44 @@ class HostileWorld:
         self.city.registration(wallet, device_did, owner, f"REG-{device_did}")
         proof = prove_ownership(wallet, self.ledger, self.chain_id, device_did, owner)
         self.ledger.send([owner], [BindDevice(device_did, proof)]).raise_for_error()
+
+    def _consent_targets(self) -> None:
+        """An accredited gateway and vault service, a consumer, a data set of the bound device, a consent."""
+        self.gateway, self.vault = self.city.office("gateway", 0x63), self.city.office("vault", 0x64)
+        assert self.city.accredit(self.gateway.did, GATEWAY_TYPE) == "executed"
+        assert self.city.accredit(self.vault.did, VAULT_SERVICE_TYPE) == "executed"
+        self.consumer = self.city.office("consumer", 0x65).did
+        self.data_set_message = RegisterDataSet("vehicle-telemetry-1", b"\x11" * 32, self.bound_did,
+                                                self.gateway.did, "")
+        self.ledger.send([self.owner_a], [self.data_set_message]).raise_for_error()
+        self.data_set = compute_data_set_id(self.owner_a.address(), self.bound_did, "vehicle-telemetry-1",
+                                            b"\x11" * 32)
+        outcome = self.ledger.send([self.owner_a], [self._grant()]).raise_for_error()
+        self.consent_id = int(dict(outcome.events[0].attributes)["consent_id"])
+
+    def _grant(self) -> GrantConsent:
+        return GrantConsent(self.data_set, self.consumer, "research", 1, 10, self.ledger.height() + 100)
+
+    def _consent_baselines(self) -> dict[str, Callable[[], tuple[PrivateKey, Any]]]:
+        """Consent messages; registering the data set again is refused as a duplicate, whatever owner_did."""
+        vault_key = self.vault.keys[0]
+
+        def records_root() -> tuple[PrivateKey, Any]:
+            last = get_data_set(self.ledger.store, self.data_set).last_interval
+            return self.owner_a, AnchorRecordsRoot(self.data_set, last + 1, b"\x22" * 32, 5)
+
+        def access_log() -> tuple[PrivateKey, Any]:
+            head = get_log_head(self.ledger.store, self.vault.did, self.data_set)
+            previous, count = (ZERO_HEAD, 0) if head is None else (head.head, head.count)
+            return vault_key, AnchorAccessLog(self.vault.did, self.data_set, b"\x33" * 32, count + 1, previous)
+
+        return {
+            "consent/1.0/register_data_set": lambda: (self.owner_a, self.data_set_message),
+            "consent/1.0/grant": lambda: (self.owner_a, self._grant()),
+            "consent/1.0/revoke": lambda: (self.owner_a, RevokeConsent(self.consent_id)),
+            "consent/1.0/anchor_access_log": access_log,
+            "consent/1.0/anchor_records_root": records_root,
+        }
 
     def ensure_offer(self) -> None:
         """Offer the bound device to owner B again if a hostile tx withdrew the offer."""
@@ -210,7 +262,7 @@ class HostileWorld:
             "devices/1.0/accept_transfer": lambda: (self.owner_b, AcceptTransfer(self.bound_did, self.presentation())),
             "devices/1.0/offer_transfer": lambda: (self.owner_a, OfferTransfer(self.bound_did, self.binder.address())),
             "devices/1.0/decommission": lambda: (self.owner_a, Decommission(self.bound_did)),
-        }
+        } | self._consent_baselines()
 
     def owner_account(self) -> str:
         return address_to_str(self.owner_a.address())

@@ -1,4 +1,4 @@
-"""Regenerate tests/vectors/{bank,devices,governance,identity}.json from the code.
+"""Regenerate tests/vectors/{bank,consent,devices,governance,identity}.json from the code.
 
     .venv/bin/python tests/make_module_vectors.py [module ...]
 
@@ -410,7 +410,8 @@ def _identity_registry(story: Story, org: PrivateKey, did: str) -> None:
 class Fleet:
     """The devices story's cast: a manufacturer, a rogue one, a transport office issuing registrations."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, module: str = "devices", extra_dids: Sequence[dict] = (),
+                 extra_keys: dict[str, PrivateKey] | None = None) -> None:
         from cityledger.modules.identity import compute_did
         from cityledger.offchain.identity import (
             DEVICE_MANUFACTURER, VEHICLE_REGISTRATION, VEHICLE_REGISTRATION_TYPE, IssuerService, TailsStore)
@@ -419,11 +420,11 @@ class Fleet:
         members, accounts = members_and_accounts()
         keys = base_keys()
         self.maker, self.transport, self.rogue = (PrivateKey(1, bytes([s]) * 32) for s in (0x61, 0x42, 0x62))
-        keys.update(maker=self.maker, transport=self.transport, rogue=self.rogue)
+        keys.update(maker=self.maker, transport=self.transport, rogue=self.rogue, **(extra_keys or {}))
         self.tails = TailsStore(tmp / "tails", "https://transport.city.example/tails")
         dids = [did_entry(self.maker, [DEVICE_MANUFACTURER]), did_entry(self.rogue, []),
-                did_entry(self.transport, [VEHICLE_REGISTRATION], self.tails.base_url)]
-        self.story = Story("devices", genesis(members, accounts, dids=dids), keys, tmp)
+                did_entry(self.transport, [VEHICLE_REGISTRATION], self.tails.base_url), *extra_dids]
+        self.story = Story(module, genesis(members, accounts, dids=dids), keys, tmp)
         self.maker_did = compute_did(self.maker.signer(), b"")
         self.rogue_did = compute_did(self.rogue.signer(), b"")
         self.office = IssuerService(self.story, [self.transport], self.tails)
@@ -543,7 +544,112 @@ def _devices_ownership(fleet: Fleet, did1: str, did3: str) -> None:
                queries=_show(did3))
 
 
-STORIES = {"bank": bank_story, "devices": devices_story, "governance": governance_story, "identity": identity_story}
+# -- consent -------------------------------------------------------------------------------------
+
+def consent_story(tmp: Path) -> Story:
+    """A bound vehicle's data set, consents granted and revoked, access-log and records-root anchors."""
+    from cityledger.modules.consent import GATEWAY_TYPE, VAULT_SERVICE_TYPE
+    from cityledger.modules.devices import BindDevice
+    from cityledger.modules.identity import compute_did
+
+    gateway, vault, insurer = (PrivateKey(1, bytes([s]) * 32) for s in (0x63, 0x64, 0x65))
+    dids = [did_entry(gateway, [GATEWAY_TYPE]), did_entry(vault, [VAULT_SERVICE_TYPE]), did_entry(insurer, [])]
+    fleet = Fleet(tmp, "consent", dids, {"gateway": gateway, "vault": vault, "insurer": insurer})
+    story = fleet.story
+    d1, did1 = fleet.device(1)
+    story.send([fleet.maker], [fleet.register(d1)])
+    wallet = fleet.wallet()
+    owner = fleet.registered(wallet, "owner1", did1)
+    story.send([owner], [BindDevice(did1, fleet.prove(wallet, did1, owner))])
+    cast = {"owner": owner, "device": did1, "gateway": (gateway, compute_did(gateway.signer(), b"")),
+            "vault": (vault, compute_did(vault.signer(), b"")), "insurer": compute_did(insurer.signer(), b""),
+            "stranger": story.keys["a0"]}
+    data_set = _consent_data_sets(story, cast)
+    _consent_grants(story, cast, data_set)
+    _consent_anchors(story, cast, data_set)
+    return story
+
+
+def _consent_data_sets(story: Story, cast: dict) -> str:
+    """Registering a data set, and its refusals; returns the registered data set's id."""
+    from cityledger.modules.consent import RegisterDataSet, compute_data_set_id
+
+    owner, device, gateway = cast["owner"], cast["device"], cast["gateway"][1]
+    message = RegisterDataSet("vehicle-telemetry-1", b"\x11" * 32, device, gateway, "")
+    data_set = compute_data_set_id(owner.address(), device, "vehicle-telemetry-1", b"\x11" * 32)
+    show = [("consent/data_set", {"id": data_set})]
+    story.case("register_data_set", [owner], [message], queries=show)
+    story.case("invalid_register_data_set_of_anothers_device", [cast["stranger"]], [message], error="not_owner")
+    story.case("invalid_register_data_set_unknown_device", [owner],
+               [RegisterDataSet("vehicle-telemetry-1", b"\x11" * 32, gateway, gateway, "")], error="unknown_device")
+    story.case("invalid_register_data_set_gateway_not_accredited", [owner],
+               [RegisterDataSet("vehicle-telemetry-1", b"\x11" * 32, device, cast["insurer"], "")],
+               error="not_accredited")
+    story.case("invalid_register_data_set_schema", [owner],
+               [RegisterDataSet("Vehicle Telemetry", b"\x11" * 32, device, gateway, "")], error="invalid_data_set")
+    story.send([owner], [message])
+    story.case("invalid_register_data_set_twice", [owner], [message], error="already_registered", queries=show)
+    return data_set
+
+
+def _consent_grants(story: Story, cast: dict, data_set: str) -> None:
+    """Granting and revoking consents, with the validity query before and after."""
+    from cityledger.modules.consent import GrantConsent, RevokeConsent
+
+    owner, insurer = cast["owner"], cast["insurer"]
+    expiry = story.height() + 100
+    grant = GrantConsent(data_set, insurer, "insurance-pricing", 1, 50, expiry)
+    valid = ("consent/valid", {"data_set": data_set, "consumer": insurer, "purpose": "insurance-pricing",
+                               "height": str(story.height() + 2)})
+    listed = ("consent/consents", {"data_set": data_set})
+    story.case("grant_consent", [owner], [grant], queries=[valid, listed, ("consent/consent", {"id": "1"})])
+    story.case("invalid_grant_by_non_owner", [cast["stranger"]], [grant], error="not_owner")
+    story.case("invalid_grant_unknown_data_set", [owner], [GrantConsent("ds-" + "0" * 32, insurer,
+               "insurance-pricing", 1, 50, expiry)], error="unknown_data_set")
+    story.case("invalid_grant_unknown_consumer", [owner], [GrantConsent(data_set, "did:city:nobody",
+               "insurance-pricing", 1, 50, expiry)], error="unknown_consumer")
+    story.case("invalid_grant_unknown_purpose", [owner], [GrantConsent(data_set, insurer, "marketing", 1, 50,
+               expiry)], error="unknown_purpose")
+    story.case("invalid_grant_expired", [owner], [GrantConsent(data_set, insurer, "insurance-pricing", 1, 1,
+               story.height())], error="invalid_consent")
+    story.send([owner], [grant])
+    after = ("consent/valid", {"data_set": data_set, "consumer": insurer, "purpose": "insurance-pricing",
+                               "height": str(story.height() + 1)})
+    story.case("revoke_consent", [owner], [RevokeConsent(1)], queries=[after, ("consent/consent", {"id": "1"})])
+    story.case("invalid_revoke_by_non_owner", [cast["stranger"]], [RevokeConsent(1)], error="not_owner")
+    story.case("invalid_revoke_unknown_consent", [owner], [RevokeConsent(7)], error="unknown_consent")
+    story.send([owner], [RevokeConsent(1)])
+    story.case("invalid_revoke_twice", [owner], [RevokeConsent(1)], error="already_revoked")
+
+
+def _consent_anchors(story: Story, cast: dict, data_set: str) -> None:
+    """Access-log anchors (a linked chain, from an accredited vault service) and records roots."""
+    from cityledger.modules.consent import ZERO_HEAD, AnchorAccessLog, AnchorRecordsRoot
+
+    (vault, vault_did), (gateway, gateway_did) = cast["vault"], cast["gateway"]
+    first = AnchorAccessLog(vault_did, data_set, b"\x21" * 32, 3, ZERO_HEAD)
+    log = ("consent/access_log", {"service": vault_did, "subject": data_set})
+    story.case("anchor_access_log", [vault], [first], queries=[log])
+    story.case("invalid_anchor_access_log_unaccredited", [gateway],
+               [AnchorAccessLog(gateway_did, data_set, b"\x21" * 32, 3, ZERO_HEAD)], error="not_accredited")
+    story.send([vault], [first])
+    story.case("invalid_anchor_access_log_skipping_a_head", [vault],
+               [AnchorAccessLog(vault_did, data_set, b"\x23" * 32, 5, b"\x22" * 32)], error="broken_chain",
+               queries=[log])
+    story.case("anchor_access_log_next", [vault], [AnchorAccessLog(vault_did, data_set, b"\x22" * 32, 5,
+               b"\x21" * 32)], queries=[log])
+    roots = ("consent/records_roots", {"data_set": data_set})
+    root = AnchorRecordsRoot(data_set, 1, b"\x31" * 32, 10)
+    story.case("anchor_records_root_by_gateway", [gateway], [root], queries=[roots])
+    story.case("anchor_records_root_by_owner", [cast["owner"]], [root], queries=[roots])
+    story.case("invalid_anchor_records_root_by_stranger", [cast["stranger"]], [root], error="not_owner")
+    story.send([gateway], [root])
+    story.case("invalid_anchor_records_root_twice", [cast["owner"]], [root], error="invalid_anchor",
+               queries=[roots])
+
+
+STORIES = {"bank": bank_story, "consent": consent_story, "devices": devices_story, "governance": governance_story,
+           "identity": identity_story}
 
 
 def main(argv: list[str]) -> int:

@@ -5,8 +5,10 @@ The start is the devices vectors' pre-state (a consortium, funded accounts, an a
 transport office with its revocation registry, a bound device offered for transfer, a decommissioned
 one), built once and copied for each example. Hypothesis then draws transfers and multi-sends,
 proposals and votes for every governance action, DID creation, rotation and deactivation, status
-list updates, and device registration, binding, offers, acceptance and decommissioning, from pools
-of keys and identifiers small enough that the draws collide with the state already there.
+list updates, device registration, binding, offers, acceptance and decommissioning, and consent's
+data sets, grants, revocations and anchors (the template adds an accredited gateway and vault service
+and one data set), from pools of keys and identifiers small enough that the draws collide with the
+state already there.
 """
 
 from __future__ import annotations
@@ -24,8 +26,21 @@ from cityledger.core.accounts import get_nonce
 from cityledger.core.encoding import encode
 from cityledger.core.keys import PrivateKey, compute_address
 from cityledger.modules.bank import MultiSend, Output, Transfer
+from cityledger.modules.consent import (
+    GATEWAY_TYPE,
+    VAULT_SERVICE_TYPE,
+    ZERO_HEAD,
+    AnchorAccessLog,
+    AnchorRecordsRoot,
+    GrantConsent,
+    RegisterDataSet,
+    RevokeConsent,
+    compute_data_set_id,
+    get_consent,
+)
 from cityledger.modules.devices import KINDS, AcceptTransfer, BindDevice, Decommission, OfferTransfer, get_device
 from cityledger.modules.devices import compute_device_did
+from cityledger.modules.governance.keys import NEXT_PROPOSAL_ID_KEY
 from cityledger.modules.governance import MembershipChange, ParamChange, SubmitProposal, ValidatorChange, Vote
 from cityledger.modules.identity import (
     PURPOSE_ASSERTION,
@@ -66,7 +81,19 @@ amounts = st.sampled_from([-1, 0, 1, 250, 10**6, 2**62])
 addresses = st.sampled_from(ADDRESSES)
 any_did = st.sampled_from(ORG_DIDS + DEVICE_DIDS + ["did:web:example.com"])
 device_dids = st.sampled_from(DEVICE_DIDS)
-credential_types = st.sampled_from(["device-manufacturer", "vehicle-registration", "Not A Type"])
+credential_types = st.sampled_from(["device-manufacturer", "vehicle-registration", "Not A Type", GATEWAY_TYPE,
+                                    VAULT_SERVICE_TYPE])
+SCHEMA = "vehicle-telemetry-1"
+COMMITMENTS = [b"\x11" * 32, b"\x12" * 32]
+DATA_SETS = [compute_data_set_id(KEYS[owner].address(), DEVICE_DIDS[0], SCHEMA, commitment)
+             for owner in ("owner1", "owner2") for commitment in COMMITMENTS] + ["ds-" + "0" * 32]
+HEADS = [ZERO_HEAD, b"\x21" * 32, b"\x22" * 32, b"\x23" * 31]
+data_sets = st.sampled_from(DATA_SETS[:1] * 3 + DATA_SETS)  # mostly the template's data set
+subjects = st.sampled_from(DATA_SETS[:2] + ["city" + KEYS["owner1"].address().hex(), "nobody"])
+heads = st.sampled_from(HEADS)
+services = st.sampled_from([compute_did(KEYS[n].signer(), b"") for n in ("transport", "maker")])  # vault, gateway
+data_set_actors = st.sampled_from(["owner1", "owner1", "owner1", "thief"])  # mostly the data set's owner
+consumers = st.sampled_from(ORG_DIDS[-3:] + DEVICE_DIDS[:1] + ["did:web:example.com"])
 
 
 def _methods(name: str) -> list[VerificationKey]:
@@ -113,6 +140,19 @@ operations = st.one_of(
     st.tuples(device_actors, device_dids.map(lambda d: [Decommission(d)])),
     st.tuples(device_actors, device_dids.map(lambda d: [BindDevice(d, b"{}")])),
     st.tuples(device_actors, device_dids.map(lambda d: [AcceptTransfer(d, b"{}")])),
+    st.tuples(device_actors, st.builds(RegisterDataSet, st.sampled_from([SCHEMA, "Bad Schema"]),
+                                       st.sampled_from(COMMITMENTS + [b"\x13" * 31]), device_dids, services,
+                                       st.sampled_from(["", ORG_DIDS[0]])).map(lambda m: [m])),
+    st.tuples(data_set_actors, st.builds(GrantConsent, data_sets, consumers,
+                                         st.sampled_from(["research", "ad-training", "marketing"]),
+                                         st.sampled_from([1, 3, 0]), st.sampled_from([5, 40, 1]),
+                                         st.sampled_from([60, 500, 1, 10**8])).map(lambda m: [m])),
+    st.tuples(data_set_actors, st.integers(0, 4).map(lambda i: [RevokeConsent(i)])),
+    st.tuples(st.sampled_from(["transport", "transport", "maker"]),
+              st.builds(AnchorAccessLog, services, subjects, heads, st.integers(0, 4), heads).map(lambda m: [m])),
+    st.tuples(st.sampled_from(["owner1", "maker", "thief"]),
+              st.builds(AnchorRecordsRoot, data_sets, st.integers(0, 3), st.just(b"\x31" * 32),
+                        st.sampled_from([0, 1])).map(lambda m: [m])),
 )
 
 
@@ -123,6 +163,14 @@ def template(tmp_path_factory) -> Path:
     replay = AppReplay(VECTORS.chain_id, VECTORS.genesis, path)
     for step in VECTORS.history:
         assert replay.deliver(step).ok
+    for did, credential_type in ((_did("maker", b""), GATEWAY_TYPE), (_did("transport", b""), VAULT_SERVICE_TYPE)):
+        raw = replay.store.get(NEXT_PROPOSAL_ID_KEY)
+        proposal_id = 1 if raw is None else int.from_bytes(raw, "big")
+        action = SubmitProposal(encode(AccreditIssuer(did, credential_type)))
+        assert replay.deliver(Step([KEYS["m0"]], KEYS["m0"].signer(), [action])).ok
+        assert replay.deliver(Step([KEYS["m1"]], KEYS["m1"].signer(), [Vote(proposal_id, True)])).ok
+    data_set = RegisterDataSet(SCHEMA, COMMITMENTS[0], DEVICE_DIDS[0], _did("maker", b""), "")
+    assert replay.deliver(Step([KEYS["owner1"]], KEYS["owner1"].signer(), [data_set])).ok
     replay.store.close()
     return path
 
@@ -147,11 +195,20 @@ def build_block(replay: AppReplay, ops: list) -> list[bytes]:
 
 
 def growing(replay: AppReplay) -> dict:
-    """What may only grow: device epochs, decommissions, and the registry's revocations."""
+    """What may only grow: device epochs, decommissions, the registry's revocations, consent's keys
+    (the module never deletes) and revocations of consents."""
     devices = {did: get_device(replay.store, did) for did in DEVICE_DIDS}
     status = get_status_list(replay.store, STATUS.rev_reg_def_id)
     return {"epochs": {did: (r.epoch, r.status == "decommissioned") for did, r in devices.items() if r},
-            "revoked": int.from_bytes(status.revoked, "little")}
+            "revoked": int.from_bytes(status.revoked, "little"),
+            "consent_keys": sum(1 for _ in replay.store.iter_prefix(b"\x08")),
+            "consents_revoked": _revoked_consents(replay)}
+
+
+def _revoked_consents(replay: AppReplay) -> set[int]:
+    """Ids of the revoked consents among those the draws can name."""
+    consents = (get_consent(replay.store, consent_id) for consent_id in range(1, 5))
+    return {consent.id for consent in consents if consent is not None and consent.revoked_height}
 
 
 def assert_grew(before: dict, after: dict) -> None:
@@ -159,6 +216,8 @@ def assert_grew(before: dict, after: dict) -> None:
         epoch_now, retired_now = after["epochs"][did]
         assert epoch_now >= epoch and retired_now >= retired, did
     assert before["revoked"] & ~after["revoked"] == 0  # a revocation is never undone
+    assert before["consent_keys"] <= after["consent_keys"]
+    assert before["consents_revoked"] <= after["consents_revoked"]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -1,0 +1,91 @@
+"""consent: owners' data sets, purpose-bound consents, access-log and records-root anchors."""
+
+from functools import partial
+
+from ...core.statekeys import PREFIX_CONSENT
+from ..base import Module
+from .anchors import (
+    get_log_head,
+    get_records_root,
+    iter_log_anchors,
+    iter_records_roots,
+    process_anchor_access_log,
+    process_anchor_records_root,
+)
+from .errors import ERRORS
+from .expected import Devices, Identity
+from .genesis import init_genesis
+from .handlers import (
+    compute_data_set_id,
+    find_valid_consent,
+    get_consent,
+    get_data_set,
+    is_consent_valid,
+    is_valid_at,
+    iter_consumer_consents,
+    iter_data_set_consents,
+    process_grant,
+    process_register_data_set,
+    process_revoke,
+)
+from .invariants import check_anchors, check_consents, check_data_sets
+from .messages import (
+    GATEWAY_TYPE,
+    PURPOSES,
+    VAULT_SERVICE_TYPE,
+    ZERO_HEAD,
+    AccessLogAnchor,
+    AnchorAccessLog,
+    AnchorRecordsRoot,
+    ConsentRecord,
+    DataSetRecord,
+    GrantConsent,
+    RecordsRoot,
+    RegisterDataSet,
+    RevokeConsent,
+)
+from .queries import (
+    query_access_log,
+    query_consent,
+    query_consumer_consents,
+    query_data_set,
+    query_data_set_consents,
+    query_records_roots,
+    query_valid,
+)
+
+
+def new_module(identity: Identity, devices: Devices) -> Module:
+    """The consent module, given what it needs of identity and devices (node/modules.py wires them)."""
+    return Module(
+        name="consent",
+        prefix=PREFIX_CONSENT,
+        errors=ERRORS,
+        handlers={
+            RegisterDataSet: partial(process_register_data_set, identity, devices),
+            GrantConsent: partial(process_grant, identity),
+            RevokeConsent: process_revoke,
+            AnchorAccessLog: partial(process_anchor_access_log, identity),
+            AnchorRecordsRoot: partial(process_anchor_records_root, identity),
+        },
+        queries={
+            "data_set": query_data_set,
+            "consent": query_consent,
+            "consents": query_data_set_consents,
+            "consumer": query_consumer_consents,
+            "valid": partial(query_valid, identity),
+            "access_log": query_access_log,
+            "records_roots": query_records_roots,
+        },
+        init_genesis=init_genesis,
+        invariants=(partial(check_data_sets, devices), check_consents, check_anchors),
+    )
+
+
+__all__ = [
+    "AccessLogAnchor", "AnchorAccessLog", "AnchorRecordsRoot", "ConsentRecord", "DataSetRecord", "Devices",
+    "GATEWAY_TYPE", "GrantConsent", "Identity", "PURPOSES", "RecordsRoot", "RegisterDataSet", "RevokeConsent",
+    "VAULT_SERVICE_TYPE", "ZERO_HEAD", "compute_data_set_id", "find_valid_consent", "get_consent",
+    "get_data_set", "get_log_head", "get_records_root", "is_consent_valid", "is_valid_at",
+    "iter_consumer_consents", "iter_data_set_consents", "iter_log_anchors", "iter_records_roots", "new_module",
+]
