@@ -1,0 +1,1 @@
+"""Battery passports off chain: Tractus-X BatteryPass validation, Annex XIII access tiers, encrypted storage."""
