@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ...core.errors import InvariantBroken
@@ -143,7 +144,10 @@ class PassportStore:
                                (passport_id, tier)).fetchone()
         aad = _aad("key", passport_id, tier)
         if row is not None:
-            return self._master.decrypt(row[0][:NONCE_BYTES], row[0][NONCE_BYTES:], aad)
+            try:
+                return self._master.decrypt(row[0][:NONCE_BYTES], row[0][NONCE_BYTES:], aad)
+            except InvalidTag:
+                raise PassportError("master_key", f"does not open the keys of {self.directory}") from None
         key, nonce = AESGCM.generate_key(bit_length=8 * KEY_BYTES), os.urandom(NONCE_BYTES)
         wrapped = nonce + self._master.encrypt(nonce, key, aad)
         self._db.execute("INSERT INTO tier_keys VALUES (?, ?, ?)", (passport_id, tier, wrapped))
@@ -213,7 +217,7 @@ class PassportStore:
         try:
             plain = AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:],
                                         _aad(passport_id, tier, stored.version))
-        except Exception as error:  # cryptography's InvalidTag: the file was changed or moved.
+        except InvalidTag as error:  # The file was changed, damaged or moved from another slot.
             raise InvariantBroken(f"passport {passport_id} {tier} v{stored.version}: ciphertext fails") from error
         part = json.loads(plain)
         if compute_tier_hash(part) != stored.hash_hex:
