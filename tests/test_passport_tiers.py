@@ -142,3 +142,10 @@ def test_split_merge_round_trip_on_random_documents(doc):
         for path, value in leaves(part):
             if value != {} and value != []:
                 assert tiers_under(template_of(path))[0] == tier, (tier, path)
+
+
+def test_docs_table_matches_the_code():
+    from pathlib import Path
+    doc = (Path(__file__).parents[1] / "docs" / "PASSPORT_TIERS.md").read_text(encoding="utf-8")
+    rows = [line for line in doc.splitlines() if line.startswith("| `$")]
+    assert rows == [f"| `{row.path}` | {row.tier} | {row.point} | {row.why} |" for row in TIER_TABLE]
