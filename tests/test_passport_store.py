@@ -237,3 +237,18 @@ def test_invalid_log_with_an_entry_changed_breaks_the_chain(store):
     assert caught.value.field == "hash"
     with pytest.raises(PassportError):
         store.get_log(limit=0)
+
+
+def test_invalid_document_not_json_or_too_large(tmp_path):
+    store = PassportStore(tmp_path, new_master_key())
+    doc = example()
+    doc["performance"]["dynamic"]["stateOfCharge"]["value"] = float("nan")
+    with pytest.raises(PassportInvalid) as caught:
+        store.put_document(doc)
+    assert caught.value.issues[0].path == "$"
+    doc = example()
+    doc["performance"]["dynamic"]["negativeEvents"][0]["content"] = "x" * (4 * 1024 * 1024)
+    with pytest.raises(PassportInvalid) as caught:
+        store.put_document(doc)
+    assert "bytes of JSON" in str(caught.value)
+    assert store.get_versions(PASSPORT_ID, "legitimate") == []

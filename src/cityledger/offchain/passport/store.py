@@ -25,9 +25,9 @@ from ...core.errors import InvariantBroken
 from ...core.files import write_secret_file
 from .accesslog import GENESIS_HEX, compute_entry_hash, verify_chain
 from .tiers import canonical_json, compute_tier_hash, export_tiers, is_withheld, merge, split
-from .types import (MAX_LOG_PAGE, MAX_READER_DID_CHARS, MAX_TIER_VERSION, RESTRICTED_TIERS, TIERS,
-                    AccessDenied, AccessEntry, NotFound, PassportError, Tier, TierVersion, VersionError,
-                    tier_rank)
+from .types import (MAX_DOCUMENT_BYTES, MAX_LOG_PAGE, MAX_READER_DID_CHARS, MAX_TIER_VERSION,
+                    RESTRICTED_TIERS, TIERS, AccessDenied, AccessEntry, NotFound, PassportError,
+                    PassportInvalid, SchemaIssue, Tier, TierVersion, VersionError, tier_rank)
 from .validate import UUID_RE, check_document
 
 KEY_BYTES = 32
@@ -84,7 +84,7 @@ class PassportStore:
         self.directory = Path(directory)
         (self.directory / BLOB_DIR).mkdir(parents=True, exist_ok=True)
         self._master = AESGCM(master_key)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._db = sqlite3.connect(self.directory / DB_FILE, isolation_level=None, check_same_thread=False)
         self._db.executescript(SCHEMA_SQL)
 
@@ -96,6 +96,12 @@ class PassportStore:
 
     def put_document(self, document: dict[str, Any]) -> list[TierVersion]:
         """Validate a full document and store a new version of each tier that changed; the new versions."""
+        try:
+            size = len(canonical_json(document))
+        except (TypeError, ValueError) as error:  # NaN, a set, bytes: nothing JSON can carry.
+            raise PassportInvalid([SchemaIssue("$", f"not JSON: {error}")]) from None
+        if size > MAX_DOCUMENT_BYTES:
+            raise PassportInvalid([SchemaIssue("$", f"{size} bytes of JSON, at most {MAX_DOCUMENT_BYTES} allowed")])
         check_document(document)
         passport_id = canonical_passport_id(document["metadata"]["passportIdentifier"])
         written = []
@@ -164,8 +170,9 @@ class PassportStore:
     def get_versions(self, passport_id: str, tier: Tier) -> list[TierVersion]:
         """Every stored version of one tier, oldest first (no content, so no proof needed)."""
         passport_id, _ = canonical_passport_id(passport_id), tier_rank(tier)
-        rows = self._db.execute("SELECT version, hash FROM tier_versions WHERE passport_id = ? AND tier = ? "
-                                "ORDER BY version", (passport_id, tier)).fetchall()
+        with self._lock:
+            rows = self._db.execute("SELECT version, hash FROM tier_versions WHERE passport_id = ? AND tier = ? "
+                                    "ORDER BY version", (passport_id, tier)).fetchall()
         return [TierVersion(passport_id, tier, version, hash_hex) for version, hash_hex in rows]
 
     def _latest(self, passport_id: str, tier: Tier) -> TierVersion | None:
@@ -239,7 +246,8 @@ class PassportStore:
 
     def get_log_head(self) -> tuple[int, str]:
         """(last seq, its hash): what is anchored on chain; (0, GENESIS_HEX) for an empty log."""
-        row = self._db.execute("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1").fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1").fetchone()
         return (0, GENESIS_HEX) if row is None else (row[0], row[1])
 
     def get_log(self, after_seq: int = 0, limit: int = MAX_LOG_PAGE,
@@ -250,7 +258,8 @@ class PassportStore:
         query, args = "SELECT * FROM access_log WHERE seq > ?", [after_seq]
         if passport_id is not None:
             query, args = query + " AND passport_id = ?", [after_seq, canonical_passport_id(passport_id)]
-        rows = self._db.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
         return [AccessEntry(*row) for row in rows]
 
     def verify_log(self) -> str:

@@ -26,6 +26,7 @@ DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # ISO 8601 extended format with seconds, optional fraction and optional zone, four-digit year:
 # the schema's Timestamp pattern is not anchored, so its own match proves nothing.
 TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
+MISSING = "required field missing"
 UUID_RE = re.compile(r"(urn:uuid:)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -58,7 +59,7 @@ def validate_document(document: Any, excused: Callable[[str], bool] | None = Non
         issues.add(SchemaIssue(format_path(error.absolute_path), error.message))
     _strict(document, "$", issues)
     excused = excused or (lambda path: False)
-    return sorted(issue for issue in issues if not (issue.message == "required field missing"
+    return sorted(issue for issue in issues if not (issue.message == MISSING
                                                     and excused(template_of(issue.path))))
 
 
@@ -103,7 +104,7 @@ def _strict_object(value: dict, path: str, issues: set[SchemaIssue]) -> None:
     template = template_of(path)
     for key in _required(template):
         if key not in value:
-            issues.add(SchemaIssue(child_path(path, key), "required field missing"))
+            issues.add(SchemaIssue(child_path(path, key), MISSING))
     for key, child in value.items():
         if child_path(template, key) not in field_specs():
             issues.add(SchemaIssue(child_path(path, key), "unknown property, not in BatteryPass 6.1.0"))
@@ -114,7 +115,7 @@ def _strict_object(value: dict, path: str, issues: set[SchemaIssue]) -> None:
 @functools.cache
 def _required(template: str) -> tuple[str, ...]:
     """The required keys of the object at `template`."""
-    schema, node = load_schema(), load_schema()
+    schema = node = load_schema()
     for step in _steps(template):
         node, _ = resolve(schema, node)
         node = node["items"] if step == "[]" else node["properties"][step]
