@@ -3,8 +3,11 @@
 import copy
 import dataclasses
 import sqlite3
+import tempfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from passport_example import PASSPORT_ID, example, leaves
 
@@ -252,3 +255,42 @@ def test_invalid_document_not_json_or_too_large(tmp_path):
         store.put_document(doc)
     assert "bytes of JSON" in str(caught.value)
     assert store.get_versions(PASSPORT_ID, "legitimate") == []
+
+
+EDITS = {
+    "public": lambda doc, n: doc["characteristics"]["physicalDimension"]["weight"].update(value=400 + n),
+    "legitimate": lambda doc, n: doc["performance"]["dynamic"]["stateOfCharge"].update(value=n),
+    "authority": lambda doc, n: doc["conformity"]["resultOfTestReport"][0].update(header=f"AUTH report {n}"),
+}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(TIERS), st.integers(0, 3), st.integers(0, 4)), max_size=6))
+def test_history_only_grows_under_random_updates(ops):
+    with tempfile.TemporaryDirectory() as folder:
+        store = PassportStore(folder, new_master_key())
+        doc = example()
+        store.put_document(doc)
+        history = {tier: store.get_versions(PASSPORT_ID, tier) for tier in TIERS}
+        for tier, value, version in ops:
+            EDITS[tier](doc, value)
+            try:
+                if version:
+                    store.put_tier_version(PASSPORT_ID, tier, version, split(doc)[tier])
+                else:
+                    store.put_document(doc)
+            except VersionError:
+                doc = store.export(PASSPORT_ID, "authority", proof_ok=True, **READER)
+            for each in TIERS:
+                now = store.get_versions(PASSPORT_ID, each)
+                # Old versions never change or vanish; versions count 1, 2, 3, ... without a gap.
+                assert now[:len(history[each])] == history[each]
+                assert [v.version for v in now] == list(range(1, len(now) + 1))
+                history[each] = now
+        for tier in TIERS:
+            for stored in history[tier]:
+                part = store.read_tier(PASSPORT_ID, tier, proof_ok=True, version=stored.version, **READER)
+                assert compute_tier_hash(part) == stored.hash_hex
+        assert store.export(PASSPORT_ID, "authority", proof_ok=True, **READER) == doc
+        store.verify_log()
+        store.close()

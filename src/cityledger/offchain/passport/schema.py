@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 SCHEMA_FILE = "BatteryPass-schema.json"
 SCHEMA_ASPECT_URN = "urn:samm:io.catenax.battery.battery_pass:6.1.0#BatteryPass"
 REF_PREFIX = "#/components/schemas/"
+INDEX_RE = re.compile(r"\[\d+\]")
 
 
 @dataclass(frozen=True)
@@ -63,16 +65,7 @@ def child_path(path: str, key: str) -> str:
 
 def template_of(path: str) -> str:
     """The template of a concrete path: every [n] becomes []."""
-    out, i = [], 0
-    while i < len(path):
-        if path[i] == "[":
-            end = path.index("]", i)
-            out.append("[]")
-            i = end + 1
-        else:
-            out.append(path[i])
-            i += 1
-    return "".join(out)
+    return INDEX_RE.sub("[]", path)
 
 
 @functools.cache

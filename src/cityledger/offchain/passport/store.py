@@ -86,6 +86,9 @@ class PassportStore:
         self._master = AESGCM(master_key)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.directory / DB_FILE, isolation_level=None, check_same_thread=False)
+        # WAL: a commit is one sequential append and fsync, not a rollback journal's several.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA_SQL)
 
     def close(self) -> None:
@@ -184,27 +187,34 @@ class PassportStore:
     def read_tier(self, passport_id: str, tier: Tier, *, proof_ok: bool, reader_did: str, height: int,
                   time_s: int, version: int | None = None) -> dict[str, Any]:
         """One tier's part (latest or `version`); a restricted tier needs `proof_ok` and is logged."""
-        passport_id, _ = canonical_passport_id(passport_id), tier_rank(tier)
-        _check_reader(reader_did, height, time_s)
-        if tier in RESTRICTED_TIERS and proof_ok is not True:
-            raise AccessDenied("proof", f"the {tier} tier needs a verified presentation of its credential")
-        with self._lock:
-            stored = self._find(passport_id, tier, version)
-            part = self._open(passport_id, tier, stored.version)
-            if tier in RESTRICTED_TIERS:
-                self._append_log(passport_id, tier, stored.version, reader_did, height, time_s)
-        return part
+        return self._read(passport_id, (tier,), proof_ok, reader_did, height, time_s, version)[tier]
 
     def export(self, passport_id: str, tier: Tier, *, proof_ok: bool, reader_did: str, height: int,
                time_s: int) -> dict[str, Any]:
         """The document up to `tier` (public ⊂ legitimate ⊂ authority), checked against the schema."""
         tier_rank(tier)
-        parts = {each: self.read_tier(passport_id, each, proof_ok=proof_ok, reader_did=reader_did,
-                                      height=height, time_s=time_s) for each in export_tiers(tier)}
+        parts = self._read(passport_id, export_tiers(tier), proof_ok, reader_did, height, time_s, None)
         document = merge(parts)
         # Below the authority tier the schema's required fields of higher tiers are withheld on purpose.
         check_document(document, excused=lambda template: is_withheld(template, tier))
         return document
+
+    def _read(self, passport_id: str, tiers: tuple[Tier, ...], proof_ok: bool, reader_did: str, height: int,
+              time_s: int, version: int | None) -> dict[Tier, dict[str, Any]]:
+        """Decrypt the given tiers; log the restricted ones, all in one transaction, before returning."""
+        passport_id = canonical_passport_id(passport_id)
+        for tier in tiers:
+            tier_rank(tier)
+        _check_reader(reader_did, height, time_s)
+        restricted = [tier for tier in tiers if tier in RESTRICTED_TIERS]
+        if restricted and proof_ok is not True:
+            raise AccessDenied("proof", f"the {restricted[-1]} tier needs a verified presentation of its credential")
+        with self._lock:
+            found = {tier: self._find(passport_id, tier, version) for tier in tiers}
+            parts = {tier: self._open(passport_id, tier, found[tier].version) for tier in tiers}
+            self._append_log([(passport_id, tier, found[tier].version, reader_did, height, time_s)
+                              for tier in restricted])
+        return parts
 
     def _find(self, passport_id: str, tier: Tier, version: int | None) -> TierVersion:
         """The stored version asked for; raise NotFound."""
@@ -233,16 +243,19 @@ class PassportStore:
 
     # The access log.
 
-    def _append_log(self, passport_id: str, tier: Tier, version: int, reader_did: str, height: int,
-                    time_s: int) -> AccessEntry:
-        """Append one read to the chained log, in its own transaction."""
+    def _append_log(self, reads: list[tuple[str, Tier, int, str, int, int]]) -> None:
+        """Append (passport, tier, version, reader, height, time) reads to the chained log, in one transaction."""
+        if not reads:
+            return
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             seq, prev = self.get_log_head()
-            entry_hash = compute_entry_hash(seq + 1, passport_id, tier, version, reader_did, height, time_s, prev)
-            self._db.execute("INSERT INTO access_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (seq + 1, passport_id, tier, version, reader_did, height, time_s, prev, entry_hash))
-        return AccessEntry(seq + 1, passport_id, tier, version, reader_did, height, time_s, prev, entry_hash)
+            for passport_id, tier, version, reader_did, height, time_s in reads:
+                seq, entry_hash = seq + 1, compute_entry_hash(seq + 1, passport_id, tier, version, reader_did,
+                                                              height, time_s, prev)
+                self._db.execute("INSERT INTO access_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 (seq, passport_id, tier, version, reader_did, height, time_s, prev, entry_hash))
+                prev = entry_hash
 
     def get_log_head(self) -> tuple[int, str]:
         """(last seq, its hash): what is anchored on chain; (0, GENESIS_HEX) for an empty log."""

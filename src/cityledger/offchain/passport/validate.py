@@ -36,7 +36,20 @@ def _validator() -> Any:
     schema = load_schema()
     cls = validators.validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    # The same rules with every $ref replaced by its target (the schema has no recursion): the
+    # validator then skips reference lookups, which took more than half of its time.
+    return cls(_inline_refs(schema, schema), format_checker=cls.FORMAT_CHECKER)
+
+
+def _inline_refs(schema: dict[str, Any], node: Any) -> Any:
+    """`node` with each {"$ref": ...} replaced by a copy of its target, and the components dropped."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline_refs(schema, resolve(schema, node)[0])
+        return {key: _inline_refs(schema, value) for key, value in node.items() if key != "components"}
+    if isinstance(node, list):
+        return [_inline_refs(schema, item) for item in node]
+    return node
 
 
 def format_path(parts: Iterable[str | int]) -> str:
