@@ -264,7 +264,7 @@ EDITS = {
 }
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(TIERS), st.integers(0, 3), st.integers(0, 4)), max_size=6))
 def test_history_only_grows_under_random_updates(ops):
     with tempfile.TemporaryDirectory() as folder:

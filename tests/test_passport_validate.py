@@ -138,3 +138,21 @@ def test_load_document_refusals():
 
 def test_every_schema_leaf_has_a_spec():
     assert len(leaf_paths()) > 250 and field_specs()["$"].json_type == "object"
+
+
+def test_nil_predecessor_means_none_but_not_as_passport_id():
+    from cityledger.offchain.passport.validate import get_predecessor
+    doc = example()
+    assert get_predecessor(doc) == doc["metadata"]["predecessor"]
+    doc["metadata"]["predecessor"] = "urn:uuid:00000000-0000-0000-0000-000000000000"
+    assert paths(doc) == [] and get_predecessor(doc) is None
+    doc["metadata"]["passportIdentifier"] = "00000000-0000-0000-0000-000000000000"
+    assert paths(doc) == ["$.metadata.passportIdentifier"]
+
+
+def test_tractus_x_style_values_accepted():
+    doc = example()
+    doc["metadata"]["passportIdentifier"] = "urn:uuid:550e8400-e29b-41d4-a716-446655440000"
+    doc["performance"]["dynamic"]["fullCycles"]["time"] = "2023-12-07T10:39:13.576+01:00"
+    doc["identification"]["identification"]["codes"][0] = {"key": "TARIC", "value": "8703 24 10 00"}
+    assert paths(doc) == []

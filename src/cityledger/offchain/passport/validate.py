@@ -27,6 +27,9 @@ DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # the schema's Timestamp pattern is not anchored, so its own match proves nothing.
 TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
 MISSING = "required field missing"
+# The schema requires a predecessor; Tractus-X fills it with the nil UUID when there is none.
+PREDECESSOR_PATH = "$.metadata.predecessor"
+PREDECESSOR_REF = "predecessor"
 UUID_RE = re.compile(r"(urn:uuid:)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -101,6 +104,11 @@ def _strict(value: Any, path: str, issues: set[SchemaIssue]) -> None:
     spec = field_specs().get(template_of(path))
     if spec is None:
         return
+    if path == PREDECESSOR_PATH and isinstance(value, str):
+        problem = _loose_value(PREDECESSOR_REF, value)
+        if problem:
+            issues.add(SchemaIssue(path, problem))
+        return
     if isinstance(value, dict) and spec.json_type == "object":
         _strict_object(value, path, issues)
     elif isinstance(value, list) and spec.json_type == "array" and not spec.is_leaf:
@@ -157,6 +165,9 @@ def _loose_value(ref: str, value: str) -> str:
         return "" if _is_timestamp(value) else "expected an ISO 8601 date-time YYYY-MM-DDThh:mm:ss[.f][Z|±hh:mm]"
     if ref == "UuidV4Trait":
         return "" if _is_uuid4(value) else "expected a UUID version 4 (RFC 4122 variant)"
+    if ref == PREDECESSOR_REF:
+        ok = _is_uuid4(value) or (UUID_RE.fullmatch(value) and uuid.UUID(value[-36:]) == uuid.UUID(int=0))
+        return "" if ok else "expected a UUID version 4, or the nil UUID for no predecessor"
     return ""
 
 
@@ -219,3 +230,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _no_constant(name: str) -> Any:
     """NaN and Infinity are not JSON."""
     raise ValueError(f"{name} is not a JSON number")
+
+
+def get_predecessor(document: dict[str, Any]) -> str | None:
+    """The passport a valid document succeeds (lower-case bare UUID), or None for the nil UUID."""
+    parsed = uuid.UUID(document["metadata"]["predecessor"].removeprefix("urn:uuid:"))
+    return None if parsed.int == 0 else str(parsed)
