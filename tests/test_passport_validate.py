@@ -156,3 +156,14 @@ def test_tractus_x_style_values_accepted():
     doc["performance"]["dynamic"]["fullCycles"]["time"] = "2023-12-07T10:39:13.576+01:00"
     doc["identification"]["identification"]["codes"][0] = {"key": "TARIC", "value": "8703 24 10 00"}
     assert paths(doc) == []
+
+
+@pytest.mark.parametrize("key", ["composition[0]", "active.nickel", "composition[]"])
+def test_invalid_keys_shaped_like_paths_are_unknown(key):
+    from cityledger.offchain.passport.tiers import split
+    from cityledger.offchain.passport.types import PassportError
+    doc = example()
+    doc["materials"][key] = doc["materials"]["composition"][0] if "[" in key else {"recycled": 1}
+    assert paths(doc) == [f"$.materials.{key}"]
+    with pytest.raises(PassportError):
+        split(doc)

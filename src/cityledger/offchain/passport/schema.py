@@ -63,6 +63,11 @@ def child_path(path: str, key: str) -> str:
     return f"{path}.{key}"
 
 
+def is_property(template: str, key: str) -> bool:
+    """Whether `key` is a property of the object at `template` (a key holding . or [ never is)."""
+    return not any(mark in key for mark in ".[]") and child_path(template, key) in field_specs()
+
+
 def template_of(path: str) -> str:
     """The template of a concrete path: every [n] becomes []."""
     return INDEX_RE.sub("[]", path)

@@ -117,8 +117,8 @@ class PassportStore:
 
     def put_tier_version(self, passport_id: str, tier: Tier, version: int, part: dict[str, Any]) -> TierVersion:
         """Store `part` as `version` of one tier: it must be the next version and keep the document valid."""
-        passport_id, rank = canonical_passport_id(passport_id), tier_rank(tier)
-        if split(part)[TIERS[rank]] != part:
+        passport_id, _ = canonical_passport_id(passport_id), tier_rank(tier)
+        if split(part)[tier] != part:
             raise PassportError("part", f"holds fields of another tier than {tier}")
         with self._lock:
             latest = self._latest(passport_id, tier)

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from .schema import child_path, field_specs, leaf_paths, template_of
+from .schema import child_path, is_property, leaf_paths, template_of
 from .types import TIERS, PassportError, Tier, tier_rank
 
 
@@ -125,6 +125,8 @@ def _split(value: Any, path: str) -> dict[Tier, Any]:
     if isinstance(value, dict):
         parts: dict[Tier, Any] = {}
         for key, child in value.items():
+            if not is_property(template, key):
+                raise PassportError(child_path(path, key), "not a field of BatteryPass 6.1.0")
             for tier, part in _split(child, child_path(path, key)).items():
                 parts.setdefault(tier, {})[key] = part
         return parts

@@ -18,7 +18,7 @@ from typing import Any
 
 from jsonschema import validators
 
-from .schema import child_path, field_specs, load_schema, resolve, template_of
+from .schema import child_path, field_specs, is_property, load_schema, resolve, template_of
 from .types import (MAX_DOCUMENT_BYTES, MAX_DOCUMENT_DEPTH, MAX_REPORTED_ISSUES, PassportInvalid,
                     SchemaIssue)
 
@@ -127,7 +127,7 @@ def _strict_object(value: dict, path: str, issues: set[SchemaIssue]) -> None:
         if key not in value:
             issues.add(SchemaIssue(child_path(path, key), MISSING))
     for key, child in value.items():
-        if child_path(template, key) not in field_specs():
+        if not is_property(template, key):
             issues.add(SchemaIssue(child_path(path, key), "unknown property, not in BatteryPass 6.1.0"))
         else:
             _strict(child, child_path(path, key), issues)
