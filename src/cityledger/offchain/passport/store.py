@@ -132,10 +132,10 @@ class PassportStore:
 
     def _write(self, passport_id: str, items: list[tuple[Tier, dict[str, Any], int]]) -> list[TierVersion]:
         """Encrypt and store each (tier, part, version); the files first, then the index in one transaction."""
+        if any(version > MAX_TIER_VERSION for _, _, version in items):
+            raise VersionError("version", f"at most {MAX_TIER_VERSION} versions of a tier")
         out, rows = [], []
         for tier, part, version in items:
-            if version > MAX_TIER_VERSION:
-                raise VersionError("version", f"at most {MAX_TIER_VERSION} versions of a tier")
             key = self._data_key(passport_id, tier)
             nonce = os.urandom(NONCE_BYTES)
             sealed = AESGCM(key).encrypt(nonce, canonical_json(part), _aad(passport_id, tier, version))
