@@ -1,0 +1,293 @@
+"""PassportStore: each tier of each passport encrypted at rest under its own key, versions that only grow.
+
+Embedded default: SQLite (index, wrapped keys, access log) and one file per tier version, under one
+directory (the node's home). Each (passport, tier) has a random 256-bit data key, kept only wrapped
+by the store's master key (AES-256-GCM); each version is AES-256-GCM under the data key with the
+passport id, tier and version as associated data, so a blob moved to another slot fails to open.
+Serving a restricted tier needs `proof_ok`: the caller (the API) verifies the credential
+presentation first; this store only enforces that the answer was yes and logs the read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ...core.errors import InvariantBroken
+from ...core.files import write_secret_file
+from .accesslog import GENESIS_HEX, compute_entry_hash, verify_chain
+from .tiers import canonical_json, compute_tier_hash, export_tiers, is_withheld, merge, split
+from .types import (MAX_DOCUMENT_BYTES, MAX_LOG_PAGE, MAX_READER_DID_CHARS, MAX_TIER_VERSION,
+                    RESTRICTED_TIERS, TIERS, AccessDenied, AccessEntry, NotFound, PassportError,
+                    PassportInvalid, SchemaIssue, Tier, TierVersion, VersionError, tier_rank)
+from .validate import UUID_RE, check_document
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+DB_FILE = "passports.sqlite"
+BLOB_DIR = "blobs"
+MAX_INT64 = 2**63 - 1
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS tier_keys (passport_id TEXT, tier TEXT, wrapped BLOB NOT NULL,
+    PRIMARY KEY (passport_id, tier));
+CREATE TABLE IF NOT EXISTS tier_versions (passport_id TEXT, tier TEXT, version INTEGER,
+    hash TEXT NOT NULL, PRIMARY KEY (passport_id, tier, version));
+CREATE TABLE IF NOT EXISTS access_log (seq INTEGER PRIMARY KEY, passport_id TEXT NOT NULL,
+    tier TEXT NOT NULL, version INTEGER NOT NULL, reader_did TEXT NOT NULL, height INTEGER NOT NULL,
+    time_s INTEGER NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
+"""
+
+
+def new_master_key() -> bytes:
+    """A fresh random master key."""
+    return AESGCM.generate_key(bit_length=8 * KEY_BYTES)
+
+
+def load_or_create_master_key(path: Path | str) -> bytes:
+    """The master key in `path` (owner-only), created there on first use."""
+    path = Path(path)
+    if not path.exists():
+        write_secret_file(path, new_master_key())
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise PassportError("master_key", f"{path} holds {len(key)} bytes, expected {KEY_BYTES}")
+    return key
+
+
+def canonical_passport_id(value: Any) -> str:
+    """The lower-case bare form of a passport id (UUID, bare or urn:uuid:); raise PassportError."""
+    if not isinstance(value, str) or not UUID_RE.fullmatch(value):
+        raise PassportError("passport_id", f"expected a UUID, got {value!r}")
+    return str(uuid.UUID(value.removeprefix("urn:uuid:")))
+
+
+def _aad(*parts: object) -> bytes:
+    """Associated data binding a ciphertext to its slot."""
+    return "|".join(str(part) for part in ("cityledger/passport/1", *parts)).encode()
+
+
+class PassportStore:
+    """Passport documents by tier and version, encrypted at rest, with the access log of restricted reads."""
+
+    def __init__(self, directory: Path | str, master_key: bytes) -> None:
+        if len(master_key) != KEY_BYTES:
+            raise PassportError("master_key", f"expected {KEY_BYTES} bytes, got {len(master_key)}")
+        self.directory = Path(directory)
+        (self.directory / BLOB_DIR).mkdir(parents=True, exist_ok=True)
+        self._master = AESGCM(master_key)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.directory / DB_FILE, isolation_level=None, check_same_thread=False)
+        # WAL: a commit is one sequential append and fsync, not a rollback journal's several.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA_SQL)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    # Writing.
+
+    def put_document(self, document: dict[str, Any]) -> list[TierVersion]:
+        """Validate a full document and store a new version of each tier that changed; the new versions."""
+        try:
+            size = len(canonical_json(document))
+        except (TypeError, ValueError) as error:  # NaN, a set, bytes: nothing JSON can carry.
+            raise PassportInvalid([SchemaIssue("$", f"not JSON: {error}")]) from None
+        if size > MAX_DOCUMENT_BYTES:
+            raise PassportInvalid([SchemaIssue("$", f"{size} bytes of JSON, at most {MAX_DOCUMENT_BYTES} allowed")])
+        check_document(document)
+        passport_id = canonical_passport_id(document["metadata"]["passportIdentifier"])
+        written = []
+        with self._lock:
+            for tier, part in split(document).items():
+                latest = self._latest(passport_id, tier)
+                if latest is None or latest.hash_hex != compute_tier_hash(part):
+                    written.append((tier, part, 1 if latest is None else latest.version + 1))
+            return self._write(passport_id, written)
+
+    def put_tier_version(self, passport_id: str, tier: Tier, version: int, part: dict[str, Any]) -> TierVersion:
+        """Store `part` as `version` of one tier: it must be the next version and keep the document valid."""
+        passport_id, _ = canonical_passport_id(passport_id), tier_rank(tier)
+        if split(part)[tier] != part:
+            raise PassportError("part", f"holds fields of another tier than {tier}")
+        with self._lock:
+            latest = self._latest(passport_id, tier)
+            expected = 1 if latest is None else latest.version + 1
+            if version != expected:
+                raise VersionError("version", f"{tier} version {version} refused, the next one is {expected}")
+            parts = {other: self._open(passport_id, other, None) for other in TIERS
+                     if other != tier and self._latest(passport_id, other) is not None}
+            check_document(merge({**parts, tier: part}))
+            return self._write(passport_id, [(tier, part, version)])[0]
+
+    def _write(self, passport_id: str, items: list[tuple[Tier, dict[str, Any], int]]) -> list[TierVersion]:
+        """Encrypt and store each (tier, part, version); the files first, then the index in one transaction."""
+        if any(version > MAX_TIER_VERSION for _, _, version in items):
+            raise VersionError("version", f"at most {MAX_TIER_VERSION} versions of a tier")
+        out, rows = [], []
+        for tier, part, version in items:
+            key = self._data_key(passport_id, tier)
+            nonce = os.urandom(NONCE_BYTES)
+            sealed = AESGCM(key).encrypt(nonce, canonical_json(part), _aad(passport_id, tier, version))
+            write_secret_file(self._blob_path(passport_id, tier, version), nonce + sealed)
+            out.append(TierVersion(passport_id, tier, version, compute_tier_hash(part)))
+            rows.append((passport_id, tier, version, out[-1].hash_hex))
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT INTO tier_versions VALUES (?, ?, ?, ?)", rows)
+        return out
+
+    def _data_key(self, passport_id: str, tier: Tier) -> bytes:
+        """The data key of (passport, tier), made and stored wrapped on first use."""
+        row = self._db.execute("SELECT wrapped FROM tier_keys WHERE passport_id = ? AND tier = ?",
+                               (passport_id, tier)).fetchone()
+        aad = _aad("key", passport_id, tier)
+        if row is not None:
+            try:
+                return self._master.decrypt(row[0][:NONCE_BYTES], row[0][NONCE_BYTES:], aad)
+            except InvalidTag:
+                raise PassportError("master_key", f"does not open the keys of {self.directory}") from None
+        key, nonce = AESGCM.generate_key(bit_length=8 * KEY_BYTES), os.urandom(NONCE_BYTES)
+        wrapped = nonce + self._master.encrypt(nonce, key, aad)
+        self._db.execute("INSERT INTO tier_keys VALUES (?, ?, ?)", (passport_id, tier, wrapped))
+        return key
+
+    def _blob_path(self, passport_id: str, tier: Tier, version: int) -> Path:
+        """Where one tier version's ciphertext lives."""
+        folder = self.directory / BLOB_DIR / passport_id
+        folder.mkdir(exist_ok=True)
+        return folder / f"{tier}.{version}.bin"
+
+    # Reading.
+
+    def get_versions(self, passport_id: str, tier: Tier) -> list[TierVersion]:
+        """Every stored version of one tier, oldest first (no content, so no proof needed)."""
+        passport_id, _ = canonical_passport_id(passport_id), tier_rank(tier)
+        with self._lock:
+            rows = self._db.execute("SELECT version, hash FROM tier_versions WHERE passport_id = ? AND tier = ? "
+                                    "ORDER BY version", (passport_id, tier)).fetchall()
+        return [TierVersion(passport_id, tier, version, hash_hex) for version, hash_hex in rows]
+
+    def _latest(self, passport_id: str, tier: Tier) -> TierVersion | None:
+        """The newest version of one tier, or None."""
+        row = self._db.execute("SELECT version, hash FROM tier_versions WHERE passport_id = ? AND tier = ? "
+                               "ORDER BY version DESC LIMIT 1", (passport_id, tier)).fetchone()
+        return None if row is None else TierVersion(passport_id, tier, row[0], row[1])
+
+    def read_tier(self, passport_id: str, tier: Tier, *, proof_ok: bool, reader_did: str, height: int,
+                  time_s: int, version: int | None = None) -> dict[str, Any]:
+        """One tier's part (latest or `version`); a restricted tier needs `proof_ok` and is logged."""
+        return self._read(passport_id, (tier,), proof_ok, reader_did, height, time_s, version)[tier]
+
+    def export(self, passport_id: str, tier: Tier, *, proof_ok: bool, reader_did: str, height: int,
+               time_s: int) -> dict[str, Any]:
+        """The document up to `tier` (public ⊂ legitimate ⊂ authority), checked against the schema."""
+        tier_rank(tier)
+        parts = self._read(passport_id, export_tiers(tier), proof_ok, reader_did, height, time_s, None)
+        document = merge(parts)
+        # Below the authority tier the schema's required fields of higher tiers are withheld on purpose.
+        check_document(document, excused=lambda template: is_withheld(template, tier))
+        return document
+
+    def _read(self, passport_id: str, tiers: tuple[Tier, ...], proof_ok: bool, reader_did: str, height: int,
+              time_s: int, version: int | None) -> dict[Tier, dict[str, Any]]:
+        """Decrypt the given tiers; log the restricted ones, all in one transaction, before returning."""
+        passport_id = canonical_passport_id(passport_id)
+        for tier in tiers:
+            tier_rank(tier)
+        _check_reader(reader_did, height, time_s)
+        restricted = [tier for tier in tiers if tier in RESTRICTED_TIERS]
+        if restricted and proof_ok is not True:
+            raise AccessDenied("proof", f"the {restricted[-1]} tier needs a verified presentation of its credential")
+        with self._lock:
+            found = {tier: self._find(passport_id, tier, version) for tier in tiers}
+            parts = {tier: self._open(passport_id, tier, found[tier].version) for tier in tiers}
+            self._append_log([(passport_id, tier, found[tier].version, reader_did, height, time_s)
+                              for tier in restricted])
+        return parts
+
+    def _find(self, passport_id: str, tier: Tier, version: int | None) -> TierVersion:
+        """The stored version asked for; raise NotFound."""
+        if version is None:
+            found = self._latest(passport_id, tier)
+        else:
+            found = next((each for each in self.get_versions(passport_id, tier) if each.version == version), None)
+        if found is None:
+            raise NotFound("passport_id", f"no {tier} tier version {version or 'latest'} of passport {passport_id}")
+        return found
+
+    def _open(self, passport_id: str, tier: Tier, version: int | None) -> dict[str, Any]:
+        """Decrypt one tier version and check it against its recorded hash."""
+        stored = self._find(passport_id, tier, version)
+        blob = self._blob_path(passport_id, tier, stored.version).read_bytes()
+        key = self._data_key(passport_id, tier)
+        try:
+            plain = AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:],
+                                        _aad(passport_id, tier, stored.version))
+        except InvalidTag as error:  # The file was changed, damaged or moved from another slot.
+            raise InvariantBroken(f"passport {passport_id} {tier} v{stored.version}: ciphertext fails") from error
+        part = json.loads(plain)
+        if compute_tier_hash(part) != stored.hash_hex:
+            raise InvariantBroken(f"passport {passport_id} {tier} v{stored.version}: hash differs from index")
+        return part
+
+    # The access log.
+
+    def _append_log(self, reads: list[tuple[str, Tier, int, str, int, int]]) -> None:
+        """Append (passport, tier, version, reader, height, time) reads to the chained log, in one transaction."""
+        if not reads:
+            return
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            seq, prev = self.get_log_head()
+            for passport_id, tier, version, reader_did, height, time_s in reads:
+                seq, entry_hash = seq + 1, compute_entry_hash(seq + 1, passport_id, tier, version, reader_did,
+                                                              height, time_s, prev)
+                self._db.execute("INSERT INTO access_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 (seq, passport_id, tier, version, reader_did, height, time_s, prev, entry_hash))
+                prev = entry_hash
+
+    def get_log_head(self) -> tuple[int, str]:
+        """(last seq, its hash): what is anchored on chain; (0, GENESIS_HEX) for an empty log."""
+        with self._lock:
+            row = self._db.execute("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1").fetchone()
+        return (0, GENESIS_HEX) if row is None else (row[0], row[1])
+
+    def get_log(self, after_seq: int = 0, limit: int = MAX_LOG_PAGE,
+                passport_id: str | None = None) -> list[AccessEntry]:
+        """Log entries after `after_seq`, oldest first, at most `limit` (≤ MAX_LOG_PAGE), maybe of one passport."""
+        if not 1 <= limit <= MAX_LOG_PAGE:
+            raise PassportError("limit", f"expected 1..{MAX_LOG_PAGE}, got {limit}")
+        query, args = "SELECT * FROM access_log WHERE seq > ?", [after_seq]
+        if passport_id is not None:
+            query, args = query + " AND passport_id = ?", [after_seq, canonical_passport_id(passport_id)]
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+        return [AccessEntry(*row) for row in rows]
+
+    def verify_log(self) -> str:
+        """Re-hash the whole log page by page; its head hash, or LogBroken naming the first bad entry."""
+        prev, seq = GENESIS_HEX, 0
+        while page := self.get_log(after_seq=seq):
+            prev = verify_chain(page, prev, seq + 1)
+            seq = page[-1].seq
+        return prev
+
+
+def _check_reader(reader_did: str, height: int, time_s: int) -> None:
+    """Refuse a reader or time that cannot go into the log."""
+    if not isinstance(reader_did, str) or not reader_did.startswith("did:") or len(reader_did) > MAX_READER_DID_CHARS:
+        raise PassportError("reader_did", f"expected a DID of at most {MAX_READER_DID_CHARS} characters")
+    for name, value in (("height", height), ("time_s", time_s)):
+        if type(value) is not int or not 0 <= value <= MAX_INT64:
+            raise PassportError(name, f"expected an integer 0..{MAX_INT64}, got {value!r}")
