@@ -42,8 +42,8 @@ class Fleet:
 
 
 def vehicle_samples(rng: random.Random, start_s: int, count: int = 10) -> list[Sample]:
-    """count 1 Hz vehicle samples from start_s with distinctive values (4+ digit speeds, 9-10 digit
+    """count 1 Hz vehicle samples from start_s with distinctive values (5-digit speeds, 9-10 digit
     coordinates), so that finding one of them in a file by chance is all but impossible."""
-    return [Sample(start_s + i, (rng.randrange(400_000_000, 600_000_000), rng.randrange(10_000_000, 1_500_000_000),
-                                 rng.randrange(1_000, 20_000)))
+    return [Sample(start_s + i, (rng.randrange(400_000_000, 600_000_000), rng.randrange(100_000_000, 1_500_000_000),
+                                 rng.randrange(10_000, 20_000)))
             for i in range(count)]
