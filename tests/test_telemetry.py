@@ -229,3 +229,18 @@ def test_invalid_inclusion_proofs_fail():
     assert not is_included(compute_records_root(ids[:10]), ids[6], proof)
     with pytest.raises(ValueError, match="record_ids"):
         compute_records_root([b"short"])
+
+
+def test_invalid_every_single_byte_change_is_refused(fleet):
+    """Whatever byte of a valid message a broker changes, the gateway refuses it with a TelemetryError."""
+    device = fleet.add()
+    raw = device.seal(0, vehicle_samples(random.Random(7), 0, count=2), [VaultKey.generate().public])
+    verify_message(raw, fleet.lookup, None)
+    codes = set()
+    for index in range(len(raw)):
+        for flip in (0x01, 0x80):
+            changed = raw[:index] + bytes([raw[index] ^ flip]) + raw[index + 1:]
+            with pytest.raises(TelemetryError) as caught:
+                verify_message(changed, fleet.lookup, None)
+            codes.add(caught.value.code)
+    assert codes <= {"malformed", "bad_signature", "unknown_device", "wrong_owner"} and "bad_signature" in codes

@@ -23,7 +23,6 @@ from ...core.hashing import sha256
 VERSION = 1
 WINDOW_S = 10  # default window: one message per 10 s of 1 Hz samples
 MAX_WINDOW_S = 60
-MAX_FIELDS = 8  # values per sample
 MAX_CONSUMER_WRAPS = 16  # consumers a record's data key is wrapped for, besides the owner
 MAX_MESSAGE_BYTES = 16 * 1024
 MAX_ID_LEN = 128  # a device DID, a data set id, an owner id

@@ -96,7 +96,10 @@ class SqliteVaultStore:
         with self._lock:
             if not self._db.execute("SELECT 1 FROM records WHERE record_id = ?", (record_id,)).fetchone():
                 return None
-        return path.read_bytes()
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:  # deleted since the lookup
+            return None
 
     def get_key(self, record_id: bytes, recipient: bytes) -> KeyBlob | None:
         """A record's data key wrapped for recipient, or None."""
