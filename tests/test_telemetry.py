@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -10,7 +11,9 @@ from cityledger.core.encoding import decoder, encode
 from cityledger.core.hashing import sha256
 from cityledger.core.keys import SCHEME_P256
 from cityledger.offchain.telemetry import (
+    MAX_CONSUMER_WRAPS,
     MAX_MESSAGE_BYTES,
+    MAX_WINDOW_S,
     InclusionProof,
     Sample,
     SequenceCounter,
@@ -244,3 +247,17 @@ def test_invalid_every_single_byte_change_is_refused(fleet):
                 verify_message(changed, fleet.lookup, None)
             codes.add(caught.value.code)
     assert codes <= {"malformed", "bad_signature", "unknown_device", "wrong_owner"} and "bad_signature" in codes
+
+
+def test_the_largest_valid_message_fits_the_size_limit(fleet):
+    device = fleet.add(schema="charger/1")
+    device = device.__class__(device.key, dataclasses.replace(device.config, window_s=MAX_WINDOW_S,
+                                                              device_did="did:city:" + "z" * 32), device.counter)
+    fleet.registry["did:city:" + "z" * 32] = dataclasses.replace(fleet.registry[next(iter(fleet.registry))],
+                                                                 did="did:city:" + "z" * 32)
+    samples = [Sample(t, (2**40, 2**31, 1000)) for t in range(MAX_WINDOW_S)]
+    consumers = [VaultKey.generate().public for _ in range(MAX_CONSUMER_WRAPS)]
+    raw = device.seal(0, samples, consumers)
+    assert len(raw) <= MAX_MESSAGE_BYTES
+    assert open_record(verify_message(raw, fleet.lookup, None).stored,
+                       verify_message(raw, fleet.lookup, None).owner_wrap, fleet.owner_key) == samples
