@@ -109,18 +109,32 @@ def test_store_is_durable_by_configuration(tmp_path):
     store.close()
 
 
-def test_put_is_idempotent_and_an_orphan_file_is_not_listed(fleet, host):
+def test_put_is_idempotent_and_a_torn_tail_is_skipped(fleet, host):
     device = fleet.add()
-    raw = device.seal(START, vehicle_samples(random.Random(12), START))
-    record = verify_message(raw, fleet.lookup, None)
+    rng = random.Random(12)
+    first, second = (verify_message(device.seal(START + 10 * i, vehicle_samples(rng, START + 10 * i)), fleet.lookup,
+                                    i - 1 if i else None) for i in range(2))
     vault = host.vault(OWNER)
-    assert vault.put_verified([record]) == 1 and vault.put_verified([record]) == 0
-    # A crash between the file and the SQLite commit leaves a file that nothing lists or opens.
-    orphan = vault.store._path(bytes(32))
-    orphan.parent.mkdir(parents=True, exist_ok=True)
-    orphan.write_bytes(b"left by a crash")
-    assert vault.list("ds-car-1", 0, 2**62) == [record.record_id]
-    assert vault.store.get(bytes(32)) is None
+    assert vault.put_verified([first]) == 1 and vault.put_verified([first]) == 0
+    # A crash between the append and the SQLite commit leaves bytes at the segment's tail that
+    # nothing lists or opens; the next append goes after them.
+    with open(vault.store.segment_path(1), "ab") as segment:
+        segment.write(b"left by a crash")
+    assert vault.put_verified([second]) == 1
+    assert vault.list("ds-car-1", 0, 2**62) == [first.record_id, second.record_id]
+    assert [vault.get_record(r.record_id) for r in (first, second)] == [first.stored, second.stored]
+
+
+def test_delete_removes_the_record_and_zeroes_its_bytes(fleet, host):
+    device = fleet.add()
+    record = verify_message(device.seal(START, vehicle_samples(random.Random(18), START)), fleet.lookup, None)
+    vault = host.vault(OWNER)
+    vault.put_verified([record])
+    assert record.blob in vault.store.segment_path(1).read_bytes()
+    assert vault.store.delete(record.record_id) and not vault.store.delete(record.record_id)
+    assert vault.store.get(record.record_id) is None and vault.list("ds-car-1", 0, 2**62) == []
+    assert record.stored.ciphertext not in vault.store.segment_path(1).read_bytes()
+    assert list(vault.store.key_blobs()) == []
 
 
 @pytest.mark.parametrize("attack", ["forged", "replayed", "reordered", "unknown", "wrong_ad", "garbage"])
@@ -303,7 +317,7 @@ def test_privacy_vault_files_hold_no_sample_value_in_clear(fleet, host):
     leak.unlink()
     host.vault(OWNER).store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     contents = _files_bytes(folder)
-    assert len(contents) > 10
+    assert sum(len(data) for data in contents.values()) > 20 * 300  # twenty windows of ciphertext at least
     assert _find(forms, contents) == []
     # The records are all there: the scan looked at real ciphertext, not an empty vault.
     sqlite_rows = sqlite3.connect(folder / "vault.sqlite").execute("SELECT count(*) FROM records").fetchone()[0]
