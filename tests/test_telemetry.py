@@ -261,3 +261,42 @@ def test_the_largest_valid_message_fits_the_size_limit(fleet):
     assert len(raw) <= MAX_MESSAGE_BYTES
     assert open_record(verify_message(raw, fleet.lookup, None).stored,
                        verify_message(raw, fleet.lookup, None).owner_wrap, fleet.owner_key) == samples
+
+
+def _rfc9180_open(wrap_enc: bytes, wrap_ct: bytes, private: bytes, aad: bytes, info: bytes) -> bytes:
+    """RFC 9180 base-mode open for DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM, written from
+    the RFC with `cryptography` alone: the wraps are standard HPKE that any implementation opens."""
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+    def extract(suite: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
+        return hmac.new(salt or bytes(32), b"HPKE-v1" + suite + label + ikm, "sha256").digest()
+
+    def expand(suite: bytes, prk: bytes, label: bytes, context: bytes, length: int) -> bytes:
+        labeled = length.to_bytes(2, "big") + b"HPKE-v1" + suite + label + context
+        return HKDFExpand(hashes.SHA256(), length, labeled).derive(prk)
+
+    kem_suite, suite = b"KEM\x00\x20", b"HPKE\x00\x20\x00\x01\x00\x02"
+    key = X25519PrivateKey.from_private_bytes(private)
+    dh = key.exchange(X25519PublicKey.from_public_bytes(wrap_enc))
+    recipient = key.public_key().public_bytes_raw()
+    shared = expand(kem_suite, extract(kem_suite, b"", b"eae_prk", dh), b"shared_secret", wrap_enc + recipient, 32)
+    context = b"\x00" + extract(suite, b"", b"psk_id_hash", b"") + extract(suite, b"", b"info_hash", info)
+    secret = extract(suite, shared, b"secret", b"")
+    aead_key, nonce = expand(suite, secret, b"key", context, 32), expand(suite, secret, b"base_nonce", context, 12)
+    return AESGCM(aead_key).decrypt(nonce, wrap_ct, aad)
+
+
+def test_wraps_are_standard_hpke(fleet):
+    from cityledger.offchain.telemetry.crypto import WRAP_INFO, compute_wrap_aad
+
+    device = fleet.add()
+    message = _MESSAGE.decode(device.seal(0, vehicle_samples(random.Random(8), 0)))
+    data_key = _rfc9180_open(message.owner_wrap.enc, message.owner_wrap.ct, fleet.owner_key.private_bytes(),
+                             compute_wrap_aad(message.header), WRAP_INFO)
+    assert data_key == unwrap_data_key(message.owner_wrap, fleet.owner_key, message.header)
+    assert len(decrypt_window(data_key, message.header, message.ciphertext)) > 0

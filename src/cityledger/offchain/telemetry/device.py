@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -121,10 +120,3 @@ class DeviceSealer:
         seq = self.counter.take()
         return encode(seal_window(self.key, self.config, seq, window_start_s, samples, consumer_keys))
 
-
-def new_device_home(folder: Path | str) -> SequenceCounter:
-    """The sequence counter of a device whose state lives in folder (made owner-only)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
-    return SequenceCounter(folder / "telemetry.seq")
