@@ -322,3 +322,17 @@ def test_privacy_vault_files_hold_no_sample_value_in_clear(fleet, host):
     # The records are all there: the scan looked at real ciphertext, not an empty vault.
     sqlite_rows = sqlite3.connect(folder / "vault.sqlite").execute("SELECT count(*) FROM records").fetchone()[0]
     assert sqlite_rows == 20
+
+
+def test_host_keeps_few_vaults_open_and_reopens_them(fleet, tmp_path):
+    host = VaultHost(tmp_path / "vaults", max_open=2)
+    device = fleet.add()
+    samples = vehicle_samples(random.Random(19), START)
+    record_id = Ingest(fleet, host)(device.seal(START, samples))
+    first = host.vault(OWNER)
+    for other in ("city" + "01" * 20, "city" + "02" * 20):
+        host.vault(other)
+    with pytest.raises(sqlite3.ProgrammingError):  # closed to make room
+        first.store.list("ds-car-1", 0, 2**62)
+    assert host.vault(OWNER).read_owner(record_id, fleet.owner_key).samples == samples
+    host.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -26,6 +27,7 @@ from .sqlite_store import SqliteVaultStore
 from .store import MAX_LIST_RECORDS, KeyBlob, PutItem, RecordMeta, VaultStore
 
 _STORED = decoder(StoredRecord)
+MAX_OPEN_VAULTS = 256  # SQLite connections (two file descriptors each) a host keeps open
 
 
 class VaultError(LookupError):
@@ -144,20 +146,30 @@ class Vault:
 
 
 class VaultHost:
-    """Every owner's vault under one folder (the node's home), one SQLite store per owner."""
+    """Every owner's vault under one folder (the node's home), one SQLite store per owner; one
+    process at a time may hold a vault folder. At most MAX_OPEN_VAULTS stay open, the least recently
+    used is closed to make room."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, max_open: int = MAX_OPEN_VAULTS) -> None:
+        if not 1 <= max_open <= MAX_OPEN_VAULTS:
+            raise ValueError(f"max_open: expected 1 to {MAX_OPEN_VAULTS}, got {max_open}")
         self.root = Path(root)
-        self._open: dict[str, Vault] = {}
+        self.max_open = max_open
+        self._open: OrderedDict[str, Vault] = OrderedDict()
 
     def vault(self, owner: str) -> Vault:
         """The owner's vault, created on first use."""
-        if owner not in self._open:
-            if not is_valid_id(owner):
-                raise ValueError("owner: expected 1 to 128 of A-Z a-z 0-9 . _ : -")
-            # A digest, not the owner id, names the folder: no path tricks, same length for all.
-            folder = self.root / hashlib.sha256(owner.encode()).hexdigest()[:32]
-            self._open[owner] = Vault(owner, SqliteVaultStore(folder))
+        if owner in self._open:
+            self._open.move_to_end(owner)
+            return self._open[owner]
+        if not is_valid_id(owner):
+            raise ValueError("owner: expected 1 to 128 of A-Z a-z 0-9 . _ : -")
+        if len(self._open) >= self.max_open:
+            _, oldest = self._open.popitem(last=False)
+            oldest.store.close()
+        # A digest, not the owner id, names the folder: no path tricks, same length for all.
+        folder = self.root / hashlib.sha256(owner.encode()).hexdigest()[:32]
+        self._open[owner] = Vault(owner, SqliteVaultStore(folder))
         return self._open[owner]
 
     def close(self) -> None:
