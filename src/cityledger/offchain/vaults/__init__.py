@@ -4,6 +4,7 @@ their own wrapped key only, erased by destroying keys. docs/PRIVACY.md says who 
 from .sqlite_store import SqliteVaultStore
 from .store import MAX_LIST_RECORDS, KeyBlob, PutItem, RecordMeta, VaultStore
 from .vault import (
+    MAX_OPEN_VAULTS,
     ConsentCheck,
     ConsumerEnvelope,
     Erasure,
@@ -22,6 +23,7 @@ __all__ = [
     "Erasure",
     "KeyBlob",
     "MAX_LIST_RECORDS",
+    "MAX_OPEN_VAULTS",
     "PutItem",
     "RecordMeta",
     "SqliteVaultStore",
