@@ -336,3 +336,39 @@ def test_host_keeps_few_vaults_open_and_reopens_them(fleet, tmp_path):
         first.store.list("ds-car-1", 0, 2**62)
     assert host.vault(OWNER).read_owner(record_id, fleet.owner_key).samples == samples
     host.close()
+
+
+@pytest.mark.slow
+def test_sigkill_loses_no_acknowledged_record(tmp_path):
+    """A storing process killed at arbitrary points: every record acknowledged before the kill is
+    there and opens to exactly its samples; restarting appends after any torn tail."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    key = VaultKey.generate()
+    save_key_file(tmp_path / "owner.key", key)
+    driver = Path(__file__).parent / "vault_crash_driver.py"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    acked: dict[int, bytes] = {}
+    for round_no, wanted in enumerate((25, 60, 110)):
+        proc = subprocess.Popen([sys.executable, str(driver), str(tmp_path / "vaults"), str(tmp_path / "owner.key"),
+                                 str(len(acked))], env=env, stdout=subprocess.PIPE, text=True)
+        for line in proc.stdout:
+            index, record_id = line.split()
+            acked[int(index)] = bytes.fromhex(record_id)
+            if len(acked) >= wanted:
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert len(acked) >= wanted, f"round {round_no}: the driver stopped on its own"
+    host = VaultHost(tmp_path / "vaults")
+    vault = host.vault(OWNER)
+    for index, record_id in sorted(acked.items()):
+        start = START + 10 * index
+        assert vault.read_owner(record_id, key).samples == vehicle_samples(random.Random(index), start)
+    listed = vault.list("ds-crash", 0, 2**62)
+    assert set(acked.values()) <= set(listed) and len(listed) == len(set(listed))
+    host.close()
