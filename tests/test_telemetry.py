@@ -300,3 +300,12 @@ def test_wraps_are_standard_hpke(fleet):
                              compute_wrap_aad(message.header), WRAP_INFO)
     assert data_key == unwrap_data_key(message.owner_wrap, fleet.owner_key, message.header)
     assert len(decrypt_window(data_key, message.header, message.ciphertext)) > 0
+
+
+@pytest.mark.parametrize("bad_key", [bytes(32), b"\x01" + bytes(31), bytes(31)])
+def test_invalid_recipient_keys_are_refused_at_sealing(fleet, bad_key):
+    """A low-order point (no one could open the wrap) or a key of the wrong length."""
+    device = fleet.add()
+    with pytest.raises(TelemetryError) as caught:
+        device.seal(0, [], [bad_key])
+    assert caught.value.field == "consumer_keys[0]"
