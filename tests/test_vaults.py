@@ -20,6 +20,8 @@ from cityledger.offchain.telemetry import (
     TelemetryMessage,
     VaultKey,
     WrappedKey,
+    compute_record_id,
+    is_signed_by,
     open_record,
     unwrap_data_key,
     verify_message,
@@ -245,8 +247,14 @@ def test_erase_dataset_shreds_owner_and_consumer_keys(fleet, host):
     assert erasure.keys_destroyed == 2 * len(car_ids)
     _assert_nothing_decrypts(vault, [fleet.owner_key, consumer], car_ids, data_keys, wraps)
     assert vault.read_owner(meter_ids[0], fleet.owner_key).samples == [Sample(START, (123_456_789, 4_321_987))]
-    # The ciphertext stays: records are still listed and their ids (the Merkle leaves) unchanged.
-    assert vault.list("ds-car-1", 0, 2**62) == sorted(car_ids, key=car_ids.index)
+    # The ciphertext stays: records are still listed, their ids (the Merkle leaves) unchanged, and
+    # the device's signature still checks, so the owner can still prove what existed.
+    assert vault.list("ds-car-1", 0, 2**62) == car_ids
+    device_key = fleet.registry[vault.get_record(car_ids[0]).header.device].public_key
+    assert all(is_signed_by(vault.get_record(record_id), device_key) for record_id in car_ids)
+    assert [compute_record_id(vault.get_record(record_id)) for record_id in car_ids] == car_ids
+    other_key = fleet.registry[vault.get_record(meter_ids[0]).header.device].public_key
+    assert not is_signed_by(vault.get_record(car_ids[0]), other_key)
 
 
 def test_erased_keys_do_not_come_back_when_a_record_is_stored_again(fleet, host):

@@ -35,7 +35,7 @@ from .format import (
     compute_record_id,
     compute_window_start,
 )
-from .verify import DeviceEntry, VerifiedRecord, verify_message
+from .verify import DeviceEntry, VerifiedRecord, is_signed_by, verify_message
 
 __all__ = [
     "DeviceConfig",
@@ -65,6 +65,7 @@ __all__ = [
     "compute_window_start",
     "group_windows",
     "is_included",
+    "is_signed_by",
     "open_record",
     "seal_window",
     "unwrap_data_key",

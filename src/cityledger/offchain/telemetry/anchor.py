@@ -5,6 +5,8 @@ inner nodes as SHA-256(0x01 || left || right), the left subtree holding the larg
 below the count. Leaves and nodes cannot be confused, and a proof is at most log2(n) hashes.
 The gateway anchors one root per interval; an owner keeps a record's proof to show later that the
 record existed then, even after its keys were erased (the record id does not depend on them).
+A proof carries the count of records it was made for, and RFC 9162 binds that count only through
+the proof's shape: the anchor must record the count beside the root.
 """
 
 from __future__ import annotations

@@ -89,6 +89,13 @@ def verify_message(raw: bytes, lookup: DeviceLookup, last_seq: int | None) -> Ve
                           list(message.consumer_wraps), gap)
 
 
+def is_signed_by(stored: StoredRecord, public_key: PublicKey) -> bool:
+    """True if the device key signed this stored record: the owner's evidence, to an insurer say, that
+    the record came from the device; it holds after erasure (the wraps' digest is kept, not the wraps)."""
+    signing_bytes = compute_signing_bytes(stored.header, stored.ciphertext, stored.wraps_digest)
+    return verify_signature(public_key, signing_bytes, stored.signature)
+
+
 def check_wraps(message: TelemetryMessage, device: DeviceEntry) -> None:
     """Raise TelemetryError unless the owner's wrap is for the device's owner and the consumers'
     wraps are well formed, few enough, sorted and distinct."""
