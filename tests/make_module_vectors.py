@@ -673,7 +673,8 @@ def _batteries_service(shop: Workshop, p1: str, p2: str) -> None:
                queries=_passport_queries(p2))
 
 
-STORIES = {"bank": bank_story, "batteries": batteries_story, "devices": devices_story, "governance": governance_story, "identity": identity_story}
+STORIES = {"bank": bank_story, "batteries": batteries_story, "devices": devices_story, "governance": governance_story,
+           "identity": identity_story}
 
 
 def main(argv: list[str]) -> int:

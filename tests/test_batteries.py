@@ -90,7 +90,8 @@ class Batteries:
         maker = maker or self.maker
         battery = self.device(seed, "battery", maker)
         pid = passport_id(seed)
-        self.send(maker, RegisterPassport(maker.did, pid, f"DMC-{seed:03d}", battery, H[0], H[1], H[2])).raise_for_error()
+        message = RegisterPassport(maker.did, pid, f"DMC-{seed:03d}", battery, H[0], H[1], H[2])
+        self.send(maker, message).raise_for_error()
         return pid, battery
 
     def in_service(self, seed: int) -> tuple[str, str]:
@@ -443,7 +444,8 @@ def test_privacy_dump_holds_no_soh_value_and_no_owner_identifier(world):
         pid, battery = world.in_service(seed)
         for day in range(1, 4):
             document = {"passport": pid, "stateOfHealth": 97.25 - seed / 10 - day / 100, "cycles": 100 + 7 * seed + day,
-                        "owner": "Alice Example", "vehicleOwnerAccount": "city1alicealicealice", "salt": f"s{seed}{day}"}
+                        "owner": "Alice Example", "vehicleOwnerAccount": "city1alicealicealice",
+                        "salt": f"s{seed}{day}"}
             raw = json.dumps(document, sort_keys=True).encode()
             clear += [str(document["stateOfHealth"]).encode(), b"Alice Example", b"city1alicealicealice", raw]
             world.report(pid, battery, day, sha256(raw)).raise_for_error()

@@ -2,9 +2,9 @@
 fed the same blocks agree, and a passport's history, reports and document versions only grow.
 
 The start is the batteries vectors' pre-state (an organisation per role, a repurposed passport and
-its successor, a recycled one, a battery without a passport, two vehicles) and two more open passports. Hypothesis draws every
-batteries message from small pools of organisations, passports, devices and numbers, so the draws
-mix rightful events, wrong roles, out-of-order stages and events on closed passports.
+its successor, a recycled one, a battery without a passport, two vehicles) and two more open
+passports. Hypothesis draws every batteries message from small pools of organisations, passports,
+devices and numbers, so the draws mix rightful events, wrong roles, out-of-order stages and events on closed passports.
 """
 
 from __future__ import annotations
@@ -79,22 +79,32 @@ def _report(battery: str, passport: str, sequence: int, report_hash: bytes) -> t
     return "a0", [ReportHealth(passport, sequence, report_hash, signature)]
 
 
+BATTERIES = ["battery1", "battery2", "battery3", "battery4", "battery5"]
+VEHICLES = [DEVICE["vehicle1"], DEVICE["vehicle2"]]
+ANY_DEVICE = [DEVICE["battery3"]] * 3 + list(DEVICE.values())  # mostly the battery without a passport
+
+
+def _successor(r: tuple) -> tuple[str, list]:
+    org, repurpose = r[0], r[5]
+    if not repurpose and org == "second_life":
+        org = "remanufacturer"
+    return _act(org, Repurpose if repurpose else Remanufacture, r[1], r[2], r[3], r[4], r[4], r[4])
+
+
 operations = st.one_of(
-    st.tuples(by("maker"), passports, dmcs, st.sampled_from([DEVICE["battery3"]] * 3 + list(DEVICE.values())), hashes).map(
+    st.tuples(by("maker"), passports, dmcs, st.sampled_from(ANY_DEVICE), hashes).map(
         lambda r: _act(r[0], RegisterPassport, r[1], r[2], r[3], r[4], r[4], r[4])),
     st.tuples(by("maker"), passports).map(lambda r: _act(r[0], PlaceOnMarket, r[1])),
-    st.tuples(by("carmaker"), passports, st.sampled_from([DEVICE["vehicle1"], DEVICE["vehicle2"]])).map(
-        lambda r: _act(r[0], Install, r[1], r[2])),
-    st.tuples(st.sampled_from(["battery1", "battery2", "battery3", "battery4", "battery5"]), passports, st.integers(1, 3), hashes).map(
-        lambda r: _report(*r)),
+    st.tuples(by("carmaker"), passports, st.sampled_from(VEHICLES)).map(lambda r: _act(r[0], Install, r[1], r[2])),
+    st.tuples(st.sampled_from(BATTERIES), passports, st.integers(1, 3), hashes).map(lambda r: _report(*r)),
     st.tuples(by("repairer"), passports).map(lambda r: _act(r[0], Repair, r[1])),
-    st.tuples(by("second_life"), passports, passports, dmcs, hashes, st.booleans()).map(
-        lambda r: _act(r[0] if r[5] or r[0] != "second_life" else "remanufacturer", Repurpose if r[5] else Remanufacture, r[1], r[2], r[3], r[4], r[4], r[4])),
+    st.tuples(by("second_life"), passports, passports, dmcs, hashes, st.booleans()).map(_successor),
     st.tuples(by("recycler"), passports).map(lambda r: _act(r[0], Collect, r[1])),
-    st.tuples(by("recycler"), st.sampled_from(["B-0001", "B-0002"]), st.lists(passports, min_size=1, max_size=2, unique=True),
-              masses, masses).map(lambda r: _act(r[0], Recycle, r[1], sorted(r[2]), 100_000, 70_000, r[3], r[4])),
-    st.tuples(st.sampled_from(["second_life", "maker"] * 2 + ORGS), passports, st.sampled_from(TIERS), st.integers(1, 3), hashes).map(
-        lambda r: _act(r[0], UpdateDocument, r[1], r[2], r[3], r[4])),
+    st.tuples(by("recycler"), st.sampled_from(["B-0001", "B-0002"]),
+              st.lists(passports, min_size=1, max_size=2, unique=True), masses, masses).map(
+        lambda r: _act(r[0], Recycle, r[1], sorted(r[2]), 100_000, 70_000, r[3], r[4])),
+    st.tuples(st.sampled_from(["second_life", "maker"] * 2 + ORGS), passports, st.sampled_from(TIERS),
+              st.integers(1, 3), hashes).map(lambda r: _act(r[0], UpdateDocument, r[1], r[2], r[3], r[4])),
 )
 
 

@@ -69,6 +69,7 @@ MAX_HISTORY = 256  # life-cycle events of one passport (repairs repeat)
 MAX_REPORTS = 100_000  # SoH reports of one passport: daily for over 270 years
 MAX_BATCH_PASSPORTS = 64  # passports one recycling batch may close
 MAX_MASS_G = 10**12  # one batch: a million tonnes, in grams
+MAX_TOTAL_MASS_G = 2**63 - 1  # a recycler's running totals stay within a signed 64-bit integer
 
 
 class RegisterPassport(Message, tag="batteries/1.0/register"):

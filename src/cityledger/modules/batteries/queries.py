@@ -36,7 +36,7 @@ def query_passport(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
     else:
         raise ValueError("id, id_dmc: expected one of them")
     if record is None:
-        raise LookupError(f"passport: none for {args}")
+        raise LookupError(f"passport: none for {args.get('id', args.get('id_dmc', ''))[:80]!r}")
     return _passport_view(state, record)
 
 
@@ -46,7 +46,7 @@ def query_reports(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
     if record is None:
         raise LookupError(f"id: no passport {args.get('id', '')!r}")
     start = args.get("from", "1")
-    if not start.isdigit() or not 1 <= int(start) <= MAX_REPORTS:
+    if not (start.isascii() and start.isdigit()) or not 1 <= int(start) <= MAX_REPORTS:
         raise ValueError(f"from: expected a sequence number from 1 to {MAX_REPORTS}")
     last = min(record.report_count, int(start) + MAX_QUERY_REPORTS - 1)
     reports = [get_report(state, record.passport, sequence) for sequence in range(int(start), last + 1)]

@@ -22,6 +22,7 @@ from .messages import (
     MAX_BATCH_ID_LEN,
     MAX_BATCH_PASSPORTS,
     MAX_MASS_G,
+    MAX_TOTAL_MASS_G,
     TRANSITIONS,
     Materials,
     PassportRecord,
@@ -105,13 +106,16 @@ def process_recycle(identity: Identity, ctx: Context, msg: Recycle) -> None:
     if ctx.state.get(batch_key(msg.operator, msg.batch)) is not None:
         raise ERR_BATCH_EXISTS(f"batch: {msg.operator} already recorded batch {msg.batch!r}", "batch")
     records = _check_batch_passports(ctx, msg.passports)
+    totals = get_recycler_totals(ctx.state, msg.operator) or RecyclerTotals(msg.operator, 0, 0, 0, 0, NO_MATERIALS,
+                                                                            NO_MATERIALS)
+    if totals.input_mass_g + msg.input_mass_g > MAX_TOTAL_MASS_G:
+        raise ERR_INVALID_RECYCLING(f"input_mass_g: the recycler's total would pass {MAX_TOTAL_MASS_G} g",
+                                    "input_mass_g")
     for record in records:
         save_transition(ctx, record, EVENT_RECYCLED, msg.operator, recycling_batch=msg.batch)
     batch = RecyclingBatch(msg.operator, msg.batch, list(msg.passports), msg.input_mass_g, msg.output_mass_g,
                            msg.contained, msg.recovered, ctx.height)
     ctx.state.set(batch_key(msg.operator, msg.batch), encode(batch))
-    totals = get_recycler_totals(ctx.state, msg.operator) or RecyclerTotals(msg.operator, 0, 0, 0, 0, NO_MATERIALS,
-                                                                            NO_MATERIALS)
     totals = RecyclerTotals(msg.operator, totals.batches + 1, totals.batteries + len(records),
                             totals.input_mass_g + msg.input_mass_g, totals.output_mass_g + msg.output_mass_g,
                             add_materials(totals.contained, msg.contained),
@@ -124,14 +128,15 @@ def compute_rates(totals: RecyclerTotals) -> dict[str, Any]:
     """Per-mille recovery rates and recycling efficiency, each against its Annex XII targets."""
     recovery = {}
     for name in ELEMENTS:
-        rate = compute_per_mille(getattr(totals.recovered, name), getattr(totals.contained, name))
+        contained, recovered = getattr(totals.contained, name), getattr(totals.recovered, name)
+        rate = compute_per_mille(recovered, contained)
         rows = [t for t in targets_of(KIND_MATERIAL_RECOVERY) if t.material == name]
-        recovery[name] = {"contained_g": getattr(totals.contained, name), "recovered_g": getattr(totals.recovered, name),
-                          "per_mille": rate, "targets": [_verdict(rate, t) for t in rows]}
+        recovery[name] = {"contained_g": contained, "recovered_g": recovered, "per_mille": rate,
+                          "targets": [_verdict(rate, t) for t in rows]}
     efficiency = compute_per_mille(totals.output_mass_g, totals.input_mass_g)
+    efficiency_targets = [_verdict(efficiency, t) for t in targets_of(KIND_RECYCLING_EFFICIENCY)]
     return {"material_recovery": recovery,
-            "recycling_efficiency": {"per_mille": efficiency,
-                                     "targets": [_verdict(efficiency, t) for t in targets_of(KIND_RECYCLING_EFFICIENCY)]}}
+            "recycling_efficiency": {"per_mille": efficiency, "targets": efficiency_targets}}
 
 
 def _verdict(rate: int | None, target: Any) -> dict[str, Any]:
