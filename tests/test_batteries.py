@@ -374,6 +374,18 @@ def test_invalid_fields_devices_and_recycling_records(world):
     unchanged(world, before)
 
 
+def test_invalid_event_once_the_role_is_withdrawn(world):
+    pid, _ = world.in_service(0x0F)
+    assert world.city.withdraw(world.repairer.did, ROLE_REPAIRER) == "executed"
+    try:
+        before = world.dump()
+        world.refused(world.send(world.repairer, Repair(world.repairer.did, pid)), E.ERR_WRONG_ROLE)
+        unchanged(world, before)
+    finally:
+        assert world.city.accredit(world.repairer.did, ROLE_REPAIRER) == "executed"
+    world.send(world.repairer, Repair(world.repairer.did, pid)).raise_for_error()
+
+
 # -- invariants ------------------------------------------------------------------------------------
 
 class EditedState:
@@ -393,9 +405,11 @@ class EditedState:
 
 @pytest.mark.parametrize("edit", ["closed_without_successor", "stage_unknown", "history_shrunk", "stage_skipped"])
 def test_invariants_catch_a_broken_passport(world, edit):
-    pid = passport_id(0x02)  # repurposed above (test order) or made here
+    pid = passport_id(0x30)  # a repurposed passport, made by the first of these cases
     if world.ledger.store.get(passport_key(pid)) is None:
-        test_repurpose_closes_the_old_passport_and_opens_its_successor(world)
+        assert world.in_service(0x30)[0] == pid
+        message = Repurpose(world.second.did, pid, passport_id(0xB0), "DMC-0B0", H[5], H[6], H[7])
+        world.send(world.second, message).raise_for_error()
     devices = DevicesKeeper(IDENTITY)
     check_passports(devices, world.ledger.store)
     record = decode_passport(world.ledger.store.get(passport_key(pid)))
