@@ -223,12 +223,13 @@ def require_device(devices: Devices, ctx: Context, did: str, kind: str, maker: s
 def _check_new_identifiers(ctx: Context, passport: str, id_dmc: str, hashes: tuple[bytes, bytes, bytes],
                            reusable_dmc: str = "") -> None:
     """Raise unless a new passport's id, idDmc and initial document hashes are well formed and free."""
-    check_passport_id(passport, "passport" if not reusable_dmc else "successor")
+    field = "successor" if reusable_dmc else "passport"
+    check_passport_id(passport, field)
     check_id_dmc(id_dmc)
     for value, tier in zip(hashes, ("public_hash", "legitimate_hash", "authority_hash")):
         check_hash(value, tier)
     if ctx.state.get(passport_key(passport)) is not None:
-        raise ERR_PASSPORT_EXISTS(f"passport: {passport} already exists", "passport")
+        raise ERR_PASSPORT_EXISTS(f"{field}: {passport} already exists", field)
     if id_dmc != reusable_dmc and ctx.state.get(id_dmc_key(id_dmc)) is not None:
         raise ERR_PASSPORT_EXISTS(f"id_dmc: {id_dmc!r} already identifies another battery", "id_dmc")
 
