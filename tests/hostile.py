@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
+from hostile_batteries import BatteryTargets
 from test_identity_fixtures import City
 from cityledger.app import abc
 from cityledger.core.encoding import encode
@@ -152,6 +153,7 @@ class HostileWorld:
         self.open_proposal = self._open_proposal()
         self._consent_targets()
         self.published = self.office.published[RESIDENT_ID]
+        self.batteries = BatteryTargets(city, self.maker)
 
     def _create_org(self, key: PrivateKey) -> str:
         keys = [VerificationKey("key-1", key.public_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])]
@@ -262,7 +264,7 @@ class HostileWorld:
             "devices/1.0/accept_transfer": lambda: (self.owner_b, AcceptTransfer(self.bound_did, self.presentation())),
             "devices/1.0/offer_transfer": lambda: (self.owner_a, OfferTransfer(self.bound_did, self.binder.address())),
             "devices/1.0/decommission": lambda: (self.owner_a, Decommission(self.bound_did)),
-        } | self._consent_baselines()
+        } | self._consent_baselines() | self.batteries.baselines()
 
     def owner_account(self) -> str:
         return address_to_str(self.owner_a.address())

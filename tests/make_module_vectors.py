@@ -1,4 +1,4 @@
-"""Regenerate tests/vectors/{bank,consent,devices,governance,identity}.json from the code.
+"""Regenerate tests/vectors/{bank,batteries,consent,devices,governance,identity}.json from the code.
 
     .venv/bin/python tests/make_module_vectors.py [module ...]
 
@@ -648,8 +648,138 @@ def _consent_anchors(story: Story, cast: dict, data_set: str) -> None:
                queries=[roots])
 
 
-STORIES = {"bank": bank_story, "consent": consent_story, "devices": devices_story, "governance": governance_story,
-           "identity": identity_story}
+# -- batteries -----------------------------------------------------------------------------------
+
+def _passport_queries(*passports: str) -> list[tuple[str, dict]]:
+    return [("batteries/passport", {"id": p}) for p in passports] + [("batteries/stages", {})]
+
+
+class Workshop:
+    """The batteries story's cast: one genesis organisation per role, two batteries and two vehicles."""
+
+    def __init__(self, tmp: Path) -> None:
+        from cityledger.modules.batteries import (
+            ROLE_MANUFACTURER, ROLE_RECYCLER, ROLE_REMANUFACTURER, ROLE_REPAIRER, ROLE_SECOND_LIFE, ROLE_VEHICLE_MAKER)
+        from cityledger.modules.identity import compute_did
+        from cityledger.offchain.identity import DEVICE_MANUFACTURER
+
+        members, accounts = members_and_accounts()
+        keys = base_keys()
+        roles = {"maker": (0x81, [DEVICE_MANUFACTURER, ROLE_MANUFACTURER]),
+                 "carmaker": (0x82, [DEVICE_MANUFACTURER, ROLE_VEHICLE_MAKER]),
+                 "repairer": (0x83, [ROLE_REPAIRER]), "second_life": (0x84, [ROLE_SECOND_LIFE]),
+                 "remanufacturer": (0x85, [ROLE_REMANUFACTURER]), "recycler": (0x86, [ROLE_RECYCLER])}
+        self.org = {name: PrivateKey(1, bytes([seed]) * 32) for name, (seed, _) in roles.items()}
+        keys.update(self.org)
+        dids = [did_entry(self.org[name], accreditations) for name, (_, accreditations) in roles.items()]
+        self.story = Story("batteries", genesis(members, accounts, dids=dids), keys, tmp)
+        self.did = {name: compute_did(key.signer(), b"") for name, key in self.org.items()}
+        self.devices: dict[str, str] = {}
+        for name, kind, maker in (("battery1", "battery", "maker"), ("battery2", "battery", "maker"),
+                                  ("battery3", "battery", "maker"), ("vehicle1", "vehicle", "carmaker"),
+                                  ("vehicle2", "vehicle", "carmaker")):
+            self._device(name, kind, maker)
+
+    def _device(self, name: str, kind: str, maker: str) -> None:
+        from cityledger.modules.devices import compute_device_did
+        from cityledger.offchain.identity.devices import build_registration
+
+        key = self.story.name(name, PrivateKey(1, bytes([0xB0 + len(self.devices)]) * 32))
+        self.story.send([self.org[maker]], [build_registration(self.story.chain_id, kind, "Pack-1", key,
+                                                               self.did[maker], self.org[maker])])
+        self.devices[name] = compute_device_did(key.public_key)
+
+    def act(self, org: str, message_type, *fields):
+        """(keys, messages) for an organisation acting through its DID."""
+        return [self.org[org]], [message_type(self.did[org], *fields)]
+
+    def report(self, passport: str, battery: str, sequence: int, report_hash: bytes, signer: str | None = None):
+        from cityledger.modules.batteries import ReportHealth, compute_report_payload
+        from cityledger.offchain.identity.devices import sign_device_message
+
+        signer = signer or battery
+        payload = compute_report_payload(self.story.chain_id, passport, sequence, report_hash)
+        signature = sign_device_message(self.story.keys[signer], self.devices[signer], payload)
+        return [self.story.keys["a0"]], [ReportHealth(passport, sequence, report_hash, signature)]
+
+
+def batteries_story(tmp: Path) -> Story:
+    from cityledger.modules.batteries import Install, PlaceOnMarket, RegisterPassport
+
+    shop = Workshop(tmp)
+    story, devices = shop.story, shop.devices
+    p1, p2 = "6f1c2b8e-9a54-4c1e-8d2f-0b7a3e5c9d11", "0c9e7f3a-2d41-4b6e-9f08-5a1d3c7e2b22"
+    hashes = (b"\x01" * 32, b"\x02" * 32, b"\x03" * 32)
+    register = shop.act("maker", RegisterPassport, p1, "DMC-0001", devices["battery1"], *hashes)
+    story.case("register_passport", *register, queries=_passport_queries(p1))
+    story.case("invalid_register_by_a_vehicle_maker",
+               *shop.act("carmaker", RegisterPassport, p1, "DMC-0001", devices["battery1"], *hashes),
+               error="wrong_role")
+    story.case("invalid_register_a_vehicle_as_battery",
+               *shop.act("maker", RegisterPassport, p1, "DMC-0001", devices["vehicle1"], *hashes),
+               error="unknown_device")
+    story.send(*register)
+    story.send(*shop.act("maker", RegisterPassport, p2, "DMC-0002", devices["battery2"], *hashes))
+    story.case("invalid_second_passport_for_a_battery",
+               *shop.act("maker", RegisterPassport, "1d2e3f40-5a6b-4c7d-8e9f-a0b1c2d3e4f5", "DMC-0003",
+                         devices["battery1"], *hashes), error="passport_exists")
+    story.case("invalid_install_before_market", *shop.act("carmaker", Install, p1, devices["vehicle1"]),
+               error="wrong_stage", queries=_passport_queries(p1))
+    story.case("place_on_market", *shop.act("maker", PlaceOnMarket, p1), queries=_passport_queries(p1))
+    for passport in (p1, p2):
+        story.send(*shop.act("maker", PlaceOnMarket, passport))
+    story.case("install", *shop.act("carmaker", Install, p1, devices["vehicle1"]), queries=_passport_queries(p1))
+    story.send(*shop.act("carmaker", Install, p1, devices["vehicle1"]))
+    story.send(*shop.act("carmaker", Install, p2, devices["vehicle2"]))
+    _batteries_service(shop, p1, p2)
+    return story
+
+
+def _batteries_service(shop: Workshop, p1: str, p2: str) -> None:
+    """Reports, repair, documents, succession, collection and recycling, each with its refusals."""
+    from cityledger.modules.batteries import (
+        Collect, Materials, Recycle, Remanufacture, Repair, Repurpose, UpdateDocument)
+
+    story = shop.story
+    reports = [("batteries/reports", {"id": p1})]
+    story.case("report_health", *shop.report(p1, "battery1", 1, b"\x0a" * 32), queries=reports)
+    story.case("invalid_report_signed_by_another_battery", *shop.report(p1, "battery1", 1, b"\x0a" * 32,
+                                                                          signer="battery2"),
+               error="bad_report", queries=reports)
+    story.send(*shop.report(p1, "battery1", 1, b"\x0a" * 32))
+    story.case("invalid_report_out_of_sequence", *shop.report(p1, "battery1", 3, b"\x0b" * 32), error="bad_report")
+    story.case("repair", *shop.act("repairer", Repair, p1), queries=_passport_queries(p1))
+    story.case("invalid_repair_by_a_recycler", *shop.act("recycler", Repair, p1), error="wrong_role")
+    story.case("update_document", *shop.act("maker", UpdateDocument, p1, "legitimate", 2, b"\x04" * 32),
+               queries=_passport_queries(p1))
+    story.case("invalid_update_document_version", *shop.act("maker", UpdateDocument, p1, "legitimate", 3,
+                                                             b"\x04" * 32), error="document_version")
+    successor = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c33"
+    new_hashes = (b"\x05" * 32, b"\x06" * 32, b"\x07" * 32)
+    story.case("repurpose", *shop.act("second_life", Repurpose, p1, successor, "DMC-0001", *new_hashes),
+               queries=_passport_queries(p1, successor))
+    story.case("remanufacture", *shop.act("remanufacturer", Remanufacture, p1, successor, "DMC-0001-R", *new_hashes),
+               queries=_passport_queries(p1, successor))
+    story.send(*shop.act("second_life", Repurpose, p1, successor, "DMC-0001", *new_hashes))
+    story.case("invalid_repurpose_a_closed_passport",
+               *shop.act("second_life", Repurpose, p1, "2b3c4d5e-6f70-4182-93a4-b5c6d7e8f944", "DMC-0009", *new_hashes),
+               error="passport_closed")
+    story.case("collect", *shop.act("recycler", Collect, p2), queries=_passport_queries(p2))
+    story.send(*shop.act("recycler", Collect, p2))
+    masses = (400_000, 290_000, Materials(9_000, 20_000, 6_000, 30_000, 0), Materials(8_600, 19_500, 3_300, 28_800, 0))
+    recycler = [("batteries/recycler", {"did": shop.did["recycler"]})]
+    story.case("recycle", *shop.act("recycler", Recycle, "B-0001", [p2], *masses),
+               queries=_passport_queries(p2) + recycler)
+    story.case("invalid_recycle_more_than_contained", *shop.act(
+        "recycler", Recycle, "B-0001", [p2], 400_000, 290_000, masses[2], Materials(9_001, 0, 0, 0, 0)),
+        error="invalid_recycling")
+    story.send(*shop.act("recycler", Recycle, "B-0001", [p2], *masses))
+    story.case("invalid_event_after_recycling", *shop.act("recycler", Collect, p2), error="passport_closed",
+               queries=_passport_queries(p2))
+
+
+STORIES = {"bank": bank_story, "batteries": batteries_story, "consent": consent_story, "devices": devices_story,
+           "governance": governance_story, "identity": identity_story}
 
 
 def main(argv: list[str]) -> int:

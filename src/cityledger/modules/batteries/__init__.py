@@ -1,0 +1,89 @@
+"""batteries: EV battery passports and their life cycle (EU Regulation 2023/1542), on registered devices."""
+
+from functools import partial
+
+from ...core.statekeys import PREFIX_BATTERIES
+from ..base import Module
+from .errors import ERRORS
+from .expected import Devices, Identity
+from .genesis import init_genesis
+from .handlers import (
+    compute_report_payload,
+    get_history,
+    get_passport,
+    get_passport_by_dmc,
+    get_stage_count,
+    is_passport_id,
+    process_collect,
+    process_install,
+    process_place_on_market,
+    process_register,
+    process_remanufacture,
+    process_repair,
+    process_report,
+    process_repurpose,
+    process_update_document,
+)
+from .invariants import check_passports
+from .messages import (
+    CLOSED_STAGES,
+    ROLE_MANUFACTURER,
+    ROLE_RECYCLER,
+    ROLE_REMANUFACTURER,
+    ROLE_REPAIRER,
+    ROLE_SECOND_LIFE,
+    ROLE_VEHICLE_MAKER,
+    STAGES,
+    TIERS,
+    TRANSITIONS,
+    Collect,
+    Install,
+    Materials,
+    PassportRecord,
+    PlaceOnMarket,
+    Recycle,
+    RegisterPassport,
+    Remanufacture,
+    Repair,
+    ReportHealth,
+    Repurpose,
+    UpdateDocument,
+)
+from .queries import query_passport, query_recycler, query_reports, query_stages, query_targets
+from .recycling import get_batch, get_recycler_totals, process_recycle
+from .targets import TARGETS, Target
+
+
+def new_module(identity: Identity, devices: Devices) -> Module:
+    """The batteries module, given what it needs of identity and devices (node/modules.py wires them)."""
+    return Module(
+        name="batteries",
+        prefix=PREFIX_BATTERIES,
+        errors=ERRORS,
+        handlers={
+            RegisterPassport: partial(process_register, identity, devices),
+            PlaceOnMarket: partial(process_place_on_market, identity),
+            Install: partial(process_install, identity, devices),
+            ReportHealth: partial(process_report, devices),
+            Repair: partial(process_repair, identity),
+            Repurpose: partial(process_repurpose, identity, devices),
+            Remanufacture: partial(process_remanufacture, identity, devices),
+            Collect: partial(process_collect, identity),
+            Recycle: partial(process_recycle, identity),
+            UpdateDocument: partial(process_update_document, identity),
+        },
+        queries={"passport": query_passport, "reports": query_reports, "stages": query_stages,
+                 "recycler": query_recycler, "targets": query_targets},
+        init_genesis=init_genesis,
+        invariants=(partial(check_passports, devices),),
+    )
+
+
+__all__ = [
+    "CLOSED_STAGES", "Collect", "Devices", "ERRORS", "Identity", "Install", "Materials", "PassportRecord",
+    "PlaceOnMarket", "ROLE_MANUFACTURER", "ROLE_RECYCLER", "ROLE_REMANUFACTURER", "ROLE_REPAIRER",
+    "ROLE_SECOND_LIFE", "ROLE_VEHICLE_MAKER", "Recycle", "RegisterPassport", "Remanufacture", "Repair",
+    "ReportHealth", "Repurpose", "STAGES", "TARGETS", "TIERS", "TRANSITIONS", "Target", "UpdateDocument",
+    "compute_report_payload", "get_batch", "get_history", "get_passport", "get_passport_by_dmc",
+    "get_recycler_totals", "get_stage_count", "is_passport_id", "new_module",
+]

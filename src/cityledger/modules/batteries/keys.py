@@ -1,0 +1,55 @@
+"""Every state key of the battery passport module, built in one place."""
+
+from ...core.statekeys import PREFIX_BATTERIES, collection_prefix, make_key
+
+_PASSPORT = 0x01
+_ID_DMC = 0x02
+_BATTERY = 0x03
+_HISTORY = 0x04
+_REPORT = 0x05
+_STAGE_COUNT = 0x06
+_BATCH = 0x07
+_RECYCLER = 0x08
+
+PASSPORTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _PASSPORT)
+STAGE_COUNTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _STAGE_COUNT)
+
+
+def passport_key(passport: str) -> bytes:
+    """Key of a passport record, by passport id."""
+    return make_key(PREFIX_BATTERIES, _PASSPORT, passport.encode())
+
+
+def id_dmc_key(id_dmc: str) -> bytes:
+    """Key of the idDmc index: the latest passport issued under that identifier."""
+    return make_key(PREFIX_BATTERIES, _ID_DMC, id_dmc.encode())
+
+
+def battery_key(battery: str) -> bytes:
+    """Key of the battery index: a battery device's current (latest) passport."""
+    return make_key(PREFIX_BATTERIES, _BATTERY, battery.encode())
+
+
+def history_key(passport: str, index: int) -> bytes:
+    """Key of a passport's index-th life-cycle event (0-based, big-endian so keys sort in order)."""
+    return make_key(PREFIX_BATTERIES, _HISTORY, passport.encode(), index.to_bytes(4, "big"))
+
+
+def report_key(passport: str, sequence: int) -> bytes:
+    """Key of a passport's report commitment by its sequence number."""
+    return make_key(PREFIX_BATTERIES, _REPORT, passport.encode(), sequence.to_bytes(4, "big"))
+
+
+def stage_count_key(stage: str) -> bytes:
+    """Key of the number of passports in one stage."""
+    return make_key(PREFIX_BATTERIES, _STAGE_COUNT, stage.encode())
+
+
+def batch_key(recycler: str, batch: str) -> bytes:
+    """Key of a recycling batch, by recycler DID and batch id."""
+    return make_key(PREFIX_BATTERIES, _BATCH, recycler.encode(), batch.encode())
+
+
+def recycler_key(recycler: str) -> bytes:
+    """Key of a recycler's totals."""
+    return make_key(PREFIX_BATTERIES, _RECYCLER, recycler.encode())

@@ -1,0 +1,75 @@
+"""Battery passport queries: a passport by id or idDmc, its reports, counts by stage, recyclers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from ...core.state import StateReader
+from .handlers import get_history, get_passport, get_passport_by_dmc, get_report, get_stage_count
+from .messages import ELEMENTS, MAX_REPORTS, STAGES, TIERS, PassportRecord
+from .recycling import compute_rates, get_recycler_totals
+from .targets import TARGETS
+
+MAX_QUERY_REPORTS = 100  # report commitments answered per query; page on with "from"
+
+
+def _passport_view(state: StateReader, record: PassportRecord) -> dict[str, Any]:
+    documents = {tier: [{"hash": v.document_hash.hex(), "height": v.height} for v in getattr(record.documents, tier)]
+                 for tier in TIERS}
+    history = [{"event": e.event, "stage": e.stage, "actor": e.actor, "height": e.height}
+               for e in get_history(state, record)]
+    return {"passport": record.passport, "id_dmc": record.id_dmc, "battery": record.battery,
+            "operator": record.operator, "stage": record.stage, "vehicle": record.vehicle or None,
+            "predecessor": record.predecessor or None, "successor": record.successor or None,
+            "documents": documents, "history": history, "report_count": record.report_count,
+            "recycling_batch": record.recycling_batch or None, "created_height": record.created_height,
+            "updated_height": record.updated_height}
+
+
+def query_passport(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """A passport by {'id'} or by {'id_dmc'} (the latest passport issued under that identifier)."""
+    if "id" in args:
+        record = get_passport(state, args["id"])
+    elif "id_dmc" in args:
+        record = get_passport_by_dmc(state, args["id_dmc"])
+    else:
+        raise ValueError("id, id_dmc: expected one of them")
+    if record is None:
+        raise LookupError(f"passport: none for {args.get('id', args.get('id_dmc', ''))[:80]!r}")
+    return _passport_view(state, record)
+
+
+def query_reports(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """A passport's report commitments from {'id', 'from' (default 1)}, at most MAX_QUERY_REPORTS."""
+    record = get_passport(state, args.get("id", ""))
+    if record is None:
+        raise LookupError(f"id: no passport {args.get('id', '')!r}")
+    start = args.get("from", "1")
+    if not (start.isascii() and start.isdigit()) or not 1 <= int(start) <= MAX_REPORTS:
+        raise ValueError(f"from: expected a sequence number from 1 to {MAX_REPORTS}")
+    last = min(record.report_count, int(start) + MAX_QUERY_REPORTS - 1)
+    reports = [get_report(state, record.passport, sequence) for sequence in range(int(start), last + 1)]
+    return {"passport": record.passport, "report_count": record.report_count,
+            "reports": [{"sequence": r.sequence, "report_hash": r.report_hash.hex(), "height": r.height}
+                        for r in reports]}
+
+
+def query_stages(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """How many passports are in each life-cycle stage."""
+    return {"stages": {stage: get_stage_count(state, stage) for stage in STAGES}}
+
+
+def query_recycler(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """A recycler's totals by {'did'}, with per-mille rates against the Annex XII targets."""
+    totals = get_recycler_totals(state, args.get("did", ""))
+    if totals is None:
+        raise LookupError(f"did: no recycling recorded by {args.get('did', '')!r}")
+    return {"recycler": totals.recycler, "batches": totals.batches, "batteries": totals.batteries,
+            "input_mass_g": totals.input_mass_g, "output_mass_g": totals.output_mass_g,
+            "elements": list(ELEMENTS), **compute_rates(totals)}
+
+
+def query_targets(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """The Regulation's targets (targets.py), per-mille, with their article references."""
+    return {"targets": [asdict(target) for target in TARGETS]}
