@@ -7,11 +7,14 @@ import each other's behaviour and app/ never names a module.
 
 from __future__ import annotations
 
-from ..modules import bank, devices, governance, identity
+from ..modules import bank, devices, governance, identity, payments
+from ..modules.bank.keeper import KEEPER as BANK
+from ..modules.devices.keeper import KEEPER as DEVICES
 from ..modules.base import Module
 from ..modules.identity.keeper import KEEPER as IDENTITY
 
 
 def default_modules() -> list[Module]:
     """Every module of the ledger, in the order their genesis runs."""
-    return [governance.MODULE, bank.MODULE, identity.MODULE, devices.new_module(identity=IDENTITY)]
+    return [governance.MODULE, bank.MODULE, identity.MODULE, devices.new_module(identity=IDENTITY),
+            payments.new_module(bank=BANK, devices=DEVICES)]
