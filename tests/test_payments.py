@@ -265,7 +265,8 @@ def test_invalid_escrow_timeout(market, timeout):
 
 # -- device spending policies ---------------------------------------------------------------------
 
-def policy(market, daily=1_000, per_counterparty=800, kinds=("charger",), addresses=(), expiry=0) -> SetPolicy:
+def policy(market, daily=1_000, per_counterparty=800, kinds=("charger",), addresses=(), expiry=None) -> SetPolicy:
+    expiry = market.ledger.height() + 1_000 if expiry is None else expiry
     return SetPolicy(market.vehicle_did, daily, per_counterparty, list(kinds), sorted(addresses), expiry)
 
 
@@ -277,7 +278,7 @@ def test_invalid_device_payment_without_policy_or_from_non_owner(market):
     assert_error_kind(market.send(fresh, OpenChannel(market.operator.address(), 10, 3, fresh.public_key)),
                       E.ERR_NO_POLICY)
     assert_error_kind(market.send(market.payer, policy(market)), E.ERR_NOT_OWNER)
-    assert_error_kind(market.send(market.owner, SetPolicy("did:city:nothing", 1, 1, [], [], 0)),
+    assert_error_kind(market.send(market.owner, SetPolicy("did:city:nothing", 1, 1, [], [], market.ledger.height() + 5)),
                       E.ERR_UNKNOWN_DEVICE)
     outcome = market.send(market.owner, policy(market, kinds=("toll", "charger")))
     assert_error_kind(outcome, E.ERR_INVALID)

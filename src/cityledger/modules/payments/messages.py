@@ -16,6 +16,7 @@ COUNTERPARTY_DEVICE_KINDS = {KIND_CHARGER: "charger", KIND_PARKING: "meter", KIN
 
 DAY_NS = 86_400 * 10**9  # a policy's day, in block time: day = block time_ns // DAY_NS
 MAX_POLICY_ADDRESSES = 32  # allowed counterparty addresses per policy
+MAX_POLICY_BLOCKS = 10_000_000  # a policy's expiry lies at most this far ahead (a policy always expires)
 MIN_SETTLE_DELAY_BLOCKS = 2  # a channel's challenge window: at least this many blocks
 MAX_SETTLE_DELAY_BLOCKS = 100_000
 MAX_ESCROW_BLOCKS = 1_000_000  # an escrow's timeout lies at most this far ahead
@@ -31,11 +32,11 @@ class SetPolicy(Message, tag="payments/1.0/set_policy"):
     """The owner of a device sets (or replaces, which also unfreezes) what the device may spend."""
 
     device: str  # the device's did:city DID
-    daily_cap: Amount  # per block-time day, all counterparties together
-    counterparty_cap: Amount  # per block-time day, per counterparty
+    daily_cap: Amount  # per block-time day, all counterparties together (at least 1)
+    counterparty_cap: Amount  # per block-time day, per counterparty (at least 1)
     kinds: list[str]  # allowed counterparty kinds, sorted, distinct (subset of COUNTERPARTY_KINDS)
     addresses: list[Address]  # allowed counterparty addresses, sorted, distinct
-    expiry_height: Height  # the last height the policy allows payments at; 0: no expiry
+    expiry_height: Height  # the last height the policy allows payments at
 
 
 class FreezeDevice(Message, tag="payments/1.0/freeze"):

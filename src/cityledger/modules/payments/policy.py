@@ -35,6 +35,7 @@ from .messages import (
     COUNTERPARTY_KINDS,
     DAY_NS,
     MAX_POLICY_ADDRESSES,
+    MAX_POLICY_BLOCKS,
     CounterpartyRecord,
     DeclareCounterparty,
     FreezeDevice,
@@ -106,7 +107,7 @@ def _current_policy(devices: Devices, ctx: Context, device: DeviceRecord) -> Pol
         raise ERR_NO_POLICY(f"sender: device {device.did} has no spending policy from its current owner", "sender")
     if policy.frozen:
         raise ERR_FROZEN(f"sender: device {device.did} is frozen by its owner", "sender")
-    if policy.expiry_height and ctx.height > policy.expiry_height:
+    if ctx.height > policy.expiry_height:
         raise ERR_POLICY_EXPIRED(f"sender: the policy of {device.did} expired at height {policy.expiry_height}",
                                  "sender")
     return policy
@@ -150,16 +151,16 @@ def _owned_device(devices: Devices, ctx: Context, did: str) -> DeviceRecord:
 
 def _check_policy_fields(ctx: Context, msg: SetPolicy) -> None:
     for field, value in (("daily_cap", msg.daily_cap), ("counterparty_cap", msg.counterparty_cap)):
-        if not 0 <= value <= MAX_AMOUNT:
-            raise ERR_INVALID(f"{field}: expected 0 to {MAX_AMOUNT} micro-credits, got {value}", field)
+        if not 0 < value <= MAX_AMOUNT:
+            raise ERR_INVALID(f"{field}: expected 1 to {MAX_AMOUNT} micro-credits, got {value}", field)
     if any(kind not in COUNTERPARTY_KINDS for kind in msg.kinds) or list(msg.kinds) != sorted(set(msg.kinds)):
         raise ERR_INVALID(f"kinds: expected distinct sorted values of {list(COUNTERPARTY_KINDS)}", "kinds")
     if len(msg.addresses) > MAX_POLICY_ADDRESSES:
         raise ERR_INVALID(f"addresses: expected at most {MAX_POLICY_ADDRESSES}, got {len(msg.addresses)}", "addresses")
     if any(len(a) != ADDRESS_LEN for a in msg.addresses) or list(msg.addresses) != sorted(set(msg.addresses)):
         raise ERR_INVALID(f"addresses: expected distinct sorted {ADDRESS_LEN}-byte addresses", "addresses")
-    if msg.expiry_height and not ctx.height <= msg.expiry_height <= 2**63 - 1:
-        raise ERR_INVALID(f"expiry_height: expected 0 (none) or a height from {ctx.height} on, "
+    if not ctx.height <= msg.expiry_height <= ctx.height + MAX_POLICY_BLOCKS:
+        raise ERR_INVALID(f"expiry_height: expected {ctx.height} to {ctx.height + MAX_POLICY_BLOCKS}, "
                           f"got {msg.expiry_height}", "expiry_height")
 
 
@@ -182,8 +183,8 @@ def process_freeze(devices: Devices, ctx: Context, msg: FreezeDevice) -> None:
     device = _owned_device(devices, ctx, msg.device)
     policy = get_policy(ctx.state, device.did)
     if policy is None or policy.owner != device.owner or policy.epoch != device.epoch:
-        # No policy of this owner: a frozen one with nothing allowed, so the freeze still holds.
-        policy = PolicyRecord(device.did, device.owner, device.epoch, 0, 0, [], [], 0, True, ctx.height)
+        # No policy of this owner: a frozen one allowing nothing, so the freeze holds on its own.
+        policy = PolicyRecord(device.did, device.owner, device.epoch, 0, 0, [], [], ctx.height, True, ctx.height)
     ctx.state.set(policy_key(device.did), encode(msgspec.structs.replace(policy, frozen=True,
                                                                          updated_height=ctx.height)))
     ctx.emit("payments_device_frozen", device=device.did)
