@@ -352,3 +352,19 @@ def test_queries_of_missing_records(market):
         with pytest.raises(LookupError):
             market.ledger.query(path, **args)
     assert market.ledger.query("/payments/locked")["account"] == address_to_str(PAYMENTS_ACCOUNT)
+
+
+def test_voucher_bench_prints_both_rates_on_its_last_line():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, str(root / "bench" / "payments_vouchers.py"), "--samples", "40"],
+                          capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(root / "src")})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["curve"] == "p256" and result["samples"] == 40
+    assert result["vouchers_verified_per_s"] > 0 and result["signature_verify_per_s"] > 0
+    assert abs(result["ratio"] - result["vouchers_verified_per_s"] / result["signature_verify_per_s"]) < 0.01
