@@ -368,3 +368,20 @@ def test_voucher_bench_prints_both_rates_on_its_last_line():
     assert result["curve"] == "p256" and result["samples"] == 40
     assert result["vouchers_verified_per_s"] > 0 and result["signature_verify_per_s"] > 0
     assert abs(result["ratio"] - result["vouchers_verified_per_s"] / result["signature_verify_per_s"]) < 0.01
+
+
+def test_invalid_bank_keeper_sends_name_the_field_and_write_nothing():
+    from cityledger.core.errors import TxError
+    from cityledger.core.state import DictState, Overlay
+    from cityledger.modules.bank.errors import ERR_INVALID_ADDRESS, ERR_INVALID_AMOUNT
+    from cityledger.modules.bank.keeper import KEEPER
+
+    state = Overlay(DictState())
+    alice, bob = b"\x01" * 20, b"\x02" * 20
+    cases = ((alice, bob, 1, ERR_INSUFFICIENT_FUNDS), (alice, b"\x02", 1, ERR_INVALID_ADDRESS),
+             (alice, bob, 0, ERR_INVALID_AMOUNT), (alice, bob, 2**63, ERR_INVALID_AMOUNT))
+    for sender, recipient, amount, kind in cases:
+        with pytest.raises(TxError) as refused:
+            KEEPER.send(state, sender, recipient, amount)
+        assert_error_kind(refused.value, kind)
+    assert state.writes == {}
