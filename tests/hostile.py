@@ -158,7 +158,8 @@ class HostileWorld:
         self.published = self.office.published[RESIDENT_ID]
         self.payer, self.payee = city.chain.accounts[0], city.chain.accounts[1]
         self.channel = 0
-        self.ledger.send([self.payer], [LockEscrow(self.payee.address(), 100, self.ledger.height() + 50)]).raise_for_error()
+        escrow = LockEscrow(self.payee.address(), 100, self.ledger.height() + 50)
+        self.ledger.send([self.payer], [escrow]).raise_for_error()
 
     def _create_org(self, key: PrivateKey) -> str:
         keys = [VerificationKey("key-1", key.public_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])]

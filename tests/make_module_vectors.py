@@ -39,7 +39,8 @@ from module_vectors import (  # noqa: E402
 GENESIS_BALANCE = 1_000_000_000
 VALIDATOR_KEY = fixed_key(90)
 # The credential that binds chargers and meters to their owners (devices.BINDING_TYPES).
-DEVICE_REGISTRATION_TYPE = CredentialType("device-registration", "1.0", ("device_did", "owner_account", "registered_on"))
+DEVICE_REGISTRATION_TYPE = CredentialType("device-registration", "1.0",
+                                          ("device_did", "owner_account", "registered_on"))
 
 
 def genesis(members: Sequence[PrivateKey], accounts: Sequence[PrivateKey], threshold: int = 2,
@@ -610,7 +611,8 @@ def _payments_device_refusals(story: Story, vehicle, did, owner, operator, a1, a
                error="over_daily_cap")
     story.case("invalid_device_pays_a_counterparty_not_allowed", [vehicle], [LockEscrow(a1.address(), 10, timeout)],
                error="counterparty_not_allowed")
-    story.case("channel_top_up_by_device", [vehicle], [TopUpChannel(1, 100)], queries=[("payments/channel", {"id": "1"})])
+    story.case("channel_top_up_by_device", [vehicle], [TopUpChannel(1, 100)],
+               queries=[("payments/channel", {"id": "1"})])
     story.send([vehicle], [TopUpChannel(1, 100)])
     story.case("freeze_device", [owner], [FreezeDevice(did)], queries=[("payments/policy", {"device": did})])
     story.send([owner], [FreezeDevice(did)])

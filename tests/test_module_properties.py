@@ -126,8 +126,8 @@ def _voucher(payer: str, payee: str, channel: int, amount: int, nonce: int, kind
     return payee, [kind(channel, amount, nonce, sign_voucher(KEYS[payer], VECTORS.chain_id, channel, amount, nonce))]
 
 
-opens = st.tuples(payers, st.just(KEYS["a2"].address()), payments, st.sampled_from([2, 3, 1])).map(lambda o: (o[0], [OpenChannel(
-    o[1], o[2], o[3], KEYS[o[0]].public_key)]))
+opens = st.tuples(payers, st.just(KEYS["a2"].address()), payments, st.sampled_from([2, 3, 1])).map(
+    lambda o: (o[0], [OpenChannel(o[1], o[2], o[3], KEYS[o[0]].public_key)]))
 payment_operations = [
     opens,
     opens,

@@ -39,7 +39,8 @@ from cityledger.modules.payments.handlers import get_counter
 from cityledger.modules.payments.keys import NEXT_CHANNEL_ID_KEY, NEXT_ESCROW_ID_KEY
 from cityledger.offchain.identity.types import CredentialType
 
-DEVICE_REGISTRATION_TYPE = CredentialType("device-registration", "1.0", ("device_did", "owner_account", "registered_on"))
+DEVICE_REGISTRATION_TYPE = CredentialType("device-registration", "1.0",
+                                          ("device_did", "owner_account", "registered_on"))
 
 
 class Market:
@@ -278,8 +279,8 @@ def test_invalid_device_payment_without_policy_or_from_non_owner(market):
     assert_error_kind(market.send(fresh, OpenChannel(market.operator.address(), 10, 3, fresh.public_key)),
                       E.ERR_NO_POLICY)
     assert_error_kind(market.send(market.payer, policy(market)), E.ERR_NOT_OWNER)
-    assert_error_kind(market.send(market.owner, SetPolicy("did:city:nothing", 1, 1, [], [], market.ledger.height() + 5)),
-                      E.ERR_UNKNOWN_DEVICE)
+    unknown = SetPolicy("did:city:nothing", 1, 1, [], [], market.ledger.height() + 5)
+    assert_error_kind(market.send(market.owner, unknown), E.ERR_UNKNOWN_DEVICE)
     outcome = market.send(market.owner, policy(market, kinds=("toll", "charger")))
     assert_error_kind(outcome, E.ERR_INVALID)
     assert "kinds" in outcome.log

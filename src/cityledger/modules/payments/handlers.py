@@ -234,7 +234,8 @@ def process_top_up(bank: Bank, devices: Devices, ctx: Context, msg: TopUpChannel
     ctx.emit("payments_channel_topped_up", channel_id=record.channel_id, amount=msg.amount)
 
 
-def _redeem(bank: Bank, ctx: Context, record: ChannelRecord, amount: int, nonce: int, signature: bytes) -> ChannelRecord:
+def _redeem(bank: Bank, ctx: Context, record: ChannelRecord, amount: int, nonce: int,
+            signature: bytes) -> ChannelRecord:
     """Pay the payee what a newer voucher adds; raise unless the voucher is valid and newer."""
     # Check: the challenge window (if closing) still runs; the voucher is newer, covered, and signed.
     if record.status == STATUS_CLOSING and ctx.height >= record.closing_height:

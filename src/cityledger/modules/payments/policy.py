@@ -14,6 +14,7 @@ import msgspec
 from ...core.encoding import decoder, encode
 from ...core.state import StateReader
 from ...core.types import ADDRESS_LEN, Address
+from ..bank.messages import MAX_AMOUNT
 from ..base import Context
 from ..devices.messages import STATUS_ACTIVE, DeviceRecord
 from ..identity.did import compute_did
@@ -43,7 +44,6 @@ from .messages import (
     SetPolicy,
     SpendRecord,
 )
-from ..bank.messages import MAX_AMOUNT
 
 _POLICY = decoder(PolicyRecord)
 _SPEND = decoder(SpendRecord)

@@ -11,9 +11,8 @@ from ..devices.messages import STATUS_ACTIVE
 from ..identity.did import is_did
 from .expected import Devices
 from .handlers import MAX_ID, compute_channel_balance, get_channel, get_escrow, get_locked
-from .keys import PAYMENTS_ACCOUNT
+from .keys import PAYMENTS_ACCOUNT, spend_day_key
 from .policy import compute_day, get_counterparty, get_policy, get_spent
-from .keys import spend_day_key
 
 
 def _id(args: dict[str, str], name: str) -> int:
