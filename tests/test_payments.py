@@ -217,7 +217,7 @@ def test_top_up_adds_to_the_deposit(market):
 
 @pytest.mark.parametrize("field, change", [
     ("deposit", {"deposit": 0}), ("settle_delay", {"settle_delay": 1}), ("settle_delay", {"settle_delay": 10**9}),
-    ("payee", {"payee": b"\x01" * 19}), ("voucher_key", {"voucher_key": PrivateKey(1, b"\x55" * 32).public_key}),
+    ("payee", {"payee": b"\x01" * 19}), ("payee", {"payee": PAYMENTS_ACCOUNT}), ("voucher_key", {"voucher_key": PrivateKey(1, b"\x55" * 32).public_key}),
 ])
 def test_invalid_open_channel_fields(market, field, change):
     values = {"payee": market.payee.address(), "deposit": 100, "settle_delay": 3,

@@ -126,6 +126,8 @@ def _unlock(bank: Bank, ctx: Context, to: bytes, amount: int) -> None:
 def _check_payment(payee: bytes, amount: int, field: str) -> None:
     if len(payee) != ADDRESS_LEN:
         raise ERR_INVALID(f"payee: expected a {ADDRESS_LEN}-byte address, got {len(payee)} bytes", "payee")
+    if payee == PAYMENTS_ACCOUNT:  # credits paid there would be locked for good, owned by no one
+        raise ERR_INVALID("payee: expected an account, not the payments module's own", "payee")
     if not 0 < amount <= MAX_AMOUNT:
         raise ERR_INVALID(f"{field}: expected 1 to {MAX_AMOUNT} micro-credits, got {amount}", field)
 
