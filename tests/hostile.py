@@ -58,6 +58,24 @@ from cityledger.modules.identity import (
     get_did,
     get_status_list,
 )
+from cityledger.modules.payments import (
+    CloseChannel,
+    DeclareCounterparty,
+    FinalizeChannel,
+    FreezeDevice,
+    LockEscrow,
+    OpenChannel,
+    RedeemVoucher,
+    RefundEscrow,
+    ReleaseEscrow,
+    SetPolicy,
+    StartClose,
+    TopUpChannel,
+    get_channel,
+    sign_voucher,
+)
+from cityledger.modules.payments.handlers import get_counter
+from cityledger.modules.payments.keys import NEXT_CHANNEL_ID_KEY
 from cityledger.offchain.identity import DEVICE_MANUFACTURER, RESIDENT_ID
 from cityledger.offchain.identity.devices import build_registration, prove_ownership
 
@@ -154,6 +172,10 @@ class HostileWorld:
         self._consent_targets()
         self.published = self.office.published[RESIDENT_ID]
         self.batteries = BatteryTargets(city, self.maker)
+        self.payer, self.payee = city.chain.accounts[0], city.chain.accounts[1]
+        self.channel = 0
+        escrow = LockEscrow(self.payee.address(), 100, self.ledger.height() + 50)
+        self.ledger.send([self.payer], [escrow]).raise_for_error()
 
     def _create_org(self, key: PrivateKey) -> str:
         keys = [VerificationKey("key-1", key.public_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])]
@@ -217,6 +239,41 @@ class HostileWorld:
             message = OfferTransfer(self.bound_did, self.owner_b.address())
             self.ledger.send([self.owner_a], [message]).raise_for_error()
 
+    def ensure_channel(self) -> int:
+        """An open channel from the payer to the payee (a new one if a hostile close settled the last)."""
+        record = get_channel(self.ledger.store, self.channel)
+        if record is None or record.status != "open":
+            message = OpenChannel(self.payee.address(), 1_000, 5, self.payer.public_key)
+            self.ledger.send([self.payer], [message]).raise_for_error()
+            self.channel = get_counter(self.ledger.store, NEXT_CHANNEL_ID_KEY)
+        return self.channel
+
+    def voucher(self) -> tuple[int, int, int, bytes]:
+        """(channel, amount, nonce, signature) of the next valid voucher on the open channel."""
+        channel = self.ensure_channel()
+        record = get_channel(self.ledger.store, channel)
+        amount, nonce = record.redeemed + 1, record.nonce + 1
+        return channel, amount, nonce, sign_voucher(self.payer, self.chain_id, channel, amount, nonce)
+
+    def payments_baselines(self) -> dict[str, Callable[[], tuple[PrivateKey, Any]]]:
+        """Message tag -> (signing key, a well-formed payments message) in the current state."""
+        payer, payee, owner = self.payer, self.payee, self.owner_a
+        return {
+            "payments/1.0/set_policy": lambda: (owner, SetPolicy(
+                self.bound_did, 1_000, 500, ["charger"], [payee.address()], self.ledger.height() + 100)),
+            "payments/1.0/freeze": lambda: (owner, FreezeDevice(self.bound_did)),
+            "payments/1.0/declare_counterparty": lambda: (owner, DeclareCounterparty("charger", self.bound_did)),
+            "payments/1.0/escrow_lock": lambda: (payer, LockEscrow(payee.address(), 5, self.ledger.height() + 10)),
+            "payments/1.0/escrow_release": lambda: (payer, ReleaseEscrow(1)),
+            "payments/1.0/escrow_refund": lambda: (payer, RefundEscrow(1)),
+            "payments/1.0/channel_open": lambda: (payer, OpenChannel(payee.address(), 5, 5, payer.public_key)),
+            "payments/1.0/channel_top_up": lambda: (payer, TopUpChannel(self.ensure_channel(), 5)),
+            "payments/1.0/channel_redeem": lambda: (payee, RedeemVoucher(*self.voucher())),
+            "payments/1.0/channel_close": lambda: (payee, CloseChannel(*self.voucher())),
+            "payments/1.0/channel_start_close": lambda: (payer, StartClose(self.ensure_channel())),
+            "payments/1.0/channel_finalize": lambda: (payer, FinalizeChannel(self.ensure_channel())),
+        }
+
     def _open_proposal(self) -> int:
         raw = self.ledger.store.get(NEXT_PROPOSAL_ID_KEY)
         proposal_id = int.from_bytes(raw, "big")
@@ -264,7 +321,7 @@ class HostileWorld:
             "devices/1.0/accept_transfer": lambda: (self.owner_b, AcceptTransfer(self.bound_did, self.presentation())),
             "devices/1.0/offer_transfer": lambda: (self.owner_a, OfferTransfer(self.bound_did, self.binder.address())),
             "devices/1.0/decommission": lambda: (self.owner_a, Decommission(self.bound_did)),
-        } | self._consent_baselines() | self.batteries.baselines()
+        } | self._consent_baselines() | self.batteries.baselines() | self.payments_baselines()
 
     def owner_account(self) -> str:
         return address_to_str(self.owner_a.address())

@@ -1,4 +1,4 @@
-"""Regenerate tests/vectors/{bank,batteries,consent,devices,governance,identity}.json from the code.
+"""Regenerate tests/vectors/{bank,batteries,consent,devices,governance,identity,payments}.json from the code.
 
     .venv/bin/python tests/make_module_vectors.py [module ...]
 
@@ -23,6 +23,7 @@ from cityledger.core.keys import PrivateKey, Signer, compute_address  # noqa: E4
 from cityledger.core.types import address_to_str  # noqa: E402
 from cityledger.modules.identity import VerificationKey  # noqa: E402
 from cityledger.offchain.identity.ledger import LocalLedger, TxOutcome  # noqa: E402
+from cityledger.offchain.identity.types import CredentialType  # noqa: E402
 
 from helpers import fixed_key  # noqa: E402
 from module_vectors import (  # noqa: E402
@@ -37,6 +38,9 @@ from module_vectors import (  # noqa: E402
 
 GENESIS_BALANCE = 1_000_000_000
 VALIDATOR_KEY = fixed_key(90)
+# The credential that binds chargers and meters to their owners (devices.BINDING_TYPES).
+DEVICE_REGISTRATION_TYPE = CredentialType("device-registration", "1.0",
+                                          ("device_did", "owner_account", "registered_on"))
 
 
 def genesis(members: Sequence[PrivateKey], accounts: Sequence[PrivateKey], threshold: int = 2,
@@ -422,8 +426,10 @@ class Fleet:
         self.maker, self.transport, self.rogue = (PrivateKey(1, bytes([s]) * 32) for s in (0x61, 0x42, 0x62))
         keys.update(maker=self.maker, transport=self.transport, rogue=self.rogue, **(extra_keys or {}))
         self.tails = TailsStore(tmp / "tails", "https://transport.city.example/tails")
+        # The transport office also registers chargers and meters ("device-registration").
+        types = [VEHICLE_REGISTRATION] + ([DEVICE_REGISTRATION_TYPE.name] if module == "payments" else [])
         dids = [did_entry(self.maker, [DEVICE_MANUFACTURER]), did_entry(self.rogue, []),
-                did_entry(self.transport, [VEHICLE_REGISTRATION], self.tails.base_url), *extra_dids]
+                did_entry(self.transport, types, self.tails.base_url), *extra_dids]
         self.story = Story(module, genesis(members, accounts, dids=dids), keys, tmp)
         self.maker_did = compute_did(self.maker.signer(), b"")
         self.rogue_did = compute_did(self.rogue.signer(), b"")
@@ -431,6 +437,8 @@ class Fleet:
         self.tmp = tmp
         with fast_cred_defs():
             self.office.publish(VEHICLE_REGISTRATION_TYPE)
+            if module == "payments":
+                self.office.publish(DEVICE_REGISTRATION_TYPE)
 
     def wallet(self):
         from cityledger.offchain.identity import TailsFetcher, Wallet
@@ -439,14 +447,12 @@ class Fleet:
         return Wallet.in_memory(TailsFetcher(self.tmp / "tails-cache",
                                              transport=lambda url: self.office.serve_tails(url[len(base):])))
 
-    def registered(self, wallet, name: str, device_did: str) -> PrivateKey:
+    def registered(self, wallet, name: str, device_did: str, credential: str = "vehicle-registration") -> PrivateKey:
         """A wallet account named `name`, holding a registration of the device to it."""
-        from cityledger.offchain.identity import VEHICLE_REGISTRATION
-
         account = self.story.name(name, wallet.account("vehicle"))
         values = {"device_did": device_did, "owner_account": address_to_str(account.address()),
                   "registered_on": 20250615}
-        offer = self.office.offer(VEHICLE_REGISTRATION)
+        offer = self.office.offer(credential)
         request = wallet.request_credential(offer, self.story)
         wallet.store_credential(self.office.issue(request, values, f"REG-{name}"), self.story)
         return account
@@ -778,8 +784,123 @@ def _batteries_service(shop: Workshop, p1: str, p2: str) -> None:
                queries=_passport_queries(p2))
 
 
+# -- payments ------------------------------------------------------------------------------------
+
+def _payments_setup(fleet: Fleet):
+    """A vehicle bound to owner1 and funded, a charger bound to its operator."""
+    from cityledger.modules.bank import Transfer
+    from cityledger.modules.devices import BindDevice
+
+    story = fleet.story
+    vehicle, vehicle_did = fleet.device(1)
+    charger, charger_did = fleet.device(4)
+    story.send([fleet.maker], [fleet.register(vehicle)])
+    story.send([fleet.maker], [fleet.register(charger, kind="charger")])
+    wallet = fleet.wallet()
+    owner = fleet.registered(wallet, "owner1", vehicle_did)
+    story.send([owner], [BindDevice(vehicle_did, fleet.prove(wallet, vehicle_did, owner))])
+    wallet = fleet.wallet()
+    operator = fleet.registered(wallet, "operator", charger_did, DEVICE_REGISTRATION_TYPE.name)
+    story.send([operator], [BindDevice(charger_did, fleet.prove(wallet, charger_did, operator))])
+    for account in (vehicle, owner, operator):
+        story.send([story.keys["a0"]], [Transfer(account.address(), 1_000_000)])
+    return vehicle, vehicle_did, owner, operator, charger_did
+
+
+def payments_story(tmp: Path) -> Story:
+    from cityledger.modules.payments import DeclareCounterparty, OpenChannel, SetPolicy
+
+    fleet = Fleet(tmp, "payments")
+    story = fleet.story
+    vehicle, did, owner, operator, charger_did = _payments_setup(fleet)
+    a0, a1, a2 = (story.keys[n] for n in ("a0", "a1", "a2"))
+    policy = ("payments/policy", {"device": did})
+    story.case("declare_counterparty", [operator], [DeclareCounterparty("charger", charger_did)],
+               queries=[("payments/counterparty", {"address": address_to_str(operator.address())})])
+    story.case("invalid_declare_a_vehicle_as_charger", [owner], [DeclareCounterparty("charger", did)],
+               error="invalid_payment")
+    story.send([operator], [DeclareCounterparty("charger", charger_did)])
+    open_to_operator = OpenChannel(operator.address(), 500, 3, vehicle.public_key)
+    story.case("invalid_device_pays_without_policy", [vehicle], [open_to_operator], error="no_policy",
+               queries=[balance(vehicle)])
+    set_policy = SetPolicy(did, 1_000, 800, ["charger"], [a2.address()], story.height() + 1_000)
+    story.case("set_policy", [owner], [set_policy], queries=[policy])
+    story.case("invalid_set_policy_by_stranger", [a1], [set_policy], error="not_device_owner")
+    story.send([owner], [set_policy])
+    story.case("channel_open_by_device", [vehicle], [open_to_operator],
+               queries=[("payments/channel", {"id": "1"}), balance(vehicle), ("payments/locked", {})])
+    story.send([vehicle], [open_to_operator])
+    _payments_device_refusals(story, vehicle, did, owner, operator, a1, a2)
+    _payments_channel(story, vehicle, operator)
+    _payments_close_and_escrow(story, a0, a1)
+    return story
+
+
+def _payments_device_refusals(story: Story, vehicle, did, owner, operator, a1, a2) -> None:
+    """What a device's policy refuses: caps per counterparty and per day, other payees, a freeze."""
+    from cityledger.modules.payments import FreezeDevice, LockEscrow, OpenChannel, TopUpChannel
+
+    timeout = story.height() + 100
+    story.case("invalid_device_over_counterparty_cap", [vehicle], [TopUpChannel(1, 400)], error="over_counterparty_cap")
+    story.case("invalid_device_over_daily_cap", [vehicle], [LockEscrow(a2.address(), 600, timeout)],
+               error="over_daily_cap")
+    story.case("invalid_device_pays_a_counterparty_not_allowed", [vehicle], [LockEscrow(a1.address(), 10, timeout)],
+               error="counterparty_not_allowed")
+    story.case("channel_top_up_by_device", [vehicle], [TopUpChannel(1, 100)],
+               queries=[("payments/channel", {"id": "1"})])
+    story.send([vehicle], [TopUpChannel(1, 100)])
+    story.case("freeze_device", [owner], [FreezeDevice(did)], queries=[("payments/policy", {"device": did})])
+    story.send([owner], [FreezeDevice(did)])
+    story.case("invalid_frozen_device_pays", [vehicle], [OpenChannel(operator.address(), 5, 3, vehicle.public_key)],
+               error="device_frozen")
+
+
+def _payments_channel(story: Story, vehicle, operator) -> None:
+    """Vouchers on the vehicle's channel: redeem, the cheats, close, replay after settlement."""
+    from cityledger.modules.payments import CloseChannel, RedeemVoucher, sign_voucher
+
+    def voucher(amount: int, nonce: int, chain_id: str = story.chain_id) -> tuple[int, int, int, bytes]:
+        return 1, amount, nonce, sign_voucher(vehicle, chain_id, 1, amount, nonce)
+
+    channel = ("payments/channel", {"id": "1"})
+    story.case("channel_redeem", [operator], [RedeemVoucher(*voucher(200, 1))], queries=[channel, balance(operator)])
+    story.send([operator], [RedeemVoucher(*voucher(200, 1))])
+    story.case("invalid_redeem_old_voucher", [operator], [RedeemVoucher(*voucher(100, 1))], error="stale_voucher")
+    story.case("invalid_redeem_over_deposit", [operator], [RedeemVoucher(*voucher(601, 2))], error="over_deposit")
+    story.case("invalid_redeem_voucher_of_another_chain", [operator], [RedeemVoucher(*voucher(300, 2, "other-1"))],
+               error="bad_voucher_signature")
+    story.case("channel_close_by_payee", [operator], [CloseChannel(*voucher(300, 2))],
+               queries=[channel, balance(operator), balance(vehicle), ("payments/locked", {})])
+    story.send([operator], [CloseChannel(*voucher(300, 2))])
+    story.case("invalid_redeem_after_settlement", [operator], [RedeemVoucher(*voucher(400, 3))],
+               error="channel_settled")
+
+
+def _payments_close_and_escrow(story: Story, a0, a1) -> None:
+    """The payer's start_close and finalize after the window; escrow release and refund."""
+    from cityledger.modules.bank import Transfer
+    from cityledger.modules.payments import FinalizeChannel, LockEscrow, OpenChannel, RefundEscrow, ReleaseEscrow
+    from cityledger.modules.payments import StartClose
+
+    story.send([a0], [OpenChannel(a1.address(), 1_000, 2, a0.public_key)])
+    story.case("channel_start_close", [a0], [StartClose(2)], queries=[("payments/channel", {"id": "2"})])
+    story.send([a0], [StartClose(2)])
+    story.case("invalid_finalize_in_the_window", [a0], [FinalizeChannel(2)], error="too_early")
+    story.send([a1], [Transfer(a1.address(), 1)])
+    story.case("channel_finalize", [a0], [FinalizeChannel(2)], queries=[("payments/channel", {"id": "2"}), balance(a0)])
+    lock = LockEscrow(a1.address(), 100, story.height() + 3)
+    story.case("escrow_lock", [a0], [lock], queries=[("payments/escrow", {"id": "1"}), ("payments/locked", {})])
+    story.send([a0], [lock])
+    story.case("escrow_release", [a0], [ReleaseEscrow(1)], queries=[balance(a1)])
+    story.case("invalid_escrow_release_by_payee", [a1], [ReleaseEscrow(1)], error="not_party")
+    story.case("invalid_escrow_refund_before_timeout", [a0], [RefundEscrow(1)], error="too_early")
+    story.send([a1], [Transfer(a1.address(), 1)])
+    story.send([a1], [Transfer(a1.address(), 1)])
+    story.case("escrow_refund", [a0], [RefundEscrow(1)], queries=[balance(a0), ("payments/locked", {})])
+
+
 STORIES = {"bank": bank_story, "batteries": batteries_story, "consent": consent_story, "devices": devices_story,
-           "governance": governance_story, "identity": identity_story}
+           "governance": governance_story, "identity": identity_story, "payments": payments_story}
 
 
 def main(argv: list[str]) -> int:

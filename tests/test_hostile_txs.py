@@ -53,9 +53,10 @@ from cityledger.modules.identity import (
     UpdateDid,
 )
 from cityledger.modules.identity.validation import check_endpoint, check_keys, is_name
+from cityledger.modules.payments import ERRORS as PAYMENTS_ERRORS
 
 CATALOGS = {catalog.codespace: catalog
-            for catalog in (TX, BANK_ERRORS, DEVICE_ERRORS, GOVERNANCE_ERRORS, IDENTITY_ERRORS)}
+            for catalog in (TX, BANK_ERRORS, DEVICE_ERRORS, GOVERNANCE_ERRORS, IDENTITY_ERRORS, PAYMENTS_ERRORS)}
 
 
 def error_name(result: abc.TxResult) -> str:

@@ -5,10 +5,11 @@ The start is the devices vectors' pre-state (a consortium, funded accounts, an a
 transport office with its revocation registry, a bound device offered for transfer, a decommissioned
 one), built once and copied for each example. Hypothesis then draws transfers and multi-sends,
 proposals and votes for every governance action, DID creation, rotation and deactivation, status
-list updates, device registration, binding, offers, acceptance and decommissioning, and consent's
+list updates, device registration, binding, offers, acceptance and decommissioning, consent's
 data sets, grants, revocations and anchors (the template adds an accredited gateway and vault service
-and one data set), from pools of keys and identifiers small enough that the draws collide with the
-state already there.
+and one data set), and payments (channels opened, topped up, redeemed, closed and finalized, escrows,
+device policies and freezes, payments from a device account), from pools of keys and identifiers
+small enough that the draws collide with the state already there.
 """
 
 from __future__ import annotations
@@ -54,6 +55,22 @@ from cityledger.modules.identity import (
     WithdrawAccreditation,
     compute_did,
     get_status_list,
+)
+from cityledger.modules.payments import (
+    CloseChannel,
+    DeclareCounterparty,
+    FinalizeChannel,
+    FreezeDevice,
+    LockEscrow,
+    OpenChannel,
+    RedeemVoucher,
+    RefundEscrow,
+    ReleaseEscrow,
+    SetPolicy,
+    StartClose,
+    TopUpChannel,
+    get_channel,
+    sign_voucher,
 )
 from cityledger.offchain.identity.devices import build_registration
 
@@ -118,6 +135,48 @@ actions = st.one_of(
     st.builds(WithdrawAccreditation, any_did, credential_types),
 )
 
+# Payments: payers include device accounts (funded by a draw), ids and heights collide with the state.
+START = len(VECTORS.history)  # about the template's height
+payers = st.sampled_from(["a0", "device1"])  # device1 is owner1's
+payees = st.sampled_from(["a2", "owner2"])
+payee_addresses = payees.map(lambda name: KEYS[name].address())
+ids = st.sampled_from([1, 1, 2])
+heights = st.sampled_from([START + 30, START + 200, START + 12, 0])  # valid values first: they shrink there
+policy_actors = st.sampled_from(["owner1", "owner1", "thief"])  # owner1 owns device1
+policy_devices = st.sampled_from([DEVICE_DIDS[0], DEVICE_DIDS[0], DEVICE_DIDS[2]])
+caps = st.sampled_from([300, 10**6, 0])
+payments = st.sampled_from([250, 1, 10**4, -1])
+
+
+def _voucher(payer: str, payee: str, channel: int, amount: int, nonce: int, kind=RedeemVoucher) -> tuple[str, list]:
+    return payee, [kind(channel, amount, nonce, sign_voucher(KEYS[payer], VECTORS.chain_id, channel, amount, nonce))]
+
+
+opens = st.tuples(payers, st.just(KEYS["a2"].address()), payments, st.sampled_from([2, 3, 1])).map(
+    lambda o: (o[0], [OpenChannel(o[1], o[2], o[3], KEYS[o[0]].public_key)]))
+payment_operations = [
+    opens,
+    opens,
+    st.tuples(st.just("a0"), st.just([Transfer(KEYS["device1"].address(), 10**6)])),
+    st.tuples(payers, st.builds(TopUpChannel, ids, payments).map(lambda m: [m])),
+    st.tuples(payers, st.just("a2"), ids, st.sampled_from([200, 1, 0, 10**6]), st.integers(1, 4)).map(
+        lambda v: _voucher(*v)),
+    st.tuples(payers, payees, ids, st.sampled_from([200, 1, 0]), st.integers(0, 4)).map(
+        lambda v: _voucher(*v, kind=CloseChannel)),
+    st.tuples(payees, ids.map(lambda c: [CloseChannel(c, 0, 0, b"")])),
+    st.tuples(payers, ids.map(lambda c: [StartClose(c)])),
+    st.tuples(st.one_of(payers, payees), ids.map(lambda c: [FinalizeChannel(c)])),
+    st.tuples(payers, st.builds(LockEscrow, payee_addresses, payments, heights).map(lambda m: [m])),
+    st.tuples(payers, ids.map(lambda e: [ReleaseEscrow(e)])),
+    st.tuples(payers, ids.map(lambda e: [RefundEscrow(e)])),
+    st.tuples(policy_actors, st.builds(SetPolicy, policy_devices, caps, caps, st.sampled_from([[], ["charger"]]),
+                                       st.lists(payee_addresses, max_size=2).map(lambda a: sorted(set(a))), heights)
+              .map(lambda m: [m])),
+    st.tuples(policy_actors, policy_devices.map(lambda d: [FreezeDevice(d)])),
+    st.tuples(policy_actors, policy_devices.map(lambda d: [DeclareCounterparty("charger", d)])),
+]
+
+
 # Each operation is (signing key name, messages). Signers are mostly those entitled to act, so most
 # transactions get far enough to change state; the pools are small, so draws collide with it.
 operations = st.one_of(
@@ -153,6 +212,7 @@ operations = st.one_of(
     st.tuples(st.sampled_from(["owner1", "maker", "thief"]),
               st.builds(AnchorRecordsRoot, data_sets, st.integers(0, 3), st.just(b"\x31" * 32),
                         st.sampled_from([0, 1])).map(lambda m: [m])),
+    *payment_operations,
 )
 
 
@@ -196,13 +256,16 @@ def build_block(replay: AppReplay, ops: list) -> list[bytes]:
 
 def growing(replay: AppReplay) -> dict:
     """What may only grow: device epochs, decommissions, the registry's revocations, consent's keys
-    (the module never deletes) and revocations of consents."""
+    (the module never deletes), revocations of consents, and each channel's newest nonce, redeemed
+    amount and settlement."""
     devices = {did: get_device(replay.store, did) for did in DEVICE_DIDS}
     status = get_status_list(replay.store, STATUS.rev_reg_def_id)
+    channels = {n: get_channel(replay.store, n) for n in range(1, 5)}
     return {"epochs": {did: (r.epoch, r.status == "decommissioned") for did, r in devices.items() if r},
             "revoked": int.from_bytes(status.revoked, "little"),
             "consent_keys": sum(1 for _ in replay.store.iter_prefix(b"\x08")),
-            "consents_revoked": _revoked_consents(replay)}
+            "consents_revoked": _revoked_consents(replay),
+            "channels": {n: (c.nonce, c.redeemed, c.status == "settled") for n, c in channels.items() if c}}
 
 
 def _revoked_consents(replay: AppReplay) -> set[int]:
@@ -218,6 +281,9 @@ def assert_grew(before: dict, after: dict) -> None:
     assert before["revoked"] & ~after["revoked"] == 0  # a revocation is never undone
     assert before["consent_keys"] <= after["consent_keys"]
     assert before["consents_revoked"] <= after["consents_revoked"]
+    for channel, (nonce, redeemed, settled) in before["channels"].items():
+        nonce_now, redeemed_now, settled_now = after["channels"][channel]
+        assert nonce_now >= nonce and redeemed_now >= redeemed and settled_now >= settled, channel
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -321,3 +387,29 @@ def test_invalid_proposals_break_governance(template, tmp_path):
                                                             NEXT_PROPOSAL_ID_KEY: (2).to_bytes(8, "big")})
         with pytest.raises(InvariantBroken, match=match):
             check_consortium(state)
+
+
+def test_invalid_locked_funds_break_payments(template, tmp_path):
+    from cityledger.core.errors import InvariantBroken
+    from cityledger.core.keys import PrivateKey
+    from cityledger.modules.bank.keeper import KEEPER as BANK
+    from cityledger.modules.payments.invariants import check_payments
+    from cityledger.modules.payments.keys import LOCKED_KEY, channel_key
+    from cityledger.modules.payments.messages import ChannelRecord
+
+    check_payments(BANK, corrupted(template, tmp_path / "clean", {}))
+    key = PrivateKey(1, b"\x01" * 32).public_key
+    channel = ChannelRecord(1, KEYS["a0"].address(), KEYS["a1"].address(), key, 100, 0, 0, 3, 0, "open", 1)
+    for writes, match in (({LOCKED_KEY: (5).to_bytes(8, "big")}, "locked count is 5"),
+                          ({channel_key(1): encode(channel), LOCKED_KEY: (100).to_bytes(8, "big")},
+                           "payments account holds 0"),
+                          ({channel_key(1): encode(msgspec_replace(channel, redeemed=101))}, "redeemed 101 of 100")):
+        state = corrupted(template, tmp_path / match.replace(" ", "-"), writes)
+        with pytest.raises(InvariantBroken, match=match):
+            check_payments(BANK, state)
+
+
+def msgspec_replace(record, **changes):
+    import msgspec
+
+    return msgspec.structs.replace(record, **changes)

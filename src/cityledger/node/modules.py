@@ -7,14 +7,18 @@ import each other's behaviour and app/ never names a module.
 
 from __future__ import annotations
 
-from ..modules import bank, batteries, consent, devices, governance, identity
+from ..modules import bank, batteries, consent, devices, governance, identity, payments
+from ..modules.bank.keeper import KEEPER as BANK
 from ..modules.base import Module
 from ..modules.devices.keeper import DevicesKeeper
 from ..modules.identity.keeper import KEEPER as IDENTITY
+
+DEVICES = DevicesKeeper(IDENTITY)
 
 
 def default_modules() -> list[Module]:
     """Every module of the ledger, in the order their genesis runs."""
     return [governance.MODULE, bank.MODULE, identity.MODULE, devices.new_module(identity=IDENTITY),
-            consent.new_module(identity=IDENTITY, devices=devices),
-            batteries.new_module(identity=IDENTITY, devices=DevicesKeeper(IDENTITY))]
+            payments.new_module(bank=BANK, devices=DEVICES),
+            consent.new_module(identity=IDENTITY, devices=DEVICES),
+            batteries.new_module(identity=IDENTITY, devices=DEVICES)]

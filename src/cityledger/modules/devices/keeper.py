@@ -1,7 +1,7 @@
 """What devices offers other modules: the real implementation of their expected.py Protocols.
 
 node/modules.py builds one with identity's keeper and passes it to the modules that need devices
-(batteries.new_module), so those modules import only devices' messages, types and errors.
+(batteries, consent, payments), so those modules import only devices' messages, types and errors.
 """
 
 from __future__ import annotations
