@@ -101,6 +101,7 @@ def test_restart_rebuilds_revocation_state_from_the_ledger(tmp_path, caplog):
             city.office.revoke(city.did, ["S5"])
         assert refused.value.field == "references[0]" and "unrevoked" in str(refused.value)
         status = _status(restarted, city)
-        assert [i for i in range(1, 8) if is_revoked(status, i)] == [1, 2]  # S5, S6: issued first
+        # S5 and S6, at indexes drawn at random: two bits set, S7's not among them (it still verifies).
+        assert sum(is_revoked(status, i) for i in range(1, 64)) == 2
         assert city.verifies(city.wallet("S7"))
         assert not city.verifies(city.wallet("S5")) and not city.verifies(city.wallet("S6"))

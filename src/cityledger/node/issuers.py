@@ -34,7 +34,7 @@ import re
 import secrets
 import threading
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -46,7 +46,15 @@ from ..offchain.identity.issuer import IssuanceError, IssuerService, OfficeUnava
 from ..offchain.identity.ledger import NodeLedger, TxOutcome
 from ..offchain.identity.sealed import append_sealed_record, derive_key, new_salt, read_sealed, read_sealed_records
 from ..offchain.identity.tails import TailsStore
-from ..offchain.identity.types import KNOWN_TYPES, RESIDENT_ID, VEHICLE_REGISTRATION, CredentialType
+from ..modules.identity.messages import MAX_CRED_NUM
+from ..offchain.identity.types import (
+    CITY_REGISTRY_SIZE,
+    KNOWN_TYPES,
+    MIN_REGISTRY_SIZE,
+    RESIDENT_ID,
+    VEHICLE_REGISTRATION,
+    CredentialType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +74,13 @@ credential_types = {types}
 public_url = "{public_url}"
 # Leave empty to read the sealing passphrase from the file `passphrase`; or name an environment variable.
 passphrase_env = ""
+# Credentials per revocation registry: a presentation hides its holder among one registry's holders,
+# so the default holds the whole city. The next registry is prepared in the background before the
+# current one fills. Creating one of 131072 takes minutes and writes a 33.6 MB tails file.
+registry_size = {registry_size}
 """
+# The registry size `init` writes (tests/conftest.py lowers it: a city-sized registry takes minutes).
+DEFAULT_REGISTRY_SIZE = CITY_REGISTRY_SIZE
 
 
 # An office's display name: printable, no surrounding spaces; its public URL: printable ASCII.
@@ -96,7 +110,8 @@ def init_issuers(home: Path, public_url: str) -> list[dict[str, Any]]:
         _write_secret(folder / "token", secrets.token_urlsafe(32))
         _write_secret(folder / "passphrase", secrets.token_urlsafe(32))
         (folder / "issuer.toml").write_text(CONFIG_TEMPLATE.format(name=name, types=json.dumps(list(types)),
-                                                                   public_url=public_url))
+                                                                   public_url=public_url,
+                                                                   registry_size=DEFAULT_REGISTRY_SIZE))
         did = compute_did(key.signer(), b"")
         public = {"scheme": "ed25519", "key": key.public_key.key.hex()}
         entries.append({"controller": {"threshold": 1, "keys": [public]}, "salt": "",
@@ -128,6 +143,7 @@ class IssuerConfig:
     credential_types: tuple[CredentialType, ...]
     public_url: str
     passphrase_env: str
+    registry_size: int = CITY_REGISTRY_SIZE
 
 
 def load_issuer_config(folder: Path) -> IssuerConfig:
@@ -148,8 +164,12 @@ def load_issuer_config(folder: Path) -> IssuerConfig:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise IssuerConfigError(f"{path}: name: expected 1 to {MAX_ISSUER_NAME_CHARS} printable characters "
                                 f"without surrounding spaces, got {name!r}")
-    return IssuerConfig(Path(folder), name, tuple(KNOWN_TYPES[t] for t in types), public_url,
-                        str(raw.get("passphrase_env", "")))
+    size = raw.get("registry_size", CITY_REGISTRY_SIZE)
+    if type(size) is not int or not MIN_REGISTRY_SIZE <= size <= MAX_CRED_NUM:
+        raise IssuerConfigError(f"{path}: registry_size: expected an integer from {MIN_REGISTRY_SIZE} to "
+                                f"{MAX_CRED_NUM}, got {size!r}")
+    ctypes = tuple(replace(KNOWN_TYPES[t], max_cred_num=size) for t in types)
+    return IssuerConfig(Path(folder), name, ctypes, public_url, str(raw.get("passphrase_env", "")), size)
 
 
 class HostedIssuer:
@@ -164,6 +184,7 @@ class HostedIssuer:
         self._service: IssuerService | None = None
         self._file_key: tuple[bytes, bytes] | None = None  # (key, salt) of state.sealed
         self._journal_records = 0
+        self._progress_tenth = -1
         self._lock = threading.RLock()
 
     @property
@@ -205,6 +226,12 @@ class HostedIssuer:
             salt = new_salt()
             file_key = derive_key(passphrase, salt)
             service = IssuerService(self._ledger, [self.key], tails)
+        for ctype in self.config.credential_types:
+            if ctype.name in service.published:  # issuer.toml's size applies to the registries made from now on
+                published = service.published[ctype.name]
+                published.ctype = replace(published.ctype, max_cred_num=self.config.registry_size)
+        service.on_change = self._saved_after_preparation
+        service.progress = self._log_progress
         self._service, self._file_key = service, (file_key, salt)
         if self.journal_path.exists():
             self._save()  # fold the journal in (and drop a torn last record with it)
@@ -219,6 +246,21 @@ class HostedIssuer:
             log.warning("issuer %s (%s): %s", self.config.folder.name, self.did, repair)
         if repairs:
             self._save()
+
+    def _saved_after_preparation(self) -> None:
+        """Seal the state once a registry prepared in the background is anchored (its keys are in it)."""
+        with self._lock:
+            try:
+                self._save()
+            except (OSError, ValueError) as exc:
+                log.error("issuer %s (%s): cannot save its state: %s", self.config.folder.name, self.did, exc)
+
+    def _log_progress(self, fraction: float) -> None:
+        if int(fraction * 10) == self._progress_tenth:
+            return  # a line per tenth
+        self._progress_tenth = int(fraction * 10)
+        log.info("issuer %s (%s): creating a revocation registry of %d: %d%%", self.config.folder.name, self.did,
+                 self.config.registry_size, int(fraction * 100))
 
     def _passphrase(self) -> str:
         variable = self.config.passphrase_env
