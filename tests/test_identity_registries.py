@@ -13,7 +13,15 @@ import anoncreds
 import pytest
 
 from test_identity_fixtures import ALICE, TODAY, City
-from cityledger.offchain.identity import RESIDENT_ID, RESIDENT_ID_TYPE, IssuanceError, IssuerService, Verifier
+from cityledger.offchain.identity import (
+    RESIDENT_ID,
+    RESIDENT_ID_TYPE,
+    IssuanceError,
+    IssuerService,
+    TailsFetcher,
+    Verifier,
+    compute_tails_hash,
+)
 from cityledger.offchain.identity.issuer import Registry
 
 SIZE = 8
@@ -130,14 +138,44 @@ def test_a_verifier_sees_nothing_that_separates_holders_beyond_the_registry(city
 def test_revocation_works_in_both_registries(city):
     office = city.offices["id"]
     revoked = [city.wallets[2], city.wallets[PER_REGISTRY + 2]]
-    office.revoke(["CID-0002", f"CID-{PER_REGISTRY + 2:04d}"])
+    kept = [city.wallets[3], city.wallets[PER_REGISTRY + 3]]
     verifier = Verifier(city.ledger)
+    for wallet in revoked + kept:  # each wallet now holds a witness, which the revocation below moves
+        assert verifier.verify(*_present(city, verifier, wallet))["verified"]
+    office.revoke(["CID-0002", f"CID-{PER_REGISTRY + 2:04d}"])
     for wallet in revoked:
-        request, presentation = _present(city, verifier, wallet)
-        assert not verifier.verify(request, presentation)["verified"]
-    for wallet in (city.wallets[3], city.wallets[PER_REGISTRY + 3]):
-        request, presentation = _present(city, verifier, wallet)
-        assert verifier.verify(request, presentation)["verified"]
+        verdict = verifier.verify(*_present(city, verifier, wallet))
+        assert not verdict["verified"]
+    for wallet in kept:  # the witness updated from the delta still proves non-revocation
+        assert verifier.verify(*_present(city, verifier, wallet))["verified"]
+
+
+def test_a_holder_fetches_a_tails_file_once_by_hash_from_any_source_that_has_it(city, tmp_path):
+    rev_reg_id = city.indexes[0][0]
+    registry = city.offices["id"].published[RESIDENT_ID].registry(rev_reg_id)
+    location = registry.rev_reg_def.to_dict()["value"]["tailsLocation"]
+    tails_hash = location.rsplit("/", 1)[1]
+    asked = []
+
+    def transport(url: str) -> bytes:
+        asked.append(url)
+        if url == location:
+            return b"a tampered copy at the anchored URL"
+        if url.startswith("https://node-b.example"):
+            raise LookupError("404")
+        return city.fetch_tails(location)  # node C has the right bytes
+
+    fetcher = TailsFetcher(tmp_path / "cache", transport,
+                           mirrors=["https://node-b.example", "https://node-c.example/"])
+    path = fetcher.get(location, tails_hash)
+    assert compute_tails_hash(open(path, "rb").read()) == tails_hash
+    assert asked == [location, "https://node-b.example/tails/" + tails_hash,
+                     "https://node-c.example/tails/" + tails_hash]
+    assert fetcher.get(location, tails_hash) == path and len(asked) == 3  # cached by hash: never fetched again
+    bad = TailsFetcher(tmp_path / "bad", lambda url: b"wrong bytes", mirrors=["https://node-b.example"])
+    with pytest.raises(ValueError, match="no source served the file with the anchored hash"):
+        bad.get(location, tails_hash)
+    assert not any((tmp_path / "bad").iterdir())  # nothing unverified is kept
 
 
 def test_the_sealed_state_keeps_every_registry_and_the_indexes_given_out(city, tmp_path):
