@@ -184,7 +184,7 @@ class HostedIssuer:
         self._service: IssuerService | None = None
         self._file_key: tuple[bytes, bytes] | None = None  # (key, salt) of state.sealed
         self._journal_records = 0
-        self._progress_tenth = -1
+        self._preparing: dict[str, int] = {}  # credential type -> percent of a registry being created
         self._lock = threading.RLock()
 
     @property
@@ -201,6 +201,8 @@ class HostedIssuer:
 
     def service(self) -> IssuerService:
         """The issuer service, restored from state.sealed on first use; raise OfficeUnavailable."""
+        if self._service is not None:
+            return self._service  # loaded: readers need not wait for a publish holding the lock
         with self._lock:
             if self._service is None:
                 try:
@@ -231,7 +233,7 @@ class HostedIssuer:
                 published = service.published[ctype.name]
                 published.ctype = replace(published.ctype, max_cred_num=self.config.registry_size)
         service.on_change = self._saved_after_preparation
-        service.progress = self._log_progress
+        service.progress = self._record_progress
         self._service, self._file_key = service, (file_key, salt)
         if self.journal_path.exists():
             self._save()  # fold the journal in (and drop a torn last record with it)
@@ -255,12 +257,9 @@ class HostedIssuer:
             except (OSError, ValueError) as exc:
                 log.error("issuer %s (%s): cannot save its state: %s", self.config.folder.name, self.did, exc)
 
-    def _log_progress(self, fraction: float) -> None:
-        if int(fraction * 10) == self._progress_tenth:
-            return  # a line per tenth
-        self._progress_tenth = int(fraction * 10)
-        log.info("issuer %s (%s): creating a revocation registry of %d: %d%%", self.config.folder.name, self.did,
-                 self.config.registry_size, int(fraction * 100))
+    def _record_progress(self, credential_type: str, fraction: float) -> None:
+        """Keep how far a registry's creation has got, for info() (the service logs it)."""
+        self._preparing[credential_type] = round(fraction * 100)
 
     def _passphrase(self) -> str:
         variable = self.config.passphrase_env
@@ -281,9 +280,13 @@ class HostedIssuer:
 
     def info(self) -> dict[str, Any]:
         """DID, name, credential types and what is published (no secrets)."""
-        published = self.service().published
+        service = self.service()
+        published = dict(service.published)
+        preparing = {name: self._preparing[name] for name in sorted(self._preparing)
+                     if name in service.preparing()}
         return {"did": self.did, "name": self.config.name, "folder": self.config.folder.name,
                 "credential_types": [t.name for t in self.config.credential_types],
+                "registry_size": self.config.registry_size, "preparing": preparing,
                 "tails_url": compute_tails_url(self.config.public_url, self.did),
                 "published": {name: {"schema_id": p.schema_id, "cred_def_id": p.cred_def_id,
                                      "rev_reg_id": p.rev_reg_id or ""} for name, p in sorted(published.items())}}

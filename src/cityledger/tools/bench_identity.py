@@ -4,10 +4,11 @@ Run: cityledger bench identity [--iterations 15] [--registry-size 131072] [--jso
 (or python bench/identity_bench.py). One Resident ID credential per iteration, from a registry of
 `--registry-size` (default: the city's, CITY_REGISTRY_SIZE; creating it takes minutes and is
 reported as setup_s); the presentation reveals one attribute, proves one predicate and
-non-revocation (its witness over the whole registry is computed in present_ms). verify_ms resolves schema, credential definition, registry, status
-list and the issuer's accreditation from the ledger at the request's height; raw_verify_ms is the
-anoncreds library's verify of the same presentation with objects already in memory. The last line
-of output is one JSON object with every figure (medians in milliseconds).
+non-revocation (its witness over the whole registry is computed in present_ms).
+verify_ms resolves schema, credential definition, registry, status list and the issuer's
+accreditation from the ledger at the request's height; raw_verify_ms is the anoncreds library's
+verify of the same presentation with objects already in memory. The last line of output is one
+JSON object with every figure (medians in milliseconds).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def run(iterations: int, registry_size: int = CITY_REGISTRY_SIZE) -> dict[str, A
     result = {
         "issue_ms": statistics.median(issue), "present_ms": statistics.median(present),
         "verify_ms": statistics.median(verify), "raw_verify_ms": statistics.median(raw),
-        "iterations": iterations, "setup_s": setup_s, "registry_size": registry_size, "python": platform.python_version(),
+        "iterations": iterations, "setup_s": setup_s, "registry_size": registry_size,
+        "python": platform.python_version(),
     }
     result["verify_overhead_ratio"] = result["verify_ms"] / result["raw_verify_ms"]
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}

@@ -194,8 +194,9 @@ class IssuerService:
         # (then the operator calls prepare_registry); `on_change` is called when one is anchored.
         self.background = background
         self.on_change: Callable[[], None] | None = None
-        self.progress: Progress | None = None  # progress of the first registry's creation at publish
-        self._preparing: set[str] = set()
+        self.progress: Callable[[str, float], None] | None = None  # (type, fraction) while a registry is made
+        self._preparing: set[str] = set()  # types whose next registry a prepare_registry call is making
+        self._creating: set[str] = set()  # types whose registry files are being written (publish included)
         self._threads: list[threading.Thread] = []
 
     def _send(self, *messages: Any) -> TxOutcome:
@@ -231,13 +232,24 @@ class IssuerService:
         published = Published(ctype, schema_id, cred_def_id, cred_def, private, proof, tag)
         if ctype.revocable:
             # The first registry at set-up (the operator's publish); later ones ahead of need.
-            definition, private_key, tails_hash = self._create_registry(published, tag, self.progress)
+            definition, private_key, tails_hash = self._create_registry(published, tag, self._reporter(ctype.name))
             published.registries.append(self._anchor_registry(published, tag, definition, private_key, tails_hash))
         self.published[ctype.name] = published
         return {"schema_id": schema_id, "cred_def_id": cred_def_id, "rev_reg_id": published.rev_reg_id or ""}
 
     def _create_registry(self, published: Published, tag: str, progress: Progress | None) -> tuple[Any, Any, str]:
         """A registry's keys and tails file (slow at a city's size: run it outside the lock); with its hash."""
+        self._creating.add(published.ctype.name)
+        try:
+            return self._create_registry_files(published, tag, progress)
+        finally:
+            self._creating.discard(published.ctype.name)
+
+    def preparing(self) -> frozenset[str]:
+        """The credential types whose next registry is being created now."""
+        return frozenset(self._creating)
+
+    def _create_registry_files(self, published: Published, tag: str, progress: Progress | None) -> tuple[Any, Any, str]:
         size = published.ctype.max_cred_num
         started = time.monotonic()
         with tempfile.TemporaryDirectory() as scratch:
@@ -337,16 +349,22 @@ class IssuerService:
         self._threads.append(thread)
         thread.start()
 
-    def _prepare_logged(self, credential_type: str) -> None:
+    def _reporter(self, credential_type: str) -> Progress:
+        """A progress callback for one type's registry creation: a log line per tenth, and the `progress` hook."""
         last = [-1]
 
-        def progress(fraction: float) -> None:
-            if int(fraction * 10) > last[0]:  # a line per tenth
+        def report(fraction: float) -> None:
+            if self.progress is not None:
+                self.progress(credential_type, fraction)
+            if int(fraction * 10) > last[0]:
                 last[0] = int(fraction * 10)
-                log.info("issuer %s: preparing the next %s registry: %d%%", self.did, credential_type,
+                log.info("issuer %s: creating a %s revocation registry: %d%%", self.did, credential_type,
                          int(fraction * 100))
+        return report
+
+    def _prepare_logged(self, credential_type: str) -> None:
         try:
-            rev_reg_id = self.prepare_registry(credential_type, progress)
+            rev_reg_id = self.prepare_registry(credential_type, self._reporter(credential_type))
             log.info("issuer %s: next %s registry %s ready", self.did, credential_type, rev_reg_id)
         except Exception:  # a background thread has no caller: the log is where this goes
             log.exception("issuer %s: preparing the next %s registry failed", self.did, credential_type)
