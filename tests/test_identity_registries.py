@@ -71,7 +71,8 @@ def _equal(a: str, b: str) -> set[tuple]:
 
 
 def _present(city: City, verifier: Verifier, wallet) -> tuple[dict, str]:
-    request = verifier.request("bar", RESIDENT_ID, reveal=["district"], predicates=[("birth_date", "<=", TODAY - 180000)])
+    request = verifier.request("bar", RESIDENT_ID, reveal=["district"],
+                               predicates=[("birth_date", "<=", TODAY - 180000)])
     return request, wallet.present(request, city.ledger)
 
 

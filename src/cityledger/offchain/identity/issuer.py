@@ -308,7 +308,8 @@ class IssuerService:
         with self._lock:
             published = self._published(credential_type)
             current = published.current
-            if current is None or published.spare is not None or credential_type in self._preparing:
+            if (current is None or published.spare is not None or credential_type in self._preparing
+                    or len(published.registries) >= MAX_REGISTRIES_PER_TYPE):
                 return False
             return current.issued * 100 >= PREPARE_NEXT_AT_PERCENT * (current.size - 1)
 
@@ -318,17 +319,25 @@ class IssuerService:
         The slow part runs without the service's lock, so issuance goes on meanwhile.
         """
         with self._lock:
-            published = self._published(credential_type)
-            if not published.ctype.revocable:
-                raise IssuanceError(f"credential_type: {credential_type!r} has no revocation registries")
-            if credential_type in self._preparing:
-                raise IssuanceError(f"credential_type: the next registry of {credential_type!r} is being prepared")
-            if len(published.registries) >= MAX_REGISTRIES_PER_TYPE:
-                raise IssuanceError(f"credential_type: {credential_type!r} has its maximum of "
-                                    f"{MAX_REGISTRIES_PER_TYPE} registries")
-            tag = f"{published.tag}-{len(published.registries) + 1}"
-            self._preparing.add(credential_type)
+            tag = self._claim_preparation(credential_type)
+        return self._prepare_claimed(credential_type, tag, progress)
+
+    def _claim_preparation(self, credential_type: str) -> str:
+        """Mark the type's next registry as being prepared (under the lock); its tag."""
+        published = self._published(credential_type)
+        if not published.ctype.revocable:
+            raise IssuanceError(f"credential_type: {credential_type!r} has no revocation registries")
+        if credential_type in self._preparing:
+            raise IssuanceError(f"credential_type: the next registry of {credential_type!r} is being prepared")
+        if len(published.registries) >= MAX_REGISTRIES_PER_TYPE:
+            raise IssuanceError(f"credential_type: {credential_type!r} has its maximum of "
+                                f"{MAX_REGISTRIES_PER_TYPE} registries")
+        self._preparing.add(credential_type)
+        return f"{published.tag}-{len(published.registries) + 1}"
+
+    def _prepare_claimed(self, credential_type: str, tag: str, progress: Progress | None) -> str:
         try:
+            published = self._published(credential_type)
             definition, private, tails_hash = self._create_registry(published, tag, progress)
             with self._lock:
                 registry = self._anchor_registry(published, tag, definition, private, tails_hash)
@@ -342,9 +351,11 @@ class IssuerService:
 
     def _prepare_ahead(self, credential_type: str) -> None:
         """Start preparing the next registry in a background thread if the current one is filling."""
-        if not self.background or not self.needs_registry(credential_type):
-            return
-        thread = threading.Thread(target=self._prepare_logged, args=(credential_type,),
+        with self._lock:
+            if not self.background or not self.needs_registry(credential_type):
+                return
+            tag = self._claim_preparation(credential_type)  # claimed now: one thread per registry
+        thread = threading.Thread(target=self._prepare_logged, args=(credential_type, tag),
                                   name=f"prepare-registry-{credential_type}", daemon=True)
         self._threads.append(thread)
         thread.start()
@@ -362,9 +373,9 @@ class IssuerService:
                          int(fraction * 100))
         return report
 
-    def _prepare_logged(self, credential_type: str) -> None:
+    def _prepare_logged(self, credential_type: str, tag: str) -> None:
         try:
-            rev_reg_id = self.prepare_registry(credential_type, self._reporter(credential_type))
+            rev_reg_id = self._prepare_claimed(credential_type, tag, self._reporter(credential_type))
             log.info("issuer %s: next %s registry %s ready", self.did, credential_type, rev_reg_id)
         except Exception:  # a background thread has no caller: the log is where this goes
             log.exception("issuer %s: preparing the next %s registry failed", self.did, credential_type)
@@ -467,8 +478,9 @@ class IssuerService:
         if registry is not None:
             if not registry.free:
                 self._prepare_ahead(credential_type)
-                raise IssuanceError(f"credential_type: every registry of {credential_type!r} is full; the next "
-                                    "is being prepared, ask again in a few minutes")
+                then = ("the next is being prepared, ask again in a few minutes" if credential_type in self._preparing
+                        else "the office has to prepare the next")
+                raise IssuanceError(f"credential_type: every registry of {credential_type!r} is full; {then}")
             index = registry.take_index()
             config = anoncreds.CredentialRevocationConfig(registry.rev_reg_def, registry.rev_reg_private,
                                                           registry.status_list, index)
