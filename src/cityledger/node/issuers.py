@@ -11,15 +11,15 @@ consortium's are):
     <home>/issuers/<name>/token         bearer token of the office's operator endpoints (0600)
     <home>/issuers/<name>/passphrase    seals state.sealed (0600), unless passphrase_env names a variable
     <home>/issuers/<name>/state.sealed  definition and registry private keys, offers, its register
-    <home>/issuers/<name>/state.journal offers made since state.sealed was last written (sealed records)
+    <home>/issuers/<name>/state.journal offers and redemptions since state.sealed was last written (sealed records)
     <home>/issuers/<name>/tails/        tails files, served at <public_url>/issuers/<did>/tails/<hash>
 
-An office publishes its credential types once (`cityledger issuer publish`, which takes a few
-seconds to generate the credential definition); every change of its private state is sealed
-before the answer leaves (an offer as one record appended to state.journal, anything else by
-rewriting state.sealed, which folds the journal in), so a restarted node can still revoke what it
-issued. The
-ledger's status lists are the truth about revocation: when the state is loaded (and before each
+An office publishes its credential types once (`cityledger issuer publish`: seconds for the
+credential definition, minutes for a city-sized first revocation registry); every change of its
+private state is sealed before the answer leaves (an offer or a redemption as one record appended
+to state.journal, anything else by rewriting state.sealed, which folds the journal in), so a
+restarted node can still revoke what it issued. Registries after the first are prepared in the
+background (offchain/identity/issuer.py) and sealed when anchored. The ledger's status lists are the truth about revocation: when the state is loaded (and before each
 revocation) a registry whose sealed status list differs from the ledger's takes the ledger's, and
 the repair is logged.
 """
@@ -60,8 +60,9 @@ log = logging.getLogger(__name__)
 
 ISSUERS_DIR = "issuers"
 MAX_HOSTED_ISSUERS = 16
-# An offer is appended to the office's journal rather than rewriting state.sealed; past this many
-# records the whole state is saved and the journal starts again.
+# An offer or a redemption is appended to the office's journal rather than rewriting state.sealed
+# (megabytes at the city's size); past this many records the whole state is saved and the journal
+# starts again.
 MAX_JOURNAL_RECORDS = 256
 # The offices `cityledger init` creates: folder name -> (display name, credential types).
 OFFICES = {"id-office": ("City ID Office", (RESIDENT_ID,)),
@@ -309,22 +310,30 @@ class HostedIssuer:
         with self._lock:
             service = self.service()
             offer = service.offer(credential_type, values, reference)
-            if self._journal_records >= MAX_JOURNAL_RECORDS or self._file_key is None:
-                self._save()
-            else:
-                # One small sealed record instead of the whole state (which holds every pending offer).
-                record = {"generation": service.generation, "nonce": offer["thread"],
-                          "credential_type": credential_type, "values": dict(values), "reference": reference}
-                append_sealed_record(self.journal_path, self._file_key[0], record)
-                self._journal_records += 1
+            self._journal({"generation": service.generation, "nonce": offer["thread"],
+                           "credential_type": credential_type, "values": dict(values), "reference": reference})
             return offer
 
     def redeem(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """The credential for a holder's request answering a pre-authorised offer (once)."""
         with self._lock:
-            credential = self.service().issue(request)
-            self._save()
+            service = self.service()
+            thread = str(request.get("thread", "")) if isinstance(request, Mapping) else ""
+            reference = service.pending_reference(thread)
+            credential = service.issue(request)
+            # A record, not the whole state: at the city's size the register alone is ~9 MB.
+            entry = service.issued_entry(reference) if reference is not None else None
+            self._journal({"generation": service.generation, "kind": "issued", "thread": thread,
+                           "reference": reference, "entry": None if entry is None else list(entry)})
             return credential
+
+    def _journal(self, record: dict[str, Any]) -> None:
+        """Seal one change as a journal record, or save the whole state every MAX_JOURNAL_RECORDS."""
+        if self._journal_records >= MAX_JOURNAL_RECORDS or self._file_key is None:
+            self._save()
+        else:
+            append_sealed_record(self.journal_path, self._file_key[0], record)
+            self._journal_records += 1
 
     def revoke(self, references: Sequence[str]) -> TxOutcome:
         """Revoke credentials by the office's references, in one status-list update.
@@ -348,9 +357,13 @@ class HostedIssuer:
 
 
 def _replay_journal(service: IssuerService, path: Path, file_key: bytes) -> None:
-    """Take back the offers recorded in the journal since the state was saved."""
+    """Take back the offers and redemptions recorded in the journal since the state was saved."""
     for record in read_sealed_records(path, file_key):
-        if isinstance(record, dict) and record.get("generation") == service.generation:
+        if not isinstance(record, dict) or record.get("generation") != service.generation:
+            continue
+        if record.get("kind") == "issued":
+            service.restore_issued(str(record["thread"]), str(record["reference"]), record.get("entry"))
+        else:
             service.restore_offer(str(record["nonce"]), str(record["credential_type"]), record.get("values"),
                                   record.get("reference"))
 

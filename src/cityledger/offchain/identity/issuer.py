@@ -124,6 +124,12 @@ class Registry:
         self.used[index // 8] &= ~(1 << (index % 8)) & 0xFF
         self.free.append(index)
 
+    def claim(self, index: int) -> None:
+        """Mark an index given out (a redemption taken back from the journal)."""
+        if 1 <= index < self.size and not self.used[index // 8] >> (index % 8) & 1:
+            self.used[index // 8] |= 1 << (index % 8)
+            self.free.remove(index)
+
     def take_index(self) -> int:
         """A free index chosen at random (CSPRNG), so an index says nothing about when it was issued."""
         position = secrets.randbelow(len(self.free))
@@ -160,7 +166,10 @@ class Published:
 
     def registry(self, rev_reg_id: str) -> Registry:
         """The registry with this id; raise KeyError."""
-        return next(r for r in self.registries if r.rev_reg_id == rev_reg_id)
+        for registry in self.registries:
+            if registry.rev_reg_id == rev_reg_id:
+                return registry
+        raise KeyError(rev_reg_id)
 
     # The current registry's parts, as callers that know of one registry per type read them.
     rev_reg_id = property(lambda self: self.current.rev_reg_id if self.current else None)
@@ -442,6 +451,32 @@ class IssuerService:
                                 "without surrounding spaces")
         if reference in self._issued or any(ref == reference for _, ref in self._authorized.values()):
             raise IssuanceError(f"reference: {reference!r} already has a credential or an offer; revoke it first")
+
+    def restore_issued(self, thread: str, reference: str, entry: Sequence[Any] | None) -> None:
+        """Take back a redemption recorded (sealed) since the state was last saved: offer used, index given."""
+        with self._lock:
+            self._offers.pop(thread, None)
+            self._authorized.pop(thread, None)
+            if entry is None:
+                return  # a credential without a registry: nothing to revoke later
+            credential_type, rev_reg_id, index = str(entry[0]), str(entry[1]), int(entry[2])
+            published = self.published.get(credential_type)
+            try:
+                registry = published.registry(rev_reg_id) if published else None
+            except KeyError:
+                registry = None
+            if registry is not None:
+                registry.claim(index)
+                self._issued[reference] = (credential_type, rev_reg_id, index)
+
+    def pending_reference(self, thread: str) -> str | None:
+        """The reference a pre-authorised offer will be issued under, or None."""
+        authorized = self._authorized.get(str(thread))
+        return None if authorized is None else authorized[1]
+
+    def issued_entry(self, reference: str) -> tuple[str, str, int] | None:
+        """(credential type, registry, index) of an unrevoked credential issued under `reference`."""
+        return self._issued.get(reference)
 
     def is_authorized(self, thread: str) -> bool:
         """True if the offer `thread` is pending and pre-authorised (the holder may redeem it)."""
