@@ -11,6 +11,11 @@ values it will certify and its reference; the holder redeems it with a credentia
 anywhere, once (the offer's nonce is the one-time capability). Otherwise the office passes the
 values when it answers the request.
 
+A presentation names its revocation registry, so a registry's holders are each holder's anonymity
+set: registries are sized for the city (the hosted offices' default, 131,072), each credential
+gets an index drawn at random among the registry's free ones, and the next registry is created in
+a background thread once the current one is PREPARE_NEXT_AT_PERCENT full, never inside a request.
+
 Every method takes and returns JSON-friendly values, so the REST layer is a thin wrapper. One
 lock serialises the service's changes, so threads (a web server's workers) may share it.
 """
