@@ -1,8 +1,10 @@
 """A hosted office's offers go to a sealed journal instead of rewriting its whole state each time.
 
-An offer appends one small sealed record; publishing, redeeming and revoking save the whole state
-and start the journal again. A restart takes the journal's offers back, ignores a torn last
-record, and never revives an offer the saved state has already redeemed.
+An offer or a redemption appends one small sealed record (at the city's registry size the register
+of issued credentials alone is megabytes); publishing, revoking and every MAX_JOURNAL_RECORDS-th
+record save the whole state and start the journal again. A restart takes the journal's offers and
+redemptions back, ignores a torn last record, and never revives an offer the saved state has
+already redeemed.
 """
 
 from __future__ import annotations
@@ -42,21 +44,24 @@ def test_offers_are_journalled_and_survive_a_restart(tmp_path):
         redeemed = _offer(office, did, "J-REDEEMED")
         wallet = public.open_wallet(tmp_path / "w.wallet", "pw", create=True, tails_cache=tmp_path / "tails")
         request = public.request_credential(wallet, redeemed)
-        public.submit_credential_request(did, request)  # a full save: the journal starts again
-        assert not (folder / "state.journal").exists()
+        public.submit_credential_request(did, request)  # journalled too
+        assert (folder / "state.sealed").read_bytes() == saved
         late = _offer(office, did, "J-LATE")
     with open(folder / "state.journal", "ab") as journal:
         journal.write(b"\x00\x00\x01\x00torn")  # a crash in the middle of an append
     restarted = Node(tn.node.config)
     with LiveServer(restarted) as server:
         public, office, did = _clients(tn, server)
+        public.get_issuer(did)  # loads the office's state
+        assert not (folder / "state.journal").exists()  # folded into the state when it was loaded
         wallet = public.open_wallet(tmp_path / "w2.wallet", "pw", create=True, tails_cache=tmp_path / "tails")
         for offer in (offers[0], late):  # made before the restart, one journalled after the last save
             public.obtain_credential(wallet, offer)
-        assert not (folder / "state.journal").exists()  # folded into the state when it was loaded
         with pytest.raises(ApiError) as replayed:
             public.submit_credential_request(did, request)
         assert replayed.value.field == "thread"
+        # The redemption came back from the journal: its index is taken and it can be revoked.
+        assert office.revoke(did, ["J-REDEEMED"])["revoked"] == 1
 
 
 def test_a_stale_journal_never_revives_a_redeemed_offer(tmp_path):
@@ -70,7 +75,8 @@ def test_a_stale_journal_never_revives_a_redeemed_offer(tmp_path):
         wallet = public.open_wallet(tmp_path / "w.wallet", "pw", create=True, tails_cache=tmp_path / "tails")
         request = public.request_credential(wallet, offer)
         public.submit_credential_request(did, request)
-    # A crash after the redemption's save but before the old journal was removed.
+        office.revoke(did, ["STALE-1"])  # a full save, which starts the journal again
+    # A crash after that save but before the old journal was removed.
     shutil.copy(tmp_path / "journal", folder / "state.journal")
     restarted = Node(tn.node.config)
     with LiveServer(restarted) as server:

@@ -89,9 +89,11 @@ def test_restart_rebuilds_revocation_state_from_the_ledger(tmp_path, caplog):
         for reference in ("S5", "S6", "S7"):
             city.resident(reference)
         shutil.copy(sealed, tmp_path / "stale.sealed")
+        shutil.copy(sealed.with_name("state.journal"), tmp_path / "stale.journal")  # the redemptions
         city.office.revoke(city.did, ["S5"])
-    # The state of a crash between the ledger's commit and the save: the file does not know S5 is revoked.
+    # The state of a crash between the ledger's commit and the save: the files do not know S5 is revoked.
     shutil.copy(tmp_path / "stale.sealed", sealed)
+    shutil.copy(tmp_path / "stale.journal", sealed.with_name("state.journal"))
     restarted = Node(tn.node.config)
     with LiveServer(restarted) as server, caplog.at_level(logging.WARNING, logger="cityledger.node.issuers"):
         city = Office(tn, server, tmp_path)
@@ -101,6 +103,7 @@ def test_restart_rebuilds_revocation_state_from_the_ledger(tmp_path, caplog):
             city.office.revoke(city.did, ["S5"])
         assert refused.value.field == "references[0]" and "unrevoked" in str(refused.value)
         status = _status(restarted, city)
-        assert [i for i in range(1, 8) if is_revoked(status, i)] == [1, 2]  # S5, S6: issued first
+        # S5 and S6, at indexes drawn at random: two bits set, S7's not among them (it still verifies).
+        assert sum(is_revoked(status, i) for i in range(1, 64)) == 2
         assert city.verifies(city.wallet("S7"))
         assert not city.verifies(city.wallet("S5")) and not city.verifies(city.wallet("S6"))

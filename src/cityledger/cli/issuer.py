@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Optional
 
+import httpx
 import typer
 from rich.table import Table
 
@@ -24,6 +26,9 @@ from .identity_common import OutOption, emit_message, open_client, read_message
 app = typer.Typer(help="Issuer offices hosted by the node: publish, issue (pre-authorised offers), revoke.",
                   no_args_is_help=True)
 
+# Publishing creates the type's first revocation registry: minutes at the city's size (131,072).
+PUBLISH_TIMEOUT_S = 1_800
+PROGRESS_POLL_S = 1.0
 IssuerOption = typer.Option("id-office", "--issuer", help="Issuer folder in <home>/issuers")
 
 
@@ -68,13 +73,49 @@ def issuer_publish(issuer: str = IssuerOption,
     url, client = open_client(node, home, token)
     with node_errors(url), client:
         types = [credential_type] if credential_type else client.get_issuer(did)["credential_types"]
-        published = {name: client.publish(did, name) for name in types}
+        published = {name: _publish(client, url, did, name, show=not as_json) for name in types}
     if as_json:
         print_json({"did": did, "published": published})
         return
     for name, ids in published.items():
         console.print(f"[bold]{name}[/]", highlight=False)
         console.print(facts_table(list(ids.items())))
+
+
+def _publish(client: Any, url: str, did: str, name: str, show: bool) -> dict[str, str]:
+    """Publish one type; while the node creates its revocation registry (minutes at the city's size), a progress bar."""
+    if not show:
+        return client.publish(did, name, timeout_s=PUBLISH_TIMEOUT_S)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..sdk import ApiError, IdentityClient
+
+    answer: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            answer.update(client.publish(did, name, timeout_s=PUBLISH_TIMEOUT_S))
+        except BaseException as exc:  # raised again below, in the command's own thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=call, name="publish", daemon=True)
+    worker.start()
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn())
+    with IdentityClient(url) as watcher, Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"{name}: schema and credential definition", total=100)
+        while worker.is_alive():
+            worker.join(PROGRESS_POLL_S)
+            try:
+                percent = watcher.get_issuer(did).get("preparing", {}).get(name)
+            except (ApiError, httpx.HTTPError):
+                percent = None  # the bar waits; the publish call itself reports failures
+            if percent is not None:
+                bar.update(task, completed=percent, description=f"{name}: revocation registry")
+    if errors:
+        raise errors[0]
+    return answer
 
 
 def _values(values_file: Optional[Path], pairs: list[str]) -> dict:

@@ -11,15 +11,15 @@ consortium's are):
     <home>/issuers/<name>/token         bearer token of the office's operator endpoints (0600)
     <home>/issuers/<name>/passphrase    seals state.sealed (0600), unless passphrase_env names a variable
     <home>/issuers/<name>/state.sealed  definition and registry private keys, offers, its register
-    <home>/issuers/<name>/state.journal offers made since state.sealed was last written (sealed records)
+    <home>/issuers/<name>/state.journal offers and redemptions since state.sealed was last written (sealed records)
     <home>/issuers/<name>/tails/        tails files, served at <public_url>/issuers/<did>/tails/<hash>
 
-An office publishes its credential types once (`cityledger issuer publish`, which takes a few
-seconds to generate the credential definition); every change of its private state is sealed
-before the answer leaves (an offer as one record appended to state.journal, anything else by
-rewriting state.sealed, which folds the journal in), so a restarted node can still revoke what it
-issued. The
-ledger's status lists are the truth about revocation: when the state is loaded (and before each
+An office publishes its credential types once (`cityledger issuer publish`: seconds for the
+credential definition, minutes for a city-sized first revocation registry); every change of its
+private state is sealed before the answer leaves (an offer or a redemption as one record appended
+to state.journal, anything else by rewriting state.sealed, which folds the journal in), so a
+restarted node can still revoke what it issued. Registries after the first are prepared in the
+background (offchain/identity/issuer.py) and sealed when anchored. The ledger's status lists are the truth about revocation: when the state is loaded (and before each
 revocation) a registry whose sealed status list differs from the ledger's takes the ledger's, and
 the repair is logged.
 """
@@ -34,7 +34,7 @@ import re
 import secrets
 import threading
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -45,15 +45,24 @@ from ..offchain.identity.issuer import IssuanceError, IssuerService, OfficeUnava
 from ..offchain.identity.ledger import NodeLedger, TxOutcome
 from ..offchain.identity.sealed import append_sealed_record, derive_key, new_salt, read_sealed, read_sealed_records
 from ..offchain.identity.tails import TailsStore
-from ..offchain.identity.types import KNOWN_TYPES, RESIDENT_ID, VEHICLE_REGISTRATION, CredentialType
+from ..modules.identity.messages import MAX_CRED_NUM
+from ..offchain.identity.types import (
+    CITY_REGISTRY_SIZE,
+    KNOWN_TYPES,
+    MIN_REGISTRY_SIZE,
+    RESIDENT_ID,
+    VEHICLE_REGISTRATION,
+    CredentialType,
+)
 from .keyfiles import load_key, write_key_file, write_secret_text
 
 log = logging.getLogger(__name__)
 
 ISSUERS_DIR = "issuers"
 MAX_HOSTED_ISSUERS = 16
-# An offer is appended to the office's journal rather than rewriting state.sealed; past this many
-# records the whole state is saved and the journal starts again.
+# An offer or a redemption is appended to the office's journal rather than rewriting state.sealed
+# (megabytes at the city's size); past this many records the whole state is saved and the journal
+# starts again.
 MAX_JOURNAL_RECORDS = 256
 # The offices `cityledger init` creates: folder name -> (display name, credential types).
 OFFICES = {"id-office": ("City ID Office", (RESIDENT_ID,)),
@@ -66,7 +75,13 @@ credential_types = {types}
 public_url = "{public_url}"
 # Leave empty to read the sealing passphrase from the file `passphrase`; or name an environment variable.
 passphrase_env = ""
+# Credentials per revocation registry: a presentation hides its holder among one registry's holders,
+# so the default holds the whole city. The next registry is prepared in the background before the
+# current one fills. Creating one of 131072 takes minutes and writes a 33.6 MB tails file.
+registry_size = {registry_size}
 """
+# The registry size `init` writes (tests/conftest.py lowers it: a city-sized registry takes minutes).
+DEFAULT_REGISTRY_SIZE = CITY_REGISTRY_SIZE
 
 
 # An office's display name: printable, no surrounding spaces; its public URL: printable ASCII.
@@ -96,7 +111,8 @@ def init_issuers(home: Path, public_url: str) -> list[dict[str, Any]]:
         write_secret_text(folder / "token", secrets.token_urlsafe(32))
         write_secret_text(folder / "passphrase", secrets.token_urlsafe(32))
         (folder / "issuer.toml").write_text(CONFIG_TEMPLATE.format(name=name, types=json.dumps(list(types)),
-                                                                   public_url=public_url))
+                                                                   public_url=public_url,
+                                                                   registry_size=DEFAULT_REGISTRY_SIZE))
         did = compute_did(key.signer(), b"")
         public = {"scheme": "ed25519", "key": key.public_key.key.hex()}
         entries.append({"controller": {"threshold": 1, "keys": [public]}, "salt": "",
@@ -124,6 +140,7 @@ class IssuerConfig:
     credential_types: tuple[CredentialType, ...]
     public_url: str
     passphrase_env: str
+    registry_size: int = CITY_REGISTRY_SIZE
 
 
 def load_issuer_config(folder: Path) -> IssuerConfig:
@@ -144,8 +161,12 @@ def load_issuer_config(folder: Path) -> IssuerConfig:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise IssuerConfigError(f"{path}: name: expected 1 to {MAX_ISSUER_NAME_CHARS} printable characters "
                                 f"without surrounding spaces, got {name!r}")
-    return IssuerConfig(Path(folder), name, tuple(KNOWN_TYPES[t] for t in types), public_url,
-                        str(raw.get("passphrase_env", "")))
+    size = raw.get("registry_size", CITY_REGISTRY_SIZE)
+    if type(size) is not int or not MIN_REGISTRY_SIZE <= size <= MAX_CRED_NUM:
+        raise IssuerConfigError(f"{path}: registry_size: expected an integer from {MIN_REGISTRY_SIZE} to "
+                                f"{MAX_CRED_NUM}, got {size!r}")
+    ctypes = tuple(replace(KNOWN_TYPES[t], max_cred_num=size) for t in types)
+    return IssuerConfig(Path(folder), name, ctypes, public_url, str(raw.get("passphrase_env", "")), size)
 
 
 class HostedIssuer:
@@ -160,6 +181,7 @@ class HostedIssuer:
         self._service: IssuerService | None = None
         self._file_key: tuple[bytes, bytes] | None = None  # (key, salt) of state.sealed
         self._journal_records = 0
+        self._preparing: dict[str, int] = {}  # credential type -> percent of a registry being created
         self._lock = threading.RLock()
 
     @property
@@ -176,6 +198,8 @@ class HostedIssuer:
 
     def service(self) -> IssuerService:
         """The issuer service, restored from state.sealed on first use; raise OfficeUnavailable."""
+        if self._service is not None:
+            return self._service  # loaded: readers need not wait for a publish holding the lock
         with self._lock:
             if self._service is None:
                 try:
@@ -201,6 +225,12 @@ class HostedIssuer:
             salt = new_salt()
             file_key = derive_key(passphrase, salt)
             service = IssuerService(self._ledger, [self.key], tails)
+        for ctype in self.config.credential_types:
+            if ctype.name in service.published:  # issuer.toml's size applies to the registries made from now on
+                published = service.published[ctype.name]
+                published.ctype = replace(published.ctype, max_cred_num=self.config.registry_size)
+        service.on_change = self._saved_after_preparation
+        service.progress = self._record_progress
         self._service, self._file_key = service, (file_key, salt)
         if self.journal_path.exists():
             self._save()  # fold the journal in (and drop a torn last record with it)
@@ -215,6 +245,18 @@ class HostedIssuer:
             log.warning("issuer %s (%s): %s", self.config.folder.name, self.did, repair)
         if repairs:
             self._save()
+
+    def _saved_after_preparation(self) -> None:
+        """Seal the state once a registry prepared in the background is anchored (its keys are in it)."""
+        with self._lock:
+            try:
+                self._save()
+            except (OSError, ValueError) as exc:
+                log.error("issuer %s (%s): cannot save its state: %s", self.config.folder.name, self.did, exc)
+
+    def _record_progress(self, credential_type: str, fraction: float) -> None:
+        """Keep how far a registry's creation has got, for info() (the service logs it)."""
+        self._preparing[credential_type] = round(fraction * 100)
 
     def _passphrase(self) -> str:
         variable = self.config.passphrase_env
@@ -235,9 +277,13 @@ class HostedIssuer:
 
     def info(self) -> dict[str, Any]:
         """DID, name, credential types and what is published (no secrets)."""
-        published = self.service().published
+        service = self.service()
+        published = dict(service.published)
+        preparing = {name: self._preparing[name] for name in sorted(self._preparing)
+                     if name in service.preparing()}
         return {"did": self.did, "name": self.config.name, "folder": self.config.folder.name,
                 "credential_types": [t.name for t in self.config.credential_types],
+                "registry_size": self.config.registry_size, "preparing": preparing,
                 "tails_url": compute_tails_url(self.config.public_url, self.did),
                 "published": {name: {"schema_id": p.schema_id, "cred_def_id": p.cred_def_id,
                                      "rev_reg_id": p.rev_reg_id or ""} for name, p in sorted(published.items())}}
@@ -260,22 +306,30 @@ class HostedIssuer:
         with self._lock:
             service = self.service()
             offer = service.offer(credential_type, values, reference)
-            if self._journal_records >= MAX_JOURNAL_RECORDS or self._file_key is None:
-                self._save()
-            else:
-                # One small sealed record instead of the whole state (which holds every pending offer).
-                record = {"generation": service.generation, "nonce": offer["thread"],
-                          "credential_type": credential_type, "values": dict(values), "reference": reference}
-                append_sealed_record(self.journal_path, self._file_key[0], record)
-                self._journal_records += 1
+            self._journal({"generation": service.generation, "nonce": offer["thread"],
+                           "credential_type": credential_type, "values": dict(values), "reference": reference})
             return offer
 
     def redeem(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """The credential for a holder's request answering a pre-authorised offer (once)."""
         with self._lock:
-            credential = self.service().issue(request)
-            self._save()
+            service = self.service()
+            thread = str(request.get("thread", "")) if isinstance(request, Mapping) else ""
+            reference = service.pending_reference(thread)
+            credential = service.issue(request)
+            # A record, not the whole state: at the city's size the register alone is ~9 MB.
+            entry = service.issued_entry(reference) if reference is not None else None
+            self._journal({"generation": service.generation, "kind": "issued", "thread": thread,
+                           "reference": reference, "entry": None if entry is None else list(entry)})
             return credential
+
+    def _journal(self, record: dict[str, Any]) -> None:
+        """Seal one change as a journal record, or save the whole state every MAX_JOURNAL_RECORDS."""
+        if self._journal_records >= MAX_JOURNAL_RECORDS or self._file_key is None:
+            self._save()
+        else:
+            append_sealed_record(self.journal_path, self._file_key[0], record)
+            self._journal_records += 1
 
     def revoke(self, references: Sequence[str]) -> TxOutcome:
         """Revoke credentials by the office's references, in one status-list update.
@@ -299,9 +353,13 @@ class HostedIssuer:
 
 
 def _replay_journal(service: IssuerService, path: Path, file_key: bytes) -> None:
-    """Take back the offers recorded in the journal since the state was saved."""
+    """Take back the offers and redemptions recorded in the journal since the state was saved."""
     for record in read_sealed_records(path, file_key):
-        if isinstance(record, dict) and record.get("generation") == service.generation:
+        if not isinstance(record, dict) or record.get("generation") != service.generation:
+            continue
+        if record.get("kind") == "issued":
+            service.restore_issued(str(record["thread"]), str(record["reference"]), record.get("entry"))
+        else:
             service.restore_offer(str(record["nonce"]), str(record["credential_type"]), record.get("values"),
                                   record.get("reference"))
 

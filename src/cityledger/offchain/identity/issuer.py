@@ -11,6 +11,11 @@ values it will certify and its reference; the holder redeems it with a credentia
 anywhere, once (the offer's nonce is the one-time capability). Otherwise the office passes the
 values when it answers the request.
 
+A presentation names its revocation registry, so a registry's holders are each holder's anonymity
+set: registries are sized for the city (the hosted offices' default, 131,072), each credential
+gets an index drawn at random among the registry's free ones, and the next registry is created in
+a background thread once the current one is PREPARE_NEXT_AT_PERCENT full, never inside a request.
+
 Every method takes and returns JSON-friendly values, so the REST layer is a thin wrapper. One
 lock serialises the service's changes, so threads (a web server's workers) may share it.
 """
@@ -19,12 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
+import secrets
 import tempfile
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import anoncreds
 
@@ -67,11 +75,22 @@ MAX_VALUE_CHARS = 256
 MAX_OFFER_VALUES_BYTES = 2_048  # all of one offer's values, as the sealed state stores them (JSON)
 MAX_REFERENCE_CHARS = 128
 MAX_REFERENCES = 1_000
+# The next registry of a type is prepared (in the background) once the current one is this full, so
+# residents never wait for one; and an office keeps at most this many registries per type.
+PREPARE_NEXT_AT_PERCENT = 75
+MAX_REGISTRIES_PER_TYPE = 64
+# A tails file holds one 256-byte point per index (plus a short header): how far its writing has got.
+TAILS_POINT_BYTES = 256
+PROGRESS_POLL_S = 0.5
 # AnonCreds encodes an integer raw value as itself only within 32 bits (predicates need that).
 MIN_INT_VALUE, MAX_INT_VALUE = -(2**31), 2**31 - 1
 # A reference: printable ASCII, no surrounding spaces (an ID-card number, a file number).
 _REFERENCE_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,%d}[\x21-\x7e])?" % (MAX_REFERENCE_CHARS - 2))
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+log = logging.getLogger(__name__)
+Progress = Callable[[float], None]  # the fraction of a registry's tails file written, 0.0 to 1.0
 
 
 class IssuanceError(ValueError):
@@ -80,6 +99,49 @@ class IssuanceError(ValueError):
 
 class OfficeUnavailable(RuntimeError):
     """An office's private state cannot be opened or saved (the details are in the node's log)."""
+
+
+@dataclass
+class Registry:
+    """One revocation registry of a credential type: its keys, status list and the indexes given out."""
+
+    rev_reg_id: str
+    tag: str
+    rev_reg_def: Any
+    rev_reg_private: Any
+    status_list: Any
+    size: int
+    used: bytearray  # bit i set: index i was given to a credential (never given again)
+    free: list[int] = field(default_factory=list, repr=False)  # the others, derived from `used`
+
+    def __post_init__(self) -> None:
+        if not self.free:
+            # AnonCreds index 0 is unusable: a registry of size N holds N - 1 credentials.
+            self.free = [i for i in range(1, self.size) if not self.used[i // 8] >> (i % 8) & 1]
+
+    @property
+    def issued(self) -> int:
+        """How many indexes were given out."""
+        return self.size - 1 - len(self.free)
+
+    def give_back(self, index: int) -> None:
+        """Return an index taken for a credential that was not issued after all (nobody holds it)."""
+        self.used[index // 8] &= ~(1 << (index % 8)) & 0xFF
+        self.free.append(index)
+
+    def claim(self, index: int) -> None:
+        """Mark an index given out (a redemption taken back from the journal)."""
+        if 1 <= index < self.size and not self.used[index // 8] >> (index % 8) & 1:
+            self.used[index // 8] |= 1 << (index % 8)
+            self.free.remove(index)
+
+    def take_index(self) -> int:
+        """A free index chosen at random (CSPRNG), so an index says nothing about when it was issued."""
+        position = secrets.randbelow(len(self.free))
+        self.free[position], self.free[-1] = self.free[-1], self.free[position]
+        index = self.free.pop()
+        self.used[index // 8] |= 1 << (index % 8)
+        return index
 
 
 @dataclass
@@ -92,11 +154,33 @@ class Published:
     cred_def: Any
     cred_def_private: Any
     key_proof: Any
-    rev_reg_id: str | None = None
-    rev_reg_def: Any = None
-    rev_reg_private: Any = None
-    status_list: Any = None
-    next_index: int = 1
+    tag: str = "1"
+    registries: list[Registry] = field(default_factory=list)  # in the order they were anchored
+
+    @property
+    def current(self) -> Registry | None:
+        """The registry new credentials go into: the first with a free index (else the last)."""
+        return next((r for r in self.registries if r.free), self.registries[-1] if self.registries else None)
+
+    @property
+    def spare(self) -> Registry | None:
+        """A registry anchored after the current one, waiting for it to fill."""
+        current = self.current
+        later = self.registries[self.registries.index(current) + 1:] if current else []
+        return next((r for r in later if r.free), None)
+
+    def registry(self, rev_reg_id: str) -> Registry:
+        """The registry with this id; raise KeyError."""
+        for registry in self.registries:
+            if registry.rev_reg_id == rev_reg_id:
+                return registry
+        raise KeyError(rev_reg_id)
+
+    # The current registry's parts, as callers that know of one registry per type read them.
+    rev_reg_id = property(lambda self: self.current.rev_reg_id if self.current else None)
+    rev_reg_def = property(lambda self: self.current.rev_reg_def if self.current else None)
+    rev_reg_private = property(lambda self: self.current.rev_reg_private if self.current else None)
+    status_list = property(lambda self: self.current.status_list if self.current else None)
 
 
 class Ledger(LedgerReader, TxSender, Protocol):
@@ -107,7 +191,7 @@ class IssuerService:
     """An office that issues AnonCreds credentials under its did:city DID."""
 
     def __init__(self, ledger: Ledger, keys: Sequence[PrivateKey], tails: TailsStore, *,
-                 signer: Signer | None = None, salt: bytes = b"") -> None:
+                 signer: Signer | None = None, salt: bytes = b"", background: bool = True) -> None:
         self.ledger = ledger
         self.keys = list(keys)
         self.signer = signer or self.keys[0].signer()
@@ -120,6 +204,14 @@ class IssuerService:
         self._issued: dict[str, tuple[str, str, int]] = {}  # reference -> (type, registry, index)
         self.generation = 0  # counts the saves of the whole state; a journal record names the one it follows
         self._lock = threading.RLock()
+        # Registries ahead of need: prepared in background threads unless `background` is off
+        # (then the operator calls prepare_registry); `on_change` is called when one is anchored.
+        self.background = background
+        self.on_change: Callable[[], None] | None = None
+        self.progress: Callable[[str, float], None] | None = None  # (type, fraction) while a registry is made
+        self._preparing: set[str] = set()  # types whose next registry a prepare_registry call is making
+        self._creating: set[str] = set()  # types whose registry files are being written (publish included)
+        self._threads: list[threading.Thread] = []
 
     def _send(self, *messages: Any) -> TxOutcome:
         return self.ledger.send(self.keys, list(messages), self.signer).raise_for_error()
@@ -151,21 +243,65 @@ class IssuerService:
         cred_def, private, proof = anoncreds.CredentialDefinition.create(
             schema_id, schema, self.did, tag, "CL", support_revocation=ctype.revocable)
         self._send(AnchorCredDef(self.did, schema_id, tag, canonical_json(cred_def.to_dict()["value"])))
-        published = Published(ctype, schema_id, cred_def_id, cred_def, private, proof)
+        published = Published(ctype, schema_id, cred_def_id, cred_def, private, proof, tag)
         if ctype.revocable:
-            self._publish_registry(published, tag)
+            # The first registry at set-up (the operator's publish); later ones ahead of need.
+            definition, private_key, tails_hash = self._create_registry(published, tag, self._reporter(ctype.name))
+            published.registries.append(self._anchor_registry(published, tag, definition, private_key, tails_hash))
         self.published[ctype.name] = published
         return {"schema_id": schema_id, "cred_def_id": cred_def_id, "rev_reg_id": published.rev_reg_id or ""}
 
-    def _publish_registry(self, published: Published, tag: str) -> None:
-        rev_reg_id = compute_rev_reg_def_id(self.did, published.cred_def_id, tag)
+    def _create_registry(self, published: Published, tag: str, progress: Progress | None) -> tuple[Any, Any, str]:
+        """A registry's keys and tails file (slow at a city's size: run it outside the lock); with its hash."""
+        self._creating.add(published.ctype.name)
+        try:
+            return self._create_registry_files(published, tag, progress)
+        finally:
+            self._creating.discard(published.ctype.name)
+
+    def preparing(self) -> frozenset[str]:
+        """The credential types whose next registry is being created now."""
+        return frozenset(self._creating)
+
+    def _create_registry_files(self, published: Published, tag: str, progress: Progress | None) -> tuple[Any, Any, str]:
+        size = published.ctype.max_cred_num
+        started = time.monotonic()
         with tempfile.TemporaryDirectory() as scratch:
-            definition, private = anoncreds.RevocationRegistryDefinition.create(
-                published.cred_def_id, published.cred_def, self.did, tag, "CL_ACCUM",
-                published.ctype.max_cred_num, tails_dir_path=scratch)
+            made: list[Any] = []
+            errors: list[BaseException] = []
+
+            def create() -> None:
+                try:
+                    made.extend(anoncreds.RevocationRegistryDefinition.create(
+                        published.cred_def_id, published.cred_def, self.did, tag, "CL_ACCUM", size,
+                        tails_dir_path=scratch))
+                except BaseException as exc:  # handed to the waiting thread below
+                    errors.append(exc)
+
+            # The library writes the tails file as it goes (and releases the GIL): its size is the progress.
+            worker = threading.Thread(target=create, name=f"registry-{tag}", daemon=True)
+            worker.start()
+            while worker.is_alive():
+                worker.join(PROGRESS_POLL_S)
+                if progress is not None:
+                    written = sum(f.stat().st_size for f in Path(scratch).iterdir() if f.is_file())
+                    progress(min(1.0, written / (TAILS_POINT_BYTES * size)))
+            if errors:
+                raise errors[0]
+            definition, private = made
             tails_hash = self.tails.add(definition.tails_location)
+        log.info("issuer %s: registry %s of %s (%d credentials) created in %.1f s", self.did, tag,
+                 published.ctype.name, size, time.monotonic() - started)
+        return definition, private, tails_hash
+
+    def _anchor_registry(self, published: Published, tag: str, definition: Any, private: Any,
+                         tails_hash: str) -> Registry:
+        """Anchor a created registry and its initial status list; the registry, empty."""
+        rev_reg_id = compute_rev_reg_def_id(self.did, published.cred_def_id, tag)
         value = definition.to_dict()["value"]
         location = self.tails.location(tails_hash)
+        # Issuance by default: every index is in the accumulator from the start, so issuing
+        # changes nothing on the ledger and the order of issuance shows nowhere.
         status = anoncreds.RevocationStatusList.create(published.cred_def, rev_reg_id, definition, private,
                                                        self.did, True, self.ledger.height() + 1)
         listed = status.to_dict()
@@ -175,10 +311,94 @@ class IssuerService:
                                     listed["currentAccumulator"]))
         # The holder's copy of the definition must name the served file, not the scratch path.
         local = dict(definition.to_dict(), value=dict(value, tailsLocation=location))
-        published.rev_reg_id = rev_reg_id
-        published.rev_reg_def = anoncreds.RevocationRegistryDefinition.load(json.dumps(local))
-        published.rev_reg_private = private
-        published.status_list = status
+        size = int(value["maxCredNum"])
+        return Registry(rev_reg_id, tag, anoncreds.RevocationRegistryDefinition.load(json.dumps(local)), private,
+                        status, size, bytearray((size + 7) // 8))
+
+    # -- registries ahead of need ----------------------------------------------------------------
+
+    def needs_registry(self, credential_type: str) -> bool:
+        """True if the type's current registry is past PREPARE_NEXT_AT_PERCENT and none waits after it."""
+        with self._lock:
+            published = self._published(credential_type)
+            current = published.current
+            if (current is None or published.spare is not None or credential_type in self._preparing
+                    or len(published.registries) >= MAX_REGISTRIES_PER_TYPE):
+                return False
+            return current.issued * 100 >= PREPARE_NEXT_AT_PERCENT * (current.size - 1)
+
+    def prepare_registry(self, credential_type: str, progress: Progress | None = None) -> str:
+        """Create and anchor the type's next registry (minutes at a city's size); its id.
+
+        The slow part runs without the service's lock, so issuance goes on meanwhile.
+        """
+        with self._lock:
+            tag = self._claim_preparation(credential_type)
+        return self._prepare_claimed(credential_type, tag, progress)
+
+    def _claim_preparation(self, credential_type: str) -> str:
+        """Mark the type's next registry as being prepared (under the lock); its tag."""
+        published = self._published(credential_type)
+        if not published.ctype.revocable:
+            raise IssuanceError(f"credential_type: {credential_type!r} has no revocation registries")
+        if credential_type in self._preparing:
+            raise IssuanceError(f"credential_type: the next registry of {credential_type!r} is being prepared")
+        if len(published.registries) >= MAX_REGISTRIES_PER_TYPE:
+            raise IssuanceError(f"credential_type: {credential_type!r} has its maximum of "
+                                f"{MAX_REGISTRIES_PER_TYPE} registries")
+        self._preparing.add(credential_type)
+        return f"{published.tag}-{len(published.registries) + 1}"
+
+    def _prepare_claimed(self, credential_type: str, tag: str, progress: Progress | None) -> str:
+        try:
+            published = self._published(credential_type)
+            definition, private, tails_hash = self._create_registry(published, tag, progress)
+            with self._lock:
+                registry = self._anchor_registry(published, tag, definition, private, tails_hash)
+                published.registries.append(registry)
+        finally:
+            with self._lock:
+                self._preparing.discard(credential_type)
+        if self.on_change is not None:
+            self.on_change()
+        return registry.rev_reg_id
+
+    def _prepare_ahead(self, credential_type: str) -> None:
+        """Start preparing the next registry in a background thread if the current one is filling."""
+        with self._lock:
+            if not self.background or not self.needs_registry(credential_type):
+                return
+            tag = self._claim_preparation(credential_type)  # claimed now: one thread per registry
+        thread = threading.Thread(target=self._prepare_logged, args=(credential_type, tag),
+                                  name=f"prepare-registry-{credential_type}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _reporter(self, credential_type: str) -> Progress:
+        """A progress callback for one type's registry creation: a log line per tenth, and the `progress` hook."""
+        last = [-1]
+
+        def report(fraction: float) -> None:
+            if self.progress is not None:
+                self.progress(credential_type, fraction)
+            if int(fraction * 10) > last[0]:
+                last[0] = int(fraction * 10)
+                log.info("issuer %s: creating a %s revocation registry: %d%%", self.did, credential_type,
+                         int(fraction * 100))
+        return report
+
+    def _prepare_logged(self, credential_type: str, tag: str) -> None:
+        try:
+            rev_reg_id = self._prepare_claimed(credential_type, tag, self._reporter(credential_type))
+            log.info("issuer %s: next %s registry %s ready", self.did, credential_type, rev_reg_id)
+        except Exception:  # a background thread has no caller: the log is where this goes
+            log.exception("issuer %s: preparing the next %s registry failed", self.did, credential_type)
+
+    def wait_prepared(self, timeout_s: float | None = None) -> None:
+        """Wait for the registries being prepared in the background (tests, a clean shutdown)."""
+        for thread in list(self._threads):
+            thread.join(timeout_s)
+        self._threads = [t for t in self._threads if t.is_alive()]
 
     # -- issuance --------------------------------------------------------------------------------
 
@@ -237,6 +457,32 @@ class IssuerService:
         if reference in self._issued or any(ref == reference for _, ref in self._authorized.values()):
             raise IssuanceError(f"reference: {reference!r} already has a credential or an offer; revoke it first")
 
+    def restore_issued(self, thread: str, reference: str, entry: Sequence[Any] | None) -> None:
+        """Take back a redemption recorded (sealed) since the state was last saved: offer used, index given."""
+        with self._lock:
+            self._offers.pop(thread, None)
+            self._authorized.pop(thread, None)
+            if entry is None:
+                return  # a credential without a registry: nothing to revoke later
+            credential_type, rev_reg_id, index = str(entry[0]), str(entry[1]), int(entry[2])
+            published = self.published.get(credential_type)
+            try:
+                registry = published.registry(rev_reg_id) if published else None
+            except KeyError:
+                registry = None
+            if registry is not None:
+                registry.claim(index)
+                self._issued[reference] = (credential_type, rev_reg_id, index)
+
+    def pending_reference(self, thread: str) -> str | None:
+        """The reference a pre-authorised offer will be issued under, or None."""
+        authorized = self._authorized.get(str(thread))
+        return None if authorized is None else authorized[1]
+
+    def issued_entry(self, reference: str) -> tuple[str, str, int] | None:
+        """(credential type, registry, index) of an unrevoked credential issued under `reference`."""
+        return self._issued.get(reference)
+
     def is_authorized(self, thread: str) -> bool:
         """True if the offer `thread` is pending and pre-authorised (the holder may redeem it)."""
         return str(thread) in self._authorized
@@ -268,12 +514,16 @@ class IssuerService:
             self._check_values(published, values, reference)
         if not isinstance(request.get("request"), Mapping):
             raise IssuanceError("request: expected the holder's AnonCreds credential request object")
-        config = None
-        if published.rev_reg_id:
-            if published.next_index >= published.ctype.max_cred_num:
-                raise IssuanceError(f"registry {published.rev_reg_id} is full")
-            config = anoncreds.CredentialRevocationConfig(published.rev_reg_def, published.rev_reg_private,
-                                                          published.status_list, published.next_index)
+        config, registry, index = None, published.current, 0
+        if registry is not None:
+            if not registry.free:
+                self._prepare_ahead(credential_type)
+                then = ("the next is being prepared, ask again in a few minutes" if credential_type in self._preparing
+                        else "the office has to prepare the next")
+                raise IssuanceError(f"credential_type: every registry of {credential_type!r} is full; {then}")
+            index = registry.take_index()
+            config = anoncreds.CredentialRevocationConfig(registry.rev_reg_def, registry.rev_reg_private,
+                                                          registry.status_list, index)
         offer = {"schema_id": published.schema_id, "cred_def_id": published.cred_def_id,
                  "key_correctness_proof": published.key_proof.to_dict(), "nonce": thread}
         try:
@@ -281,35 +531,37 @@ class IssuerService:
                 published.cred_def, published.cred_def_private, json.dumps(offer), json.dumps(request["request"]),
                 {name: str(value) for name, value in values.items()}, None, config)
         except (anoncreds.AnoncredsError, TypeError, ValueError, RecursionError) as exc:
+            if registry is not None:
+                registry.give_back(index)
             raise IssuanceError(f"request: not a valid request for this offer ({str(exc)[:200]})") from None
         del self._offers[thread]
         self._authorized.pop(thread, None)
-        if config is not None:
-            self._issued[reference] = (credential_type, published.rev_reg_id, published.next_index)
-            published.next_index += 1
+        if registry is not None:
+            self._issued[reference] = (credential_type, registry.rev_reg_id, index)
+            self._prepare_ahead(credential_type)
         return {"type": CREDENTIAL_TYPE, "thread": thread, "credential": credential.to_dict()}
 
     def revoke(self, references: Sequence[str]) -> TxOutcome:
-        """Revoke the credentials issued under these references, in one status-list update per type.
+        """Revoke the credentials issued under these references, in one status-list update per registry.
 
         The registries' status lists are first brought in line with the ledger's, and a list is
         replaced in memory only once the ledger has committed its update.
         """
         with self._lock:
             self.sync_revocations()
-            by_type = self._revocation_indexes(references)
+            by_registry = self._revocation_indexes(references)
             outcome = None
-            for credential_type, items in sorted(by_type.items()):
-                outcome = self._revoke_type(credential_type, items)
+            for (credential_type, rev_reg_id), items in sorted(by_registry.items()):
+                outcome = self._revoke_registry(credential_type, rev_reg_id, items)
             if outcome is None:
                 raise IssuanceError("references: expected at least one reference")
             return outcome
 
-    def _revocation_indexes(self, references: Sequence[str]) -> dict[str, list[tuple[str, int]]]:
-        """(reference, registry index) by credential type; raise IssuanceError naming a bad reference."""
+    def _revocation_indexes(self, references: Sequence[str]) -> dict[tuple[str, str], list[tuple[str, int]]]:
+        """(reference, registry index) by (credential type, registry); raise IssuanceError naming a bad reference."""
         if isinstance(references, str) or len(references) > MAX_REFERENCES:
             raise IssuanceError(f"references: expected a list of at most {MAX_REFERENCES} references")
-        by_type: dict[str, list[tuple[str, int]]] = {}
+        by_registry: dict[tuple[str, str], list[tuple[str, int]]] = {}
         seen: set[str] = set()
         for position, reference in enumerate(references):
             if not isinstance(reference, str) or not _REFERENCE_RE.fullmatch(reference):
@@ -320,19 +572,20 @@ class IssuerService:
             seen.add(reference)
             if reference not in self._issued:
                 raise IssuanceError(f"references[{position}]: no unrevoked credential issued as {reference!r}")
-            credential_type, _, index = self._issued[reference]
-            by_type.setdefault(credential_type, []).append((reference, index))
-        return by_type
+            credential_type, rev_reg_id, index = self._issued[reference]
+            by_registry.setdefault((credential_type, rev_reg_id), []).append((reference, index))
+        return by_registry
 
-    def _revoke_type(self, credential_type: str, items: list[tuple[str, int]]) -> TxOutcome:
+    def _revoke_registry(self, credential_type: str, rev_reg_id: str, items: list[tuple[str, int]]) -> TxOutcome:
         """Anchor one registry's updated status list, then record it (nothing changes if the ledger refuses)."""
         published = self._published(credential_type)
-        updated = published.status_list.update(published.cred_def, published.rev_reg_def, published.rev_reg_private,
-                                               None, [index for _, index in items], self.ledger.height() + 1)
+        registry = published.registry(rev_reg_id)
+        updated = registry.status_list.update(published.cred_def, registry.rev_reg_def, registry.rev_reg_private,
+                                              None, [index for _, index in items], self.ledger.height() + 1)
         listed = updated.to_dict()
-        outcome = self._send(UpdateStatusList(published.rev_reg_id, compute_revoked_bits(listed["revocationList"]),
+        outcome = self._send(UpdateStatusList(rev_reg_id, compute_revoked_bits(listed["revocationList"]),
                                               listed["currentAccumulator"]))
-        published.status_list = updated
+        registry.status_list = updated
         for reference, _ in items:
             self._issued.pop(reference)
         return outcome
@@ -348,13 +601,14 @@ class IssuerService:
             state = self._state()
             repairs = []
             for name, published in sorted(self.published.items()):
-                repair = self._sync_registry(state, name, published)
-                if repair:
-                    repairs.append(repair)
+                for registry in published.registries:
+                    repair = self._sync_registry(state, name, registry)
+                    if repair:
+                        repairs.append(repair)
             return repairs
 
-    def _sync_registry(self, state: Any, name: str, published: Published) -> str:
-        if not published.rev_reg_id or published.status_list is None:
+    def _sync_registry(self, state: Any, name: str, published: Registry) -> str:
+        if published.status_list is None:
             return ""
         registry = get_rev_reg_def(state, published.rev_reg_id)
         status = get_status_list(state, published.rev_reg_id)
@@ -429,26 +683,51 @@ class IssuerService:
 
 
 _OBJECTS = {"cred_def": anoncreds.CredentialDefinition, "cred_def_private": anoncreds.CredentialDefinitionPrivate,
-            "key_proof": anoncreds.KeyCorrectnessProof, "rev_reg_def": anoncreds.RevocationRegistryDefinition,
-            "rev_reg_private": anoncreds.RevocationRegistryDefinitionPrivate,
-            "status_list": anoncreds.RevocationStatusList}
+            "key_proof": anoncreds.KeyCorrectnessProof}
+_REGISTRY_OBJECTS = {"rev_reg_def": anoncreds.RevocationRegistryDefinition,
+                     "rev_reg_private": anoncreds.RevocationRegistryDefinitionPrivate,
+                     "status_list": anoncreds.RevocationStatusList}
 
 
 def _export_published(published: Published) -> dict[str, Any]:
     out: dict[str, Any] = {"ctype": dataclasses.asdict(published.ctype), "schema_id": published.schema_id,
-                           "cred_def_id": published.cred_def_id, "rev_reg_id": published.rev_reg_id,
-                           "next_index": published.next_index}
+                           "cred_def_id": published.cred_def_id, "tag": published.tag,
+                           "registries": [_export_registry(r) for r in published.registries]}
     for name in _OBJECTS:
-        value = getattr(published, name)
-        out[name] = None if value is None else value.to_dict()
+        out[name] = getattr(published, name).to_dict()
+    return out
+
+
+def _export_registry(registry: Registry) -> dict[str, Any]:
+    out: dict[str, Any] = {"rev_reg_id": registry.rev_reg_id, "tag": registry.tag, "size": registry.size,
+                           "used": registry.used.hex()}
+    for name in _REGISTRY_OBJECTS:
+        out[name] = getattr(registry, name).to_dict()
     return out
 
 
 def _import_published(item: dict[str, Any]) -> Published:
     ctype = CredentialType(**dict(item["ctype"], attributes=tuple(item["ctype"]["attributes"])))
-    objects = {name: None if item[name] is None else kind.load(json.dumps(item[name])) for name, kind in _OBJECTS.items()}
-    return Published(ctype, item["schema_id"], item["cred_def_id"], rev_reg_id=item["rev_reg_id"],
-                     next_index=item["next_index"], **objects)
+    objects = {name: kind.load(json.dumps(item[name])) for name, kind in _OBJECTS.items()}
+    if "registries" in item:
+        registries = [_import_registry(r) for r in item["registries"]]
+    elif item.get("rev_reg_id"):  # files of earlier versions: one registry, indexes 1 to next_index - 1 given out
+        size = ctype.max_cred_num
+        used = bytearray((size + 7) // 8)
+        for index in range(1, int(item["next_index"])):
+            used[index // 8] |= 1 << (index % 8)
+        registries = [_import_registry(dict(item, tag=item["rev_reg_id"].rsplit("/", 1)[1], size=size,
+                                            used=used.hex()))]
+    else:
+        registries = []
+    return Published(ctype, item["schema_id"], item["cred_def_id"], tag=item.get("tag", "1"),
+                     registries=registries, **objects)
+
+
+def _import_registry(item: dict[str, Any]) -> Registry:
+    objects = {name: kind.load(json.dumps(item[name])) for name, kind in _REGISTRY_OBJECTS.items()}
+    return Registry(item["rev_reg_id"], item["tag"], size=int(item["size"]), used=bytearray.fromhex(item["used"]),
+                    **objects)
 
 
 def _value_problem(value: Any) -> str:

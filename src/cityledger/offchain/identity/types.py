@@ -23,7 +23,17 @@ class CredentialType:
     version: str
     attributes: tuple[str, ...]  # sorted
     revocable: bool = True
+    # Credentials per revocation registry. The library default is small (simulations, tests); a
+    # hosted office takes its size from issuer.toml, CITY_REGISTRY_SIZE unless it says otherwise.
     max_cred_num: int = 1024
+
+
+# One registry per credential type holds the whole city (90,000 residents), so a presentation,
+# which names its registry, hides its holder among everyone holding the type: the ledger's largest
+# registry (modules/identity MAX_CRED_NUM). Measured costs: docs/IDENTITY_PROTOCOL.md.
+CITY_REGISTRY_SIZE = 1 << 17
+# The smallest registry an office may configure (AnonCreds index 0 is unusable: capacity is size - 1).
+MIN_REGISTRY_SIZE = 4
 
 
 RESIDENT_ID_TYPE = CredentialType(RESIDENT_ID, "1.0",
