@@ -22,8 +22,10 @@ install: $(STAMP)
 up: install
 	$(VENV)/bin/cityledger up
 
+# Two workers, one per core of the project's machines; a test file stays on one worker (loadfile),
+# so a file's fixtures and processes are never shared across workers.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: install
 	$(VENV)/bin/cityledger bench --json
