@@ -29,11 +29,11 @@ def write_secret_file(path: Path | str, data: bytes | str) -> None:
             os.close(fd)
         Path(temp).unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable."""
+def fsync_folder(folder: Path) -> None:
+    """Make a rename or a new file's name in `folder` durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

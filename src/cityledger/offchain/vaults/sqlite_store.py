@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from ...core.files import fsync_folder
 from .store import MAX_LIST_RECORDS, KeyBlob, PutItem, RecordMeta
 
 RECORD_ID_LEN = 32
@@ -114,7 +115,7 @@ class SqliteVaultStore:
         finally:
             os.close(fd)
         if created:
-            _fsync_folder(path.parent)
+            fsync_folder(path.parent)
         return self._segment, offsets
 
     def _known(self, record_ids: list[bytes]) -> set[bytes]:
@@ -204,11 +205,3 @@ class SqliteVaultStore:
         with self._lock:
             self._db.close()
 
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a new file's name durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
