@@ -22,7 +22,7 @@ from ocpp.v201 import ChargePoint as Cp201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from cityledger.core.keys import SCHEME_P256, PrivateKey
 from cityledger.modules.payments.vouchers import sign_voucher, verify_voucher
@@ -37,6 +37,7 @@ from cityledger.offchain.charging import (
     VoucherBook,
     compute_cost_micro,
 )
+from cityledger.offchain.charging.vehicle_protocol import compute_hello_bytes
 
 CHAIN = "city-test"
 TARIFF = Tariff(per_kwh_micro=300_000, per_minute_micro=10_000, per_session_micro=50_000)
@@ -328,3 +329,61 @@ def test_handshake_refuses_unknown_charger_wrong_password_and_missing_subprotoco
     unknown, wrong, no_protocol, right, points = asyncio.run(scenario())
     assert (unknown, wrong, no_protocol, right) == (401, 401, 400, 101)
     assert points == {}
+
+
+def test_registry_keeps_only_salted_hashes_and_refuses_bad_ids(tmp_path):
+    path = tmp_path / "chargers.json"
+    registry = ChargerRegistry(path)
+    password = registry.add_charger("CP-9", "owner")
+    assert password not in path.read_text()
+    reloaded = ChargerRegistry(path)
+    assert reloaded.is_valid_login("CP-9", password)
+    assert not reloaded.is_valid_login("CP-9", password + "x") and not reloaded.is_valid_login("CP-8", password)
+    for bad in ["", "a/b", "x" * 49]:
+        with pytest.raises(ValueError, match="charger_id"):
+            registry.add_charger(bad, "owner")
+    assert ChargerRegistry(path).get("CP-9") is not None and len(json.loads(path.read_text())) == 1
+
+
+def test_vehicle_endpoint_refuses_impostors_and_forged_vouchers():
+    async def hello(world, key):
+        ws = await connect(f"{world.base}/vehicle/{world.id_token}")
+        nonce = bytes.fromhex(json.loads(await ws.recv())["nonce"])
+        await ws.send(json.dumps({"type": "hello",
+                                  "signature": key.sign(compute_hello_bytes(world.id_token, nonce)).hex()}))
+        return ws
+
+    def frame(key, amount, nonce, channel_id=7):
+        return json.dumps({"type": "voucher", "channel_id": channel_id, "amount": amount, "nonce": nonce,
+                           "signature": sign_voucher(key, CHAIN, channel_id, amount, nonce).hex()})
+
+    async def scenario():
+        async with World() as world, world.charger(Station201, "ocpp2.0.1") as charger:
+            with pytest.raises(InvalidStatus):
+                async with connect(f"{world.base}/vehicle/{'0' * 20}"):
+                    pass
+            impostor = await hello(world, PrivateKey.generate(SCHEME_P256))
+            with pytest.raises(ConnectionClosed):
+                await impostor.recv()
+            station = Station201("CP-1", charger)
+            loop = asyncio.create_task(station.start())
+            await station.call(event("Started", 0, 0, 0, world.id_token))
+            vehicle = await hello(world, world.vehicle_key)
+            cost = json.loads(await vehicle.recv())
+            answers = []
+            for bad in [frame(PrivateKey.generate(SCHEME_P256), cost["owed_micro"], 1),
+                        frame(world.vehicle_key, cost["owed_micro"] + 1, 1),
+                        frame(world.vehicle_key, cost["owed_micro"], 1, channel_id=8),
+                        "not json", json.dumps({"type": "voucher", "amount": "x"}),
+                        frame(world.vehicle_key, cost["owed_micro"], 1)]:
+                await vehicle.send(bad)
+                answers.append(json.loads(await vehicle.recv()))
+            loop.cancel()
+            await vehicle.close()
+            return cost, answers
+
+    cost, answers = asyncio.run(scenario())
+    assert [a["type"] for a in answers] == ["refused"] * 5 + ["accepted"]
+    assert ["signature" in answers[0]["error"], "amount" in answers[1]["error"], "channel_id" in answers[2]["error"],
+            "voucher" in answers[4]["error"]] == [True] * 4
+    assert answers[5]["amount"] == cost["owed_micro"] == TARIFF.per_session_micro

@@ -152,6 +152,16 @@ class Csms:
             return None
         return self.books[session.id_token].newest
 
+    def forget_session(self, session_id: str) -> None:
+        """Drop an ended session (after its voucher was redeemed on chain) to make room for new ones."""
+        session = self.sessions.get(session_id)
+        if session is None or not session.ended:
+            raise AccountingError(f"session_id: expected an ended session, got {session_id!r}")
+        del self.sessions[session_id]
+        self.receipts.pop(session_id, None)
+        if session.id_token and self.current.get(session.id_token) == session_id:
+            del self.current[session.id_token]
+
     def _after_cost(self, point: Any, session: Session) -> None:
         """Send the running cost to the charger and the vehicle; stop a vehicle that fell behind."""
         if session.ended:
