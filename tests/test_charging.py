@@ -24,7 +24,12 @@ from ocpp.v201 import call_result as result201
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from helpers import CHAIN_ID, make_chain
+from cityledger import sdk
 from cityledger.core.keys import SCHEME_P256, PrivateKey
+from cityledger.modules.bank import get_balance
+from cityledger.modules.payments.handlers import get_counter
+from cityledger.modules.payments.keys import NEXT_CHANNEL_ID_KEY
 from cityledger.modules.payments.vouchers import sign_voucher, verify_voucher
 from cityledger.offchain.charging import (
     AccountingError,
@@ -96,12 +101,13 @@ async def until(condition) -> None:
 class World:
     """A CSMS with one registered charger and one vehicle whose channel has `deposit`."""
 
-    def __init__(self, margin_micro: int = 2_000_000, deposit: int = 50_000_000) -> None:
+    def __init__(self, margin_micro: int = 2_000_000, deposit: int = 50_000_000, vehicle_key=None,
+                 operator_key=None, chain_id: str = CHAIN, channel_id: int = 7) -> None:
         self.registry = ChargerRegistry()
         self.password = self.registry.add_charger("CP-1", "operator-address")
-        self.csms = Csms(self.registry, TARIFF, PrivateKey.generate(), margin_micro=margin_micro)
-        self.vehicle_key = PrivateKey.generate(SCHEME_P256)
-        self.terms = ChannelTerms(CHAIN, 7, self.vehicle_key.public_key, deposit)
+        self.csms = Csms(self.registry, TARIFF, operator_key or PrivateKey.generate(), margin_micro=margin_micro)
+        self.vehicle_key = vehicle_key or PrivateKey.generate(SCHEME_P256)
+        self.terms = ChannelTerms(chain_id, channel_id, self.vehicle_key.public_key, deposit)
         self.id_token = self.csms.authorize_vehicle(self.terms)
         self.port = 0
 
@@ -117,7 +123,8 @@ class World:
         return f"ws://127.0.0.1:{self.port}"
 
     def vehicle(self, pay: bool = True) -> VehicleClient:
-        return VehicleClient(self.base, self.id_token, self.vehicle_key, CHAIN, 7, pay=pay)
+        return VehicleClient(self.base, self.id_token, self.vehicle_key, self.terms.chain_id, self.terms.channel_id,
+                             pay=pay)
 
     def charger(self, cls, subprotocol: str, password: str | None = None, charger_id: str = "CP-1"):
         return connect(f"{self.base}/ocpp/{charger_id}", subprotocols=[subprotocol],
@@ -205,6 +212,44 @@ def test_session_over_ocpp201_is_billed_paid_and_receipted():
     assert receipt.voucher_hash == final.digest(CHAIN)
     assert station.costs[-1] == float(Decimal(compute_cost_micro(TARIFF, 8_250, 15 * 60)) / 1_000_000)
     assert station.stops.empty()
+
+
+def test_operator_redeems_exactly_the_bill_with_two_txs_on_chain(tmp_path):
+    """A real channel on an in-process chain: open, one session over OCPP 2.0.1, close with the final voucher."""
+    chain = make_chain(tmp_path)
+    vehicle, operator = chain.accounts[0], chain.accounts[1]
+    deposit = 40_000_000
+    txs = [sdk.open_channel(CHAIN_ID, vehicle, 0, operator.address(), deposit, 10)]
+    assert chain.block(txs[0]).tx_results[0].code == 0
+    channel_id = get_counter(chain.store, NEXT_CHANNEL_ID_KEY)
+    before = {key: get_balance(chain.store, key.address()) for key in (vehicle, operator)}
+
+    async def scenario():
+        async with World(vehicle_key=vehicle, operator_key=operator, chain_id=CHAIN_ID, channel_id=channel_id,
+                         deposit=deposit) as world, world.vehicle() as client, \
+                world.charger(Station201, "ocpp2.0.1") as ws:
+            station = Station201("CP-1", ws)
+            loop = asyncio.create_task(station.start())
+            await station.call(event("Started", 0, 100_000, 0, world.id_token))
+            for seq, (wh, minute) in enumerate([(103_000, 10), (107_777, 20)], start=1):
+                await station.call(event("Updated", seq, wh, minute))
+                await until(world.owed_is_paid)
+            await station.call(event("Ended", 3, 109_999, 31))
+            receipt = await asyncio.wait_for(client.receipts.get(), GUARD_S)
+            loop.cancel()
+            return world.csms.final_voucher("tx-1"), receipt
+
+    final, receipt = asyncio.run(scenario())
+    bill = compute_cost_micro(TARIFF, 9_999, 31 * 60)
+    assert receipt.cost_micro == final.amount == bill and receipt.verify()
+    voucher = sdk.Voucher(CHAIN_ID, final.channel_id, final.amount, final.nonce, final.signature)
+    txs.append(sdk.close_channel(CHAIN_ID, operator, 0, channel_id, voucher))
+    assert chain.block(txs[1]).tx_results[0].code == 0
+    assert get_balance(chain.store, operator.address()) == before[operator] + bill
+    assert get_balance(chain.store, vehicle.address()) == before[vehicle] + deposit - bill
+    # These two txs (the channel's open and its close) are all the ledger saw of the session: the
+    # balances above settled from them alone, with no reading or session time on chain.
+    chain.app.check_invariants()
 
 
 def test_session_over_ocpp16_is_billed_paid_and_receipted():
