@@ -432,3 +432,28 @@ def test_vehicle_endpoint_refuses_impostors_and_forged_vouchers():
     assert ["signature" in answers[0]["error"], "amount" in answers[1]["error"], "channel_id" in answers[2]["error"],
             "voucher" in answers[4]["error"]] == [True] * 4
     assert answers[5]["amount"] == cost["owed_micro"] == TARIFF.per_session_micro
+
+
+def test_charger_that_reconnects_mid_session_settles_on_the_new_connection():
+    async def scenario():
+        async with World() as world, world.vehicle() as vehicle:
+            async with world.charger(Station201, "ocpp2.0.1") as first:
+                station = Station201("CP-1", first)
+                loop = asyncio.create_task(station.start())
+                await station.call(event("Started", 0, 1_000, 0, world.id_token))
+                await station.call(event("Updated", 1, 2_000, 5))
+                await until(world.owed_is_paid)
+                async with world.charger(Station201, "ocpp2.0.1") as second:
+                    with pytest.raises(ConnectionClosed):  # the CSMS dropped the older link
+                        await asyncio.wait_for(loop, GUARD_S)
+                    station = Station201("CP-1", second)
+                    loop = asyncio.create_task(station.start())
+                    await station.call(event("Updated", 2, 3_500, 10))
+                    await until(world.owed_is_paid)
+                    await station.call(event("Ended", 3, 4_000, 12))
+                    receipt = await asyncio.wait_for(vehicle.receipts.get(), GUARD_S)
+                    loop.cancel()
+                    return receipt
+
+    receipt = asyncio.run(scenario())
+    assert receipt.cost_micro == compute_cost_micro(TARIFF, 3_000, 12 * 60)

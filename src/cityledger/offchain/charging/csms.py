@@ -230,6 +230,10 @@ class Csms:
             await vehicle_protocol.serve_vehicle(self, connection, name)
             return
         point = SUBPROTOCOLS[connection.subprotocol](name, connection, self)
+        old = self.points.get(name)
+        if old is not None:
+            # A charger that reconnects (its old link half-open) is the same charger: its sessions go on.
+            await old.connection.close(1000, "replaced by a newer connection of this charger")
         self.points[name] = point
         try:
             await point.start()

@@ -80,7 +80,7 @@ class Point201(_Guarded, ChargePoint201):
 
     def __init__(self, charger_id: str, connection: Any, csms: "Csms") -> None:
         super().__init__(charger_id, connection)
-        self.csms = csms
+        self.csms, self.connection = csms, connection
 
     @on("BootNotification")
     def on_boot_notification(self, charging_station: dict, reason: str, **_: Any) -> Any:
@@ -136,7 +136,7 @@ class Point16(_Guarded, ChargePoint16):
 
     def __init__(self, charger_id: str, connection: Any, csms: "Csms") -> None:
         super().__init__(charger_id, connection)
-        self.csms = csms
+        self.csms, self.connection = csms, connection
 
     @on("BootNotification")
     def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **_: Any) -> Any:
