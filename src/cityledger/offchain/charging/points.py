@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("cityledger.charging")
 HEARTBEAT_INTERVAL_S = 300  # what BootNotification tells chargers
+CALL_TIMEOUT_S = 30  # a charger's answer to RequestStopTransaction or CostUpdated; past it the call is logged as failed
 MICRO = Decimal(1_000_000)
 
 
@@ -79,7 +80,7 @@ class Point201(_Guarded, ChargePoint201):
     """A charger speaking OCPP 2.0.1."""
 
     def __init__(self, charger_id: str, connection: Any, csms: "Csms") -> None:
-        super().__init__(charger_id, connection)
+        super().__init__(charger_id, connection, response_timeout=CALL_TIMEOUT_S)
         self.csms, self.connection = csms, connection
 
     @on("BootNotification")
@@ -135,7 +136,7 @@ class Point16(_Guarded, ChargePoint16):
     """A charger speaking OCPP 1.6-J (no CostUpdated: the vehicle endpoint shows the running cost)."""
 
     def __init__(self, charger_id: str, connection: Any, csms: "Csms") -> None:
-        super().__init__(charger_id, connection)
+        super().__init__(charger_id, connection, response_timeout=CALL_TIMEOUT_S)
         self.csms, self.connection = csms, connection
 
     @on("BootNotification")
