@@ -62,7 +62,7 @@ async def serve_vehicle(csms: "Csms", connection: ServerConnection, id_token: st
     try:
         hello = json.loads(await asyncio.wait_for(connection.recv(), HELLO_TIMEOUT_S))
         signature = bytes.fromhex(hello["signature"])
-    except (TimeoutError, ValueError, KeyError, TypeError):
+    except (TimeoutError, ConnectionClosed, ValueError, KeyError, TypeError):
         await connection.close(1008, "expected a hello with a hex signature")
         return
     if not verify_signature(csms.books[id_token].terms.voucher_key, compute_hello_bytes(id_token, nonce), signature):
