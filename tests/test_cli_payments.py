@@ -187,7 +187,8 @@ def test_invalid_options_are_named_and_send_nothing(served, tmp_path):
     (tmp_path / "partial.json").write_text(json.dumps({"chain_id": "c", "channel_id": 1, "amount": 1, "nonce": 1}))
     (tmp_path / "typed.json").write_text(json.dumps({"chain_id": "c", "channel_id": 1, "amount": "1", "nonce": 1,
                                                      "signature": "00"}))
-    for name, says in (("broken", "not JSON"), ("partial", "signature"), ("typed", "amount"), ("missing", "cannot read")):
+    cases = (("broken", "not JSON"), ("partial", "signature"), ("typed", "amount"), ("missing", "cannot read"))
+    for name, says in cases:
         output = refused(served, "payments", "channel", "redeem", "--voucher", str(tmp_path / f"{name}.json"),
                          "--from", "payee", names="--voucher")
         assert says in output or (name == "broken" and "Expecting" in output), output

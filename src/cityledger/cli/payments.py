@@ -479,7 +479,8 @@ def _check_payer_side(channel: dict[str, Any], key, amount: int, nonce: int) -> 
     if key.public_key != _channel_key(channel):
         fail(f"--from: not channel {channel['channel_id']}'s voucher key")
     if not channel["redeemed"] <= amount <= channel["deposit"]:
-        fail(f"--amount: expected {channel['redeemed']} (redeemed) to {channel['deposit']} (the deposit), got {amount}")
+        fail(f"--amount: expected {channel['redeemed']} (redeemed) to {channel['deposit']} (the deposit), "
+             f"got {amount}")
     if nonce <= channel["nonce"]:
         fail(f"--nonce: expected above {channel['nonce']} (the newest redeemed), got {nonce}")
 
