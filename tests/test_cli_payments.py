@@ -63,11 +63,12 @@ def not_shown(served, *args: str, names: str) -> None:
 
 
 def advance_to(served, height: int) -> None:
-    """Commit filler transfers until the chain reaches `height` (the solo engine makes no empty blocks)."""
+    """Commit filler transfers (the payee to itself: no balance moves) until the chain reaches `height`
+    (the solo engine makes no empty blocks)."""
     tn, server = served
     with Client(server.url) as client:
         while client.status().height < height:
-            ok_json(served, "tx", "send", "--from", "payee", "--to", "city" + "ee" * 20, "--amount", "1")
+            ok_json(served, "tx", "send", "--from", "payee", "--to", "city" + tn.bob.address().hex(), "--amount", "1")
 
 
 def test_channel_open_vouchers_redeem_start_close_finalize(served, tmp_path):
@@ -112,6 +113,8 @@ def test_channel_close_by_the_payee_and_vouchers_the_payee_refuses(served, tmp_p
                           "--settle-delay", "3", "--from", "payer")["channel_id"])
     ok_json(served, "payments", "channel", "top-up", channel, "--amount", "100", "--from", "payer")
     assert show(served, "payments", "channel", "show", channel)["deposit"] == 600
+    table = runner.invoke(app, ["payments", "channel", "show", channel, "--node", server.url])
+    assert table.exit_code == 0 and "deposit" in table.stdout and "600" in table.stdout, table.output
     made = cli(served, "payments", "channel", "voucher", channel, "--amount", "250", "--nonce", "4",
                "--from", "payer")
     assert made.exit_code == 0, made.output
@@ -148,14 +151,19 @@ def test_escrow_lock_release_and_refund_after_the_timeout(served):
     assert (tn.balance(tn.alice), tn.balance(tn.bob)) == (payer_before - 100, payee_before + 100)
     not_shown(served, "payments", "escrow", "show", str(first), names="no escrow")
 
-    timeout = show(served, "status")["height"] + 3
+    timeout = show(served, "status")["height"] + 5
     second = str(ok_json(served, "payments", "escrow", "lock", "--payee", payee, "--amount", "70",
                          "--timeout-height", str(timeout), "--from", "payer")["escrow_id"])
     refused(served, "payments", "escrow", "refund", second, "--from", "payer", names="payments/13")
-    assert tn.balance(tn.alice) == payer_before - 170
+    as_text = cli(served, "payments", "escrow", "lock", "--payee", payee, "--amount", "1", "--timeout-height",
+                  str(timeout + 100), "--from", "payer")
+    assert as_text.exit_code == 0 and "escrow_id: " in as_text.stdout, as_text.output
+    ok_json(served, "payments", "escrow", "release", as_text.stdout.split("escrow_id: ")[1].split()[0],
+            "--from", "payer")
+    assert tn.balance(tn.alice) == payer_before - 171
     advance_to(served, timeout - 1)
     ok_json(served, "payments", "escrow", "refund", second, "--from", "payer")
-    assert tn.balance(tn.alice) == payer_before - 100
+    assert (tn.balance(tn.alice), tn.balance(tn.bob)) == (payer_before - 101, payee_before + 101)
     tn.node.app.check_invariants()
 
 
@@ -180,6 +188,7 @@ def test_invalid_options_are_named_and_send_nothing(served, tmp_path):
             "--expiry-height", "9", "--address", "city12", "--from", "payer", names="--address")
     refused(served, "payments", "policy", "freeze", did, names="--from / --wallet")
     refused(served, "payments", "policy", "freeze", did, "--from", "payer", "--wallet", "w", names="--from / --wallet")
+    refused(served, "payments", "policy", "freeze", did, "--wallet", "nobody", names="--wallet")
     not_shown(served, "payments", "policy", "show", did, names="no spending policy")
     refused(served, "payments", "counterparty", "declare", "--kind", "charger", "--device", "x", "--from", "payer",
             names="--device")
