@@ -221,7 +221,8 @@ def policy_show(device: str = typer.Argument(..., help="The device's DID"),
                 time_ns: Optional[int] = typer.Option(None, "--time-ns", min=0,
                                                       help="Block time whose day spent_today counts [default: the "
                                                       "latest block's]"),
-                home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption, as_json: bool = JsonOption) -> None:
+                home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+                as_json: bool = JsonOption) -> None:
     """A device's policy, whether it binds its current owner, and what it spent that day."""
     _did(device, "DEVICE")
     if time_ns is None:
