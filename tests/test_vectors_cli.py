@@ -1,8 +1,9 @@
 """The module vectors the `cityledger` command can send, replayed through it (typer's CliRunner)
 against an in-process node at the case's pre-state.
 
-Which: bank transfers (`tx send`), organisation DIDs (`did create`, `did rotate`, `did deactivate`)
-and device registration (`device register`). A case is replayed only if the command, given the
+Which: bank transfers (`tx send`), organisation DIDs (`did create`, `did rotate`, `did deactivate`),
+device registration (`device register`) and every payments message (`payments …`; a voucher goes to
+`channel redeem|close --voucher -` on stdin). A case is replayed only if the command, given the
 vector's keys, builds exactly the vector's message; so a multi-send, a forged signature or a hand-
 made DID document is not, and governance has no commands to send proposals or votes yet. Binding
 and transfer commands answer from a wallet file, which a vector (holding the account key alone)
@@ -12,6 +13,7 @@ leave the ledger as the vector's post-state says, without a transaction.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -29,6 +31,20 @@ from cityledger.modules.identity import (
     UpdateDid,
     VerificationKey,
 )
+from cityledger.modules.payments import (
+    CloseChannel,
+    DeclareCounterparty,
+    FinalizeChannel,
+    FreezeDevice,
+    LockEscrow,
+    OpenChannel,
+    RedeemVoucher,
+    RefundEscrow,
+    ReleaseEscrow,
+    SetPolicy,
+    StartClose,
+    TopUpChannel,
+)
 from cityledger.node import runner
 from cityledger.offchain.identity.devices import build_registration
 from cityledger.sdk import Keystore
@@ -38,6 +54,9 @@ from module_vectors import VectorFile, case_of, error_kind, expected_outcome, ve
 from vector_nodes import NodePool, Served, quick_cases
 
 PASS_ENV = {"CL_VECTOR_PASS": "vectors"}
+# What a command names when it refuses its own arguments (nothing reaches the ledger).
+OWN_REFUSALS = (r"'?--(amount|to|voucher|payee|deposit|settle-delay|daily-cap|counterparty-cap|expiry-height|"
+                r"timeout-height|kind|address|device)'?|'?(DEVICE|CHANNEL_ID|ESCROW_ID)'?")
 runner_cli = CliRunner()
 
 
@@ -82,7 +101,56 @@ def cli_args(vectors: VectorFile, case: dict) -> list[str] | None:
             return None
         return ["device", "register", "--kind", message.kind, "--model", message.model, "--device-key", device,
                 "--manufacturer-key", signer, "--manufacturer-did", message.manufacturer]
-    return _did_args(vectors, signer, message)
+    return _did_args(vectors, signer, message) or _payments_args(vectors, signer, message)
+
+
+def _policy_args(message: SetPolicy) -> list[str] | None:
+    """`policy set` sorts and dedups kinds and addresses: only a message already so is rebuilt."""
+    if message.kinds != sorted(set(message.kinds)) or message.addresses != sorted(set(message.addresses)):
+        return None
+    return ["payments", "policy", "set", message.device, "--daily-cap", str(message.daily_cap),
+            "--counterparty-cap", str(message.counterparty_cap), "--expiry-height", str(message.expiry_height),
+            *[f"--kind={kind}" for kind in message.kinds], *[f"--address=city{a.hex()}" for a in message.addresses]]
+
+
+def _payments_args(vectors: VectorFile, signer: str, message) -> list[str] | None:
+    """The `payments …` command line of a payments message (the signer's key added as --from)."""
+    args: list[str] | None = None
+    if isinstance(message, SetPolicy):
+        args = _policy_args(message)
+    elif isinstance(message, FreezeDevice):
+        args = ["payments", "policy", "freeze", message.device]
+    elif isinstance(message, DeclareCounterparty):
+        args = ["payments", "counterparty", "declare", "--kind", message.kind, "--device", message.device]
+    elif isinstance(message, LockEscrow):
+        args = ["payments", "escrow", "lock", "--payee", "city" + message.payee.hex(), "--amount",
+                str(message.amount), "--timeout-height", str(message.timeout_height)]
+    elif isinstance(message, (ReleaseEscrow, RefundEscrow)):
+        verb = "release" if isinstance(message, ReleaseEscrow) else "refund"
+        args = ["payments", "escrow", verb, str(message.escrow_id)]
+    elif isinstance(message, OpenChannel) and message.voucher_key == vectors.keys[signer].public_key:
+        args = ["payments", "channel", "open", "--payee", "city" + message.payee.hex(), "--deposit",
+                str(message.deposit), "--settle-delay", str(message.settle_delay)]
+    elif isinstance(message, TopUpChannel):
+        args = ["payments", "channel", "top-up", str(message.channel_id), "--amount", str(message.amount)]
+    elif isinstance(message, RedeemVoucher):
+        args = ["payments", "channel", "redeem", "--voucher", "-"]
+    elif isinstance(message, CloseChannel):
+        held = message.signature or message.amount or message.nonce
+        args = ["payments", "channel", "close", str(message.channel_id), *(["--voucher", "-"] if held else [])]
+    elif isinstance(message, (StartClose, FinalizeChannel)):
+        verb = "start-close" if isinstance(message, StartClose) else "finalize"
+        args = ["payments", "channel", verb, str(message.channel_id)]
+    return None if args is None else [*args, "--from", signer]
+
+
+def cli_input(vectors: VectorFile, case: dict) -> str | None:
+    """What the command reads on stdin: a redeemed or closing voucher, as `channel voucher` prints it."""
+    message = vectors.step(case["tx"]).messages[0]
+    if not isinstance(message, (RedeemVoucher, CloseChannel)):
+        return None
+    return json.dumps({"chain_id": vectors.chain_id, "channel_id": message.channel_id, "amount": message.amount,
+                       "nonce": message.nonce, "signature": message.signature.hex()})
 
 
 def _expressible(module: str, case: dict) -> bool:
@@ -98,9 +166,9 @@ def quick_start(monkeypatch):
     monkeypatch.setattr(runner, "tune_gc", lambda: None)
 
 
-def test_the_cli_replays_vectors_of_three_modules():
+def test_the_cli_replays_vectors_of_four_modules():
     covered = {param.values[0] for param in CLI_CASES}
-    assert covered == {"bank", "devices", "identity"}
+    assert covered == {"bank", "devices", "identity", "payments"}
     assert len(CLI_CASES) >= 15
 
 
@@ -128,7 +196,8 @@ def test_vector_through_the_cli(tmp_path, pool, module, name):
     try:
         _import_keys(served, set(args) & set(vectors.keys))
         result = runner_cli.invoke(app, [*args, "--home", str(served.home), "--node", served.url,
-                                         "--passphrase-env", "CL_VECTOR_PASS"], env=PASS_ENV)
+                                         "--passphrase-env", "CL_VECTOR_PASS"], env=PASS_ENV,
+                                    input=cli_input(vectors, case))
         ok, error = expected_outcome(case)
         if ok:
             assert result.exit_code == 0, result.output
@@ -138,7 +207,7 @@ def test_vector_through_the_cli(tmp_path, pool, module, name):
                 assert result.exit_code == 1, result.output
                 assert error_kind(found.group(1), int(found.group(2))) == error, result.output
             else:  # the command refused its arguments itself, naming the option; nothing reached the ledger
-                assert result.exit_code in (1, 2) and re.search(r"'?--(amount|to)'?", result.output), result.output
+                assert result.exit_code in (1, 2) and re.search(OWN_REFUSALS, result.output), result.output
                 assert served.height() == height
         served.check_post(case, vectors.step(case["tx"]))
     finally:

@@ -1,10 +1,11 @@
-"""The `cityledger` command: init, up, keys, tx, query, status, bench, testnet; did, credential, issuer, verifier, device."""
+"""The `cityledger` command: init, up, keys, tx, query, status, bench, testnet; did, credential, issuer, verifier,
+device; payments."""
 
 from __future__ import annotations
 
 import typer
 
-from . import cometbft_cmds, credential, devices, did, issuer, keys, query, tx, verifier
+from . import cometbft_cmds, credential, devices, did, issuer, keys, payments, query, tx, verifier
 from .node_cmds import init, status, up
 
 app = typer.Typer(name="cityledger", help="A privacy-first consortium ledger for a smart city.",
@@ -21,15 +22,21 @@ app.add_typer(issuer.app, name="issuer")
 app.add_typer(credential.app, name="credential")
 app.add_typer(verifier.app, name="verifier")
 app.add_typer(devices.app, name="device")
+app.add_typer(payments.app, name="payments")
 
 
 @app.command("bench", add_help_option=False,
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
-    """Ledger throughput benchmark (`cityledger bench --help`); `cityledger bench identity` for AnonCreds."""
+    """Ledger throughput benchmark (`cityledger bench --help`); `bench identity` for AnonCreds, `bench payments`
+    for vouchers."""
     args = list(ctx.args)
     if args[:1] == ["identity"]:
         from ..tools.bench_identity import main as bench_main
+
+        args = args[1:]
+    elif args[:1] == ["payments"]:
+        from ..tools.bench_payments import main as bench_main
 
         args = args[1:]
     elif "--engine" in args and args[args.index("--engine") + 1:][:1] == ["cometbft"]:
