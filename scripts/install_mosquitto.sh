@@ -39,9 +39,8 @@ $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends mosquitto
 
 # The package enables the system service for the next boot: the project runs its own broker.
-if command -v deb-systemd-helper >/dev/null 2>&1; then
-  $SUDO deb-systemd-helper disable mosquitto.service
-fi
+# Removing the wants link is what `systemctl disable` does, and works without a running systemd.
+$SUDO rm -f /etc/systemd/system/multi-user.target.wants/mosquitto.service
 
 if ! have mosquitto || ! have mosquitto_passwd; then
   echo "install_mosquitto: apt-get finished but mosquitto or mosquitto_passwd is still missing" >&2
