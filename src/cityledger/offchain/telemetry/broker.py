@@ -45,6 +45,8 @@ MAX_BROKER_DEVICES = 1_000_000  # devices one broker's password file may hold
 BROKER_START_S = 10.0  # how long start() waits for the listener before giving up
 BROKER_STOP_S = 5.0  # how long stop() waits after SIGTERM before SIGKILL
 MAX_BIND_TRIES = 8  # free ports tried when the chosen one is taken between the pick and the bind
+MAX_INFLIGHT = 1_000  # QoS 1 messages the broker sends a client (the gateway) before its acks
+MAX_QUEUED = 1_000_000  # messages the broker queues for the gateway while it is away, then drops
 AUTOSAVE_INTERVAL_S = 5  # how often the broker writes its queued QoS 1 messages to disk
 RELOAD_LOG_LINE = b"Reloading config."  # what Mosquitto logs once a SIGHUP's reload is done
 SEARCH_PATH = ("/usr/sbin", "/usr/local/sbin", "/usr/bin")  # Debian puts mosquitto in /usr/sbin
@@ -213,6 +215,8 @@ class Broker:
             f"acl_file {self.folder / 'acl'}",
             f"user {user}",
             f"max_packet_size {MAX_PACKET_BYTES}",
+            f"max_inflight_messages {MAX_INFLIGHT}",
+            f"max_queued_messages {MAX_QUEUED}",
             "persistence true",
             f"persistence_location {self.folder / 'data'}/",
             f"autosave_interval {AUTOSAVE_INTERVAL_S}",
