@@ -220,3 +220,32 @@ def test_one_root_per_interval_and_every_record_proves_inclusion(city):
     assert proven == 8
     for _, _, client in sealers:
         client.disconnect()
+
+
+def test_a_gateway_failing_after_the_vault_write_loses_nothing_and_counts_nothing_twice(city):
+    broker, fleet, vaults, gw, now, anchors, make_gateway = city
+    rng = random.Random(5)
+    sealer, creds, client = device(broker, fleet)
+
+    def crash(interval, records):
+        raise OSError("disk gone between the vault write and the gateway's commit")
+
+    gw.state.commit = crash  # the records reach the vault, the sequence numbers and the interval do not
+    publish(client, creds.topic, [sealer.seal(T0 + 10 * i, vehicle_samples(rng, T0 + 10 * i)) for i in range(3)])
+    with gw._done:
+        assert gw._done.wait_for(lambda: gw.failure is not None, WAIT_S)
+    assert gw.stored == 0 and len(stored_ids(vaults)) > 0  # stored, never acknowledged
+    gw.stop()
+    restarted = make_gateway()
+    restarted.start()  # the broker delivers the unacknowledged messages again
+    try:
+        assert restarted.wait_processed(3, WAIT_S)
+        assert restarted.stored == 3 and not restarted.refused
+        assert len(stored_ids(vaults)) == 3
+        now[0] = float(T0 + 60)
+        assert anchors.wait(1)
+        assert [(count, interval) for _, count, interval in anchors.calls] == [(3, T0 // 60)]
+        assert len(set(restarted.state.record_ids(T0 // 60))) == 3
+    finally:
+        restarted.close()
+        client.disconnect()

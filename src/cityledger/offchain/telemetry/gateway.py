@@ -258,6 +258,10 @@ class Gateway:
             except Exception as exc:  # storage or state failed: keep nothing unacknowledged as done
                 log.exception("gateway: stopping after a failure")
                 self.failure = exc
+                # Disconnect: the broker keeps what was not acknowledged for the next start.
+                client = self._client
+                if client is not None:
+                    client.disconnect()
                 with self._done:
                     self._done.notify_all()
                 return
