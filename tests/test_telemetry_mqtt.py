@@ -249,3 +249,37 @@ def test_a_gateway_failing_after_the_vault_write_loses_nothing_and_counts_nothin
     finally:
         restarted.close()
         client.disconnect()
+
+
+@pytest.mark.skipif(find_binary("mosquitto_passwd") is None, reason="mosquitto_passwd not installed")
+def test_password_hashes_are_the_ones_mosquitto_passwd_writes(tmp_path):
+    import base64
+    import subprocess
+
+    from cityledger.offchain.telemetry.broker import hash_password
+
+    path = tmp_path / "passwords"
+    path.touch()
+    subprocess.run([find_binary("mosquitto_passwd"), "-b", str(path), "alice", "s3cret-pass"], check=True)
+    _, written = path.read_text().strip().split(":", 1)
+    _, kind, iterations, salt, _ = written.split("$")
+    assert kind == "7"
+    assert hash_password("s3cret-pass", base64.b64decode(salt), int(iterations)) == written
+    assert hash_password("s3cret-pasS", base64.b64decode(salt), int(iterations)) != written
+
+
+def test_a_clock_set_back_never_reopens_an_anchored_interval(city):
+    broker, fleet, _, gw, now, anchors, _ = city
+    rng = random.Random(6)
+    sealer, creds, client = device(broker, fleet)
+    publish(client, creds.topic, [sealer.seal(T0, vehicle_samples(rng, T0))])
+    assert gw.wait_processed(1, WAIT_S)
+    now[0] = float(T0 + 60)
+    assert anchors.wait(1)
+    now[0] = float(T0)  # back into the anchored interval
+    publish(client, creds.topic, [sealer.seal(T0 + 10, vehicle_samples(rng, T0 + 10))])
+    assert gw.wait_processed(2, WAIT_S)
+    now[0] = float(T0 + 120)
+    assert anchors.wait(2)
+    assert [(count, interval) for _, count, interval in anchors.calls] == [(1, T0 // 60), (1, T0 // 60 + 1)]
+    client.disconnect()

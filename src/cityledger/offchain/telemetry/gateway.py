@@ -64,6 +64,8 @@ _SCHEMA = (
     " record_id BLOB NOT NULL, PRIMARY KEY (interval, pos)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS roots (interval INTEGER PRIMARY KEY, root BLOB NOT NULL,"
     " count INTEGER NOT NULL, anchored INTEGER NOT NULL)",
+    # Intervals holding records not yet anchored: closing them never scans the history.
+    "CREATE TABLE IF NOT EXISTS open_intervals (interval INTEGER PRIMARY KEY)",
 )
 
 
@@ -105,10 +107,14 @@ class GatewayState:
         return None if row is None else row[0]
 
     def commit(self, interval: int, records: list[VerifiedRecord]) -> None:
-        """Advance the senders' sequence numbers and append the records to the interval, atomically."""
+        """Advance the senders' sequence numbers and append the records to the interval (or the first
+        one after the last rooted), atomically."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                # Never into an interval already rooted (a clock set back): its root is final.
+                rooted = self._db.execute("SELECT COALESCE(MAX(interval) + 1, 0) FROM roots").fetchone()[0]
+                interval = max(interval, rooted)
                 pos = self._db.execute("SELECT COUNT(*) FROM received WHERE interval = ?", (interval,)).fetchone()[0]
                 if pos + len(records) > MAX_RECORDS_PER_ROOT:
                     raise GatewayError(f"interval {interval}: more than {MAX_RECORDS_PER_ROOT} records")
@@ -116,6 +122,7 @@ class GatewayState:
                                      [(r.stored.header.device, r.stored.header.seq) for r in records])
                 self._db.executemany("INSERT INTO received VALUES (?, ?, ?)",
                                      [(interval, pos + i, r.record_id) for i, r in enumerate(records)])
+                self._db.execute("INSERT OR IGNORE INTO open_intervals VALUES (?)", (interval,))
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -137,15 +144,18 @@ class GatewayState:
     def unanchored_before(self, interval: int) -> list[int]:
         """Intervals before `interval` that hold records and are not yet anchored, oldest first."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT DISTINCT interval FROM received WHERE interval < ? AND interval NOT IN"
-                " (SELECT interval FROM roots WHERE anchored = 1) ORDER BY interval", (interval,)).fetchall()
+            rows = self._db.execute("SELECT interval FROM open_intervals WHERE interval < ? ORDER BY interval",
+                                    (interval,)).fetchall()
         return [row[0] for row in rows]
 
     def save_root(self, interval: int, root: bytes, count: int, anchored: bool) -> None:
         """Keep an interval's root; anchored once the anchor callable returned."""
         with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("INSERT OR REPLACE INTO roots VALUES (?, ?, ?, ?)", (interval, root, count, int(anchored)))
+            if anchored:
+                self._db.execute("DELETE FROM open_intervals WHERE interval = ?", (interval,))
+            self._db.execute("COMMIT")
 
     def roots(self) -> list[AnchoredRoot]:
         """Every root computed, oldest first."""
