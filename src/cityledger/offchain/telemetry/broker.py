@@ -65,7 +65,7 @@ class DeviceCredentials:
     password: str
     topic: str
     host: str
-    port: int
+    port: int  # the broker's port now: 0 before the first start when it picks a free one (set a fixed port for devices)
 
 
 def find_binary(name: str) -> str | None:
