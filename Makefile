@@ -13,10 +13,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The two scripts are idempotent and cheap when nothing changed, so they run every time:
+# The scripts are idempotent and cheap when nothing changed, so they run every time:
 # a deleted .tools/ or stale stubs are rebuilt even when .venv is up to date.
 install: $(STAMP)
 	bash scripts/install_cometbft.sh
+	bash scripts/install_mosquitto.sh
 	bash scripts/gen_proto.sh $(PY)
 
 up: install

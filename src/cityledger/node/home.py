@@ -17,6 +17,7 @@ from ..core.types import address_to_str
 from ..engines.solo.engine import SoloConfig
 from ..engines.solo.mempool import MempoolConfig
 from ..modules.bank import UNIT
+from ..offchain.telemetry.gateway import INTERVAL_S, MAX_INTERVAL_S
 from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home
 
 DEFAULT_HOME = Path(os.environ.get("CITYLEDGER_HOME", Path.home() / ".cityledger"))
@@ -46,7 +47,23 @@ max_txs = 100000
 max_bytes = 268435456
 sender_quota = 20000
 ttl_blocks = 100
+
+[telemetry]
+enabled = false            # run the project's own Mosquitto and the telemetry gateway
+host = "127.0.0.1"         # where the broker listens (loopback, or a LAN address for devices)
+port = 0                   # 0: a free port picked at each start
+interval_s = 60            # one Merkle root of the records received per interval
 """
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """The [telemetry] section: the broker's address and the gateway's anchoring interval."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 0
+    interval_s: int = INTERVAL_S
 
 
 @dataclass
@@ -58,6 +75,12 @@ class NodeConfig:
     api_port: int = 8080
     retain_heights: int = 1000
     solo: SoloConfig = field(default_factory=SoloConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+
+    @property
+    def telemetry_path(self) -> Path:
+        """Where the broker (broker/), the gateway (gateway/) and the owners' vaults (vaults/) keep their files."""
+        return self.home / "telemetry"
 
     @property
     def db_path(self) -> Path:
@@ -143,7 +166,24 @@ def load_config(home: Path) -> NodeConfig:
         create_empty_blocks=_get(solo, "create_empty_blocks", bool, False, "solo"),
         mempool=pool,
     )
+    config.telemetry = _load_telemetry(raw.get("telemetry", {}))
     return config
+
+
+def _load_telemetry(section: dict) -> TelemetryConfig:
+    """The [telemetry] section, checked."""
+    default = TelemetryConfig()
+    telemetry = TelemetryConfig(
+        enabled=_get(section, "enabled", bool, default.enabled, "telemetry"),
+        host=_get(section, "host", str, default.host, "telemetry"),
+        port=_get(section, "port", int, default.port, "telemetry"),
+        interval_s=_get(section, "interval_s", int, default.interval_s, "telemetry"),
+    )
+    if telemetry.port > 65535:
+        raise ValueError(f"telemetry.port: expected 0 (any free port) to 65535, got {telemetry.port}")
+    if not 1 <= telemetry.interval_s <= MAX_INTERVAL_S:
+        raise ValueError(f"telemetry.interval_s: expected 1 to {MAX_INTERVAL_S}, got {telemetry.interval_s}")
+    return telemetry
 
 
 def _get(section: dict, name: str, kind: type, default, where: str):

@@ -5,6 +5,8 @@
     gateway: verify_message(bytes, lookup, last_seq)   -> VerifiedRecord (still ciphertext)
              compute_records_root(record ids)           -> one root per interval to anchor
     owner:   open_record(stored, wrap, vault key)       -> samples
+    broker:  broker.Broker(folder).add_device(did)      -> the device's MQTT password (Mosquitto, a child process)
+    gateway: gateway.Gateway(...).start()               -> subscribes, verifies, stores in vaults, anchors roots
 
 docs/PRIVACY.md says who can read what.
 """

@@ -1,0 +1,366 @@
+"""The gateway: takes sealed windows off the broker, checks them, files them in the owners' vaults,
+and anchors one Merkle root per interval over every record it received in it.
+
+    gateway = Gateway(folder, vaults, lookup, anchor, host, port, password)
+    gateway.start()   # subscribes to telemetry/# as the gateway user, QoS 1, a persistent session
+    gateway.stop()
+
+Per message (in one worker thread, in batches of what has arrived):
+  1. verify_message with the device registry and the last sequence number accepted from the device,
+     and the topic must be the device's own: a refusal stores nothing and is acknowledged (dropped);
+  2. the record goes into its owner's vault, durably;
+  3. the device's last sequence number and the record's place in the open interval are committed
+     together to the gateway's own SQLite file (state.sqlite), so a restart keeps replay protection;
+  4. only then is the message acknowledged to the broker (paho's manual acks). A crash before 4
+     makes the broker deliver the message again: before 3 it is stored again idempotently (same
+     record id) and counted once, after 3 it is a replay and dropped. No acknowledged record is lost.
+
+Intervals are the gateway's clock cut into interval_s slices, numbered time // interval_s. Once the
+clock has left an interval, its records' ids in the order received give one root (anchor.py), kept
+in state.sqlite and handed to `anchor(root, count, interval)`, then marked anchored. A crash between
+the call and the mark hands the same root for the same interval again on restart: the callable must
+treat a repeat as done (the ledger refuses a second AnchorRecordsRoot for the same interval).
+
+The gateway sees headers in clear (device, sequence number, data set, window) and ciphertext; never
+a sample (docs/PRIVACY.md). Signatures are checked inline in the worker thread, not in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+
+from ...modules.consent.messages import AnchorRecordsRoot
+from ..vaults import VaultHost
+from .anchor import MAX_RECORDS_PER_ROOT, InclusionProof, compute_inclusion_proof, compute_records_root
+from .broker import GATEWAY_USER, TOPIC_PREFIX, device_topic
+from .format import TelemetryError
+from .verify import DeviceLookup, VerifiedRecord, verify_message
+
+log = logging.getLogger(__name__)
+
+INTERVAL_S = 60  # default anchoring interval
+MAX_INTERVAL_S = 86_400
+MAX_BATCH = 500  # messages the worker verifies and stores in one durable step
+TICK_S = 0.2  # how often an idle worker looks at the clock for a finished interval
+CONNECT_S = 10.0  # how long start() waits for the broker's CONNACK and SUBACK
+KEEPALIVE_S = 30
+GATEWAY_CLIENT_ID = "cityledger-gateway"  # fixed: the broker keeps this session's queue across restarts
+
+AnchorFn = Callable[[bytes, int, int], None]
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS last_seq (device TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS received (interval INTEGER NOT NULL, pos INTEGER NOT NULL,"
+    " record_id BLOB NOT NULL, PRIMARY KEY (interval, pos)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS roots (interval INTEGER PRIMARY KEY, root BLOB NOT NULL,"
+    " count INTEGER NOT NULL, anchored INTEGER NOT NULL)",
+    # Intervals holding records not yet anchored: closing them never scans the history.
+    "CREATE TABLE IF NOT EXISTS open_intervals (interval INTEGER PRIMARY KEY)",
+)
+
+
+class GatewayError(RuntimeError):
+    """The gateway could not connect, subscribe or keep its state: the message says why."""
+
+
+@dataclass(frozen=True)
+class AnchoredRoot:
+    """One interval's root as computed (and, once `anchored`, handed to the anchor callable)."""
+
+    interval: int
+    root: bytes
+    count: int
+    anchored: bool
+
+
+def make_anchor_msg(data_set: str, root: bytes, count: int, interval: int) -> AnchorRecordsRoot:
+    """The consent module's AnchorRecordsRoot for a root: what an anchor callable signs and sends
+    (with sdk.txs) for the data set the gateway anchors under."""
+    return AnchorRecordsRoot(data_set=data_set, interval=interval, root=root, count=count)
+
+
+class GatewayState:
+    """The gateway's durable state: last sequence per device, records per interval, roots."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+        self._lock = threading.Lock()
+
+    def last_seq(self, device: str) -> int | None:
+        """The last sequence number accepted from device, None before its first."""
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM last_seq WHERE device = ?", (device,)).fetchone()
+        return None if row is None else row[0]
+
+    def commit(self, interval: int, records: list[VerifiedRecord]) -> None:
+        """Advance the senders' sequence numbers and append the records to the interval (or the first
+        one after the last rooted), atomically."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Never into an interval already rooted (a clock set back): its root is final.
+                rooted = self._db.execute("SELECT COALESCE(MAX(interval) + 1, 0) FROM roots").fetchone()[0]
+                interval = max(interval, rooted)
+                pos = self._db.execute("SELECT COUNT(*) FROM received WHERE interval = ?", (interval,)).fetchone()[0]
+                if pos + len(records) > MAX_RECORDS_PER_ROOT:
+                    raise GatewayError(f"interval {interval}: more than {MAX_RECORDS_PER_ROOT} records")
+                self._db.executemany("INSERT OR REPLACE INTO last_seq VALUES (?, ?)",
+                                     [(r.stored.header.device, r.stored.header.seq) for r in records])
+                self._db.executemany("INSERT INTO received VALUES (?, ?, ?)",
+                                     [(interval, pos + i, r.record_id) for i, r in enumerate(records)])
+                self._db.execute("INSERT OR IGNORE INTO open_intervals VALUES (?)", (interval,))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def record_ids(self, interval: int) -> list[bytes]:
+        """The ids of the interval's records, in the order received."""
+        with self._lock:
+            rows = self._db.execute("SELECT record_id FROM received WHERE interval = ? ORDER BY pos",
+                                    (interval,)).fetchall()
+        return [row[0] for row in rows]
+
+    def find_record(self, record_id: bytes) -> tuple[int, int] | None:
+        """(interval, position) of a record, or None."""
+        with self._lock:
+            return self._db.execute("SELECT interval, pos FROM received WHERE record_id = ? ORDER BY interval LIMIT 1",
+                                    (record_id,)).fetchone()
+
+    def unanchored_before(self, interval: int) -> list[int]:
+        """Intervals before `interval` that hold records and are not yet anchored, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT interval FROM open_intervals WHERE interval < ? ORDER BY interval",
+                                    (interval,)).fetchall()
+        return [row[0] for row in rows]
+
+    def save_root(self, interval: int, root: bytes, count: int, anchored: bool) -> None:
+        """Keep an interval's root; anchored once the anchor callable returned."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT OR REPLACE INTO roots VALUES (?, ?, ?, ?)", (interval, root, count, int(anchored)))
+            if anchored:
+                self._db.execute("DELETE FROM open_intervals WHERE interval = ?", (interval,))
+            self._db.execute("COMMIT")
+
+    def roots(self) -> list[AnchoredRoot]:
+        """Every root computed, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT interval, root, count, anchored FROM roots ORDER BY interval").fetchall()
+        return [AnchoredRoot(i, r, c, bool(a)) for i, r, c, a in rows]
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+
+class Gateway:
+    """Subscribes as the gateway user and files every accepted message in its owner's vault."""
+
+    def __init__(self, folder: Path | str, vaults: VaultHost, lookup: DeviceLookup, anchor: AnchorFn,
+                 host: str, port: int, password: str, interval_s: int = INTERVAL_S,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not 1 <= interval_s <= MAX_INTERVAL_S:
+            raise ValueError(f"interval_s: expected 1 to {MAX_INTERVAL_S}, got {interval_s}")
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.state = GatewayState(self.folder / "state.sqlite")
+        self.vaults, self.lookup, self.anchor = vaults, lookup, anchor
+        self.host, self.port, self.password = host, port, password
+        self.interval_s, self.clock = interval_s, clock
+        self.stored = 0
+        self.refused: Counter[str] = Counter()
+        self._inbox: queue.Queue = queue.Queue()
+        self._done = threading.Condition()
+        self._processed = 0
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._client: mqtt.Client | None = None
+        self._subscribed = threading.Event()
+        self.failure: BaseException | None = None
+
+    def current_interval(self) -> int:
+        """The interval the clock is in now."""
+        return int(self.clock()) // self.interval_s
+
+    # -- MQTT ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (persistent session, manual acks), subscribe to telemetry/# at QoS 1, start the worker."""
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=GATEWAY_CLIENT_ID,
+                             clean_session=False, manual_ack=True)
+        client.username_pw_set(GATEWAY_USER, self.password)
+        client.on_connect = self._on_connect
+        client.on_subscribe = lambda *args: self._subscribed.set()
+        client.on_message = lambda _client, _userdata, message: self._inbox.put(message)
+        self._client = client
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run, name="telemetry-gateway", daemon=True)
+        self._worker.start()
+        try:
+            client.connect(self.host, self.port, KEEPALIVE_S)
+        except OSError as exc:
+            self.stop()
+            raise GatewayError(f"broker {self.host}:{self.port}: {exc}") from None
+        client.loop_start()
+        if not self._subscribed.wait(CONNECT_S):
+            self.stop()
+            raise GatewayError(f"broker {self.host}:{self.port}: not connected and subscribed after {CONNECT_S} s")
+
+    def _on_connect(self, client, _userdata, _flags, reason, _properties) -> None:
+        if reason.is_failure:
+            log.error("gateway: broker refused the connection: %s", reason)
+            return
+        # Subscribed on every (re)connect; the persistent session also keeps it across restarts.
+        client.subscribe(TOPIC_PREFIX + "#", qos=1)
+
+    def stop(self) -> None:
+        """Disconnect and stop the worker after it finished the batch in hand; unacknowledged
+        messages stay with the broker for the next start."""
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._client = None
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+        self._subscribed.clear()
+
+    def close(self) -> None:
+        """Stop and close the state database."""
+        self.stop()
+        self.state.close()
+
+    # -- the worker ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        """Take batches off the inbox, file them, close finished intervals; stop on a failure."""
+        while not self._stop.is_set():
+            try:
+                batch = [self._inbox.get(timeout=TICK_S)]
+            except queue.Empty:
+                batch = []
+            while batch and len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                if batch:
+                    self.process_batch(batch)
+                self.close_finished_intervals()
+            except Exception as exc:  # storage or state failed: keep nothing unacknowledged as done
+                log.exception("gateway: stopping after a failure")
+                self.failure = exc
+                # Disconnect: the broker keeps what was not acknowledged for the next start.
+                client = self._client
+                if client is not None:
+                    client.disconnect()
+                with self._done:
+                    self._done.notify_all()
+                return
+
+    def process_batch(self, messages: list) -> None:
+        """Verify, store, commit, then acknowledge a batch of MQTT messages (refusals acknowledged too)."""
+        accepted: list[VerifiedRecord] = []
+        seen: dict[str, int] = {}  # sequence numbers accepted earlier in this batch
+        for message in messages:
+            record = self._check(message, seen)
+            if record is not None:
+                accepted.append(record)
+                seen[record.stored.header.device] = record.stored.header.seq
+        by_owner: dict[str, list[VerifiedRecord]] = {}
+        for record in accepted:
+            by_owner.setdefault(record.owner, []).append(record)
+        for owner, records in by_owner.items():
+            self.vaults.vault(owner).put_verified(records)  # durable before anything is acknowledged
+        if accepted:
+            self.state.commit(self.current_interval(), accepted)
+        client = self._client
+        for message in messages:
+            if client is not None:
+                client.ack(message.mid, message.qos)
+        with self._done:
+            self.stored += len(accepted)
+            self._processed += len(messages)
+            self._done.notify_all()
+
+    def _check(self, message, seen: dict[str, int]) -> VerifiedRecord | None:
+        """The verified record of a message, or None (counted by reason) if refused."""
+        if not message.topic.startswith(TOPIC_PREFIX):
+            self.refused["wrong_topic"] += 1
+            return None
+        device = message.topic[len(TOPIC_PREFIX):]
+        last = seen.get(device, self.state.last_seq(device))
+        try:
+            record = verify_message(message.payload, self.lookup, last)
+        except TelemetryError as exc:
+            self.refused[exc.code] += 1
+            log.warning("gateway: refused a message on %s: %s (%s)", message.topic, exc, exc.code)
+            return None
+        # The ACL binds a connection to its topic; this binds the topic to the signer.
+        if message.topic != device_topic(record.stored.header.device):
+            self.refused["wrong_topic"] += 1
+            return None
+        if record.gap:
+            log.warning("gateway: %d message(s) missing from %s before seq %d", record.gap,
+                        record.stored.header.device, record.stored.header.seq)
+        return record
+
+    def wait_processed(self, count: int, timeout_s: float) -> bool:
+        """Wait until `count` messages were processed since start (stored or refused); False on timeout
+        or worker failure."""
+        deadline = time.monotonic() + timeout_s
+        with self._done:
+            while self._processed < count and self.failure is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done.wait(left)
+            return self._processed >= count
+
+    # -- intervals ----------------------------------------------------------------------------
+
+    def close_finished_intervals(self) -> list[AnchoredRoot]:
+        """Root and anchor every interval the clock has left that holds unanchored records."""
+        done = []
+        for interval in self.state.unanchored_before(self.current_interval()):
+            ids = self.state.record_ids(interval)
+            root = compute_records_root(ids)
+            self.state.save_root(interval, root, len(ids), anchored=False)
+            try:
+                self.anchor(root, len(ids), interval)
+            except Exception:  # the ledger unreachable, say: the same root is tried again next tick
+                log.exception("gateway: anchoring interval %d failed; retrying", interval)
+                break
+            self.state.save_root(interval, root, len(ids), anchored=True)
+            done.append(AnchoredRoot(interval, root, len(ids), True))
+        return done
+
+    def roots(self) -> list[AnchoredRoot]:
+        """Every interval's root so far, oldest first."""
+        return self.state.roots()
+
+    def inclusion_proof(self, record_id: bytes) -> tuple[int, InclusionProof] | None:
+        """(interval, proof) of a received record against its interval's root, or None if unknown."""
+        found = self.state.find_record(record_id)
+        if found is None:
+            return None
+        interval, pos = found
+        return interval, compute_inclusion_proof(self.state.record_ids(interval), pos)
