@@ -1,0 +1,181 @@
+"""Battery passports served by an in-process node: import, public read, restricted reads, access log.
+
+The node's genesis (an `init` home) is extended with the car maker accredited as battery
+manufacturer and a market-surveillance office accredited for the two reader credentials
+(offchain/passport/access.TIER_CREDENTIALS); the office runs in the test on the node's own ledger,
+and its holders' presentations go through the node's verifier over REST.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from passport_example import PASSPORT_ID, example
+from test_api_helpers import LiveServer
+from test_identity_fixtures import fast_cred_defs
+from cityledger.core.keys import SCHEME_NAMES, PrivateKey
+from cityledger.modules.batteries import ROLE_MANUFACTURER
+from cityledger.modules.identity import compute_did
+from cityledger.node.home import init_home, load_config, load_key
+from cityledger.node.issuers import compute_manufacturer_entry
+from cityledger.node.runner import Node
+from cityledger.offchain.identity import IssuerService, TailsFetcher, TailsStore, Wallet
+from cityledger.offchain.identity.ledger import NodeLedger
+from cityledger.offchain.identity.types import (BATTERY_AUTHORITY, BATTERY_AUTHORITY_TYPE, BATTERY_LEGITIMATE_INTEREST,
+                                                BATTERY_LEGITIMATE_INTEREST_TYPE)
+from cityledger.offchain.passport import compute_put_payload
+
+OFFICE_SEED = b"\x5c" * 32
+READER = "did:city:repairshop-example"
+AUTHORITY = "did:city:market-surveillance-example"
+
+
+def _extend_genesis(home) -> None:
+    """Accredit the car maker as battery manufacturer, add the surveillance office with both reader types."""
+    path = home / "genesis.json"
+    genesis = json.loads(path.read_text())
+    car_maker = load_key(home / "keys" / "car-maker.json")
+    dids = genesis["app_state"]["identity"]["dids"]
+    maker_entry = next(e for e in dids if e["controller"]["keys"][0]["key"] == car_maker.public_key.key.hex())
+    maker_entry["accreditations"].append(ROLE_MANUFACTURER)
+    office = compute_manufacturer_entry(PrivateKey(1, OFFICE_SEED))
+    office["accreditations"] = [BATTERY_LEGITIMATE_INTEREST, BATTERY_AUTHORITY]
+    dids.append(office)
+    path.write_text(json.dumps(genesis))
+
+
+class City:
+    """The live node, the surveillance office, and helpers to sign, issue and present."""
+
+    def __init__(self, tmp_path, server: LiveServer, node: Node) -> None:
+        self.url, self.node, self.tmp_path = server.url, node, tmp_path
+        self.maker = load_key(tmp_path / "home" / "keys" / "car-maker.json")
+        self.maker_did = compute_did(self.maker.signer(), b"")
+        self.ledger = NodeLedger(node)
+        tails = TailsStore(tmp_path / "office-tails", "https://surveillance.city.example/tails/")
+        self.office = IssuerService(self.ledger, [PrivateKey(1, OFFICE_SEED)], tails)
+        with fast_cred_defs():
+            for ctype in (BATTERY_LEGITIMATE_INTEREST_TYPE, BATTERY_AUTHORITY_TYPE):
+                self.office.publish(replace(ctype, max_cred_num=16))
+
+    def put(self, document: dict, base: int, key: PrivateKey | None = None, operator: str | None = None):
+        key = key or self.maker
+        payload = compute_put_payload(self.node.app.chain_id, PASSPORT_ID, base, document)
+        signature = {"scheme": SCHEME_NAMES[key.scheme], "key": key.public_key.key.hex(),
+                     "signature": key.sign(payload).hex()}
+        body = {"operator": operator or self.maker_did, "base": base, "document": document,
+                "signatures": [signature]}
+        return httpx.put(f"{self.url}/passports/{PASSPORT_ID}", json=body, timeout=30)
+
+    def wallet(self, credential_type: str, holder: str, reference: str) -> Wallet:
+        fetch = TailsFetcher(self.tmp_path / "tails-cache",
+                             transport=lambda url: self.office.serve_tails(url.rsplit("/", 1)[-1]))
+        wallet = Wallet.in_memory(fetch)
+        offer = self.office.offer(credential_type)
+        request = wallet.request_credential(offer, self.ledger)
+        issued = self.office.issue(request, {"holder_did": holder, "role": "reader"}, reference)
+        wallet.store_credential(issued, self.ledger)
+        return wallet
+
+    def read(self, wallet: Wallet, credential_type: str, tier: str) -> httpx.Response:
+        request = httpx.post(f"{self.url}/verifier/requests", json={
+            "credential_type": credential_type, "reveal": ["holder_did"]}).json()
+        presentation = wallet.present(request, self.ledger)
+        return httpx.post(f"{self.url}/passports/{PASSPORT_ID}/read",
+                          json={"tier": tier, "request": request, "presentation": presentation}, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("passports-api")
+    home = tmp_path / "home"
+    init_home(home)
+    _extend_genesis(home)
+    config = load_config(home)
+    config.solo.block_interval_ms = 20
+    node = Node(config)
+    with LiveServer(node) as server:
+        yield City(tmp_path, server, node)
+
+
+def test_master_key_is_owner_only_and_nothing_is_in_the_clear(city):
+    key_file = city.tmp_path / "home" / "passport-master.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert city.node.passports.directory == city.tmp_path / "home" / "passports"
+
+
+def test_import_read_refuse_accept_and_log(city):
+    document = example()
+    # Import: a wrong signer, a wrong base and an invalid document are refused, nothing stored.
+    stranger = PrivateKey(1, b"\x77" * 32)
+    refused = city.put(document, 0, key=stranger)
+    assert refused.status_code == 403 and refused.json()["error"]["field"] == "signatures"
+    assert city.put(document, 5).status_code == 409
+    broken = example()
+    broken["identification"]["idDmc"] = 5
+    del broken["metadata"]["issueDate"]
+    invalid = city.put(broken, 0).json()["error"]
+    assert invalid["code"] == "passport/invalid"
+    assert {"$.identification.idDmc", "$.metadata.issueDate"} <= {i["path"] for i in invalid["issues"]}
+    assert httpx.get(f"{city.url}/passports/{PASSPORT_ID}").status_code == 404
+
+    stored = city.put(document, 0)
+    assert stored.status_code == 200, stored.text
+    answer = stored.json()
+    assert answer["base"] == 3 and {t["tier"] for t in answer["latest"]} == {"public", "legitimate", "authority"}
+    assert city.put(document, 3).json()["written"] == []  # the same document: no new version
+
+    # Public read: anyone, public fields only, not logged.
+    public = httpx.get(f"{city.url}/passports/{PASSPORT_ID}").json()
+    assert public["document"]["identification"] == document["identification"]
+    assert "dynamic" not in public["document"].get("performance", {})
+    assert httpx.get(f"{city.url}/passports/{PASSPORT_ID}/log").json()["entries"] == []
+
+    # Restricted: without a presentation, with the wrong credential type, with a revoked credential.
+    bare = httpx.post(f"{city.url}/passports/{PASSPORT_ID}/read", json={"tier": "legitimate", "request": {},
+                                                                       "presentation": "{}"})
+    assert bare.status_code == 403 and bare.json()["error"]["field"] == "request"
+    legit = city.wallet(BATTERY_LEGITIMATE_INTEREST, READER, "LEGIT-1")
+    wrong = city.read(legit, BATTERY_LEGITIMATE_INTEREST, "authority")
+    assert wrong.status_code == 403 and BATTERY_AUTHORITY in wrong.json()["error"]["message"]
+    revoked = city.wallet(BATTERY_LEGITIMATE_INTEREST, "did:city:revoked-reader", "LEGIT-2")
+    city.office.revoke(["LEGIT-2"]).raise_for_error()
+    denied = city.read(revoked, BATTERY_LEGITIMATE_INTEREST, "legitimate")
+    assert denied.status_code == 403 and denied.json()["error"]["field"] == "presentation"
+    assert httpx.get(f"{city.url}/passports/{PASSPORT_ID}/log").json()["entries"] == []
+
+    # Accepted: the legitimate tier with its credential, the whole document with the authority's.
+    read = city.read(legit, BATTERY_LEGITIMATE_INTEREST, "legitimate")
+    assert read.status_code == 200, read.text
+    assert read.json()["document"]["performance"]["dynamic"] == document["performance"]["dynamic"]
+    authority = city.read(city.wallet(BATTERY_AUTHORITY, AUTHORITY, "AUTH-1"), BATTERY_AUTHORITY, "authority")
+    assert authority.status_code == 200 and authority.json()["document"] == document
+
+    log = httpx.get(f"{city.url}/passports/{PASSPORT_ID}/log").json()
+    assert [(e["tier"], e["reader_did"]) for e in log["entries"]] == [
+        ("legitimate", READER), ("legitimate", AUTHORITY), ("authority", AUTHORITY)]
+    assert city.node.passports.verify_log() == log["head_hash"] == log["entries"][-1]["hash"]
+
+
+def test_refusals_name_the_field_and_are_never_5xx(city):
+    url = f"{city.url}/passports"
+    answers = [
+        httpx.get(f"{url}/not-a-uuid"),
+        httpx.put(f"{url}/{PASSPORT_ID}", content=b"\xff\xfe", headers={"content-type": "application/json"}),
+        httpx.put(f"{url}/{PASSPORT_ID}", json={"operator": "did:city:0OIl", "base": 0, "document": example(),
+                                                "signatures": []}),
+        httpx.put(f"{url}/{PASSPORT_ID}", json={"operator": city.maker_did, "base": -1, "document": {},
+                                                "signatures": []}),
+        httpx.put(f"{url}/{PASSPORT_ID}", json={"operator": city.maker_did, "base": 0, "document": {"metadata": 1},
+                                                "signatures": []}),
+        httpx.post(f"{url}/{PASSPORT_ID}/read", json={"tier": "public", "request": {}, "presentation": ""}),
+        httpx.post(f"{url}/{PASSPORT_ID}/read", json={"tier": ["x"], "request": {}, "presentation": ""}),
+        httpx.get(f"{url}/{PASSPORT_ID}/log", params={"limit": 0}),
+    ]
+    for answer in answers:
+        assert 400 <= answer.status_code < 500, (answer.status_code, answer.text)
+        assert answer.json()["error"]["message"]
