@@ -12,6 +12,7 @@ import json
 from dataclasses import replace
 
 import httpx
+import msgspec
 import pytest
 
 from passport_example import PASSPORT_ID, example
@@ -28,10 +29,18 @@ from cityledger.offchain.identity.ledger import NodeLedger
 from cityledger.offchain.identity.types import (BATTERY_AUTHORITY, BATTERY_AUTHORITY_TYPE, BATTERY_LEGITIMATE_INTEREST,
                                                 BATTERY_LEGITIMATE_INTEREST_TYPE)
 from cityledger.offchain.passport import compute_put_payload
+from cityledger.wire import AccessLogView, PassportDocumentView, PassportStoredView
 
 OFFICE_SEED = b"\x5c" * 32
 READER = "did:city:repairshop-example"
 AUTHORITY = "did:city:market-surveillance-example"
+
+
+def strict(response: httpx.Response, kind: type) -> dict:
+    """The answer, checked to carry exactly the wire Struct's fields."""
+    assert response.status_code == 200, response.text
+    assert msgspec.to_builtins(msgspec.json.decode(response.content, type=kind)) == response.json()
+    return response.json()
 
 
 def _extend_genesis(home) -> None:
@@ -123,14 +132,12 @@ def test_import_read_refuse_accept_and_log(city):
     assert {"$.identification.idDmc", "$.metadata.issueDate"} <= {i["path"] for i in invalid["issues"]}
     assert httpx.get(f"{city.url}/passports/{PASSPORT_ID}").status_code == 404
 
-    stored = city.put(document, 0)
-    assert stored.status_code == 200, stored.text
-    answer = stored.json()
+    answer = strict(city.put(document, 0), PassportStoredView)
     assert answer["base"] == 3 and {t["tier"] for t in answer["latest"]} == {"public", "legitimate", "authority"}
     assert city.put(document, 3).json()["written"] == []  # the same document: no new version
 
     # Public read: anyone, public fields only, not logged.
-    public = httpx.get(f"{city.url}/passports/{PASSPORT_ID}").json()
+    public = strict(httpx.get(f"{city.url}/passports/{PASSPORT_ID}"), PassportDocumentView)
     assert public["document"]["identification"] == document["identification"]
     assert "dynamic" not in public["document"].get("performance", {})
     assert httpx.get(f"{city.url}/passports/{PASSPORT_ID}/log").json()["entries"] == []
@@ -149,13 +156,13 @@ def test_import_read_refuse_accept_and_log(city):
     assert httpx.get(f"{city.url}/passports/{PASSPORT_ID}/log").json()["entries"] == []
 
     # Accepted: the legitimate tier with its credential, the whole document with the authority's.
-    read = city.read(legit, BATTERY_LEGITIMATE_INTEREST, "legitimate")
-    assert read.status_code == 200, read.text
-    assert read.json()["document"]["performance"]["dynamic"] == document["performance"]["dynamic"]
+    read = strict(city.read(legit, BATTERY_LEGITIMATE_INTEREST, "legitimate"), PassportDocumentView)
+    assert read["document"]["performance"]["dynamic"] == document["performance"]["dynamic"]
+    assert "testReport" not in read["document"]["performance"]["rated"]  # authority only
     authority = city.read(city.wallet(BATTERY_AUTHORITY, AUTHORITY, "AUTH-1"), BATTERY_AUTHORITY, "authority")
     assert authority.status_code == 200 and authority.json()["document"] == document
 
-    log = httpx.get(f"{city.url}/passports/{PASSPORT_ID}/log").json()
+    log = strict(httpx.get(f"{city.url}/passports/{PASSPORT_ID}/log"), AccessLogView)
     assert [(e["tier"], e["reader_did"]) for e in log["entries"]] == [
         ("legitimate", READER), ("legitimate", AUTHORITY), ("authority", AUTHORITY)]
     assert city.node.passports.verify_log() == log["head_hash"] == log["entries"][-1]["hash"]
