@@ -111,7 +111,7 @@ def city(tmp_path_factory):
         yield City(tmp_path, server, node)
 
 
-def test_master_key_is_owner_only_and_nothing_is_in_the_clear(city):
+def test_master_key_is_owner_only_beside_the_store(city):
     key_file = city.tmp_path / "home" / "passport-master.key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert city.node.passports.directory == city.tmp_path / "home" / "passports"
@@ -186,3 +186,46 @@ def test_refusals_name_the_field_and_are_never_5xx(city):
     for answer in answers:
         assert 400 <= answer.status_code < 500, (answer.status_code, answer.text)
         assert answer.json()["error"]["message"]
+
+
+def _hostile_bodies(valid: dict):
+    """(label, raw body): each field of `valid` replaced by each hostile value, and broken JSON."""
+    from test_issuer_hostile import _hostile_values
+
+    for field in valid:
+        for label, value in _hostile_values().items():
+            yield f"{field}={label}", json.dumps(dict(valid, **{field: value})).encode()
+    deep = b'{"a":[' * 450 + b"1" + b"]}" * 450
+    for field in valid:
+        yield f"{field}=deep-900", json.dumps(dict(valid, **{field: "DEEP"})).encode().replace(b'"DEEP"', deep)
+    yield "invalid-utf8", json.dumps(valid).encode().replace(b'"', b'"\xff\xfe', 1)
+    yield "not-json", b"{not json"
+    yield "empty", b""
+    yield "array", b"[1,2,3]"
+    yield "unknown-field", json.dumps(dict(valid, extra=1)).encode()
+
+
+@pytest.mark.parametrize("method,route", [("PUT", ""), ("POST", "/read")])
+def test_invalid_hostile_bodies_answer_4xx(city, method, route):
+    from cityledger.api.routes.batteries import MAX_PASSPORT_BODY_BYTES, MAX_READ_BODY_BYTES
+
+    request = {"nonce": "1", "non_revoked": {"to": 1}, "requested_attributes": {"attr_holder_did": {
+        "name": "holder_did", "restrictions": [{"schema_name": BATTERY_LEGITIMATE_INTEREST}]}}}
+    if method == "PUT":
+        document = example()
+        payload = compute_put_payload(city.node.app.chain_id, PASSPORT_ID, 0, document)
+        body = {"operator": city.maker_did, "base": 0, "document": document, "signatures": [
+            {"scheme": "ed25519", "key": city.maker.public_key.key.hex(), "signature": city.maker.sign(payload).hex()}]}
+        limit = MAX_PASSPORT_BODY_BYTES
+    else:
+        body, limit = {"tier": "legitimate", "request": request, "presentation": "{}"}, MAX_READ_BODY_BYTES
+    url = f"{city.url}/passports/{PASSPORT_ID}{route}"
+    home = str(city.tmp_path / "home")
+    for label, raw in _hostile_bodies(body):
+        answer = httpx.request(method, url, content=raw, headers={"content-type": "application/json"}, timeout=30)
+        assert 400 <= answer.status_code < 500, (label, answer.status_code, answer.text[:300])
+        assert answer.json()["error"]["message"] and home not in answer.text, label
+    oversized = httpx.request(method, url, content=b'{"x":"' + b"a" * limit + b'"}',
+                              headers={"content-type": "application/json"}, timeout=30)
+    assert oversized.status_code == 413 and oversized.json()["error"]["field"] == "body"
+    assert httpx.get(f"{city.url}/health", timeout=10).status_code == 200
