@@ -229,3 +229,60 @@ def test_invalid_hostile_bodies_answer_4xx(city, method, route):
                               headers={"content-type": "application/json"}, timeout=30)
     assert oversized.status_code == 413 and oversized.json()["error"]["field"] == "body"
     assert httpx.get(f"{city.url}/health", timeout=10).status_code == 200
+
+
+def test_cli_import_anchors_and_export_returns_every_field(city, tmp_path):
+    from typer.testing import CliRunner
+
+    from cityledger.cli.main import app
+    from cityledger.modules.devices import compute_device_did
+    from cityledger.offchain.identity.devices import build_registration
+    from cityledger.sdk import Keystore
+    from cityledger.sdk.keystore import MIN_SCRYPT_N
+
+    env = {"CL_PASS": "open sesame"}
+    home = str(city.tmp_path / "home")
+    Keystore(city.tmp_path / "home" / "keystore", scrypt_n=MIN_SCRYPT_N).import_key("maker", city.maker,
+                                                                                    env["CL_PASS"])
+    battery = PrivateKey(1, b"\x3b" * 32)
+    city.ledger.send([city.maker], [build_registration(city.node.app.chain_id, "battery", "EVB-1", battery,
+                                                       city.maker_did, city.maker)]).raise_for_error()
+    document = example()
+    passport_id = "6b0f9a52-3c1e-4d2a-9f3b-2a7c5e8d1f40"
+    document["metadata"]["passportIdentifier"] = passport_id
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(document))
+
+    def run(*args: str):
+        result = CliRunner().invoke(app, [*args, "--home", home, "--node", city.url], env=env)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    imported = json.loads(run("battery", "import", "--file", str(path), "--as", "maker", "--battery",
+                              compute_device_did(battery.public_key), "--passphrase-env", "CL_PASS", "--json"))
+    onchain = httpx.get(f"{city.url}/query/batteries/passport", params={"id": passport_id}).json()["result"]
+    assert onchain["operator"] == city.maker_did and onchain["stage"] == "manufactured"
+    assert {tier: versions[-1]["hash"] for tier, versions in onchain["documents"].items()} == imported["hashes"]
+
+    # An update: only the changed tier gets a new version, on chain too.
+    document["performance"]["dynamic"]["stateOfCharge"]["value"] = 42
+    path.write_text(json.dumps(document))
+    updated = json.loads(run("battery", "import", "--file", str(path), "--as", "maker", "--passphrase-env",
+                             "CL_PASS", "--json"))
+    assert updated["written"] == ["legitimate"] and updated["anchored_at"] is not None
+    onchain = httpx.get(f"{city.url}/query/batteries/passport", params={"id": passport_id}).json()["result"]
+    assert [len(onchain["documents"][t]) for t in ("public", "legitimate", "authority")] == [1, 2, 1]
+
+    # Export: the public tier to anyone, the whole document == the imported one with the authority credential.
+    assert json.loads(run("battery", "export", passport_id))["identification"] == document["identification"]
+    wallet = city.wallet(BATTERY_AUTHORITY, AUTHORITY, "AUTH-CLI")
+    request = httpx.post(f"{city.url}/verifier/requests", json={"credential_type": BATTERY_AUTHORITY,
+                                                                "reveal": ["holder_did"]}).json()
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    (tmp_path / "presentation.json").write_text(wallet.present(request, city.ledger))
+    exported = json.loads(run("battery", "export", passport_id, "--tier", "authority", "--request",
+                              str(tmp_path / "request.json"), "--presentation", str(tmp_path / "presentation.json")))
+    assert exported == document
+    refused = CliRunner().invoke(app, ["battery", "export", passport_id, "--tier", "legitimate", "--home", home,
+                                       "--node", city.url])
+    assert refused.exit_code == 1 and "--presentation" in refused.output
