@@ -260,10 +260,11 @@ def _put(api: PassportApi, passport_id: str, body: PutPassportBody) -> PassportS
                                        for w in written])
 
 
-def _export(api: PassportApi, passport_id: str, tier: str, reader: str) -> PassportDocumentView:
+def _export(api: PassportApi, passport_id: str, tier: Any, reader: str) -> PassportDocumentView:
     """The document up to `tier`; a restricted tier only after the caller verified the reader (logged)."""
     try:
-        document = api.store.export(passport_id, tier, proof_ok=tier != "public", reader_did=reader,  # type: ignore[arg-type]
+        # proof_ok: the read route calls this only once the node's verifier accepted the presentation.
+        document = api.store.export(passport_id, tier, proof_ok=tier != "public", reader_did=reader,
                                     height=api.node.store.last_height(), time_s=int(time.time()))
     except PassportError as exc:
         raise _refused(exc) from None

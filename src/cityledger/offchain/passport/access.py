@@ -22,7 +22,6 @@ from .types import MAX_READER_DID_CHARS, AccessDenied, PassportError, Tier
 TIER_CREDENTIALS: dict[Tier, str] = {"legitimate": BATTERY_LEGITIMATE_INTEREST, "authority": BATTERY_AUTHORITY}
 READER_ATTRIBUTE = "holder_did"
 PUT_DOMAIN = b"cityledger/passport-put/1\x00"
-MAX_PUT_SIGNATURES = 16
 
 
 def compute_document_hash(document: Mapping[str, Any]) -> bytes:
