@@ -32,6 +32,7 @@ from cityledger.offchain.passport import compute_put_payload
 from cityledger.wire import AccessLogView, PassportDocumentView, PassportStoredView
 
 OFFICE_SEED = b"\x5c" * 32
+RIVAL_SEED = b"\x6d" * 32
 READER = "did:city:repairshop-example"
 AUTHORITY = "did:city:market-surveillance-example"
 
@@ -54,6 +55,9 @@ def _extend_genesis(home) -> None:
     office = compute_manufacturer_entry(PrivateKey(1, OFFICE_SEED))
     office["accreditations"] = [BATTERY_LEGITIMATE_INTEREST, BATTERY_AUTHORITY]
     dids.append(office)
+    rival = compute_manufacturer_entry(PrivateKey(1, RIVAL_SEED))
+    rival["accreditations"] = [ROLE_MANUFACTURER]
+    dids.append(rival)
     path.write_text(json.dumps(genesis))
 
 
@@ -65,6 +69,8 @@ class City:
         self.maker = load_key(tmp_path / "home" / "keys" / "car-maker.json")
         self.maker_did = compute_did(self.maker.signer(), b"")
         self.ledger = NodeLedger(node)
+        self.rival = PrivateKey(1, RIVAL_SEED)
+        self.rival_did = compute_did(self.rival.signer(), b"")
         tails = TailsStore(tmp_path / "office-tails", "https://surveillance.city.example/tails/")
         self.office = IssuerService(self.ledger, [PrivateKey(1, OFFICE_SEED)], tails)
         with fast_cred_defs():
@@ -131,10 +137,15 @@ def test_import_read_refuse_accept_and_log(city):
     assert invalid["code"] == "passport/invalid"
     assert {"$.identification.idDmc", "$.metadata.issueDate"} <= {i["path"] for i in invalid["issues"]}
     assert httpx.get(f"{city.url}/passports/{PASSPORT_ID}").status_code == 404
+    # A rival's refused document claims nothing: the maker's own first version still goes in below.
+    assert city.put(broken, 0, key=city.rival, operator=city.rival_did).status_code == 400
 
     answer = strict(city.put(document, 0), PassportStoredView)
     assert answer["base"] == 3 and {t["tier"] for t in answer["latest"]} == {"public", "legitimate", "authority"}
     assert city.put(document, 3).json()["written"] == []  # the same document: no new version
+    # Another accredited manufacturer may not take over a passport stored before its registration.
+    rival = city.put(document, 3, key=city.rival, operator=city.rival_did).json()["error"]
+    assert rival["field"] == "operator" and "first stored by" in rival["message"]
 
     # Public read: anyone, public fields only, not logged.
     public = strict(httpx.get(f"{city.url}/passports/{PASSPORT_ID}"), PassportDocumentView)

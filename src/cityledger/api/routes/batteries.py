@@ -17,6 +17,7 @@ holder_did, with non-revocation; the node's verifier checks it at the height it 
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -32,7 +33,7 @@ from ...modules.identity.handlers import get_did, is_accredited
 from ...modules.identity.presentations import MAX_PRESENTATION_BYTES
 from ...offchain.identity.verifier import Verifier
 from ...offchain.passport import (TIERS, AccessDenied, NotFound, PassportError, PassportInvalid, PassportStore,
-                                  VersionError, check_reader_request, compute_put_payload, reader_of,
+                                  VersionError, check_document, check_reader_request, compute_put_payload, reader_of,
                                   required_credential)
 from ...offchain.passport.store import canonical_passport_id
 from ...offchain.passport.types import MAX_DOCUMENT_BYTES, MAX_LOG_PAGE
@@ -95,6 +96,8 @@ class PassportApi:
         self.node = node
         self.store: PassportStore = node.passports
         self.verifier = verifier
+        # One PUT at a time: its `base` check and its write must see the same stored versions.
+        self.writing = threading.Lock()
 
     def passport_id(self, value: str) -> str:
         try:
@@ -112,8 +115,8 @@ class PassportApi:
                 latest.append(TierHashView(tier=tier, version=versions[-1].version, hash=versions[-1].hash_hex))
         return latest, base
 
-    def authorise_put(self, passport_id: str, body: PutPassportBody) -> None:
-        """Raise ApiError unless the operator is responsible for the passport and its controller signed."""
+    def authorise_put(self, passport_id: str, body: PutPassportBody) -> bool:
+        """Raise ApiError unless the operator is responsible and its controller signed; True if on chain."""
         state = self.node.store
         record = get_passport(state, passport_id)
         if record is not None and record.stage in CLOSED_STAGES:
@@ -131,6 +134,7 @@ class PassportApi:
         if signed < did.controller.threshold:
             raise _forbidden("signatures", f"{signed} valid signature(s) of {body.operator}'s controller keys over "
                                            f"the put payload, {did.controller.threshold} needed")
+        return record is not None
 
 
 def _count_signers(controller: Signer, payload: bytes, body: PutPassportBody) -> int:
@@ -242,15 +246,28 @@ def passport_router(api: PassportApi) -> APIRouter:
 
 def _put(api: PassportApi, passport_id: str, body: PutPassportBody) -> PassportStoredView:
     """Authorise and store one document (in a worker thread: validation takes milliseconds)."""
+    with api.writing:
+        return _put_locked(api, passport_id, body)
+
+
+def _put_locked(api: PassportApi, passport_id: str, body: PutPassportBody) -> PassportStoredView:
+    """_put, under the write lock."""
     _, base = api.latest(passport_id)
     if body.base != base:
         raise ApiError(409, "passport/version", f"base: the update was made over {body.base} stored tier "
                                                 f"versions, the node holds {base}; sign it again over {base}")
     try:
-        api.authorise_put(passport_id, body)
+        on_chain = api.authorise_put(passport_id, body)
     except ValueError:  # an operator string the DID parser cannot read (undecodable base58)
         raise invalid_body(f"operator: expected a did:city DID, got {body.operator[:200]!r}") from None
     try:
+        check_document(body.document)  # before anything is recorded, the operator's claim included
+        if not on_chain:
+            # Until the chain names the responsible operator, the first one to store the passport is it.
+            first = api.store.claim_operator(passport_id, body.operator)
+            if first != body.operator:
+                raise _forbidden("operator", f"{passport_id} was first stored by {first}, who alone updates it "
+                                             "until it is registered on chain")
         written = api.store.put_document(body.document)
     except PassportError as exc:
         raise _refused(exc) from None
