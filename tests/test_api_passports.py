@@ -297,3 +297,10 @@ def test_cli_import_anchors_and_export_returns_every_field(city, tmp_path):
     refused = CliRunner().invoke(app, ["battery", "export", passport_id, "--tier", "legitimate", "--home", home,
                                        "--node", city.url])
     assert refused.exit_code == 1 and "--presentation" in refused.output
+    del document["metadata"]["issueDate"]
+    document["identification"]["idDmc"] = 5
+    path.write_text(json.dumps(document))
+    invalid = CliRunner().invoke(app, ["battery", "import", "--file", str(path), "--as", "maker", "--home", home,
+                                       "--node", city.url, "--passphrase-env", "CL_PASS"], env=env)
+    assert invalid.exit_code == 1
+    assert "$.metadata.issueDate" in invalid.output and "$.identification.idDmc" in invalid.output
