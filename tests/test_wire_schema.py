@@ -195,6 +195,25 @@ async def _drive_with_sdk(tn, transport) -> None:
         with pytest.raises(cityledger.sdk.ApiError) as missing:
             await client.get_block(status.height + 100)
         assert missing.value.status == 404 and missing.value.field == "height"
+        await _drive_passports(client, tn)
+
+
+async def _drive_passports(client, tn) -> None:
+    """The passport routes: refusals answer ErrorBody, the log its view (200s: tests/test_api_passports.py)."""
+    from cityledger.sdk.passports import read_body, sign_put
+    from passport_example import PASSPORT_ID, example
+
+    body = sign_put(tn.chain_id, [tn.bob], "did:city:nobody", 0, example())
+    with pytest.raises(cityledger.sdk.ApiError) as refused:
+        await client.put_passport(PASSPORT_ID, body)
+    assert refused.value.status == 403 and refused.value.field == "operator"
+    with pytest.raises(cityledger.sdk.ApiError) as absent:
+        await client.get_passport(PASSPORT_ID)
+    assert absent.value.status == 404
+    with pytest.raises(cityledger.sdk.ApiError) as denied:
+        await client.read_passport(PASSPORT_ID, read_body("legitimate", {}, "{}"))
+    assert denied.value.status == 403 and denied.value.field == "request"
+    assert (await client.get_passport_log(PASSPORT_ID)).entries == []
 
 
 def test_real_answers_decode_with_the_sdk_field_for_field(node, openapi):

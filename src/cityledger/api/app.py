@@ -8,6 +8,7 @@ import msgspec
 from fastapi import FastAPI
 
 from .errors import install_handlers
+from .routes.batteries import include_batteries
 from .routes.identity import include_identity
 from .metrics import ApiMetrics, read_engine
 from .middleware import BodyBudget, BoundedHeaders, CatchAll, HeadAsGet
@@ -52,6 +53,7 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     app.include_router(chain_router(service))
     app.include_router(node_router(service))
     include_identity(app, node)
+    include_batteries(app, node, app.state.identity.verifier)
     _merge_schemas(app)
     return app
 

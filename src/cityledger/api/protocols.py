@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, Protocol
 from ..app.abc import Engine, QueryResult
 from ..core.errors import ErrorCatalog
 from ..core.storage import BlockRecord, HeightInfo
+from ..offchain.passport import PassportStore
 
 
 class StoreLike(Protocol):
@@ -54,6 +55,7 @@ class NodeLike(Protocol):
     app: AppLike
     engine: Engine
     issuers: Mapping[str, Any]  # the issuer offices hosted by this node, by DID (node/issuers.py)
+    passports: PassportStore  # the battery passport service hosted by this node (node/passports.py)
 
     def start(self) -> None: ...
 

@@ -2,7 +2,7 @@
 
 `Node(config)` opens the store, builds the app with the default modules, puts the engine that
 config.engine names around it (solo, or CometBFT with `CometSettings`) and opens the issuer offices
-hosted in the home. `cityledger up` (either engine), the app process of a testnet node
+and the passport service hosted in the home. `cityledger up` (either engine), the app process of a testnet node
 (node/app_process.py), the benches and the tests all build their nodes with it; the REST API
 (api.serve) and the hosted services only see the result through api/protocols.NodeLike.
 """
@@ -27,6 +27,7 @@ from ..engines.solo.engine import SoloEngine
 from .home import NodeConfig, load_genesis, load_key
 from .issuers import IssuerConfigError, open_hosted_issuers
 from .modules import default_modules
+from .passports import open_passport_store
 
 if TYPE_CHECKING:  # the CometBFT engine (protobuf stubs, uvloop) is imported only by nodes that run it
     from ..engines.cometbft.setup import ConsensusTimeouts
@@ -85,7 +86,7 @@ class CometSettings:
 
 
 class Node:
-    """Everything one node runs in this process: store, app, engine and the hosted issuer offices."""
+    """Everything one node runs in this process: store, app, engine, the hosted issuer offices and passports."""
 
     def __init__(self, config: NodeConfig, comet: CometSettings | None = None, exit_on_failure: bool = False,
                  db_path: Path | None = None) -> None:
@@ -113,6 +114,7 @@ class Node:
         try:
             self.engine: Engine = self._build_solo() if config.engine == "solo" else self._build_cometbft(comet)
             self.issuers = open_hosted_issuers(config.home, self)
+            self.passports = open_passport_store(config.home)
         except BaseException:
             self.store.close()
             raise
@@ -194,7 +196,8 @@ class Node:
         return self.engine.fatal_error()
 
     def stop(self) -> None:
-        """Stop the engine and close the store."""
+        """Stop the engine and close the stores."""
         self._stopped.set()
         self.engine.stop()
+        self.passports.close()
         self.store.close()

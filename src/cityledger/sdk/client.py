@@ -10,13 +10,16 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
+from ..wire.batteries import PutPassportBody, ReadPassportBody
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
-from .models import Account, BatchResult, Block, Health, QueryResult, StateValue, Status, SubmitResult, TxStatus
+from .models import (AccessLog, Account, BatchResult, Block, Health, PassportDocument, PassportStored, QueryResult,
+                     StateValue, Status, SubmitResult, TxStatus)
 from .proofs import verify_state_proof
 from .txs import to_address
 
@@ -47,7 +50,7 @@ def _decoder(kind: type) -> Callable[[bytes], Any]:
 
 
 _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, QueryResult, StateValue, Status,
-                                          SubmitResult, TxStatus)}
+                                          SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
 
 
@@ -119,6 +122,23 @@ class _Calls:
     @staticmethod
     def health() -> _Call:
         return _Call("GET", "/health", _READ[Health])
+
+    @staticmethod
+    def put_passport(passport_id: str, body: bytes) -> _Call:
+        return _Call("PUT", f"/passports/{quote(passport_id, safe='')}", _READ[PassportStored], body=body)
+
+    @staticmethod
+    def get_passport(passport_id: str) -> _Call:
+        return _Call("GET", f"/passports/{quote(passport_id, safe='')}", _READ[PassportDocument])
+
+    @staticmethod
+    def read_passport(passport_id: str, body: bytes) -> _Call:
+        return _Call("POST", f"/passports/{quote(passport_id, safe='')}/read", _READ[PassportDocument], body=body)
+
+    @staticmethod
+    def get_passport_log(passport_id: str, after_seq: int) -> _Call:
+        return _Call("GET", f"/passports/{quote(passport_id, safe='')}/log", _READ[AccessLog],
+                     {"after_seq": after_seq})
 
 
 def check_verified(key: bytes, height: int, answer: StateValue, app_hash: bytes | str | None) -> bytes | None:
@@ -214,6 +234,22 @@ class Client:
     def health(self) -> Health:
         return self._do(_Calls.health())
 
+    def put_passport(self, passport_id: str, body: PutPassportBody) -> PassportStored:
+        """Store a passport document (body from sdk.passports.sign_put); the tier hashes to anchor."""
+        return self._do(_Calls.put_passport(passport_id, msgspec.json.encode(body)))
+
+    def get_passport(self, passport_id: str) -> PassportDocument:
+        """A passport's public tier."""
+        return self._do(_Calls.get_passport(passport_id))
+
+    def read_passport(self, passport_id: str, body: ReadPassportBody) -> PassportDocument:
+        """A restricted tier, against a presentation of its credential (sdk.passports.read_body)."""
+        return self._do(_Calls.read_passport(passport_id, msgspec.json.encode(body)))
+
+    def get_passport_log(self, passport_id: str, after_seq: int = 0) -> AccessLog:
+        """A passport's access log from `after_seq`."""
+        return self._do(_Calls.get_passport_log(passport_id, after_seq))
+
 
 class AsyncClient:
     """The asyncio client: `async with AsyncClient(url) as node: await node.status()`."""
@@ -285,6 +321,18 @@ class AsyncClient:
 
     async def health(self) -> Health:
         return await self._do(_Calls.health())
+
+    async def put_passport(self, passport_id: str, body: PutPassportBody) -> PassportStored:
+        return await self._do(_Calls.put_passport(passport_id, msgspec.json.encode(body)))
+
+    async def get_passport(self, passport_id: str) -> PassportDocument:
+        return await self._do(_Calls.get_passport(passport_id))
+
+    async def read_passport(self, passport_id: str, body: ReadPassportBody) -> PassportDocument:
+        return await self._do(_Calls.read_passport(passport_id, msgspec.json.encode(body)))
+
+    async def get_passport_log(self, passport_id: str, after_seq: int = 0) -> AccessLog:
+        return await self._do(_Calls.get_passport_log(passport_id, after_seq))
 
 
 def _join_batches(parts: list[BatchResult]) -> BatchResult:

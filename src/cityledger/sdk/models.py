@@ -6,6 +6,13 @@ has always used. Unknown fields are ignored so that an older SDK keeps working a
 
 from __future__ import annotations
 
+from ..wire.batteries import (
+    AccessEntryView as AccessEntry,
+    AccessLogView as AccessLog,
+    PassportDocumentView as PassportDocument,
+    PassportStoredView as PassportStored,
+    TierHashView as TierHash,
+)
 from ..wire.views import (
     AccountView as Account,
     Attribute,
@@ -26,6 +33,11 @@ from ..wire.views import (
 )
 
 __all__ = [
+    "AccessEntry",
+    "AccessLog",
+    "PassportDocument",
+    "PassportStored",
+    "TierHash",
     "Account",
     "Attribute",
     "BatchResult",

@@ -8,6 +8,18 @@ floor above may use it. api/schemas.py and sdk/models.py re-export these classes
 names; tests/test_wire_schema.py checks that every route answers one of them and the SDK reads them.
 """
 
+from .batteries import (
+    BATTERY_BODY_TYPES,
+    BATTERY_VIEW_TYPES,
+    AccessEntryView,
+    AccessLogView,
+    OperatorSignature,
+    PassportDocumentView,
+    PassportStoredView,
+    PutPassportBody,
+    ReadPassportBody,
+    TierHashView,
+)
 from .identity import (
     IDENTITY_BODY_TYPES,
     CredentialRequestBody,
@@ -32,6 +44,7 @@ from .views import (
     ErrorDetail,
     EventView,
     HealthView,
+    IssueView,
     ProofView,
     QueryView,
     StateView,
@@ -44,6 +57,17 @@ from .views import (
 )
 
 __all__ = [
+    "BATTERY_BODY_TYPES",
+    "BATTERY_VIEW_TYPES",
+    "AccessEntryView",
+    "AccessLogView",
+    "IssueView",
+    "OperatorSignature",
+    "PassportDocumentView",
+    "PassportStoredView",
+    "PutPassportBody",
+    "ReadPassportBody",
+    "TierHashView",
     "IDENTITY_BODY_TYPES",
     "REQUEST_TYPES",
     "RESPONSE_TYPES",

@@ -38,6 +38,13 @@ class _View(msgspec.Struct, kw_only=True, frozen=True):
     """Base of response bodies: values, frozen once answered or read."""
 
 
+class IssueView(_View, kw_only=True, frozen=True):
+    """One reason a document was refused: its JSON path and what is wrong there."""
+
+    path: str
+    message: str
+
+
 class ErrorDetail(_View, kw_only=True, frozen=True, omit_defaults=True):
     """What went wrong: a stable code '<codespace>/<code or name>' and a message naming the field."""
 
@@ -48,6 +55,7 @@ class ErrorDetail(_View, kw_only=True, frozen=True, omit_defaults=True):
     abci_code: int | None = None
     name: str | None = None
     tx_id: str | None = None
+    issues: list[IssueView] | None = None  # every schema error of a refused document, with its JSON path
 
 
 class ErrorBody(_View, kw_only=True, frozen=True):

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 RESIDENT_ID = "resident-id"
 VEHICLE_REGISTRATION = "vehicle-registration"
 DEVICE_MANUFACTURER = "device-manufacturer"
+# Readers of the restricted tiers of a battery passport (Annex XIII points 2-4; offchain/passport/access.py).
+BATTERY_LEGITIMATE_INTEREST = "battery-legitimate-interest"
+BATTERY_AUTHORITY = "battery-authority"
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,11 @@ RESIDENT_ID_TYPE = CredentialType(RESIDENT_ID, "1.0",
                                   ("birth_date", "district", "id_number", "name", "resident_since"))
 VEHICLE_REGISTRATION_TYPE = CredentialType(VEHICLE_REGISTRATION, "1.0",
                                            ("device_did", "owner_account", "registered_on"))
-KNOWN_TYPES = {t.name: t for t in (RESIDENT_ID_TYPE, VEHICLE_REGISTRATION_TYPE)}
+# holder_did: the organisation the credential names, revealed and written to the passport access log.
+BATTERY_LEGITIMATE_INTEREST_TYPE = CredentialType(BATTERY_LEGITIMATE_INTEREST, "1.0", ("holder_did", "role"))
+BATTERY_AUTHORITY_TYPE = CredentialType(BATTERY_AUTHORITY, "1.0", ("holder_did", "role"))
+KNOWN_TYPES = {t.name: t for t in (RESIDENT_ID_TYPE, VEHICLE_REGISTRATION_TYPE, BATTERY_LEGITIMATE_INTEREST_TYPE,
+                                   BATTERY_AUTHORITY_TYPE)}
 
 
 def compute_yyyymmdd(day: _dt.date) -> int:

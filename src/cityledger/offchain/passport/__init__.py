@@ -1,5 +1,7 @@
 """Battery passports off chain: Tractus-X BatteryPass validation, Annex XIII access tiers, encrypted storage."""
 
+from .access import (READER_ATTRIBUTE, TIER_CREDENTIALS, check_reader_request, compute_document_hash,
+                     compute_put_payload, reader_of, required_credential)
 from .accesslog import verify_chain
 from .store import PassportStore, load_or_create_master_key, new_master_key
 from .tiers import TIER_TABLE, compute_tier_hash, merge, split
@@ -8,6 +10,13 @@ from .types import (TIERS, AccessDenied, AccessEntry, LogBroken, NotFound, Passp
 from .validate import check_document, get_predecessor, load_document, validate_document
 
 __all__ = [
+    "READER_ATTRIBUTE",
+    "TIER_CREDENTIALS",
+    "check_reader_request",
+    "compute_document_hash",
+    "compute_put_payload",
+    "reader_of",
+    "required_credential",
     "AccessDenied",
     "AccessEntry",
     "LogBroken",

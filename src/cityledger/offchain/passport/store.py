@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS tier_keys (passport_id TEXT, tier TEXT, wrapped BLOB 
     PRIMARY KEY (passport_id, tier));
 CREATE TABLE IF NOT EXISTS tier_versions (passport_id TEXT, tier TEXT, version INTEGER,
     hash TEXT NOT NULL, PRIMARY KEY (passport_id, tier, version));
+CREATE TABLE IF NOT EXISTS operators (passport_id TEXT PRIMARY KEY, operator TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS access_log (seq INTEGER PRIMARY KEY, passport_id TEXT NOT NULL,
     tier TEXT NOT NULL, version INTEGER NOT NULL, reader_did TEXT NOT NULL, height INTEGER NOT NULL,
     time_s INTEGER NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
@@ -167,6 +168,15 @@ class PassportStore:
         folder = self.directory / BLOB_DIR / passport_id
         folder.mkdir(exist_ok=True)
         return folder / f"{tier}.{version}.bin"
+
+    def claim_operator(self, passport_id: str, operator: str) -> str:
+        """The operator who first stored `passport_id` (recorded now if none): who may update it off chain."""
+        passport_id = canonical_passport_id(passport_id)
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT OR IGNORE INTO operators VALUES (?, ?)", (passport_id, operator))
+            return self._db.execute("SELECT operator FROM operators WHERE passport_id = ?",
+                                    (passport_id,)).fetchone()[0]
 
     # Reading.
 

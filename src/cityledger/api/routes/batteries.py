@@ -1,0 +1,289 @@
+"""Battery passports over REST: the node's passport service (offchain/passport, hosted by node/passports.py).
+
+    PUT  /passports/{id}        {operator, base, document, signatures}  the responsible operator stores a new
+                                                                        version; answers the tier hashes to anchor
+    GET  /passports/{id}                                                the public tier, to anyone
+    POST /passports/{id}/read   {tier, request, presentation}           a restricted tier, against a presentation
+                                                                        of the tier's credential (logged)
+    GET  /passports/{id}/log?after_seq=&limit=                          the passport's access log entries
+
+A PUT is authenticated by signatures of the operator DID's controller key(s) over
+offchain/passport/access.compute_put_payload (threshold of the controller, as a transaction would
+be). The operator must be the passport's responsible operator on chain, or, for a passport not yet
+registered there, an organisation accredited as battery manufacturer. A read request is made by
+POST /verifier/requests for the tier's credential type (access.TIER_CREDENTIALS), revealing
+holder_did, with non-revocation; the node's verifier checks it at the height it pins.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, FastAPI, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from ...core.keys import PublicKey, Signer, scheme_from_name, verify_signature
+from ...modules.batteries import ROLE_MANUFACTURER, get_passport
+from ...modules.batteries.messages import CLOSED_STAGES
+from ...modules.identity.handlers import get_did, is_accredited
+from ...modules.identity.presentations import MAX_PRESENTATION_BYTES
+from ...offchain.identity.verifier import Verifier
+from ...offchain.passport import (TIERS, AccessDenied, NotFound, PassportError, PassportInvalid, PassportStore,
+                                  VersionError, check_document, check_reader_request, compute_put_payload, reader_of,
+                                  required_credential)
+from ...offchain.passport.store import canonical_passport_id
+from ...offchain.passport.types import MAX_DOCUMENT_BYTES, MAX_LOG_PAGE
+from ...wire.batteries import (BATTERY_BODY_TYPES, BATTERY_VIEW_TYPES, AccessEntryView, AccessLogView,
+                               PassportDocumentView, PassportStoredView, PutPassportBody, ReadPassportBody,
+                               TierHashView)
+from ...wire.views import IssueView
+from ..codec import decode_json, json_response, read_body
+from ..errors import ApiError, invalid_body, invalid_param, not_found
+from ..protocols import NodeLike
+from .common import MAX_INT64
+
+# A document of at most MAX_DOCUMENT_BYTES of canonical JSON, pretty-printed, plus signatures.
+MAX_PASSPORT_BODY_BYTES = 2 * MAX_DOCUMENT_BYTES
+MAX_READ_BODY_BYTES = 1024 * 1024
+# Public reads are not logged, but the store's reader check wants a DID; this one names nobody.
+PUBLIC_READER = "did:city:public"
+_TAGS = ["batteries"]
+_DECODERS = {kind: msgspec.json.Decoder(kind) for kind in (PutPassportBody, ReadPassportBody)}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _doc(view: str, *statuses: int) -> dict:
+    out: dict = {200: {"description": "OK", "content": {"application/json": {"schema": _ref(view)}}}}
+    for status in statuses:
+        out[status] = {"description": "Refused, the field named in error.field",
+                       "content": {"application/json": {"schema": _ref("ErrorBody")}}}
+    return out
+
+
+def _body_doc(kind: type) -> dict:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": _ref(kind.__name__)}}}}
+
+
+def _refused(exc: PassportError) -> ApiError:
+    """The API error of a passport refusal: 400 with every schema issue, 403, 404 or 409."""
+    if isinstance(exc, PassportInvalid):
+        issues = [IssueView(path=i.path, message=i.message) for i in exc.issues]
+        return ApiError(400, "passport/invalid", f"document: {exc.message}", field="document", issues=issues)
+    if isinstance(exc, AccessDenied):
+        return ApiError(403, "passport/access_denied", f"{exc.field}: {exc.message}", field=exc.field)
+    if isinstance(exc, NotFound):
+        return ApiError(404, "api/not_found", f"{exc.field}: {exc.message}", field=exc.field)
+    if isinstance(exc, VersionError):
+        return ApiError(409, "passport/version", f"{exc.field}: {exc.message}", field=exc.field)
+    return ApiError(400, "api/invalid_param", f"{exc.field}: {exc.message}", field=exc.field)
+
+
+def _forbidden(field: str, message: str) -> ApiError:
+    return ApiError(403, "passport/forbidden", f"{field}: {message}", field=field)
+
+
+class PassportApi:
+    """What the passport routes use: the node's store, state and verifier."""
+
+    def __init__(self, node: NodeLike, verifier: Verifier) -> None:
+        self.node = node
+        self.store: PassportStore = node.passports
+        self.verifier = verifier
+        # One PUT at a time: its `base` check and its write must see the same stored versions.
+        self.writing = threading.Lock()
+
+    def passport_id(self, value: str) -> str:
+        try:
+            return canonical_passport_id(value)
+        except PassportError as exc:
+            raise _refused(exc) from None
+
+    def latest(self, passport_id: str) -> tuple[list[TierHashView], int]:
+        """The latest version of each stored tier, and how many tier versions are stored (the next `base`)."""
+        latest, base = [], 0
+        for tier in TIERS:
+            versions = self.store.get_versions(passport_id, tier)
+            base += len(versions)
+            if versions:
+                latest.append(TierHashView(tier=tier, version=versions[-1].version, hash=versions[-1].hash_hex))
+        return latest, base
+
+    def authorise_put(self, passport_id: str, body: PutPassportBody) -> bool:
+        """Raise ApiError unless the operator is responsible and its controller signed; True if on chain."""
+        state = self.node.store
+        record = get_passport(state, passport_id)
+        if record is not None and record.stage in CLOSED_STAGES:
+            raise ApiError(409, "passport/closed", f"passport_id: {passport_id} is closed at stage {record.stage}")
+        if record is not None and record.operator != body.operator:
+            raise _forbidden("operator", f"the responsible operator of {passport_id} is {record.operator}")
+        if record is None and not is_accredited(state, body.operator, ROLE_MANUFACTURER):
+            raise _forbidden("operator", f"{body.operator[:200]!r} is not an organisation accredited as "
+                                         f"{ROLE_MANUFACTURER} (the passport is not registered on chain yet)")
+        did = get_did(state, body.operator)
+        if did is None or did.deactivated:
+            raise _forbidden("operator", f"no active DID {body.operator[:200]!r}")
+        payload = compute_put_payload(self.node.app.chain_id, passport_id, body.base, body.document)
+        signed = _count_signers(did.controller, payload, body)
+        if signed < did.controller.threshold:
+            raise _forbidden("signatures", f"{signed} valid signature(s) of {body.operator}'s controller keys over "
+                                           f"the put payload, {did.controller.threshold} needed")
+        return record is not None
+
+
+def _count_signers(controller: Signer, payload: bytes, body: PutPassportBody) -> int:
+    """How many distinct controller keys validly signed `payload`; raise ApiError for malformed entries."""
+    if len(body.signatures) > len(controller.keys):
+        raise invalid_body(f"signatures: at most {len(controller.keys)}, one per controller key")
+    valid: set[bytes] = set()
+    for index, entry in enumerate(body.signatures):
+        try:
+            key = PublicKey(scheme_from_name(entry.scheme), bytes.fromhex(entry.key))
+            signature = bytes.fromhex(entry.signature)
+        except (ValueError, KeyError):
+            raise invalid_body(f"signatures[{index}]: expected a scheme name and hex key and signature") from None
+        if key in controller.keys and verify_signature(key, payload, signature):
+            valid.add(key.key)
+    return len(valid)
+
+
+async def _decode(request: Request, kind: type, limit: int) -> Any:
+    data = await read_body(request, limit)
+    try:
+        return decode_json(data, _DECODERS[kind])
+    except UnicodeDecodeError as exc:
+        raise invalid_body(f"body: not valid UTF-8 (byte {exc.start})") from None
+
+
+def include_batteries(app: FastAPI, node: NodeLike, verifier: Verifier) -> None:
+    """Add the passport routes to an app, and their body schemas to its OpenAPI document."""
+    api = PassportApi(node, verifier)
+    app.include_router(passport_router(api))
+    _, components = msgspec.json.schema_components(BATTERY_BODY_TYPES + BATTERY_VIEW_TYPES,
+                                                   ref_template="#/components/schemas/{name}")
+    generate = app.openapi
+
+    def openapi() -> dict:
+        fresh = app.openapi_schema is None
+        schema = generate()
+        if fresh:
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def passport_router(api: PassportApi) -> APIRouter:
+    """The passport routes."""
+    router = APIRouter(tags=_TAGS)
+
+    @router.put("/passports/{passport_id}", summary="Operator: store a new version of a passport document",
+                openapi_extra=_body_doc(PutPassportBody), responses=_doc("PassportStoredView", 400, 403, 409))
+    async def put_passport(passport_id: str, request: Request) -> Response:
+        passport_id = api.passport_id(passport_id)
+        body: PutPassportBody = await _decode(request, PutPassportBody, MAX_PASSPORT_BODY_BYTES)
+        if not 0 <= body.base <= MAX_INT64:
+            raise invalid_body(f"base: expected 0 to {MAX_INT64}, got {body.base}")
+        named = body.document.get("metadata", {}).get("passportIdentifier") \
+            if isinstance(body.document.get("metadata"), dict) else None
+        if not isinstance(named, str) or api.passport_id(named) != passport_id:
+            raise invalid_body(f"document: $.metadata.passportIdentifier must be {passport_id}, got {named!r:.100}")
+        return json_response(await run_in_threadpool(_put, api, passport_id, body))
+
+    @router.get("/passports/{passport_id}", summary="The public tier of a passport, to anyone",
+                responses=_doc("PassportDocumentView", 400, 404))
+    def get_public(passport_id: str) -> Response:
+        passport_id = api.passport_id(passport_id)
+        return json_response(_export(api, passport_id, "public", PUBLIC_READER))
+
+    @router.post("/passports/{passport_id}/read", summary="A restricted tier against a credential presentation",
+                 openapi_extra=_body_doc(ReadPassportBody), responses=_doc("PassportDocumentView", 400, 403, 404))
+    async def read_restricted(passport_id: str, request: Request) -> Response:
+        passport_id = api.passport_id(passport_id)
+        body: ReadPassportBody = await _decode(request, ReadPassportBody, MAX_READ_BODY_BYTES)
+        try:
+            required_credential(body.tier)
+            check_reader_request(body.tier, body.request)
+        except PassportError as exc:
+            raise _refused(exc) from None
+        presentation = body.presentation
+        if not isinstance(presentation, str):
+            presentation = msgspec.json.encode(presentation).decode()
+        if len(presentation) > MAX_PRESENTATION_BYTES:
+            raise invalid_body(f"presentation: exceeds {MAX_PRESENTATION_BYTES} bytes")
+        if not api.store.get_versions(passport_id, "public"):  # before the request is spent on nothing
+            raise not_found(f"passport_id: no passport {passport_id}")
+        verdict = await run_in_threadpool(api.verifier.verify, body.request, presentation)
+        if not verdict["verified"]:
+            raise _forbidden("presentation", f"not accepted for the {body.tier} tier: {verdict['reason']}")
+        try:
+            reader = reader_of(verdict["revealed"])
+        except PassportError as exc:
+            raise _refused(exc) from None
+        return json_response(await run_in_threadpool(_export, api, passport_id, body.tier, reader))
+
+    @router.get("/passports/{passport_id}/log", summary="The access log of a passport's restricted tiers",
+                responses=_doc("AccessLogView", 400))
+    def get_log(passport_id: str, after_seq: int = Query(0, ge=0, le=MAX_INT64),
+                limit: int = Query(MAX_LOG_PAGE, ge=1, le=MAX_LOG_PAGE)) -> Response:
+        passport_id = api.passport_id(passport_id)
+        entries = api.store.get_log(after_seq=after_seq, limit=limit, passport_id=passport_id)
+        head_seq, head_hash = api.store.get_log_head()
+        views = [AccessEntryView(seq=e.seq, passport_id=e.passport_id, tier=e.tier, version=e.version,
+                                 reader_did=e.reader_did, height=e.height, time_s=e.time_s, prev=e.prev_hex,
+                                 hash=e.hash_hex) for e in entries]
+        return json_response(AccessLogView(passport_id=passport_id, entries=views, head_seq=head_seq,
+                                           head_hash=head_hash))
+
+    return router
+
+
+def _put(api: PassportApi, passport_id: str, body: PutPassportBody) -> PassportStoredView:
+    """Authorise and store one document (in a worker thread: validation takes milliseconds)."""
+    with api.writing:
+        return _put_locked(api, passport_id, body)
+
+
+def _put_locked(api: PassportApi, passport_id: str, body: PutPassportBody) -> PassportStoredView:
+    """_put, under the write lock."""
+    _, base = api.latest(passport_id)
+    if body.base != base:
+        raise ApiError(409, "passport/version", f"base: the update was made over {body.base} stored tier "
+                                                f"versions, the node holds {base}; sign it again over {base}")
+    try:
+        on_chain = api.authorise_put(passport_id, body)
+    except ValueError:  # an operator string the DID parser cannot read (undecodable base58)
+        raise invalid_body(f"operator: expected a did:city DID, got {body.operator[:200]!r}") from None
+    try:
+        check_document(body.document)  # before anything is recorded, the operator's claim included
+        if not on_chain:
+            # Until the chain names the responsible operator, the first one to store the passport is it.
+            first = api.store.claim_operator(passport_id, body.operator)
+            if first != body.operator:
+                raise _forbidden("operator", f"{passport_id} was first stored by {first}, who alone updates it "
+                                             "until it is registered on chain")
+        written = api.store.put_document(body.document)
+    except PassportError as exc:
+        raise _refused(exc) from None
+    latest, base = api.latest(passport_id)
+    return PassportStoredView(passport_id=passport_id, base=base, latest=latest,
+                              written=[TierHashView(tier=w.tier, version=w.version, hash=w.hash_hex)
+                                       for w in written])
+
+
+def _export(api: PassportApi, passport_id: str, tier: Any, reader: str) -> PassportDocumentView:
+    """The document up to `tier`; a restricted tier only after the caller verified the reader (logged)."""
+    try:
+        # proof_ok: the read route calls this only once the node's verifier accepted the presentation.
+        document = api.store.export(passport_id, tier, proof_ok=tier != "public", reader_did=reader,
+                                    height=api.node.store.last_height(), time_s=int(time.time()))
+    except PassportError as exc:
+        raise _refused(exc) from None
+    latest, base = api.latest(passport_id)
+    return PassportDocumentView(passport_id=passport_id, tier=tier, document=document, latest=latest, base=base)

@@ -1,0 +1,139 @@
+"""`cityledger battery import|export`: Tractus-X BatteryPass documents in and out of the passport service.
+
+    cityledger battery import --file doc.json --as maker [--battery <device DID>]
+    cityledger verifier request --type battery-legitimate-interest --reveal holder_did > request.json
+    cityledger credential present --request request.json --out presentation.json
+    cityledger battery export <passport id> --tier legitimate --request request.json --presentation presentation.json
+
+Import validates the document here, stores it through the node's API (signed by the operator DID's
+controller key), then anchors the tier hashes on chain in one transaction: RegisterPassport for a
+passport the chain does not know yet (it needs the battery's device DID), else UpdateDocument for
+each tier whose latest hash changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .common import HomeOption, JsonOption, NodeOption, PassphraseEnvOption, console, fail, node_errors, print_json
+from .identity_common import emit_message, load_keys, open_client, read_message, send_and_wait
+
+app = typer.Typer(help="Battery passports: import and export Tractus-X BatteryPass documents.",
+                  no_args_is_help=True)
+
+
+def _load_document(path: Path) -> dict[str, Any]:
+    """A BatteryPass document from a file, validated; fail listing every schema error with its JSON path."""
+    from ..offchain.passport import PassportError, load_document, validate_document
+
+    try:
+        document = load_document(path.read_bytes())
+    except OSError as exc:
+        fail(f"--file: cannot read {path} ({exc.strerror})")
+    except PassportError as exc:
+        fail(f"--file: {exc}")
+    issues = validate_document(document)
+    if issues:
+        fail("--file: the document fails the BatteryPass schema:\n" +
+             "\n".join(f"  {issue.path}: {issue.message}" for issue in issues))
+    return document
+
+
+def compute_anchor_messages(record: dict | None, operator: str, passport_id: str, id_dmc: str,
+                            battery: Optional[str], latest: list) -> list:
+    """The batteries messages that bring the chain's tier hashes up to the service's latest ones."""
+    from ..modules.batteries import RegisterPassport, UpdateDocument
+
+    hashes = {item.tier: bytes.fromhex(item.hash) for item in latest}
+    if record is None:
+        if not battery:
+            fail("--battery: the passport is not on chain yet; name the battery's device DID to register it")
+        return [RegisterPassport(operator, passport_id, id_dmc, battery, hashes["public"], hashes["legitimate"],
+                                 hashes["authority"])]
+    messages = []
+    for tier in sorted(hashes):
+        anchored = record["documents"][tier]
+        if not anchored or anchored[-1]["hash"] != hashes[tier].hex():
+            messages.append(UpdateDocument(operator, passport_id, tier, len(anchored) + 1, hashes[tier]))
+    return messages
+
+
+@app.command("import")
+def battery_import(file: Path = typer.Option(..., "--file", help="A Tractus-X BatteryPass 6.1.0 JSON document"),
+                   key_name: str = typer.Option(..., "--as", help="Keystore key controlling the operator's DID"),
+                   operator: Optional[str] = typer.Option(None, "--operator",
+                                                          help="[default: the DID the key generates]"),
+                   battery: Optional[str] = typer.Option(None, "--battery",
+                                                         help="The battery's device DID (first import only)"),
+                   home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+                   passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
+    """Validate a document, store it in the node's passport service and anchor its tier hashes on chain."""
+    from ..modules.identity import compute_did
+    from ..offchain.passport.store import canonical_passport_id
+    from ..sdk import ApiError
+    from ..sdk.passports import sign_put
+
+    document = _load_document(file)
+    passport_id = canonical_passport_id(document["metadata"]["passportIdentifier"])
+    (key,) = load_keys(home, [key_name], passphrase_env)
+    operator = operator or compute_did(key.signer(), b"")
+    url, client = open_client(node, home)
+    with node_errors(url), client:
+        chain_id = client.status().chain_id
+        try:
+            base = client.get_passport(passport_id).base
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            base = 0
+        stored = client.put_passport(passport_id, sign_put(chain_id, [key], operator, base, document))
+        try:
+            record = client.query("batteries", "passport", id=passport_id)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            record = None
+        messages = compute_anchor_messages(record, operator, passport_id, document["identification"]["idDmc"],
+                                           battery, stored.latest)
+        height = send_and_wait(client, [key], messages).height if messages else None
+    summary = {"passport": passport_id, "written": [w.tier for w in stored.written], "anchored_at": height,
+               "hashes": {item.tier: item.hash for item in stored.latest}}
+    if as_json:
+        print_json(summary)
+        return
+    console.print(f"passport [bold]{passport_id}[/]: stored {summary['written'] or 'no new version'}, "
+                  f"anchored at height {height if height is not None else '(already anchored)'}", highlight=False)
+
+
+@app.command("export")
+def battery_export(passport_id: str = typer.Argument(..., help="Passport id (UUID)"),
+                   tier: str = typer.Option("public", "--tier", help="public, legitimate or authority"),
+                   request_file: Optional[str] = typer.Option(None, "--request",
+                                                              help="The node verifier's request (restricted tiers)"),
+                   presentation_file: Optional[str] = typer.Option(None, "--presentation",
+                                                                   help="Your presentation for that request"),
+                   out: Optional[Path] = typer.Option(None, "--out", help="Write the document here"),
+                   home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption) -> None:
+    """The document at a tier (public to anyone; the others against a presentation of their credential)."""
+    import json
+
+    from ..sdk.passports import read_body
+
+    if tier not in ("public", "legitimate", "authority"):
+        fail(f"--tier: expected public, legitimate or authority, got {tier!r}")
+    if tier != "public" and not (request_file and presentation_file):
+        fail(f"--presentation: the {tier} tier needs --request and --presentation "
+             "(cityledger verifier request / credential present)")
+    url, client = open_client(node, home)
+    with node_errors(url), client:
+        if tier == "public":
+            answer = client.get_passport(passport_id)
+        else:
+            request = read_message(request_file, "--request")
+            presentation = read_message(presentation_file, "--presentation")
+            text = presentation if isinstance(presentation, str) else json.dumps(presentation)
+            answer = client.read_passport(passport_id, read_body(tier, request, text))
+    emit_message(answer.document, out)

@@ -1,0 +1,102 @@
+"""Bodies and answers of the battery passport routes (api/routes/batteries.py).
+
+A passport document is a Tractus-X BatteryPass 6.1.0 JSON object whose shape that data model owns,
+so it travels as a JSON object inside these Structs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of request bodies: unknown fields are an error, so typos are reported."""
+
+
+class _View(msgspec.Struct, kw_only=True, frozen=True):
+    """Base of response bodies."""
+
+
+class OperatorSignature(_Body):
+    """One controller key of the operator's DID and its signature over the put payload, both hex."""
+
+    scheme: str  # "ed25519" or "p256"
+    key: str
+    signature: str
+
+
+class PutPassportBody(_Body):
+    """PUT /passports/{id}: a full document, signed by the responsible operator's controller key(s).
+
+    `base` is the number of tier versions stored for this passport when the update was made (0 for
+    a new passport; GET /passports/{id} answers it), so a signed old document cannot be replayed.
+    """
+
+    operator: str
+    base: int
+    document: dict[str, Any]
+    signatures: list[OperatorSignature]
+
+
+class ReadPassportBody(_Body):
+    """POST /passports/{id}/read: a restricted tier, a request made by POST /verifier/requests, the presentation."""
+
+    tier: str
+    request: dict[str, Any]
+    presentation: dict[str, Any] | str
+
+
+class TierHashView(_View):
+    """One stored version of one tier and the SHA-256 (hex) the chain records for it."""
+
+    tier: str
+    version: int
+    hash: str
+
+
+class PassportStoredView(_View):
+    """What a PUT stored: the versions written, and the latest version of every tier (the hashes to anchor)."""
+
+    passport_id: str
+    written: list[TierHashView]
+    latest: list[TierHashView]
+    base: int
+
+
+class PassportDocumentView(_View):
+    """A passport document at a tier (public ⊂ legitimate ⊂ authority), with the latest tier hashes."""
+
+    passport_id: str
+    tier: str
+    document: dict[str, Any]
+    latest: list[TierHashView]
+    base: int
+
+
+class AccessEntryView(_View):
+    """One read of a restricted tier, hash-chained to the entry before it."""
+
+    seq: int
+    passport_id: str
+    tier: str
+    version: int
+    reader_did: str
+    height: int
+    time_s: int
+    prev: str
+    hash: str
+
+
+class AccessLogView(_View):
+    """A page of a passport's access log, and the head of the node's whole log (what is anchored)."""
+
+    passport_id: str
+    entries: list[AccessEntryView]
+    head_seq: int
+    head_hash: str
+
+
+BATTERY_BODY_TYPES = (PutPassportBody, ReadPassportBody, OperatorSignature)
+BATTERY_VIEW_TYPES = (PassportStoredView, PassportDocumentView, AccessLogView, TierHashView, AccessEntryView)
