@@ -10,11 +10,13 @@ names; tests/test_wire_schema.py checks that every route answers one of them and
 
 from .identity import (
     IDENTITY_BODY_TYPES,
+    IDENTITY_VIEW_TYPES,
     CredentialRequestBody,
     DeviceMessageBody,
     OfferBody,
     Predicate,
     PresentationRequestBody,
+    PublicationView,
     PublishBody,
     RevokeBody,
     VerifyBody,
@@ -45,6 +47,7 @@ from .views import (
 
 __all__ = [
     "IDENTITY_BODY_TYPES",
+    "IDENTITY_VIEW_TYPES",
     "REQUEST_TYPES",
     "RESPONSE_TYPES",
     "AccountView",
@@ -62,6 +65,7 @@ __all__ = [
     "OfferBody",
     "Predicate",
     "PresentationRequestBody",
+    "PublicationView",
     "ProofView",
     "PublishBody",
     "QueryView",
