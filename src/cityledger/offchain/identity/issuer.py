@@ -15,6 +15,9 @@ A presentation names its revocation registry, so a registry's holders are each h
 set: registries are sized for the city (the hosted offices' default, 131,072), each credential
 gets an index drawn at random among the registry's free ones, and the next registry is created in
 a background thread once the current one is PREPARE_NEXT_AT_PERCENT full, never inside a request.
+Publishing creates the first one, also outside the service's lock (a hosted office runs publish in
+a background thread, node/issuers.py); its credential definition is kept (and sealed through the
+`checkpoint` hook) before it is anchored, so a retry reuses it.
 
 Every method takes and returns JSON-friendly values, so the REST layer is a thin wrapper. One
 lock serialises the service's changes, so threads (a web server's workers) may share it.
