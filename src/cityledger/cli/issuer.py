@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any, Optional
 
-import httpx
 import typer
 from rich.table import Table
 
@@ -68,12 +66,12 @@ def issuer_publish(issuer: str = IssuerOption,
                    credential_type: Optional[str] = typer.Option(None, "--type", help="[default: all its types]"),
                    home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
                    as_json: bool = JsonOption) -> None:
-    """Anchor the office's schemas, credential definitions and registries (once; takes seconds)."""
+    """Anchor the office's schemas, credential definitions and first registries (once; minutes at the city's size)."""
     did, token = _office(home, issuer)
     url, client = open_client(node, home, token)
     with node_errors(url), client:
         types = [credential_type] if credential_type else client.get_issuer(did)["credential_types"]
-        published = {name: _publish(client, url, did, name, show=not as_json) for name in types}
+        published = {name: _publish(client, did, name, show=not as_json) for name in types}
     if as_json:
         print_json({"did": did, "published": published})
         return
@@ -82,40 +80,33 @@ def issuer_publish(issuer: str = IssuerOption,
         console.print(facts_table(list(ids.items())))
 
 
-def _publish(client: Any, url: str, did: str, name: str, show: bool) -> dict[str, str]:
-    """Publish one type; while the node creates its revocation registry (minutes at the city's size), a progress bar."""
+# What each step of a publication is called beside the progress bar.
+_STEPS = {"definition": "schema and credential definition", "registry": "revocation registry",
+          "anchoring": "anchoring"}
+
+
+def _publish(client: Any, did: str, name: str, show: bool) -> dict[str, str]:
+    """Publish one type and wait, polling the node: a progress bar (the registry takes minutes at the city's size)."""
     if not show:
-        return client.publish(did, name, timeout_s=PUBLISH_TIMEOUT_S)
+        return _ids(client.publish(did, name, timeout_s=PUBLISH_TIMEOUT_S))
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..sdk import ApiError, IdentityClient
-
-    answer: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            answer.update(client.publish(did, name, timeout_s=PUBLISH_TIMEOUT_S))
-        except BaseException as exc:  # raised again below, in the command's own thread
-            errors.append(exc)
-
-    worker = threading.Thread(target=call, name="publish", daemon=True)
-    worker.start()
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TimeElapsedColumn())
-    with IdentityClient(url) as watcher, Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(f"{name}: schema and credential definition", total=100)
-        while worker.is_alive():
-            worker.join(PROGRESS_POLL_S)
-            try:
-                percent = watcher.get_issuer(did).get("preparing", {}).get(name)
-            except (ApiError, httpx.HTTPError):
-                percent = None  # the bar waits; the publish call itself reports failures
-            if percent is not None:
-                bar.update(task, completed=percent, description=f"{name}: revocation registry")
-    if errors:
-        raise errors[0]
-    return answer
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"{name}: {_STEPS['definition']}", total=100)
+
+        def shown(state: dict[str, Any]) -> None:
+            step = _STEPS.get(state["step"], state["step"] or state["state"])
+            bar.update(task, completed=state["percent"], description=f"{name}: {step}")
+
+        return _ids(client.publish(did, name, timeout_s=PUBLISH_TIMEOUT_S, on_progress=shown,
+                                   poll_s=PROGRESS_POLL_S))
+
+
+def _ids(state: dict[str, Any]) -> dict[str, str]:
+    """The anchored ids of a published type."""
+    return {key: state[key] for key in ("schema_id", "cred_def_id", "rev_reg_id")}
 
 
 def _values(values_file: Optional[Path], pairs: list[str]) -> dict:

@@ -13,9 +13,12 @@ consortium's are):
     <home>/issuers/<name>/state.sealed  definition and registry private keys, offers, its register
     <home>/issuers/<name>/state.journal offers and redemptions since state.sealed was last written (sealed records)
     <home>/issuers/<name>/tails/        tails files, served at <public_url>/issuers/<did>/tails/<hash>
+    <home>/issuers/<name>/publishing.json the credential types being published (resumed when the node starts)
 
 An office publishes its credential types once (`cityledger issuer publish`: seconds for the
-credential definition, minutes for a city-sized first revocation registry); every change of its
+credential definition, minutes for a city-sized first revocation registry), in a background thread
+started by `POST /issuers/{did}/publish`, whose state and progress GET /issuers/{did} reports; a
+publication the node was stopped in is resumed when it starts again. Every change of its
 private state is sealed before the answer leaves (an offer or a redemption as one record appended
 to state.journal, anything else by rewriting state.sealed, which folds the journal in), so a
 restarted node can still revoke what it issued. Registries after the first are prepared in the
@@ -41,8 +44,14 @@ from typing import Any, Mapping, Sequence
 from ..core.keys import PrivateKey
 from ..modules.devices import MANUFACTURER_TYPE
 from ..modules.identity import PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION, compute_did
-from ..offchain.identity.issuer import IssuanceError, IssuerService, OfficeUnavailable
-from ..offchain.identity.ledger import NodeLedger, TxOutcome
+from ..offchain.identity.issuer import (
+    STEP_ANCHORING,
+    STEP_DEFINITION,
+    IssuanceError,
+    IssuerService,
+    OfficeUnavailable,
+)
+from ..offchain.identity.ledger import LedgerError, NodeLedger, TxOutcome
 from ..offchain.identity.sealed import append_sealed_record, derive_key, new_salt, read_sealed, read_sealed_records
 from ..offchain.identity.tails import TailsStore
 from ..modules.identity.messages import MAX_CRED_NUM
@@ -64,6 +73,10 @@ MAX_HOSTED_ISSUERS = 16
 # (megabytes at the city's size); past this many records the whole state is saved and the journal
 # starts again.
 MAX_JOURNAL_RECORDS = 256
+# A failed publication's reason, as GET /issuers/{did} reports it (project text only, never a path).
+MAX_PUBLICATION_REASON_CHARS = 300
+# Which credential types an office is publishing, so that a node restarted meanwhile resumes them.
+PUBLISHING_FILE = "publishing.json"
 # The offices `cityledger init` creates: folder name -> (display name, credential types).
 OFFICES = {"id-office": ("City ID Office", (RESIDENT_ID,)),
            "transport-office": ("City Transport Office", (VEHICLE_REGISTRATION,))}
@@ -93,6 +106,16 @@ _URL_RE = re.compile(r"https?://[\x21-\x7e]{1,200}")
 
 class IssuerConfigError(ValueError):
     """An issuer folder that cannot be read."""
+
+
+@dataclass
+class Publication:
+    """A credential type's publication that is under way or failed (a published type needs none)."""
+
+    state: str  # "preparing" or "failed"
+    step: str = STEP_DEFINITION
+    percent: int = 0
+    reason: str = ""
 
 
 def compute_tails_url(public_url: str, did: str) -> str:
@@ -182,6 +205,9 @@ class HostedIssuer:
         self._file_key: tuple[bytes, bytes] | None = None  # (key, salt) of state.sealed
         self._journal_records = 0
         self._preparing: dict[str, int] = {}  # credential type -> percent of a registry being created
+        self._publications: dict[str, Publication] = {}  # credential type -> publication under way or failed
+        self._threads: list[threading.Thread] = []
+        self._closing = False  # set when the node stops: a publication cut short by it stays to be resumed
         self._lock = threading.RLock()
 
     @property
@@ -230,6 +256,7 @@ class HostedIssuer:
                 published = service.published[ctype.name]
                 published.ctype = replace(published.ctype, max_cred_num=self.config.registry_size)
         service.on_change = self._saved_after_preparation
+        service.checkpoint = self._checkpoint
         service.progress = self._record_progress
         self._service, self._file_key = service, (file_key, salt)
         if self.journal_path.exists():
@@ -254,6 +281,11 @@ class HostedIssuer:
             except (OSError, ValueError) as exc:
                 log.error("issuer %s (%s): cannot save its state: %s", self.config.folder.name, self.did, exc)
 
+    def _checkpoint(self) -> None:
+        """Seal the state now (a new credential definition, before it is anchored); raise if it cannot be."""
+        with self._lock:
+            self._save()
+
     def _record_progress(self, credential_type: str, fraction: float) -> None:
         """Keep how far a registry's creation has got, for info() (the service logs it)."""
         self._preparing[credential_type] = round(fraction * 100)
@@ -276,7 +308,7 @@ class HostedIssuer:
         self._journal_records = 0
 
     def info(self) -> dict[str, Any]:
-        """DID, name, credential types and what is published (no secrets)."""
+        """DID, name, credential types, what is published and each type's publication (no secrets)."""
         service = self.service()
         published = dict(service.published)
         preparing = {name: self._preparing[name] for name in sorted(self._preparing)
@@ -286,20 +318,102 @@ class HostedIssuer:
                 "registry_size": self.config.registry_size, "preparing": preparing,
                 "tails_url": compute_tails_url(self.config.public_url, self.did),
                 "published": {name: {"schema_id": p.schema_id, "cred_def_id": p.cred_def_id,
-                                     "rev_reg_id": p.rev_reg_id or ""} for name, p in sorted(published.items())}}
+                                     "rev_reg_id": p.rev_reg_id or ""} for name, p in sorted(published.items())},
+                "publications": {t.name: self.publication(t.name) for t in self.config.credential_types}}
 
-    def publish(self, credential_type: str) -> dict[str, str]:
-        """Anchor a credential type's schema, definition and registry (once; later calls answer the ids)."""
+    def publication(self, credential_type: str) -> dict[str, Any]:
+        """A type's publication state (the fields of wire.identity.PublicationView)."""
+        view = {"credential_type": credential_type, "state": "unpublished", "step": "", "percent": 0, "reason": "",
+                "schema_id": "", "cred_def_id": "", "rev_reg_id": ""}
+        under_way = self._publications.get(credential_type)
+        published = self.service().published.get(credential_type)
+        if under_way is not None:
+            view.update(state=under_way.state, step=under_way.step, percent=under_way.percent,
+                        reason=under_way.reason)
+        elif published is not None:
+            view.update(state="published", step="", percent=100, schema_id=published.schema_id,
+                        cred_def_id=published.cred_def_id, rev_reg_id=published.rev_reg_id or "")
+        return view
+
+    def publish(self, credential_type: str) -> dict[str, Any]:
+        """Start publishing a type in the background (once; a failed one again); its publication state."""
         ctype = next((t for t in self.config.credential_types if t.name == credential_type), None)
         if ctype is None:
             names = [t.name for t in self.config.credential_types]
             raise IssuanceError(f"credential_type: {self.config.name} issues {names}, not {credential_type[:80]!r}")
         with self._lock:
             service = self.service()
-            if credential_type not in service.published:
-                service.publish(ctype)
+            under_way = self._publications.get(credential_type)
+            if credential_type in service.published:
+                if under_way is not None:  # published, but its state could not be sealed: seal it now
+                    self._save()
+                    del self._publications[credential_type]
+            elif under_way is None or under_way.state == "failed":
+                self._publications[credential_type] = Publication("preparing")
+                self._mark_publishing(credential_type, True)
+                thread = threading.Thread(target=self._run_publication, args=(ctype,), daemon=True,
+                                          name=f"publish-{self.config.folder.name}-{credential_type}")
+                self._threads.append(thread)
+                thread.start()
+            return self.publication(credential_type)
+
+    def _run_publication(self, ctype: CredentialType) -> None:
+        """The background publication: schema, definition, first registry, anchoring; then seal the state."""
+        name = ctype.name
+
+        def progress(step: str, fraction: float) -> None:
+            self._publications[name] = Publication("preparing", step, round(fraction * 100))
+
+        try:
+            self.service().publish(ctype, progress=progress)
+            with self._lock:
                 self._save()
-            return self.info()["published"][credential_type]
+                self._publications.pop(name, None)
+                self._mark_publishing(name, False)
+            log.info("issuer %s (%s): %s published", self.config.folder.name, self.did, name)
+        except Exception as exc:  # a background thread has no caller: the state and the log report it
+            log.exception("issuer %s (%s): publishing %s failed", self.config.folder.name, self.did, name)
+            with self._lock:
+                last = self._publications.get(name) or Publication("preparing")
+                self._publications[name] = Publication("failed", last.step, last.percent, _failure_reason(exc))
+                if not self._closing:  # cut short by the node stopping: resumed when it starts again
+                    self._mark_publishing(name, False)
+
+    def _mark_publishing(self, credential_type: str, publishing: bool) -> None:
+        """Add a type to publishing.json, or take it out (the file goes when none is left)."""
+        path = self.config.folder / PUBLISHING_FILE
+        names = set(_read_publishing(path))
+        names = names | {credential_type} if publishing else names - {credential_type}
+        if names:
+            scratch = path.with_suffix(".tmp")
+            scratch.write_text(json.dumps(sorted(names)))
+            scratch.replace(path)
+        else:
+            path.unlink(missing_ok=True)
+
+    def resume_publications(self) -> list[str]:
+        """Start again the publications a stopped node left under way (node start); the types resumed."""
+        path = self.config.folder / PUBLISHING_FILE
+        names = [t.name for t in self.config.credential_types if t.name in _read_publishing(path)]
+        for name in names:
+            log.warning("issuer %s (%s): resuming the publication of %s, under way when the node stopped",
+                        self.config.folder.name, self.did, name)
+            try:
+                self.publish(name)
+            except (IssuanceError, OfficeUnavailable, OSError) as exc:
+                log.error("issuer %s (%s): cannot resume publishing %s: %s", self.config.folder.name, self.did,
+                          name, exc)
+        return names
+
+    def close(self) -> None:
+        """The node is stopping: a publication it cuts short is resumed at the next start."""
+        self._closing = True
+
+    def wait_published(self, timeout_s: float | None = None) -> None:
+        """Wait for the background publications (tests, a clean shutdown)."""
+        for thread in list(self._threads):
+            thread.join(timeout_s)
+        self._threads = [t for t in self._threads if t.is_alive()]
 
     def offer(self, credential_type: str, values: Mapping[str, Any], reference: str) -> dict[str, Any]:
         """A pre-authorised offer: the office has checked the person and fixed the values."""
@@ -350,6 +464,26 @@ class HostedIssuer:
         """A tails file's bytes (public); raise LookupError, or ValueError for a malformed hash."""
         folder = self.config.folder / "tails"
         return TailsStore(folder, self.config.public_url).serve(tails_hash)
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """Why a publication failed, in the project's own words: a library's or the OS's text may name paths."""
+    if isinstance(exc, (IssuanceError, OfficeUnavailable)):
+        reason = str(exc)
+    elif isinstance(exc, LedgerError):
+        reason = f"the ledger refused it: {exc.codespace}/{exc.code}: {exc.log}"
+    else:
+        reason = f"{type(exc).__name__} (the node's log says why)"
+    return reason[:MAX_PUBLICATION_REASON_CHARS]
+
+
+def _read_publishing(path: Path) -> list[str]:
+    """The type names in a publishing.json ([] if absent or unreadable)."""
+    try:
+        names = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(name) for name in names] if isinstance(names, list) else []
 
 
 def _replay_journal(service: IssuerService, path: Path, file_key: bytes) -> None:

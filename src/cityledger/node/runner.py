@@ -181,6 +181,8 @@ class Node:
         if self.exit_on_failure:
             self._watcher = threading.Thread(target=self._watch, name="engine-watch", daemon=True)
             self._watcher.start()
+        for issuer in self.issuers.values():
+            issuer.resume_publications()  # an office's publication cut short by the last stop (blocks needed)
 
     def _watch(self) -> None:
         # The API server owns the main thread; a dead engine stops it the way a signal would, and
@@ -198,6 +200,8 @@ class Node:
     def stop(self) -> None:
         """Stop the engine and close the stores."""
         self._stopped.set()
+        for issuer in self.issuers.values():
+            issuer.close()
         self.engine.stop()
         self.passports.close()
         self.store.close()

@@ -22,6 +22,7 @@ from .errors import (
     KeyNotFound,
     KeystoreError,
     ProofError,
+    PublicationError,
     TxRejected,
     WrongPassphrase,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "ParamChange",
     "PrivateKey",
     "ProofError",
+    "PublicationError",
     "QueryResult",
     "RemoteLedger",
     "StateValue",

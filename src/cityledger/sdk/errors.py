@@ -36,6 +36,14 @@ class TxRejected(ApiError):
         return self.detail.get("tx_id", "")
 
 
+class PublicationError(CityLedgerError):
+    """A credential type's publication failed, or was still preparing when the wait ended; `publication` says which."""
+
+    def __init__(self, message: str, publication: dict) -> None:
+        super().__init__(message)
+        self.publication = publication
+
+
 class ProofError(CityLedgerError):
     """A state proof does not verify against the app hash it was checked with."""
 

@@ -17,8 +17,9 @@ light client, sdk/light.py, to trust that app hash without trusting the node).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -32,13 +33,18 @@ from ..wire.identity import (
     OfferBody,
     Predicate,
     PresentationRequestBody,
+    PublicationView,
     PublishBody,
     RevokeBody,
     VerifyBody,
 )
 from .client import DEFAULT_TIMEOUT_S, DEFAULT_URL, Client, _raise_for
+from .errors import PublicationError
 
 _JSON = {"content-type": "application/json"}
+# Publishing creates the type's first revocation registry: minutes at the city's size (131,072).
+PUBLISH_TIMEOUT_S = 1_800.0
+PUBLISH_POLL_S = 1.0
 
 
 class RemoteState:
@@ -137,10 +143,39 @@ class IdentityClient(Client):
     def get_issuer(self, did: str) -> dict[str, Any]:
         return self._json("GET", f"/issuers/{did}")
 
-    def publish(self, issuer: str, credential_type: str, timeout_s: float = 300.0) -> dict[str, str]:
-        """Operator: anchor a credential type (generating its definition takes seconds); its ids."""
-        return self._json("POST", f"/issuers/{issuer}/publish", PublishBody(credential_type=credential_type),
-                          operator=True, timeout_s=timeout_s)
+    def publish(self, issuer: str, credential_type: str, timeout_s: float = PUBLISH_TIMEOUT_S, wait: bool = True,
+                on_progress: Callable[[dict[str, Any]], None] | None = None,
+                poll_s: float = PUBLISH_POLL_S) -> dict[str, Any]:
+        """Operator: publish a credential type (the node works in the background); its publication state.
+
+        With `wait` (the default) poll until it is published (its ids are in the answer), calling
+        `on_progress` with each state; raise PublicationError if it failed or `timeout_s` passed.
+        Without, answer the state at once ("preparing", or "published" if it already was).
+        """
+        answer = self._json("POST", f"/issuers/{issuer}/publish", PublishBody(credential_type=credential_type),
+                            operator=True)
+        state = msgspec.to_builtins(msgspec.convert(answer, PublicationView))
+        deadline = time.monotonic() + timeout_s
+        while wait:
+            if on_progress is not None:
+                on_progress(state)
+            if state["state"] == "published":
+                break
+            if state["state"] != "preparing":
+                raise PublicationError(f"publication of {credential_type}: {state['state']}: {state['reason']}", state)
+            if time.monotonic() >= deadline:
+                raise PublicationError(f"publication of {credential_type}: still preparing ({state['step']}, "
+                                       f"{state['percent']}%) after {timeout_s:g} s", state)
+            time.sleep(poll_s)
+            state = self.get_publication(issuer, credential_type)
+        return state
+
+    def get_publication(self, issuer: str, credential_type: str) -> dict[str, Any]:
+        """A credential type's publication state (PublicationView's fields), from GET /issuers/{did}."""
+        views = self.get_issuer(issuer).get("publications", {})
+        if credential_type not in views:
+            raise PublicationError(f"credential_type: {issuer} does not issue {credential_type!r}", {})
+        return msgspec.to_builtins(msgspec.convert(views[credential_type], PublicationView))
 
     def create_offer(self, issuer: str, credential_type: str, values: Mapping[str, Any],
                      reference: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Request bodies of the identity routes (api/routes/identity.py), sent by the SDK's IdentityClient.
 
-Their answers are W3C and AnonCreds documents whose shapes those standards own, so they travel as
-JSON objects and are not declared here.
+Their answers are mostly W3C and AnonCreds documents whose shapes those standards own, so they
+travel as JSON objects and are not declared here; a publication's state (PublicationView) is ours.
 """
 
 from __future__ import annotations
@@ -75,5 +75,24 @@ class DeviceMessageBody(_Body):
     signature: str
 
 
+class PublicationView(msgspec.Struct):
+    """POST /issuers/{did}/publish (202) and GET /issuers/{did} `publications`: one credential type's publication.
+
+    state: "unpublished", "preparing" (step "definition", "registry" with percent of its tails file,
+    "anchoring"), "published" (with the anchored ids) or "failed" (with the reason; POST again to retry).
+    """
+
+    credential_type: str
+    state: str
+    step: str
+    percent: int
+    reason: str
+    schema_id: str
+    cred_def_id: str
+    rev_reg_id: str
+
+
 IDENTITY_BODY_TYPES = (PublishBody, OfferBody, CredentialRequestBody, RevokeBody, PresentationRequestBody,
                        VerifyBody, DeviceMessageBody)
+# The identity routes' answers declared here (the rest are the standards' documents).
+IDENTITY_VIEW_TYPES = (PublicationView,)

@@ -8,7 +8,8 @@
                                                                        sealed with the node's verifier key)
     POST /verifier/verify   {request, presentation}                -> verdict (the seal checked, no state kept)
     GET  /issuers   GET /issuers/{did}                              issuers hosted by this node
-    POST /issuers/{did}/publish     {credential_type}               operator: anchor schema, definition, registry
+    POST /issuers/{did}/publish     {credential_type}               operator: start publishing a type (202: its
+                                                                       state; GET /issuers/{did} follows it)
     POST /issuers/{did}/offers      {credential_type, values, reference}  operator: pre-authorised offer
     POST /issuers/{did}/credentials <credential-request message>    holder: redeem an offer, once
     POST /issuers/{did}/revocations {references}                    operator: revoke
@@ -45,10 +46,12 @@ from ...offchain.identity.tails import TAILS_HASH_RE
 from ...offchain.identity.verifier import Verifier, load_verifier_key
 from ...wire.identity import (
     IDENTITY_BODY_TYPES,
+    IDENTITY_VIEW_TYPES,
     CredentialRequestBody,
     DeviceMessageBody,
     OfferBody,
     PresentationRequestBody,
+    PublicationView,
     PublishBody,
     RevokeBody,
     VerifyBody,
@@ -79,6 +82,14 @@ def _doc(*statuses: int, content: str = "application/json") -> dict:
     out: dict = {200: {"description": "OK", "content": {content: {}}}}
     for status in statuses:
         out[status] = {"description": _ERRORS[status], "content": {"application/json": {"schema": _ref("ErrorBody")}}}
+    return out
+
+
+def _accepted_doc(kind: type, *statuses: int) -> dict:
+    """202 Accepted answering the wire view `kind`, and the error answers."""
+    out = _doc(*statuses)
+    del out[200]
+    out[202] = {"description": "Accepted", "content": {"application/json": {"schema": _ref(kind.__name__)}}}
     return out
 
 
@@ -203,7 +214,8 @@ def include_identity(app: FastAPI, node: NodeLike) -> None:
     app.include_router(ledger_router(api))
     app.include_router(verifier_router(api))
     app.include_router(issuer_router(api))
-    _, components = msgspec.json.schema_components(IDENTITY_BODY_TYPES, ref_template="#/components/schemas/{name}")
+    _, components = msgspec.json.schema_components(IDENTITY_BODY_TYPES + IDENTITY_VIEW_TYPES,
+                                                   ref_template="#/components/schemas/{name}")
     generate = app.openapi
 
     def openapi() -> dict:
@@ -306,12 +318,14 @@ def issuer_router(api: IdentityApi) -> APIRouter:
     def get_issuer(did: str) -> Response:
         return json_response(_issuing(api.issuer(did).info))
 
-    @router.post("/issuers/{did}/publish", summary="Operator: anchor a credential type (once; seconds)",
-                 openapi_extra=_body_doc(PublishBody), responses=_doc(400, 401, 404, 503))
+    @router.post("/issuers/{did}/publish", status_code=202, openapi_extra=_body_doc(PublishBody),
+                 summary="Operator: start publishing a credential type in the background (once); its state",
+                 responses=_accepted_doc(PublicationView, 400, 401, 404, 503))
     async def publish(did: str, request: Request) -> Response:
         issuer = api.operator(did, request)
         body: PublishBody = await _decode(request, PublishBody)
-        return json_response(await run_in_threadpool(_issuing, lambda: issuer.publish(body.credential_type)))
+        state = await run_in_threadpool(_issuing, lambda: issuer.publish(body.credential_type))
+        return json_response(msgspec.convert(state, PublicationView), status=202)
 
     @router.post("/issuers/{did}/offers", summary="Operator: a pre-authorised credential offer",
                  openapi_extra=_body_doc(OfferBody), responses=_doc(400, 401, 404, 503))

@@ -15,6 +15,9 @@ A presentation names its revocation registry, so a registry's holders are each h
 set: registries are sized for the city (the hosted offices' default, 131,072), each credential
 gets an index drawn at random among the registry's free ones, and the next registry is created in
 a background thread once the current one is PREPARE_NEXT_AT_PERCENT full, never inside a request.
+Publishing creates the first one, also outside the service's lock (a hosted office runs publish in
+a background thread, node/issuers.py); its credential definition is kept (and sealed through the
+`checkpoint` hook) before it is anchored, so a retry reuses it.
 
 Every method takes and returns JSON-friendly values, so the REST layer is a thin wrapper. One
 lock serialises the service's changes, so threads (a web server's workers) may share it.
@@ -52,6 +55,7 @@ from ...modules.identity import (
     compute_rev_reg_def_id,
     compute_revoked_bits,
     compute_schema_id,
+    get_cred_def,
     get_did,
     get_rev_reg_def,
     get_schema,
@@ -91,6 +95,9 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float], None]  # the fraction of a registry's tails file written, 0.0 to 1.0
+StepProgress = Callable[[str, float], None]  # a publication's step and the fraction of it done
+# A publication's steps: schema and credential definition (seconds), first registry (minutes), anchoring.
+STEP_DEFINITION, STEP_REGISTRY, STEP_ANCHORING = "definition", "registry", "anchoring"
 
 
 class IssuanceError(ValueError):
@@ -211,6 +218,10 @@ class IssuerService:
         self.progress: Callable[[str, float], None] | None = None  # (type, fraction) while a registry is made
         self._preparing: set[str] = set()  # types whose next registry a prepare_registry call is making
         self._creating: set[str] = set()  # types whose registry files are being written (publish included)
+        self._publishing: set[str] = set()  # types a publish call is working on
+        self._pending: dict[str, Published] = {}  # definitions made, their first registry not anchored yet
+        # Called (outside the lock) to seal the state before a new credential definition is anchored.
+        self.checkpoint: Callable[[], None] | None = None
         self._threads: list[threading.Thread] = []
 
     def _send(self, *messages: Any) -> TxOutcome:
@@ -229,27 +240,72 @@ class IssuerService:
             self._send(CreateDid(self.salt, self.signer, keys, services))
         return self.did
 
-    def publish(self, ctype: CredentialType, tag: str = "1") -> dict[str, str]:
-        """Anchor schema, credential definition and (if revocable) registry; needs accreditation."""
-        with self._lock:
-            return self._publish(ctype, tag)
+    def publish(self, ctype: CredentialType, tag: str = "1", progress: StepProgress | None = None) -> dict[str, str]:
+        """Anchor schema, credential definition and (if revocable) a first registry; needs accreditation; its ids.
 
-    def _publish(self, ctype: CredentialType, tag: str) -> dict[str, str]:
-        schema_id = compute_schema_id(self.did, ctype.name, ctype.version)
-        if get_schema(self._state(), schema_id) is None:
-            self._send(AnchorSchema(self.did, ctype.name, ctype.version, list(ctype.attributes)))
-        schema = anoncreds.Schema.create(ctype.name, ctype.version, self.did, list(ctype.attributes))
-        cred_def_id = compute_cred_def_id(self.did, schema_id, tag)
-        cred_def, private, proof = anoncreds.CredentialDefinition.create(
-            schema_id, schema, self.did, tag, "CL", support_revocation=ctype.revocable)
-        self._send(AnchorCredDef(self.did, schema_id, tag, canonical_json(cred_def.to_dict()["value"])))
-        published = Published(ctype, schema_id, cred_def_id, cred_def, private, proof, tag)
-        if ctype.revocable:
-            # The first registry at set-up (the operator's publish); later ones ahead of need.
-            definition, private_key, tails_hash = self._create_registry(published, tag, self._reporter(ctype.name))
-            published.registries.append(self._anchor_registry(published, tag, definition, private_key, tails_hash))
-        self.published[ctype.name] = published
-        return {"schema_id": schema_id, "cred_def_id": cred_def_id, "rev_reg_id": published.rev_reg_id or ""}
+        Minutes at a city's registry size: the slow parts run without the service's lock, so the
+        office goes on issuing its other types meanwhile. `progress(step, fraction)` follows it.
+        A definition made by an attempt that failed later is kept (and sealed, see `checkpoint`),
+        so a retry anchors the same one rather than a second under the same tag.
+        """
+        with self._lock:
+            if ctype.name in self.published:
+                return _ids(self.published[ctype.name])
+            if ctype.name in self._publishing:
+                raise IssuanceError(f"credential_type: {ctype.name!r} is being published")
+            self._publishing.add(ctype.name)
+        try:
+            report = progress or (lambda step, fraction: None)
+            report(STEP_DEFINITION, 0.0)
+            published = self._define(ctype, tag)
+            if ctype.revocable:
+                with self._lock:
+                    registry_tag = self._free_registry_tag(published)
+                reporter = self._reporter(ctype.name, lambda fraction: report(STEP_REGISTRY, fraction))
+                definition, private_key, tails_hash = self._create_registry(published, registry_tag, reporter)
+                report(STEP_ANCHORING, 1.0)
+                with self._lock:
+                    published.registries.append(self._anchor_registry(published, registry_tag, definition,
+                                                                      private_key, tails_hash))
+            with self._lock:
+                self.published[ctype.name] = published
+                self._pending.pop(ctype.name, None)
+            return _ids(published)
+        finally:
+            with self._lock:
+                self._publishing.discard(ctype.name)
+
+    def _define(self, ctype: CredentialType, tag: str) -> Published:
+        """The type's schema and credential definition, anchored (a pending definition is reused)."""
+        published = self._pending.get(ctype.name)
+        if published is None:
+            schema_id = compute_schema_id(self.did, ctype.name, ctype.version)
+            schema = anoncreds.Schema.create(ctype.name, ctype.version, self.did, list(ctype.attributes))
+            cred_def, private, proof = anoncreds.CredentialDefinition.create(  # seconds: safe primes
+                schema_id, schema, self.did, tag, "CL", support_revocation=ctype.revocable)
+            published = Published(ctype, schema_id, compute_cred_def_id(self.did, schema_id, tag), cred_def,
+                                  private, proof, tag)
+            with self._lock:
+                self._pending[ctype.name] = published
+            if self.checkpoint is not None:
+                self.checkpoint()  # sealed before it is anchored: the ledger never holds a definition we lost
+        with self._lock:
+            state = self._state()
+            if get_schema(state, published.schema_id) is None:
+                self._send(AnchorSchema(self.did, ctype.name, ctype.version, list(ctype.attributes)))
+            if get_cred_def(state, published.cred_def_id) is None:
+                self._send(AnchorCredDef(self.did, published.schema_id, published.tag,
+                                         canonical_json(published.cred_def.to_dict()["value"])))
+        return published
+
+    def _free_registry_tag(self, published: Published) -> str:
+        """The tag of the type's next registry: one whose id is not anchored yet (a crash may have taken one)."""
+        number, state = len(published.registries) + 1, self._state()
+        while True:
+            tag = published.tag if number == 1 else f"{published.tag}-{number}"
+            if get_rev_reg_def(state, compute_rev_reg_def_id(self.did, published.cred_def_id, tag)) is None:
+                return tag
+            number += 1
 
     def _create_registry(self, published: Published, tag: str, progress: Progress | None) -> tuple[Any, Any, str]:
         """A registry's keys and tails file (slow at a city's size: run it outside the lock); with its hash."""
@@ -347,7 +403,7 @@ class IssuerService:
             raise IssuanceError(f"credential_type: {credential_type!r} has its maximum of "
                                 f"{MAX_REGISTRIES_PER_TYPE} registries")
         self._preparing.add(credential_type)
-        return f"{published.tag}-{len(published.registries) + 1}"
+        return self._free_registry_tag(published)
 
     def _prepare_claimed(self, credential_type: str, tag: str, progress: Progress | None) -> str:
         try:
@@ -374,11 +430,13 @@ class IssuerService:
         self._threads.append(thread)
         thread.start()
 
-    def _reporter(self, credential_type: str) -> Progress:
-        """A progress callback for one type's registry creation: a log line per tenth, and the `progress` hook."""
+    def _reporter(self, credential_type: str, also: Progress | None = None) -> Progress:
+        """A progress callback for one type's registry creation: a log line per tenth, the hooks."""
         last = [-1]
 
         def report(fraction: float) -> None:
+            if also is not None:
+                also(fraction)
             if self.progress is not None:
                 self.progress(credential_type, fraction)
             if int(fraction * 10) > last[0]:
@@ -664,12 +722,14 @@ class IssuerService:
         service._authorized = {nonce: (dict(values), ref) for nonce, (values, ref) in authorized.items()}
         service._issued = {ref: tuple(item) for ref, item in data["issued"].items()}
         service.generation = int(data.get("generation", 0))
+        service._pending = {name: _import_published(item) for name, item in data.get("pending", {}).items()}
         return service
 
     def _export(self) -> dict[str, Any]:
         return {"did": self.did, "salt": self.salt.hex(), "generation": self.generation, "offers": self._offers,
                 "authorized": self._authorized, "issued": self._issued,
-                "published": {name: _export_published(p) for name, p in self.published.items()}}
+                "published": {name: _export_published(p) for name, p in self.published.items()},
+                "pending": {name: _export_published(p) for name, p in self._pending.items()}}
 
     def serve_tails(self, tails_hash: str) -> bytes:
         """The bytes of one of this issuer's tails files."""
@@ -687,6 +747,11 @@ _OBJECTS = {"cred_def": anoncreds.CredentialDefinition, "cred_def_private": anon
 _REGISTRY_OBJECTS = {"rev_reg_def": anoncreds.RevocationRegistryDefinition,
                      "rev_reg_private": anoncreds.RevocationRegistryDefinitionPrivate,
                      "status_list": anoncreds.RevocationStatusList}
+
+
+def _ids(published: Published) -> dict[str, str]:
+    return {"schema_id": published.schema_id, "cred_def_id": published.cred_def_id,
+            "rev_reg_id": published.rev_reg_id or ""}
 
 
 def _export_published(published: Published) -> dict[str, Any]:
