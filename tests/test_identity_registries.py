@@ -22,7 +22,7 @@ from cityledger.offchain.identity import (
     Verifier,
     compute_tails_hash,
 )
-from cityledger.offchain.identity.issuer import Registry
+from cityledger.offchain.identity.registries import Registry
 
 SIZE = 8
 PER_REGISTRY = SIZE - 1
