@@ -30,12 +30,14 @@ from cityledger.modules.consent import (
     VAULT_SERVICE_TYPE,
     ZERO_HEAD,
     AnchorAccessLog,
+    AnchorGatewayRoot,
     AnchorRecordsRoot,
     GrantConsent,
     RegisterDataSet,
     RevokeConsent,
     compute_data_set_id,
     get_data_set,
+    get_gateway_last_interval,
     get_log_head,
 )
 from cityledger.modules.devices import AcceptTransfer, BindDevice, Decommission, OfferTransfer, compute_device_did
@@ -218,6 +220,10 @@ class HostileWorld:
             last = get_data_set(self.ledger.store, self.data_set).last_interval
             return self.owner_a, AnchorRecordsRoot(self.data_set, last + 1, b"\x22" * 32, 5)
 
+        def gateway_root() -> tuple[PrivateKey, Any]:
+            last = get_gateway_last_interval(self.ledger.store, self.gateway.did)
+            return self.gateway.keys[0], AnchorGatewayRoot(self.gateway.did, last + 1, b"\x24" * 32, 5)
+
         def access_log() -> tuple[PrivateKey, Any]:
             head = get_log_head(self.ledger.store, self.vault.did, self.data_set)
             previous, count = (ZERO_HEAD, 0) if head is None else (head.head, head.count)
@@ -229,6 +235,7 @@ class HostileWorld:
             "consent/1.0/revoke": lambda: (self.owner_a, RevokeConsent(self.consent_id)),
             "consent/1.0/anchor_access_log": access_log,
             "consent/1.0/anchor_records_root": records_root,
+            "consent/1.0/anchor_gateway_root": gateway_root,
         }
 
     def ensure_offer(self) -> None:

@@ -553,7 +553,7 @@ def _devices_ownership(fleet: Fleet, did1: str, did3: str) -> None:
 # -- consent -------------------------------------------------------------------------------------
 
 def consent_story(tmp: Path) -> Story:
-    """A bound vehicle's data set, consents granted and revoked, access-log and records-root anchors."""
+    """A bound vehicle's data set, consents granted and revoked, access-log, records-root and gateway-root anchors."""
     from cityledger.modules.consent import GATEWAY_TYPE, VAULT_SERVICE_TYPE
     from cityledger.modules.devices import BindDevice
     from cityledger.modules.identity import compute_did
@@ -652,6 +652,26 @@ def _consent_anchors(story: Story, cast: dict, data_set: str) -> None:
     story.send([gateway], [root])
     story.case("invalid_anchor_records_root_twice", [cast["owner"]], [root], error="invalid_anchor",
                queries=[roots])
+    _consent_gateway_roots(story, cast)
+
+
+def _consent_gateway_roots(story: Story, cast: dict) -> None:
+    """A gateway's fleet-wide root (one per interval, increasing), and its refusals."""
+    from cityledger.modules.consent import AnchorGatewayRoot
+
+    (vault, vault_did), (gateway, gateway_did) = cast["vault"], cast["gateway"]
+    roots = ("consent/gateway_roots", {"gateway": gateway_did})
+    root = AnchorGatewayRoot(gateway_did, 29_000_000, b"\x41" * 32, 1500)
+    story.case("anchor_gateway_root", [gateway], [root], queries=[roots])
+    story.case("invalid_anchor_gateway_root_unaccredited", [vault],
+               [AnchorGatewayRoot(vault_did, 29_000_000, b"\x41" * 32, 1500)], error="not_accredited")
+    story.case("invalid_anchor_gateway_root_by_stranger", [cast["stranger"]], [root], error="not_controller")
+    story.case("invalid_anchor_gateway_root_count_zero", [gateway],
+               [AnchorGatewayRoot(gateway_did, 29_000_000, b"\x41" * 32, 0)], error="invalid_anchor")
+    story.send([gateway], [root])
+    story.case("invalid_anchor_gateway_root_twice", [gateway], [root], error="invalid_anchor", queries=[roots])
+    story.case("anchor_gateway_root_next", [gateway],
+               [AnchorGatewayRoot(gateway_did, 29_000_001, b"\x42" * 32, 1)], queries=[roots])
 
 
 # -- batteries -----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """consent module: data sets of owned devices, purpose-bound consents and their validity at a
 height, revocation, access-log anchors from accredited vault services (an unbroken chain), records
-roots once per interval, every refusal (with no state change), the invariants, and what the module
+roots once per interval (a data set's, and a gateway's fleet-wide one), every refusal (with no state change), the invariants, and what the module
 keeps on chain (ids, hashes, DIDs, purpose codes, counts and heights only)."""
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ from cityledger.modules.consent import (
     ZERO_HEAD,
     AccessLogAnchor,
     AnchorAccessLog,
+    AnchorGatewayRoot,
     AnchorRecordsRoot,
     ConsentRecord,
     DataSetRecord,
+    GatewayRoot,
     GrantConsent,
     RecordsRoot,
     RegisterDataSet,
@@ -38,12 +40,15 @@ from cityledger.modules.consent import (
     get_consent,
     is_consent_valid,
 )
-from cityledger.modules.consent.invariants import check_anchors, check_consents, check_data_sets
-from cityledger.modules.consent.keys import by_data_set_key, consent_key, data_set_key, log_anchor_key
+from cityledger.modules.consent.invariants import check_anchors, check_consents, check_data_sets, \
+    check_gateway_roots
+from cityledger.modules.consent.keys import by_data_set_key, consent_key, data_set_key, gateway_last_key, \
+    gateway_root_key, log_anchor_key
 from cityledger.modules.devices import Decommission, compute_device_did
 from cityledger.modules.identity import DeactivateDid
 from cityledger.modules.identity.keeper import KEEPER
 from cityledger.modules import devices as devices_module
+from cityledger.offchain.telemetry.anchor import compute_inclusion_proof, compute_records_root, is_included
 
 SCHEMA = "vehicle-telemetry-1"
 CONSENT_PREFIX = bytes([PREFIX_CONSENT])
@@ -347,6 +352,90 @@ def test_invalid_records_root_from_a_gateway_that_lost_its_accreditation(world):
     refused(world, lambda: world.ledger.send(gateway.keys, [anchor]), "not_accredited")
 
 
+# -- gateway roots: one tx per interval over every device's records --------------------------------
+
+def gateway_roots(world: Consents, gateway=None) -> list[dict]:
+    return world.ledger.query("/consent/gateway_roots", gateway=(gateway or world.gateway).did)["items"]
+
+
+def test_gateway_root_covers_the_fleet_and_proves_a_record(world):
+    """Records of several devices, one root, one tx; a record's proof checks against the root read back."""
+    record_ids = [sha256(b"device-%d record-%d" % (d, r)) for d in range(5) for r in range(3)]
+    root = compute_records_root(record_ids)
+    outcome = world.ledger.send(world.gateway.keys, [AnchorGatewayRoot(world.gateway.did, 7, root, 15)])
+    outcome.raise_for_error()
+    assert [e.type for e in outcome.events] == ["gateway_root_anchored"]
+    [anchored] = gateway_roots(world)
+    assert anchored == {"gateway": world.gateway.did, "interval": 7, "root": root.hex(), "count": 15,
+                        "height": outcome.height}
+    proof = compute_inclusion_proof(record_ids, 11)
+    assert proof.size == anchored["count"]
+    assert is_included(bytes.fromhex(anchored["root"]), record_ids[11], proof)
+    assert not is_included(bytes.fromhex(anchored["root"]), sha256(b"never received"), proof)
+    world.ledger.send(world.gateway.keys, [AnchorGatewayRoot(world.gateway.did, 9, sha256(b"r9"), 1)]) \
+        .raise_for_error()
+    assert [r["interval"] for r in gateway_roots(world)] == [7, 9]
+    later = world.ledger.query("/consent/gateway_roots", gateway=world.gateway.did, after="7")
+    assert [r["interval"] for r in later["items"]] == [9] and later["next"] is None
+    world.ledger.app.check_invariants()
+
+
+def test_invalid_gateway_root_interval_twice_or_going_back(world):
+    last = max([r["interval"] for r in gateway_roots(world)], default=0)
+    world.ledger.send(world.gateway.keys, [AnchorGatewayRoot(world.gateway.did, last + 10, sha256(b"g"), 2)]) \
+        .raise_for_error()
+    for interval in (last + 10, last + 9, 0):
+        message = AnchorGatewayRoot(world.gateway.did, interval, sha256(b"again"), 1)
+        refused(world, lambda: world.ledger.send(world.gateway.keys, [message]), "invalid_anchor")
+    too_far = AnchorGatewayRoot(world.gateway.did, 2**41, sha256(b"far"), 1)
+    refused(world, lambda: world.ledger.send(world.gateway.keys, [too_far]), "invalid_anchor")
+
+
+def test_invalid_gateway_root_count_or_root_length(world):
+    good = AnchorGatewayRoot(world.gateway.did, 2**39, sha256(b"r"), 1)
+    for bad in (msgspec.structs.replace(good, count=0), msgspec.structs.replace(good, count=2**32 + 1),
+                msgspec.structs.replace(good, count=-1), msgspec.structs.replace(good, root=b"r" * 31),
+                msgspec.structs.replace(good, root=b"r" * 33), msgspec.structs.replace(good, root=b"")):
+        refused(world, lambda: world.ledger.send(world.gateway.keys, [bad]), "invalid_anchor")
+
+
+def test_invalid_gateway_root_from_an_unaccredited_gateway_or_a_stranger(world):
+    root = sha256(b"fleet")
+    refused(world, lambda: world.ledger.send(world.vault.keys, [AnchorGatewayRoot(world.vault.did, 1, root, 1)]),
+            "not_accredited")  # accredited, but as a vault service
+    refused(world, lambda: world.ledger.send(world.insurer.keys, [AnchorGatewayRoot(world.insurer.did, 1, root,
+                                                                                     1)]), "not_accredited")
+    refused(world, lambda: world.ledger.send([world.stranger], [AnchorGatewayRoot(world.gateway.did, 2**39, root,
+                                                                                  1)]), "not_controller")
+    refused(world, lambda: world.ledger.send(world.vault.keys, [AnchorGatewayRoot(world.gateway.did, 2**39, root,
+                                                                                  1)]), "not_controller")
+    refused(world, lambda: world.ledger.send([world.owner], [AnchorGatewayRoot("did:city:nobody", 1, root, 1)]),
+            "not_accredited")
+
+
+def test_invalid_gateway_root_after_the_accreditation_is_withdrawn(world):
+    gateway = world.city.office("gateway-3", 0x89)
+    assert world.city.accredit(gateway.did, GATEWAY_TYPE) == "executed"
+    world.ledger.send(gateway.keys, [AnchorGatewayRoot(gateway.did, 1, sha256(b"g3"), 4)]).raise_for_error()
+    assert world.city.withdraw(gateway.did, GATEWAY_TYPE) == "executed"
+    message = AnchorGatewayRoot(gateway.did, 2, sha256(b"g3-2"), 4)
+    refused(world, lambda: world.ledger.send(gateway.keys, [message]), "not_accredited")
+    assert [r["interval"] for r in gateway_roots(world, gateway)] == [1]
+
+
+def test_invariant_catches_gateway_roots_that_do_not_increase(world):
+    world.ledger.send(world.gateway.keys, [AnchorGatewayRoot(world.gateway.did, 2**39 + 1, sha256(b"i"), 1)]) \
+        .raise_for_error()
+    world.ledger.app.check_invariants()
+    older = GatewayRoot(world.gateway.did, 2**39 + 1, sha256(b"i"), 1, 1)
+    with pytest.raises(InvariantBroken, match="last interval"):
+        check_gateway_roots(_tampered(world, gateway_last_key(world.gateway.did), (5).to_bytes(8, "big")))
+    with pytest.raises(InvariantBroken, match="does not increase"):  # stored under a later key than it says
+        check_gateway_roots(_tampered(world, gateway_root_key(world.gateway.did, 2**39 + 2), encode(older)))
+    with pytest.raises(InvariantBroken, match="without its roots"):
+        check_gateway_roots(_tampered(world, gateway_last_key("did:city:Ghost"), (1).to_bytes(8, "big")))
+
+
 # -- invariants and privacy ------------------------------------------------------------------------
 
 def _tampered(world: Consents, key: bytes, value: bytes | None) -> DictState:
@@ -385,10 +474,11 @@ ALLOWED_BYTES = {"owner": 20, "commitment": 32, "head": 32, "previous": 32, "roo
 def test_privacy_consent_state_holds_only_ids_hashes_dids_purposes_and_heights(world):
     """A dump of every consent key: each value is one of the module's records, whose strings are
     identifiers, DIDs or purpose codes and whose bytes are addresses or 32-byte hashes."""
-    decoders = [msgspec.msgpack.Decoder(kind) for kind in (DataSetRecord, ConsentRecord, AccessLogAnchor, RecordsRoot)]
+    decoders = [msgspec.msgpack.Decoder(kind) for kind in (DataSetRecord, ConsentRecord, AccessLogAnchor, RecordsRoot,
+                                                               GatewayRoot)]
     seen = set()
     for key, raw in consent_state(world.ledger):
-        if raw in (b"",) or key[1] in (0x05, 0x07):  # index entries and counters hold no record
+        if raw in (b"",) or key[1] in (0x05, 0x07, 0x0A):  # index entries and counters hold no record
             assert len(raw) <= 8
             continue
         record = None
@@ -409,7 +499,7 @@ def test_privacy_consent_state_holds_only_ids_hashes_dids_purposes_and_heights(w
                 assert len(value) == ALLOWED_BYTES[name], name
             else:
                 assert isinstance(value, int), name
-    assert seen == {"DataSetRecord", "ConsentRecord", "AccessLogAnchor", "RecordsRoot"}
+    assert seen == {"DataSetRecord", "ConsentRecord", "AccessLogAnchor", "RecordsRoot", "GatewayRoot"}
 
 
 # -- wiring: devices and identity are reached only through consent/expected.py ----------------------

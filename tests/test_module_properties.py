@@ -6,7 +6,7 @@ transport office with its revocation registry, a bound device offered for transf
 one), built once and copied for each example. Hypothesis then draws transfers and multi-sends,
 proposals and votes for every governance action, DID creation, rotation and deactivation, status
 list updates, device registration, binding, offers, acceptance and decommissioning, consent's
-data sets, grants, revocations and anchors (the template adds an accredited gateway and vault service
+data sets, grants, revocations and anchors, gateway-wide roots (the template adds an accredited gateway and vault service
 and one data set), and payments (channels opened, topped up, redeemed, closed and finalized, escrows,
 device policies and freezes, payments from a device account), from pools of keys and identifiers
 small enough that the draws collide with the state already there.
@@ -32,6 +32,7 @@ from cityledger.modules.consent import (
     VAULT_SERVICE_TYPE,
     ZERO_HEAD,
     AnchorAccessLog,
+    AnchorGatewayRoot,
     AnchorRecordsRoot,
     GrantConsent,
     RegisterDataSet,
@@ -212,6 +213,9 @@ operations = st.one_of(
     st.tuples(st.sampled_from(["owner1", "maker", "thief"]),
               st.builds(AnchorRecordsRoot, data_sets, st.integers(0, 3), st.just(b"\x31" * 32),
                         st.sampled_from([0, 1])).map(lambda m: [m])),
+    st.tuples(st.sampled_from(["maker", "maker", "transport", "thief"]),
+              st.builds(AnchorGatewayRoot, services, st.integers(0, 3), st.sampled_from([b"\x32" * 32, b"\x32"]),
+                        st.sampled_from([0, 1, 7])).map(lambda m: [m])),
     *payment_operations,
 )
 

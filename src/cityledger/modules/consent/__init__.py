@@ -1,15 +1,19 @@
-"""consent: owners' data sets, purpose-bound consents, access-log and records-root anchors."""
+"""consent: owners' data sets, purpose-bound consents, access-log, records-root and gateway-root anchors."""
 
 from functools import partial
 
 from ...core.statekeys import PREFIX_CONSENT
 from ..base import Module
 from .anchors import (
+    get_gateway_last_interval,
+    get_gateway_root,
     get_log_head,
     get_records_root,
+    iter_gateway_roots,
     iter_log_anchors,
     iter_records_roots,
     process_anchor_access_log,
+    process_anchor_gateway_root,
     process_anchor_records_root,
 )
 from .errors import ERRORS
@@ -28,7 +32,7 @@ from .handlers import (
     process_register_data_set,
     process_revoke,
 )
-from .invariants import check_anchors, check_consents, check_data_sets
+from .invariants import check_anchors, check_consents, check_data_sets, check_gateway_roots
 from .messages import (
     GATEWAY_TYPE,
     PURPOSES,
@@ -36,9 +40,11 @@ from .messages import (
     ZERO_HEAD,
     AccessLogAnchor,
     AnchorAccessLog,
+    AnchorGatewayRoot,
     AnchorRecordsRoot,
     ConsentRecord,
     DataSetRecord,
+    GatewayRoot,
     GrantConsent,
     RecordsRoot,
     RegisterDataSet,
@@ -50,6 +56,7 @@ from .queries import (
     query_consumer_consents,
     query_data_set,
     query_data_set_consents,
+    query_gateway_roots,
     query_records_roots,
     query_valid,
 )
@@ -67,6 +74,7 @@ def new_module(identity: Identity, devices: Devices) -> Module:
             RevokeConsent: process_revoke,
             AnchorAccessLog: partial(process_anchor_access_log, identity),
             AnchorRecordsRoot: partial(process_anchor_records_root, identity),
+            AnchorGatewayRoot: partial(process_anchor_gateway_root, identity),
         },
         queries={
             "data_set": query_data_set,
@@ -76,16 +84,17 @@ def new_module(identity: Identity, devices: Devices) -> Module:
             "valid": partial(query_valid, identity),
             "access_log": query_access_log,
             "records_roots": query_records_roots,
+            "gateway_roots": query_gateway_roots,
         },
         init_genesis=init_genesis,
-        invariants=(partial(check_data_sets, devices), check_consents, check_anchors),
+        invariants=(partial(check_data_sets, devices), check_consents, check_anchors, check_gateway_roots),
     )
 
 
 __all__ = [
-    "AccessLogAnchor", "AnchorAccessLog", "AnchorRecordsRoot", "ConsentRecord", "DataSetRecord", "Devices",
-    "GATEWAY_TYPE", "GrantConsent", "Identity", "PURPOSES", "RecordsRoot", "RegisterDataSet", "RevokeConsent",
+    "AccessLogAnchor", "AnchorAccessLog", "AnchorGatewayRoot", "AnchorRecordsRoot", "ConsentRecord",
+    "DataSetRecord", "Devices", "GATEWAY_TYPE", "GatewayRoot", "GrantConsent", "Identity", "PURPOSES", "RecordsRoot", "RegisterDataSet", "RevokeConsent",
     "VAULT_SERVICE_TYPE", "ZERO_HEAD", "compute_data_set_id", "find_valid_consent", "get_consent",
-    "get_data_set", "get_log_head", "get_records_root", "is_consent_valid", "is_valid_at",
-    "iter_consumer_consents", "iter_data_set_consents", "iter_log_anchors", "iter_records_roots", "new_module",
+    "get_data_set", "get_gateway_last_interval", "get_gateway_root", "get_log_head", "get_records_root", "is_consent_valid", "is_valid_at",
+    "iter_consumer_consents", "iter_data_set_consents", "iter_gateway_roots", "iter_log_anchors", "iter_records_roots", "new_module",
 ]

@@ -1,4 +1,6 @@
-"""Anchors: access-log heads from accredited vault services, records roots of a data set's intervals.
+"""Anchors: access-log heads from accredited vault services, records roots of a data set's intervals,
+and a gateway's fleet-wide records roots (one per interval over every record it received, so one
+transaction per interval whatever the number of devices).
 
 An access log is a hash chain kept off chain by the vault service that holds a subject's records
 (a data set, or an owner's whole vault). Each AnchorAccessLog names the head it follows, and the
@@ -23,6 +25,9 @@ from .handlers import is_data_set_id, require_data_set
 from .keys import (
     ID_BYTES,
     data_set_key,
+    gateway_last_key,
+    gateway_root_key,
+    gateway_roots_prefix,
     log_anchor_key,
     log_anchors_prefix,
     log_head_key,
@@ -39,13 +44,16 @@ from .messages import (
     ZERO_HEAD,
     AccessLogAnchor,
     AnchorAccessLog,
+    AnchorGatewayRoot,
     AnchorRecordsRoot,
+    GatewayRoot,
     RecordsRoot,
 )
 
 ANCHORED_BY_OWNER = "owner"
 _ANCHOR = decoder(AccessLogAnchor)
 _ROOT = decoder(RecordsRoot)
+_GATEWAY_ROOT = decoder(GatewayRoot)
 
 
 # -- reads ---------------------------------------------------------------------------------------
@@ -58,6 +66,11 @@ def decode_anchor(raw: bytes) -> AccessLogAnchor:
 def decode_root(raw: bytes) -> RecordsRoot:
     """A records root from its stored bytes."""
     return _ROOT.decode_lenient(raw)
+
+
+def decode_gateway_root(raw: bytes) -> GatewayRoot:
+    """A gateway's fleet-wide records root from its stored bytes."""
+    return _GATEWAY_ROOT.decode_lenient(raw)
 
 
 def is_subject(text: str) -> bool:
@@ -105,6 +118,31 @@ def get_records_root(state: StateReader, data_set: str, interval: int) -> Record
         return None
     raw = state.get(records_root_key(data_set, interval))
     return None if raw is None else _ROOT.decode_lenient(raw)
+
+
+def get_gateway_last_interval(state: StateReader, gateway: str) -> int:
+    """The last interval a gateway anchored a fleet-wide root for, 0 before the first."""
+    if not is_did(gateway):
+        return 0
+    raw = state.get(gateway_last_key(gateway))
+    return 0 if raw is None else int.from_bytes(raw, "big")
+
+
+def get_gateway_root(state: StateReader, gateway: str, interval: int) -> GatewayRoot | None:
+    """A gateway's fleet-wide records root for one interval, or None."""
+    if not is_did(gateway) or not isinstance(interval, int) or not 1 <= interval <= MAX_INTERVAL:
+        return None
+    raw = state.get(gateway_root_key(gateway, interval))
+    return None if raw is None else _GATEWAY_ROOT.decode_lenient(raw)
+
+
+def iter_gateway_roots(state: StateReader, gateway: str, after: int = 0) -> Iterator[GatewayRoot]:
+    """A gateway's fleet-wide records roots, by interval (intervals above `after`)."""
+    if not is_did(gateway):
+        return
+    for key, raw in getattr(state, "iter_prefix")(gateway_roots_prefix(gateway)):
+        if int.from_bytes(key[-ID_BYTES:], "big") > after:
+            yield _GATEWAY_ROOT.decode_lenient(raw)
 
 
 # -- handlers ------------------------------------------------------------------------------------
@@ -177,3 +215,22 @@ def process_anchor_records_root(identity: Identity, ctx: Context, msg: AnchorRec
     updated = msgspec.structs.replace(data_set, last_interval=msg.interval)
     ctx.state.set(data_set_key(msg.data_set), encode(updated))
     ctx.emit("records_root_anchored", data_set=msg.data_set, interval=msg.interval, root=msg.root, count=msg.count)
+
+
+def process_anchor_gateway_root(identity: Identity, ctx: Context, msg: AnchorGatewayRoot) -> None:
+    """Anchor one root over all the records a gateway received in an interval: once per interval, in order."""
+    # Check: an accredited gateway, signed by its controller.
+    _require_controlled(identity, ctx, msg.gateway, GATEWAY_TYPE, "gateway")
+    # Check: a new interval after the gateway's last anchored one, a 32-byte root, a sane record count.
+    last = get_gateway_last_interval(ctx.state, msg.gateway)
+    if not last < msg.interval <= MAX_INTERVAL:
+        raise ERR_INVALID_ANCHOR(f"interval: expected above the last anchored {last} and at most {MAX_INTERVAL}, "
+                                 f"got {msg.interval}", "interval")
+    if len(msg.root) != HASH_LEN:
+        raise ERR_INVALID_ANCHOR(f"root: expected {HASH_LEN} bytes, got {len(msg.root)}", "root")
+    if not 1 <= msg.count <= MAX_ROOT_RECORDS:
+        raise ERR_INVALID_ANCHOR(f"count: expected 1 to {MAX_ROOT_RECORDS}, got {msg.count}", "count")
+    root = GatewayRoot(msg.gateway, msg.interval, msg.root, msg.count, ctx.height)
+    ctx.state.set(gateway_root_key(msg.gateway, msg.interval), encode(root))
+    ctx.state.set(gateway_last_key(msg.gateway), msg.interval.to_bytes(ID_BYTES, "big"))
+    ctx.emit("gateway_root_anchored", gateway=msg.gateway, interval=msg.interval, root=msg.root, count=msg.count)

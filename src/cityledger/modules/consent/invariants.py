@@ -1,12 +1,13 @@
 """Consent invariants: consents reference existing data sets and are indexed exactly once, data
-sets name registered devices, and every access log's anchors form an unbroken chain."""
+sets name registered devices, every access log's anchors form an unbroken chain, and each gateway's
+fleet-wide roots have increasing intervals, the last of them recorded as its last interval."""
 
 from __future__ import annotations
 
 from ...core.errors import InvariantBroken
 from ...core.state import PrefixReader
 from ...core.types import ADDRESS_LEN, HASH_LEN
-from .anchors import decode_anchor, decode_root
+from .anchors import decode_anchor, decode_gateway_root, decode_root, get_gateway_last_interval
 from .expected import Devices
 from .handlers import compute_data_set_id, decode_consent, decode_data_set, get_data_set
 from .keys import (
@@ -14,6 +15,8 @@ from .keys import (
     BY_DATA_SET_PREFIX,
     CONSENTS_PREFIX,
     DATA_SETS_PREFIX,
+    GATEWAY_LASTS_PREFIX,
+    GATEWAY_ROOTS_PREFIX,
     LOG_ANCHORS_PREFIX,
     RECORDS_ROOTS_PREFIX,
     by_consumer_key,
@@ -76,3 +79,19 @@ def check_anchors(state: PrefixReader) -> None:
         data_set = get_data_set(state, root.data_set)
         if data_set is None or root.interval > data_set.last_interval:
             raise InvariantBroken(f"consent: records root {root.interval} of {root.data_set} is past its data set")
+
+
+def check_gateway_roots(state: PrefixReader) -> None:
+    """Raise InvariantBroken unless each gateway's roots have increasing intervals up to its last one."""
+    last: dict[str, int] = {}
+    for _, raw in state.iter_prefix(GATEWAY_ROOTS_PREFIX):  # keys sort each gateway's roots by interval
+        root = decode_gateway_root(raw)
+        if root.interval <= last.get(root.gateway, 0) or len(root.root) != HASH_LEN or root.count < 1:
+            raise InvariantBroken(f"consent: gateway {root.gateway} root of interval {root.interval} does not "
+                                  f"increase or is malformed")
+        last[root.gateway] = root.interval
+    for gateway, interval in last.items():
+        if get_gateway_last_interval(state, gateway) != interval:
+            raise InvariantBroken(f"consent: gateway {gateway} records a last interval other than {interval}")
+    if sum(1 for _ in state.iter_prefix(GATEWAY_LASTS_PREFIX)) != len(last):
+        raise InvariantBroken("consent: a gateway's last interval without its roots")

@@ -10,6 +10,8 @@ _NEXT_CONSENT_ID = 0x05
 _LOG_ANCHOR = 0x06
 _LOG_HEAD = 0x07
 _RECORDS_ROOT = 0x08
+_GATEWAY_ROOT = 0x09
+_GATEWAY_LAST = 0x0A
 
 ID_BYTES = 8  # consent ids and sequence numbers in keys: big-endian, so keys sort by number
 
@@ -20,6 +22,8 @@ BY_CONSUMER_PREFIX = collection_prefix(PREFIX_CONSENT, _BY_CONSUMER)
 LOG_ANCHORS_PREFIX = collection_prefix(PREFIX_CONSENT, _LOG_ANCHOR)
 LOG_HEADS_PREFIX = collection_prefix(PREFIX_CONSENT, _LOG_HEAD)
 RECORDS_ROOTS_PREFIX = collection_prefix(PREFIX_CONSENT, _RECORDS_ROOT)
+GATEWAY_ROOTS_PREFIX = collection_prefix(PREFIX_CONSENT, _GATEWAY_ROOT)
+GATEWAY_LASTS_PREFIX = collection_prefix(PREFIX_CONSENT, _GATEWAY_LAST)
 NEXT_CONSENT_ID_KEY = make_key(PREFIX_CONSENT, _NEXT_CONSENT_ID)
 
 
@@ -80,3 +84,18 @@ def records_roots_prefix(data_set: str) -> bytes:
 def records_root_key(data_set: str, interval: int) -> bytes:
     """Key of a data set's records root for one interval."""
     return make_key(PREFIX_CONSENT, _RECORDS_ROOT, data_set.encode(), _n(interval))
+
+
+def gateway_roots_prefix(gateway: str) -> bytes:
+    """Prefix of a gateway's fleet-wide records roots."""
+    return make_key(PREFIX_CONSENT, _GATEWAY_ROOT, gateway.encode())
+
+
+def gateway_root_key(gateway: str, interval: int) -> bytes:
+    """Key of a gateway's fleet-wide records root for one interval."""
+    return make_key(PREFIX_CONSENT, _GATEWAY_ROOT, gateway.encode(), _n(interval))
+
+
+def gateway_last_key(gateway: str) -> bytes:
+    """Key of the last interval a gateway anchored a fleet-wide root for."""
+    return make_key(PREFIX_CONSENT, _GATEWAY_LAST, gateway.encode())

@@ -22,7 +22,7 @@ PURPOSES = (PURPOSE_AD_TRAINING, PURPOSE_BILLING, PURPOSE_INSURANCE_PRICING, PUR
 
 # The credential types governance accredits an organisation DID for, to act on data sets.
 VAULT_SERVICE_TYPE = "vault-service"  # anchors access logs
-GATEWAY_TYPE = "telemetry-gateway"  # anchors a data set's records roots
+GATEWAY_TYPE = "telemetry-gateway"  # anchors records roots: a data set's, or a whole fleet's per interval
 
 DATA_SET_ID_PREFIX = "ds-"
 DATA_SET_ID_HEX = 32  # hex digits after the prefix: 16 bytes of a SHA-256
@@ -84,6 +84,15 @@ class AnchorRecordsRoot(Message, tag="consent/1.0/anchor_records_root"):
     count: int  # records under the root
 
 
+class AnchorGatewayRoot(Message, tag="consent/1.0/anchor_gateway_root"):
+    """An accredited gateway anchors one Merkle root over every record it received in an interval."""
+
+    gateway: str  # the gateway's organisation DID, accredited for GATEWAY_TYPE; the signer is its controller
+    interval: int  # interval index, strictly increasing per gateway
+    root: bytes  # 32-byte Merkle root over the interval's records of every device (offchain/telemetry/anchor.py)
+    count: int  # records under the root
+
+
 class DataSetRecord(Record):
     """A registered data set."""
 
@@ -133,4 +142,14 @@ class RecordsRoot(Record):
     root: bytes
     count: int
     anchored_by: str  # "owner" or the gateway's DID
+    height: Height
+
+
+class GatewayRoot(Record):
+    """An anchored fleet-wide records root: one gateway's interval, all its devices' records."""
+
+    gateway: str
+    interval: int
+    root: bytes
+    count: int
     height: Height

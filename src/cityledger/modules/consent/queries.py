@@ -11,11 +11,11 @@ from typing import Any, Iterable
 
 from ...core.state import StateReader
 from ...core.types import address_to_str
-from .anchors import get_log_head, iter_log_anchors, iter_records_roots
+from .anchors import get_log_head, iter_gateway_roots, iter_log_anchors, iter_records_roots
 from .expected import Identity
 from .handlers import find_valid_consent, get_consent, get_data_set, is_valid_at, iter_consumer_consents, \
     iter_data_set_consents
-from .messages import MAX_LIST_RESULTS, AccessLogAnchor, ConsentRecord, DataSetRecord, RecordsRoot
+from .messages import MAX_LIST_RESULTS, AccessLogAnchor, ConsentRecord, DataSetRecord, GatewayRoot, RecordsRoot
 
 MAX_QUERY_NUMBER = 2**63 - 1
 
@@ -65,6 +65,12 @@ def render_root(record: RecordsRoot) -> dict[str, Any]:
     """A records root as queries answer it."""
     return {"data_set": record.data_set, "interval": record.interval, "root": record.root.hex(),
             "count": record.count, "anchored_by": record.anchored_by, "height": record.height}
+
+
+def render_gateway_root(record: GatewayRoot) -> dict[str, Any]:
+    """A gateway's fleet-wide records root as queries answer it."""
+    return {"gateway": record.gateway, "interval": record.interval, "root": record.root.hex(),
+            "count": record.count, "height": record.height}
 
 
 def query_data_set(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
@@ -126,3 +132,9 @@ def query_records_roots(state: StateReader, args: dict[str, str]) -> dict[str, A
     if get_data_set(state, data_set) is None:
         raise LookupError(f"data_set: no data set {data_set[:80]!r}")
     return _page(iter_records_roots(state, data_set, _number(args, "after", 0)), render_root, lambda r: r.interval)
+
+
+def query_gateway_roots(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """A gateway's fleet-wide records roots by {'gateway'}, by interval, paged by {'after'}."""
+    return _page(iter_gateway_roots(state, args.get("gateway", ""), _number(args, "after", 0)), render_gateway_root,
+                 lambda r: r.interval)

@@ -19,7 +19,9 @@ Intervals are the gateway's clock cut into interval_s slices, numbered time // i
 clock has left an interval, its records' ids in the order received give one root (anchor.py), kept
 in state.sqlite and handed to `anchor(root, count, interval)`, then marked anchored. A crash between
 the call and the mark hands the same root for the same interval again on restart: the callable must
-treat a repeat as done (the ledger refuses a second AnchorRecordsRoot for the same interval).
+treat a repeat as done (the ledger refuses a second root for the same interval). The callable for one
+root over the whole fleet, one transaction per interval, is sdk.telemetry.gateway_anchor (consent's
+AnchorGatewayRoot); make_anchor_msg below is the per-data-set form.
 
 The gateway sees headers in clear (device, sequence number, data set, window) and ciphertext; never
 a sample (docs/PRIVACY.md). Signatures are checked inline in the worker thread, not in parallel.
