@@ -1,11 +1,11 @@
 """The `cityledger` command: init, up, keys, tx, query, status, bench, testnet; did, credential, issuer, verifier,
-device; payments; battery."""
+device; payments; battery; charging."""
 
 from __future__ import annotations
 
 import typer
 
-from . import batteries, cometbft_cmds, credential, devices, did, issuer, keys, payments, query, tx, verifier
+from . import batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, payments, query, tx, verifier
 from .node_cmds import init, status, up
 
 app = typer.Typer(name="cityledger", help="A privacy-first consortium ledger for a smart city.",
@@ -24,6 +24,7 @@ app.add_typer(verifier.app, name="verifier")
 app.add_typer(devices.app, name="device")
 app.add_typer(payments.app, name="payments")
 app.add_typer(batteries.app, name="battery")
+app.add_typer(charging.app, name="charging")
 
 
 @app.command("bench", add_help_option=False,

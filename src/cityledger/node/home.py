@@ -232,11 +232,13 @@ def _load_charging(section: dict) -> ChargingConfig:
         raise ValueError(f"charging.port: expected 0 (any free port) to 65535, got {charging.port}")
     if not charging.host:
         raise ValueError("charging.host: expected an address to listen on, got ''")
-    if not charging.operator_key or Path(charging.operator_key).is_absolute() or ".." in Path(charging.operator_key).parts:
+    key = Path(charging.operator_key)
+    if not charging.operator_key or key.is_absolute() or ".." in key.parts:
         raise ValueError(f"charging.operator_key: expected a key file inside the home, got {charging.operator_key!r}")
     for name in ("per_kwh_micro", "per_minute_micro", "per_session_micro", "margin_micro"):
         if getattr(charging, name) > MAX_PRICE_MICRO:
-            raise ValueError(f"charging.{name}: expected an integer 0 to {MAX_PRICE_MICRO}, got {getattr(charging, name)}")
+            raise ValueError(f"charging.{name}: expected an integer 0 to {MAX_PRICE_MICRO}, "
+                             f"got {getattr(charging, name)}")
     return charging
 
 

@@ -70,6 +70,10 @@ class ChargerRegistry:
         """The registered charger, or None."""
         return self._chargers.get(charger_id)
 
+    def chargers(self) -> list[Charger]:
+        """Every registered charger, by id."""
+        return sorted(self._chargers.values(), key=lambda c: c.charger_id)
+
     def is_valid_login(self, charger_id: str, password: str) -> bool:
         """True if `password` is the registered charger's password."""
         charger = self._chargers.get(charger_id)
