@@ -67,3 +67,19 @@ def test_charger_add_refuses_bad_input_and_changes_nothing(home, args, message):
 def test_charger_commands_need_an_initialised_home(tmp_path):
     result = runner.invoke(app, ["charging", "charger", "list", "--home", str(tmp_path / "none")])
     assert result.exit_code == 1 and "config.toml" in result.output
+
+
+@pytest.mark.slow
+def test_bench_charging_runs_complete_paid_sessions_over_websockets():
+    result = runner.invoke(app, ["bench", "charging", "--chargers", "2", "--sessions", "3", "--meter-values", "2",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["receipts"] == 3 and figures["vouchers_refused"] == 0
+    assert figures["vouchers"] == 3 * (2 + 2)  # Started, 2 Updated, Ended: one voucher each
+    assert figures["sessions_per_s"] > 0 and figures["ocpp_msgs_per_s"] > 0 and figures["p99_voucher_roundtrip_ms"] > 0
+
+
+def test_bench_charging_refuses_bad_arguments():
+    result = runner.invoke(app, ["bench", "charging", "--chargers", "4", "--sessions", "2"])
+    assert result.exit_code == 2 and "--sessions" in result.output
