@@ -82,6 +82,9 @@ def test_node_with_charging_serves_a_real_charger_and_stops_cleanly(home):
         status, refused = asyncio.run(_boot(port, "CP-7", password))
         assert status == "Accepted"
         assert refused == 401
+        # A charger added by the CLI while the node runs is accepted without a restart.
+        later = open_registry(home).add_charger("CP-8", "operator")
+        assert asyncio.run(_boot(port, "CP-8", later)) == ("Accepted", 401)
     finally:
         node.stop()
     assert node.charging._loop is None and not node.charging._thread.is_alive()
@@ -109,3 +112,12 @@ async def _boot(port: int, charger_id: str, password: str) -> tuple[str, int | N
             return boot.status, None
     except InvalidStatus as exc:
         return boot.status, exc.response.status_code
+
+
+def test_registries_sharing_a_file_see_each_others_chargers(home):
+    cli_side, csms_side = open_registry(home), open_registry(home)
+    first = cli_side.add_charger("CP-A", "operator")
+    assert csms_side.is_valid_login("CP-A", first)
+    second = csms_side.add_charger("CP-B", "operator")
+    assert [c.charger_id for c in open_registry(home).chargers()] == ["CP-A", "CP-B"]
+    assert cli_side.is_valid_login("CP-B", second) and not cli_side.is_valid_login("CP-B", first)

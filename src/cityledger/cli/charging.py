@@ -1,7 +1,7 @@
 """`cityledger charging charger add|list`: the chargers a node's CSMS lets connect (docs/CHARGING.md).
 
-The registry is the home's charging/chargers.json; a running node reads it at start, so restart
-`cityledger up` after adding a charger. The OCPP basic-auth password is printed once and only its
+The registry is the home's charging/chargers.json; a running node's CSMS rereads it when a
+charger it does not know (or with a new password) logs in. The OCPP basic-auth password is printed once and only its
 salted hash is kept.
 """
 
@@ -74,7 +74,7 @@ def charger_add(charger_id: str = typer.Argument(..., help="OCPP identity: 1 to 
         return
     console.print(f"charger [bold]{charger_id}[/] registered, owner {address}")
     console.print(f"OCPP basic-auth user: {charger_id}\nOCPP basic-auth password: {password}", highlight=False)
-    console.print("The password is shown only now; only its hash is kept. Restart `cityledger up` to accept it.")
+    console.print("The password is shown only now; only its hash is kept.")
 
 
 @charger_app.command("list")

@@ -48,6 +48,7 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 GUARD_S = 60  # only keeps a broken run from hanging
 MAX_CHARGERS = 1_000  # charge points (and vehicles) one run opens at once
 MAX_SESSIONS = 100_000  # the CSMS's own cap on sessions held in memory
+MAX_METER_VALUES = 1_000  # Updated events per session
 
 
 def _serve_csms(pipe: Any, vehicle_seeds: list[bytes]) -> None:
@@ -204,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--chargers: expected 1 to {MAX_CHARGERS}")
     if not args.chargers <= args.sessions <= MAX_SESSIONS:
         parser.error(f"--sessions: expected --chargers ({args.chargers}) to {MAX_SESSIONS}")
-    if not 1 <= args.meter_values <= 1_000:
-        parser.error("--meter-values: expected 1 to 1000")
+    if not 1 <= args.meter_values <= MAX_METER_VALUES:
+        parser.error(f"--meter-values: expected 1 to {MAX_METER_VALUES}")
     result = run(args.chargers, args.sessions, args.meter_values)
     if not args.json:
         print(f"{result['sessions']} sessions in {result['seconds']} s: {result['sessions_per_s']} sessions/s, "
