@@ -17,7 +17,7 @@ from ..core.types import address_to_str
 from ..engines.solo.engine import SoloConfig
 from ..engines.solo.mempool import MempoolConfig
 from ..modules.bank import UNIT
-from ..offchain.charging.csms import DEFAULT_MARGIN_MICRO, DEFAULT_PORT
+from ..offchain.charging.settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT
 from ..offchain.charging.tariff import MAX_PRICE_MICRO
 from ..offchain.telemetry.gateway import INTERVAL_S, MAX_INTERVAL_S
 from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home

@@ -24,7 +24,6 @@ from ..app.abc import Engine, InitChainRequest
 from ..app.application import CityApp
 from ..core.storage import Store
 from ..engines.solo.engine import SoloEngine
-from .charging import ChargingService
 from .home import NodeConfig, load_genesis, load_key
 from .issuers import IssuerConfigError, open_hosted_issuers
 from .modules import default_modules
@@ -86,6 +85,15 @@ class CometSettings:
     log_level: str = "*:error,state:info"
 
 
+def _charging_service(config: NodeConfig):
+    """The CSMS [charging] enables, or None (the OCPP stack is imported only by nodes that run it)."""
+    if not config.charging.enabled:
+        return None
+    from .charging import ChargingService
+
+    return ChargingService(config)
+
+
 class Node:
     """Everything one node runs in this process: store, app, engine, the hosted issuer offices, passports and the CSMS."""
 
@@ -116,7 +124,7 @@ class Node:
             self.engine: Engine = self._build_solo() if config.engine == "solo" else self._build_cometbft(comet)
             self.issuers = open_hosted_issuers(config.home, self)
             self.passports = open_passport_store(config.home)
-            self.charging = ChargingService(config) if config.charging.enabled else None
+            self.charging = _charging_service(config)
         except BaseException:
             self.store.close()
             raise
