@@ -1,11 +1,11 @@
 """The `cityledger` command: init, up, keys, tx, query, status, bench, testnet; did, credential, issuer, verifier,
-device; payments; battery."""
+device; payments; battery; charging."""
 
 from __future__ import annotations
 
 import typer
 
-from . import batteries, cometbft_cmds, credential, devices, did, issuer, keys, payments, query, tx, verifier
+from . import batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, payments, query, tx, verifier
 from .node_cmds import init, status, up
 
 app = typer.Typer(name="cityledger", help="A privacy-first consortium ledger for a smart city.",
@@ -24,13 +24,14 @@ app.add_typer(verifier.app, name="verifier")
 app.add_typer(devices.app, name="device")
 app.add_typer(payments.app, name="payments")
 app.add_typer(batteries.app, name="battery")
+app.add_typer(charging.app, name="charging")
 
 
 @app.command("bench", add_help_option=False,
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
     """Ledger throughput benchmark (`cityledger bench --help`); `bench identity` for AnonCreds, `bench payments`
-    for vouchers."""
+    for vouchers, `bench charging` for EV charging sessions over OCPP."""
     args = list(ctx.args)
     if args[:1] == ["identity"]:
         from ..tools.bench_identity import main as bench_main
@@ -38,6 +39,10 @@ def bench(ctx: typer.Context) -> None:
         args = args[1:]
     elif args[:1] == ["payments"]:
         from ..tools.bench_payments import main as bench_main
+
+        args = args[1:]
+    elif args[:1] == ["charging"]:
+        from ..tools.bench_charging import main as bench_main
 
         args = args[1:]
     elif "--engine" in args and args[args.index("--engine") + 1:][:1] == ["cometbft"]:

@@ -17,6 +17,8 @@ from ..core.types import address_to_str
 from ..engines.solo.engine import SoloConfig
 from ..engines.solo.mempool import MempoolConfig
 from ..modules.bank import UNIT
+from ..offchain.charging.settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT
+from ..offchain.charging.tariff import MAX_PRICE_MICRO
 from ..offchain.telemetry.gateway import INTERVAL_S, MAX_INTERVAL_S
 from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home
 
@@ -53,6 +55,16 @@ enabled = false            # run the project's own Mosquitto and the telemetry g
 host = "127.0.0.1"         # where the broker listens (loopback, or a LAN address for devices)
 port = 0                   # 0: a free port picked at each start
 interval_s = 60            # one Merkle root of the records received per interval
+
+[charging]
+enabled = false            # run the charging station management system (CSMS, docs/CHARGING.md)
+host = "127.0.0.1"         # where chargers and vehicles connect (a LAN address for real chargers)
+port = 9000                # ws://host:port/ocpp/<charger id>; 0: a free port picked at each start
+operator_key = "node_key.json"   # key file (in this home) that signs receipts and names the operator
+per_kwh_micro = 300000     # tariff, integer micro-credits
+per_minute_micro = 0
+per_session_micro = 0
+margin_micro = 1000000     # how far a vehicle's vouchers may trail the running cost before a stop
 """
 
 
@@ -66,6 +78,20 @@ class TelemetryConfig:
     interval_s: int = INTERVAL_S
 
 
+@dataclass(frozen=True)
+class ChargingConfig:
+    """The [charging] section: where the CSMS listens, whose key it signs with, and its tariff."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    operator_key: str = "node_key.json"
+    per_kwh_micro: int = 300_000
+    per_minute_micro: int = 0
+    per_session_micro: int = 0
+    margin_micro: int = DEFAULT_MARGIN_MICRO
+
+
 @dataclass
 class NodeConfig:
     home: Path
@@ -76,6 +102,12 @@ class NodeConfig:
     retain_heights: int = 1000
     solo: SoloConfig = field(default_factory=SoloConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    charging: ChargingConfig = field(default_factory=ChargingConfig)
+
+    @property
+    def charging_path(self) -> Path:
+        """Where the CSMS keeps its files: the charger registry chargers.json."""
+        return self.home / "charging"
 
     @property
     def telemetry_path(self) -> Path:
@@ -167,6 +199,7 @@ def load_config(home: Path) -> NodeConfig:
         mempool=pool,
     )
     config.telemetry = _load_telemetry(raw.get("telemetry", {}))
+    config.charging = _load_charging(raw.get("charging", {}))
     return config
 
 
@@ -184,6 +217,29 @@ def _load_telemetry(section: dict) -> TelemetryConfig:
     if not 1 <= telemetry.interval_s <= MAX_INTERVAL_S:
         raise ValueError(f"telemetry.interval_s: expected 1 to {MAX_INTERVAL_S}, got {telemetry.interval_s}")
     return telemetry
+
+
+def _load_charging(section: dict) -> ChargingConfig:
+    """The [charging] section, checked."""
+    default = ChargingConfig()
+    values = {name: _get(section, name, type(getattr(default, name)), getattr(default, name), "charging")
+              for name in ChargingConfig.__dataclass_fields__}
+    unknown = sorted(set(section) - set(values))
+    if unknown:
+        raise ValueError(f"charging.{unknown[0]}: unknown setting; expected one of {', '.join(values)}")
+    charging = ChargingConfig(**values)
+    if charging.port > 65535:
+        raise ValueError(f"charging.port: expected 0 (any free port) to 65535, got {charging.port}")
+    if not charging.host:
+        raise ValueError("charging.host: expected an address to listen on, got ''")
+    key = Path(charging.operator_key)
+    if not charging.operator_key or key.is_absolute() or ".." in key.parts:
+        raise ValueError(f"charging.operator_key: expected a key file inside the home, got {charging.operator_key!r}")
+    for name in ("per_kwh_micro", "per_minute_micro", "per_session_micro", "margin_micro"):
+        if getattr(charging, name) > MAX_PRICE_MICRO:
+            raise ValueError(f"charging.{name}: expected an integer 0 to {MAX_PRICE_MICRO}, "
+                             f"got {getattr(charging, name)}")
+    return charging
 
 
 def _get(section: dict, name: str, kind: type, default, where: str):

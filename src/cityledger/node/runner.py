@@ -2,7 +2,7 @@
 
 `Node(config)` opens the store, builds the app with the default modules, puts the engine that
 config.engine names around it (solo, or CometBFT with `CometSettings`) and opens the issuer offices
-and the passport service hosted in the home. `cityledger up` (either engine), the app process of a testnet node
+and the passport service hosted in the home, and the CSMS when [charging] is enabled. `cityledger up` (either engine), the app process of a testnet node
 (node/app_process.py), the benches and the tests all build their nodes with it; the REST API
 (api.serve) and the hosted services only see the result through api/protocols.NodeLike.
 """
@@ -85,8 +85,17 @@ class CometSettings:
     log_level: str = "*:error,state:info"
 
 
+def _charging_service(config: NodeConfig):
+    """The CSMS [charging] enables, or None (the OCPP stack is imported only by nodes that run it)."""
+    if not config.charging.enabled:
+        return None
+    from .charging import ChargingService
+
+    return ChargingService(config)
+
+
 class Node:
-    """Everything one node runs in this process: store, app, engine, the hosted issuer offices and passports."""
+    """Everything one node runs in this process: store, app, engine, the hosted issuer offices, passports and the CSMS."""
 
     def __init__(self, config: NodeConfig, comet: CometSettings | None = None, exit_on_failure: bool = False,
                  db_path: Path | None = None) -> None:
@@ -115,6 +124,7 @@ class Node:
             self.engine: Engine = self._build_solo() if config.engine == "solo" else self._build_cometbft(comet)
             self.issuers = open_hosted_issuers(config.home, self)
             self.passports = open_passport_store(config.home)
+            self.charging = _charging_service(config)
         except BaseException:
             self.store.close()
             raise
@@ -178,6 +188,12 @@ class Node:
         except BaseException:
             self.engine.stop()  # a half-started engine may hold a CometBFT process and the ABCI socket
             raise
+        if self.charging is not None:
+            try:
+                self.charging.start()
+            except BaseException:
+                self.engine.stop()
+                raise
         if self.exit_on_failure:
             self._watcher = threading.Thread(target=self._watch, name="engine-watch", daemon=True)
             self._watcher.start()
@@ -198,8 +214,10 @@ class Node:
         return self.engine.fatal_error()
 
     def stop(self) -> None:
-        """Stop the engine and close the stores."""
+        """Stop the CSMS and the engine, and close the stores."""
         self._stopped.set()
+        if self.charging is not None:
+            self.charging.stop()
         for issuer in self.issuers.values():
             issuer.close()
         self.engine.stop()

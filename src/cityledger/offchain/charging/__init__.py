@@ -4,11 +4,25 @@ Off chain: meter readings, session times and receipts stay here; the ledger sees
 channel's open, redeems and closes (docs/CHARGING.md).
 """
 
-from .accounting import AccountingError, ChannelTerms, Receipt, Session, Voucher, VoucherBook, compute_id_token
-from .csms import DEFAULT_MARGIN_MICRO, DEFAULT_PORT, SUBPROTOCOLS, Csms
-from .registry import ChargerRegistry, RegistryError
-from .tariff import Tariff, compute_cost_micro
-from .vehicle_protocol import VehicleClient
+import importlib
+from typing import Any
+
+# Names load their module on first use, so a node's config (node/home.py reads settings.py and
+# tariff.py) does not import the OCPP and WebSocket stack.
+_MODULES = {
+    "AccountingError": "accounting", "ChannelTerms": "accounting", "Receipt": "accounting", "Session": "accounting",
+    "Voucher": "accounting", "VoucherBook": "accounting", "compute_id_token": "accounting",
+    "SUBPROTOCOLS": "csms", "Csms": "csms", "DEFAULT_MARGIN_MICRO": "settings", "DEFAULT_PORT": "settings",
+    "ChargerRegistry": "registry", "RegistryError": "registry", "Tariff": "tariff", "compute_cost_micro": "tariff",
+    "VehicleClient": "vehicle_protocol",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_MODULES[name]}", __name__), name)
+
 
 __all__ = [
     "DEFAULT_MARGIN_MICRO",

@@ -39,12 +39,11 @@ from .accounting import (
 )
 from .points import Point16, Point201
 from .registry import ChargerRegistry
+from .settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT
 from .tariff import Tariff
 
 LOG = logging.getLogger("cityledger.charging")
 SUBPROTOCOLS = {"ocpp2.0.1": Point201, "ocpp1.6": Point16}  # the server prefers the first a charger offers
-DEFAULT_PORT = 9000
-DEFAULT_MARGIN_MICRO = 1_000_000  # how far (micro-credits) a vehicle's vouchers may trail the running cost
 MAX_FRAME_BYTES = 65_536  # one WebSocket message, charger or vehicle
 MAX_SESSIONS = 100_000  # sessions kept in memory (open ones and paid ones not yet redeemed)
 MAX_VEHICLES = 100_000  # vehicles authorised at once

@@ -40,19 +40,38 @@ def _hash(password: str, salt: bytes) -> bytes:
     return hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
 
 
+def _identity(path: Path) -> tuple[int, int, int]:
+    """What changes when the file is replaced: inode, modification time, size."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
 class ChargerRegistry:
     """Chargers allowed to connect, optionally persisted in `path` (JSON)."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self._chargers: dict[str, Charger] = {}
-        if path is not None and path.exists():
-            for row in json.loads(path.read_text()):
-                charger = Charger(row["id"], row["owner"], bytes.fromhex(row["salt"]), bytes.fromhex(row["hash"]))
-                self._chargers[charger.charger_id] = charger
+        self._loaded: tuple[int, int, int] | None = None  # (inode, mtime, size): each save is a new file
+        self._reload()
+
+    def _reload(self) -> bool:
+        """Read the file again if another process (`charging charger add`) changed it since; True if so."""
+        if self.path is None or not self.path.exists():
+            return False
+        seen = _identity(self.path)
+        if seen == self._loaded:
+            return False
+        chargers = {}
+        for row in json.loads(self.path.read_text()):
+            charger = Charger(row["id"], row["owner"], bytes.fromhex(row["salt"]), bytes.fromhex(row["hash"]))
+            chargers[charger.charger_id] = charger
+        self._chargers, self._loaded = chargers, seen
+        return True
 
     def add_charger(self, charger_id: str, owner: str) -> str:
         """Register a charger (or give it a new password); return its password, shown only now."""
+        self._reload()  # keep what another process added since
         if not isinstance(charger_id, str) or not CHARGER_ID_RE.fullmatch(charger_id):
             raise RegistryError(f"charger_id: expected 1 to {MAX_CHARGER_ID_CHARS} of A-Z a-z 0-9 . _ : -, "
                                 f"got {charger_id!r}")
@@ -70,12 +89,20 @@ class ChargerRegistry:
         """The registered charger, or None."""
         return self._chargers.get(charger_id)
 
+    def chargers(self) -> list[Charger]:
+        """Every registered charger, by id."""
+        return sorted(self._chargers.values(), key=lambda c: c.charger_id)
+
     def is_valid_login(self, charger_id: str, password: str) -> bool:
-        """True if `password` is the registered charger's password."""
+        """True if `password` is the registered charger's password (as the file says now)."""
+        if self._matches(charger_id, password):
+            return True
+        # A charger added or given a new password (`charging charger add`) while the CSMS runs.
+        return self._reload() and self._matches(charger_id, password)
+
+    def _matches(self, charger_id: str, password: str) -> bool:
         charger = self._chargers.get(charger_id)
-        if charger is None:
-            return False
-        return hmac.compare_digest(_hash(password, charger.salt), charger.password_hash)
+        return charger is not None and hmac.compare_digest(_hash(password, charger.salt), charger.password_hash)
 
     def _save(self) -> None:
         if self.path is None:
@@ -86,3 +113,4 @@ class ChargerRegistry:
         tmp.write_text(json.dumps(rows, indent=1))
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)
+        self._loaded = _identity(self.path)

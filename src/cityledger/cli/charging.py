@@ -1,0 +1,94 @@
+"""`cityledger charging charger add|list`: the chargers a node's CSMS lets connect (docs/CHARGING.md).
+
+The registry is the home's charging/chargers.json; a running node's CSMS rereads it when a
+charger it does not know (or with a new password) logs in. The OCPP basic-auth password is printed once and only its
+salted hash is kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import HomeOption, JsonOption, console, fail, keystore_folder, print_json, resolve_home
+
+app = typer.Typer(help="EV charging: the chargers this node's CSMS accepts.", no_args_is_help=True)
+charger_app = typer.Typer(help="Register and list chargers (OCPP security profile 1).", no_args_is_help=True)
+app.add_typer(charger_app, name="charger")
+
+
+def _home(home: Optional[Path]) -> Path:
+    folder = resolve_home(home)
+    if not (folder / "config.toml").exists():
+        fail(f"--home: {folder} is not a node home (no config.toml); run `cityledger init` first")
+    return folder
+
+
+def _owner_address(text: str, home: Optional[Path]) -> str:
+    """The owner as a city… address: given as one, as a keystore key name, or as a key file."""
+    from ..core.types import address_to_str
+    from ..sdk import to_address
+
+    if text.startswith("city") or len(text) == 40:
+        try:
+            return address_to_str(to_address(text, "--owner"))
+        except ValueError as exc:
+            fail(str(exc))
+    from ..sdk import Keystore, KeystoreError
+
+    try:
+        return Keystore(keystore_folder(home)).info(text).address
+    except KeystoreError:
+        pass
+    path = Path(text).expanduser()
+    if path.is_file():
+        from ..node.home import load_key
+
+        try:
+            return address_to_str(load_key(path).address())
+        except (ValueError, KeyError, OSError) as exc:
+            fail(f"--owner: {path} is not a key file ({exc})")
+    fail(f"--owner: expected an address (city…), a keystore key name or a key file, got {text[:80]!r}")
+    return ""  # not reached: fail() exits
+
+
+@charger_app.command("add")
+def charger_add(charger_id: str = typer.Argument(..., help="OCPP identity: 1 to 48 of A-Z a-z 0-9 . _ : -"),
+                owner: str = typer.Option(..., "--owner", help="Address (city…), keystore key name or key file"),
+                home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """Register a charger (or give it a new password); print its OCPP password once."""
+    from ..node.charging import open_registry, registry_path
+    from ..offchain.charging import RegistryError
+
+    folder = _home(home)
+    address = _owner_address(owner, home)
+    try:
+        password = open_registry(folder).add_charger(charger_id, address)
+    except RegistryError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json({"charger_id": charger_id, "owner": address, "password": password,
+                    "registry": str(registry_path(folder))})
+        return
+    console.print(f"charger [bold]{charger_id}[/] registered, owner {address}")
+    console.print(f"OCPP basic-auth user: {charger_id}\nOCPP basic-auth password: {password}", highlight=False)
+    console.print("The password is shown only now; only its hash is kept.")
+
+
+@charger_app.command("list")
+def charger_list(home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """The registered chargers and their owners (never a password)."""
+    from rich.table import Table
+
+    from ..node.charging import open_registry
+
+    chargers = open_registry(_home(home)).chargers()
+    if as_json:
+        print_json([{"charger_id": c.charger_id, "owner": c.owner} for c in chargers])
+        return
+    table = Table("charger id", "owner")
+    for charger in chargers:
+        table.add_row(charger.charger_id, charger.owner)
+    console.print(table)

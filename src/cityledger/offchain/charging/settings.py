@@ -1,0 +1,4 @@
+"""Defaults of the CSMS that a node's config reads without importing the OCPP stack."""
+
+DEFAULT_PORT = 9000
+DEFAULT_MARGIN_MICRO = 1_000_000  # how far (micro-credits) a vehicle's vouchers may trail the running cost
