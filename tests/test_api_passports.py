@@ -335,6 +335,7 @@ def test_cli_import_anchors_and_export_returns_every_field(city, tmp_path):
     refused = CliRunner().invoke(app, ["battery", "export", passport_id, "--tier", "legitimate", "--home", home,
                                        "--node", city.url])
     assert refused.exit_code == 1 and "--presentation" in refused.output
+    _anchor_log(run, city, passport_id)
     del document["metadata"]["issueDate"]
     document["identification"]["idDmc"] = 5
     path.write_text(json.dumps(document))
@@ -342,3 +343,16 @@ def test_cli_import_anchors_and_export_returns_every_field(city, tmp_path):
                                        "--node", city.url, "--passphrase-env", "CL_PASS"], env=env)
     assert invalid.exit_code == 1
     assert "$.metadata.issueDate" in invalid.output and "$.identification.idDmc" in invalid.output
+
+
+def _anchor_log(run, city, passport_id: str) -> None:
+    """anchor-log puts the service's verified log head on chain; a second run has nothing new to anchor."""
+    anchored = json.loads(run("battery", "anchor-log", passport_id, "--as", "maker", "--passphrase-env", "CL_PASS",
+                              "--json"))
+    assert anchored["anchored_at"] is not None and anchored["count"] >= 1
+    onchain = httpx.get(f"{city.url}/query/batteries/access_log", params={"id": passport_id}).json()["result"]
+    assert onchain["head"] == city.node.passports.verify_log() == anchored["head"]
+    assert onchain["count"] == city.node.passports.get_log_head()[0] == anchored["count"]
+    again = json.loads(run("battery", "anchor-log", passport_id, "--as", "maker", "--passphrase-env", "CL_PASS",
+                           "--json"))
+    assert again["anchored_at"] is None and again["head"] == onchain["head"]
