@@ -20,6 +20,8 @@ from cityledger.modules.batteries import (
     ROLE_REPAIRER,
     ROLE_SECOND_LIFE,
     ROLE_VEHICLE_MAKER,
+    ZERO_HEAD,
+    AnchorAccessLog,
     Collect,
     Install,
     Materials,
@@ -62,6 +64,7 @@ class BatteryTargets:
         self.in_service = self._passport(0x95)
         self._send(PlaceOnMarket(maker.did, self.in_service))
         self._send(Install(maker.did, self.in_service, self.vehicle))
+        self._send(AnchorAccessLog(maker.did, self.manufactured, HASH, 1, ZERO_HEAD))
 
     def _send(self, message) -> None:
         self.ledger.send([self.key], [message]).raise_for_error()
@@ -105,4 +108,6 @@ class BatteryTargets:
             "batteries/1.0/recycle": lambda: (key, Recycle(did, "BATCH-1", [self.in_service], 40_000, 29_000,
                                                            masses, masses)),
             "batteries/1.0/update_document": lambda: (key, UpdateDocument(did, self.manufactured, "public", 2, HASH)),
+            # Follows the anchored head, but the count does not grow: refused at the last check.
+            "batteries/1.0/anchor_access_log": lambda: (key, AnchorAccessLog(did, self.manufactured, HASH, 1, HASH)),
         }

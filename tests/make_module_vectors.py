@@ -758,6 +758,7 @@ def batteries_story(tmp: Path) -> Story:
     story.send(*shop.act("carmaker", Install, p1, devices["vehicle1"]))
     story.send(*shop.act("carmaker", Install, p2, devices["vehicle2"]))
     _batteries_service(shop, p1, p2)
+    _batteries_log(shop, p1)
     return story
 
 
@@ -802,6 +803,24 @@ def _batteries_service(shop: Workshop, p1: str, p2: str) -> None:
     story.send(*shop.act("recycler", Recycle, "B-0001", [p2], *masses))
     story.case("invalid_event_after_recycling", *shop.act("recycler", Collect, p2), error="passport_closed",
                queries=_passport_queries(p2))
+
+
+def _batteries_log(shop: Workshop, p1: str) -> None:
+    """Anchoring the access log's head: the operator's chain of anchors (a closed passport's too), refusals."""
+    from cityledger.modules.batteries import ZERO_HEAD, AnchorAccessLog
+
+    story, log = shop.story, [("batteries/access_log", {"id": p1})]
+    first = shop.act("maker", AnchorAccessLog, p1, b"\x41" * 32, 2, ZERO_HEAD)
+    story.case("anchor_access_log", *first, queries=log)
+    story.case("invalid_anchor_access_log_by_a_stranger",
+               *shop.act("recycler", AnchorAccessLog, p1, b"\x41" * 32, 2, ZERO_HEAD), error="wrong_role")
+    story.send(*first)
+    story.case("invalid_anchor_access_log_skipping_a_head",
+               *shop.act("maker", AnchorAccessLog, p1, b"\x43" * 32, 5, b"\x42" * 32), error="log_anchor", queries=log)
+    story.case("invalid_anchor_access_log_count_not_growing",
+               *shop.act("maker", AnchorAccessLog, p1, b"\x42" * 32, 2, b"\x41" * 32), error="log_anchor")
+    story.case("anchor_access_log_next", *shop.act("maker", AnchorAccessLog, p1, b"\x42" * 32, 5, b"\x41" * 32),
+               queries=log)
 
 
 # -- payments ------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from cityledger.offchain.identity.ledger import NodeLedger
 from cityledger.offchain.identity.types import (BATTERY_AUTHORITY, BATTERY_AUTHORITY_TYPE, BATTERY_LEGITIMATE_INTEREST,
                                                 BATTERY_LEGITIMATE_INTEREST_TYPE)
 from cityledger.offchain.passport import compute_put_payload
+from cityledger.sdk.passports import sign_log_read
 from cityledger.wire import AccessLogView, PassportDocumentView, PassportStoredView
 
 OFFICE_SEED = b"\x5c" * 32
@@ -85,6 +86,14 @@ class City:
         body = {"operator": operator or self.maker_did, "base": base, "document": document,
                 "signatures": [signature]}
         return httpx.put(f"{self.url}/passports/{PASSPORT_ID}", json=body, timeout=30)
+
+    def log(self, keys: list[PrivateKey] | None = None, reader: str | None = None, height: int | None = None,
+            passport_id: str = PASSPORT_ID, **params) -> httpx.Response:
+        """GET the passport's access log, signed by `keys` (default: the maker, its responsible operator)."""
+        height = self.node.store.last_height() if height is None else height
+        auth = sign_log_read(self.node.app.chain_id, keys or [self.maker], reader or self.maker_did, passport_id,
+                             height)
+        return httpx.get(f"{self.url}/passports/{passport_id}/log", params={**auth, **params}, timeout=30)
 
     def wallet(self, credential_type: str, holder: str, reference: str) -> Wallet:
         fetch = TailsFetcher(self.tmp_path / "tails-cache",
@@ -151,7 +160,7 @@ def test_import_read_refuse_accept_and_log(city):
     public = strict(httpx.get(f"{city.url}/passports/{PASSPORT_ID}"), PassportDocumentView)
     assert public["document"]["identification"] == document["identification"]
     assert "dynamic" not in public["document"].get("performance", {})
-    assert httpx.get(f"{city.url}/passports/{PASSPORT_ID}/log").json()["entries"] == []
+    assert city.log().json()["entries"] == []
 
     # Restricted: without a presentation, with the wrong credential type, with a revoked credential.
     bare = httpx.post(f"{city.url}/passports/{PASSPORT_ID}/read", json={"tier": "legitimate", "request": {},
@@ -164,7 +173,7 @@ def test_import_read_refuse_accept_and_log(city):
     city.office.revoke(["LEGIT-2"]).raise_for_error()
     denied = city.read(revoked, BATTERY_LEGITIMATE_INTEREST, "legitimate")
     assert denied.status_code == 403 and denied.json()["error"]["field"] == "presentation"
-    assert httpx.get(f"{city.url}/passports/{PASSPORT_ID}/log").json()["entries"] == []
+    assert city.log().json()["entries"] == []
 
     # Accepted: the legitimate tier with its credential, the whole document with the authority's.
     read = strict(city.read(legit, BATTERY_LEGITIMATE_INTEREST, "legitimate"), PassportDocumentView)
@@ -173,10 +182,39 @@ def test_import_read_refuse_accept_and_log(city):
     authority = city.read(city.wallet(BATTERY_AUTHORITY, AUTHORITY, "AUTH-1"), BATTERY_AUTHORITY, "authority")
     assert authority.status_code == 200 and authority.json()["document"] == document
 
-    log = strict(httpx.get(f"{city.url}/passports/{PASSPORT_ID}/log"), AccessLogView)
+    log = strict(city.log(), AccessLogView)
     assert [(e["tier"], e["reader_did"]) for e in log["entries"]] == [
         ("legitimate", READER), ("legitimate", AUTHORITY), ("authority", AUTHORITY)]
     assert city.node.passports.verify_log() == log["head_hash"] == log["entries"][-1]["hash"]
+
+
+def test_log_answers_only_the_operator_signing_a_recent_height(city):
+    assert city.put(example(), 0).status_code in (200, 409)  # stored by the maker (maybe by a test before)
+    url = f"{city.url}/passports/{PASSPORT_ID}/log"
+    last = city.node.store.last_height()
+    refusals = {
+        "reader": [httpx.get(url), city.log(keys=[city.rival], reader=city.rival_did),
+                   city.log(reader="city" + "ab" * 20), city.log(reader="did:city:nobody")],
+        "signature": [city.log(keys=[city.rival]), httpx.get(url, params={"reader": city.maker_did, "height": last})],
+        "height": [city.log(height=last + 1)],
+    }
+    if last > 100:
+        refusals["height"].append(city.log(height=last - 101))
+    for field, answers in refusals.items():
+        for answer in answers:
+            assert answer.status_code == 403, (field, answer.text)
+            assert answer.json()["error"]["field"] == field, (field, answer.text)
+    # A signature for another passport or another height does not carry over.
+    other = sign_log_read(city.node.app.chain_id, [city.maker], city.maker_did, "6b0f9a52-3c1e-4d2a-9f3b-2a7c5e8d1f40",
+                          last)
+    assert httpx.get(url, params=other).json()["error"]["field"] == "signature"
+    moved = {**sign_log_read(city.node.app.chain_id, [city.maker], city.maker_did, PASSPORT_ID, last),
+             "height": max(0, last - 1)}
+    if last:
+        assert httpx.get(url, params=moved).json()["error"]["field"] == "signature"
+    malformed = httpx.get(url, params={"reader": city.maker_did, "height": last, "signature": "ed25519:zz:00"})
+    assert malformed.status_code == 400 and malformed.json()["error"]["field"] == "signature[0]"
+    assert city.log().status_code == 200
 
 
 def test_refusals_name_the_field_and_are_never_5xx(city):
@@ -297,6 +335,7 @@ def test_cli_import_anchors_and_export_returns_every_field(city, tmp_path):
     refused = CliRunner().invoke(app, ["battery", "export", passport_id, "--tier", "legitimate", "--home", home,
                                        "--node", city.url])
     assert refused.exit_code == 1 and "--presentation" in refused.output
+    _anchor_log(run, city, passport_id)
     del document["metadata"]["issueDate"]
     document["identification"]["idDmc"] = 5
     path.write_text(json.dumps(document))
@@ -304,3 +343,16 @@ def test_cli_import_anchors_and_export_returns_every_field(city, tmp_path):
                                        "--node", city.url, "--passphrase-env", "CL_PASS"], env=env)
     assert invalid.exit_code == 1
     assert "$.metadata.issueDate" in invalid.output and "$.identification.idDmc" in invalid.output
+
+
+def _anchor_log(run, city, passport_id: str) -> None:
+    """anchor-log puts the service's verified log head on chain; a second run has nothing new to anchor."""
+    anchored = json.loads(run("battery", "anchor-log", passport_id, "--as", "maker", "--passphrase-env", "CL_PASS",
+                              "--json"))
+    assert anchored["anchored_at"] is not None and anchored["count"] >= 1
+    onchain = httpx.get(f"{city.url}/query/batteries/access_log", params={"id": passport_id}).json()["result"]
+    assert onchain["head"] == city.node.passports.verify_log() == anchored["head"]
+    assert onchain["count"] == city.node.passports.get_log_head()[0] == anchored["count"]
+    again = json.loads(run("battery", "anchor-log", passport_id, "--as", "maker", "--passphrase-env", "CL_PASS",
+                           "--json"))
+    assert again["anchored_at"] is None and again["head"] == onchain["head"]

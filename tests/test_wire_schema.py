@@ -200,7 +200,7 @@ async def _drive_with_sdk(tn, transport) -> None:
 
 async def _drive_passports(client, tn) -> None:
     """The passport routes: refusals answer ErrorBody, the log its view (200s: tests/test_api_passports.py)."""
-    from cityledger.sdk.passports import read_body, sign_put
+    from cityledger.sdk.passports import read_body, sign_log_read, sign_put
     from passport_example import PASSPORT_ID, example
 
     body = sign_put(tn.chain_id, [tn.bob], "did:city:nobody", 0, example())
@@ -213,7 +213,10 @@ async def _drive_passports(client, tn) -> None:
     with pytest.raises(cityledger.sdk.ApiError) as denied:
         await client.read_passport(PASSPORT_ID, read_body("legitimate", {}, "{}"))
     assert denied.value.status == 403 and denied.value.field == "request"
-    assert (await client.get_passport_log(PASSPORT_ID)).entries == []
+    auth = sign_log_read(tn.chain_id, [tn.bob], "did:city:nobody", PASSPORT_ID, (await client.status()).height)
+    with pytest.raises(cityledger.sdk.ApiError) as unknown:
+        await client.get_passport_log(PASSPORT_ID, auth)
+    assert unknown.value.status == 403 and unknown.value.field == "reader"
 
 
 def test_real_answers_decode_with_the_sdk_field_for_field(node, openapi):

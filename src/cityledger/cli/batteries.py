@@ -4,11 +4,15 @@
     cityledger verifier request --type battery-legitimate-interest --reveal holder_did > request.json
     cityledger credential present --request request.json --out presentation.json
     cityledger battery export <passport id> --tier legitimate --request request.json --presentation presentation.json
+    cityledger battery anchor-log <passport id> --as maker
 
 Import validates the document here, stores it through the node's API (signed by the operator DID's
 controller key), then anchors the tier hashes on chain in one transaction: RegisterPassport for a
 passport the chain does not know yet (it needs the battery's device DID), else UpdateDocument for
 each tier whose latest hash changed.
+
+anchor-log reads the access log's head through the API (as the passport's operator, signed) and
+anchors it on chain (AnchorAccessLog), after the passport's last anchored head.
 """
 
 from __future__ import annotations
@@ -137,3 +141,36 @@ def battery_export(passport_id: str = typer.Argument(..., help="Passport id (UUI
             text = presentation if isinstance(presentation, str) else json.dumps(presentation)
             answer = client.read_passport(passport_id, read_body(tier, request, text))
     emit_message(answer.document, out)
+
+
+@app.command("anchor-log")
+def battery_anchor_log(passport_id: str = typer.Argument(..., help="Passport id (UUID)"),
+                       key_name: str = typer.Option(..., "--as", help="Keystore key controlling the operator's DID"),
+                       operator: Optional[str] = typer.Option(None, "--operator",
+                                                              help="[default: the DID the key generates]"),
+                       home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+                       passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
+    """Anchor the passport service's access-log head on chain, after the passport's last anchored head."""
+    from ..modules.batteries import ZERO_HEAD, AnchorAccessLog
+    from ..modules.identity import compute_did
+    from ..sdk.passports import sign_log_read
+
+    (key,) = load_keys(home, [key_name], passphrase_env)
+    operator = operator or compute_did(key.signer(), b"")
+    url, client = open_client(node, home)
+    with node_errors(url), client:
+        status = client.status()
+        log = client.get_passport_log(passport_id, sign_log_read(status.chain_id, [key], operator, passport_id,
+                                                                  status.height))
+        anchored = client.query("batteries", "access_log", id=log.passport_id)
+        height = None
+        if log.head_seq > anchored["count"]:
+            previous = bytes.fromhex(anchored["head"]) if anchored["head"] else ZERO_HEAD
+            message = AnchorAccessLog(operator, log.passport_id, bytes.fromhex(log.head_hash), log.head_seq, previous)
+            height = send_and_wait(client, [key], [message]).height
+    summary = {"passport": log.passport_id, "head": log.head_hash, "count": log.head_seq, "anchored_at": height}
+    if as_json:
+        print_json(summary)
+        return
+    console.print(f"passport [bold]{log.passport_id}[/]: log head {log.head_hash} after {log.head_seq} entries, "
+                  f"{f'anchored at height {height}' if height is not None else 'already anchored'}", highlight=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import quote
 
 import httpx
@@ -136,9 +136,9 @@ class _Calls:
         return _Call("POST", f"/passports/{quote(passport_id, safe='')}/read", _READ[PassportDocument], body=body)
 
     @staticmethod
-    def get_passport_log(passport_id: str, after_seq: int) -> _Call:
+    def get_passport_log(passport_id: str, auth: Mapping[str, Any], after_seq: int) -> _Call:
         return _Call("GET", f"/passports/{quote(passport_id, safe='')}/log", _READ[AccessLog],
-                     {"after_seq": after_seq})
+                     {**auth, "after_seq": after_seq})
 
 
 def check_verified(key: bytes, height: int, answer: StateValue, app_hash: bytes | str | None) -> bytes | None:
@@ -246,9 +246,9 @@ class Client:
         """A restricted tier, against a presentation of its credential (sdk.passports.read_body)."""
         return self._do(_Calls.read_passport(passport_id, msgspec.json.encode(body)))
 
-    def get_passport_log(self, passport_id: str, after_seq: int = 0) -> AccessLog:
-        """A passport's access log from `after_seq`."""
-        return self._do(_Calls.get_passport_log(passport_id, after_seq))
+    def get_passport_log(self, passport_id: str, auth: Mapping[str, Any], after_seq: int = 0) -> AccessLog:
+        """A passport's access log from `after_seq`, to its operator or battery owner (auth: sign_log_read)."""
+        return self._do(_Calls.get_passport_log(passport_id, auth, after_seq))
 
 
 class AsyncClient:
@@ -331,8 +331,8 @@ class AsyncClient:
     async def read_passport(self, passport_id: str, body: ReadPassportBody) -> PassportDocument:
         return await self._do(_Calls.read_passport(passport_id, msgspec.json.encode(body)))
 
-    async def get_passport_log(self, passport_id: str, after_seq: int = 0) -> AccessLog:
-        return await self._do(_Calls.get_passport_log(passport_id, after_seq))
+    async def get_passport_log(self, passport_id: str, auth: Mapping[str, Any], after_seq: int = 0) -> AccessLog:
+        return await self._do(_Calls.get_passport_log(passport_id, auth, after_seq))
 
 
 def _join_batches(parts: list[BatchResult]) -> BatchResult:

@@ -5,7 +5,8 @@
     GET  /passports/{id}                                                the public tier, to anyone
     POST /passports/{id}/read   {tier, request, presentation}           a restricted tier, against a presentation
                                                                         of the tier's credential (logged)
-    GET  /passports/{id}/log?after_seq=&limit=                          the passport's access log entries
+    GET  /passports/{id}/log?after_seq=&limit=&reader=&height=&signature=  the passport's access log entries,
+                                                                        to its operator or its battery's owner
 
 A PUT is authenticated by signatures of the operator DID's controller key(s) over
 offchain/passport/access.compute_put_payload (threshold of the controller, as a transaction would
@@ -13,10 +14,17 @@ be). The operator must be the passport's responsible operator on chain, or, for 
 registered there, an organisation accredited as battery manufacturer. A read request is made by
 POST /verifier/requests for the tier's credential type (access.TIER_CREDENTIALS), revealing
 holder_did, with non-revocation; the node's verifier checks it at the height it pins.
+
+The log is answered only to the passport's responsible operator (signatures of its DID controller's
+keys, threshold as for a PUT) or to the account that owns the battery's device (a signature by that
+account's key), over offchain/passport/access.compute_log_read_payload: chain id, passport id, "log",
+the reader and a recent height (at most MAX_LOG_READ_AGE blocks old, so a signature is not replayed
+far). Each `signature` query parameter is "scheme:key hex:signature hex".
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
@@ -26,20 +34,22 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...core.keys import PublicKey, Signer, scheme_from_name, verify_signature
+from ...core.keys import MAX_SIGNER_KEYS, PublicKey, Signer, compute_address, scheme_from_name, verify_signature
+from ...core.types import address_from_str
 from ...modules.batteries import ROLE_MANUFACTURER, get_passport
 from ...modules.batteries.messages import CLOSED_STAGES
+from ...modules.devices import get_device
 from ...modules.identity.handlers import get_did, is_accredited
 from ...modules.identity.presentations import MAX_PRESENTATION_BYTES
 from ...offchain.identity.verifier import Verifier
 from ...offchain.passport import (TIERS, AccessDenied, NotFound, PassportError, PassportInvalid, PassportStore,
-                                  VersionError, check_document, check_reader_request, compute_put_payload, reader_of,
-                                  required_credential)
+                                  VersionError, check_document, check_reader_request, compute_log_read_payload,
+                                  compute_put_payload, reader_of, required_credential)
 from ...offchain.passport.store import canonical_passport_id
 from ...offchain.passport.types import MAX_DOCUMENT_BYTES, MAX_LOG_PAGE
 from ...wire.batteries import (BATTERY_BODY_TYPES, BATTERY_VIEW_TYPES, AccessEntryView, AccessLogView,
-                               PassportDocumentView, PassportStoredView, PutPassportBody, ReadPassportBody,
-                               TierHashView)
+                               OperatorSignature, PassportDocumentView, PassportStoredView, PutPassportBody,
+                               ReadPassportBody, TierHashView)
 from ...wire.views import IssueView
 from ..codec import decode_json, json_response, read_body
 from ..errors import ApiError, invalid_body, invalid_param, not_found
@@ -49,9 +59,11 @@ from .common import MAX_INT64
 # A document of at most MAX_DOCUMENT_BYTES of canonical JSON, pretty-printed, plus signatures.
 MAX_PASSPORT_BODY_BYTES = 2 * MAX_DOCUMENT_BYTES
 MAX_READ_BODY_BYTES = 1024 * 1024
+MAX_LOG_READ_AGE = 100  # blocks: how old the height a log read signs may be
 # Public reads are not logged, but the store's reader check wants a DID; this one names nobody.
 PUBLIC_READER = "did:city:public"
 _TAGS = ["batteries"]
+_HEX_RE = re.compile(r"[0-9a-f]{2,256}")  # fullmatch: bytes.fromhex alone would skip whitespace
 _DECODERS = {kind: msgspec.json.Decoder(kind) for kind in (PutPassportBody, ReadPassportBody)}
 
 
@@ -130,19 +142,74 @@ class PassportApi:
         if did is None or did.deactivated:
             raise _forbidden("operator", f"no active DID {body.operator[:200]!r}")
         payload = compute_put_payload(self.node.app.chain_id, passport_id, body.base, body.document)
-        signed = _count_signers(did.controller, payload, body)
+        signed = _count_signers(did.controller, payload, body.signatures)
         if signed < did.controller.threshold:
             raise _forbidden("signatures", f"{signed} valid signature(s) of {body.operator}'s controller keys over "
                                            f"the put payload, {did.controller.threshold} needed")
         return record is not None
 
+    def authorise_log_read(self, passport_id: str, reader: str, height: int, signature: list[str]) -> None:
+        """Raise ApiError unless `reader` is the passport's operator or its battery's owner, and signed."""
+        last = self.node.store.last_height()
+        if not last - MAX_LOG_READ_AGE <= height <= last:
+            raise _forbidden("height", f"expected a height from {max(0, last - MAX_LOG_READ_AGE)} to {last} "
+                                       f"(at most {MAX_LOG_READ_AGE} blocks old), got {height}")
+        if len(signature) > MAX_SIGNER_KEYS:
+            raise invalid_param(f"signature: at most {MAX_SIGNER_KEYS}")
+        entries = [_parse_signature(index, text) for index, text in enumerate(signature)]
+        payload = compute_log_read_payload(self.node.app.chain_id, passport_id, reader, height)
+        record = get_passport(self.node.store, passport_id)
+        operator = record.operator if record is not None else self.store.get_operator(passport_id)
+        if reader.startswith("did:"):
+            did = get_did(self.node.store, reader) if reader == operator else None
+            if did is None or did.deactivated:
+                raise _forbidden("reader", f"{reader[:200]!r} is not the responsible operator of {passport_id}")
+            signed = _count_signers(did.controller, payload, entries)
+            if signed < did.controller.threshold:
+                raise _forbidden("signature", f"{signed} valid signature(s) of {reader}'s controller keys over "
+                                              f"the log read payload, {did.controller.threshold} needed")
+            return
+        device = get_device(self.node.store, record.battery) if record is not None else None
+        owner = _owner_address(reader)
+        if device is None or not device.owner or device.owner != owner:
+            raise _forbidden("reader", f"expected the passport's operator DID or the address owning its battery, "
+                                       f"got {reader[:200]!r}")
+        if not any(compute_address(Signer(1, [_public_key(e)])) == owner
+                   and verify_signature(_public_key(e), payload, bytes.fromhex(e.signature)) for e in entries):
+            raise _forbidden("signature", f"no valid signature by {reader}'s key over the log read payload")
 
-def _count_signers(controller: Signer, payload: bytes, body: PutPassportBody) -> int:
+
+def _owner_address(reader: str) -> bytes | None:
+    """The address `reader` names, or None."""
+    try:
+        return address_from_str(reader, "reader")
+    except ValueError:
+        return None
+
+
+def _public_key(entry: OperatorSignature) -> PublicKey:
+    return PublicKey(scheme_from_name(entry.scheme), bytes.fromhex(entry.key))
+
+
+def _parse_signature(index: int, text: str) -> OperatorSignature:
+    """One `signature` query parameter, "scheme:key hex:signature hex"; raise ApiError if malformed."""
+    parts = text.split(":")
+    try:
+        if len(parts) != 3 or not all(_HEX_RE.fullmatch(part) for part in parts[1:]):
+            raise ValueError(text)
+        entry = OperatorSignature(scheme=parts[0], key=parts[1], signature=parts[2])
+        _public_key(entry), bytes.fromhex(entry.signature)
+    except (ValueError, KeyError):
+        raise invalid_param(f"signature[{index}]: expected 'scheme:key hex:signature hex'") from None
+    return entry
+
+
+def _count_signers(controller: Signer, payload: bytes, signatures: list[OperatorSignature]) -> int:
     """How many distinct controller keys validly signed `payload`; raise ApiError for malformed entries."""
-    if len(body.signatures) > len(controller.keys):
+    if len(signatures) > len(controller.keys):
         raise invalid_body(f"signatures: at most {len(controller.keys)}, one per controller key")
     valid: set[bytes] = set()
-    for index, entry in enumerate(body.signatures):
+    for index, entry in enumerate(signatures):
         try:
             key = PublicKey(scheme_from_name(entry.scheme), bytes.fromhex(entry.key))
             signature = bytes.fromhex(entry.signature)
@@ -228,11 +295,16 @@ def passport_router(api: PassportApi) -> APIRouter:
             raise _refused(exc) from None
         return json_response(await run_in_threadpool(_export, api, passport_id, body.tier, reader))
 
-    @router.get("/passports/{passport_id}/log", summary="The access log of a passport's restricted tiers",
-                responses=_doc("AccessLogView", 400))
+    @router.get("/passports/{passport_id}/log", summary="The access log of a passport's restricted tiers, to its "
+                "operator or its battery's owner", responses=_doc("AccessLogView", 400, 403))
     def get_log(passport_id: str, after_seq: int = Query(0, ge=0, le=MAX_INT64),
-                limit: int = Query(MAX_LOG_PAGE, ge=1, le=MAX_LOG_PAGE)) -> Response:
+                limit: int = Query(MAX_LOG_PAGE, ge=1, le=MAX_LOG_PAGE), reader: str = Query("", max_length=256),
+                height: int = Query(0, ge=0, le=MAX_INT64), signature: list[str] = Query([])) -> Response:
         passport_id = api.passport_id(passport_id)
+        if not reader:
+            raise _forbidden("reader", "expected the passport's operator DID or the address owning its battery, "
+                                       "with a signature over the log read payload (sdk.passports.sign_log_read)")
+        api.authorise_log_read(passport_id, reader, height, signature)
         entries = api.store.get_log(after_seq=after_seq, limit=limit, passport_id=passport_id)
         head_seq, head_hash = api.store.get_log_head()
         views = [AccessEntryView(seq=e.seq, passport_id=e.passport_id, tier=e.tier, version=e.version,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ...core.errors import InvariantBroken
 from ...core.state import PrefixReader
 from ..devices.messages import KIND_BATTERY
+from .accesslog import check_anchors
 from .expected import Devices
 from .handlers import decode_passport, get_history, get_passport, get_report, get_stage_count
 from .keys import PASSPORTS_PREFIX, battery_key, history_key, report_key
@@ -34,6 +35,7 @@ def check_passports(devices: Devices, state: PrefixReader) -> None:
         check_history(state, record)
         check_links(state, record)
         check_documents(record)
+        check_anchors(state, record)
         device = devices.get_device(state, record.battery)
         if device is None or device.kind != KIND_BATTERY:
             raise InvariantBroken(f"batteries: {record.passport} names {record.battery}, not a battery device")

@@ -10,9 +10,12 @@ _REPORT = 0x05
 _STAGE_COUNT = 0x06
 _BATCH = 0x07
 _RECYCLER = 0x08
+_LOG_ANCHOR = 0x09
+_LOG_LAST = 0x0A
 
 PASSPORTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _PASSPORT)
 STAGE_COUNTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _STAGE_COUNT)
+LOG_LAST_PREFIX = collection_prefix(PREFIX_BATTERIES, _LOG_LAST)
 
 
 def passport_key(passport: str) -> bytes:
@@ -53,3 +56,13 @@ def batch_key(recycler: str, batch: str) -> bytes:
 def recycler_key(recycler: str) -> bytes:
     """Key of a recycler's totals."""
     return make_key(PREFIX_BATTERIES, _RECYCLER, recycler.encode())
+
+
+def log_anchor_key(passport: str, index: int) -> bytes:
+    """Key of a passport's index-th access-log anchor (1-based, big-endian so keys sort in order)."""
+    return make_key(PREFIX_BATTERIES, _LOG_ANCHOR, passport.encode(), index.to_bytes(4, "big"))
+
+
+def log_last_key(passport: str) -> bytes:
+    """Key of a passport's latest access-log anchor."""
+    return make_key(PREFIX_BATTERIES, _LOG_LAST, passport.encode())

@@ -70,6 +70,9 @@ MAX_REPORTS = 100_000  # SoH reports of one passport: daily for over 270 years
 MAX_BATCH_PASSPORTS = 64  # passports one recycling batch may close
 MAX_MASS_G = 10**12  # one batch: a million tonnes, in grams
 MAX_TOTAL_MASS_G = 2**63 - 1  # a recycler's running totals stay within a signed 64-bit integer
+MAX_LOG_ANCHORS = 100_000  # access-log anchors of one passport: daily for over 270 years
+MAX_LOG_COUNT = 2**63 - 1  # an anchored log's entry count stays within a signed 64-bit integer
+ZERO_HEAD = bytes(HASH_LEN)  # the "previous head" of a passport's first anchor (the log's genesis)
 
 
 class RegisterPassport(Message, tag="batteries/1.0/register"):
@@ -176,6 +179,26 @@ class UpdateDocument(Message, tag="batteries/1.0/update_document"):
     tier: str
     version: int  # the new version's number: the tier's current count plus one
     document_hash: bytes
+
+
+class AnchorAccessLog(Message, tag="batteries/1.0/anchor_access_log"):
+    """The responsible operator anchors the head of the passport service's access log (offchain/passport)."""
+
+    operator: str
+    passport: str
+    head: bytes  # the log's head hash (SHA-256) after its `count`-th entry
+    count: int  # the log's entry count at that head; grows with every anchor
+    previous: bytes  # the head this anchor follows: the passport's last anchored head, ZERO_HEAD at first
+
+
+class LogAnchor(Record):
+    """One anchor of the access log's head, chained to the previous one."""
+
+    index: int  # 1 for a passport's first anchor, then one more each time
+    head: bytes
+    count: int
+    previous: bytes
+    height: int
 
 
 class DocumentVersion(Record):

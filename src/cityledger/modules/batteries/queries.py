@@ -6,8 +6,9 @@ from dataclasses import asdict
 from typing import Any
 
 from ...core.state import StateReader
+from .accesslog import get_anchor, get_last_anchor
 from .handlers import get_history, get_passport, get_passport_by_dmc, get_report, get_stage_count
-from .messages import ELEMENTS, MAX_REPORTS, STAGES, TIERS, PassportRecord
+from .messages import ELEMENTS, MAX_LOG_ANCHORS, MAX_REPORTS, STAGES, TIERS, PassportRecord
 from .recycling import compute_rates, get_recycler_totals
 from .targets import TARGETS
 
@@ -73,3 +74,22 @@ def query_recycler(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
 def query_targets(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
     """The Regulation's targets (targets.py), per-mille, with their article references."""
     return {"targets": [asdict(target) for target in TARGETS]}
+
+
+def query_access_log(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """A passport's access-log anchors from {'id', 'from' (default 1)}, at most MAX_QUERY_REPORTS, and its latest."""
+    record = get_passport(state, args.get("id", ""))
+    if record is None:
+        raise LookupError(f"id: no passport {args.get('id', '')[:80]!r}")
+    start = args.get("from", "1")
+    if not (start.isascii() and start.isdigit()) or not 1 <= int(start) <= MAX_LOG_ANCHORS:
+        raise ValueError(f"from: expected an anchor index from 1 to {MAX_LOG_ANCHORS}")
+    last = get_last_anchor(state, record.passport)
+    total = 0 if last is None else last.index
+    anchors = [get_anchor(state, record.passport, index)
+               for index in range(int(start), min(total, int(start) + MAX_QUERY_REPORTS - 1) + 1)]
+    return {"passport": record.passport, "anchor_count": total,
+            "head": None if last is None else last.head.hex(), "count": 0 if last is None else last.count,
+            "height": None if last is None else last.height,
+            "anchors": [{"index": a.index, "head": a.head.hex(), "count": a.count, "previous": a.previous.hex(),
+                         "height": a.height} for a in anchors if a is not None]}

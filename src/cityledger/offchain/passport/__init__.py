@@ -1,7 +1,7 @@
 """Battery passports off chain: Tractus-X BatteryPass validation, Annex XIII access tiers, encrypted storage."""
 
 from .access import (READER_ATTRIBUTE, TIER_CREDENTIALS, check_reader_request, compute_document_hash,
-                     compute_put_payload, reader_of, required_credential)
+                     compute_log_read_payload, compute_put_payload, reader_of, required_credential)
 from .accesslog import verify_chain
 from .store import PassportStore, load_or_create_master_key, new_master_key
 from .tiers import TIER_TABLE, compute_tier_hash, merge, split
@@ -14,6 +14,7 @@ __all__ = [
     "TIER_CREDENTIALS",
     "check_reader_request",
     "compute_document_hash",
+    "compute_log_read_payload",
     "compute_put_payload",
     "reader_of",
     "required_credential",

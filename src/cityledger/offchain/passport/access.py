@@ -22,6 +22,7 @@ from .types import MAX_READER_DID_CHARS, AccessDenied, PassportError, Tier
 TIER_CREDENTIALS: dict[Tier, str] = {"legitimate": BATTERY_LEGITIMATE_INTEREST, "authority": BATTERY_AUTHORITY}
 READER_ATTRIBUTE = "holder_did"
 PUT_DOMAIN = b"cityledger/passport-put/1\x00"
+LOG_READ_DOMAIN = b"cityledger/passport-log-read/1\x00"
 
 
 def compute_document_hash(document: Mapping[str, Any]) -> bytes:
@@ -32,6 +33,11 @@ def compute_document_hash(document: Mapping[str, Any]) -> bytes:
 def compute_put_payload(chain_id: str, passport_id: str, base: int, document: Mapping[str, Any]) -> bytes:
     """What the operator's controller key(s) sign to store `document` over `base` stored tier versions."""
     return PUT_DOMAIN + encode([chain_id, passport_id, base, compute_document_hash(document)])
+
+
+def compute_log_read_payload(chain_id: str, passport_id: str, reader: str, height: int) -> bytes:
+    """What the operator's controller key(s) or the battery owner's key sign to read a passport's access log."""
+    return LOG_READ_DOMAIN + encode([chain_id, passport_id, "log", reader, height])
 
 
 def required_credential(tier: str) -> str:

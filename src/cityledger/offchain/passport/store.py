@@ -178,6 +178,13 @@ class PassportStore:
             return self._db.execute("SELECT operator FROM operators WHERE passport_id = ?",
                                     (passport_id,)).fetchone()[0]
 
+    def get_operator(self, passport_id: str) -> str | None:
+        """The operator who first stored `passport_id`, or None: read only, nothing claimed."""
+        passport_id = canonical_passport_id(passport_id)
+        with self._lock:
+            row = self._db.execute("SELECT operator FROM operators WHERE passport_id = ?", (passport_id,)).fetchone()
+        return None if row is None else row[0]
+
     # Reading.
 
     def get_versions(self, passport_id: str, tier: Tier) -> list[TierVersion]:
