@@ -54,7 +54,7 @@ from ...wire.views import IssueView
 from ..codec import decode_json, json_response, read_body
 from ..errors import ApiError, invalid_body, invalid_param, not_found
 from ..protocols import NodeLike
-from .common import MAX_INT64
+from .common import MAX_INT64, add_schemas
 
 # A document of at most MAX_DOCUMENT_BYTES of canonical JSON, pretty-printed, plus signatures.
 MAX_PASSPORT_BODY_BYTES = 2 * MAX_DOCUMENT_BYTES
@@ -232,18 +232,7 @@ def include_batteries(app: FastAPI, node: NodeLike, verifier: Verifier) -> None:
     """Add the passport routes to an app, and their body schemas to its OpenAPI document."""
     api = PassportApi(node, verifier)
     app.include_router(passport_router(api))
-    _, components = msgspec.json.schema_components(BATTERY_BODY_TYPES + BATTERY_VIEW_TYPES,
-                                                   ref_template="#/components/schemas/{name}")
-    generate = app.openapi
-
-    def openapi() -> dict:
-        fresh = app.openapi_schema is None
-        schema = generate()
-        if fresh:
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    add_schemas(app, BATTERY_BODY_TYPES + BATTERY_VIEW_TYPES)
 
 
 def passport_router(api: PassportApi) -> APIRouter:

@@ -59,7 +59,7 @@ from ...wire.identity import (
 from ..codec import decode_json, json_response, read_body
 from ..errors import ApiError, invalid_body, invalid_param, not_found
 from ..protocols import NodeLike
-from .common import MAX_INT64
+from .common import MAX_INT64, add_schemas
 
 MAX_IDENTITY_BODY_BYTES = 1024 * 1024
 # AnonCreds objects nest about 6 deep; anything far deeper is hostile, and Python's own JSON code
@@ -214,18 +214,7 @@ def include_identity(app: FastAPI, node: NodeLike) -> None:
     app.include_router(ledger_router(api))
     app.include_router(verifier_router(api))
     app.include_router(issuer_router(api))
-    _, components = msgspec.json.schema_components(IDENTITY_BODY_TYPES + IDENTITY_VIEW_TYPES,
-                                                   ref_template="#/components/schemas/{name}")
-    generate = app.openapi
-
-    def openapi() -> dict:
-        fresh = app.openapi_schema is None
-        schema = generate()
-        if fresh:
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    add_schemas(app, IDENTITY_BODY_TYPES + IDENTITY_VIEW_TYPES)
 
 
 def ledger_router(api: IdentityApi) -> APIRouter:
