@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -250,3 +251,22 @@ def registered(error: dict[str, str]) -> tuple[str, int]:
     """(codespace, code) of a vector's error kind; raise if the name is not in the module's catalog."""
     names = {name: code for code, name in catalogs()[error["codespace"]].items()}
     return error["codespace"], names[error["name"]]
+
+
+def open_copy(template: Path, folder: Path, chain_id: str) -> AppReplay:
+    """An app on a copy of a template store, continuing at its height."""
+    folder.mkdir(parents=True)
+    shutil.copy(template, folder / "ledger.sqlite")
+    return AppReplay.reopen(chain_id, folder / "ledger.sqlite")
+
+
+def build_block(replay: AppReplay, ops: list, keys: dict[str, PrivateKey], chain_id: str) -> list[bytes]:
+    """Signed txs for a block: each sender's nonces continue from the state, in block order."""
+    txs, used = [], {}
+    for name, messages in ops:
+        step = Step([keys[name]], keys[name].signer(), messages)
+        address = compute_address(step.signer)
+        nonce = used.get(address, get_nonce(replay.store, address))
+        used[address] = nonce + 1
+        txs.append(step.tx(chain_id, nonce))
+    return txs

@@ -9,15 +9,13 @@ devices and numbers, so the draws mix rightful events, wrong roles, out-of-order
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cityledger.core.accounts import get_nonce
-from cityledger.core.keys import PrivateKey, compute_address
+from cityledger.core.keys import PrivateKey
 from cityledger.modules.batteries import (
     CLOSED_STAGES,
     STAGES,
@@ -42,6 +40,8 @@ from cityledger.modules.identity import compute_did
 from cityledger.offchain.identity.devices import build_registration, sign_device_message
 
 from module_vectors import AppReplay, Step, vectors_of
+from module_vectors import build_block as shared_build_block
+from module_vectors import open_copy as shared_open_copy
 
 VECTORS = vectors_of("batteries")
 KEYS = dict(VECTORS.keys) | {f"battery{n}": PrivateKey(1, bytes([0xC0 + n]) * 32) for n in (4, 5)}
@@ -131,20 +131,13 @@ def template(tmp_path_factory) -> Path:
 
 
 def open_copy(template: Path, folder: Path) -> AppReplay:
-    folder.mkdir(parents=True)
-    shutil.copy(template, folder / "ledger.sqlite")
-    return AppReplay.reopen(VECTORS.chain_id, folder / "ledger.sqlite")
+    """An app on a copy of the template store, continuing at its height."""
+    return shared_open_copy(template, folder, VECTORS.chain_id)
 
 
 def build_block(replay: AppReplay, ops: list) -> list[bytes]:
-    txs, used = [], {}
-    for name, messages in ops:
-        step = Step([KEYS[name]], KEYS[name].signer(), messages)
-        address = compute_address(step.signer)
-        nonce = used.get(address, get_nonce(replay.store, address))
-        used[address] = nonce + 1
-        txs.append(step.tx(VECTORS.chain_id, nonce))
-    return txs
+    """Signed txs for a block from this file's keys."""
+    return shared_build_block(replay, ops, KEYS, VECTORS.chain_id)
 
 
 def growing(replay: AppReplay) -> dict:

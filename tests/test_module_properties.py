@@ -16,16 +16,14 @@ from __future__ import annotations
 
 from functools import partial
 
-import shutil
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cityledger.core.accounts import get_nonce
 from cityledger.core.encoding import encode
-from cityledger.core.keys import PrivateKey, compute_address
+from cityledger.core.keys import PrivateKey
 from cityledger.modules.bank import MultiSend, Output, Transfer
 from cityledger.modules.consent import (
     GATEWAY_TYPE,
@@ -76,6 +74,8 @@ from cityledger.modules.payments import (
 from cityledger.offchain.identity.devices import build_registration
 
 from module_vectors import AppReplay, Step, vectors_of
+from module_vectors import build_block as shared_build_block
+from module_vectors import open_copy as shared_open_copy
 
 VECTORS = vectors_of("devices")
 KEYS = dict(VECTORS.keys) | {f"fresh{i}": PrivateKey(1, bytes([0xA0 + i]) * 32) for i in range(2)}
@@ -241,21 +241,12 @@ def template(tmp_path_factory) -> Path:
 
 def open_copy(template: Path, folder: Path) -> AppReplay:
     """An app on a copy of the template store, continuing at its height."""
-    folder.mkdir(parents=True)
-    shutil.copy(template, folder / "ledger.sqlite")
-    return AppReplay.reopen(VECTORS.chain_id, folder / "ledger.sqlite")
+    return shared_open_copy(template, folder, VECTORS.chain_id)
 
 
 def build_block(replay: AppReplay, ops: list) -> list[bytes]:
-    """Signed txs for a block: each sender's nonces continue from the state, in block order."""
-    txs, used = [], {}
-    for name, messages in ops:
-        step = Step([KEYS[name]], KEYS[name].signer(), messages)
-        address = compute_address(step.signer)
-        nonce = used.get(address, get_nonce(replay.store, address))
-        used[address] = nonce + 1
-        txs.append(step.tx(VECTORS.chain_id, nonce))
-    return txs
+    """Signed txs for a block from this file's keys."""
+    return shared_build_block(replay, ops, KEYS, VECTORS.chain_id)
 
 
 def growing(replay: AppReplay) -> dict:
