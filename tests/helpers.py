@@ -67,13 +67,17 @@ def genesis_state(members: list[PrivateKey], accounts: list[PrivateKey], thresho
     }
 
 
-def make_chain(tmp_path: Path, n_accounts: int = 4, n_members: int = 3, threshold: int = 2, modules=None) -> Chain:
-    """A committed genesis on a fresh store in tmp_path."""
+def make_chain(tmp_path: Path, n_accounts: int = 4, n_members: int = 3, threshold: int = 2, modules=None,
+               params: dict | None = None) -> Chain:
+    """A committed genesis on a fresh store in tmp_path (`params`: governed parameters' genesis values)."""
     members = [fixed_key(i) for i in range(n_members)]
     accounts = [fixed_key(10 + i) for i in range(n_accounts)]
     store = Store(tmp_path / "ledger.sqlite")
     app = CityApp(store, modules or default_modules(), CHAIN_ID)
-    state = json.dumps(genesis_state(members, accounts, threshold), sort_keys=True).encode()
+    genesis = genesis_state(members, accounts, threshold)
+    if params:
+        genesis["governance"]["params"] = params
+    state = json.dumps(genesis, sort_keys=True).encode()
     app.init_chain(abc.InitChainRequest(chain_id=CHAIN_ID, time_ns=1, initial_height=1, app_state_bytes=state))
     return Chain(app, store, members, accounts)
 

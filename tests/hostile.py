@@ -134,9 +134,16 @@ def mutations(value: Any, path: str = "", json_field: bool = False) -> Iterator[
                 yield sub_path, msgspec.structs.replace(value, **{name: bad}), reject
 
 
+# Integer fields where 0 is a documented value, not a hostile one: (message tag, field path).
+ZERO_ALLOWED = {("payments/1.0/set_policy", "max_txs_per_window")}  # 0: the chain's device default
+
+
 def variants(message: Any) -> Iterator[Variant]:
     """Every hostile copy of a message (the message itself is not among them)."""
+    tag = type(message).__struct_config__.tag
     for path, mutated, reject in mutations(message):
+        if reject and (tag, path) in ZERO_ALLOWED and getattr(mutated, path, None) == 0:
+            reject = False
         yield Variant(path, mutated, reject)
 
 

@@ -186,6 +186,8 @@ def test_invalid_options_are_named_and_send_nothing(served, tmp_path):
             "--expiry-height", "9", "--kind", "ferry", "--from", "payer", names="--kind")
     refused(served, "payments", "policy", "set", did, "--daily-cap", "1", "--counterparty-cap", "1",
             "--expiry-height", "9", "--address", "city12", "--from", "payer", names="--address")
+    refused(served, "payments", "policy", "set", did, "--daily-cap", "1", "--counterparty-cap", "1",
+            "--expiry-height", "9", "--max-txs-per-window", "-1", "--from", "payer", names="--max-txs-per-window")
     refused(served, "payments", "policy", "freeze", did, names="--from / --wallet")
     refused(served, "payments", "policy", "freeze", did, "--from", "payer", "--wallet", "w", names="--from / --wallet")
     refused(served, "payments", "policy", "freeze", did, "--wallet", "nobody", names="--wallet")

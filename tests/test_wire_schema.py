@@ -196,6 +196,7 @@ async def _drive_with_sdk(tn, transport) -> None:
             await client.get_block(status.height + 100)
         assert missing.value.status == 404 and missing.value.field == "height"
         await _drive_passports(client, tn)
+        await _drive_payments(client, tn)
 
 
 async def _drive_passports(client, tn) -> None:
@@ -217,6 +218,24 @@ async def _drive_passports(client, tn) -> None:
     with pytest.raises(cityledger.sdk.ApiError) as unknown:
         await client.get_passport_log(PASSPORT_ID, auth)
     assert unknown.value.status == 403 and unknown.value.field == "reader"
+
+
+async def _drive_payments(client, tn) -> None:
+    """The payments routes: a channel and an escrow read back, a voucher checked, misses answer ErrorBody."""
+    from cityledger.modules.payments import LockEscrow, OpenChannel, sign_voucher
+    from cityledger.wire.payments import VoucherCheckBody
+
+    messages = [OpenChannel(tn.bob.address(), 100, 3, tn.alice.public_key), LockEscrow(tn.bob.address(), 5, 500)]
+    await client.submit(build_tx(tn.chain_id, [tn.alice], 2, messages))
+    tn.node.engine.produce_block()
+    assert (await client.get_channel(1)).deposit == 100 and (await client.get_escrow(1)).amount == 5
+    assert (await client.get_locked()).locked == 105
+    signature = sign_voucher(tn.alice, tn.chain_id, 1, 10, 1).hex()
+    assert (await client.check_voucher(VoucherCheckBody(1, 10, 1, signature))).adds == 10
+    for missing in (client.get_policy("did:city:4EyGwS8WxXvuPyDJMx7D5u"), client.get_counterparty(tn.bob.address())):
+        with pytest.raises(cityledger.sdk.ApiError) as absent:
+            await missing
+        assert absent.value.status == 404
 
 
 def test_real_answers_decode_with_the_sdk_field_for_field(node, openapi):

@@ -21,7 +21,7 @@ from ..core.storage import BlockRecord, ResultRecord, Store
 from ..core.tree import NodeKey, TreeUpdate
 from ..core.tx import MAX_TX_BYTES, DecodedTx, TxCodec, verify_tx_signatures
 from ..modules.base import Context, Module, Params, compute_param_tables
-from . import abc, genesis, queries, snapshots
+from . import abc, genesis, queries, quotas, snapshots
 from .router import ActionRouter, MessageRouter
 
 log = logging.getLogger("cityledger.app")
@@ -65,6 +65,7 @@ class CityApp(abc.Application):
         self._restore: snapshots.Restore | None = None
         self._check_state = Overlay(store)
         self._check_params = self.params(self._check_state)
+        self._quota_reader = next((m.sender_quota for m in self.modules if m.sender_quota is not None), None)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -132,10 +133,12 @@ class CityApp(abc.Application):
         return Context(state, self.chain_id, height, time_ns, decoded.sender, decoded.tx.body.signer, decoded.tx_id,
                        params=params or self.params(state), actions=self.actions)
 
-    def _authenticate(self, state: Overlay, decoded: DecodedTx, height: int) -> tuple[bytes, bytes]:
-        """Nonce and expiry checks; on success the sender's nonce advances in `state`.
+    def _authenticate(self, state: Overlay, decoded: DecodedTx, height: int,
+                      params: Params) -> tuple[tuple[bytes, bytes], int]:
+        """Nonce, expiry and window-quota checks; on success the sender's nonce advances in `state`.
         Returns that write (key, value) of the sender's account record, so a caller can keep it
-        when the messages fail (the record's balance is the one from before the messages)."""
+        when the messages fail (the record's balance is the one from before the messages), and the
+        sender's pending-tx bound (0: none)."""
         body = decoded.tx.body
         if body.expiry_height and height > body.expiry_height:
             raise ERR_EXPIRED(f"body.expiry_height: tx expired at height {body.expiry_height}, "
@@ -147,9 +150,12 @@ class CityApp(abc.Application):
             raise ERR_NONCE_REPLAY(f"body.nonce: {body.nonce} already used; expected {expected}", "body.nonce")
         if body.nonce > expected:
             raise ERR_NONCE_GAP(f"body.nonce: expected {expected}, got {body.nonce} (out of order)", "body.nonce")
+        max_pending = 0
+        if self._quota_reader is not None:
+            max_pending = quotas.check_window_quota(state, self._quota_reader, params, decoded, height, expected)
         bump = (key, pack_account(expected + 1, balance))  # body.nonce < 2**63: no overflow
         state.writes[key] = bump[1]
-        return bump
+        return bump, max_pending
 
     def _run_messages(self, journal: Overlay, decoded: DecodedTx, height: int, time_ns: int,
                       params: Params | None = None, record_events: bool = True) -> Context:
@@ -192,11 +198,12 @@ class CityApp(abc.Application):
         try:
             decoded = decoded or self.precheck(tx, tx_id=tx_id)
             height = self.store.last_height() + 1
-            if recheck:  # the nonce bump is the only write, made only if every check passes
-                self._authenticate(self._check_state, decoded, height)
+            if recheck:  # the nonce and window writes are the only ones, made only if every check passes
+                self._authenticate(self._check_state, decoded, height, self._check_params)
             else:
                 journal = Overlay(self._check_state)
-                self._authenticate(journal, decoded, height)
+                _, max_pending = self._authenticate(journal, decoded, height, self._check_params)
+                quotas.check_pending_quota(self._check_state, self.store, decoded.sender, max_pending)
                 self._run_messages(journal, decoded, height, 0, self._check_params, record_events=False)
                 self._check_state.writes.update(journal.writes)
         except Exception as exc:  # noqa: BLE001 - TxError, or a bug turned into a rejection
@@ -267,7 +274,7 @@ class CityApp(abc.Application):
         journal = Overlay(block_state)
         try:
             decoded = self.precheck(raw, tx_id=tx_id)
-            nonce_write = self._authenticate(journal, decoded, height)
+            nonce_write, _ = self._authenticate(journal, decoded, height, params)
         except Exception as exc:  # noqa: BLE001 - TxError, or a bug turned into a rejection
             error = exc if isinstance(exc, TxError) else _unexpected(exc, "tx", "checking this tx", tx_id)
             return abc.TxResult(code=error.code, codespace=error.codespace, log=error.message), None

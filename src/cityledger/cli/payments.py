@@ -181,6 +181,8 @@ def policy_set(device: str = typer.Argument(..., help="The device's DID"),
                kinds: list[str] = typer.Option([], "--kind", help="Allowed counterparty kind: charger, parking, "
                                                "toll (repeatable)"),
                addresses: list[str] = typer.Option([], "--address", help="Allowed counterparty address (repeatable)"),
+               max_txs: int = typer.Option(0, "--max-txs-per-window", min=0,
+                                           help="Txs the device may send per quota window (0: the chain's default)"),
                from_key: Optional[str] = OwnerFromOption, wallet: Optional[str] = OwnerWalletOption,
                purpose: str = PurposeOption, index: int = IndexOption, timeout_s: float = TimeoutOption,
                home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
@@ -197,7 +199,7 @@ def policy_set(device: str = typer.Argument(..., help="The device's DID"),
         fail(f"--address: expected at most {MAX_POLICY_ADDRESSES} distinct addresses, got {len(set(allowed))}")
     build = lambda chain_id, key, nonce: set_policy(  # noqa: E731
         chain_id, key, nonce, device, daily_cap=daily_cap, counterparty_cap=counterparty_cap,
-        expiry_height=expiry_height, kinds=tuple(kinds), addresses=allowed)
+        expiry_height=expiry_height, kinds=tuple(kinds), addresses=allowed, max_txs_per_window=max_txs)
     _owner_send(device, from_key, wallet, purpose, index, home, node, passphrase_env, timeout_s, build,
                 f"policy set for {device}", as_json)
 

@@ -8,7 +8,7 @@ from the block and the transaction. It never reads the clock, randomness, floats
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from ..core.encoding import Message
 from ..core.errors import ErrorCatalog, ErrorKind
@@ -55,6 +55,18 @@ ValidatorSetReader = Callable[[PrefixReader], tuple[ValidatorUpdate, ...]]
 ValidatorAdopter = Callable[[Context, Sequence[ValidatorUpdate]], None]
 
 
+class SenderQuota(NamedTuple):
+    """How many txs one sender may have admitted: per window of blocks, and pending at once."""
+
+    window_blocks: int  # the window's length in blocks (0: no window quota)
+    txs_per_window: int  # txs of the sender (failed ones too) per window
+    max_pending: int  # txs of the sender admitted to the mempool and not yet in a block
+
+
+# The quota of a sender, given (state, params, sender, signer): read once per window per sender.
+QuotaReader = Callable[[StateReader, "Params", Address, Signer | None], SenderQuota]
+
+
 @dataclass(frozen=True)
 class Module:
     """A domain module as the application sees it: everything app/ needs of it, so app names none."""
@@ -77,6 +89,8 @@ class Module:
     validator_set: ValidatorSetReader | None = None
     # Takes the engine's genesis validators when the genesis file named none (CometBFT's genesis).
     adopt_validators: ValidatorAdopter | None = None
+    # The per-sender admission quota (the ledger is feeless: quotas, not fees, hold off spam).
+    sender_quota: QuotaReader | None = None
 
     def __post_init__(self) -> None:
         if self.params and self.param_key is None:

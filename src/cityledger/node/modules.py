@@ -12,13 +12,15 @@ from ..modules.bank.keeper import KEEPER as BANK
 from ..modules.base import Module
 from ..modules.devices.keeper import DevicesKeeper
 from ..modules.identity.keeper import KEEPER as IDENTITY
+from ..modules.payments.keeper import SpendPolicies
 
 DEVICES = DevicesKeeper(IDENTITY)
+SPEND_POLICIES = SpendPolicies(DEVICES)
 
 
 def default_modules() -> list[Module]:
     """Every module of the ledger, in the order their genesis runs."""
-    return [governance.MODULE, bank.MODULE, identity.MODULE, devices.new_module(identity=IDENTITY),
+    return [governance.MODULE, bank.new_module(spend_guard=SPEND_POLICIES), identity.MODULE, devices.new_module(identity=IDENTITY),
             payments.new_module(bank=BANK, devices=DEVICES),
             consent.new_module(identity=IDENTITY, devices=DEVICES),
             batteries.new_module(identity=IDENTITY, devices=DEVICES)]

@@ -15,7 +15,10 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from ..core.types import address_to_str
 from ..wire.batteries import PutPassportBody, ReadPassportBody
+from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedView, PolicyView, VoucherCheckBody,
+                             VoucherCheckView)
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
 from .models import (AccessLog, Account, BatchResult, Block, Health, PassportDocument, PassportStored, QueryResult,
@@ -50,8 +53,14 @@ def _decoder(kind: type) -> Callable[[bytes], Any]:
 
 
 _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, QueryResult, StateValue, Status,
-                                          SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog)}
+                                          SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog,
+                                          ChannelView, EscrowView, PolicyView, CounterpartyView, LockedView,
+                                          VoucherCheckView)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
+
+
+def _counterparty_path(address: str | bytes) -> str:
+    return f"counterparties/{address_to_str(to_address(address, 'address'))}"
 
 
 def _hex_id(tx_id: str | bytes) -> str:
@@ -139,6 +148,14 @@ class _Calls:
     def get_passport_log(passport_id: str, auth: Mapping[str, Any], after_seq: int) -> _Call:
         return _Call("GET", f"/passports/{quote(passport_id, safe='')}/log", _READ[AccessLog],
                      {**auth, "after_seq": after_seq})
+
+    @staticmethod
+    def get_payments(path: str, kind: type, height: int) -> _Call:
+        return _Call("GET", f"/payments/{path}", _READ[kind], {"height": height})
+
+    @staticmethod
+    def check_voucher(body: bytes) -> _Call:
+        return _Call("POST", "/payments/vouchers/check", _READ[VoucherCheckView], body=body)
 
 
 def check_verified(key: bytes, height: int, answer: StateValue, app_hash: bytes | str | None) -> bytes | None:
@@ -250,6 +267,30 @@ class Client:
         """A passport's access log from `after_seq`, to its operator or battery owner (auth: sign_log_read)."""
         return self._do(_Calls.get_passport_log(passport_id, auth, after_seq))
 
+    def get_channel(self, channel_id: int, height: int = 0) -> ChannelView:
+        """A payment channel (height 0: the latest)."""
+        return self._do(_Calls.get_payments(f"channels/{int(channel_id)}", ChannelView, height))
+
+    def get_escrow(self, escrow_id: int, height: int = 0) -> EscrowView:
+        """An escrow, until released or refunded."""
+        return self._do(_Calls.get_payments(f"escrows/{int(escrow_id)}", EscrowView, height))
+
+    def get_policy(self, device: str, height: int = 0) -> PolicyView:
+        """A device's spending policy, and what it spent on that block's day."""
+        return self._do(_Calls.get_payments(f"policies/{quote(device, safe='')}", PolicyView, height))
+
+    def get_counterparty(self, address: str | bytes, height: int = 0) -> CounterpartyView:
+        """The counterparty kind an account declared."""
+        return self._do(_Calls.get_payments(_counterparty_path(address), CounterpartyView, height))
+
+    def get_locked(self, height: int = 0) -> LockedView:
+        """Credits locked in escrows and channels."""
+        return self._do(_Calls.get_payments("locked", LockedView, height))
+
+    def check_voucher(self, body: VoucherCheckBody) -> VoucherCheckView:
+        """Would the chain redeem this voucher now (ApiError 409 naming why not)?"""
+        return self._do(_Calls.check_voucher(msgspec.json.encode(body)))
+
 
 class AsyncClient:
     """The asyncio client: `async with AsyncClient(url) as node: await node.status()`."""
@@ -333,6 +374,24 @@ class AsyncClient:
 
     async def get_passport_log(self, passport_id: str, auth: Mapping[str, Any], after_seq: int = 0) -> AccessLog:
         return await self._do(_Calls.get_passport_log(passport_id, auth, after_seq))
+
+    async def get_channel(self, channel_id: int, height: int = 0) -> ChannelView:
+        return await self._do(_Calls.get_payments(f"channels/{int(channel_id)}", ChannelView, height))
+
+    async def get_escrow(self, escrow_id: int, height: int = 0) -> EscrowView:
+        return await self._do(_Calls.get_payments(f"escrows/{int(escrow_id)}", EscrowView, height))
+
+    async def get_policy(self, device: str, height: int = 0) -> PolicyView:
+        return await self._do(_Calls.get_payments(f"policies/{quote(device, safe='')}", PolicyView, height))
+
+    async def get_counterparty(self, address: str | bytes, height: int = 0) -> CounterpartyView:
+        return await self._do(_Calls.get_payments(_counterparty_path(address), CounterpartyView, height))
+
+    async def get_locked(self, height: int = 0) -> LockedView:
+        return await self._do(_Calls.get_payments("locked", LockedView, height))
+
+    async def check_voucher(self, body: VoucherCheckBody) -> VoucherCheckView:
+        return await self._do(_Calls.check_voucher(msgspec.json.encode(body)))
 
 
 def _join_batches(parts: list[BatchResult]) -> BatchResult:

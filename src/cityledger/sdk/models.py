@@ -13,6 +13,15 @@ from ..wire.batteries import (
     PassportStoredView as PassportStored,
     TierHashView as TierHash,
 )
+from ..wire.payments import (
+    ChannelView as Channel,
+    CounterpartyView as Counterparty,
+    EscrowView as Escrow,
+    LockedView as Locked,
+    PolicyView as Policy,
+    VoucherCheckView as VoucherCheck,
+    VoucherKeyView as VoucherKey,
+)
 from ..wire.views import (
     AccountView as Account,
     Attribute,
@@ -33,6 +42,13 @@ from ..wire.views import (
 )
 
 __all__ = [
+    "Channel",
+    "Counterparty",
+    "Escrow",
+    "Locked",
+    "Policy",
+    "VoucherCheck",
+    "VoucherKey",
     "AccessEntry",
     "AccessLog",
     "PassportDocument",

@@ -87,10 +87,12 @@ class VoucherTracker:
 
 def set_policy(chain_id: str, keys: KeyOrKeys, nonce: int, device: str, *, daily_cap: int, counterparty_cap: int,
                expiry_height: int, kinds: tuple[str, ...] = (), addresses: tuple[str | bytes, ...] = (),
-               signer: Signer | None = None) -> bytes:
-    """The owner sets what the device's own account may spend (replacing and unfreezing any policy)."""
+               max_txs_per_window: int = 0, signer: Signer | None = None) -> bytes:
+    """The owner sets what the device's own account may spend (replacing and unfreezing any policy),
+    and how many txs it may send per quota window (0: the chain's device default)."""
     allowed = sorted({to_address(a, f"addresses[{i}]") for i, a in enumerate(addresses)})
-    message = SetPolicy(device, daily_cap, counterparty_cap, sorted(set(kinds)), allowed, expiry_height)
+    message = SetPolicy(device, daily_cap, counterparty_cap, sorted(set(kinds)), allowed, expiry_height,
+                        max_txs_per_window)
     return sign(chain_id, keys, nonce, [message], signer=signer)
 
 

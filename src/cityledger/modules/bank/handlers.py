@@ -6,6 +6,7 @@ from ...core.accounts import EMPTY_VALUE, account_key, encode_account, pack_acco
 from ...core.state import Overlay, StateReader
 from ...core.types import ADDRESS_LEN
 from ..base import Context
+from .expected import SpendGuard
 from .errors import (
     ERR_INSUFFICIENT_FUNDS,
     ERR_INVALID_ADDRESS,
@@ -56,14 +57,16 @@ def move(ctx: Context, to: bytes, amount: int) -> None:
     state.writes[recipient_key] = pack_account(nonce, credited)  # credited > 0: never deleted
 
 
-def process_transfer(ctx: Context, msg: Transfer) -> None:
+def process_transfer(guard: SpendGuard | None, ctx: Context, msg: Transfer) -> None:
     """Transfer micro-credits from the sender to one recipient."""
     _check_output(msg.to, msg.amount, "transfer")
+    if guard is not None:
+        guard.check_spend(ctx, msg.to, msg.amount)
     move(ctx, msg.to, msg.amount)
     ctx.emit("transfer", sender=ctx.sender, recipient=msg.to, amount=msg.amount)
 
 
-def process_multi_send(ctx: Context, msg: MultiSend) -> None:
+def process_multi_send(guard: SpendGuard | None, ctx: Context, msg: MultiSend) -> None:
     """Pay several recipients; all outputs succeed or none does."""
     if not 1 <= len(msg.outputs) <= MAX_OUTPUTS:
         raise ERR_TOO_MANY_OUTPUTS(f"outputs: expected 1 to {MAX_OUTPUTS} outputs, got {len(msg.outputs)}",
@@ -71,5 +74,7 @@ def process_multi_send(ctx: Context, msg: MultiSend) -> None:
     for index, output in enumerate(msg.outputs):
         _check_output(output.to, output.amount, f"outputs[{index}]")
     for output in msg.outputs:
+        if guard is not None:
+            guard.check_spend(ctx, output.to, output.amount)
         move(ctx, output.to, output.amount)
         ctx.emit("transfer", sender=ctx.sender, recipient=output.to, amount=output.amount)

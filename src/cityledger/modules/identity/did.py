@@ -10,6 +10,7 @@ hold. Device DIDs use the device's own key as the controller and an empty salt.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from ...core.encoding import encode
@@ -24,6 +25,8 @@ CONTROLLER_FRAGMENT = "controller-"
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {char: index for index, char in enumerate(_B58)}
 _MULTICODEC = {SCHEME_ED25519: b"\xed\x01", SCHEME_P256: b"\x80\x24"}  # ed25519-pub, p256-pub
+DID_CACHE_ENTRIES = 65_536  # DIDs computed and checked, remembered (pure functions; ~10 MB at most)
+MAX_CACHED_SALT = 64  # longer salts (never used by the ledger's own DIDs) are not cached
 _DID_RE = re.compile(r"did:city:[1-9A-HJ-NP-Za-km-z]{1,32}")  # fullmatch: "$" would admit a trailing "\n"
 
 
@@ -52,15 +55,29 @@ def b58decode(text: str) -> bytes:
 
 def compute_did(controller: Signer, salt: bytes) -> str:
     """The DID that a controller and a salt generate."""
-    digest = sha256(DOMAIN_DID + encode(controller) + salt)[:ID_BYTES]
-    return DID_PREFIX + b58encode(digest)
+    if len(salt) > MAX_CACHED_SALT:
+        return _derive_did(encode(controller), salt)
+    return _cached_did(encode(controller), bytes(salt))
+
+
+def _derive_did(controller: bytes, salt: bytes) -> str:
+    return DID_PREFIX + b58encode(sha256(DOMAIN_DID + controller + salt)[:ID_BYTES])
+
+
+_cached_did = lru_cache(maxsize=DID_CACHE_ENTRIES)(_derive_did)
 
 
 def is_did(text: str) -> bool:
     """True if text is a syntactically valid did:city DID."""
     if not isinstance(text, str) or not _DID_RE.fullmatch(text):
         return False
-    ident = text[len(DID_PREFIX):]
+    return _is_canonical_id(text[len(DID_PREFIX):])
+
+
+# Pure functions of short texts (the pattern above bounds them to 32 characters), called for every
+# device lookup: cached, since base58 in Python costs more than the rest of a transfer's checks.
+@lru_cache(maxsize=DID_CACHE_ENTRIES)
+def _is_canonical_id(ident: str) -> bool:
     raw = b58decode(ident)
     return len(raw) == ID_BYTES and b58encode(raw) == ident
 

@@ -44,6 +44,7 @@ from .messages import (
     TopUpChannel,
 )
 from .policy import compute_day, get_policy, process_declare_counterparty, process_freeze, process_set_policy
+from .quotas import PARAMS, param_key, read_sender_quota
 from .queries import query_channel, query_counterparty, query_escrow, query_locked, query_policy
 from .vouchers import DOMAIN_VOUCHER, compute_voucher_bytes, sign_voucher, verify_voucher
 
@@ -72,6 +73,9 @@ def new_module(bank: Bank, devices: Devices) -> Module:
                  "counterparty": query_counterparty, "locked": query_locked},
         init_genesis=init_genesis,
         invariants=(partial(check_payments, bank),),
+        params=PARAMS,
+        param_key=param_key,
+        sender_quota=partial(read_sender_quota, devices),
     )
 
 

@@ -236,11 +236,15 @@ def process_top_up(bank: Bank, devices: Devices, ctx: Context, msg: TopUpChannel
     ctx.emit("payments_channel_topped_up", channel_id=record.channel_id, amount=msg.amount)
 
 
-def _redeem(bank: Bank, ctx: Context, record: ChannelRecord, amount: int, nonce: int,
-            signature: bytes) -> ChannelRecord:
-    """Pay the payee what a newer voucher adds; raise unless the voucher is valid and newer."""
-    # Check: the challenge window (if closing) still runs; the voucher is newer, covered, and signed.
-    if record.status == STATUS_CLOSING and ctx.height >= record.closing_height:
+def check_redeemable(record: ChannelRecord, chain_id: str, height: int, amount: int, nonce: int,
+                     signature: bytes) -> int:
+    """What a voucher adds over the channel's newest redeemed one at `height`; raise the TxError the
+    chain would give unless it would redeem it (the payee's pre-check over REST runs this too)."""
+    # Check: the channel is unsettled and its challenge window (if closing) still runs; the
+    # voucher is newer, covered by the deposit, and signed by the channel's voucher key.
+    if record.status == STATUS_SETTLED:
+        raise ERR_SETTLED(f"channel_id: channel {record.channel_id} is settled", "channel_id")
+    if record.status == STATUS_CLOSING and height >= record.closing_height:
         raise ERR_WINDOW_CLOSED(f"channel_id: the challenge window ended at height {record.closing_height}",
                                 "channel_id")
     if not 0 < nonce <= MAX_NONCE or nonce <= record.nonce:
@@ -249,9 +253,16 @@ def _redeem(bank: Bank, ctx: Context, record: ChannelRecord, amount: int, nonce:
         raise ERR_STALE_VOUCHER(f"amount: {amount} is below the {record.redeemed} already redeemed", "amount")
     if amount > record.deposit:
         raise ERR_OVER_DEPOSIT(f"amount: {amount} exceeds the deposit of {record.deposit}", "amount")
-    if not verify_voucher(record.voucher_key, ctx.chain_id, record.channel_id, amount, nonce, signature):
+    if not verify_voucher(record.voucher_key, chain_id, record.channel_id, amount, nonce, signature):
         raise ERR_BAD_VOUCHER("signature: not the payer's voucher for this chain, channel, amount and nonce",
                               "signature")
+    return amount - record.redeemed
+
+
+def _redeem(bank: Bank, ctx: Context, record: ChannelRecord, amount: int, nonce: int,
+            signature: bytes) -> ChannelRecord:
+    """Pay the payee what a newer voucher adds; raise unless the voucher is valid and newer."""
+    check_redeemable(record, ctx.chain_id, ctx.height, amount, nonce, signature)
     _unlock(bank, ctx, record.payee, amount - record.redeemed)
     ctx.emit("payments_voucher_redeemed", channel_id=record.channel_id, amount=amount, nonce=nonce,
              paid=amount - record.redeemed)

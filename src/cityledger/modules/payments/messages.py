@@ -16,6 +16,7 @@ COUNTERPARTY_DEVICE_KINDS = {KIND_CHARGER: "charger", KIND_PARKING: "meter", KIN
 
 DAY_NS = 86_400 * 10**9  # a policy's day, in block time: day = block time_ns // DAY_NS
 MAX_POLICY_ADDRESSES = 32  # allowed counterparty addresses per policy
+MAX_QUOTA_TXS = 1_000_000_000  # the most txs a quota (chain's or a device policy's) may allow per window
 MAX_POLICY_BLOCKS = 10_000_000  # a policy's expiry lies at most this far ahead (a policy always expires)
 MIN_SETTLE_DELAY_BLOCKS = 2  # a channel's challenge window: at least this many blocks
 MAX_SETTLE_DELAY_BLOCKS = 100_000
@@ -37,6 +38,9 @@ class SetPolicy(Message, tag="payments/1.0/set_policy"):
     kinds: list[str]  # allowed counterparty kinds, sorted, distinct (subset of COUNTERPARTY_KINDS)
     addresses: list[Address]  # allowed counterparty addresses, sorted, distinct
     expiry_height: Height  # the last height the policy allows payments at
+    # txs the device may send per quota window (0: the chain's device default; never above the
+    # chain's per-sender quota): a device's share of the spam limits is its owner's to set
+    max_txs_per_window: int = 0
 
 
 class FreezeDevice(Message, tag="payments/1.0/freeze"):
@@ -132,6 +136,7 @@ class PolicyRecord(Record):
     expiry_height: Height
     frozen: bool
     updated_height: Height
+    max_txs_per_window: int = 0
 
 
 class SpendRecord(Record):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from ...core.encoding import decoder, encode
+from ...core.keys import Signer
 from ...core.state import StateReader
 from ...core.types import ADDRESS_LEN, Address
 from ..bank.messages import MAX_AMOUNT
@@ -37,6 +38,7 @@ from .messages import (
     DAY_NS,
     MAX_POLICY_ADDRESSES,
     MAX_POLICY_BLOCKS,
+    MAX_QUOTA_TXS,
     CounterpartyRecord,
     DeclareCounterparty,
     FreezeDevice,
@@ -78,12 +80,16 @@ def compute_day(time_ns: int) -> int:
     return time_ns // DAY_NS
 
 
-def sender_device(devices: Devices, ctx: Context) -> DeviceRecord | None:
-    """The registered device whose own account sends this tx, or None for any other account."""
-    signer = ctx.signer
+def signer_device(devices: Devices, state: StateReader, signer: Signer | None) -> DeviceRecord | None:
+    """The registered device whose own account `signer` is, or None for any other account."""
     if signer is None or signer.threshold != 1 or len(signer.keys) != 1:
         return None
-    return devices.get_device(ctx.state, compute_did(signer, b""))
+    return devices.get_device(state, compute_did(signer, b""))
+
+
+def sender_device(devices: Devices, ctx: Context) -> DeviceRecord | None:
+    """The registered device whose own account sends this tx, or None for any other account."""
+    return signer_device(devices, ctx.state, ctx.signer)
 
 
 def counterparty_kind(devices: Devices, state: StateReader, address: bytes) -> str | None:
@@ -159,6 +165,9 @@ def _check_policy_fields(ctx: Context, msg: SetPolicy) -> None:
         raise ERR_INVALID(f"addresses: expected at most {MAX_POLICY_ADDRESSES}, got {len(msg.addresses)}", "addresses")
     if any(len(a) != ADDRESS_LEN for a in msg.addresses) or list(msg.addresses) != sorted(set(msg.addresses)):
         raise ERR_INVALID(f"addresses: expected distinct sorted {ADDRESS_LEN}-byte addresses", "addresses")
+    if not 0 <= msg.max_txs_per_window <= MAX_QUOTA_TXS:
+        raise ERR_INVALID(f"max_txs_per_window: expected 0 (the chain's device default) to {MAX_QUOTA_TXS}, "
+                          f"got {msg.max_txs_per_window}", "max_txs_per_window")
     if not ctx.height <= msg.expiry_height <= ctx.height + MAX_POLICY_BLOCKS:
         raise ERR_INVALID(f"expiry_height: expected {ctx.height} to {ctx.height + MAX_POLICY_BLOCKS}, "
                           f"got {msg.expiry_height}", "expiry_height")
@@ -171,10 +180,11 @@ def process_set_policy(devices: Devices, ctx: Context, msg: SetPolicy) -> None:
     device = _owned_device(devices, ctx, msg.device)
     record = PolicyRecord(device.did, Address(bytes(ctx.sender)), device.epoch, msg.daily_cap, msg.counterparty_cap,
                           list(msg.kinds), [Address(bytes(a)) for a in msg.addresses], msg.expiry_height, False,
-                          ctx.height)
+                          ctx.height, msg.max_txs_per_window)
     ctx.state.set(policy_key(device.did), encode(record))
     ctx.emit("payments_policy_set", device=device.did, daily_cap=msg.daily_cap,
-             counterparty_cap=msg.counterparty_cap, expiry_height=msg.expiry_height)
+             counterparty_cap=msg.counterparty_cap, expiry_height=msg.expiry_height,
+             max_txs_per_window=msg.max_txs_per_window)
 
 
 def process_freeze(devices: Devices, ctx: Context, msg: FreezeDevice) -> None:

@@ -62,7 +62,8 @@ def query_policy(devices: Devices, state: StateReader, args: dict[str, str]) -> 
     return {"device": record.device, "owner": address_to_str(record.owner), "current": current,
             "daily_cap": record.daily_cap, "counterparty_cap": record.counterparty_cap, "kinds": list(record.kinds),
             "addresses": [address_to_str(a) for a in record.addresses], "expiry_height": record.expiry_height,
-            "frozen": record.frozen, "updated_height": record.updated_height, "spent_today": spent}
+            "frozen": record.frozen, "updated_height": record.updated_height, "spent_today": spent,
+            "max_txs_per_window": record.max_txs_per_window}
 
 
 def query_counterparty(state: StateReader, args: dict[str, str]) -> dict[str, Any]:

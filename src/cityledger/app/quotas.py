@@ -1,0 +1,72 @@
+"""Per-sender admission quotas: the ledger is feeless, so quotas, not fees, hold off spam.
+
+Two bounds, both governed parameters (the payments module declares them and reads a device's own
+bound from its owner's spending policy, through the modules' `sender_quota` hook):
+- txs per window of blocks, a consensus rule checked with the nonce (a tx over it fails like a
+  nonce gap: it changes nothing, and the sender may send it again in the next window);
+- txs pending in the mempool at once, an admission rule of check_tx.
+
+    key   = 00 02 14 <address>                       (auth module, collection 0x02)
+    value = window end height || first nonce of the window || txs allowed || pending allowed (u64 each)
+
+Counting needs no write per tx: an account's nonce advances with every tx in a block (failed ones
+too), so the txs a sender sent in the window are its nonce now less its nonce at the window's first
+tx. The record is written once per window per sender and keeps the quota read then, so the hook
+(a policy lookup, for a device) runs once per window, not once per tx.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..core.accounts import get_nonce
+from ..core.errors import ERR_QUOTA
+from ..core.state import Overlay, StateReader
+from ..core.statekeys import PREFIX_AUTH, collection_prefix
+from ..core.tx import DecodedTx
+from ..modules.base import Params, QuotaReader
+
+QUOTAS_PREFIX = collection_prefix(PREFIX_AUTH, 0x02)
+_LAYOUT = struct.Struct(">QQQQ")
+
+
+def quota_key(address: bytes) -> bytes:
+    """Key of a sender's window record."""
+    return QUOTAS_PREFIX + bytes((len(address),)) + address
+
+
+def check_window_quota(state: Overlay, reader: QuotaReader, params: Params, decoded: DecodedTx, height: int,
+                       nonce: int) -> int:
+    """Refuse a tx past its sender's quota for the window `height` falls in; return the sender's
+    pending bound. `nonce` is the tx's (already checked) nonce: the sender's txs so far."""
+    key = quota_key(decoded.sender)
+    raw = state.get(key)
+    if raw is not None:
+        end, first_nonce, per_window, max_pending = _LAYOUT.unpack(raw)
+        if height < end:
+            # Check: the sender has sent fewer txs in this window than its quota.
+            if nonce - first_nonce >= per_window:
+                raise ERR_QUOTA(f"sender: {per_window} txs already sent in the window of blocks ending at "
+                                f"height {end} (the sender's quota per window); send again from height {end}",
+                                "sender")
+            return max_pending
+    quota = reader(state, params, decoded.sender, decoded.tx.body.signer)
+    if quota.window_blocks <= 0:
+        if raw is not None:
+            state.writes[key] = None  # the window quota was turned off: the old record goes
+        return quota.max_pending
+    end = (height // quota.window_blocks + 1) * quota.window_blocks
+    # Check: a zero quota (a device its owner allowed no txs) refuses the window's first tx too.
+    if quota.txs_per_window <= 0:
+        raise ERR_QUOTA(f"sender: allowed no txs in the window of blocks ending at height {end}", "sender")
+    state.writes[key] = _LAYOUT.pack(end, nonce, quota.txs_per_window, quota.max_pending)
+    return quota.max_pending
+
+
+def check_pending_quota(check_state: StateReader, committed: StateReader, sender: bytes, max_pending: int) -> None:
+    """Refuse a new tx of a sender that already has `max_pending` txs admitted and not yet committed."""
+    pending = get_nonce(check_state, sender) - get_nonce(committed, sender)
+    # Check: the mempool holds fewer of this sender's txs than its pending quota.
+    if max_pending > 0 and pending >= max_pending:
+        raise ERR_QUOTA(f"sender: {pending} txs already pending, at most {max_pending} per sender (retry after the "
+                        "next block)", "sender")
