@@ -105,9 +105,13 @@ class Point201(_Guarded, ChargePoint201):
         return result201.Authorize(id_token_info={"status": status})
 
     @on("TransactionEvent")
-    def on_transaction_event(self, event_type: str, timestamp: str, transaction_info: dict,
+    def on_transaction_event(self, event_type: str, timestamp: str, transaction_info: dict, seq_no: int,
                              meter_value: list | None = None, id_token: dict | None = None, **_: Any) -> Any:
-        """Started, Updated and Ended move one session; a refused event changes nothing."""
+        """Started, Updated and Ended move one session; a refused event changes nothing.
+
+        seqNo orders a transaction's events: one at or below the highest applied (an offline queue
+        replayed after a reconnect, a resend after a lost answer) is acknowledged and changes nothing.
+        """
         session_id = transaction_info["transaction_id"]
         token = id_token.get("id_token") if id_token else None
         try:
@@ -115,9 +119,9 @@ class Point201(_Guarded, ChargePoint201):
             at = parse_time(reading[1] if reading else timestamp, "timestamp")
             wh = reading[0] if reading else None
             if event_type == "Started":
-                status = self.csms.open_session(self, session_id, token, wh, at)
+                status = self.csms.open_session(self, session_id, token, wh, at, seq_no=seq_no)
                 return result201.TransactionEvent(id_token_info={"status": status})
-            session = self.csms.advance(self, session_id, token, wh, at, ended=event_type == "Ended")
+            session = self.csms.advance(self, session_id, token, wh, at, ended=event_type == "Ended", seq_no=seq_no)
         except AccountingError as error:
             raise self.refuse(error) from None
         info = {"status": self.csms.authorize(token, "Central")} if token else None
@@ -130,6 +134,20 @@ class Point201(_Guarded, ChargePoint201):
     async def send_stop(self, session_id: str) -> None:
         """Ask the charger to stop a session."""
         await self.call(call201.RequestStopTransaction(transaction_id=session_id))
+
+    async def send_start(self, id_token: str, evse_id: int, remote_start_id: int) -> str:
+        """Ask the charger to start a session for a vehicle's idToken; its answer's status."""
+        answer = await self.call(call201.RequestStartTransaction(
+            id_token={"id_token": id_token, "type": "Central"}, remote_start_id=remote_start_id, evse_id=evse_id))
+        return answer.status
+
+    async def get_variables(self, names: list[tuple[str, str]]) -> dict[str, str | None]:
+        """Read configuration variables ("component", "variable"); None for one the charger rejects."""
+        answer = await self.call(call201.GetVariables(get_variable_data=[
+            {"component": {"name": component}, "variable": {"name": variable}} for component, variable in names]))
+        return {f"{r['component']['name']}.{r['variable']['name']}":
+                r.get("attribute_value") if r["attribute_status"] == "Accepted" else None
+                for r in answer.get_variable_result}
 
 
 class Point16(_Guarded, ChargePoint16):
@@ -200,3 +218,14 @@ class Point16(_Guarded, ChargePoint16):
     async def send_stop(self, session_id: str) -> None:
         """Ask the charger to stop a session."""
         await self.call(call16.RemoteStopTransaction(transaction_id=int(session_id)))
+
+    async def send_start(self, id_token: str, evse_id: int, remote_start_id: int) -> str:
+        """RemoteStartTransaction for a vehicle's idTag on a connector; its answer's status."""
+        answer = await self.call(call16.RemoteStartTransaction(id_tag=id_token, connector_id=evse_id))
+        return answer.status
+
+    async def get_variables(self, names: list[tuple[str, str]]) -> dict[str, str | None]:
+        """1.6 GetConfiguration for the variables' names (the component is not a 1.6 notion)."""
+        answer = await self.call(call16.GetConfiguration(key=[variable for _, variable in names]))
+        found = {item["key"]: item.get("value") for item in answer.configuration_key or []}
+        return {f"{component}.{variable}": found.get(variable) for component, variable in names}
