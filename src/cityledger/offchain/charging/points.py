@@ -32,6 +32,7 @@ LOG = logging.getLogger("cityledger.charging")
 HEARTBEAT_INTERVAL_S = 300  # what BootNotification tells chargers
 CALL_TIMEOUT_S = 30  # a charger's answer to RequestStopTransaction or CostUpdated; past it the call is logged as failed
 MICRO = Decimal(1_000_000)
+MAX_SEQ_NO = 2**31 - 1  # a TransactionEvent's seqNo (OCPP integers are 32-bit)
 
 
 def now_text() -> str:
@@ -115,6 +116,8 @@ class Point201(_Guarded, ChargePoint201):
         session_id = transaction_info["transaction_id"]
         token = id_token.get("id_token") if id_token else None
         try:
+            if not 0 <= seq_no <= MAX_SEQ_NO:
+                raise AccountingError(f"seq_no: expected 0 to {MAX_SEQ_NO}, got {seq_no}")
             reading = last_energy_wh(meter_value)
             at = parse_time(reading[1] if reading else timestamp, "timestamp")
             wh = reading[0] if reading else None
