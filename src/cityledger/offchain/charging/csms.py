@@ -40,7 +40,7 @@ from .accounting import (
 )
 from .points import Point16, Point201
 from .registry import ChargerRegistry
-from .settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT, DEFAULT_SESSION_TIMEOUT_S
+from .settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT, SESSION_TIMEOUT_S
 from .tariff import Tariff
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class Csms:
     def __init__(self, registry: ChargerRegistry, tariff: Tariff, operator_key: PrivateKey,
                  margin_micro: int = DEFAULT_MARGIN_MICRO, *, store: "CsmsStore | None" = None,
                  authority: "VehicleAuthority | None" = None,
-                 session_timeout_s: int = DEFAULT_SESSION_TIMEOUT_S) -> None:
+                 session_timeout_s: int = SESSION_TIMEOUT_S) -> None:
         self.registry, self.tariff, self.operator_key, self.margin_micro = registry, tariff, operator_key, margin_micro
         self.store, self.authority, self.session_timeout_s = store, authority, session_timeout_s
         # Redeems a channel's newest voucher on chain (the node's; expiry.py calls it off the loop).

@@ -183,7 +183,7 @@ def admit(csms: "Csms", grant: Grant) -> str:
 async def serve_authorize(csms: "Csms", connection: ServerConnection) -> None:
     """One vehicle's authorisation: challenge, answer, grant or refusal, then the connection closes."""
     authority = csms.authority
-    connection.protocol.max_size = MAX_AUTHORIZE_FRAME_BYTES  # a presentation exceeds the OCPP frame limit
+    connection.protocol.max_message_size = MAX_AUTHORIZE_FRAME_BYTES  # a presentation exceeds the OCPP frame limit
     challenge = authority.challenge()
     await connection.send(json.dumps(challenge))
     try:
@@ -231,16 +231,21 @@ async def _refuse(connection: ServerConnection, refused: AuthorizationRefused) -
 # -- the vehicle's side ----------------------------------------------------------------------------
 
 async def authorize(base_url: str, device_key: PrivateKey, wallet: "Wallet", ledger: LedgerReader,
-                    channel_id: int | None = None, open_timeout_s: float = AUTHORIZE_TIMEOUT_S) -> dict[str, Any]:
+                    channel_id: int | None = None, operator: str | None = None,
+                    open_timeout_s: float = AUTHORIZE_TIMEOUT_S) -> dict[str, Any]:
     """Authorise a vehicle with a CSMS at `base_url` (ws://host:port); the CSMS's `authorized` answer.
 
     `wallet` holds the vehicle's registration credential and `ledger` reads the chain it is proven
-    against. Raises AuthorizationRefused with the CSMS's reason.
+    against; with `operator` (city…), a CSMS speaking for another operator is refused before anything
+    is signed. Raises AuthorizationRefused with the CSMS's reason.
     """
     did = compute_device_did(device_key.public_key)
     url = f"{base_url.rstrip('/')}/authorize"
     async with connect(url, open_timeout=open_timeout_s, max_size=MAX_AUTHORIZE_FRAME_BYTES) as connection:
         challenge = json.loads(await connection.recv())
+        if operator is not None and challenge.get("operator") != operator:
+            raise AuthorizationRefused("operator", f"expected {operator}, the CSMS speaks for "
+                                                   f"{str(challenge.get('operator'))[:64]!r}")
         payload = compute_authorize_payload(challenge["chain_id"], challenge["operator"],
                                             bytes.fromhex(challenge["nonce"]))
         signature = device_key.sign(compute_message_bytes(did, payload))
