@@ -253,7 +253,7 @@ def test_store_restores_sessions_vouchers_seqno_and_transaction_ids(tmp_path):
             world.csms.store = CsmsStore(tmp_path / "csms.sqlite")
             world.csms.authorize_vehicle(world.terms)
             world.csms.persist_book(world.id_token)
-            async with world.vehicle() as vehicle:
+            async with world.vehicle():
                 ws, station, loop = await _station(world, Station201)
                 await station.call(event("Started", 0, 1_000, 0, world.id_token))
                 await station.call(updated(1, 2_000, 5))
