@@ -15,7 +15,7 @@ from ocpp.v201 import call as call201
 from websockets.asyncio.client import connect
 
 from helpers import CHAIN_ID
-from test_charging import GUARD_S, TARIFF, Station201, World, event, until
+from test_charging import GUARD_S, T0, TARIFF, Station201, World, event, until
 from test_devices import Fleet, new_device
 from test_identity_fixtures import ALICE, City
 from cityledger.core.keys import PrivateKey
@@ -25,7 +25,7 @@ from cityledger.modules.devices import compute_device_did, compute_message_bytes
 from cityledger.modules.payments import OpenChannel, SetPolicy
 from cityledger.modules.payments.handlers import get_counter
 from cityledger.modules.payments.keys import NEXT_CHANNEL_ID_KEY
-from cityledger.offchain.charging import ChargerRegistry, Csms, VehicleClient, compute_cost_micro
+from cityledger.offchain.charging import ChargerRegistry, Csms, Session, VehicleClient, compute_cost_micro
 from cityledger.offchain.charging.vehicle_auth import (
     AuthorizationRefused,
     VehicleAuthority,
@@ -105,6 +105,15 @@ def test_vehicle_authorises_with_its_did_credential_and_channel_and_gets_a_stabl
     assert did not in token and did.split(":")[-1][:20] not in token
     again = run_authorize(csms, device, wallet, garage.ledger)  # no channel named: the known one is reused
     assert again["id_token"] == token and again["channel_id"] == channel
+    # While a session is open on the channel, the vehicle cannot move to another one.
+    csms.sessions["tx-open"] = Session("tx-open", "CP-1", TARIFF, T0, 0, token, 0)
+    csms.current[token] = "tx-open"
+    second = garage.open(device, garage.operator.address())
+    with pytest.raises(AuthorizationRefused, match="session is open") as refused:
+        run_authorize(csms, device, wallet, garage.ledger, second)
+    assert refused.value.field == "channel_id" and csms.books[token].terms.channel_id == channel
+    csms.sessions["tx-open"].ended = True
+    assert run_authorize(csms, device, wallet, garage.ledger, second)["channel_id"] == second
     # Another operator (another secret) sees another, unlinkable pseudonym for the same vehicle.
     other_channel = garage.open(device, garage.stranger_operator.address())
     other = run_authorize(garage.csms(garage.stranger_operator, secret=b"t" * 32), device, wallet, garage.ledger,

@@ -50,6 +50,7 @@ def test_charging_is_off_by_default_with_the_documented_settings(home):
     ("tariff = 3", "charging.tariff"),
     ("session_timeout_s = 10", "charging.session_timeout_s"),
     ("session_timeout_s = 99999999", "charging.session_timeout_s"),
+    ("store_sync = 'sometimes'", "charging.store_sync"),
 ])
 def test_bad_charging_settings_are_refused_naming_the_setting(home, text, setting):
     _set_charging(home, text)

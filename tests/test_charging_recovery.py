@@ -216,6 +216,11 @@ def test_csms_starts_a_session_remotely_and_reads_variables_from_a_task(version)
             else:
                 await station.call(call16.Heartbeat())
             results = await asyncio.wait_for(asyncio.gather(start, variables), GUARD_S)
+            if version == "2.0.1":  # the charger starts the session it was asked for
+                started = event("Started", 0, 500, 0, world.id_token)
+                started.transaction_info["remote_start_id"] = station.starts[0]["remote_start_id"]
+                answer = await station.call(started)
+                assert answer.id_token_info["status"] == "Accepted" and "tx-1" in world.csms.sessions
             loop.cancel()
             return world, station, results
 
@@ -269,6 +274,17 @@ def test_store_restores_sessions_vouchers_seqno_and_transaction_ids(tmp_path):
     session = restored.sessions["tx-1"]
     assert (session.seq_no, session.energy_wh, session.id_token, session.ended) == (1, 1_000, token, False)
     assert restored.current[token] == "tx-1"
+
+
+def test_store_levels_and_a_bad_level(tmp_path):
+    full = CsmsStore(tmp_path / "full.sqlite", "full")
+    assert full.secret() == full.secret() and len(full.secret()) == 32
+    full.save_transaction_id(41)
+    full.close()
+    assert CsmsStore(tmp_path / "full.sqlite").next_transaction_id() == 41
+    assert oct((tmp_path / "full.sqlite").stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(ValueError, match="store_sync"):
+        CsmsStore(tmp_path / "other.sqlite", "sometimes")
 
 
 @pytest.mark.slow

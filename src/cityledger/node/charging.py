@@ -61,7 +61,7 @@ class ChargingService:
         self.requested_port = settings.port
         self.port: int | None = None
         operator_key = load_key(key_path)
-        self.store = CsmsStore(store_path(config.home))
+        self.store = CsmsStore(store_path(config.home), settings.store_sync)
         authority = None
         if node is not None:
             self.ledger = NodeLedger(node)

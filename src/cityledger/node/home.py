@@ -72,6 +72,7 @@ per_minute_micro = 0
 per_session_micro = 0
 margin_micro = 1000000     # how far a vehicle's vouchers may trail the running cost before a stop
 session_timeout_s = 86400  # a session without an event for this long is closed, its newest voucher redeemed
+store_sync = "normal"      # charging/csms.sqlite: "normal" survives a killed process, "full" also a power cut
 """
 
 
@@ -98,6 +99,7 @@ class ChargingConfig:
     per_session_micro: int = 0
     margin_micro: int = DEFAULT_MARGIN_MICRO
     session_timeout_s: int = SESSION_TIMEOUT_S
+    store_sync: str = "normal"
 
 
 @dataclass
@@ -246,6 +248,8 @@ def _load_charging(section: dict) -> ChargingConfig:
     if not MIN_SESSION_TIMEOUT_S <= charging.session_timeout_s <= MAX_SESSION_TIMEOUT_S:
         raise ValueError(f"charging.session_timeout_s: expected {MIN_SESSION_TIMEOUT_S} to {MAX_SESSION_TIMEOUT_S}, "
                          f"got {charging.session_timeout_s}")
+    if charging.store_sync not in ("normal", "full"):
+        raise ValueError(f"charging.store_sync: expected 'normal' or 'full', got {charging.store_sync[:40]!r}")
     for name in ("per_kwh_micro", "per_minute_micro", "per_session_micro", "margin_micro"):
         if getattr(charging, name) > MAX_PRICE_MICRO:
             raise ValueError(f"charging.{name}: expected an integer 0 to {MAX_PRICE_MICRO}, "

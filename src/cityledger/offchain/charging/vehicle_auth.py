@@ -171,6 +171,11 @@ def admit(csms: "Csms", grant: Grant) -> str:
     """Keep a granted vehicle's channel in the CSMS (its newest voucher kept if newer than the chain's)."""
     book = csms.books.get(grant.id_token)
     terms = grant.terms
+    open_session = csms.current.get(grant.id_token)
+    if book is not None and book.terms.channel_id != terms.channel_id and open_session is not None \
+            and not csms.sessions[open_session].ended:
+        raise AuthorizationRefused("channel_id", f"a session is open on channel {book.terms.channel_id}; "
+                                                 "change channels once it ends")
     if book is not None and book.terms.channel_id == terms.channel_id and book.newest is not None \
             and book.newest.nonce > terms.nonce:
         # The chain has not seen the newest voucher yet: keep it, take the chain's deposit (a top-up).
