@@ -149,3 +149,46 @@ def test_hostile_transaction_events_get_callerrors_and_the_session_goes_on():
     assert fine[:2] == [3, "ok"]
     session = world.csms.sessions["tx-1"]
     assert (session.seq_no, session.energy_wh, session.ended) == (0, 0, False)
+
+
+def test_hostile_ocpp16_values_get_callerrors_and_the_session_goes_on():
+    async def scenario():
+        async with World() as world, world.charger(None, "ocpp1.6") as ws:
+            start = [2, "s", "StartTransaction", {"connectorId": 1, "idTag": world.id_token, "meterStart": 100,
+                                                  "timestamp": "2026-01-01T10:00:00Z"}]
+            await ws.send(json.dumps(start))
+            tx = (await answer_to(ws, "s"))[2]["transactionId"]
+            frames = [
+                [2, "h-1", "StartTransaction", {"connectorId": 1, "idTag": "x", "meterStart": 10**30,
+                                                "timestamp": "2026-01-01T10:00:00Z"}],
+                [2, "h-2", "StartTransaction", {"connectorId": 1, "idTag": "x", "meterStart": -1,
+                                                "timestamp": "2026-01-01T10:00:00Z"}],
+                [2, "h-3", "StopTransaction", {"meterStop": 10**30, "timestamp": "2026-01-01T10:05:00Z",
+                                               "transactionId": tx}],
+                [2, "h-4", "StopTransaction", {"meterStop": -5, "timestamp": "2026-01-01T10:05:00Z",
+                                               "transactionId": tx}],
+                [2, "h-5", "StopTransaction", {"meterStop": 500, "timestamp": "2026-01-01T10:05:00Z",
+                                               "transactionId": 10**30}],
+                [2, "h-6", "MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [
+                    {"timestamp": "2026-01-01T10:01:00Z", "sampledValue": [{"value": "1e400"}]}]}],
+                [2, "h-7", "StopTransaction", {"meterStop": 500, "timestamp": "2026-01-01\nT10:05:00Z",
+                                               "transactionId": tx}],
+            ]
+            answers = []
+            for frame in frames:
+                await ws.send(json.dumps(frame))
+                answers.append(await answer_to(ws, frame[1]))
+            stop = [2, "ok", "StopTransaction", {"meterStop": 600, "timestamp": "2026-01-01T10:06:00Z",
+                                                 "transactionId": tx}]
+            await ws.send(json.dumps(stop))
+            fine = await answer_to(ws, "ok")
+            return world, answers, fine, str(tx)
+
+    world, answers, fine, tx = asyncio.run(scenario())
+    assert [a[0] for a in answers] == [4] * 7, answers
+    assert ["meter_start" in answers[0][3], "meter_start" in answers[1][3], "meter_stop" in answers[2][3],
+            "meter_stop" in answers[3][3], "transaction_id" in answers[4][3], "value" in answers[5][3],
+            "timestamp" in answers[6][3]] == [True] * 7
+    assert fine[:2] == [3, "ok"]
+    assert world.csms.sessions[tx].energy_wh == 500 and world.csms.sessions[tx].ended
+    assert len(world.csms.sessions) == 1  # the refused starts opened nothing

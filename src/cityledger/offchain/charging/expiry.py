@@ -35,6 +35,8 @@ def expire_idle(csms: "Csms", now_s: float) -> list[Session]:
         point = csms.points.get(session.charger_id)
         if point is not None:
             csms._spawn(point.send_stop(session.session_id))
+        if session.id_token in csms.vehicles:  # the vehicle is told its bill, and may still pay it
+            csms._spawn(csms._tell_vehicle(session))
         LOG.info("session %s closed after %d s without an event: %d Wh, %d micro", session.session_id,
                  csms.session_timeout_s, session.energy_wh, session.cost_micro)
         closed.append(session)

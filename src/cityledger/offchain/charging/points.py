@@ -23,7 +23,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
-from .accounting import AccountingError, compute_energy_wh, parse_time
+from .accounting import MAX_METER_WH, AccountingError, compute_energy_wh, parse_time
 
 if TYPE_CHECKING:
     from .csms import Csms
@@ -47,6 +47,13 @@ def credits(micro: int) -> float:
     float nearest the exact quotient prints back as the same six-decimal text.
     """
     return float(Decimal(micro) / MICRO)
+
+
+def checked_wh(value: int, field_name: str) -> int:
+    """A 1.6 register reading in Wh (meterStart, meterStop) within 0 to MAX_METER_WH."""
+    if not 0 <= value <= MAX_METER_WH:
+        raise AccountingError(f"{field_name}: expected 0 to {MAX_METER_WH} Wh, got {value}")
+    return value
 
 
 def last_energy_wh(meter_values: list[dict] | None) -> tuple[int, str] | None:
@@ -184,9 +191,10 @@ class Point16(_Guarded, ChargePoint16):
     def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
                              **_: Any) -> Any:
         """Open a session; 1.6 leaves the transaction id to the CSMS."""
-        session_id = self.csms.next_transaction_id()
         try:
-            status = self.csms.open_session(self, str(session_id), id_tag, meter_start, parse_time(timestamp, "timestamp"))
+            wh, at = checked_wh(meter_start, "meter_start"), parse_time(timestamp, "timestamp")
+            session_id = self.csms.next_transaction_id()
+            status = self.csms.open_session(self, str(session_id), id_tag, wh, at)
         except AccountingError as error:
             raise self.refuse(error) from None
         return result16.StartTransaction(transaction_id=session_id, id_tag_info={"status": status})
@@ -209,8 +217,8 @@ class Point16(_Guarded, ChargePoint16):
     def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int, **_: Any) -> Any:
         """End a session at its final reading."""
         try:
-            self.csms.advance(self, str(transaction_id), None, meter_stop, parse_time(timestamp, "timestamp"),
-                              ended=True)
+            self.csms.advance(self, str(transaction_id), None, checked_wh(meter_stop, "meter_stop"),
+                              parse_time(timestamp, "timestamp"), ended=True)
         except AccountingError as error:
             raise self.refuse(error) from None
         return result16.StopTransaction()
