@@ -130,7 +130,7 @@ def test_offline_events_replayed_by_seqno_settle_once_duplicates_and_late_ones_c
     assert receipt.cost_micro == bill == world.csms.final_voucher("tx-1").amount
 
 
-def test_ocpp16_queued_meter_values_and_a_resent_stop_settle_once():
+def test_ocpp16_resent_start_queued_meter_values_and_a_resent_stop_settle_once():
     async def scenario():
         async with World() as world, world.vehicle() as vehicle:
             ws, station, loop = await _station(world, Station16, "ocpp1.6")
@@ -139,6 +139,10 @@ def test_ocpp16_queued_meter_values_and_a_resent_stop_settle_once():
             tx = start.transaction_id
             await ws.close()
             ws, station, loop = await _station(world, Station16, "ocpp1.6")
+            # Its answer was lost: the charger sends the same StartTransaction again and gets the same id.
+            again = await station.call(call16.StartTransaction(connector_id=1, id_tag=world.id_token, meter_start=0,
+                                                               timestamp=at(0)))
+            assert (again.transaction_id, again.id_tag_info["status"], len(world.csms.sessions)) == (tx, "Accepted", 1)
 
             def meter(wh, minute):
                 return call16.MeterValues(connector_id=1, transaction_id=tx, meter_value=[

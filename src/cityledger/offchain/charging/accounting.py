@@ -143,6 +143,7 @@ class Session:
     stop_requested: bool = False
     seq_no: int = -1  # the highest OCPP 2.0.1 seqNo applied (replays at or below it change nothing)
     touched_s: float = 0.0  # the CSMS's clock at the last event, for the idle timeout (not billing)
+    start_key: str = ""  # 1.6: the StartTransaction that opened it, to recognise one sent again
 
     def __post_init__(self) -> None:
         self.meter_wh, self.last_at = self.meter_start_wh or 0, self.started_at

@@ -66,6 +66,7 @@ class Csms:
         # Redeems a channel's newest voucher on chain (the node's; expiry.py calls it off the loop).
         self.settle: Callable[[ChannelTerms, Voucher], None] | None = None
         self._remote_start_id = 0
+        self.starts16: dict[str, str] = {}  # an open 1.6 session's start_key -> its transaction id
         self.books: dict[str, VoucherBook] = {}  # id token -> the vehicle's channel
         self.sessions: dict[str, Session] = {}
         self.current: dict[str, str] = {}  # id token -> its newest session
@@ -85,6 +86,8 @@ class Csms:
         for session in sorted(self.sessions.values(), key=lambda s: (not s.ended, s.started_at)):
             if session.id_token:  # open sessions sort last: a vehicle's current session is its open one
                 self.current[session.id_token] = session.session_id
+            if session.start_key:
+                self.starts16[session.start_key] = session.session_id
 
     def persist_book(self, id_token: str) -> None:
         """Write one vehicle's channel and newest voucher (with a store)."""
@@ -125,7 +128,7 @@ class Csms:
         return self._next_tx
 
     def open_session(self, point: Any, session_id: str, id_token: str | None, wh: int | None, at: Any,
-                     seq_no: int | None = None) -> str:
+                     seq_no: int | None = None, start_key: str = "") -> str:
         """Start a session for a charger; return the idToken status the charger is told."""
         known = self.sessions.get(session_id)
         if known is not None and seq_no is not None and seq_no <= known.seq_no and known.charger_id == point.id:
@@ -140,7 +143,10 @@ class Csms:
         accepted = id_token if status == "Accepted" else None
         base = self.books[accepted].covered_micro if accepted else 0
         session = Session(session_id, point.id, self.tariff, at, wh, accepted, base)
-        session.seq_no, session.touched_s = -1 if seq_no is None else seq_no, time.time()
+        session.seq_no, session.start_key = -1 if seq_no is None else seq_no, start_key
+        session.touched_s = time.time()
+        if start_key:
+            self.starts16[start_key] = session_id
         self.sessions[session_id] = session
         if accepted:
             self.current[accepted] = session_id
@@ -210,6 +216,7 @@ class Csms:
             raise AccountingError(f"session_id: expected an ended session, got {session_id!r}")
         del self.sessions[session_id]
         self.receipts.pop(session_id, None)
+        self.starts16.pop(session.start_key, None)
         if self.store is not None:
             self.store.delete_session(session_id)
         if session.id_token and self.current.get(session.id_token) == session_id:

@@ -191,10 +191,16 @@ class Point16(_Guarded, ChargePoint16):
     def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
                              **_: Any) -> Any:
         """Open a session; 1.6 leaves the transaction id to the CSMS."""
+        start_key = f"{self.id}|{connector_id}|{id_tag}|{meter_start}|{timestamp}"
+        known = self.csms.sessions.get(self.csms.starts16.get(start_key, ""))
+        if known is not None:
+            # The same StartTransaction sent again (its answer was lost): the same transaction.
+            status = "Accepted" if known.id_token else "Invalid"
+            return result16.StartTransaction(transaction_id=int(known.session_id), id_tag_info={"status": status})
         try:
             wh, at = checked_wh(meter_start, "meter_start"), parse_time(timestamp, "timestamp")
             session_id = self.csms.next_transaction_id()
-            status = self.csms.open_session(self, str(session_id), id_tag, wh, at)
+            status = self.csms.open_session(self, str(session_id), id_tag, wh, at, start_key=start_key)
         except AccountingError as error:
             raise self.refuse(error) from None
         return result16.StartTransaction(transaction_id=session_id, id_tag_info={"status": status})

@@ -132,7 +132,8 @@ def _session_json(s: Session) -> dict[str, Any]:
             "tariff": [s.tariff.per_kwh_micro, s.tariff.per_minute_micro, s.tariff.per_session_micro],
             "started_at": s.started_at.isoformat(), "meter_start_wh": s.meter_start_wh, "id_token": s.id_token,
             "base_micro": s.base_micro, "meter_wh": s.meter_wh, "last_at": s.last_at.isoformat(), "ended": s.ended,
-            "stop_requested": s.stop_requested, "seq_no": s.seq_no, "touched_s": s.touched_s}
+            "stop_requested": s.stop_requested, "seq_no": s.seq_no, "touched_s": s.touched_s,
+            "start_key": s.start_key}
 
 
 def _session_from(data: dict[str, Any]) -> Session:
@@ -141,5 +142,5 @@ def _session_from(data: dict[str, Any]) -> Session:
                       data["base_micro"])
     session.meter_wh, session.last_at = data["meter_wh"], datetime.fromisoformat(data["last_at"])
     session.ended, session.stop_requested = data["ended"], data["stop_requested"]
-    session.seq_no, session.touched_s = data["seq_no"], data["touched_s"]
+    session.seq_no, session.touched_s, session.start_key = data["seq_no"], data["touched_s"], data["start_key"]
     return session
