@@ -15,7 +15,8 @@ from ocpp.v201 import call as call201
 from websockets.asyncio.client import connect
 
 from helpers import CHAIN_ID
-from test_charging import GUARD_S, T0, TARIFF, Station201, World, event, until
+from test_charging import GUARD_S, T0, TARIFF, World, event, until
+from test_charging_recovery import Remote201
 from test_devices import Fleet, new_device
 from test_identity_fixtures import ALICE, City
 from cityledger.core.keys import PrivateKey
@@ -194,7 +195,7 @@ def test_revoked_registration_is_refused(garage):
     assert refused.value.field == "presentation"
 
 
-class CapturingStation(Station201):
+class CapturingStation(Remote201):
     """A 2.0.1 charge point that keeps every OCPP frame it sends and receives."""
 
     def __init__(self, *args):
@@ -220,21 +221,30 @@ def test_authorised_vehicle_charges_and_no_did_owner_or_name_passes_through_ocpp
     async def scenario():
         base = await _serving(csms)
         try:
-            granted = await asyncio.wait_for(authorize(base, device, wallet, garage.ledger, channel), GUARD_S * 3)
-            token = granted["id_token"]
             world = World.__new__(World)
             world.port, world.password = int(base.rsplit(":", 1)[1]), password
-            async with VehicleClient(base, token, device, CHAIN_ID, channel) as vehicle, \
-                    world.charger(None, "ocpp2.0.1") as ws:
+            async with world.charger(None, "ocpp2.0.1") as ws:
                 station = CapturingStation("CP-1", ws)
                 loop = asyncio.create_task(station.start())
+                await until(lambda: "CP-1" in csms.points)
+                # The vehicle authorises and asks for a session at CP-1: the CSMS starts it remotely.
+                granted = await asyncio.wait_for(authorize(base, device, wallet, garage.ledger, channel,
+                                                           charger_id="CP-1", evse_id=1), GUARD_S * 3)
+                token = granted["id_token"]
+                assert granted["remote_start"] == "Accepted"
+                assert station.starts == [{"id_token": {"id_token": token, "type": "Central"}, "remote_start_id": 1,
+                                           "evse_id": 1}]
                 auth = await station.call(call201.Authorize(id_token={"id_token": token, "type": "Central"}))
                 assert auth.id_token_info["status"] == "Accepted"
-                await station.call(event("Started", 0, 1_000, 0, token))
+                started = event("Started", 0, 1_000, 0, token)
+                started.transaction_info["remote_start_id"] = 1
+                vehicle = await VehicleClient(base, token, device, CHAIN_ID, channel).__aenter__()
+                await station.call(started)
                 await station.call(event("Updated", 1, 4_000, 10))
                 await until(lambda: csms.unpaid_micro(csms.sessions["tx-1"]) == 0)
                 await station.call(event("Ended", 2, 6_000, 20))
                 receipt = await asyncio.wait_for(vehicle.receipts.get(), GUARD_S)
+                await vehicle.__aexit__()
                 loop.cancel()
                 return token, station.frames, receipt
         finally:

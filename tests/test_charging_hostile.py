@@ -44,6 +44,10 @@ HOSTILE = {
     "another type": (json.dumps({"type": "hello"}), "type"),
     "not JSON": ("this is not json", "frame"),
     "invalid UTF-8 (binary frame)": (b'{"type": "authorize", "device": "\xff\xfe"}', "frame"),
+    "newline in the charger id": (_frame(charger_id="CP-1\nX"), "charger_id"),
+    "a charger id that is a list": (_frame(charger_id=["CP-1"]), "charger_id"),
+    "a huge EVSE id": (_frame(evse_id=10**20), "evse_id"),
+    "a negative EVSE id": (_frame(evse_id=-1), "evse_id"),
     "an unregistered device": (_frame(), "device"),
 }
 

@@ -81,8 +81,9 @@ def test_vehicle_authorises_with_the_cli_opening_then_reusing_its_channel(city):
     assert missing.exit_code == 1 and "channel_id" in missing.output
     first = json.loads(cli(home, node, *authorize, "--deposit", "5000000", "--json").stdout)
     assert first["deposit"] == 5_000_000 and len(first["id_token"]) <= 36
-    again = json.loads(cli(home, node, *authorize, "--json").stdout)
+    again = json.loads(cli(home, node, *authorize, "--charger", "CP-404", "--json").stdout)
     assert (again["id_token"], again["channel_id"]) == (first["id_token"], first["channel_id"])
+    assert again["remote_start"].startswith("Rejected: charger_id")  # granted; that charger is not connected
     channel = json.loads(cli(home, node, "payments", "channel", "show", str(first["channel_id"]), "--json").stdout)
     assert channel["payee"] == operator and channel["payer"] == device_account
     assert car not in first["id_token"] and store_path(home).exists()

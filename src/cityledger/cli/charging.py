@@ -127,6 +127,8 @@ def authorize(vehicle: str = typer.Option(..., "--vehicle", help="Keystore key o
                                                     help="Open a channel with this deposit if none is known"),
               channel: Optional[int] = typer.Option(None, "--channel", min=1, help="Use this open channel"),
               settle_delay: int = typer.Option(100, "--settle-delay", min=1, help="Blocks of a new channel's window"),
+              charger: Optional[str] = typer.Option(None, "--charger", help="Then ask this charger to start"),
+              evse: Optional[int] = typer.Option(None, "--evse", min=1, help="The charger's EVSE (1.6: connector)"),
               csms: Optional[str] = typer.Option(None, "--csms", help="CSMS URL [default: the home's [charging]]"),
               wallet: str = typer.Option("default", "--wallet", help="Wallet holding the vehicle's registration"),
               home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
@@ -148,14 +150,14 @@ def authorize(vehicle: str = typer.Option(..., "--vehicle", help="Keystore key o
         holder = open_wallet(home, wallet, passphrase_env, client)
         try:
             try:
-                answer = authorize_vehicle(base, key, holder, client.ledger, operator, channel)
+                answer = authorize_vehicle(base, key, holder, client.ledger, operator, channel, charger, evse)
             except AuthorizationRefused as refused:
                 if refused.field != "channel_id" or channel is not None or deposit is None:
                     raise
                 result = _submit(client, url, key, lambda chain_id, nonce: open_channel(
                     chain_id, key, nonce, payee, deposit, settle_delay), 60.0)
                 opened = _opened_channel(result)
-                answer = authorize_vehicle(base, key, holder, client.ledger, operator, opened)
+                answer = authorize_vehicle(base, key, holder, client.ledger, operator, opened, charger, evse)
         except AuthorizationRefused as refused:
             fail(f"refused by the CSMS: {refused}")
         except WalletError as exc:
@@ -163,11 +165,14 @@ def authorize(vehicle: str = typer.Option(..., "--vehicle", help="Keystore key o
         except OSError as exc:
             fail(f"--csms: cannot reach {base} ({exc})")
     if as_json:
-        print_json({k: answer[k] for k in ("id_token", "channel_id", "deposit", "covered")})
+        print_json({k: answer[k] for k in ("id_token", "channel_id", "deposit", "covered", "remote_start")
+                    if k in answer})
         return
     console.print(f"idToken (type Central): [bold]{answer['id_token']}[/]", highlight=False)
     console.print(f"channel {answer['channel_id']}, deposit {answer['deposit']}, covered {answer['covered']}",
                   highlight=False)
+    if "remote_start" in answer:
+        console.print(f"remote start at {charger}: {answer['remote_start']}", highlight=False)
 
 
 def _opened_channel(result) -> int:

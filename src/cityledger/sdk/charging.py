@@ -19,15 +19,19 @@ if TYPE_CHECKING:
 
 
 def authorize_vehicle(csms_url: str, device_key: "PrivateKey", wallet: "Wallet", ledger: "LedgerReader",
-                      operator: str | None = None, channel_id: int | None = None) -> dict[str, Any]:
+                      operator: str | None = None, channel_id: int | None = None, charger_id: str | None = None,
+                      evse_id: int | None = None) -> dict[str, Any]:
     """Prove the vehicle's device DID and registration credential, name its channel; the CSMS's grant.
+
+    With `charger_id` (and `evse_id`), the CSMS also asks that charger to start a session for the
+    vehicle; the grant's `remote_start` holds the charger's answer.
 
     Raises AuthorizationRefused (its `field` names the failed check: device, signature,
     presentation, channel_id, operator) or WalletError if the wallet cannot answer.
     """
     from ..offchain.charging.vehicle_auth import authorize
 
-    return asyncio.run(authorize(csms_url, device_key, wallet, ledger, channel_id, operator))
+    return asyncio.run(authorize(csms_url, device_key, wallet, ledger, channel_id, operator, charger_id, evse_id))
 
 
 __all__ = ["AuthorizationRefused", "authorize_vehicle"]

@@ -11,11 +11,13 @@ vehicle and operator, unlinkable across operators; it carries no DID, owner or n
 
     CSMS    -> {"type": "challenge", "nonce": hex, "chain_id", "operator": city…, "request": {...}}
     vehicle -> {"type": "authorize", "device": did, "signature": hex, "presentation": str,
-                "channel_id": int | null}
-    CSMS    -> {"type": "authorized", "id_token", "channel_id", "deposit", "covered"}
+                "channel_id": int | null, "charger_id"?: str, "evse_id"?: int}
+    CSMS    -> {"type": "authorized", "id_token", "channel_id", "deposit", "covered", "remote_start"?}
              | {"type": "refused", "field", "error"}
 
-A `channel_id` of null reuses the channel the CSMS already knows for this vehicle.
+A `channel_id` of null reuses the channel the CSMS already knows for this vehicle. With a
+`charger_id`, the CSMS then asks that charger to start a session for the idToken
+(RequestStartTransaction; 1.6 RemoteStartTransaction) and reports the charger's answer.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from ..identity.ledger import LedgerReader
 from ..identity.types import VEHICLE_REGISTRATION
 from ..identity.verifier import Verifier
 from .accounting import IDTOKEN_CHARS, AccountingError, ChannelTerms
+from .registry import CHARGER_ID_RE
 
 if TYPE_CHECKING:
     from ..identity.wallet import Wallet
@@ -58,6 +61,7 @@ AUTHORIZE_TIMEOUT_S = 60  # a vehicle must answer the challenge (its presentatio
 MAX_AUTHORIZE_FRAME_BYTES = MAX_PRESENTATION_BYTES + 4_096  # the answer: a presentation and a few fields
 MAX_DID_CHARS = 128
 MAX_CHANNEL_ID = 2**63 - 1
+MAX_EVSE_ID = 1_000  # an `evse_id` (1.6: connector id) for a remote start
 REVEALED = "attr_device_did"
 
 
@@ -164,6 +168,11 @@ def _parse_answer(answer: Any) -> tuple[str, bytes, str, int | None]:
         raise AuthorizationRefused("presentation", f"expected a JSON string of at most {MAX_PRESENTATION_BYTES} bytes")
     if channel_id is not None and (type(channel_id) is not int or not 1 <= channel_id <= MAX_CHANNEL_ID):
         raise AuthorizationRefused("channel_id", f"expected null or an integer from 1 to {MAX_CHANNEL_ID}")
+    charger_id, evse_id = answer.get("charger_id"), answer.get("evse_id")
+    if charger_id is not None and (not isinstance(charger_id, str) or not CHARGER_ID_RE.fullmatch(charger_id)):
+        raise AuthorizationRefused("charger_id", "expected null or 1 to 48 of A-Z a-z 0-9 . _ : -")
+    if evse_id is not None and (type(evse_id) is not int or not 1 <= evse_id <= MAX_EVSE_ID):
+        raise AuthorizationRefused("evse_id", f"expected null or an integer from 1 to {MAX_EVSE_ID}")
     return did, signed, presentation, channel_id
 
 
@@ -211,9 +220,25 @@ async def serve_authorize(csms: "Csms", connection: ServerConnection) -> None:
         await _refuse(connection, AuthorizationRefused("vehicle", str(error)))
         return
     book = csms.books[id_token]
-    await connection.send(json.dumps({"type": "authorized", "id_token": id_token, "channel_id": book.terms.channel_id,
-                                      "deposit": book.terms.deposit, "covered": book.covered_micro}))
+    answer_frame = {"type": "authorized", "id_token": id_token, "channel_id": book.terms.channel_id,
+                    "deposit": book.terms.deposit, "covered": book.covered_micro}
+    if answer.get("charger_id") is not None:
+        answer_frame["remote_start"] = await _remote_start(csms, id_token, answer)
+    await connection.send(json.dumps(answer_frame))
     await connection.close()
+
+
+async def _remote_start(csms: "Csms", id_token: str, answer: dict) -> str:
+    """Ask the named charger to start a session for the vehicle; its status, or why it could not be asked.
+
+    This awaits the charger's answer in the vehicle's connection, never in the charger's receive loop.
+    """
+    try:
+        return await csms.request_start(answer["charger_id"], id_token, answer.get("evse_id") or 1)
+    except AccountingError as error:
+        return f"Rejected: {error}"
+    except Exception as error:  # noqa: BLE001 - a charger that fails to answer does not undo the grant
+        return f"Rejected: the charger did not answer ({type(error).__name__})"
 
 
 def _known_terms(csms: "Csms", authority: VehicleAuthority, answer: Any) -> ChannelTerms | None:
@@ -236,13 +261,15 @@ async def _refuse(connection: ServerConnection, refused: AuthorizationRefused) -
 # -- the vehicle's side ----------------------------------------------------------------------------
 
 async def authorize(base_url: str, device_key: PrivateKey, wallet: "Wallet", ledger: LedgerReader,
-                    channel_id: int | None = None, operator: str | None = None,
-                    open_timeout_s: float = AUTHORIZE_TIMEOUT_S) -> dict[str, Any]:
+                    channel_id: int | None = None, operator: str | None = None, charger_id: str | None = None,
+                    evse_id: int | None = None, open_timeout_s: float = AUTHORIZE_TIMEOUT_S) -> dict[str, Any]:
     """Authorise a vehicle with a CSMS at `base_url` (ws://host:port); the CSMS's `authorized` answer.
 
     `wallet` holds the vehicle's registration credential and `ledger` reads the chain it is proven
     against; with `operator` (city…), a CSMS speaking for another operator is refused before anything
-    is signed. Raises AuthorizationRefused with the CSMS's reason.
+    is signed; with `charger_id`, the CSMS asks that charger to start a session for the vehicle
+    (the answer's `remote_start` is the charger's status). Raises AuthorizationRefused with the
+    CSMS's reason.
     """
     did = compute_device_did(device_key.public_key)
     url = f"{base_url.rstrip('/')}/authorize"
@@ -256,7 +283,8 @@ async def authorize(base_url: str, device_key: PrivateKey, wallet: "Wallet", led
         signature = device_key.sign(compute_message_bytes(did, payload))
         presentation = await asyncio.to_thread(wallet.present, challenge["request"], ledger)
         await connection.send(json.dumps({"type": "authorize", "device": did, "signature": signature.hex(),
-                                          "presentation": presentation, "channel_id": channel_id}))
+                                          "presentation": presentation, "channel_id": channel_id,
+                                          "charger_id": charger_id, "evse_id": evse_id}))
         answer = json.loads(await connection.recv())
     if answer.get("type") != "authorized":
         raise AuthorizationRefused(str(answer.get("field", "csms")), str(answer.get("error", answer))
