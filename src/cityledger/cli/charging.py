@@ -12,9 +12,20 @@ from typing import Optional
 
 import typer
 
-from .common import HomeOption, JsonOption, console, fail, keystore_folder, print_json, resolve_home
+from .common import (
+    HomeOption,
+    JsonOption,
+    NodeOption,
+    PassphraseEnvOption,
+    console,
+    fail,
+    keystore_folder,
+    print_json,
+    resolve_home,
+)
 
-app = typer.Typer(help="EV charging: the chargers this node's CSMS accepts.", no_args_is_help=True)
+app = typer.Typer(help="EV charging: the chargers this node's CSMS accepts, vehicles authorising with a CSMS.",
+                  no_args_is_help=True)
 charger_app = typer.Typer(help="Register and list chargers (OCPP security profile 1).", no_args_is_help=True)
 app.add_typer(charger_app, name="charger")
 
@@ -92,3 +103,84 @@ def charger_list(home: Optional[Path] = HomeOption, as_json: bool = JsonOption) 
     for charger in chargers:
         table.add_row(charger.charger_id, charger.owner)
     console.print(table)
+
+
+def _csms_url(csms: Optional[str], home: Optional[Path]) -> str:
+    """The CSMS's ws:// base URL: given, or the home's [charging] host and port."""
+    if csms:
+        if not csms.startswith(("ws://", "wss://")):
+            fail(f"--csms: expected ws://host:port or wss://host:port, got {csms[:80]!r}")
+        return csms
+    from ..node.home import load_config
+
+    try:
+        settings = load_config(_home(home)).charging
+    except ValueError as exc:
+        fail(str(exc))
+    return f"ws://{settings.host}:{settings.port}"
+
+
+@app.command("authorize")
+def authorize(vehicle: str = typer.Option(..., "--vehicle", help="Keystore key of the vehicle (its device key)"),
+              operator: str = typer.Option(..., "--operator", help="The charging operator's address (city…)"),
+              deposit: Optional[int] = typer.Option(None, "--deposit", min=1,
+                                                    help="Open a channel with this deposit if none is known"),
+              channel: Optional[int] = typer.Option(None, "--channel", min=1, help="Use this open channel"),
+              settle_delay: int = typer.Option(100, "--settle-delay", min=1, help="Blocks of a new channel's window"),
+              charger: Optional[str] = typer.Option(None, "--charger", help="Then ask this charger to start"),
+              evse: Optional[int] = typer.Option(None, "--evse", min=1, help="The charger's EVSE (1.6: connector)"),
+              csms: Optional[str] = typer.Option(None, "--csms", help="CSMS URL [default: the home's [charging]]"),
+              wallet: str = typer.Option("default", "--wallet", help="Wallet holding the vehicle's registration"),
+              home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+              passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
+    """The vehicle proves its device DID and registration to the operator's CSMS; prints its idToken.
+
+    Without --channel, the channel the CSMS knows for this vehicle is reused; if it knows none and
+    --deposit is given, a channel from the vehicle's account to the operator is opened first.
+    """
+    from ..sdk import AuthorizationRefused, WalletError, authorize_vehicle, open_channel
+    from .identity_common import open_client, open_wallet
+    from .payments import _address, _keystore_key, _submit
+
+    key = _keystore_key(home, vehicle, passphrase_env, "--vehicle")
+    payee = _address(operator, "--operator")
+    url, client = open_client(node, home)
+    base = _csms_url(csms, home)
+    with client:
+        holder = open_wallet(home, wallet, passphrase_env, client)
+        try:
+            try:
+                answer = authorize_vehicle(base, key, holder, client.ledger, operator, channel, charger, evse)
+            except AuthorizationRefused as refused:
+                if refused.field != "channel_id" or channel is not None or deposit is None:
+                    raise
+                result = _submit(client, url, key, lambda chain_id, nonce: open_channel(
+                    chain_id, key, nonce, payee, deposit, settle_delay), 60.0)
+                opened = _opened_channel(result)
+                answer = authorize_vehicle(base, key, holder, client.ledger, operator, opened, charger, evse)
+        except AuthorizationRefused as refused:
+            fail(f"refused by the CSMS: {refused}")
+        except WalletError as exc:
+            fail(f"--wallet: {exc}")
+        except OSError as exc:
+            fail(f"--csms: cannot reach {base} ({exc})")
+    if as_json:
+        print_json({k: answer[k] for k in ("id_token", "channel_id", "deposit", "covered", "remote_start")
+                    if k in answer})
+        return
+    console.print(f"idToken (type Central): [bold]{answer['id_token']}[/]", highlight=False)
+    console.print(f"channel {answer['channel_id']}, deposit {answer['deposit']}, covered {answer['covered']}",
+                  highlight=False)
+    if "remote_start" in answer:
+        console.print(f"remote start at {charger}: {answer['remote_start']}", highlight=False)
+
+
+def _opened_channel(result) -> int:
+    """The channel id a committed channel_open announced."""
+    for event in result.result.events:
+        if event.type == "payments_channel_opened":
+            for attribute in event.attributes:
+                if attribute.key == "channel_id":
+                    return int(attribute.value)
+    fail("channel: the ledger did not announce the opened channel")
+    return 0  # not reached: fail() exits

@@ -2,6 +2,9 @@
 
 `Node.start` starts it and `Node.stop` stops it; chargers registered with `cityledger charging
 charger add` (the home's charging/chargers.json) may connect to ws://host:port/ocpp/<charger id>.
+Its sessions, channels and idToken secret live in charging/csms.sqlite; vehicles authorise at
+ws://host:port/authorize against the node's own state, and a session closed by the idle timeout
+is settled with a channel_redeem the operator key signs, sent through the node.
 """
 
 from __future__ import annotations
@@ -11,8 +14,14 @@ import concurrent.futures
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
-from ..offchain.charging import ChargerRegistry, Csms, Tariff
+from ..core.keys import PrivateKey
+from ..modules.payments import RedeemVoucher
+from ..offchain.charging import ChannelTerms, ChargerRegistry, Csms, Tariff, Voucher
+from ..offchain.charging.store import CsmsStore
+from ..offchain.charging.vehicle_auth import VehicleAuthority
+from ..offchain.identity.ledger import NodeLedger
 from .home import NodeConfig, load_key
 
 log = logging.getLogger("cityledger.node.charging")
@@ -26,6 +35,11 @@ def registry_path(home: Path) -> Path:
     return Path(home) / "charging" / "chargers.json"
 
 
+def store_path(home: Path) -> Path:
+    """The CSMS's state: sessions, channels, newest vouchers, the idToken secret."""
+    return Path(home) / "charging" / "csms.sqlite"
+
+
 def open_registry(home: Path) -> ChargerRegistry:
     """The home's charger registry (created empty, its folder mode 700, on first use)."""
     path = registry_path(home)
@@ -36,7 +50,8 @@ def open_registry(home: Path) -> ChargerRegistry:
 class ChargingService:
     """One CSMS on a daemon thread running its own event loop."""
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, node: Any = None) -> None:
+        """The CSMS of a home; with `node`, vehicles authorise against its state and idle sessions settle through it."""
         settings = config.charging
         key_path = config.home / settings.operator_key
         if not key_path.exists():
@@ -45,7 +60,16 @@ class ChargingService:
         self.host = settings.host
         self.requested_port = settings.port
         self.port: int | None = None
-        self.csms = Csms(open_registry(config.home), tariff, load_key(key_path), settings.margin_micro)
+        operator_key = load_key(key_path)
+        self.store = CsmsStore(store_path(config.home), settings.store_sync)
+        authority = None
+        if node is not None:
+            self.ledger = NodeLedger(node)
+            authority = VehicleAuthority(self.ledger, config.chain_id, operator_key.address(), self.store.secret())
+        self.csms = Csms(open_registry(config.home), tariff, operator_key, settings.margin_micro, store=self.store,
+                         authority=authority, session_timeout_s=settings.session_timeout_s)
+        if node is not None:
+            self.csms.settle = lambda terms, voucher: self._redeem(operator_key, terms, voucher)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -63,9 +87,15 @@ class ChargingService:
         log.info("charging: CSMS listening on ws://%s:%d/ocpp/<charger id>", self.host, self.port)
         return self.port
 
+    def _redeem(self, operator_key: PrivateKey, terms: ChannelTerms, voucher: Voucher) -> None:
+        """Redeem a channel's newest voucher on chain, signed by the operator key; raise if refused."""
+        message = RedeemVoucher(terms.channel_id, voucher.amount, voucher.nonce, voucher.signature)
+        self.ledger.send([operator_key], [message]).raise_for_error()
+
     def stop(self) -> None:
         """Close the listener and every connection, then end the loop's thread."""
         if self._loop is None:
+            self.store.close()
             return
         loop, self._loop = self._loop, None
         future = asyncio.run_coroutine_threadsafe(self.csms.stop(), loop)
@@ -78,3 +108,4 @@ class ChargingService:
             self._thread.join(STOP_TIMEOUT_S)
         if not loop.is_running():
             loop.close()
+        self.store.close()

@@ -17,7 +17,13 @@ from ..core.types import address_to_str
 from ..engines.solo.engine import SoloConfig
 from ..engines.solo.mempool import MempoolConfig
 from ..modules.bank import UNIT
-from ..offchain.charging.settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT
+from ..offchain.charging.settings import (
+    DEFAULT_MARGIN_MICRO,
+    DEFAULT_PORT,
+    SESSION_TIMEOUT_S,
+    MAX_SESSION_TIMEOUT_S,
+    MIN_SESSION_TIMEOUT_S,
+)
 from ..offchain.charging.tariff import MAX_PRICE_MICRO
 from ..offchain.telemetry.gateway import INTERVAL_S, MAX_INTERVAL_S
 from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home
@@ -65,6 +71,8 @@ per_kwh_micro = 300000     # tariff, integer micro-credits
 per_minute_micro = 0
 per_session_micro = 0
 margin_micro = 1000000     # how far a vehicle's vouchers may trail the running cost before a stop
+session_timeout_s = 86400  # a session without an event for this long is closed, its newest voucher redeemed
+store_sync = "normal"      # charging/csms.sqlite: "normal" survives a killed process, "full" also a power cut
 """
 
 
@@ -90,6 +98,8 @@ class ChargingConfig:
     per_minute_micro: int = 0
     per_session_micro: int = 0
     margin_micro: int = DEFAULT_MARGIN_MICRO
+    session_timeout_s: int = SESSION_TIMEOUT_S
+    store_sync: str = "normal"
 
 
 @dataclass
@@ -235,6 +245,11 @@ def _load_charging(section: dict) -> ChargingConfig:
     key = Path(charging.operator_key)
     if not charging.operator_key or key.is_absolute() or ".." in key.parts:
         raise ValueError(f"charging.operator_key: expected a key file inside the home, got {charging.operator_key!r}")
+    if not MIN_SESSION_TIMEOUT_S <= charging.session_timeout_s <= MAX_SESSION_TIMEOUT_S:
+        raise ValueError(f"charging.session_timeout_s: expected {MIN_SESSION_TIMEOUT_S} to {MAX_SESSION_TIMEOUT_S}, "
+                         f"got {charging.session_timeout_s}")
+    if charging.store_sync not in ("normal", "full"):
+        raise ValueError(f"charging.store_sync: expected 'normal' or 'full', got {charging.store_sync[:40]!r}")
     for name in ("per_kwh_micro", "per_minute_micro", "per_session_micro", "margin_micro"):
         if getattr(charging, name) > MAX_PRICE_MICRO:
             raise ValueError(f"charging.{name}: expected an integer 0 to {MAX_PRICE_MICRO}, "

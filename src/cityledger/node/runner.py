@@ -85,13 +85,13 @@ class CometSettings:
     log_level: str = "*:error,state:info"
 
 
-def _charging_service(config: NodeConfig):
+def _charging_service(config: NodeConfig, node: "Node"):
     """The CSMS [charging] enables, or None (the OCPP stack is imported only by nodes that run it)."""
     if not config.charging.enabled:
         return None
     from .charging import ChargingService
 
-    return ChargingService(config)
+    return ChargingService(config, node)
 
 
 class Node:
@@ -124,7 +124,7 @@ class Node:
             self.engine: Engine = self._build_solo() if config.engine == "solo" else self._build_cometbft(comet)
             self.issuers = open_hosted_issuers(config.home, self)
             self.passports = open_passport_store(config.home)
-            self.charging = _charging_service(config)
+            self.charging = _charging_service(config, self)
         except BaseException:
             self.store.close()
             raise

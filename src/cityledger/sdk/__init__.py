@@ -14,6 +14,7 @@ from ..core.keys import PrivateKey, make_signer
 from ..modules.bank import UNIT
 from ..modules.governance import MembershipChange, ParamChange, ValidatorChange
 from ..offchain.identity import Wallet, WalletError
+from .charging import AuthorizationRefused, authorize_vehicle
 from .client import AsyncClient, Client
 from .errors import (
     ApiError,
@@ -65,6 +66,7 @@ __all__ = [
     "Account",
     "ApiError",
     "AsyncClient",
+    "AuthorizationRefused",
     "BatchResult",
     "Block",
     "CheckResult",
@@ -99,6 +101,7 @@ __all__ = [
     "WalletError",
     "WrongPassphrase",
     "account_key",
+    "authorize_vehicle",
     "close_channel",
     "declare_counterparty",
     "decode_account",

@@ -14,7 +14,8 @@ _MODULES = {
     "Voucher": "accounting", "VoucherBook": "accounting", "compute_id_token": "accounting",
     "SUBPROTOCOLS": "csms", "Csms": "csms", "DEFAULT_MARGIN_MICRO": "settings", "DEFAULT_PORT": "settings",
     "ChargerRegistry": "registry", "RegistryError": "registry", "Tariff": "tariff", "compute_cost_micro": "tariff",
-    "VehicleClient": "vehicle_protocol",
+    "VehicleClient": "vehicle_protocol", "AuthorizationRefused": "vehicle_auth", "VehicleAuthority": "vehicle_auth",
+    "CsmsStore": "store", "SESSION_TIMEOUT_S": "settings",
 }
 
 
@@ -27,15 +28,19 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_MARGIN_MICRO",
     "DEFAULT_PORT",
+    "SESSION_TIMEOUT_S",
     "SUBPROTOCOLS",
     "AccountingError",
+    "AuthorizationRefused",
     "ChannelTerms",
     "ChargerRegistry",
     "Csms",
+    "CsmsStore",
     "Receipt",
     "RegistryError",
     "Session",
     "Tariff",
+    "VehicleAuthority",
     "VehicleClient",
     "Voucher",
     "VoucherBook",

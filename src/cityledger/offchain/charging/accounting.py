@@ -8,6 +8,7 @@ voucher already covered when the session started (`base_micro`).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -23,6 +24,8 @@ IDTOKEN_CHARS = 20  # hex chars (80 bits) of a vehicle's idToken: OCPP 1.6 idTag
 MAX_METER_WH = 10**12  # a register reading above a terawatt-hour is a broken meter
 ENERGY_MEASURAND = "Energy.Active.Import.Register"
 UNIT_SCALE = {"Wh": Decimal(1), "kWh": Decimal(1000)}
+# RFC 3339 only: datetime.fromisoformat alone also takes a newline before the zone, or a space.
+_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)", re.ASCII)
 
 
 class AccountingError(ValueError):
@@ -93,6 +96,8 @@ class VoucherBook:
 def parse_time(timestamp: str, field_name: str) -> datetime:
     """An OCPP timestamp (RFC 3339 with a zone) as an aware datetime."""
     try:
+        if not _TIME_RE.fullmatch(timestamp):
+            raise ValueError(timestamp)
         moment = datetime.fromisoformat(timestamp)
     except (TypeError, ValueError):
         raise AccountingError(f"{field_name}: expected an RFC 3339 time, got {timestamp!r}") from None
@@ -136,6 +141,9 @@ class Session:
     last_at: datetime = field(init=False)
     ended: bool = False
     stop_requested: bool = False
+    seq_no: int = -1  # the highest OCPP 2.0.1 seqNo applied (replays at or below it change nothing)
+    touched_s: float = 0.0  # the CSMS's clock at the last event, for the idle timeout (not billing)
+    start_key: str = ""  # 1.6: the StartTransaction that opened it, to recognise one sent again
 
     def __post_init__(self) -> None:
         self.meter_wh, self.last_at = self.meter_start_wh or 0, self.started_at

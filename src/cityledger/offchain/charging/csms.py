@@ -17,8 +17,9 @@ import asyncio
 import base64
 import binascii
 import logging
+import time
 from http import HTTPStatus
-from typing import Any, Coroutine
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -39,8 +40,12 @@ from .accounting import (
 )
 from .points import Point16, Point201
 from .registry import ChargerRegistry
-from .settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT
+from .settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT, SESSION_TIMEOUT_S
 from .tariff import Tariff
+
+if TYPE_CHECKING:
+    from .store import CsmsStore
+    from .vehicle_auth import VehicleAuthority
 
 LOG = logging.getLogger("cityledger.charging")
 SUBPROTOCOLS = {"ocpp2.0.1": Point201, "ocpp1.6": Point16}  # the server prefers the first a charger offers
@@ -53,8 +58,15 @@ class Csms:
     """Chargers, vehicles, sessions and what each vehicle owes; one per operator."""
 
     def __init__(self, registry: ChargerRegistry, tariff: Tariff, operator_key: PrivateKey,
-                 margin_micro: int = DEFAULT_MARGIN_MICRO) -> None:
+                 margin_micro: int = DEFAULT_MARGIN_MICRO, *, store: "CsmsStore | None" = None,
+                 authority: "VehicleAuthority | None" = None,
+                 session_timeout_s: int = SESSION_TIMEOUT_S) -> None:
         self.registry, self.tariff, self.operator_key, self.margin_micro = registry, tariff, operator_key, margin_micro
+        self.store, self.authority, self.session_timeout_s = store, authority, session_timeout_s
+        # Redeems a channel's newest voucher on chain (the node's; expiry.py calls it off the loop).
+        self.settle: Callable[[ChannelTerms, Voucher], None] | None = None
+        self._remote_start_id = 0
+        self.starts16: dict[str, str] = {}  # an open 1.6 session's start_key -> its transaction id
         self.books: dict[str, VoucherBook] = {}  # id token -> the vehicle's channel
         self.sessions: dict[str, Session] = {}
         self.current: dict[str, str] = {}  # id token -> its newest session
@@ -64,17 +76,41 @@ class Csms:
         self._tasks: set[asyncio.Task] = set()
         self._next_tx = 0
         self._server: Server | None = None
+        if store is not None:
+            self._restore(store)
+
+    def _restore(self, store: "CsmsStore") -> None:
+        """Take up the sessions, channels and transaction ids a previous run acknowledged."""
+        self.books, self.sessions = store.load()
+        self._next_tx = store.next_transaction_id()
+        for session in sorted(self.sessions.values(), key=lambda s: (not s.ended, s.started_at)):
+            if session.id_token:  # open sessions sort last: a vehicle's current session is its open one
+                self.current[session.id_token] = session.session_id
+            if session.start_key:
+                self.starts16[session.start_key] = session.session_id
+
+    def persist_book(self, id_token: str) -> None:
+        """Write one vehicle's channel and newest voucher (with a store)."""
+        if self.store is not None:
+            self.store.save({id_token: self.books[id_token]}, [])
+
+    def persist(self, session: Session) -> None:
+        """Write a session and its vehicle's channel, before the message that changed them is answered."""
+        if self.store is not None:
+            books = {session.id_token: self.books[session.id_token]} if session.id_token else {}
+            self.store.save(books, [session])
 
     # -- vehicles and sessions -------------------------------------------------------------------
 
-    def authorize_vehicle(self, terms: ChannelTerms) -> str:
+    def authorize_vehicle(self, terms: ChannelTerms, id_token: str | None = None) -> str:
         """Accept a vehicle paying through `terms` (a channel to this operator); return its idToken."""
-        id_token = compute_id_token(self.operator_key.public_key, terms)
+        id_token = id_token or compute_id_token(self.operator_key.public_key, terms)
         if id_token not in self.books and len(self.books) >= MAX_VEHICLES:
             raise AccountingError(f"vehicle: the CSMS holds its maximum of {MAX_VEHICLES} vehicles")
         book = self.books.get(id_token)
         if book is None or book.terms != terms:
             self.books[id_token] = VoucherBook(terms)
+            self.persist_book(id_token)
         return id_token
 
     def authorize(self, id_token: str, token_type: str) -> str:
@@ -87,11 +123,17 @@ class Csms:
     def next_transaction_id(self) -> int:
         """A fresh OCPP 1.6 transaction id."""
         self._next_tx += 1
+        if self.store is not None:
+            self.store.save_transaction_id(self._next_tx)
         return self._next_tx
 
-    def open_session(self, point: Any, session_id: str, id_token: str | None, wh: int | None, at: Any) -> str:
+    def open_session(self, point: Any, session_id: str, id_token: str | None, wh: int | None, at: Any,
+                     seq_no: int | None = None, start_key: str = "") -> str:
         """Start a session for a charger; return the idToken status the charger is told."""
-        if session_id in self.sessions:
+        known = self.sessions.get(session_id)
+        if known is not None and seq_no is not None and seq_no <= known.seq_no and known.charger_id == point.id:
+            return "Accepted" if known.id_token else "Unknown"  # a replayed Started: acknowledged again
+        if known is not None:
             raise AccountingError(f"transaction_id: session {session_id!r} already started")
         if len(self.sessions) >= MAX_SESSIONS:
             raise AccountingError(f"transaction_id: the CSMS holds its maximum of {MAX_SESSIONS} sessions")
@@ -101,27 +143,42 @@ class Csms:
         accepted = id_token if status == "Accepted" else None
         base = self.books[accepted].covered_micro if accepted else 0
         session = Session(session_id, point.id, self.tariff, at, wh, accepted, base)
+        session.seq_no, session.start_key = -1 if seq_no is None else seq_no, start_key
+        session.touched_s = time.time()
+        if start_key:
+            self.starts16[start_key] = session_id
         self.sessions[session_id] = session
         if accepted:
             self.current[accepted] = session_id
+        self.persist(session)
         self._after_cost(point, session)
         return status
 
     def advance(self, point: Any, session_id: str, id_token: str | None, wh: int | None, at: Any,
-                ended: bool = False) -> Session:
+                ended: bool = False, seq_no: int | None = None) -> Session:
         """A reading (and perhaps the end) for a session of this charger."""
         session = self.sessions.get(session_id)
         if session is None or session.charger_id != point.id:
             raise AccountingError(f"transaction_id: no session {session_id!r} on charger {point.id!r}")
+        if seq_no is not None and seq_no <= session.seq_no:
+            return session  # replayed or late (offline queue): a newer event already covers it
         if session.ended:
+            if ended and seq_no is None and wh in (None, session.meter_wh):
+                return session  # a 1.6 StopTransaction sent again after a lost answer
             raise AccountingError(f"transaction_id: session {session_id!r} has ended")
+        if wh is not None and at < session.last_at and wh <= session.meter_wh:
+            wh = None  # a queued reading older than one applied: the register already counts it
         if wh is not None:
             session.record_meter(wh, at)
+        if seq_no is not None:
+            session.seq_no = seq_no
+        session.touched_s = time.time()
         if session.id_token is None and id_token and self.authorize(id_token, "Central") == "Accepted":
             # 2.0.1 lets a charger start before the driver authorises ("plug in first").
             session.id_token, session.base_micro = id_token, self.books[id_token].covered_micro
             self.current[id_token] = session_id
         session.ended = ended
+        self.persist(session)
         self._after_cost(point, session)
         return session
 
@@ -132,6 +189,7 @@ class Csms:
             raise AccountingError("session: this vehicle has no session to pay")
         session, book = self.sessions[session_id], self.books[id_token]
         book.accept(voucher, session.base_micro + session.cost_micro)
+        self.persist(session)
         if session.ended and self.unpaid_micro(session) == 0 and session_id not in self.receipts:
             receipt = Receipt(book.terms.chain_id, book.terms.channel_id, session_id, session.energy_wh,
                               session.cost_micro, voucher.digest(book.terms.chain_id), self.operator_key.public_key)
@@ -158,8 +216,32 @@ class Csms:
             raise AccountingError(f"session_id: expected an ended session, got {session_id!r}")
         del self.sessions[session_id]
         self.receipts.pop(session_id, None)
+        self.starts16.pop(session.start_key, None)
+        if self.store is not None:
+            self.store.delete_session(session_id)
         if session.id_token and self.current.get(session.id_token) == session_id:
             del self.current[session.id_token]
+
+    async def request_start(self, charger_id: str, id_token: str, evse_id: int = 1) -> str:
+        """RequestStartTransaction (1.6: RemoteStartTransaction) for an authorised vehicle; the charger's status.
+
+        Awaits the charger's answer, so call it from a task of its own, never from an OCPP handler.
+        """
+        point = self._point(charger_id)
+        if id_token not in self.books:
+            raise AccountingError(f"id_token: {id_token[:40]!r} is not an authorised vehicle")
+        self._remote_start_id += 1
+        return await point.send_start(id_token, evse_id, self._remote_start_id)
+
+    async def get_variables(self, charger_id: str, names: list[tuple[str, str]]) -> dict[str, str | None]:
+        """GetVariables (1.6: GetConfiguration) of a connected charger; call it from its own task."""
+        return await self._point(charger_id).get_variables(names)
+
+    def _point(self, charger_id: str) -> Any:
+        point = self.points.get(charger_id)
+        if point is None:
+            raise AccountingError(f"charger_id: {charger_id[:48]!r} is not connected")
+        return point
 
     def _after_cost(self, point: Any, session: Session) -> None:
         """Send the running cost to the charger and the vehicle; stop a vehicle that fell behind."""
@@ -198,6 +280,9 @@ class Csms:
         """Listen for chargers and vehicles; return the bound port (pass 0 for a free one)."""
         self._server = await serve(self._serve, host, port, process_request=self._process_request,
                                    select_subprotocol=_select_subprotocol, max_size=MAX_FRAME_BYTES)
+        from .expiry import run_expiry
+
+        self._spawn(run_expiry(self))
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -213,6 +298,8 @@ class Csms:
         kind, _, name = request.path.lstrip("/").partition("/")
         if kind == "vehicle" and name in self.books:
             return None
+        if request.path == "/authorize" and self.authority is not None:
+            return None
         if kind != "ocpp" or not name:
             return connection.respond(HTTPStatus.NOT_FOUND, "expected /ocpp/<charger id> or /vehicle/<id token>\n")
         login = _basic_auth(request.headers)
@@ -225,6 +312,11 @@ class Csms:
 
     async def _serve(self, connection: ServerConnection) -> None:
         kind, _, name = connection.request.path.lstrip("/").partition("/")
+        if kind == "authorize":
+            from .vehicle_auth import serve_authorize
+
+            await serve_authorize(self, connection)
+            return
         if kind == "vehicle":
             await vehicle_protocol.serve_vehicle(self, connection, name)
             return
@@ -258,7 +350,7 @@ def _basic_auth(headers: Headers) -> tuple[str, str] | None:
 
 def _select_subprotocol(connection: ServerConnection, offered: Any) -> Any:
     """Chargers must offer ocpp2.0.1 or ocpp1.6; vehicles use none."""
-    if connection.request.path.startswith("/vehicle/"):
+    if connection.request.path.startswith("/vehicle/") or connection.request.path == "/authorize":
         return None
     for name in SUBPROTOCOLS:
         if name in offered:

@@ -23,7 +23,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
-from .accounting import AccountingError, compute_energy_wh, parse_time
+from .accounting import MAX_METER_WH, AccountingError, compute_energy_wh, parse_time
 
 if TYPE_CHECKING:
     from .csms import Csms
@@ -32,6 +32,7 @@ LOG = logging.getLogger("cityledger.charging")
 HEARTBEAT_INTERVAL_S = 300  # what BootNotification tells chargers
 CALL_TIMEOUT_S = 30  # a charger's answer to RequestStopTransaction or CostUpdated; past it the call is logged as failed
 MICRO = Decimal(1_000_000)
+MAX_SEQ_NO = 2**31 - 1  # a TransactionEvent's seqNo (OCPP integers are 32-bit)
 
 
 def now_text() -> str:
@@ -46,6 +47,13 @@ def credits(micro: int) -> float:
     float nearest the exact quotient prints back as the same six-decimal text.
     """
     return float(Decimal(micro) / MICRO)
+
+
+def checked_wh(value: int, field_name: str) -> int:
+    """A 1.6 register reading in Wh (meterStart, meterStop) within 0 to MAX_METER_WH."""
+    if not 0 <= value <= MAX_METER_WH:
+        raise AccountingError(f"{field_name}: expected 0 to {MAX_METER_WH} Wh, got {value}")
+    return value
 
 
 def last_energy_wh(meter_values: list[dict] | None) -> tuple[int, str] | None:
@@ -105,19 +113,25 @@ class Point201(_Guarded, ChargePoint201):
         return result201.Authorize(id_token_info={"status": status})
 
     @on("TransactionEvent")
-    def on_transaction_event(self, event_type: str, timestamp: str, transaction_info: dict,
+    def on_transaction_event(self, event_type: str, timestamp: str, transaction_info: dict, seq_no: int,
                              meter_value: list | None = None, id_token: dict | None = None, **_: Any) -> Any:
-        """Started, Updated and Ended move one session; a refused event changes nothing."""
+        """Started, Updated and Ended move one session; a refused event changes nothing.
+
+        seqNo orders a transaction's events: one at or below the highest applied (an offline queue
+        replayed after a reconnect, a resend after a lost answer) is acknowledged and changes nothing.
+        """
         session_id = transaction_info["transaction_id"]
         token = id_token.get("id_token") if id_token else None
         try:
+            if not 0 <= seq_no <= MAX_SEQ_NO:
+                raise AccountingError(f"seq_no: expected 0 to {MAX_SEQ_NO}, got {seq_no}")
             reading = last_energy_wh(meter_value)
             at = parse_time(reading[1] if reading else timestamp, "timestamp")
             wh = reading[0] if reading else None
             if event_type == "Started":
-                status = self.csms.open_session(self, session_id, token, wh, at)
+                status = self.csms.open_session(self, session_id, token, wh, at, seq_no=seq_no)
                 return result201.TransactionEvent(id_token_info={"status": status})
-            session = self.csms.advance(self, session_id, token, wh, at, ended=event_type == "Ended")
+            session = self.csms.advance(self, session_id, token, wh, at, ended=event_type == "Ended", seq_no=seq_no)
         except AccountingError as error:
             raise self.refuse(error) from None
         info = {"status": self.csms.authorize(token, "Central")} if token else None
@@ -130,6 +144,20 @@ class Point201(_Guarded, ChargePoint201):
     async def send_stop(self, session_id: str) -> None:
         """Ask the charger to stop a session."""
         await self.call(call201.RequestStopTransaction(transaction_id=session_id))
+
+    async def send_start(self, id_token: str, evse_id: int, remote_start_id: int) -> str:
+        """Ask the charger to start a session for a vehicle's idToken; its answer's status."""
+        answer = await self.call(call201.RequestStartTransaction(
+            id_token={"id_token": id_token, "type": "Central"}, remote_start_id=remote_start_id, evse_id=evse_id))
+        return answer.status
+
+    async def get_variables(self, names: list[tuple[str, str]]) -> dict[str, str | None]:
+        """Read configuration variables ("component", "variable"); None for one the charger rejects."""
+        answer = await self.call(call201.GetVariables(get_variable_data=[
+            {"component": {"name": component}, "variable": {"name": variable}} for component, variable in names]))
+        return {f"{r['component']['name']}.{r['variable']['name']}":
+                r.get("attribute_value") if r["attribute_status"] == "Accepted" else None
+                for r in answer.get_variable_result}
 
 
 class Point16(_Guarded, ChargePoint16):
@@ -163,9 +191,16 @@ class Point16(_Guarded, ChargePoint16):
     def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
                              **_: Any) -> Any:
         """Open a session; 1.6 leaves the transaction id to the CSMS."""
-        session_id = self.csms.next_transaction_id()
+        start_key = f"{self.id}|{connector_id}|{id_tag}|{meter_start}|{timestamp}"
+        known = self.csms.sessions.get(self.csms.starts16.get(start_key, ""))
+        if known is not None:
+            # The same StartTransaction sent again (its answer was lost): the same transaction.
+            status = "Accepted" if known.id_token else "Invalid"
+            return result16.StartTransaction(transaction_id=int(known.session_id), id_tag_info={"status": status})
         try:
-            status = self.csms.open_session(self, str(session_id), id_tag, meter_start, parse_time(timestamp, "timestamp"))
+            wh, at = checked_wh(meter_start, "meter_start"), parse_time(timestamp, "timestamp")
+            session_id = self.csms.next_transaction_id()
+            status = self.csms.open_session(self, str(session_id), id_tag, wh, at, start_key=start_key)
         except AccountingError as error:
             raise self.refuse(error) from None
         return result16.StartTransaction(transaction_id=session_id, id_tag_info={"status": status})
@@ -188,8 +223,8 @@ class Point16(_Guarded, ChargePoint16):
     def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int, **_: Any) -> Any:
         """End a session at its final reading."""
         try:
-            self.csms.advance(self, str(transaction_id), None, meter_stop, parse_time(timestamp, "timestamp"),
-                              ended=True)
+            self.csms.advance(self, str(transaction_id), None, checked_wh(meter_stop, "meter_stop"),
+                              parse_time(timestamp, "timestamp"), ended=True)
         except AccountingError as error:
             raise self.refuse(error) from None
         return result16.StopTransaction()
@@ -200,3 +235,14 @@ class Point16(_Guarded, ChargePoint16):
     async def send_stop(self, session_id: str) -> None:
         """Ask the charger to stop a session."""
         await self.call(call16.RemoteStopTransaction(transaction_id=int(session_id)))
+
+    async def send_start(self, id_token: str, evse_id: int, remote_start_id: int) -> str:
+        """RemoteStartTransaction for a vehicle's idTag on a connector; its answer's status."""
+        answer = await self.call(call16.RemoteStartTransaction(id_tag=id_token, connector_id=evse_id))
+        return answer.status
+
+    async def get_variables(self, names: list[tuple[str, str]]) -> dict[str, str | None]:
+        """1.6 GetConfiguration for the variables' names (the component is not a 1.6 notion)."""
+        answer = await self.call(call16.GetConfiguration(key=[variable for _, variable in names]))
+        found = {item["key"]: item.get("value") for item in answer.configuration_key or []}
+        return {f"{component}.{variable}": found.get(variable) for component, variable in names}
