@@ -24,6 +24,8 @@ from cityledger.modules.identity import compute_schema_id
 from cityledger.node.issuers import compute_manufacturer_entry
 from cityledger.offchain.identity import RESIDENT_ID
 
+from cityledger.modules.payments import SetPolicy
+from cityledger.modules.payments.quotas import TXS_PER_WINDOW, WINDOW_BLOCKS
 from test_cometbft_network import FAST, _app_hashes, _member_key
 
 pytestmark = [pytest.mark.cometbft, pytest.mark.slow]
@@ -32,6 +34,7 @@ MORE_BLOCKS = 5
 MAX_WAIT_S = 90
 NESTING = 2_000  # "[" * 2000 + "]" * 2000: about 4 KB of nested JSON
 SCHEMA = (RESIDENT_ID, "1.0")
+QUOTA = 6
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,8 @@ def network(tmp_path_factory):
     entry = compute_manufacturer_entry(office)
     entry["accreditations"] = sorted(entry["accreditations"] + [SCHEMA[0]])  # an issuer of resident IDs too
     state["identity"] = {"dids": [entry]}
+    # A tight window quota (members send at most 4 txs here): the spam limit under CometBFT, below.
+    state["governance"]["params"] = {TXS_PER_WINDOW: QUOTA, WINDOW_BLOCKS: 100_000}
     net = LocalNet.create(root / "net", validators=2, timeouts=FAST, app_state=state, snapshot_interval=0)
     net.office, net.office_did = office, compute_did(office.signer(), b"")
     net.member = _member_key(root / "keys")
@@ -71,6 +76,7 @@ def _hostile_txs(network) -> dict[str, tuple[PrivateKey, object]]:
             "vehicle", "model-x", device_key, newline_did, b"\x00" * 64, b"\x00" * 64)),
         "cred def of nested JSON": (network.office, AnchorCredDef(did, compute_schema_id(did, *SCHEMA), "default",
                                                                   b"[" * NESTING + b"]" * NESTING)),
+        "policy with a negative quota": (PrivateKey.generate(), SetPolicy(did, 1, 1, [], [], 10, -1)),
     }
 
 
@@ -105,4 +111,29 @@ def test_hostile_txs_are_refused_and_the_chain_goes_on_with_one_app_hash(network
     while top < start + MORE_BLOCKS and time.monotonic() < deadline:
         time.sleep(0.2)
         top = min(network.heights().values())
+    assert _app_hashes(network, "validator0", top) == _app_hashes(network, "validator1", top)
+
+
+def test_a_sender_past_its_window_quota_is_refused_and_validators_agree(network):
+    from cityledger.sdk import Client, TxRejected, transfer
+
+    spammer, sink = PrivateKey.generate(), PrivateKey.generate().address()
+    with Client(network.node("validator0").api_url) as client:
+        funded = client.submit(transfer(network.chain_id, network.member, client.get_nonce(network.member.address()),
+                                        spammer.address(), 1_000), wait=True, timeout_s=MAX_WAIT_S)
+        assert funded.status == "committed", funded
+        for nonce in range(QUOTA):
+            assert client.submit(transfer(network.chain_id, spammer, nonce, sink, 1)).check.code == 0
+        with pytest.raises(TxRejected) as refused:
+            client.submit(transfer(network.chain_id, spammer, QUOTA, sink, 1))
+        assert refused.value.status == 429 and refused.value.field == "sender"
+        # Another sender is not held back, and once it commits every admitted tx of the spammer has too.
+        last = client.submit(transfer(network.chain_id, network.member, client.get_nonce(network.member.address()),
+                                      sink, 1), wait=True, timeout_s=MAX_WAIT_S)
+        assert last.status == "committed"
+        deadline = time.monotonic() + MAX_WAIT_S
+        while client.get_account(sink).balance < QUOTA + 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get_account(sink).balance == QUOTA + 1
+    top = min(network.heights().values())
     assert _app_hashes(network, "validator0", top) == _app_hashes(network, "validator1", top)
