@@ -1,0 +1,261 @@
+"""The vault service against a real ledger: a bound vehicle seals for its owner's vault key and its
+consumers' keys as the ledger lists them, the gateway (its ledger registry, its anchor callable) files
+the records, the owner reads back exactly its samples, a consumer reads only under a consent valid now
+(not without one, not for another purpose, not once expired or revoked), every consumer read and every
+erasure is logged, signed and anchored in one tx per batch, and a log that leaves a read out fails
+the owner's check against the anchors."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import pytest
+
+from test_consent import Consents
+from test_devices import new_device
+from test_identity_fixtures import City
+from test_sdk_telemetry import LedgerClient
+from telemetry_helpers import vehicle_samples
+from cityledger.core.types import address_to_str
+from cityledger.modules.consent import RegisterVaultKey
+from cityledger.modules.devices import compute_device_did
+from cityledger.offchain.telemetry import DeviceConfig, DeviceSealer, SequenceCounter, VaultKey
+from cityledger.offchain.telemetry.broker import device_topic
+from cityledger.offchain.telemetry.gateway import Gateway
+from cityledger.offchain.telemetry.registry import LedgerDevices
+from cityledger.offchain.vaults import VaultError, VaultHost
+from cityledger.offchain.vaults.accesslog import AccessLog, LogBroken, SignedEntry
+from cityledger.offchain.vaults.service import (
+    MAX_REQUEST_AGE,
+    GatewayHeights,
+    RequestSignature,
+    VaultRequest,
+    VaultService,
+    compute_request_bytes,
+)
+from cityledger.sdk.telemetry import gateway_anchor
+from cityledger.sdk.vaults import device_recipients, log_anchor_sender, log_anchors, service_keys
+from cityledger.offchain.vaults.accesslog import verify_log
+from cityledger.offchain.telemetry import open_record
+
+INTERVAL_S = 60
+FIRST_INTERVAL = 29_000_000
+WINDOWS = 6
+
+
+class Client(LedgerClient):
+    """LedgerClient plus status(), as devices call it."""
+
+    def status(self):
+        return SimpleNamespace(height=self.ledger.height())
+
+
+class World:
+    """The consent world, a vault service over it, and one vehicle streaming to a gateway."""
+
+    def __init__(self, consents: Consents, tmp) -> None:
+        self.c, self.ledger = consents, consents.ledger
+        self.client = Client(self.ledger)
+        self.chain_id = self.ledger.app.chain_id
+        self.device_key = new_device(0x92)
+        self.c.fleet.register(self.device_key).raise_for_error()
+        self.device_did = compute_device_did(self.device_key.public_key)
+        wallet = consents.city.wallet()
+        self.owner_key = consents.fleet.owner(wallet, self.device_did)
+        consents.fleet.bind(wallet, self.device_did, self.owner_key).raise_for_error()
+        self.owner = address_to_str(self.owner_key.address())
+        self.vault_key, self.insurer_key, self.lab_key = VaultKey.generate(), VaultKey.generate(), VaultKey.generate()
+        self.ledger.send([self.owner_key], [RegisterVaultKey(self.owner, self.vault_key.public)]).raise_for_error()
+        for office, key in ((consents.insurer, self.insurer_key), (consents.lab, self.lab_key)):
+            self.ledger.send([office.keys[0]], [RegisterVaultKey(office.did, key.public)]).raise_for_error()
+        self.data_set = self._data_set()
+        self.now = FIRST_INTERVAL * INTERVAL_S
+        self.host = VaultHost(tmp / "vaults")
+        self.gateway = Gateway(tmp / "gateway", self.host, LedgerDevices(self.ledger.store),
+                               gateway_anchor(self.client, self.chain_id, consents.gateway.keys, consents.gateway.did),
+                               "127.0.0.1", 1, "unused", INTERVAL_S, clock=lambda: self.now)
+        self.log = AccessLog(tmp / "access.sqlite", consents.vault.did, consents.vault.keys[0])
+        self.service = VaultService(self.host, self.log, self.ledger.store, self.chain_id,
+                                    GatewayHeights(self.gateway, self.ledger.store, consents.gateway.did))
+        self.sealer = DeviceSealer(self.device_key, DeviceConfig(self.device_did, self.vault_key.public,
+                                                                 self.data_set, "vehicle/1"),
+                                   SequenceCounter(tmp / "device.seq"))
+        self.samples: list = []
+        self.rng = random.Random(15)
+
+    def _data_set(self) -> str:
+        from cityledger.core.hashing import sha256
+        from cityledger.modules.consent import RegisterDataSet, compute_data_set_id
+
+        commitment = sha256(b"vault service data set")
+        self.ledger.send([self.owner_key], [RegisterDataSet("vehicle-telemetry-1", commitment, self.device_did,
+                                                            self.c.gateway.did, "")]).raise_for_error()
+        return compute_data_set_id(self.owner_key.address(), self.device_did, "vehicle-telemetry-1", commitment)
+
+    def stream(self, windows: int) -> list[bytes]:
+        """The device seals `windows` windows for whom the ledger lists; the gateway files them and the
+        interval is anchored. The record ids, in order."""
+        owner_key, consumers = device_recipients(self.client, self.data_set)
+        assert owner_key == self.vault_key.public
+        messages = []
+        for index in range(windows):
+            start = self.now + index * 10
+            samples = vehicle_samples(self.rng, start)
+            self.samples.append(samples)
+            raw = self.sealer.seal(start, samples, consumers)
+            messages.append(SimpleNamespace(topic=device_topic(self.device_did), payload=raw, mid=index, qos=1))
+        before = self.gateway.stored
+        self.gateway.process_batch(messages)
+        assert self.gateway.stored == before + windows, self.gateway.refused
+        self.now += INTERVAL_S
+        [anchored] = self.gateway.close_finished_intervals()
+        return self.gateway.state.record_ids(anchored.interval)
+
+    def request(self, keys, action: str, reader: str, **fields) -> tuple[VaultRequest, list[RequestSignature]]:
+        request = VaultRequest(action, reader, fields.get("data_set", ""), fields.get("purpose", ""),
+                               fields.get("start_s", 0), fields.get("end_s", 0), fields.get("after_seq", 0),
+                               fields.get("height", self.ledger.height()))
+        payload = compute_request_bytes(self.chain_id, request)
+        return request, [RequestSignature(key.public_key, key.sign(payload)) for key in keys]
+
+    def owner_read(self, **fields):
+        fields = {"data_set": self.data_set, "start_s": 0, "end_s": 2**40} | fields
+        return self.service.read_owner(*self.request([self.owner_key], "read", self.owner, **fields))
+
+    def consumer_read(self, office, purpose: str = "insurance-pricing", **fields):
+        fields = {"data_set": self.data_set, "purpose": purpose, "start_s": 0, "end_s": 2**40} | fields
+        return self.service.read_consumer(*self.request(office.keys, "consumer-read", office.did, **fields))
+
+    def grant(self, office, purpose: str = "insurance-pricing", expiry_in: int = 100) -> int:
+        height = self.ledger.height()
+        return self.c.granted(self.data_set, consumer=office.did, purpose=purpose, period=(1, height + expiry_in), key=self.owner_key,
+                              expiry=height + expiry_in)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return World(Consents(City(tmp_path_factory.mktemp("vault-service"))), tmp_path_factory.mktemp("vs"))
+
+
+def refused(call, code: str, field: str) -> None:
+    with pytest.raises(VaultError) as caught:
+        call()
+    assert (caught.value.code, caught.value.field) == (code, field), caught.value
+
+
+def test_owner_reads_back_exactly_its_samples_and_no_one_else_can_ask_as_owner(world):
+    world.stream(WINDOWS)
+    released = world.owner_read()
+    opened = [open_record(stored, wrap, world.vault_key) for _, stored, wrap in released.records]
+    assert opened == world.samples[:WINDOWS]
+    refused(lambda: world.service.read_owner(*world.request([world.c.stranger], "read", world.owner,
+                                                            data_set=world.data_set, end_s=1)),
+            "forbidden", "signatures")
+    refused(lambda: world.owner_read(height=world.ledger.height() - MAX_REQUEST_AGE - 1), "forbidden", "height")
+    refused(lambda: world.owner_read(height=world.ledger.height() + 1), "forbidden", "height")
+    refused(lambda: world.service.read_owner(*world.request([world.owner_key], "erase", world.owner)),
+            "invalid", "action")
+    assert world.log.head(world.owner) == (0, bytes(32))  # the owner's own reads are not logged
+
+
+def test_a_consumer_reads_under_consent_only_its_own_wrap_and_each_read_is_logged(world):
+    consent_id = world.grant(world.c.insurer)
+    ids = world.stream(WINDOWS)  # sealed while the consent is active: wrapped for the insurer too
+    released = world.consumer_read(world.c.insurer)
+    assert [r[0] for r in released.records] == ids  # not the records sealed before the consent
+    opened = [open_record(stored, wrap, world.insurer_key) for _, stored, wrap in released.records]
+    assert opened == world.samples[WINDOWS:2 * WINDOWS]
+    assert released.consent.id == consent_id and released.entry.entry.record_ids == ids
+    assert released.entry.entry.reader == world.c.insurer.did and released.entry.entry.purpose == "insurance-pricing"
+    assert world.log.head(world.owner) == (1, released.entry.hash)
+
+
+def test_consumers_without_consent_for_another_purpose_expired_or_revoked_are_refused(world):
+    head = world.log.head(world.owner)
+    refused(lambda: world.consumer_read(world.c.lab), "no_consent", "reader")
+    refused(lambda: world.consumer_read(world.c.insurer, purpose="research"), "no_consent", "purpose")
+    refused(lambda: world.consumer_read(world.c.insurer, purpose="marketing"), "no_consent", "purpose")
+    short = world.grant(world.c.lab, purpose="research", expiry_in=2)
+    assert world.consumer_read(world.c.lab, purpose="research").consent.id == short
+    for _ in range(2):
+        world.ledger.commit_block([])
+    refused(lambda: world.consumer_read(world.c.lab, purpose="research"), "no_consent", "consent")
+    revoked = world.grant(world.c.lab, purpose="maintenance")
+    world.consumer_read(world.c.lab, purpose="maintenance")
+    from cityledger.modules.consent import RevokeConsent
+    world.ledger.send([world.owner_key], [RevokeConsent(revoked)]).raise_for_error()
+    refused(lambda: world.consumer_read(world.c.lab, purpose="maintenance"), "no_consent", "consent")
+    # A consumer signing as another, or with a stale height, is refused before any consent is looked at.
+    request, signatures = world.request(world.c.lab.keys, "consent-read", world.c.insurer.did,
+                                        data_set=world.data_set, purpose="insurance-pricing", end_s=2**40)
+    refused(lambda: world.service.read_consumer(request, signatures), "invalid", "action")
+    request, signatures = world.request(world.c.lab.keys, "consumer-read", world.c.insurer.did,
+                                        data_set=world.data_set, purpose="insurance-pricing", end_s=2**40)
+    refused(lambda: world.service.read_consumer(request, signatures), "forbidden", "signatures")
+    assert world.log.head(world.owner)[0] == head[0] + 2  # the two granted reads, none of the refusals
+
+
+def test_devices_stop_sealing_for_a_revoked_consumer(world):
+    _, consumers = device_recipients(world.client, world.data_set)
+    assert world.insurer_key.public in consumers and world.lab_key.public not in consumers
+
+
+def _anchor(world) -> int:
+    return world.service.anchor_due(log_anchor_sender(world.client, world.chain_id, world.c.vault.keys))
+
+
+def test_the_log_is_anchored_in_one_tx_and_verifies_against_the_ledger(world):
+    sent = world.client.sent
+    assert _anchor(world) == 1 and world.client.sent == sent + 1
+    assert _anchor(world) == 0 and world.client.sent == sent + 1  # nothing new: no tx
+    entries = world.log.entries(world.owner)
+    keys = service_keys(world.client, world.c.vault.did)
+    anchors = log_anchors(world.client, world.c.vault.did, world.owner)
+    assert anchors == [(len(entries), entries[-1].hash)]
+    assert verify_log(entries, world.c.vault.did, keys, anchors, world.owner) == entries[-1].hash
+
+
+def test_a_log_that_leaves_a_read_out_fails_the_owners_check(world):
+    world.consumer_read(world.c.insurer)
+    _anchor(world)
+    entries = world.log.entries(world.owner)
+    keys = service_keys(world.client, world.c.vault.did)
+    anchors = log_anchors(world.client, world.c.vault.did, world.owner)
+    verify_log(entries, world.c.vault.did, keys, anchors, world.owner)
+    # The service drops the first read and re-chains and re-signs what is left: every entry verifies on
+    # its own, but the hash at an anchored count is no longer the anchored head.
+    from cityledger.offchain.vaults.accesslog import LogEntry, compute_entry_hash, compute_signing_bytes
+    import msgspec
+
+    rewritten, previous = [], bytes(32)
+    for index, signed in enumerate(entries[1:]):
+        entry = msgspec.structs.replace(signed.entry, seq=index + 1, previous=previous)
+        digest = compute_entry_hash(entry)
+        signature = world.c.vault.keys[0].sign(compute_signing_bytes(world.c.vault.did, digest))
+        rewritten.append(SignedEntry(entry, digest, signature))
+        previous = digest
+    with pytest.raises(LogBroken, match="anchor"):
+        verify_log(rewritten, world.c.vault.did, keys, anchors, world.owner)
+    with pytest.raises(LogBroken, match="seq"):  # dropped without re-numbering
+        verify_log([entries[0]] + entries[2:], world.c.vault.did, keys, anchors, world.owner)
+    with pytest.raises(LogBroken, match="anchors"):  # the tail cut off
+        verify_log(entries[:-1], world.c.vault.did, keys, anchors, world.owner)
+    assert LogEntry  # the entry type the rewrite used
+
+
+def test_erasure_shreds_the_data_sets_keys_and_is_logged(world):
+    count_before = world.log.head(world.owner)[0]
+    request = world.request([world.owner_key], "erase", world.owner, data_set=world.data_set)
+    done = world.service.erase(*request)
+    assert done.keys_destroyed > 0 and done.entry.entry.kind == "erase"
+    assert done.entry.entry.seq == count_before + 1 and done.entry.entry.keys_destroyed == done.keys_destroyed
+    assert world.owner_read().records == []
+    assert world.consumer_read(world.c.insurer).records == []
+    assert not any(True for _ in world.host.vault(world.owner).store.key_blobs())
+    assert _anchor(world) == 1
+    entries = world.log.entries(world.owner)
+    verify_log(entries, world.c.vault.did, service_keys(world.client, world.c.vault.did),
+               log_anchors(world.client, world.c.vault.did, world.owner), world.owner)
+    refused(lambda: world.service.erase(*world.request([world.owner_key], "erase", world.owner,
+                                                       data_set="ds-\nnot")), "invalid", "data_set")
