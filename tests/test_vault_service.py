@@ -38,6 +38,21 @@ from cityledger.sdk.telemetry import gateway_anchor
 from cityledger.sdk.vaults import device_recipients, log_anchor_sender, log_anchors, service_keys
 from cityledger.offchain.vaults.accesslog import verify_log
 from cityledger.offchain.telemetry import open_record
+import threading
+
+import httpx
+import msgspec
+import uvicorn
+from fastapi import FastAPI
+
+from test_api_helpers import free_port
+from cityledger.api import ServerLimits, server_config
+from cityledger.api.errors import install_handlers
+from cityledger.api.middleware import BodyBudget, CatchAll
+from cityledger.api.routes.vaults import include_vaults
+from cityledger.sdk import Client as Client_
+from cityledger.sdk.errors import ApiError
+from cityledger.sdk.vaults import open_records, sign_request, verify_vault_log
 
 INTERVAL_S = 60
 FIRST_INTERVAL = 29_000_000
@@ -242,6 +257,117 @@ def test_a_log_that_leaves_a_read_out_fails_the_owners_check(world):
     with pytest.raises(LogBroken, match="anchors"):  # the tail cut off
         verify_log(entries[:-1], world.c.vault.did, keys, anchors, world.owner)
     assert LogEntry  # the entry type the rewrite used
+
+
+# -- over REST, through the SDK's client ------------------------------------------------------------
+
+class VaultApi:
+    """The vault routes (with the API's handlers and middleware) over the world's service, under uvicorn."""
+
+    def __init__(self, world: World, service) -> None:
+        app = FastAPI()
+        install_handlers(app)
+        app.add_middleware(BodyBudget)
+        app.add_middleware(CatchAll)
+        include_vaults(app, SimpleNamespace(vaults=service))
+        self.app, self.port = app, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(server_config(app, "127.0.0.1", self.port, "warning", ServerLimits()))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        while not self.server.started:
+            self.thread.join(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join()
+
+
+@pytest.fixture(scope="module")
+def api(world):
+    with VaultApi(world, world.service) as served, Client_(served.url) as client:
+        yield client
+
+
+def _sign(world, keys, action: str, reader: str, **fields):
+    return sign_request(world.chain_id, keys, action, reader, world.ledger.height(), **fields)
+
+
+def test_rest_owner_reads_and_a_consumer_reads_under_consent(world, api):
+    view = api.vault_read(_sign(world, [world.owner_key], "read", world.owner, data_set=world.data_set, end_s=2**40))
+    assert [samples for _, samples in open_records(view, world.vault_key)] == world.samples
+    view = api.vault_consumer_read(_sign(world, world.c.insurer.keys, "consumer-read", world.c.insurer.did,
+                                         data_set=world.data_set, purpose="insurance-pricing", end_s=2**40))
+    assert view.records and view.log_entry.reader == world.c.insurer.did
+    assert [r.record_id for r in view.records] == view.log_entry.record_ids
+    with pytest.raises(ApiError) as caught:
+        api.vault_consumer_read(_sign(world, world.c.lab.keys, "consumer-read", world.c.lab.did,
+                                      data_set=world.data_set, purpose="insurance-pricing", end_s=2**40))
+    assert (caught.value.status, caught.value.field) == (403, "purpose")
+
+
+def test_rest_log_verifies_against_the_anchors(world, api):
+    _anchor(world)
+    page = api.vault_log(_sign(world, [world.owner_key], "log", world.owner))
+    assert page.service == world.c.vault.did and page.next_seq is None
+    assert verify_vault_log(world.client, world.c.vault.did, world.owner, page.entries) == world.log.head(world.owner)[1]
+    dropped = page.entries[:1] + page.entries[2:]
+    with pytest.raises(LogBroken):
+        verify_vault_log(world.client, world.c.vault.did, world.owner, dropped)
+
+
+def _hostile_bodies(world) -> list[tuple[bytes, str]]:
+    """(body, the field the refusal must name) for every kind of hostile value."""
+    good = msgspec.to_builtins(_sign(world, [world.owner_key], "erase", world.owner, data_set=world.data_set))
+
+    def with_(**changes) -> bytes:
+        return msgspec.json.encode(good | changes)
+
+    deep = b'{"reader": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    return [
+        (with_(reader=world.owner + "\n"), "reader"),
+        (with_(data_set=world.data_set + "\n"), "data_set"),
+        (with_(purpose="x" * 300), "purpose"),
+        (with_(height=2**64), "height"),
+        (with_(height=-1), "height"),
+        (with_(start_s=-5), "start_s"),
+        (with_(after_seq=2**63), "after_seq"),
+        (with_(signatures=[]), "signatures"),
+        (with_(signatures=[{"scheme": "rsa", "key": "00", "signature": "00"}]), "signatures[0]"),
+        (with_(signatures=[{"scheme": "ed25519", "key": "zz", "signature": "00"}]), "signatures[0]"),
+        (with_(unknown=1), "unknown"),
+        (with_(reader={"a": {"b": {"c": 1}}}), "reader"),
+        (deep, "body"),
+        (msgspec.json.encode(good).replace(world.owner.encode(), b"city\xff\xfe"), "body"),
+        (b'{"reader": "' + b"a" * (70 * 1024) + b'"}', "body"),
+    ]
+
+
+@pytest.mark.parametrize("route", ["read", "consumer-read", "log", "erase"])
+def test_rest_hostile_values_are_named_4xx_and_change_nothing(world, api, route):
+    head, keys = world.log.head(world.owner), list(world.host.vault(world.owner).store.key_blobs())
+    for body, field in _hostile_bodies(world):
+        response = httpx.post(f"{api_url(api)}/vaults/{route}", content=body,
+                              headers={"content-type": "application/json"})
+        assert 400 <= response.status_code < 500, (route, field, response.text)
+        error = response.json()["error"]
+        assert error["message"].startswith(field) or error.get("field") == field, (route, field, error)
+    assert world.log.head(world.owner) == head
+    assert list(world.host.vault(world.owner).store.key_blobs()) == keys
+
+
+def test_rest_answers_503_without_a_vault_service(world):
+    with VaultApi(world, None) as served:
+        response = httpx.post(f"{served.url}/vaults/read", content=msgspec.json.encode(
+            _sign(world, [world.owner_key], "read", world.owner)), headers={"content-type": "application/json"})
+    assert response.status_code == 503 and response.json()["error"]["field"] == "vaults"
+
+
+def api_url(client) -> str:
+    return str(client._http.base_url).rstrip("/")
 
 
 def test_erasure_shreds_the_data_sets_keys_and_is_logged(world):

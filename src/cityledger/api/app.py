@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from .errors import install_handlers
 from .routes.batteries import include_batteries
 from .routes.identity import include_identity
+from .routes.vaults import include_vaults
 from .metrics import ApiMetrics, read_engine
 from .middleware import BodyBudget, BoundedHeaders, CatchAll, HeadAsGet
 from .protocols import NodeLike
@@ -54,6 +55,7 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     app.include_router(node_router(service))
     include_identity(app, node)
     include_batteries(app, node, app.state.identity.verifier)
+    include_vaults(app, node)
     _merge_schemas(app)
     return app
 

@@ -16,6 +16,7 @@ import httpx
 import msgspec
 
 from ..wire.batteries import PutPassportBody, ReadPassportBody
+from ..wire.vaults import VaultErasureView, VaultLogView, VaultRecordsView, VaultRequestBody
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
 from .models import (AccessLog, Account, BatchResult, Block, Health, PassportDocument, PassportStored, QueryResult,
@@ -50,7 +51,8 @@ def _decoder(kind: type) -> Callable[[bytes], Any]:
 
 
 _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, QueryResult, StateValue, Status,
-                                          SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog)}
+                                          SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog,
+                                          VaultRecordsView, VaultLogView, VaultErasureView)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
 
 
@@ -139,6 +141,12 @@ class _Calls:
     def get_passport_log(passport_id: str, auth: Mapping[str, Any], after_seq: int) -> _Call:
         return _Call("GET", f"/passports/{quote(passport_id, safe='')}/log", _READ[AccessLog],
                      {**auth, "after_seq": after_seq})
+
+    @staticmethod
+    def vault(action: str, body: VaultRequestBody) -> _Call:
+        kind = {"read": VaultRecordsView, "consumer-read": VaultRecordsView, "log": VaultLogView,
+                "erase": VaultErasureView}[action]
+        return _Call("POST", f"/vaults/{action}", _READ[kind], body=msgspec.json.encode(body))
 
 
 def check_verified(key: bytes, height: int, answer: StateValue, app_hash: bytes | str | None) -> bytes | None:
@@ -250,6 +258,22 @@ class Client:
         """A passport's access log from `after_seq`, to its operator or battery owner (auth: sign_log_read)."""
         return self._do(_Calls.get_passport_log(passport_id, auth, after_seq))
 
+    def vault_read(self, body: VaultRequestBody) -> VaultRecordsView:
+        """The owner's sealed records (body: sdk.vaults.sign_request(..., "read", ...)); open with open_records."""
+        return self._do(_Calls.vault("read", body))
+
+    def vault_consumer_read(self, body: VaultRequestBody) -> VaultRecordsView:
+        """A consumer's read under its consent (sign_request(..., "consumer-read", ...)); logged."""
+        return self._do(_Calls.vault("consumer-read", body))
+
+    def vault_log(self, body: VaultRequestBody) -> VaultLogView:
+        """A page of the owner's access log (sign_request(..., "log", ...)); check it with verify_vault_log."""
+        return self._do(_Calls.vault("log", body))
+
+    def vault_erase(self, body: VaultRequestBody) -> VaultErasureView:
+        """Crypto-shred a data set, or the whole vault (sign_request(..., "erase", ...)); logged."""
+        return self._do(_Calls.vault("erase", body))
+
 
 class AsyncClient:
     """The asyncio client: `async with AsyncClient(url) as node: await node.status()`."""
@@ -333,6 +357,18 @@ class AsyncClient:
 
     async def get_passport_log(self, passport_id: str, auth: Mapping[str, Any], after_seq: int = 0) -> AccessLog:
         return await self._do(_Calls.get_passport_log(passport_id, auth, after_seq))
+
+    async def vault_read(self, body: VaultRequestBody) -> VaultRecordsView:
+        return await self._do(_Calls.vault("read", body))
+
+    async def vault_consumer_read(self, body: VaultRequestBody) -> VaultRecordsView:
+        return await self._do(_Calls.vault("consumer-read", body))
+
+    async def vault_log(self, body: VaultRequestBody) -> VaultLogView:
+        return await self._do(_Calls.vault("log", body))
+
+    async def vault_erase(self, body: VaultRequestBody) -> VaultErasureView:
+        return await self._do(_Calls.vault("erase", body))
 
 
 def _join_batches(parts: list[BatchResult]) -> BatchResult:

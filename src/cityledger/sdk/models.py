@@ -13,6 +13,14 @@ from ..wire.batteries import (
     PassportStoredView as PassportStored,
     TierHashView as TierHash,
 )
+from ..wire.vaults import (
+    SealedRecordView,
+    VaultErasureView,
+    VaultLogEntryView,
+    VaultLogView,
+    VaultRecordsView,
+    WrapView,
+)
 from ..wire.views import (
     AccountView as Account,
     Attribute,
@@ -54,4 +62,10 @@ __all__ = [
     "SubmitResult",
     "TxResult",
     "TxStatus",
+    "SealedRecordView",
+    "VaultErasureView",
+    "VaultLogEntryView",
+    "VaultLogView",
+    "VaultRecordsView",
+    "WrapView",
 ]
