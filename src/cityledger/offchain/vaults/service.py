@@ -119,7 +119,8 @@ class GatewayHeights:
 
     def recording_height(self, record_id: bytes) -> int | None:
         """The anchoring height of the record's interval, or None."""
-        found = self.gateway.state.find_record(record_id)
+        state = self.gateway.state
+        found = None if state is None else state.find_record(record_id)
         if found is None:
             return None
         root = get_gateway_root(self.state, self.gateway_did, found[0])
