@@ -1,0 +1,201 @@
+"""End to end on a real node with [telemetry] enabled: the node starts the project's Mosquitto, the gateway
+and the vault service; a registered, bound vehicle publishes over MQTT, sealed for its owner's and its
+consumers' vault keys as the ledger lists them; the owner reads back exactly its samples through the
+REST API and the SDK; a consumer without consent, with another purpose, an expired or a revoked
+consent is refused; the owner's access log verifies against the anchors the node put on chain."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from test_api_helpers import LiveServer
+from test_consent import Consents
+from test_devices import new_device
+from test_identity_fixtures import City
+from telemetry_helpers import vehicle_samples
+from cityledger.core.hashing import sha256
+from cityledger.core.keys import PrivateKey
+from cityledger.core.types import address_to_str
+from cityledger.modules.consent import RegisterDataSet, RegisterVaultKey, RevokeConsent, compute_data_set_id
+from cityledger.modules.devices import compute_device_did
+from cityledger.modules.identity import compute_did
+from cityledger.node.home import init_home, load_config, load_key, write_key_file
+from cityledger.node.runner import Node
+from cityledger.offchain.identity.ledger import NodeLedger
+from cityledger.offchain.telemetry import DeviceConfig, DeviceSealer, SequenceCounter, VaultKey
+from cityledger.offchain.telemetry.broker import find_binary
+from cityledger.sdk import Client
+from cityledger.sdk.errors import ApiError
+from cityledger.sdk.vaults import device_recipients, open_records, sign_request, verify_vault_log
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(find_binary("mosquitto") is None,
+                       reason="mosquitto not installed: run scripts/install_mosquitto.sh (make install does)"),
+]
+
+WAIT_S = 30.0  # upper bound on any wait below; nothing asserts how long a step took
+GATEWAY_SEED, VAULT_SEED = 0x81, 0x82  # the seeds Consents gives its gateway and vault service offices
+WINDOWS = 4
+
+
+def _office_did(seed: int) -> str:
+    return compute_did(PrivateKey(1, bytes([seed]) * 32).signer(), b"")
+
+
+def _telemetry_home(home) -> None:
+    """An `init` home (3 members, no hosted issuers) with [telemetry] enabled for the offices Consents makes."""
+    init_home(home, members=3, issuers=False)
+    for name, seed in (("gateway", GATEWAY_SEED), ("vault-service", VAULT_SEED)):
+        write_key_file(home / "keys" / f"{name}.json", PrivateKey(1, bytes([seed]) * 32), name)
+    text = (home / "config.toml").read_text()
+    head, tail = text.split("[telemetry]\n", 1)
+    tail = tail[tail.index("\n["):]
+    (home / "config.toml").write_text(
+        head + "[telemetry]\nenabled = true\ninterval_s = 1\n"
+        f'gateway_did = "{_office_did(GATEWAY_SEED)}"\ngateway_key = "keys/gateway.json"\n'
+        f'vault_service_did = "{_office_did(VAULT_SEED)}"\nvault_service_key = "keys/vault-service.json"\n' + tail)
+
+
+class NodeCity(City):
+    """City's governance and offices over a running node's ledger instead of an in-process chain."""
+
+    def __init__(self, tmp_path, node: Node) -> None:
+        self.tmp_path, self.node = tmp_path, node
+        self.ledger = NodeLedger(node)
+        self.ledger.store = node.store  # what City's helpers read proposal ids from
+        self.ledger.query = lambda path, **args: _query(node, path, args)
+        self.chain_id = node.app.chain_id
+        self.members = [load_key(node.config.home / "keys" / f"{slug}.json")
+                        for slug in ("city-government", "car-maker", "grid-operator")]
+        self.offices = {}
+
+
+def _query(node: Node, path: str, args: dict):
+    import json
+
+    result = node.app.query(path, json.dumps(args).encode())
+    if result.code == 1:
+        raise LookupError(result.log)
+    if result.code:
+        raise ValueError(result.log)
+    return json.loads(result.value)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("vault-e2e")
+    _telemetry_home(tmp / "home")
+    config = load_config(tmp / "home")
+    config.solo.block_interval_ms = 20
+    node = Node(config)
+    with LiveServer(node) as server, Client(server.url) as client:
+        yield node, Consents(NodeCity(tmp, node)), client, tmp
+
+
+def _bound_vehicle(consents: Consents, seed: int):
+    device = new_device(seed)
+    consents.fleet.register(device).raise_for_error()
+    did = compute_device_did(device.public_key)
+    wallet = consents.city.wallet()
+    owner = consents.fleet.owner(wallet, did)
+    consents.fleet.bind(wallet, did, owner).raise_for_error()
+    return device, did, owner
+
+
+def _publish(node: Node, did: str, payloads: list[bytes]) -> None:
+    """The device's own MQTT client: its broker credentials, its topic, QoS 1."""
+    creds = node.telemetry.broker.add_device(did)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{random.getrandbits(32)}")
+    client.username_pw_set(creds.username, creds.password)
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    client.connect(creds.host, creds.port)
+    client.loop_start()
+    try:
+        assert connected.wait(WAIT_S)
+        for payload in payloads:
+            client.publish(creds.topic, payload, qos=1).wait_for_publish(WAIT_S)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _wait_anchored(node: Node, count: int) -> None:
+    """Until the gateway stored `count` records and anchored every interval holding them."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        gateway = node.telemetry.gateway
+        roots = gateway.roots()
+        if gateway.stored >= count and roots and all(r.anchored for r in roots) \
+                and sum(r.count for r in roots) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not anchored: stored {gateway.stored}, refused {dict(gateway.refused)}, roots {roots}")
+
+
+def test_a_vehicle_publishes_and_only_its_owner_and_consenting_consumers_read(running):
+    node, consents, client, tmp = running
+    device, did, owner = _bound_vehicle(consents, 0x93)
+    account = address_to_str(owner.address())
+    vault_key, insurer_key, lab_key = VaultKey.generate(), VaultKey.generate(), VaultKey.generate()
+    ledger = consents.ledger
+    ledger.send([owner], [RegisterVaultKey(account, vault_key.public)]).raise_for_error()
+    for office, key in ((consents.insurer, insurer_key), (consents.lab, lab_key)):
+        ledger.send([office.keys[0]], [RegisterVaultKey(office.did, key.public)]).raise_for_error()
+    commitment = sha256(b"e2e data set")
+    ledger.send([owner], [RegisterDataSet("vehicle-telemetry-1", commitment, did, consents.gateway.did, "")]) \
+        .raise_for_error()
+    data_set = compute_data_set_id(owner.address(), did, "vehicle-telemetry-1", commitment)
+    height = ledger.height()
+    consents.grant(data_set, consumer=consents.insurer.did, purpose="insurance-pricing", period=(1, height + 1000),
+                   expiry=height + 1000, key=owner).raise_for_error()
+    consents.grant(data_set, consumer=consents.lab.did, purpose="research", period=(1, ledger.height() + 3),
+                   expiry=ledger.height() + 3, key=owner).raise_for_error()
+    insurer, short = [c["id"] for c in client.query("consent", "consents", data_set=data_set)["items"]]
+
+    # The device learns from the ledger whom to seal for, and publishes over the real Mosquitto.
+    owner_key, consumers = device_recipients(client, data_set)
+    assert owner_key == vault_key.public and set(consumers) == {insurer_key.public, lab_key.public}
+    sealer = DeviceSealer(device, DeviceConfig(did, owner_key, data_set, "vehicle/1"), SequenceCounter(tmp / "seq"))
+    rng, start = random.Random(7), int(time.time()) // 10 * 10 - 600
+    windows = [vehicle_samples(rng, start + 10 * i) for i in range(WINDOWS)]
+    _publish(node, did, [sealer.seal(start + 10 * i, windows[i], consumers) for i in range(WINDOWS)])
+    _wait_anchored(node, WINDOWS)
+
+    def signed(keys, action, reader, **fields):
+        status = client.status()
+        return sign_request(status.chain_id, keys, action, reader, status.height, data_set=data_set,
+                            end_s=2**40, **fields)
+
+    view = client.vault_read(signed([owner], "read", account))
+    assert [samples for _, samples in open_records(view, vault_key)] == windows
+    released = client.vault_consumer_read(signed(consents.insurer.keys, "consumer-read", consents.insurer.did,
+                                                 purpose="insurance-pricing"))
+    assert [samples for _, samples in open_records(released, insurer_key)] == windows
+    assert released.consent_id == insurer
+
+    def refused(keys, reader, purpose, field):
+        with pytest.raises(ApiError) as caught:
+            client.vault_consumer_read(signed(keys, "consumer-read", reader, purpose=purpose))
+        assert (caught.value.status, caught.value.field) == (403, field), caught.value
+
+    refused(consents.rogue_vault.keys, consents.rogue_vault.did, "insurance-pricing", "reader")  # no consent
+    refused(consents.insurer.keys, consents.insurer.did, "research", "purpose")  # another purpose
+    for _ in range(3):  # blocks pass: the lab's short consent expires
+        ledger.send([owner], [RegisterVaultKey(account, vault_key.public)]).raise_for_error()
+    refused(consents.lab.keys, consents.lab.did, "research", "consent")  # expired
+    ledger.send([owner], [RevokeConsent(insurer)]).raise_for_error()
+    refused(consents.insurer.keys, consents.insurer.did, "insurance-pricing", "consent")  # revoked
+    assert short > insurer
+
+    # The one granted read is in the owner's log, anchored by the node, and verifies against the ledger.
+    assert node.telemetry.anchor_logs_now() == 1
+    page = client.vault_log(signed([owner], "log", account))
+    assert [(e.kind, e.reader) for e in page.entries] == [("read", consents.insurer.did)]
+    verify_vault_log(client, page.service, account, page.entries)
