@@ -6,6 +6,7 @@ consent is refused; the owner's access log verifies against the anchors the node
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -29,7 +30,11 @@ from cityledger.node.runner import Node
 from cityledger.offchain.identity.ledger import NodeLedger
 from cityledger.offchain.telemetry import DeviceConfig, DeviceSealer, SequenceCounter, VaultKey
 from cityledger.offchain.telemetry.broker import find_binary
-from cityledger.sdk import Client
+from cityledger.cli.main import app
+from cityledger.offchain.vaults import save_key_file
+from cityledger.sdk import Client, Keystore
+from cityledger.sdk.keystore import MIN_SCRYPT_N
+from typer.testing import CliRunner
 from cityledger.sdk.errors import ApiError
 from cityledger.sdk.vaults import device_recipients, open_records, sign_request, verify_vault_log
 
@@ -42,6 +47,8 @@ pytestmark = [
 WAIT_S = 30.0  # upper bound on any wait below; nothing asserts how long a step took
 GATEWAY_SEED, VAULT_SEED = 0x81, 0x82  # the seeds Consents gives its gateway and vault service offices
 WINDOWS = 4
+runner = CliRunner()
+PASS_ENV = {"CL_TEST_PASS": "open sesame"}
 
 
 def _office_did(seed: int) -> str:
@@ -95,7 +102,7 @@ def running(tmp_path_factory):
     config.solo.block_interval_ms = 20
     node = Node(config)
     with LiveServer(node) as server, Client(server.url) as client:
-        yield node, Consents(NodeCity(tmp, node)), client, tmp
+        yield node, Consents(NodeCity(tmp, node)), client, tmp, server, {}
 
 
 def _bound_vehicle(consents: Consents, seed: int):
@@ -140,7 +147,7 @@ def _wait_anchored(node: Node, count: int) -> None:
 
 
 def test_a_vehicle_publishes_and_only_its_owner_and_consenting_consumers_read(running):
-    node, consents, client, tmp = running
+    node, consents, client, tmp, _, shared = running
     device, did, owner = _bound_vehicle(consents, 0x93)
     account = address_to_str(owner.address())
     vault_key, insurer_key, lab_key = VaultKey.generate(), VaultKey.generate(), VaultKey.generate()
@@ -199,3 +206,48 @@ def test_a_vehicle_publishes_and_only_its_owner_and_consenting_consumers_read(ru
     page = client.vault_log(signed([owner], "log", account))
     assert [(e.kind, e.reader) for e in page.entries] == [("read", consents.insurer.did)]
     verify_vault_log(client, page.service, account, page.entries)
+    shared.update(owner=owner, vault_key=vault_key, insurer_key=insurer_key, data_set=data_set, windows=windows)
+
+
+def test_the_cli_reads_logs_grants_revokes_and_erases(running):
+    node, consents, client, tmp, server, shared = running
+    home = node.config.home
+    keystore = Keystore(home / "keystore", scrypt_n=MIN_SCRYPT_N)
+    keystore.import_key("owner", shared["owner"], PASS_ENV["CL_TEST_PASS"])
+    keystore.import_key("insurer", consents.insurer.keys[0], PASS_ENV["CL_TEST_PASS"])
+    save_key_file(tmp / "owner.vault", shared["vault_key"])
+    save_key_file(tmp / "insurer.vault", shared["insurer_key"])
+
+    def cli(*args: str):
+        return runner.invoke(app, [*args, "--home", str(home), "--node", server.url, "--passphrase-env",
+                                   "CL_TEST_PASS"], env=PASS_ENV)
+
+    made = runner.invoke(app, ["vault", "key-new", str(tmp / "new.vault")])
+    assert made.exit_code == 0 and (tmp / "new.vault").stat().st_mode & 0o077 == 0
+    again = runner.invoke(app, ["vault", "key-new", str(tmp / "new.vault")])
+    assert again.exit_code != 0 and "path" in again.output
+    data_set = shared["data_set"]
+    read = cli("vault", "read", "--key", "owner", "--vault-key", str(tmp / "owner.vault"), "--data-set", data_set)
+    assert read.exit_code == 0, read.output
+    assert [[tuple(s[1:]) for s in w["samples"]] for w in json.loads(read.output)] == \
+        [[s.values for s in window] for window in shared["windows"]]
+    refused = cli("vault", "read", "--key", "insurer", "--vault-key", str(tmp / "insurer.vault"), "--data-set",
+                  data_set, "--consent", "insurance-pricing", "--consumer", consents.insurer.did)
+    assert refused.exit_code != 0 and "consent" in refused.output  # revoked in the test before
+    height = client.status().height
+    granted = cli("consent", "grant", "--key", "owner", "--data-set", data_set, "--consumer", consents.lab.did,
+                  "--purpose", "maintenance", "--to-height", str(height + 50), "--expiry-height", str(height + 50))
+    assert granted.exit_code == 0 and "granted" in granted.output, granted.output
+    consent_id = granted.output.split()[1]
+    revoked = cli("consent", "revoke", "--key", "owner", consent_id)
+    assert revoked.exit_code == 0 and "revoked" in revoked.output, revoked.output
+    assert cli("vault", "erase", "--key", "owner").exit_code != 0  # neither --data-set nor --all
+    erased = cli("vault", "erase", "--key", "owner", "--data-set", data_set)
+    assert erased.exit_code == 0 and "key(s) destroyed" in erased.output, erased.output
+    after = cli("vault", "read", "--key", "owner", "--vault-key", str(tmp / "owner.vault"), "--data-set", data_set)
+    assert json.loads(after.output) == []
+    node.telemetry.anchor_logs_now()
+    logged = cli("vault", "log", "--key", "owner", "--json")
+    assert logged.exit_code == 0, logged.output
+    body = json.loads(logged.output)
+    assert body["verified"] and [e["kind"] for e in body["entries"]] == ["read", "erase"]
