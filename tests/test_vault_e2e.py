@@ -23,7 +23,7 @@ from cityledger.core.hashing import sha256
 from cityledger.core.keys import PrivateKey
 from cityledger.core.types import address_to_str
 from cityledger.modules.consent import RegisterDataSet, RegisterVaultKey, RevokeConsent, compute_data_set_id
-from cityledger.modules.devices import compute_device_did
+from cityledger.modules.devices import Decommission, compute_device_did
 from cityledger.modules.identity import compute_did
 from cityledger.node.home import init_home, load_config, load_key, write_key_file
 from cityledger.node.runner import Node
@@ -251,3 +251,25 @@ def test_the_cli_reads_logs_grants_revokes_and_erases(running):
     assert logged.exit_code == 0, logged.output
     body = json.loads(logged.output)
     assert body["verified"] and [e["kind"] for e in body["entries"]] == ["read", "erase"]
+
+
+def test_a_decommissioned_device_loses_its_broker_credentials(running):
+    node, consents, client, tmp, server, shared = running
+    device, did, owner = _bound_vehicle(consents, 0x94)
+    creds = node.telemetry.broker.add_device(did)
+    assert node.telemetry.sync_devices() == []  # active on the ledger: kept
+    consents.ledger.send([owner], [Decommission(did)]).raise_for_error()
+    assert did in node.telemetry.sync_devices()
+    assert did not in node.telemetry.broker.devices()
+    client_ = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{random.getrandbits(32)}")
+    client_.username_pw_set(creds.username, creds.password)
+    answered, reasons = threading.Event(), []
+    client_.on_connect = lambda _c, _u, _f, reason, _p: (reasons.append(reason), answered.set())
+    client_.on_disconnect = lambda *args: answered.set()
+    client_.connect(creds.host, creds.port)
+    client_.loop_start()
+    try:
+        assert answered.wait(WAIT_S)
+        assert not reasons or reasons[0].is_failure  # refused: not authorised any more
+    finally:
+        client_.loop_stop()

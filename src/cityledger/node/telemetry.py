@@ -22,6 +22,8 @@ from pathlib import Path
 
 from ..core.encoding import Message
 from ..modules.consent import AnchorGatewayRoot, get_gateway_root
+from ..modules.devices import get_device
+from ..modules.devices.messages import STATUS_ACTIVE
 from ..modules.identity.did import is_did
 from ..offchain.identity.ledger import LedgerError, NodeLedger
 from ..offchain.telemetry.broker import Broker
@@ -34,7 +36,7 @@ from .home import NodeConfig, load_key
 
 log = logging.getLogger("cityledger.node.telemetry")
 
-LOG_ANCHOR_EVERY_S = 10.0  # how often the vault service anchors the access logs that grew (one tx per batch)
+LOG_ANCHOR_EVERY_S = 10.0  # how often the access logs that grew are anchored (one tx) and the broker's devices synced
 
 
 def _key_path(config: NodeConfig, name: str, value: str) -> Path:
@@ -112,6 +114,20 @@ class TelemetryService:
     def _anchor_logs(self) -> None:
         while not self._stop.wait(LOG_ANCHOR_EVERY_S):
             self.anchor_logs_now()
+            self.sync_devices()
+
+    def sync_devices(self) -> list[str]:
+        """Take the broker's credentials from devices the ledger no longer lists as active (decommissioned):
+        the files are regenerated and Mosquitto reloads them (SIGHUP). The DIDs removed."""
+        removed = []
+        for did in self.broker.devices():
+            device = get_device(self.node.store, did)
+            if device is None or device.status != STATUS_ACTIVE:
+                self.broker.remove_device(did)
+                removed.append(did)
+        if removed:
+            log.info("telemetry: removed %d decommissioned device(s) from the broker", len(removed))
+        return removed
 
     def anchor_logs_now(self) -> int:
         """Anchor every access log that grew (one tx); the number anchored, 0 on a failure (retried later)."""
