@@ -39,6 +39,25 @@ log = logging.getLogger("cityledger.node.telemetry")
 LOG_ANCHOR_EVERY_S = 10.0  # how often the access logs that grew are anchored (one tx) and the broker's devices synced
 
 
+class SharedVaultHost(VaultHost):
+    """A VaultHost the gateway's worker and the API's threads share: one vault object per owner, never two
+    stores appending to one folder."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self._lock = threading.Lock()
+
+    def vault(self, owner: str):
+        """The owner's vault, opened once whichever thread asks first."""
+        with self._lock:
+            return super().vault(owner)
+
+    def close(self) -> None:
+        """Close every open vault."""
+        with self._lock:
+            super().close()
+
+
 def _key_path(config: NodeConfig, name: str, value: str) -> Path:
     """A key file inside the home, or ValueError naming the setting."""
     path = Path(value)
@@ -68,7 +87,7 @@ class TelemetryService:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ledger = NodeLedger(node)
         self.broker = Broker(self.folder / "broker", settings.host, settings.port)
-        self.vault_host = VaultHost(self.folder / "vaults")
+        self.vault_host = SharedVaultHost(self.folder / "vaults")
         self.access_log = AccessLog(self.folder / "access-log.sqlite", self.service_did, self.service_key)
         self.gateway: Gateway | None = None
         self.vaults = VaultService(self.vault_host, self.access_log, node.store, config.chain_id,
