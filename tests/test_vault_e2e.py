@@ -211,6 +211,8 @@ def test_a_vehicle_publishes_and_only_its_owner_and_consenting_consumers_read(ru
 
 def test_the_cli_reads_logs_grants_revokes_and_erases(running):
     node, consents, client, tmp, server, shared = running
+    if not shared:
+        pytest.skip("reads the vehicle of test_a_vehicle_publishes_and_only_its_owner_and_consenting_consumers_read")
     home = node.config.home
     keystore = Keystore(home / "keystore", scrypt_n=MIN_SCRYPT_N)
     keystore.import_key("owner", shared["owner"], PASS_ENV["CL_TEST_PASS"])
@@ -273,3 +275,38 @@ def test_a_decommissioned_device_loses_its_broker_credentials(running):
         assert not reasons or reasons[0].is_failure  # refused: not authorised any more
     finally:
         client_.loop_stop()
+
+
+def test_a_device_gets_credentials_and_publishes_with_the_cli(running):
+    node, consents, client, tmp, server, shared = running
+    device, did, owner = _bound_vehicle(consents, 0x95)
+    account, vault_key = address_to_str(owner.address()), VaultKey.generate()
+    ledger = consents.ledger
+    ledger.send([owner], [RegisterVaultKey(account, vault_key.public)]).raise_for_error()
+    commitment = sha256(b"cli data set")
+    ledger.send([owner], [RegisterDataSet("vehicle-telemetry-1", commitment, did, consents.gateway.did, "")]) \
+        .raise_for_error()
+    data_set = compute_data_set_id(owner.address(), did, "vehicle-telemetry-1", commitment)
+    home = node.config.home
+    added = runner.invoke(app, ["telemetry", "device-add", did, "--out", str(tmp / "dev.json"), "--home", str(home)])
+    assert added.exit_code == 0, added.output
+    assert did not in node.telemetry.broker.devices()  # written by another process: not yet taken up
+    node.telemetry.sync_devices()  # the node's round: files regenerated, SIGHUP
+    assert did in node.telemetry.broker.devices()
+    Keystore(home / "keystore", scrypt_n=MIN_SCRYPT_N).import_key("device", device, PASS_ENV["CL_TEST_PASS"])
+    rng, start = random.Random(9), int(time.time()) // 10 * 10 - 300
+    readings = vehicle_samples(rng, start, 15)  # a window and a half
+    (tmp / "samples.json").write_text(json.dumps([[s.t_s, *s.values] for s in readings]))
+    broker = node.telemetry.broker
+    before = node.telemetry.gateway.stored
+    published = runner.invoke(app, ["telemetry", "publish", "--device-key", "device", "--data-set", data_set,
+                                    "--samples", str(tmp / "samples.json"), "--credentials", str(tmp / "dev.json"),
+                                    "--broker", f"{broker.host}:{broker.port}", "--counter", str(tmp / "dev.seq"),
+                                    "--home", str(home), "--node", server.url, "--passphrase-env", "CL_TEST_PASS"],
+                              env=PASS_ENV)
+    assert published.exit_code == 0 and "published 2 window(s)" in published.output, published.output
+    _wait_anchored(node, before + 2)
+    status = client.status()
+    view = client.vault_read(sign_request(status.chain_id, [owner], "read", account, status.height,
+                                          data_set=data_set, end_s=2**40))
+    assert [s for _, window in open_records(view, vault_key) for s in window] == readings

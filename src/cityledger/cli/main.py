@@ -27,6 +27,7 @@ app.add_typer(batteries.app, name="battery")
 app.add_typer(charging.app, name="charging")
 app.add_typer(vault.app, name="vault")
 app.add_typer(vault.consent_app, name="consent")
+app.add_typer(vault.telemetry_app, name="telemetry")
 
 
 @app.command("bench", add_help_option=False,

@@ -1,5 +1,6 @@
-"""`cityledger vault key-new|key-register|read|log|erase` and `cityledger consent grant|revoke`: owners'
-vaults (docs/PRIVACY.md) and the consents that release records to consumers (docs/CONSENT.md).
+"""`cityledger vault key-new|key-register|read|log|erase`, `cityledger consent grant|revoke` and `cityledger
+telemetry device-add|publish`: owners' vaults (docs/PRIVACY.md), the consents that release records to
+consumers (docs/CONSENT.md), and devices publishing sealed windows.
 
 Requests are signed with a keystore key (`--key`): an owner's account key, or the controller key of a
 consumer's DID. A vault key is an X25519 private key in an owner-only file (`key-new`); its public
@@ -13,7 +14,8 @@ from typing import Optional
 
 import typer
 
-from .common import HomeOption, JsonOption, NodeOption, PassphraseEnvOption, console, fail, node_errors, print_json
+from .common import (HomeOption, JsonOption, NodeOption, PassphraseEnvOption, console, fail, node_errors, print_json,
+                     resolve_home)
 from .identity_common import load_keys, open_client, send_and_wait
 
 app = typer.Typer(help="Owners' vaults: vault keys, reading records, the access log, erasure.", no_args_is_help=True)
@@ -191,3 +193,74 @@ def revoke(key: str = KeyOption, consent_id: int = typer.Argument(..., help="The
     with node_errors(url), client:
         result = send_and_wait(client, [signer], [RevokeConsent(consent_id)])
     console.print(f"consent {consent_id} revoked at height {result.height}", highlight=False)
+
+
+telemetry_app = typer.Typer(help="Devices' telemetry: broker credentials, publishing sealed windows.",
+                            no_args_is_help=True)
+
+
+@telemetry_app.command("device-add")
+def device_add(did: str = typer.Argument(..., help="The device's DID (registered and bound on the ledger)"),
+               out: Path = typer.Option(..., "--out", help="Write the device's broker credentials here (mode 0600)"),
+               home: Optional[Path] = HomeOption) -> None:
+    """Give a device broker credentials (on the node's host): its password is written once, to --out; a
+    running node takes the device up at its next round (files regenerated, Mosquitto reloaded)."""
+    import json
+    from dataclasses import asdict
+
+    from ..core.files import write_secret_file
+    from ..node.home import load_config
+    from ..offchain.telemetry.broker import Broker, BrokerError
+
+    if out.exists():
+        fail(f"--out: {out} exists; credentials are never overwritten")
+    config = load_config(resolve_home(home))
+    try:
+        creds = Broker(config.telemetry_path / "broker", config.telemetry.host, config.telemetry.port).add_device(did)
+    except (ValueError, BrokerError) as exc:
+        fail(f"did: {exc}")
+    write_secret_file(out, json.dumps(asdict(creds), indent=2))
+    console.print(f"broker credentials of {did} written to {out} (topic {creds.topic})", highlight=False)
+
+
+@telemetry_app.command("publish")
+def publish(device_key: str = typer.Option(..., "--device-key", help="Keystore key of the device"),
+            data_set: str = typer.Option(..., "--data-set", help="The data set id (ds-…)"),
+            samples: Path = typer.Option(..., "--samples", help="JSON: [[t_s, value, ...], ...], in time order"),
+            credentials: Path = typer.Option(..., "--credentials", help="The file `telemetry device-add` wrote"),
+            schema: str = typer.Option("vehicle/1", "--schema", help="vehicle/1, meter/1 or charger/1"),
+            broker: Optional[str] = typer.Option(None, "--broker", help="host:port [default: from the credentials; "
+                                                  "give it when the broker picks its port at each start]"),
+            counter: Optional[Path] = typer.Option(None, "--counter", help="The device's sequence file "
+                                                   "[default: <home>/devices/<DID>.seq]"),
+            home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+            passphrase_env: Optional[str] = PassphraseEnvOption) -> None:
+    """Seal samples per window for the owner and the consenting consumers the ledger lists, and publish them."""
+    import json
+
+    from ..modules.devices import compute_device_did
+    from ..offchain.telemetry import DeviceConfig, DeviceSealer, Sample, SequenceCounter, TelemetryError
+    from ..sdk.vaults import device_recipients, publish_sealed, seal_samples
+
+    try:
+        creds = json.loads(credentials.read_text())
+        rows = json.loads(samples.read_text())
+        readings = [Sample(int(row[0]), tuple(int(v) for v in row[1:])) for row in rows]
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        fail(f"--samples, --credentials: expected the JSON described in --help ({exc})")
+    [key] = load_keys(home, [device_key], passphrase_env)
+    did = compute_device_did(key.public_key)
+    host, port = (broker.rsplit(":", 1) if broker else (creds["host"], creds["port"]))
+    counter = counter or resolve_home(home) / "devices" / (did.replace(":", "_") + ".seq")
+    counter.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    url, client = open_client(node, home)
+    with node_errors(url), client:
+        owner_key, consumers = device_recipients(client, data_set)
+        sealer = DeviceSealer(key, DeviceConfig(did, owner_key, data_set, schema), SequenceCounter(counter))
+        try:
+            payloads = seal_samples(sealer, readings, consumers)
+        except TelemetryError as exc:
+            fail(f"--samples: {exc}")
+        publish_sealed(host, int(port), creds["username"], creds["password"], creds["topic"], payloads)
+    console.print(f"published {len(payloads)} window(s) of {len(readings)} sample(s), sealed for the owner and "
+                  f"{len(consumers)} consumer(s)", highlight=False)

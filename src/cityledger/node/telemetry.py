@@ -136,8 +136,11 @@ class TelemetryService:
             self.sync_devices()
 
     def sync_devices(self) -> list[str]:
-        """Take the broker's credentials from devices the ledger no longer lists as active (decommissioned):
-        the files are regenerated and Mosquitto reloads them (SIGHUP). The DIDs removed."""
+        """Take up devices added to the broker's registry by another process, and take the credentials
+        from devices the ledger no longer lists as active (decommissioned): the files are regenerated and
+        Mosquitto reloads them (SIGHUP). The DIDs removed."""
+        if self.broker.refresh():
+            log.info("telemetry: the broker took up devices added by `cityledger telemetry device-add`")
         removed = []
         for did in self.broker.devices():
             device = get_device(self.node.store, did)

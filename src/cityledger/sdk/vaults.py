@@ -12,12 +12,15 @@ the anchors on the ledger.
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any, Callable, Sequence
 
 from ..core.encoding import Message, decoder
 from ..core.keys import SCHEME_NAMES, PrivateKey
 from ..modules.identity.did import parse_multikey
-from ..offchain.telemetry import RecordHeader, Sample, StoredRecord, VaultKey, WrappedKey, open_record
+from ..offchain.telemetry import (DeviceSealer, RecordHeader, Sample, StoredRecord, VaultKey, WrappedKey, group_windows,
+                                  open_record)
 from ..offchain.vaults.accesslog import LogBroken, LogEntry, SignedEntry, verify_log
 from ..offchain.vaults.service import VaultRequest, compute_request_bytes
 from ..wire.vaults import RequestSignatureBody, VaultLogEntryView, VaultRecordsView, VaultRequestBody
@@ -26,7 +29,7 @@ from .errors import CityLedgerError
 from .txs import KeyOrKeys, sign
 
 __all__ = ["LogBroken", "device_recipients", "entry_from_view", "log_anchor_sender", "open_records",
-           "service_keys", "sign_request", "verify_vault_log"]
+           "publish_sealed", "seal_samples", "service_keys", "sign_request", "verify_vault_log"]
 
 _STORED = decoder(StoredRecord)
 
@@ -133,3 +136,40 @@ def log_anchor_sender(client: Any, chain_id: str, keys: KeyOrKeys, *,
 
     return send
 
+
+
+def seal_samples(sealer: DeviceSealer, samples: Sequence[Sample], consumer_keys: Sequence[bytes]) -> list[bytes]:
+    """A device's samples (in time order) cut into windows and sealed, one message each, for the owner and
+    the consumers (device_recipients)."""
+    return [sealer.seal(start, window, consumer_keys)
+            for start, window in group_windows(samples, sealer.config.window_s)]
+
+
+def publish_sealed(host: str, port: int, username: str, password: str, topic: str, payloads: Sequence[bytes],
+                   timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """Publish sealed messages as the device (its broker credentials, its topic) at QoS 1; return once the
+    broker acknowledged each, or raise CityLedgerError."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{username}-{os.urandom(4).hex()}")
+    client.username_pw_set(username, password)
+    answered, reasons = threading.Event(), []
+    client.on_connect = lambda _c, _u, _f, reason, _p: (reasons.append(reason), answered.set())
+    client.on_disconnect = lambda *args: answered.set()
+    try:
+        client.connect(host, port)
+    except OSError as exc:
+        raise CityLedgerError(f"broker: cannot reach {host}:{port} ({exc})") from None
+    client.loop_start()
+    try:
+        if not answered.wait(timeout_s) or not reasons or reasons[0].is_failure:
+            raise CityLedgerError(f"broker: {host}:{port} refused the device's login: "
+                                  f"{reasons[0] if reasons else 'no answer'}")
+        for index, payload in enumerate(payloads):
+            info = client.publish(topic, payload, qos=1)
+            info.wait_for_publish(timeout_s)
+            if not info.is_published():
+                raise CityLedgerError(f"payloads[{index}]: not acknowledged by the broker within {timeout_s} s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
