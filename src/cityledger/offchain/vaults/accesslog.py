@@ -35,6 +35,9 @@ BUSY_TIMEOUT_MS = 5_000
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS entries (owner TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL,"
     " hash BLOB NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (owner, seq)) WITHOUT ROWID",
+    # Each owner's head, written with its entry: reading a head or the logs due never scans the entries.
+    "CREATE TABLE IF NOT EXISTS heads (owner TEXT PRIMARY KEY, count INTEGER NOT NULL, hash BLOB NOT NULL)"
+    " WITHOUT ROWID",
     # The count the ledger last took for each owner; owners whose log grew past it are due an anchor.
     "CREATE TABLE IF NOT EXISTS anchored (owner TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID",
 )
@@ -106,15 +109,20 @@ class AccessLog:
         if kind not in KINDS:
             raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
         with self._lock:
-            row = self._db.execute("SELECT seq, hash FROM entries WHERE owner = ? ORDER BY seq DESC LIMIT 1",
-                                   (owner,)).fetchone()
-            seq, previous = (1, ZERO_HEAD) if row is None else (row[0] + 1, row[1])
-            entry = LogEntry(seq, owner, kind, reader, purpose, consent_id, data_set, list(record_ids),
+            count, previous = self._head(owner)
+            entry = LogEntry(count + 1, owner, kind, reader, purpose, consent_id, data_set, list(record_ids),
                              keys_destroyed, height, time_s, previous)
             digest = compute_entry_hash(entry)
             signature = self.key.sign(compute_signing_bytes(self.service, digest))
-            self._db.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?)",
-                             (owner, seq, encode(entry), digest, signature))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?)",
+                                 (owner, entry.seq, encode(entry), digest, signature))
+                self._db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?, ?)", (owner, entry.seq, digest))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
         return SignedEntry(entry, digest, signature)
 
     def entries(self, owner: str, after_seq: int = 0, limit: int = MAX_LOG_PAGE) -> list[SignedEntry]:
@@ -129,16 +137,18 @@ class AccessLog:
     def head(self, owner: str) -> tuple[int, bytes]:
         """(count, head hash) of the owner's log; (0, ZERO_HEAD) before the first entry."""
         with self._lock:
-            row = self._db.execute("SELECT seq, hash FROM entries WHERE owner = ? ORDER BY seq DESC LIMIT 1",
-                                   (owner,)).fetchone()
+            return self._head(owner)
+
+    def _head(self, owner: str) -> tuple[int, bytes]:
+        row = self._db.execute("SELECT count, hash FROM heads WHERE owner = ?", (owner,)).fetchone()
         return (0, ZERO_HEAD) if row is None else (row[0], row[1])
 
     def due(self, limit: int) -> list[str]:
         """Owners whose log grew past what the ledger last took, at most `limit`, in name order."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT e.owner FROM entries e LEFT JOIN anchored a ON a.owner = e.owner GROUP BY e.owner"
-                " HAVING MAX(e.seq) > COALESCE(MAX(a.count), 0) ORDER BY e.owner LIMIT ?", (limit,)).fetchall()
+                "SELECT h.owner FROM heads h LEFT JOIN anchored a ON a.owner = h.owner"
+                " WHERE h.count > COALESCE(a.count, 0) ORDER BY h.owner LIMIT ?", (limit,)).fetchall()
         return [row[0] for row in rows]
 
     def mark_anchored(self, counts: Iterable[tuple[str, int]]) -> None:
