@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 import threading
 import time
 
@@ -15,6 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from test_api_helpers import LiveServer
+from test_vaults import _clear_forms, _files_bytes, _find
 from test_consent import Consents
 from test_devices import new_device
 from test_identity_fixtures import City
@@ -206,7 +208,22 @@ def test_a_vehicle_publishes_and_only_its_owner_and_consenting_consumers_read(ru
     page = client.vault_log(signed([owner], "log", account))
     assert [(e.kind, e.reader) for e in page.entries] == [("read", consents.insurer.did)]
     verify_vault_log(client, page.service, account, page.entries)
+    _assert_no_sample_in_clear(node, [sample for window in windows for sample in window])
     shared.update(owner=owner, vault_key=vault_key, insurer_key=insurer_key, data_set=data_set, windows=windows)
+
+
+def _assert_no_sample_in_clear(node: Node, samples: list) -> None:
+    """No file of the telemetry folder (the broker's log and what it saved, gateway state, vaults, access log)
+    holds a sample value as text, as packed integers or as a float, and the ledger's files hold none
+    in a binary form. (The ledger is not scanned for decimal text: its AnonCreds definitions are
+    thousands of decimal digits, where any 5-digit speed turns up by chance.)"""
+    floats = [struct.pack(fmt, value / 1e7) for s in samples for value in s.values[:2] for fmt in (">d", "<d")]
+    forms = _clear_forms(samples) + floats
+    binary = [form for form in forms if not form.isdigit()]
+    telemetry = _files_bytes(node.config.telemetry_path)
+    assert sum(len(data) for data in telemetry.values()) > WINDOWS * 300  # the scan saw the ciphertext
+    assert _find(forms, telemetry) == []
+    assert _find(binary, _files_bytes(node.config.home / "data")) == []
 
 
 def test_the_cli_reads_logs_grants_revokes_and_erases(running):
