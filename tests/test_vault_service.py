@@ -3,7 +3,8 @@ consumers' keys as the ledger lists them, the gateway (its ledger registry, its 
 the records, the owner reads back exactly its samples, a consumer reads only under a consent valid now
 (not without one, not for another purpose, not once expired or revoked), every consumer read and every
 erasure is logged, signed and anchored in one tx per batch, and a log that leaves a read out fails
-the owner's check against the anchors."""
+the owner's check against the anchors. Also consent's vault keys: registered, rotated, refused when
+malformed, of small order, or for an account or DID the signer does not hold."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ from test_devices import new_device
 from test_identity_fixtures import City
 from test_sdk_telemetry import LedgerClient
 from telemetry_helpers import vehicle_samples
+from cityledger.core.keys import PrivateKey
 from cityledger.core.types import address_to_str
+from cityledger.modules.identity.did import compute_did
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from test_consent import consent_state
+from cityledger.modules.consent import ERRORS, get_vault_key, is_usable_vault_key
+from cityledger.modules.consent.vaultkeys import _SMALL_ORDER
 from cityledger.modules.consent import RegisterVaultKey
 from cityledger.modules.devices import compute_device_did
 from cityledger.offchain.telemetry import DeviceConfig, DeviceSealer, SequenceCounter, VaultKey
@@ -385,3 +392,64 @@ def test_erasure_shreds_the_data_sets_keys_and_is_logged(world):
                log_anchors(world.client, world.c.vault.did, world.owner), world.owner)
     refused(lambda: world.service.erase(*world.request([world.owner_key], "erase", world.owner,
                                                        data_set="ds-\nnot")), "invalid", "data_set")
+
+
+# -- consent's vault keys on the ledger (the Consents owner and DIDs, apart from the vehicle above) ------
+
+UNKNOWN_DID = compute_did(PrivateKey(1, b"\x77" * 32).signer(), bytes(16))
+
+
+def refused_tx(world, signer, message, name: str, field: str) -> None:
+    before = consent_state(world.c.ledger)
+    outcome = world.c.ledger.send([signer], [message])
+    assert outcome.codespace == "consent" and ERRORS.codes()[outcome.code] == name, outcome
+    assert field in outcome.log
+    assert consent_state(world.c.ledger) == before
+
+
+def test_vault_keys_an_owner_registers_and_rotates_its_vault_key(world):
+    first, second = VaultKey.generate(), VaultKey.generate()
+    account = address_to_str(world.c.owner.address())
+    outcome = world.c.ledger.send([world.c.owner], [RegisterVaultKey(account, first.public)]).raise_for_error()
+    assert [e.type for e in outcome.events] == ["vault_key_registered"]
+    answer = world.c.ledger.query("/consent/vault_key", subject=account)
+    assert answer == {"subject": account, "key": first.public.hex(), "height": world.c.ledger.height()}
+    world.c.ledger.send([world.c.owner], [RegisterVaultKey(account, second.public)]).raise_for_error()
+    assert get_vault_key(world.c.ledger.store, account).key == second.public
+    world.c.ledger.app.check_invariants()
+
+
+def test_vault_keys_a_consumer_registers_under_its_did_signed_by_its_controller(world):
+    key = VaultKey.generate()
+    consumer = world.c.rogue_vault
+    world.c.ledger.send([consumer.keys[0]], [RegisterVaultKey(consumer.did, key.public)]).raise_for_error()
+    assert get_vault_key(world.c.ledger.store, world.c.rogue_vault.did).key == key.public
+    refused_tx(world, world.c.owner, RegisterVaultKey(world.c.lab.did, key.public), "not_controller", "subject")
+    refused_tx(world, world.c.owner, RegisterVaultKey(UNKNOWN_DID, key.public), "invalid_vault_key", "subject")
+    stranger = address_to_str(world.c.stranger.address())
+    for subject in ("", "not a did\n", "did:city:nobody", stranger, stranger.upper()):
+        refused_tx(world, world.c.owner, RegisterVaultKey(subject, key.public), "not_owner", "subject")
+
+
+@pytest.mark.parametrize("key", [b"", b"\x01" * 31, b"\x01" * 33, *sorted(_SMALL_ORDER),
+                                 bytes.fromhex("ec" + "ff" * 31)])
+def test_vault_keys_malformed_and_small_order_keys_are_refused(world, key):
+    account = address_to_str(world.c.owner.address())
+    refused_tx(world, world.c.owner, RegisterVaultKey(account, key), "invalid_vault_key", "key")
+
+
+def test_vault_keys_the_small_order_list_is_what_x25519_refuses():
+    # Each listed point (and its top-bit twin) gives an all-zero shared secret, which cryptography refuses.
+    private = X25519PrivateKey.generate()
+    for point in _SMALL_ORDER:
+        for twin in (point, point[:-1] + bytes([point[-1] | 0x80])):
+            assert not is_usable_vault_key(twin)
+            with pytest.raises(ValueError):
+                private.exchange(X25519PublicKey.from_public_bytes(twin))
+    assert is_usable_vault_key(VaultKey.generate().public)
+
+
+def test_vault_keys_the_query_names_an_unknown_or_malformed_subject(world):
+    for subject in ("city" + "00" * 20, "nonsense", ""):
+        with pytest.raises(Exception, match="subject"):
+            world.c.ledger.query("/consent/vault_key", subject=subject)
