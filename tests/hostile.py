@@ -34,6 +34,7 @@ from cityledger.modules.consent import (
     AnchorRecordsRoot,
     GrantConsent,
     RegisterDataSet,
+    RegisterVaultKey,
     RevokeConsent,
     compute_data_set_id,
     get_data_set,
@@ -243,6 +244,8 @@ class HostileWorld:
             "consent/1.0/anchor_access_log": access_log,
             "consent/1.0/anchor_records_root": records_root,
             "consent/1.0/anchor_gateway_root": gateway_root,
+            "consent/1.0/register_vault_key": lambda: (self.owner_a, RegisterVaultKey(address_to_str(self.owner_a.address()),
+                                                                                     b"\x09" * 32)),
         }
 
     def ensure_offer(self) -> None:

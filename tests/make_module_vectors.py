@@ -573,6 +573,7 @@ def consent_story(tmp: Path) -> Story:
     data_set = _consent_data_sets(story, cast)
     _consent_grants(story, cast, data_set)
     _consent_anchors(story, cast, data_set)
+    _consent_vault_keys(story, cast)
     return story
 
 
@@ -672,6 +673,28 @@ def _consent_gateway_roots(story: Story, cast: dict) -> None:
     story.case("invalid_anchor_gateway_root_twice", [gateway], [root], error="invalid_anchor", queries=[roots])
     story.case("anchor_gateway_root_next", [gateway],
                [AnchorGatewayRoot(gateway_did, 29_000_001, b"\x42" * 32, 1)], queries=[roots])
+
+
+def _consent_vault_keys(story: Story, cast: dict) -> None:
+    """An owner's vault key (registered, replaced), a consumer DID's, and the refusals."""
+    from cityledger.core.types import address_to_str
+    from cityledger.modules.consent import RegisterVaultKey
+
+    owner, insurer = cast["owner"], cast["insurer"]
+    (vault, _) = cast["vault"]
+    account = address_to_str(owner.address())
+    mine = ("consent/vault_key", {"subject": account})
+    story.case("register_vault_key", [owner], [RegisterVaultKey(account, b"\x51" * 32)], queries=[mine])
+    story.send([owner], [RegisterVaultKey(account, b"\x51" * 32)])
+    story.case("register_vault_key_rotated", [owner], [RegisterVaultKey(account, b"\x52" * 32)], queries=[mine])
+    story.case("invalid_register_vault_key_short", [owner], [RegisterVaultKey(account, b"\x51" * 31)],
+               error="invalid_vault_key")
+    story.case("invalid_register_vault_key_small_order", [owner], [RegisterVaultKey(account, b"\x01" + bytes(31))],
+               error="invalid_vault_key")
+    story.case("invalid_register_vault_key_of_anothers_did", [vault], [RegisterVaultKey(insurer, b"\x53" * 32)],
+               error="not_controller")
+    story.case("invalid_register_vault_key_of_anothers_account", [cast["stranger"]],
+               [RegisterVaultKey(account, b"\x53" * 32)], error="not_owner")
 
 
 # -- batteries -----------------------------------------------------------------------------------

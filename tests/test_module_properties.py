@@ -26,6 +26,7 @@ from cityledger.core.encoding import encode
 from cityledger.core.keys import PrivateKey
 from cityledger.modules.bank import MultiSend, Output, Transfer
 from cityledger.modules.consent import (
+    RegisterVaultKey,
     GATEWAY_TYPE,
     VAULT_SERVICE_TYPE,
     ZERO_HEAD,
@@ -110,6 +111,9 @@ data_sets = st.sampled_from(DATA_SETS[:1] * 3 + DATA_SETS)  # mostly the templat
 subjects = st.sampled_from(DATA_SETS[:2] + ["city" + KEYS["owner1"].address().hex(), "nobody"])
 heads = st.sampled_from(HEADS)
 services = st.sampled_from([compute_did(KEYS[n].signer(), b"") for n in ("transport", "maker")])  # vault, gateway
+vault_subjects = st.sampled_from(["city" + KEYS["owner1"].address().hex(), "city" + KEYS["thief"].address().hex(),
+                                  compute_did(KEYS["maker"].signer(), b""), ""])
+vault_keys = st.sampled_from([b"\x09" * 32, b"\x0a" * 32, b"\x01" + bytes(31), b"\x09" * 31])
 data_set_actors = st.sampled_from(["owner1", "owner1", "owner1", "thief"])  # mostly the data set's owner
 consumers = st.sampled_from(ORG_DIDS[-3:] + DEVICE_DIDS[:1] + ["did:web:example.com"])
 
@@ -216,6 +220,8 @@ operations = st.one_of(
     st.tuples(st.sampled_from(["maker", "maker", "transport", "thief"]),
               st.builds(AnchorGatewayRoot, services, st.integers(0, 3), st.sampled_from([b"\x32" * 32, b"\x32"]),
                         st.sampled_from([0, 1, 7])).map(lambda m: [m])),
+    st.tuples(st.sampled_from(["owner1", "maker", "thief"]),
+              st.builds(RegisterVaultKey, vault_subjects, vault_keys).map(lambda m: [m])),
     *payment_operations,
 )
 

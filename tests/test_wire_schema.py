@@ -197,6 +197,7 @@ async def _drive_with_sdk(tn, transport) -> None:
         assert missing.value.status == 404 and missing.value.field == "height"
         await _drive_passports(client, tn)
         await _drive_payments(client, tn)
+        await _drive_vaults(client, tn)
 
 
 async def _drive_passports(client, tn) -> None:
@@ -236,6 +237,18 @@ async def _drive_payments(client, tn) -> None:
         with pytest.raises(cityledger.sdk.ApiError) as absent:
             await missing
         assert absent.value.status == 404
+
+
+async def _drive_vaults(client, tn) -> None:
+    """The vault routes of a node without telemetry: 503 ErrorBody (200s: tests/test_vault_service.py)."""
+    from cityledger.sdk.vaults import sign_request
+
+    height = (await client.status()).height
+    for action, call in (("read", client.vault_read), ("consumer-read", client.vault_consumer_read),
+                         ("log", client.vault_log), ("erase", client.vault_erase)):
+        with pytest.raises(cityledger.sdk.ApiError) as off:
+            await call(sign_request(tn.chain_id, [tn.bob], action, "city" + "00" * 20, height))
+        assert off.value.status == 503 and off.value.field == "vaults"
 
 
 def test_real_answers_decode_with_the_sdk_field_for_field(node, openapi):

@@ -11,6 +11,7 @@ from .errors import install_handlers
 from .routes.batteries import include_batteries
 from .routes.identity import include_identity
 from .routes.payments import include_payments
+from .routes.vaults import include_vaults
 from .metrics import ApiMetrics, read_engine
 from .middleware import BodyBudget, BoundedHeaders, CatchAll, HeadAsGet
 from .protocols import NodeLike
@@ -56,6 +57,7 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     include_identity(app, node)
     include_batteries(app, node, app.state.identity.verifier)
     include_payments(app)
+    include_vaults(app, node)
     _merge_schemas(app)
     return app
 

@@ -61,6 +61,10 @@ enabled = false            # run the project's own Mosquitto and the telemetry g
 host = "127.0.0.1"         # where the broker listens (loopback, or a LAN address for devices)
 port = 0                   # 0: a free port picked at each start
 interval_s = 60            # one Merkle root of the records received per interval
+gateway_did = ""           # organisation DID accredited for telemetry-gateway: anchors the roots
+gateway_key = ""           # its controller's key file, in this home
+vault_service_did = ""     # organisation DID accredited for vault-service: signs and anchors the access log
+vault_service_key = ""     # its controller's key file, in this home
 
 [charging]
 enabled = false            # run the charging station management system (CSMS, docs/CHARGING.md)
@@ -84,6 +88,10 @@ class TelemetryConfig:
     host: str = "127.0.0.1"
     port: int = 0
     interval_s: int = INTERVAL_S
+    gateway_did: str = ""
+    gateway_key: str = ""
+    vault_service_did: str = ""
+    vault_service_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -221,7 +229,13 @@ def _load_telemetry(section: dict) -> TelemetryConfig:
         host=_get(section, "host", str, default.host, "telemetry"),
         port=_get(section, "port", int, default.port, "telemetry"),
         interval_s=_get(section, "interval_s", int, default.interval_s, "telemetry"),
+        **{name: _get(section, name, str, "", "telemetry")
+           for name in ("gateway_did", "gateway_key", "vault_service_did", "vault_service_key")},
     )
+    unknown = sorted(set(section) - set(TelemetryConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"telemetry.{unknown[0]}: unknown setting; expected one of "
+                         f"{', '.join(TelemetryConfig.__dataclass_fields__)}")
     if telemetry.port > 65535:
         raise ValueError(f"telemetry.port: expected 0 (any free port) to 65535, got {telemetry.port}")
     if not 1 <= telemetry.interval_s <= MAX_INTERVAL_S:

@@ -2,7 +2,8 @@
 
 `Node(config)` opens the store, builds the app with the default modules, puts the engine that
 config.engine names around it (solo, or CometBFT with `CometSettings`) and opens the issuer offices
-and the passport service hosted in the home, and the CSMS when [charging] is enabled. `cityledger up` (either engine), the app process of a testnet node
+and the passport service hosted in the home, the CSMS when [charging] is enabled, and the broker,
+gateway and vault service when [telemetry] is (node/telemetry.py). `cityledger up` (either engine), the app process of a testnet node
 (node/app_process.py), the benches and the tests all build their nodes with it; the REST API
 (api.serve) and the hosted services only see the result through api/protocols.NodeLike.
 """
@@ -44,7 +45,11 @@ def node_errors(engine: str) -> tuple[type[BaseException], ...]:
 
     The CLI answers these with their message and a non-zero exit, never a traceback.
     """
-    errors: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, IssuerConfigError)
+    from ..offchain.telemetry.broker import BrokerError
+    from ..offchain.telemetry.gateway import GatewayError
+
+    errors: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, IssuerConfigError, BrokerError,
+                                               GatewayError)
     if engine == "cometbft":
         from ..engines.cometbft.node import CometEngineError, StateMismatchError
         from ..engines.cometbft.setup import CometSetupError
@@ -83,6 +88,15 @@ class CometSettings:
     track_txs: bool = True  # False: nothing submits through this node (an app process without the API)
     timeouts: "ConsensusTimeouts | None" = None
     log_level: str = "*:error,state:info"
+
+
+def _telemetry_service(config: NodeConfig, node):
+    """The broker, gateway and vault service [telemetry] enables, or None (paho is imported only then)."""
+    if not config.telemetry.enabled:
+        return None
+    from .telemetry import TelemetryService
+
+    return TelemetryService(config, node)
 
 
 def _charging_service(config: NodeConfig, node: "Node"):
@@ -125,6 +139,9 @@ class Node:
             self.issuers = open_hosted_issuers(config.home, self)
             self.passports = open_passport_store(config.home)
             self.charging = _charging_service(config, self)
+            self.telemetry = _telemetry_service(config, self)
+            # The REST API's vault routes answer through this (api/routes/vaults.py); None: 503.
+            self.vaults = None if self.telemetry is None else self.telemetry.vaults
         except BaseException:
             self.store.close()
             raise
@@ -194,6 +211,14 @@ class Node:
             except BaseException:
                 self.engine.stop()
                 raise
+        if self.telemetry is not None:
+            try:
+                self.telemetry.start()
+            except BaseException:
+                if self.charging is not None:
+                    self.charging.stop()
+                self.engine.stop()
+                raise
         if self.exit_on_failure:
             self._watcher = threading.Thread(target=self._watch, name="engine-watch", daemon=True)
             self._watcher.start()
@@ -216,6 +241,8 @@ class Node:
     def stop(self) -> None:
         """Stop the CSMS and the engine, and close the stores."""
         self._stopped.set()
+        if self.telemetry is not None:
+            self.telemetry.stop()
         if self.charging is not None:
             self.charging.stop()
         for issuer in self.issuers.values():

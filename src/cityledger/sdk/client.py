@@ -19,6 +19,7 @@ from ..core.types import address_to_str
 from ..wire.batteries import PutPassportBody, ReadPassportBody
 from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedView, PolicyView, VoucherCheckBody,
                              VoucherCheckView)
+from ..wire.vaults import VaultErasureView, VaultLogView, VaultRecordsView, VaultRequestBody
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
 from .models import (AccessLog, Account, BatchResult, Block, Health, PassportDocument, PassportStored, QueryResult,
@@ -55,7 +56,7 @@ def _decoder(kind: type) -> Callable[[bytes], Any]:
 _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, QueryResult, StateValue, Status,
                                           SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog,
                                           ChannelView, EscrowView, PolicyView, CounterpartyView, LockedView,
-                                          VoucherCheckView)}
+                                          VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
 
 
@@ -156,6 +157,12 @@ class _Calls:
     @staticmethod
     def check_voucher(body: bytes) -> _Call:
         return _Call("POST", "/payments/vouchers/check", _READ[VoucherCheckView], body=body)
+
+    @staticmethod
+    def vault(action: str, body: VaultRequestBody) -> _Call:
+        kind = {"read": VaultRecordsView, "consumer-read": VaultRecordsView, "log": VaultLogView,
+                "erase": VaultErasureView}[action]
+        return _Call("POST", f"/vaults/{action}", _READ[kind], body=msgspec.json.encode(body))
 
 
 def check_verified(key: bytes, height: int, answer: StateValue, app_hash: bytes | str | None) -> bytes | None:
@@ -291,6 +298,22 @@ class Client:
         """Would the chain redeem this voucher now (ApiError 409 naming why not)?"""
         return self._do(_Calls.check_voucher(msgspec.json.encode(body)))
 
+    def vault_read(self, body: VaultRequestBody) -> VaultRecordsView:
+        """The owner's sealed records (body: sdk.vaults.sign_request(..., "read", ...)); open with open_records."""
+        return self._do(_Calls.vault("read", body))
+
+    def vault_consumer_read(self, body: VaultRequestBody) -> VaultRecordsView:
+        """A consumer's read under its consent (sign_request(..., "consumer-read", ...)); logged."""
+        return self._do(_Calls.vault("consumer-read", body))
+
+    def vault_log(self, body: VaultRequestBody) -> VaultLogView:
+        """A page of the owner's access log (sign_request(..., "log", ...)); check it with verify_vault_log."""
+        return self._do(_Calls.vault("log", body))
+
+    def vault_erase(self, body: VaultRequestBody) -> VaultErasureView:
+        """Crypto-shred a data set, or the whole vault (sign_request(..., "erase", ...)); logged."""
+        return self._do(_Calls.vault("erase", body))
+
 
 class AsyncClient:
     """The asyncio client: `async with AsyncClient(url) as node: await node.status()`."""
@@ -392,6 +415,18 @@ class AsyncClient:
 
     async def check_voucher(self, body: VoucherCheckBody) -> VoucherCheckView:
         return await self._do(_Calls.check_voucher(msgspec.json.encode(body)))
+
+    async def vault_read(self, body: VaultRequestBody) -> VaultRecordsView:
+        return await self._do(_Calls.vault("read", body))
+
+    async def vault_consumer_read(self, body: VaultRequestBody) -> VaultRecordsView:
+        return await self._do(_Calls.vault("consumer-read", body))
+
+    async def vault_log(self, body: VaultRequestBody) -> VaultLogView:
+        return await self._do(_Calls.vault("log", body))
+
+    async def vault_erase(self, body: VaultRequestBody) -> VaultErasureView:
+        return await self._do(_Calls.vault("erase", body))
 
 
 def _join_batches(parts: list[BatchResult]) -> BatchResult:

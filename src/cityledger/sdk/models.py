@@ -22,6 +22,14 @@ from ..wire.payments import (
     VoucherCheckView as VoucherCheck,
     VoucherKeyView as VoucherKey,
 )
+from ..wire.vaults import (
+    SealedRecordView,
+    VaultErasureView,
+    VaultLogEntryView,
+    VaultLogView,
+    VaultRecordsView,
+    WrapView,
+)
 from ..wire.views import (
     AccountView as Account,
     Attribute,
@@ -70,4 +78,10 @@ __all__ = [
     "SubmitResult",
     "TxResult",
     "TxStatus",
+    "SealedRecordView",
+    "VaultErasureView",
+    "VaultLogEntryView",
+    "VaultLogView",
+    "VaultRecordsView",
+    "WrapView",
 ]

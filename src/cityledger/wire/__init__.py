@@ -20,6 +20,18 @@ from .batteries import (
     ReadPassportBody,
     TierHashView,
 )
+from .vaults import (
+    VAULT_BODY_TYPES,
+    VAULT_VIEW_TYPES,
+    RequestSignatureBody,
+    SealedRecordView,
+    VaultErasureView,
+    VaultLogEntryView,
+    VaultLogView,
+    VaultRecordsView,
+    VaultRequestBody,
+    WrapView,
+)
 from .identity import (
     IDENTITY_BODY_TYPES,
     IDENTITY_VIEW_TYPES,
@@ -71,6 +83,16 @@ from .views import (
 )
 
 __all__ = [
+    "VAULT_BODY_TYPES",
+    "VAULT_VIEW_TYPES",
+    "RequestSignatureBody",
+    "SealedRecordView",
+    "VaultErasureView",
+    "VaultLogEntryView",
+    "VaultLogView",
+    "VaultRecordsView",
+    "VaultRequestBody",
+    "WrapView",
     "BATTERY_BODY_TYPES",
     "BATTERY_VIEW_TYPES",
     "AccessEntryView",

@@ -32,7 +32,7 @@ from .handlers import (
     process_register_data_set,
     process_revoke,
 )
-from .invariants import check_anchors, check_consents, check_data_sets, check_gateway_roots
+from .invariants import check_anchors, check_consents, check_data_sets, check_gateway_roots, check_vault_keys
 from .messages import (
     GATEWAY_TYPE,
     PURPOSES,
@@ -49,7 +49,10 @@ from .messages import (
     RecordsRoot,
     RegisterDataSet,
     RevokeConsent,
+    VaultKeyRecord,
+    RegisterVaultKey,
 )
+from .vaultkeys import get_vault_key, is_usable_vault_key, process_register_vault_key, query_vault_key
 from .queries import (
     query_access_log,
     query_consent,
@@ -75,6 +78,7 @@ def new_module(identity: Identity, devices: Devices) -> Module:
             AnchorAccessLog: partial(process_anchor_access_log, identity),
             AnchorRecordsRoot: partial(process_anchor_records_root, identity),
             AnchorGatewayRoot: partial(process_anchor_gateway_root, identity),
+            RegisterVaultKey: partial(process_register_vault_key, identity),
         },
         queries={
             "data_set": query_data_set,
@@ -85,16 +89,18 @@ def new_module(identity: Identity, devices: Devices) -> Module:
             "access_log": query_access_log,
             "records_roots": query_records_roots,
             "gateway_roots": query_gateway_roots,
+            "vault_key": query_vault_key,
         },
         init_genesis=init_genesis,
-        invariants=(partial(check_data_sets, devices), check_consents, check_anchors, check_gateway_roots),
+        invariants=(partial(check_data_sets, devices), check_consents, check_anchors, check_gateway_roots,
+                    check_vault_keys),
     )
 
 
 __all__ = [
     "AccessLogAnchor", "AnchorAccessLog", "AnchorGatewayRoot", "AnchorRecordsRoot", "ConsentRecord",
-    "DataSetRecord", "Devices", "GATEWAY_TYPE", "GatewayRoot", "GrantConsent", "Identity", "PURPOSES", "RecordsRoot", "RegisterDataSet", "RevokeConsent",
+    "DataSetRecord", "Devices", "GATEWAY_TYPE", "GatewayRoot", "GrantConsent", "Identity", "PURPOSES", "RecordsRoot", "RegisterDataSet", "RegisterVaultKey", "RevokeConsent", "VaultKeyRecord",
     "VAULT_SERVICE_TYPE", "ZERO_HEAD", "compute_data_set_id", "find_valid_consent", "get_consent",
-    "get_data_set", "get_gateway_last_interval", "get_gateway_root", "get_log_head", "get_records_root", "is_consent_valid", "is_valid_at",
+    "get_data_set", "get_vault_key", "is_usable_vault_key", "get_gateway_last_interval", "get_gateway_root", "get_log_head", "get_records_root", "is_consent_valid", "is_valid_at",
     "iter_consumer_consents", "iter_data_set_consents", "iter_gateway_roots", "iter_log_anchors", "iter_records_roots", "new_module",
 ]

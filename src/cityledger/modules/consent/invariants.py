@@ -19,11 +19,13 @@ from .keys import (
     GATEWAY_ROOTS_PREFIX,
     LOG_ANCHORS_PREFIX,
     RECORDS_ROOTS_PREFIX,
+    VAULT_KEYS_PREFIX,
     by_consumer_key,
     by_data_set_key,
     by_data_set_prefix,
 )
 from .messages import PURPOSES, ZERO_HEAD
+from .vaultkeys import decode_vault_key, is_usable_vault_key, is_vault_subject
 
 
 def check_data_sets(devices: Devices, state: PrefixReader) -> None:
@@ -95,3 +97,11 @@ def check_gateway_roots(state: PrefixReader) -> None:
             raise InvariantBroken(f"consent: gateway {gateway} records a last interval other than {interval}")
     if sum(1 for _ in state.iter_prefix(GATEWAY_LASTS_PREFIX)) != len(last):
         raise InvariantBroken("consent: a gateway's last interval without its roots")
+
+
+def check_vault_keys(state: PrefixReader) -> None:
+    """Raise InvariantBroken on a vault key that is not usable or filed under a malformed subject."""
+    for _, raw in state.iter_prefix(VAULT_KEYS_PREFIX):
+        record = decode_vault_key(raw)
+        if not is_vault_subject(record.subject) or not is_usable_vault_key(record.key):
+            raise InvariantBroken(f"consent: the vault key of {record.subject[:80]!r} is malformed")

@@ -12,6 +12,7 @@ _LOG_HEAD = 0x07
 _RECORDS_ROOT = 0x08
 _GATEWAY_ROOT = 0x09
 _GATEWAY_LAST = 0x0A
+_VAULT_KEY = 0x0B
 
 ID_BYTES = 8  # consent ids and sequence numbers in keys: big-endian, so keys sort by number
 
@@ -24,6 +25,7 @@ LOG_HEADS_PREFIX = collection_prefix(PREFIX_CONSENT, _LOG_HEAD)
 RECORDS_ROOTS_PREFIX = collection_prefix(PREFIX_CONSENT, _RECORDS_ROOT)
 GATEWAY_ROOTS_PREFIX = collection_prefix(PREFIX_CONSENT, _GATEWAY_ROOT)
 GATEWAY_LASTS_PREFIX = collection_prefix(PREFIX_CONSENT, _GATEWAY_LAST)
+VAULT_KEYS_PREFIX = collection_prefix(PREFIX_CONSENT, _VAULT_KEY)
 NEXT_CONSENT_ID_KEY = make_key(PREFIX_CONSENT, _NEXT_CONSENT_ID)
 
 
@@ -99,3 +101,8 @@ def gateway_root_key(gateway: str, interval: int) -> bytes:
 def gateway_last_key(gateway: str) -> bytes:
     """Key of the last interval a gateway anchored a fleet-wide root for."""
     return make_key(PREFIX_CONSENT, _GATEWAY_LAST, gateway.encode())
+
+
+def vault_key_key(subject: str) -> bytes:
+    """Key of the vault key registered for a subject (a 'city…' account or a DID)."""
+    return make_key(PREFIX_CONSENT, _VAULT_KEY, subject.encode())

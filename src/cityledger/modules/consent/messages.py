@@ -33,6 +33,7 @@ MAX_INTERVAL = 2**40  # the largest records-root interval index
 MAX_ROOT_RECORDS = 2**32  # the most records one records root may cover
 MAX_LOG_ENTRIES = 2**48  # the most entries an access log may count
 MAX_LIST_RESULTS = 100  # items per page of a list query
+VAULT_KEY_LEN = 32  # an X25519 public key, raw
 ZERO_HEAD = bytes(32)  # the `previous` of a log's first anchor
 
 STATUS_ACTIVE = "active"
@@ -73,6 +74,13 @@ class AnchorAccessLog(Message, tag="consent/1.0/anchor_access_log"):
     head: bytes  # 32-byte hash of the log's last entry (a hash chain over every entry)
     count: int  # entries in the log up to `head`
     previous: bytes  # the head this anchor follows: the last anchored head, ZERO_HEAD at first
+
+
+class RegisterVaultKey(Message, tag="consent/1.0/register_vault_key"):
+    """Publish the X25519 key that records are sealed to: an owner account's vault key, or a consumer DID's."""
+
+    subject: str  # the sender's own 'city…' account (an owner), or a DID the signer controls (a consumer)
+    key: bytes  # 32-byte X25519 public key; a new registration replaces the last one (rotation)
 
 
 class AnchorRecordsRoot(Message, tag="consent/1.0/anchor_records_root"):
@@ -131,6 +139,14 @@ class AccessLogAnchor(Record):
     head: bytes
     count: int
     previous: bytes
+    height: Height
+
+
+class VaultKeyRecord(Record):
+    """The X25519 key records are sealed to for one subject (a 'city…' account or a DID), since `height`."""
+
+    subject: str
+    key: bytes
     height: Height
 
 

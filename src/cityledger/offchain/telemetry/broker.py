@@ -185,6 +185,17 @@ class Broker:
         self.reload()
         return True
 
+    def refresh(self) -> bool:
+        """Take up devices another process added to credentials.json (`cityledger telemetry device-add` on
+        the node's host): regenerate the files and reload a running broker if the registry changed."""
+        registry = self._load_registry()
+        if registry == self._registry:
+            return False
+        self._registry = registry
+        self._write_files()
+        self.reload()
+        return True
+
     def devices(self) -> list[str]:
         """The registered device DIDs, sorted."""
         return sorted(self._registry["devices"])
