@@ -1,0 +1,67 @@
+"""The three off-chain parties of a reward claim: the transport office issues enrollment tickets,
+the vehicle commits to a trip's features at trip end, the owner's device proves and claims.
+
+Who can link what: the office sees which vehicle asked for a ticket for which pseudonym key (it
+checked the owner's vehicle registration); the chain and the sponsor see only the pseudonym's
+account, its key and a vehicle tag that is a keyed hash (the office's secret) of the vehicle,
+programme and period — equal for one vehicle within a period, unlinkable across periods and
+programmes without the office's secret.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass
+
+from ...core.encoding import encode
+from ...core.keys import PrivateKey, PublicKey
+from ...modules.mobility import ClaimTrip, Enroll, sign_commitment, sign_ticket
+from .circuit import Prover, compute_commitment, new_salt
+
+TRIP_ID_BYTES = 32
+
+
+def compute_vehicle_tag(office_secret: bytes, vehicle_did: str, programme_id: int, period: int) -> bytes:
+    """The office's keyed hash of (vehicle, programme, period): one enrollment per vehicle per period."""
+    return hmac.new(office_secret, b"cityledger/mobility-vehicle-tag/1\x00" +
+                    encode([vehicle_did, programme_id, period]), "sha256").digest()
+
+
+def issue_enrollment(office_key: PrivateKey, office_secret: bytes, chain_id: str, programme_id: int, period: int,
+                     vehicle_did: str, pseudonym_key: PublicKey) -> Enroll:
+    """The office's ticket for a vehicle whose registration it checked, as an Enroll message the
+    pseudonymous account sends."""
+    tag = compute_vehicle_tag(office_secret, vehicle_did, programme_id, period)
+    signature = sign_ticket(office_key, chain_id, programme_id, period, pseudonym_key, tag)
+    return Enroll(programme_id, period, pseudonym_key, tag, signature)
+
+
+@dataclass(frozen=True)
+class SignedTrip:
+    """What the vehicle hands its owner at trip end: the features, their commitment and its signature."""
+
+    programme_id: int
+    trip_id: bytes
+    features: list[int]  # the model inputs: the features, then the salt
+    commitment: bytes
+    signature: bytes
+
+
+def close_trip(pseudonym: PrivateKey, chain_id: str, programme_id: int, features: list[int],
+               trip_id: bytes | None = None) -> SignedTrip:
+    """The vehicle commits to a trip's features, salted, before anyone scores it."""
+    trip_id = os.urandom(TRIP_ID_BYTES) if trip_id is None else trip_id
+    inputs = list(features) + new_salt()
+    commitment = compute_commitment(inputs)
+    signature = sign_commitment(pseudonym, chain_id, programme_id, trip_id, commitment)
+    return SignedTrip(programme_id, trip_id, inputs, commitment, signature)
+
+
+def build_claim(prover: Prover, trip: SignedTrip) -> ClaimTrip:
+    """The owner's device proves the committed features' score and builds the claim."""
+    proof = prover.prove(trip.features)
+    if proof.commitment != trip.commitment:
+        raise ValueError("features: the proof's hashed input is not the vehicle's commitment")
+    return ClaimTrip(trip.programme_id, trip.trip_id, trip.commitment, trip.signature, proof.score_fixed,
+                     proof.distance_fixed, proof.proof)
