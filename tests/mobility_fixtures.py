@@ -3,7 +3,9 @@ signed by a vehicle's pseudonym and proven once per session, and a city with a p
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from helpers import CHAIN_ID
 from test_identity_fixtures import City
@@ -20,6 +22,7 @@ GOOD = [0, 0, 0, 0, 0, 12]  # 100 points, 12 km
 FAIR = [3, 10, 0, 5, 0, 40]  # 100 - 3 - 5 - 2.5 = 89.5 points, 40 km
 POOR = [30, 30, 30, 60, 100, 8]  # 100 - 30 - 15 - 15 - 30 - 12.5 -> 0 points
 PERIOD_BLOCKS = 1_000
+STORED_CLAIMS = Path(__file__).parent / "data" / "mobility_claims.json"
 
 
 @dataclass
@@ -67,3 +70,29 @@ class RewardCity:
         message = issue_enrollment(self.office.keys[0], OFFICE_SECRET, CHAIN_ID, 1, self.period(), vehicle,
                                    pseudonym.public_key)
         return self.ledger.send([account], [message])
+
+
+def stored_claims() -> dict[str, ClaimTrip]:
+    """Claims proven once and kept in tests/data (for programme 1 on CHAIN_ID, signed by PSEUDONYM),
+    so the hostile sweep and the vectors need no prover; `python tests/mobility_fixtures.py DIR`
+    proves them again (after a circuit change)."""
+    raw = json.loads(STORED_CLAIMS.read_text())
+    return {name: ClaimTrip(1, bytes.fromhex(c["trip_id"]), bytes.fromhex(c["commitment"]),
+                            bytes.fromhex(c["commitment_signature"]), c["score_fixed"], c["distance_fixed"],
+                            bytes.fromhex(c["proof"])) for name, c in raw.items()}
+
+
+def write_stored_claims(work_dir) -> None:
+    """Prove the named trips and write them to STORED_CLAIMS."""
+    trips = prove_trips(work_dir)
+    out = {name: {"trip_id": c.trip_id.hex(), "commitment": c.commitment.hex(),
+                  "commitment_signature": c.commitment_signature.hex(), "score_fixed": c.score_fixed,
+                  "distance_fixed": c.distance_fixed, "proof": c.proof.hex()} for name, c in trips.claims.items()}
+    STORED_CLAIMS.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+
+    write_stored_claims(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp())
