@@ -194,3 +194,20 @@ def test_invalid_proof_of_another_model(tmp_path, trips):
     rewards = RewardCity(tmp_path / "city")
     rewards.enroll(rewards.driver).raise_for_error()
     assert_error_kind(rewards.ledger.send([rewards.driver], [claim]), E.ERR_PROOF_REJECTED)
+
+
+def test_check_tx_verifies_once_for_finalize_block(rewards, monkeypatch):
+    """LocalLedger runs check_tx then FinalizeBlock: the proof is verified once, the verdict reused."""
+    from mobility_fixtures import stored_claims
+    from cityledger.node.modules import proof_verifier
+
+    verifier = proof_verifier()
+    calls = []
+    real = verifier.verify_uncached
+    monkeypatch.setattr(verifier, "verify_uncached", lambda *args: calls.append(1) or real(*args))
+    rewards.enroll(rewards.driver).raise_for_error()
+    claim = stored_claims()["fair"]
+    fresh = msgspec.structs.replace(claim, proof=claim.proof)  # same content: a cached verdict may exist
+    verifier._cache.clear()
+    rewards.ledger.send([rewards.driver], [fresh]).raise_for_error()
+    assert len(calls) == 1
