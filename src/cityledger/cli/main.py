@@ -31,7 +31,7 @@ app.add_typer(charging.app, name="charging")
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
     """Ledger throughput benchmark (`cityledger bench --help`); `bench identity` for AnonCreds, `bench payments`
-    for vouchers, `bench charging` for EV charging sessions over OCPP."""
+    for vouchers, `bench charging` for EV charging sessions over OCPP, `bench rewards` for driving-score proofs."""
     args = list(ctx.args)
     if args[:1] == ["identity"]:
         from ..tools.bench_identity import main as bench_main
@@ -39,6 +39,10 @@ def bench(ctx: typer.Context) -> None:
         args = args[1:]
     elif args[:1] == ["payments"]:
         from ..tools.bench_payments import main as bench_main
+
+        args = args[1:]
+    elif args[:1] == ["rewards"]:
+        from ..tools.bench_rewards import main as bench_main
 
         args = args[1:]
     elif args[:1] == ["charging"]:
