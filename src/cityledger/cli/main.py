@@ -1,11 +1,12 @@
 """The `cityledger` command: init, up, keys, tx, query, status, bench, testnet; did, credential, issuer, verifier,
-device; payments; battery; charging."""
+device; payments; battery; charging; rewards."""
 
 from __future__ import annotations
 
 import typer
 
-from . import batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, payments, query, tx, verifier
+from . import (batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, mobility, payments, query, tx,
+               verifier)
 from .node_cmds import init, status, up
 
 app = typer.Typer(name="cityledger", help="A privacy-first consortium ledger for a smart city.",
@@ -23,6 +24,7 @@ app.add_typer(credential.app, name="credential")
 app.add_typer(verifier.app, name="verifier")
 app.add_typer(devices.app, name="device")
 app.add_typer(payments.app, name="payments")
+app.add_typer(mobility.app, name="rewards")
 app.add_typer(batteries.app, name="battery")
 app.add_typer(charging.app, name="charging")
 
