@@ -196,6 +196,8 @@ async def _drive_with_sdk(tn, transport) -> None:
             await client.get_block(status.height + 100)
         assert missing.value.status == 404 and missing.value.field == "height"
         await _drive_passports(client, tn)
+        model = await client.get_score_model()
+        assert model.model == "driving-score-v1" and len(model.features) == 6 and model.score_one == 128
 
 
 async def _drive_passports(client, tn) -> None:

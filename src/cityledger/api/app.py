@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from .errors import install_handlers
 from .routes.batteries import include_batteries
+from .routes.mobility import include_mobility
 from .routes.identity import include_identity
 from .metrics import ApiMetrics, read_engine
 from .middleware import BodyBudget, BoundedHeaders, CatchAll, HeadAsGet
@@ -54,6 +55,7 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     app.include_router(node_router(service))
     include_identity(app, node)
     include_batteries(app, node, app.state.identity.verifier)
+    include_mobility(app)
     _merge_schemas(app)
     return app
 

@@ -13,6 +13,7 @@ from ..wire.batteries import (
     PassportStoredView as PassportStored,
     TierHashView as TierHash,
 )
+from ..wire.mobility import ScoreFeatureView as ScoreFeature, ScoreModelView as ScoreModel
 from ..wire.views import (
     AccountView as Account,
     Attribute,
@@ -35,6 +36,8 @@ from ..wire.views import (
 __all__ = [
     "AccessEntry",
     "AccessLog",
+    "ScoreFeature",
+    "ScoreModel",
     "PassportDocument",
     "PassportStored",
     "TierHash",

@@ -33,6 +33,7 @@ from .identity import (
     RevokeBody,
     VerifyBody,
 )
+from .mobility import MOBILITY_VIEW_TYPES, ScoreFeatureView, ScoreModelView
 from .views import (
     REQUEST_TYPES,
     RESPONSE_TYPES,
@@ -70,6 +71,9 @@ __all__ = [
     "PutPassportBody",
     "ReadPassportBody",
     "TierHashView",
+    "MOBILITY_VIEW_TYPES",
+    "ScoreFeatureView",
+    "ScoreModelView",
     "IDENTITY_BODY_TYPES",
     "IDENTITY_VIEW_TYPES",
     "REQUEST_TYPES",
