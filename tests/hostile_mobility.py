@@ -37,7 +37,7 @@ class MobilityTargets:
     def _ticket(self, pseudonym: PrivateKey):
         self.vehicles += 1
         return issue_enrollment(self.office.keys[0], OFFICE_SECRET, CHAIN_ID, 1, 0, f"did:city:v{self.vehicles}",
-                                pseudonym.public_key)
+                                pseudonym.public_key, self.enrollee.address())
 
     def baselines(self) -> dict[str, Callable[[], tuple[PrivateKey, Any]]]:
         """Message tag -> (signing key, a well-formed mobility message) in the current state."""

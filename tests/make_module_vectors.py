@@ -967,9 +967,9 @@ def mobility_story(tmp: Path) -> Story:
     story.case("invalid_fund_by_stranger", [driver], [FundProgramme(1, 300)], error="not_sponsor")
     story.case("invalid_withdraw_running_programme", [sponsor], [WithdrawProgramme(1)], error="programme_running")
 
-    def ticket(pseudonym, vehicle: str):
+    def ticket(pseudonym, vehicle: str, account=driver):
         return issue_enrollment(office, OFFICE_SECRET, story.chain_id, 1, (story.height() + 1) // 1_000, vehicle,
-                                pseudonym.public_key)
+                                pseudonym.public_key, account.address())
 
     story.case("enroll", [driver], [ticket(PSEUDONYM, "car-1")],
                queries=[("mobility/enrollment", {"programme": "1", "period": "0",
@@ -978,7 +978,9 @@ def mobility_story(tmp: Path) -> Story:
                [msgspec.structs.replace(ticket(PSEUDONYM, "car-1"), pseudonym_key=OTHER_PSEUDONYM.public_key)],
                error="bad_enrollment_ticket")
     story.send([driver], [ticket(PSEUDONYM, "car-1")])
-    story.case("invalid_second_enrollment_of_a_vehicle", [other], [ticket(OTHER_PSEUDONYM, "car-1")],
+    story.case("invalid_enroll_ticket_of_another_account", [other], [ticket(OTHER_PSEUDONYM, "car-2")],
+               error="bad_enrollment_ticket")
+    story.case("invalid_second_enrollment_of_a_vehicle", [other], [ticket(OTHER_PSEUDONYM, "car-1", other)],
                error="vehicle_already_enrolled")
     _mobility_claims(story, driver, other, stored_claims(), sign_commitment)
     from cityledger.modules.bank import Transfer

@@ -68,7 +68,7 @@ class RewardCity:
 
     def enroll(self, account: PrivateKey, pseudonym: PrivateKey = PSEUDONYM, vehicle: str = VEHICLE):
         message = issue_enrollment(self.office.keys[0], OFFICE_SECRET, CHAIN_ID, 1, self.period(), vehicle,
-                                   pseudonym.public_key)
+                                   pseudonym.public_key, account.address())
         return self.ledger.send([account], [message])
 
 

@@ -63,7 +63,7 @@ def test_programme_enroll_score_claim(served, tmp_path):
                       "--issuer", office_did, "--from", "sponsor")
     assert created["programme_id"] == 1
     ticket = issue_enrollment(served["office"], b"s" * 32, served["chain_id"], 1, 0, "car-1",
-                              PrivateKey(1, b"\x63" * 32).public_key)
+                              PrivateKey(1, b"\x63" * 32).public_key, served["driver"].address())
     (tmp_path / "ticket.json").write_text(json.dumps(ticket_to_json(ticket)))
     ok_json(served, "rewards", "enroll", "--ticket", str(tmp_path / "ticket.json"), "--from", "driver")
     samples = [[13_900, 13_900, 0, 43_200 + i] for i in range(1_800)]  # 30 min at 50 km/h, gently

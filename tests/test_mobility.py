@@ -146,10 +146,13 @@ def test_invalid_enrollment_tickets(rewards):
     from cityledger.core.keys import PrivateKey
 
     forger = PrivateKey(1, b"\x54" * 32)
-    forged = issue_enrollment(forger, OFFICE_SECRET, CHAIN_ID, 1, rewards.period(), VEHICLE, PSEUDONYM.public_key)
+    forged = issue_enrollment(forger, OFFICE_SECRET, CHAIN_ID, 1, rewards.period(), VEHICLE, PSEUDONYM.public_key,
+                              rewards.driver.address())
     assert_error_kind(rewards.ledger.send([rewards.driver], [forged]), E.ERR_BAD_TICKET)
     good = issue_enrollment(rewards.office.keys[0], OFFICE_SECRET, CHAIN_ID, 1, rewards.period(), VEHICLE,
-                            PSEUDONYM.public_key)
+                            PSEUDONYM.public_key, rewards.driver.address())
+    # Seen in the mempool, the ticket cannot be sent from another account.
+    assert_error_kind(rewards.ledger.send([rewards.stranger], [good]), E.ERR_BAD_TICKET)
     other_key = msgspec.structs.replace(good, pseudonym_key=OTHER_PSEUDONYM.public_key)
     assert_error_kind(rewards.ledger.send([rewards.driver], [other_key]), E.ERR_BAD_TICKET)
     assert_error_kind(rewards.ledger.send([rewards.driver], [msgspec.structs.replace(good, period=good.period + 1)]),

@@ -81,7 +81,7 @@ def setup_txs(chain_id: str, funder: PrivateKey, office: PrivateKey, pseudonyms,
                                 1_000_000, office_did)
     first = [build_tx(chain_id, [funder], 0, [programme])]
     enroll = [build_tx(chain_id, [key], 0, [issue_enrollment(office, OFFICE_SECRET, chain_id, 1, 0, f"car-{i}",
-                                                             key.public_key)])
+                                                             key.public_key, key.address())])
               for i, key in enumerate(pseudonyms)]
     claim_txs = []
     for nonce in range(max(len(c) for c in claims)):

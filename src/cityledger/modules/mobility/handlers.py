@@ -210,11 +210,12 @@ def _check_ticket(identity: Identity, ctx: Context, programme: ProgrammeRecord, 
     if record is None or not identity.is_accredited(ctx.state, programme.issuer, ENROLLMENT_CREDENTIAL_TYPE):
         raise ERR_BAD_TICKET(f"issuer_signature: issuer {programme.issuer} is no longer accredited",
                              "issuer_signature")
-    signed = compute_ticket_bytes(ctx.chain_id, msg.programme_id, msg.period, msg.pseudonym_key, msg.vehicle_tag)
+    signed = compute_ticket_bytes(ctx.chain_id, msg.programme_id, msg.period, msg.pseudonym_key, msg.vehicle_tag,
+                                  ctx.sender)
     if not any(verify_signature(key, signed, msg.issuer_signature)
                for key in identity.keys_for(record, PURPOSE_ASSERTION)):
         raise ERR_BAD_TICKET(f"issuer_signature: not a ticket of {programme.issuer} for this programme, period, "
-                             "pseudonym and vehicle", "issuer_signature")
+                             "pseudonym, vehicle and sending account", "issuer_signature")
 
 
 def process_enroll(identity: Identity, ctx: Context, msg: Enroll) -> None:

@@ -51,7 +51,8 @@ class WithdrawProgramme(Message, tag="mobility/1.0/withdraw_programme"):
 
 class Enroll(Message, tag="mobility/1.0/enroll"):
     """The sender's (pseudonymous) account enrolls for the current period with a ticket from the
-    programme's issuer: its signature over (chain, programme, period, pseudonym key, vehicle tag)."""
+    programme's issuer: its signature over (chain, programme, period, pseudonym key, vehicle tag,
+    the sender's address)."""
 
     programme_id: int
     period: int

@@ -8,7 +8,10 @@ A trip commitment is the pseudonym key's signature over
 made by the vehicle at trip end, before anyone scores the trip. An enrollment ticket is the
 issuer's signature over
 
-    DOMAIN_TICKET || msgpack([chain_id, programme_id, period, [scheme, pseudonym key], vehicle_tag])
+    DOMAIN_TICKET || msgpack([chain_id, programme_id, period, [scheme, pseudonym key], vehicle_tag, account])
+
+The account is the one that will send the enrollment: a ticket seen in the mempool cannot be
+replayed from another account to take the vehicle's place for the period.
 """
 
 from __future__ import annotations
@@ -37,13 +40,13 @@ def verify_commitment(key: PublicKey, chain_id: str, programme_id: int, trip_id:
 
 
 def compute_ticket_bytes(chain_id: str, programme_id: int, period: int, pseudonym_key: PublicKey,
-                         vehicle_tag: bytes) -> bytes:
-    """What an enrollment issuer signs to let one pseudonym enroll one vehicle for one period."""
+                         vehicle_tag: bytes, account: bytes) -> bytes:
+    """What an enrollment issuer signs to let one account and pseudonym enroll one vehicle for one period."""
     return DOMAIN_TICKET + encode([chain_id, programme_id, period, [pseudonym_key.scheme, pseudonym_key.key],
-                                   vehicle_tag])
+                                   vehicle_tag, account])
 
 
 def sign_ticket(key: PrivateKey, chain_id: str, programme_id: int, period: int, pseudonym_key: PublicKey,
-                vehicle_tag: bytes) -> bytes:
+                vehicle_tag: bytes, account: bytes) -> bytes:
     """The issuer's enrollment ticket signature."""
-    return key.sign(compute_ticket_bytes(chain_id, programme_id, period, pseudonym_key, vehicle_tag))
+    return key.sign(compute_ticket_bytes(chain_id, programme_id, period, pseudonym_key, vehicle_tag, account))

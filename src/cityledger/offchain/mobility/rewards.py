@@ -29,11 +29,11 @@ def compute_vehicle_tag(office_secret: bytes, vehicle_did: str, programme_id: in
 
 
 def issue_enrollment(office_key: PrivateKey, office_secret: bytes, chain_id: str, programme_id: int, period: int,
-                     vehicle_did: str, pseudonym_key: PublicKey) -> Enroll:
-    """The office's ticket for a vehicle whose registration it checked, as an Enroll message the
-    pseudonymous account sends."""
+                     vehicle_did: str, pseudonym_key: PublicKey, account: bytes) -> Enroll:
+    """The office's ticket for a vehicle whose registration it checked, as the Enroll message that
+    `account` (the owner's pseudonymous account for this period) sends."""
     tag = compute_vehicle_tag(office_secret, vehicle_did, programme_id, period)
-    signature = sign_ticket(office_key, chain_id, programme_id, period, pseudonym_key, tag)
+    signature = sign_ticket(office_key, chain_id, programme_id, period, pseudonym_key, tag, account)
     return Enroll(programme_id, period, pseudonym_key, tag, signature)
 
 
