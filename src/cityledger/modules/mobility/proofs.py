@@ -12,8 +12,10 @@ serves FinalizeBlock's on the same validator: the verdict is a pure function of 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -74,6 +76,7 @@ class ProofVerifier:
                 raise RuntimeError(f"mobility: {name} of {model} has SHA-256 {digest}, the genesis pins "
                                    f"{expected.get(name)}")
         self._scratch = tempfile.mkdtemp(prefix="cityledger-proofs-")
+        atexit.register(shutil.rmtree, self._scratch, True)
         self._cache: OrderedDict[bytes, Verdict] = OrderedDict()
         self._lock = threading.Lock()
 
