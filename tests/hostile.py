@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import msgspec
 
 from hostile_batteries import BatteryTargets
+from hostile_mobility import MobilityTargets
 from test_identity_fixtures import City
 from cityledger.app import abc
 from cityledger.core.encoding import encode
@@ -186,6 +187,7 @@ class HostileWorld:
         self.channel = 0
         escrow = LockEscrow(self.payee.address(), 100, self.ledger.height() + 50)
         self.ledger.send([self.payer], [escrow]).raise_for_error()
+        self.mobility = MobilityTargets(city, self.payer)
 
     def _create_org(self, key: PrivateKey) -> str:
         keys = [VerificationKey("key-1", key.public_key, [PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])]
@@ -338,7 +340,8 @@ class HostileWorld:
             "devices/1.0/accept_transfer": lambda: (self.owner_b, AcceptTransfer(self.bound_did, self.presentation())),
             "devices/1.0/offer_transfer": lambda: (self.owner_a, OfferTransfer(self.bound_did, self.binder.address())),
             "devices/1.0/decommission": lambda: (self.owner_a, Decommission(self.bound_did)),
-        } | self._consent_baselines() | self.batteries.baselines() | self.payments_baselines()
+        } | self._consent_baselines() | self.batteries.baselines() | self.payments_baselines() | \
+            self.mobility.baselines()
 
     def owner_account(self) -> str:
         return address_to_str(self.owner_a.address())

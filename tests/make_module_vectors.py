@@ -1,4 +1,4 @@
-"""Regenerate tests/vectors/{bank,batteries,consent,devices,governance,identity,payments}.json from the code.
+"""Regenerate tests/vectors/{bank,batteries,consent,devices,governance,identity,mobility,payments}.json from the code.
 
     .venv/bin/python tests/make_module_vectors.py [module ...]
 
@@ -961,8 +961,89 @@ def _payments_close_and_escrow(story: Story, a0, a1) -> None:
     story.case("escrow_refund", [a0], [RefundEscrow(1)], queries=[balance(a0), ("payments/locked", {})])
 
 
+# -- mobility ----------------------------------------------------------------------------------
+
+def mobility_story(tmp: Path) -> Story:
+    """A programme, tickets from the transport office, and claims with stored proofs (re-signed for
+    this chain): paid, replayed, over-scored, forged, below threshold, capped, after the budget."""
+    import msgspec
+
+    from mobility_fixtures import OFFICE_SECRET, OTHER_PSEUDONYM, PSEUDONYM, stored_claims
+    from cityledger.modules.identity import compute_did
+    from cityledger.modules.mobility import CreateProgramme, FundProgramme, WithdrawProgramme, sign_commitment
+    from cityledger.offchain.mobility.rewards import issue_enrollment
+
+    members, accounts = members_and_accounts()
+    office = fixed_key(50)
+    story = Story("mobility", genesis(members, accounts, dids=[did_entry(office, ["vehicle-registration"])]),
+                  base_keys() | {"office": office, "pseudonym": PSEUDONYM, "other_pseudonym": OTHER_PSEUDONYM}, tmp)
+    office_did = compute_did(office.signer(), b"")
+    sponsor, driver, other = (story.keys[n] for n in ("a0", "a1", "a2"))
+    programme = ("mobility/programme", {"id": "1"})
+    expiry = story.height() + 12
+    create = CreateProgramme("driving-score-v1", 1_000, 60, 100, 10, 500, 500, 1_000, expiry, office_did)
+    story.case("create_programme", [sponsor], [create], queries=[programme, balance(sponsor)])
+    story.case("invalid_programme_unaccredited_issuer", [sponsor],
+               [msgspec.structs.replace(create, issuer=compute_did(sponsor.signer(), b""))], error="invalid_mobility")
+    story.send([sponsor], [create])
+    story.case("fund_programme", [sponsor], [FundProgramme(1, 300)], queries=[programme])
+    story.case("invalid_fund_by_stranger", [driver], [FundProgramme(1, 300)], error="not_sponsor")
+    story.case("invalid_withdraw_running_programme", [sponsor], [WithdrawProgramme(1)], error="programme_running")
+
+    def ticket(pseudonym, vehicle: str, account=driver):
+        return issue_enrollment(office, OFFICE_SECRET, story.chain_id, 1, (story.height() + 1) // 1_000, vehicle,
+                                pseudonym.public_key, account.address())
+
+    story.case("enroll", [driver], [ticket(PSEUDONYM, "car-1")],
+               queries=[("mobility/enrollment", {"programme": "1", "period": "0",
+                                                 "account": address_to_str(driver.address())})])
+    story.case("invalid_enroll_forged_ticket", [driver],
+               [msgspec.structs.replace(ticket(PSEUDONYM, "car-1"), pseudonym_key=OTHER_PSEUDONYM.public_key)],
+               error="bad_enrollment_ticket")
+    story.send([driver], [ticket(PSEUDONYM, "car-1")])
+    story.case("invalid_enroll_ticket_of_another_account", [other], [ticket(OTHER_PSEUDONYM, "car-2")],
+               error="bad_enrollment_ticket")
+    story.case("invalid_second_enrollment_of_a_vehicle", [other], [ticket(OTHER_PSEUDONYM, "car-1", other)],
+               error="vehicle_already_enrolled")
+    _mobility_claims(story, driver, other, stored_claims(), sign_commitment)
+    from cityledger.modules.bank import Transfer
+
+    while story.height() <= expiry:
+        story.send([other], [Transfer(driver.address(), 1)])
+    story.case("invalid_fund_after_expiry", [sponsor], [FundProgramme(1, 5)], error="programme_expired")
+    story.case("withdraw_programme", [sponsor], [WithdrawProgramme(1)], queries=[programme, balance(sponsor)])
+    return story
+
+
+def _mobility_claims(story: Story, driver, other, claims, sign_commitment) -> None:
+    """Claims: paid once, then every fraud refused."""
+    import msgspec
+
+    from mobility_fixtures import OTHER_PSEUDONYM, PSEUDONYM
+
+    def signed(claim, key=PSEUDONYM):
+        signature = sign_commitment(key, story.chain_id, 1, claim.trip_id, claim.commitment)
+        return msgspec.structs.replace(claim, commitment_signature=signature)
+
+    good, fair, poor = (signed(claims[name]) for name in ("good", "fair", "poor"))
+    paid = [("mobility/programme", {"id": "1"}), balance(driver)]
+    story.case("claim_paid", [driver], [fair], queries=paid)
+    story.case("invalid_claim_score_above_proven", [driver],
+               [msgspec.structs.replace(fair, score_fixed=fair.score_fixed + 128)], error="proof_rejected")
+    story.case("invalid_claim_proof_of_another_commitment", [driver],
+               [msgspec.structs.replace(good, proof=fair.proof)], error="proof_rejected")
+    story.case("invalid_claim_signed_by_another_pseudonym", [driver], [signed(claims["good"], OTHER_PSEUDONYM)],
+               error="bad_commitment_signature")
+    story.case("invalid_claim_not_enrolled", [other], [fair], error="not_enrolled")
+    story.case("invalid_claim_below_threshold", [driver], [poor], error="score_below_threshold")
+    story.send([driver], [fair])
+    story.case("invalid_claim_replayed", [driver], [fair], error="already_claimed", queries=paid)
+    story.case("invalid_claim_over_enrollee_cap", [driver], [good], error="enrollee_cap_reached")
+
+
 STORIES = {"bank": bank_story, "batteries": batteries_story, "consent": consent_story, "devices": devices_story,
-           "governance": governance_story, "identity": identity_story, "payments": payments_story}
+           "governance": governance_story, "identity": identity_story, "mobility": mobility_story,
+           "payments": payments_story}
 
 
 def main(argv: list[str]) -> int:

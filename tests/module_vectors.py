@@ -31,7 +31,7 @@ from cityledger.core.types import address_to_str
 from cityledger.modules.bank import get_balance
 
 VECTORS = Path(__file__).parent / "vectors"
-MODULE_NAMES = ("bank", "batteries", "consent", "devices", "governance", "identity", "payments")
+MODULE_NAMES = ("bank", "batteries", "consent", "devices", "governance", "identity", "mobility", "payments")
 GENESIS_TIME_NS = 1_700_000_000_000_000_000
 BLOCK_INTERVAL_NS = 1_000_000_000
 MAX_SHOWN_BYTES = 64  # longer byte fields (proofs, key material) show as length and hash; "hex" holds them

@@ -8,8 +8,9 @@ proposals and votes for every governance action, DID creation, rotation and deac
 list updates, device registration, binding, offers, acceptance and decommissioning, consent's
 data sets, grants, revocations and anchors, gateway-wide roots (the template adds an accredited gateway and vault service
 and one data set), and payments (channels opened, topped up, redeemed, closed and finalized, escrows,
-device policies and freezes, payments from a device account), from pools of keys and identifiers
-small enough that the draws collide with the state already there.
+device policies and freezes, payments from a device account), and mobility (programmes, top-ups,
+withdrawals, enrollment tickets, proven claims), from pools of keys and identifiers small enough
+that the draws collide with the state already there.
 """
 
 from __future__ import annotations
@@ -72,7 +73,11 @@ from cityledger.modules.payments import (
     get_channel,
     sign_voucher,
 )
+from cityledger.modules.mobility import CreateProgramme, FundProgramme, WithdrawProgramme, sign_commitment
+from cityledger.modules.mobility.messages import MAX_PERIOD_BLOCKS
 from cityledger.offchain.identity.devices import build_registration
+from cityledger.offchain.mobility.rewards import issue_enrollment
+from mobility_fixtures import OTHER_PSEUDONYM, PSEUDONYM, stored_claims
 
 from module_vectors import AppReplay, Step, vectors_of
 from module_vectors import build_block as shared_build_block
@@ -181,6 +186,38 @@ payment_operations = [
     st.tuples(policy_actors, policy_devices.map(lambda d: [DeclareCounterparty("charger", d)])),
 ]
 
+# Mobility: programmes by a0 (funded) or a stranger, tickets from the accredited transport office
+# for a1 and a2, claims of the stored proven trips re-signed for this chain (proofs are chain-free).
+CLAIMS = stored_claims()
+enrollees = st.sampled_from(["a1", "a2"])
+
+
+def _programme(sponsor: str, budget: int, expiry: int) -> tuple[str, list]:
+    return sponsor, [CreateProgramme("driving-score-v1", budget, 60, 100, 10, 400, 700, MAX_PERIOD_BLOCKS, expiry,
+                                     _did("transport", b""))]
+
+
+def _ticket(account: str, vehicle: str, programme_id: int, pseudonym) -> tuple[str, list]:
+    return account, [issue_enrollment(KEYS["transport"], b"o" * 32, VECTORS.chain_id, programme_id, 0, vehicle,
+                                      pseudonym.public_key, KEYS[account].address())]
+
+
+def _claim(account: str, name: str, programme_id: int) -> tuple[str, list]:
+    claim = CLAIMS[name]
+    signature = sign_commitment(PSEUDONYM, VECTORS.chain_id, programme_id, claim.trip_id, claim.commitment)
+    return account, [msgspec_replace(claim, programme_id=programme_id, commitment_signature=signature)]
+
+
+mobility_operations = [
+    st.tuples(st.sampled_from(["a0", "a0", "thief"]), st.sampled_from([1_000, 300, 0, 2**62]), heights).map(
+        lambda p: _programme(*p)),
+    st.tuples(st.sampled_from(["a0", "a1"]), st.builds(FundProgramme, ids, payments).map(lambda m: [m])),
+    st.tuples(st.sampled_from(["a0", "a1"]), ids.map(lambda i: [WithdrawProgramme(i)])),
+    st.tuples(enrollees, st.sampled_from(["car-1", "car-2"]), ids, st.sampled_from([PSEUDONYM, OTHER_PSEUDONYM]))
+    .map(lambda t: _ticket(*t)),
+    st.tuples(enrollees, st.sampled_from(["good", "fair", "poor"]), ids).map(lambda c: _claim(*c)),
+]
+
 
 # Each operation is (signing key name, messages). Signers are mostly those entitled to act, so most
 # transactions get far enough to change state; the pools are small, so draws collide with it.
@@ -223,6 +260,7 @@ operations = st.one_of(
     st.tuples(st.sampled_from(["owner1", "maker", "thief"]),
               st.builds(RegisterVaultKey, vault_subjects, vault_keys).map(lambda m: [m])),
     *payment_operations,
+    *mobility_operations,
 )
 
 
@@ -258,7 +296,7 @@ def build_block(replay: AppReplay, ops: list) -> list[bytes]:
 def growing(replay: AppReplay) -> dict:
     """What may only grow: device epochs, decommissions, the registry's revocations, consent's keys
     (the module never deletes), revocations of consents, and each channel's newest nonce, redeemed
-    amount and settlement."""
+    amount and settlement, and mobility's paid claims."""
     devices = {did: get_device(replay.store, did) for did in DEVICE_DIDS}
     status = get_status_list(replay.store, STATUS.rev_reg_def_id)
     channels = {n: get_channel(replay.store, n) for n in range(1, 5)}
@@ -266,6 +304,7 @@ def growing(replay: AppReplay) -> dict:
             "revoked": int.from_bytes(status.revoked, "little"),
             "consent_keys": sum(1 for _ in replay.store.iter_prefix(b"\x08")),
             "consents_revoked": _revoked_consents(replay),
+            "mobility_claims": sum(1 for _ in replay.store.iter_prefix(b"\x06\x04")),  # paid claims stay
             "channels": {n: (c.nonce, c.redeemed, c.status == "settled") for n, c in channels.items() if c}}
 
 
@@ -282,6 +321,7 @@ def assert_grew(before: dict, after: dict) -> None:
     assert before["revoked"] & ~after["revoked"] == 0  # a revocation is never undone
     assert before["consent_keys"] <= after["consent_keys"]
     assert before["consents_revoked"] <= after["consents_revoked"]
+    assert before["mobility_claims"] <= after["mobility_claims"]
     for channel, (nonce, redeemed, settled) in before["channels"].items():
         nonce_now, redeemed_now, settled_now = after["channels"][channel]
         assert nonce_now >= nonce and redeemed_now >= redeemed and settled_now >= settled, channel
@@ -414,3 +454,30 @@ def msgspec_replace(record, **changes):
     import msgspec
 
     return msgspec.structs.replace(record, **changes)
+
+
+def test_invalid_budgets_break_mobility(template, tmp_path):
+    from cityledger.core.errors import InvariantBroken
+    from cityledger.modules.bank.keeper import KEEPER as BANK
+    from cityledger.modules.mobility.invariants import check_mobility
+    from cityledger.modules.mobility.keys import programme_key
+    from cityledger.modules.mobility.messages import ProgrammeRecord
+
+    check_mobility(BANK, corrupted(template, tmp_path / "clean", {}))
+    programme = ProgrammeRecord(1, KEYS["a0"].address(), "driving-score-v1", 100, 100, 60, 1, 1, 1, 1, 10, 50, "x",
+                                0, False, 1)
+    for record, match in ((programme, "mobility account holds 0"),
+                          (msgspec_replace(programme, remaining=101), "101 left of 100"),
+                          (msgspec_replace(programme, remaining=5, withdrawn=True), "withdrawn programme 1")):
+        state = corrupted(template, tmp_path / match.replace(" ", "-"), {programme_key(1): encode(record)})
+        with pytest.raises(InvariantBroken, match=match):
+            check_mobility(BANK, state)
+
+
+def test_mobility_draws_reach_a_paid_claim(template, tmp_path):
+    """The pools above can pay a claim: a programme, a ticket and a claim in a row succeed."""
+    replay = open_copy(template, tmp_path / "paid")
+    for op in (_programme("a0", 1_000, START + 200), _ticket("a1", "car-1", 1, PSEUDONYM), _claim("a1", "fair", 1)):
+        assert replay.block(*build_block(replay, [op])).tx_results[0].code == 0
+    assert sum(1 for _ in replay.store.iter_prefix(b"\x06\x04")) == 1
+    replay.app.check_invariants()

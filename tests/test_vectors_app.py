@@ -55,7 +55,7 @@ def test_vector_errors_are_registered_kinds():
             assert catalogs[codespace].codes()[code] == error["name"]
 
 
-@pytest.mark.parametrize("module", ["bank", "batteries", "governance"])
+@pytest.mark.parametrize("module", ["bank", "batteries", "governance", "mobility"])
 def test_deterministic_vectors_are_what_the_generator_writes_now(tmp_path, module):
     """Vectors without randomised material must be regenerated when the code changes what they record."""
     from make_module_vectors import STORIES

@@ -198,6 +198,8 @@ async def _drive_with_sdk(tn, transport) -> None:
         await _drive_passports(client, tn)
         await _drive_payments(client, tn)
         await _drive_vaults(client, tn)
+        model = await client.get_score_model()
+        assert model.model == "driving-score-v1" and len(model.features) == 6 and model.score_one == 128
 
 
 async def _drive_passports(client, tn) -> None:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from .errors import install_handlers
 from .routes.batteries import include_batteries
+from .routes.mobility import include_mobility
 from .routes.identity import include_identity
 from .routes.payments import include_payments
 from .routes.vaults import include_vaults
@@ -58,6 +59,7 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     include_batteries(app, node, app.state.identity.verifier)
     include_payments(app)
     include_vaults(app, node)
+    include_mobility(app)
     _merge_schemas(app)
     return app
 

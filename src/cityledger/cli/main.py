@@ -1,11 +1,12 @@
 """The `cityledger` command: init, up, keys, tx, query, status, bench, testnet; did, credential, issuer, verifier,
-device; payments; battery; charging."""
+device; payments; battery; charging; rewards."""
 
 from __future__ import annotations
 
 import typer
 
-from . import batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, payments, query, tx, vault, verifier
+from . import (batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, mobility, payments, query, tx,
+               vault, verifier)
 from .node_cmds import init, status, up
 
 app = typer.Typer(name="cityledger", help="A privacy-first consortium ledger for a smart city.",
@@ -23,6 +24,7 @@ app.add_typer(credential.app, name="credential")
 app.add_typer(verifier.app, name="verifier")
 app.add_typer(devices.app, name="device")
 app.add_typer(payments.app, name="payments")
+app.add_typer(mobility.app, name="rewards")
 app.add_typer(batteries.app, name="battery")
 app.add_typer(charging.app, name="charging")
 app.add_typer(vault.app, name="vault")
@@ -34,7 +36,7 @@ app.add_typer(vault.telemetry_app, name="telemetry")
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
     """Ledger throughput benchmark (`cityledger bench --help`); `bench identity` for AnonCreds, `bench payments`
-    for vouchers, `bench charging` for EV charging sessions over OCPP."""
+    for vouchers, `bench charging` for EV charging sessions over OCPP, `bench rewards` for driving-score proofs."""
     args = list(ctx.args)
     if args[:1] == ["identity"]:
         from ..tools.bench_identity import main as bench_main
@@ -42,6 +44,10 @@ def bench(ctx: typer.Context) -> None:
         args = args[1:]
     elif args[:1] == ["payments"]:
         from ..tools.bench_payments import main as bench_main
+
+        args = args[1:]
+    elif args[:1] == ["rewards"]:
+        from ..tools.bench_rewards import main as bench_main
 
         args = args[1:]
     elif args[:1] == ["charging"]:

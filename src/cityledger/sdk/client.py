@@ -23,7 +23,7 @@ from ..wire.vaults import VaultErasureView, VaultLogView, VaultRecordsView, Vaul
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
 from .models import (AccessLog, Account, BatchResult, Block, Health, PassportDocument, PassportStored, QueryResult,
-                     StateValue, Status, SubmitResult, TxStatus)
+                     ScoreModel, StateValue, Status, SubmitResult, TxStatus)
 from .proofs import verify_state_proof
 from .txs import to_address
 
@@ -56,7 +56,8 @@ def _decoder(kind: type) -> Callable[[bytes], Any]:
 _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, QueryResult, StateValue, Status,
                                           SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog,
                                           ChannelView, EscrowView, PolicyView, CounterpartyView, LockedView,
-                                          VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView)}
+                                          VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView,
+                                          ScoreModel)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
 
 
@@ -136,6 +137,10 @@ class _Calls:
     @staticmethod
     def put_passport(passport_id: str, body: bytes) -> _Call:
         return _Call("PUT", f"/passports/{quote(passport_id, safe='')}", _READ[PassportStored], body=body)
+
+    @staticmethod
+    def get_score_model() -> _Call:
+        return _Call("GET", "/mobility/model", _READ[ScoreModel])
 
     @staticmethod
     def get_passport(passport_id: str) -> _Call:
@@ -261,6 +266,10 @@ class Client:
     def put_passport(self, passport_id: str, body: PutPassportBody) -> PassportStored:
         """Store a passport document (body from sdk.passports.sign_put); the tier hashes to anchor."""
         return self._do(_Calls.put_passport(passport_id, msgspec.json.encode(body)))
+
+    def get_score_model(self) -> ScoreModel:
+        """The driving score's formula and the circuit's pinned parameters (docs/DRIVING_SCORE.md)."""
+        return self._do(_Calls.get_score_model())
 
     def get_passport(self, passport_id: str) -> PassportDocument:
         """A passport's public tier."""
@@ -388,6 +397,9 @@ class AsyncClient:
 
     async def put_passport(self, passport_id: str, body: PutPassportBody) -> PassportStored:
         return await self._do(_Calls.put_passport(passport_id, msgspec.json.encode(body)))
+
+    async def get_score_model(self) -> ScoreModel:
+        return await self._do(_Calls.get_score_model())
 
     async def get_passport(self, passport_id: str) -> PassportDocument:
         return await self._do(_Calls.get_passport(passport_id))

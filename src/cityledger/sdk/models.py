@@ -30,6 +30,7 @@ from ..wire.vaults import (
     VaultRecordsView,
     WrapView,
 )
+from ..wire.mobility import ScoreFeatureView as ScoreFeature, ScoreModelView as ScoreModel
 from ..wire.views import (
     AccountView as Account,
     Attribute,
@@ -59,6 +60,8 @@ __all__ = [
     "VoucherKey",
     "AccessEntry",
     "AccessLog",
+    "ScoreFeature",
+    "ScoreModel",
     "PassportDocument",
     "PassportStored",
     "TierHash",

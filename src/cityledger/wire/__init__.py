@@ -57,6 +57,7 @@ from .payments import (
     VoucherCheckView,
     VoucherKeyView,
 )
+from .mobility import MOBILITY_VIEW_TYPES, ScoreFeatureView, ScoreModelView
 from .views import (
     REQUEST_TYPES,
     RESPONSE_TYPES,
@@ -114,6 +115,9 @@ __all__ = [
     "VoucherCheckBody",
     "VoucherCheckView",
     "VoucherKeyView",
+    "MOBILITY_VIEW_TYPES",
+    "ScoreFeatureView",
+    "ScoreModelView",
     "IDENTITY_BODY_TYPES",
     "IDENTITY_VIEW_TYPES",
     "REQUEST_TYPES",
