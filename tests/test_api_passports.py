@@ -185,7 +185,7 @@ def test_import_read_refuse_accept_and_log(city):
     log = strict(city.log(), AccessLogView)
     assert [(e["tier"], e["reader_did"]) for e in log["entries"]] == [
         ("legitimate", READER), ("legitimate", AUTHORITY), ("authority", AUTHORITY)]
-    assert city.node.passports.verify_log() == log["head_hash"] == log["entries"][-1]["hash"]
+    assert city.node.passports.verify_log(PASSPORT_ID) == log["head_hash"] == log["entries"][-1]["hash"]
 
 
 def test_log_answers_only_the_operator_signing_a_recent_height(city):
@@ -351,8 +351,8 @@ def _anchor_log(run, city, passport_id: str) -> None:
                               "--json"))
     assert anchored["anchored_at"] is not None and anchored["count"] >= 1
     onchain = httpx.get(f"{city.url}/query/batteries/access_log", params={"id": passport_id}).json()["result"]
-    assert onchain["head"] == city.node.passports.verify_log() == anchored["head"]
-    assert onchain["count"] == city.node.passports.get_log_head()[0] == anchored["count"]
+    assert onchain["head"] == city.node.passports.verify_log(PASSPORT_ID) == anchored["head"]
+    assert onchain["count"] == city.node.passports.get_log_head(PASSPORT_ID)[0] == anchored["count"]
     again = json.loads(run("battery", "anchor-log", passport_id, "--as", "maker", "--passphrase-env", "CL_PASS",
                            "--json"))
     assert again["anchored_at"] is None and again["head"] == onchain["head"]

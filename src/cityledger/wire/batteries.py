@@ -89,14 +89,33 @@ class AccessEntryView(_View):
     hash: str
 
 
+class HeadProofView(_View):
+    """That the passport's log head after `count` entries is leaf `index` of `size` under the service's anchor `seq`."""
+
+    seq: int
+    height: int
+    count: int
+    head: str
+    index: int
+    size: int
+    path: list[str]
+
+
 class AccessLogView(_View):
-    """A page of a passport's access log, and the head of the node's whole log (what is anchored)."""
+    """A page of a passport's own access log, its head, and the anchors on chain that cover it with their proofs.
+
+    `service` is the passport service's DID whose roots (batteries/log_root) the proofs lead to ("" when
+    this node anchors none).
+    """
 
     passport_id: str
     entries: list[AccessEntryView]
     head_seq: int
     head_hash: str
+    service: str = ""
+    anchors: list[HeadProofView] = []
 
 
 BATTERY_BODY_TYPES = (PutPassportBody, ReadPassportBody, OperatorSignature)
-BATTERY_VIEW_TYPES = (PassportStoredView, PassportDocumentView, AccessLogView, TierHashView, AccessEntryView)
+BATTERY_VIEW_TYPES = (PassportStoredView, PassportDocumentView, AccessLogView, TierHashView, AccessEntryView,
+                      HeadProofView)

@@ -4,7 +4,7 @@ from functools import partial
 
 from ...core.statekeys import PREFIX_BATTERIES
 from ..base import Module
-from .accesslog import get_anchor, get_last_anchor, process_anchor_log
+from .accesslog import get_anchor, get_last_anchor, get_log_root, process_anchor_log, process_anchor_log_root
 from .errors import ERRORS
 from .expected import Devices, Identity
 from .genesis import init_genesis
@@ -29,8 +29,10 @@ from .invariants import check_passports
 from .messages import (
     ZERO_HEAD,
     AnchorAccessLog,
+    AnchorLogRoot,
     CLOSED_STAGES,
     ROLE_MANUFACTURER,
+    ROLE_PASSPORT_SERVICE,
     ROLE_RECYCLER,
     ROLE_REMANUFACTURER,
     ROLE_REPAIRER,
@@ -52,7 +54,7 @@ from .messages import (
     Repurpose,
     UpdateDocument,
 )
-from .queries import query_access_log, query_passport, query_recycler, query_reports, query_stages, query_targets
+from .queries import query_access_log, query_log_root, query_passport, query_recycler, query_reports, query_stages, query_targets
 from .recycling import get_batch, get_recycler_totals, process_recycle
 from .targets import TARGETS, Target
 
@@ -75,20 +77,21 @@ def new_module(identity: Identity, devices: Devices) -> Module:
             Recycle: partial(process_recycle, identity),
             UpdateDocument: partial(process_update_document, identity),
             AnchorAccessLog: partial(process_anchor_log, identity),
+            AnchorLogRoot: partial(process_anchor_log_root, identity),
         },
         queries={"passport": query_passport, "reports": query_reports, "stages": query_stages,
                  "recycler": query_recycler, "targets": query_targets,
-                 "access_log": query_access_log},
+                 "access_log": query_access_log, "log_root": query_log_root},
         init_genesis=init_genesis,
         invariants=(partial(check_passports, devices),),
     )
 
 
 __all__ = [
-    "AnchorAccessLog", "CLOSED_STAGES", "Collect", "Devices", "ERRORS", "Identity", "Install", "Materials",
-    "PassportRecord", "PlaceOnMarket", "ROLE_MANUFACTURER", "ROLE_RECYCLER", "ROLE_REMANUFACTURER", "ROLE_REPAIRER",
+    "AnchorAccessLog", "AnchorLogRoot", "CLOSED_STAGES", "Collect", "Devices", "ERRORS", "Identity", "Install", "Materials",
+    "PassportRecord", "PlaceOnMarket", "ROLE_MANUFACTURER", "ROLE_PASSPORT_SERVICE", "ROLE_RECYCLER", "ROLE_REMANUFACTURER", "ROLE_REPAIRER",
     "ROLE_SECOND_LIFE", "ROLE_VEHICLE_MAKER", "Recycle", "RegisterPassport", "Remanufacture", "Repair",
     "ReportHealth", "Repurpose", "STAGES", "TARGETS", "TIERS", "TRANSITIONS", "Target", "UpdateDocument",
-    "ZERO_HEAD", "compute_report_payload", "get_anchor", "get_batch", "get_history", "get_last_anchor",
+    "ZERO_HEAD", "compute_report_payload", "get_anchor", "get_batch", "get_history", "get_last_anchor", "get_log_root",
     "get_passport", "get_passport_by_dmc", "get_recycler_totals", "get_stage_count", "is_passport_id", "new_module",
 ]

@@ -12,6 +12,8 @@ _BATCH = 0x07
 _RECYCLER = 0x08
 _LOG_ANCHOR = 0x09
 _LOG_LAST = 0x0A
+_LOG_ROOT = 0x0B
+_LOG_ROOT_LAST = 0x0C
 
 PASSPORTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _PASSPORT)
 STAGE_COUNTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _STAGE_COUNT)
@@ -66,3 +68,13 @@ def log_anchor_key(passport: str, index: int) -> bytes:
 def log_last_key(passport: str) -> bytes:
     """Key of a passport's latest access-log anchor."""
     return make_key(PREFIX_BATTERIES, _LOG_LAST, passport.encode())
+
+
+def log_root_key(service: str, seq: int) -> bytes:
+    """Key of a passport service's seq-th anchored log root (1-based, big-endian so keys sort in order)."""
+    return make_key(PREFIX_BATTERIES, _LOG_ROOT, service.encode(), seq.to_bytes(4, "big"))
+
+
+def log_root_last_key(service: str) -> bytes:
+    """Key of a passport service's latest anchored log root."""
+    return make_key(PREFIX_BATTERIES, _LOG_ROOT_LAST, service.encode())

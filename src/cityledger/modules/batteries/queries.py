@@ -6,9 +6,9 @@ from dataclasses import asdict
 from typing import Any
 
 from ...core.state import StateReader
-from .accesslog import get_anchor, get_last_anchor
+from .accesslog import get_anchor, get_last_anchor, get_log_root
 from .handlers import get_history, get_passport, get_passport_by_dmc, get_report, get_stage_count
-from .messages import ELEMENTS, MAX_LOG_ANCHORS, MAX_REPORTS, STAGES, TIERS, PassportRecord
+from .messages import ELEMENTS, MAX_LOG_ANCHORS, MAX_LOG_ROOTS, MAX_REPORTS, STAGES, TIERS, PassportRecord
 from .recycling import compute_rates, get_recycler_totals
 from .targets import TARGETS
 
@@ -93,3 +93,17 @@ def query_access_log(state: StateReader, args: dict[str, str]) -> dict[str, Any]
             "height": None if last is None else last.height,
             "anchors": [{"index": a.index, "head": a.head.hex(), "count": a.count, "previous": a.previous.hex(),
                          "height": a.height} for a in anchors if a is not None]}
+
+
+def query_log_root(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """A passport service's anchored log root by {'service', 'seq' (default: the latest)}."""
+    service = args.get("service", "")
+    last = get_log_root(state, service)
+    if last is None:
+        raise LookupError(f"service: no log root anchored by {service[:80]!r}")
+    seq = args.get("seq", str(last.seq))
+    if not (seq.isascii() and seq.isdigit()) or not 1 <= int(seq) <= min(last.seq, MAX_LOG_ROOTS):
+        raise ValueError(f"seq: expected an anchor sequence from 1 to {last.seq}")
+    root = get_log_root(state, service, int(seq))
+    return {"service": service, "last_seq": last.seq, "seq": root.seq, "root": root.root.hex(), "size": root.size,
+            "height": root.height}
