@@ -9,6 +9,7 @@ and its holders' presentations go through the node's verifier over REST.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import httpx
@@ -19,9 +20,9 @@ from passport_example import PASSPORT_ID, example
 from test_api_helpers import LiveServer
 from test_identity_fixtures import fast_cred_defs
 from cityledger.core.keys import SCHEME_NAMES, PrivateKey
-from cityledger.modules.batteries import ROLE_MANUFACTURER
+from cityledger.modules.batteries import ROLE_MANUFACTURER, ROLE_PASSPORT_SERVICE
 from cityledger.modules.identity import compute_did
-from cityledger.node.home import init_home, load_config, load_key
+from cityledger.node.home import PassportsConfig, init_home, load_config, load_key
 from cityledger.node.issuers import compute_manufacturer_entry
 from cityledger.node.runner import Node
 from cityledger.offchain.identity import IssuerService, TailsFetcher, TailsStore, Wallet
@@ -29,7 +30,8 @@ from cityledger.offchain.identity.ledger import NodeLedger
 from cityledger.offchain.identity.types import (BATTERY_AUTHORITY, BATTERY_AUTHORITY_TYPE, BATTERY_LEGITIMATE_INTEREST,
                                                 BATTERY_LEGITIMATE_INTEREST_TYPE)
 from cityledger.offchain.passport import compute_put_payload
-from cityledger.sdk.passports import sign_log_read
+from cityledger.sdk import Client
+from cityledger.sdk.passports import sign_log_read, verify_passport_log
 from cityledger.wire import AccessLogView, PassportDocumentView, PassportStoredView
 
 OFFICE_SEED = b"\x5c" * 32
@@ -59,6 +61,9 @@ def _extend_genesis(home) -> None:
     rival = compute_manufacturer_entry(PrivateKey(1, RIVAL_SEED))
     rival["accreditations"] = [ROLE_MANUFACTURER]
     dids.append(rival)
+    service = compute_manufacturer_entry(load_key(home / "node_key.json"))  # the node's own passport service
+    service["accreditations"] = [ROLE_PASSPORT_SERVICE]
+    dids.append(service)
     path.write_text(json.dumps(genesis))
 
 
@@ -121,6 +126,7 @@ def city(tmp_path_factory):
     _extend_genesis(home)
     config = load_config(home)
     config.solo.block_interval_ms = 20
+    config.passports = PassportsConfig(anchor=True, anchor_interval_s=1)
     node = Node(config)
     with LiveServer(node) as server:
         yield City(tmp_path, server, node)
@@ -186,6 +192,21 @@ def test_import_read_refuse_accept_and_log(city):
     assert [(e["tier"], e["reader_did"]) for e in log["entries"]] == [
         ("legitimate", READER), ("legitimate", AUTHORITY), ("authority", AUTHORITY)]
     assert city.node.passports.verify_log(PASSPORT_ID) == log["head_hash"] == log["entries"][-1]["hash"]
+
+
+def test_node_anchors_the_log_itself_and_the_operator_verifies_it(city):
+    """The node's anchoring thread puts one root over the moved heads on chain; the SDK checks the log."""
+    assert city.log().json()["entries"], "runs after test_import_read_refuse_accept_and_log"
+    deadline = time.monotonic() + 60  # a bound on the wait, not an assertion on time
+    while not (view := city.log().json())["anchors"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert view["service"] == city.node.passport_service and view["anchors"]
+    root = httpx.get(f"{city.url}/query/batteries/log_root", params={"service": view["service"]}).json()["result"]
+    assert root["seq"] >= view["anchors"][-1]["seq"] >= 1
+    auth = sign_log_read(city.node.app.chain_id, [city.maker], city.maker_did, PASSPORT_ID,
+                         city.node.store.last_height())
+    with Client(city.url) as client:
+        assert verify_passport_log(client, PASSPORT_ID, auth) == view["anchors"][-1]["count"] >= 1
 
 
 def test_log_answers_only_the_operator_signing_a_recent_height(city):
@@ -351,8 +372,8 @@ def _anchor_log(run, city, passport_id: str) -> None:
                               "--json"))
     assert anchored["anchored_at"] is not None and anchored["count"] >= 1
     onchain = httpx.get(f"{city.url}/query/batteries/access_log", params={"id": passport_id}).json()["result"]
-    assert onchain["head"] == city.node.passports.verify_log(PASSPORT_ID) == anchored["head"]
-    assert onchain["count"] == city.node.passports.get_log_head(PASSPORT_ID)[0] == anchored["count"]
+    assert onchain["head"] == city.node.passports.verify_log(passport_id) == anchored["head"]
+    assert onchain["count"] == city.node.passports.get_log_head(passport_id)[0] == anchored["count"]
     again = json.loads(run("battery", "anchor-log", passport_id, "--as", "maker", "--passphrase-env", "CL_PASS",
                            "--json"))
     assert again["anchored_at"] is None and again["head"] == onchain["head"]

@@ -13,6 +13,7 @@ from test_batteries import H, Batteries, passport_id, unchanged
 from test_identity_fixtures import City
 from cityledger.modules.batteries import ROLE_PASSPORT_SERVICE, AnchorLogRoot, get_log_root
 from cityledger.modules.batteries import errors as E
+from cityledger.node.home import PassportsConfig, load_config
 from cityledger.offchain.passport import LogBroken, PassportStore, new_master_key, verify_chain
 from cityledger.offchain.passport.accesslog import GENESIS_HEX, compute_entry_hash
 from cityledger.offchain.passport.anchoring import LogAnchorer, verify_log_against_anchors
@@ -176,3 +177,22 @@ def test_invalid_anchor_log_root(world, case):
     before = world.dump()
     world.refused(world.send(org, message), kind)
     unchanged(world, before)
+
+
+@pytest.mark.parametrize("setting,expected", [("anchor_interval_s = 0", "passports.anchor_interval_s"),
+                                              ("anchor_interval_s = 86401", "passports.anchor_interval_s"),
+                                              ('anchor_key = "../key.json"', "passports.anchor_key"),
+                                              ("anchor_every = 5", "passports.anchor_every"),
+                                              ('anchor = "yes"', "passports.anchor")])
+def test_invalid_passports_settings_name_the_field(tmp_path, setting, expected):
+    (tmp_path / "config.toml").write_text(f"[passports]\n{setting}\n")
+    with pytest.raises(ValueError) as caught:
+        load_config(tmp_path)
+    assert str(caught.value).startswith(expected)
+
+
+def test_passports_settings_default_off_and_read(tmp_path):
+    (tmp_path / "config.toml").write_text("[passports]\nanchor = true\nanchor_interval_s = 5\n")
+    assert load_config(tmp_path).passports == PassportsConfig(anchor=True, anchor_interval_s=5)
+    (tmp_path / "config.toml").write_text("")
+    assert load_config(tmp_path).passports.anchor is False

@@ -19,6 +19,7 @@ from ..engines.solo.mempool import MempoolConfig
 from ..modules.bank import UNIT
 from ..offchain.charging.settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT
 from ..offchain.charging.tariff import MAX_PRICE_MICRO
+from ..offchain.passport.anchoring import ANCHOR_INTERVAL_S, MAX_ANCHOR_INTERVAL_S
 from ..offchain.telemetry.gateway import INTERVAL_S, MAX_INTERVAL_S
 from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home
 
@@ -65,6 +66,11 @@ per_kwh_micro = 300000     # tariff, integer micro-credits
 per_minute_micro = 0
 per_session_micro = 0
 margin_micro = 1000000     # how far a vehicle's vouchers may trail the running cost before a stop
+
+[passports]
+anchor = false             # anchor the passports' access-log heads: one tx per interval (docs/BATTERY_PASSPORT.md)
+anchor_interval_s = 60     # seconds between two anchors
+anchor_key = "node_key.json"   # key file (in this home) whose DID is accredited as battery-passport-service
 """
 
 
@@ -92,6 +98,15 @@ class ChargingConfig:
     margin_micro: int = DEFAULT_MARGIN_MICRO
 
 
+@dataclass(frozen=True)
+class PassportsConfig:
+    """The [passports] section: whether and how often the node anchors its passports' access logs."""
+
+    anchor: bool = False
+    anchor_interval_s: int = ANCHOR_INTERVAL_S
+    anchor_key: str = "node_key.json"
+
+
 @dataclass
 class NodeConfig:
     home: Path
@@ -103,6 +118,7 @@ class NodeConfig:
     solo: SoloConfig = field(default_factory=SoloConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     charging: ChargingConfig = field(default_factory=ChargingConfig)
+    passports: PassportsConfig = field(default_factory=PassportsConfig)
 
     @property
     def charging_path(self) -> Path:
@@ -200,7 +216,26 @@ def load_config(home: Path) -> NodeConfig:
     )
     config.telemetry = _load_telemetry(raw.get("telemetry", {}))
     config.charging = _load_charging(raw.get("charging", {}))
+    config.passports = _load_passports(raw.get("passports", {}))
     return config
+
+
+def _load_passports(section: dict) -> PassportsConfig:
+    """The [passports] section, checked."""
+    default = PassportsConfig()
+    values = {name: _get(section, name, type(getattr(default, name)), getattr(default, name), "passports")
+              for name in PassportsConfig.__dataclass_fields__}
+    unknown = sorted(set(section) - set(values))
+    if unknown:
+        raise ValueError(f"passports.{unknown[0]}: unknown setting; expected one of {', '.join(values)}")
+    passports = PassportsConfig(**values)
+    if not 1 <= passports.anchor_interval_s <= MAX_ANCHOR_INTERVAL_S:
+        raise ValueError(f"passports.anchor_interval_s: expected 1 to {MAX_ANCHOR_INTERVAL_S}, "
+                         f"got {passports.anchor_interval_s}")
+    key = Path(passports.anchor_key)
+    if not passports.anchor_key or key.is_absolute() or ".." in key.parts:
+        raise ValueError(f"passports.anchor_key: expected a key file inside the home, got {passports.anchor_key!r}")
+    return passports
 
 
 def _load_telemetry(section: dict) -> TelemetryConfig:

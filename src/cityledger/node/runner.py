@@ -27,7 +27,7 @@ from ..engines.solo.engine import SoloEngine
 from .home import NodeConfig, load_genesis, load_key
 from .issuers import IssuerConfigError, open_hosted_issuers
 from .modules import default_modules
-from .passports import open_passport_store
+from .passports import PassportAnchoring, open_passport_store
 
 if TYPE_CHECKING:  # the CometBFT engine (protobuf stubs, uvloop) is imported only by nodes that run it
     from ..engines.cometbft.setup import ConsensusTimeouts
@@ -94,6 +94,16 @@ def _charging_service(config: NodeConfig):
     return ChargingService(config)
 
 
+def _passport_anchoring(config: NodeConfig, node) -> PassportAnchoring | None:
+    """The access-log anchoring [passports] anchor enables, or None."""
+    if not config.passports.anchor:
+        return None
+    key_path = config.home / config.passports.anchor_key
+    if not key_path.exists():
+        raise ValueError(f"passports.anchor_key: no key file {key_path}")
+    return PassportAnchoring(node, load_key(key_path), config.passports.anchor_interval_s)
+
+
 class Node:
     """Everything one node runs in this process: store, app, engine, the hosted issuer offices, passports and the CSMS."""
 
@@ -124,6 +134,8 @@ class Node:
             self.engine: Engine = self._build_solo() if config.engine == "solo" else self._build_cometbft(comet)
             self.issuers = open_hosted_issuers(config.home, self)
             self.passports = open_passport_store(config.home)
+            self.passport_anchoring = _passport_anchoring(config, self)
+            self.passport_service = self.passport_anchoring.service if self.passport_anchoring else ""
             self.charging = _charging_service(config)
         except BaseException:
             self.store.close()
@@ -194,6 +206,8 @@ class Node:
             except BaseException:
                 self.engine.stop()
                 raise
+        if self.passport_anchoring is not None:
+            self.passport_anchoring.start()
         if self.exit_on_failure:
             self._watcher = threading.Thread(target=self._watch, name="engine-watch", daemon=True)
             self._watcher.start()
@@ -220,6 +234,8 @@ class Node:
             self.charging.stop()
         for issuer in self.issuers.values():
             issuer.close()
+        if self.passport_anchoring is not None:
+            self.passport_anchoring.stop()
         self.engine.stop()
         self.passports.close()
         self.store.close()
