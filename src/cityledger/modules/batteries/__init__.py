@@ -54,7 +54,8 @@ from .messages import (
     Repurpose,
     UpdateDocument,
 )
-from .queries import query_access_log, query_log_root, query_passport, query_recycler, query_reports, query_stages, query_targets
+from .queries import (query_access_log, query_awaiting_recycling, query_by_stage, query_log_root, query_passport,
+                      query_second_life, query_recycler, query_reports, query_stages, query_targets)
 from .recycling import get_batch, get_recycler_totals, process_recycle
 from .targets import TARGETS, Target
 
@@ -81,7 +82,8 @@ def new_module(identity: Identity, devices: Devices) -> Module:
         },
         queries={"passport": query_passport, "reports": query_reports, "stages": query_stages,
                  "recycler": query_recycler, "targets": query_targets,
-                 "access_log": query_access_log, "log_root": query_log_root},
+                 "access_log": query_access_log, "log_root": query_log_root, "by_stage": query_by_stage,
+                 "second_life": query_second_life, "awaiting_recycling": query_awaiting_recycling},
         init_genesis=init_genesis,
         invariants=(partial(check_passports, devices),),
     )

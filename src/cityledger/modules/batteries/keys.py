@@ -14,6 +14,9 @@ _LOG_ANCHOR = 0x09
 _LOG_LAST = 0x0A
 _LOG_ROOT = 0x0B
 _LOG_ROOT_LAST = 0x0C
+_STAGE_INDEX = 0x0D
+_SECOND_LIFE = 0x0E
+_RECYCLER_YEAR = 0x0F
 
 PASSPORTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _PASSPORT)
 STAGE_COUNTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _STAGE_COUNT)
@@ -78,3 +81,26 @@ def log_root_key(service: str, seq: int) -> bytes:
 def log_root_last_key(service: str) -> bytes:
     """Key of a passport service's latest anchored log root."""
     return make_key(PREFIX_BATTERIES, _LOG_ROOT_LAST, service.encode())
+
+
+def stage_index_prefix(stage: str) -> bytes:
+    """Prefix of the stage index's keys for one stage."""
+    return make_key(PREFIX_BATTERIES, _STAGE_INDEX, stage.encode())
+
+
+def stage_index_key(stage: str, passport: str) -> bytes:
+    """Key of the stage index: `passport` is at `stage` (sorted by passport id within a stage)."""
+    return make_key(PREFIX_BATTERIES, _STAGE_INDEX, stage.encode(), passport.encode())
+
+
+SECOND_LIFE_PREFIX = collection_prefix(PREFIX_BATTERIES, _SECOND_LIFE)
+
+
+def second_life_key(passport: str) -> bytes:
+    """Key of the second-life index: an open, uncollected successor of a repurposed passport."""
+    return make_key(PREFIX_BATTERIES, _SECOND_LIFE, passport.encode())
+
+
+def recycler_year_key(recycler: str, year: int) -> bytes:
+    """Key of a recycler's totals over the batches of one calendar year (UTC, by block time)."""
+    return make_key(PREFIX_BATTERIES, _RECYCLER_YEAR, recycler.encode(), year.to_bytes(2, "big"))

@@ -23,6 +23,8 @@ STAGES = (STAGE_IN_SERVICE, STAGE_MANUFACTURED, STAGE_PLACED_ON_MARKET, STAGE_RE
 CLOSED_STAGES = (STAGE_RECYCLED, STAGE_REMANUFACTURED, STAGE_REPURPOSED)
 SUCCESSOR_STAGES = (STAGE_REMANUFACTURED, STAGE_REPURPOSED)  # closed by issuing a new passport
 REPORTING_STAGES = (STAGE_IN_SERVICE, STAGE_REPAIRED)
+# A repurposed battery's successor passport is in its second life at these stages (until collected).
+SECOND_LIFE_STAGES = (STAGE_IN_SERVICE, STAGE_PLACED_ON_MARKET, STAGE_REPAIRED)
 
 # Roles: the credential type an organisation DID is accredited for through governance.
 ROLE_MANUFACTURER = "battery-manufacturer"
