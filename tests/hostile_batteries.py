@@ -24,6 +24,7 @@ from cityledger.modules.batteries import (
     ZERO_HEAD,
     AnchorAccessLog,
     AnchorLogRoot,
+    AnchorReportRoot,
     Collect,
     Install,
     Materials,
@@ -68,6 +69,7 @@ class BatteryTargets:
         self._send(Install(maker.did, self.in_service, self.vehicle))
         self._send(AnchorAccessLog(maker.did, self.manufactured, HASH, 1, ZERO_HEAD))
         self._send(AnchorLogRoot(maker.did, 1, HASH, 1))
+        self._send(AnchorReportRoot(maker.did, 1, HASH, 1))
 
     def _send(self, message) -> None:
         self.ledger.send([self.key], [message]).raise_for_error()
@@ -115,4 +117,5 @@ class BatteryTargets:
             "batteries/1.0/anchor_access_log": lambda: (key, AnchorAccessLog(did, self.manufactured, HASH, 1, HASH)),
             # The service's root 1 again: refused at the last check (the sequence).
             "batteries/1.0/anchor_log_root": lambda: (key, AnchorLogRoot(did, 1, HASH, 1)),
+            "batteries/1.0/anchor_report_root": lambda: (key, AnchorReportRoot(did, 1, HASH, 1)),
         }

@@ -20,7 +20,13 @@ from passport_example import PASSPORT_ID, example
 from test_api_helpers import LiveServer
 from test_identity_fixtures import fast_cred_defs
 from cityledger.core.keys import SCHEME_NAMES, PrivateKey
-from cityledger.modules.batteries import ROLE_MANUFACTURER, ROLE_PASSPORT_SERVICE
+from cityledger.modules.batteries import (ROLE_MANUFACTURER, ROLE_PASSPORT_SERVICE, ROLE_VEHICLE_MAKER, Install,
+                                         PlaceOnMarket, RegisterPassport, ReportHealth, compute_report_payload,
+                                         get_report_root)
+from cityledger.modules.devices import compute_device_did
+from cityledger.offchain.identity.devices import build_registration, sign_device_message
+from cityledger.offchain.passport.reports import compute_report_hash
+from cityledger.offchain.passport.store import ReportBook
 from cityledger.modules.identity import compute_did
 from cityledger.node.home import PassportsConfig, init_home, load_config, load_key
 from cityledger.node.issuers import compute_manufacturer_entry
@@ -32,7 +38,7 @@ from cityledger.offchain.identity.types import (BATTERY_AUTHORITY, BATTERY_AUTHO
 from cityledger.offchain.passport import compute_put_payload
 from cityledger.sdk import Client
 from cityledger.sdk.passports import sign_log_read, verify_passport_log
-from cityledger.wire import AccessLogView, PassportDocumentView, PassportStoredView
+from cityledger.wire import AccessLogView, AlertsView, PassportDocumentView, PassportStoredView, ReportBatchView
 
 OFFICE_SEED = b"\x5c" * 32
 RIVAL_SEED = b"\x6d" * 32
@@ -54,7 +60,7 @@ def _extend_genesis(home) -> None:
     car_maker = load_key(home / "keys" / "car-maker.json")
     dids = genesis["app_state"]["identity"]["dids"]
     maker_entry = next(e for e in dids if e["controller"]["keys"][0]["key"] == car_maker.public_key.key.hex())
-    maker_entry["accreditations"].append(ROLE_MANUFACTURER)
+    maker_entry["accreditations"] += [ROLE_MANUFACTURER, ROLE_VEHICLE_MAKER]
     office = compute_manufacturer_entry(PrivateKey(1, OFFICE_SEED))
     office["accreditations"] = [BATTERY_LEGITIMATE_INTEREST, BATTERY_AUTHORITY]
     dids.append(office)
@@ -377,3 +383,97 @@ def _anchor_log(run, city, passport_id: str) -> None:
     again = json.loads(run("battery", "anchor-log", passport_id, "--as", "maker", "--passphrase-env", "CL_PASS",
                            "--json"))
     assert again["anchored_at"] is None and again["head"] == onchain["head"]
+
+
+# -- SoH reports in batches, and end-of-first-life alerts ------------------------------------------
+
+REPORTING_ID = "6c1b8a52-3f0e-4d5a-9b7c-2e4f6a8b0c1d"
+
+
+def _device(city, seed: int, kind: str) -> tuple[PrivateKey, str]:
+    key = PrivateKey(2, bytes([seed]) * 32)
+    message = build_registration(city.node.app.chain_id, kind, "Pack-1", key, city.maker_did, city.maker)
+    city.ledger.send([city.maker], [message]).raise_for_error()
+    return key, compute_device_did(key.public_key)
+
+
+@pytest.fixture(scope="module")
+def reporting(city):
+    """A passport in service whose battery's BMS key the test holds: (BMS key, battery DID)."""
+    bms, battery = _device(city, 0x51, "battery")
+    _, vehicle = _device(city, 0x52, "vehicle")
+    hashes = [bytes([i]) * 32 for i in range(3)]
+    for message in (RegisterPassport(city.maker_did, REPORTING_ID, "DMC-REPORTING", battery, *hashes),
+                    PlaceOnMarket(city.maker_did, REPORTING_ID), Install(city.maker_did, REPORTING_ID, vehicle)):
+        city.ledger.send([city.maker], [message]).raise_for_error()
+    return bms, battery
+
+
+def _report(city, bms, battery, sequence: int, soce: float, passport: str = REPORTING_ID) -> dict:
+    report = {"salt": f"{sequence:032x}", "dynamic": {"energy": {"soce": {"value": soce}}, "fullCycles": {"value": 3}}}
+    payload = compute_report_payload(city.node.app.chain_id, passport, sequence, compute_report_hash(report))
+    return {"passport": passport, "sequence": sequence, "report": report,
+            "signature": sign_device_message(bms, battery, payload).hex()}
+
+
+def _post_reports(city, reports: list) -> httpx.Response:
+    return httpx.post(f"{city.url}/passports/reports", json={"reports": reports}, timeout=60)
+
+
+def test_report_batch_verified_stored_and_committed_in_one_tx(city, reporting):
+    bms, battery = reporting
+    # The per-report message still works; the batch path goes on after the chain's count.
+    first = _report(city, bms, battery, 1, 95.0)
+    city.ledger.send([city.maker], [ReportHealth(REPORTING_ID, 1, compute_report_hash(first["report"]),
+                                                 bytes.fromhex(first["signature"]))]).raise_for_error()
+    reports = [_report(city, bms, battery, seq, soce) for seq, soce in ((2, 91.0), (3, 79.5), (4, 85.0))]
+    answer = strict(_post_reports(city, reports), ReportBatchView)
+    root = get_report_root(city.node.store, city.node.passport_service, answer["seq"])
+    assert (answer["accepted"], root.root.hex(), root.size, root.height) == (3, answer["root"], 3, answer["height"])
+    book = ReportBook(city.node.passports)
+    assert book.read(REPORTING_ID, 3) == (reports[1]["report"], answer["seq"])
+    assert strict(_post_reports(city, [_report(city, bms, battery, 5, 77.0)]), ReportBatchView)["accepted"] == 1
+    # The alert: reports 3 and 5 (SOCE at or below 80 %), to the operator only; no value in the answer.
+    auth = sign_log_read(city.node.app.chain_id, [city.maker], city.maker_did, REPORTING_ID,
+                         city.node.store.last_height())
+    alerts = strict(httpx.get(f"{city.url}/passports/{REPORTING_ID}/alerts", params=auth, timeout=30), AlertsView)
+    assert [a["sequence"] for a in alerts["alerts"]] == [3, 5] and alerts["threshold_percent"] == 80
+    stranger = PrivateKey(1, b"\x78" * 32)
+    refused = httpx.get(f"{city.url}/passports/{REPORTING_ID}/alerts", params=sign_log_read(
+        city.node.app.chain_id, [stranger], compute_did(stranger.signer(), b""), REPORTING_ID,
+        city.node.store.last_height()), timeout=30)
+    assert refused.status_code == 403 and refused.json()["error"]["field"] == "reader"
+
+
+@pytest.mark.parametrize("case,field", [
+    ("other_key", "reports[1].signature"), ("replayed", "reports[0].sequence"), ("skipped", "reports[0].sequence"),
+    ("no_salt", "reports[0].report.salt"), ("short_salt", "reports[0].report.salt"),
+    ("unknown_passport", "reports[0].passport"), ("upper_case_id", "reports[0].passport"),
+    ("long_id", "reports[0].passport"), ("sequence_zero", "reports[0].sequence"),
+    ("signature_not_hex", "reports[0].signature"), ("empty", "reports"), ("not_a_list", "reports"),
+])
+def test_invalid_report_batches_are_refused_whole(city, reporting, case, field):
+    bms, battery = reporting
+    book = ReportBook(city.node.passports)
+    last = book.last_seq(REPORTING_ID)
+    nxt = max(last, 4) + 1
+    good = _report(city, bms, battery, nxt, 90.0)
+    other = PrivateKey(2, b"\x53" * 32)
+    reports = {
+        "other_key": [good, _report(city, other, battery, nxt + 1, 90.0)],
+        "replayed": [_report(city, bms, battery, 1, 90.0)],
+        "skipped": [_report(city, bms, battery, nxt + 1, 90.0)],
+        "no_salt": [dict(good, report={"dynamic": {}})],
+        "short_salt": [dict(good, report={"salt": "ab"})],
+        "unknown_passport": [_report(city, bms, battery, 1, 90.0, passport="00000000-0000-4000-8000-000000000000")],
+        "upper_case_id": [dict(good, passport=REPORTING_ID.upper())],
+        "long_id": [dict(good, passport="a" * 5000)],
+        "sequence_zero": [dict(good, sequence=0)],
+        "signature_not_hex": [dict(good, signature="zz")],
+        "empty": [],
+        "not_a_list": {"x": 1},
+    }[case]
+    refused = _post_reports(city, reports)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["message"].startswith(field)
+    assert book.last_seq(REPORTING_ID) == last  # nothing stored

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from ..core.keys import PrivateKey, compute_address
-from ..modules.batteries import AnchorLogRoot, get_log_root
+from ..modules.batteries import AnchorLogRoot, AnchorReportRoot, get_log_root, get_report_root
 from ..modules.identity import compute_did
 from ..offchain.passport import PassportStore, load_or_create_master_key
 from ..offchain.passport.anchoring import LogAnchorer
@@ -30,6 +30,7 @@ log = logging.getLogger("cityledger.node.passports")
 PASSPORTS_DIR = "passports"
 PASSPORT_KEY_FILE = "passport-master.key"
 ANCHOR_COMMIT_TIMEOUT_S = 60  # how long one anchor waits for its block before the next interval retries
+SIGNING = threading.Lock()
 
 
 def open_passport_store(home: Path) -> PassportStore:
@@ -39,26 +40,28 @@ def open_passport_store(home: Path) -> PassportStore:
 
 
 class EngineAnchorChain:
-    """The anchorer's chain: this node's engine, the service key signing, the state answering."""
+    """A service's numbered roots on chain (log heads, or report batches): this node's engine, the
+    service key signing, the state answering."""
 
-    def __init__(self, node, key: PrivateKey) -> None:
-        self.node, self.key = node, key
+    def __init__(self, node, key: PrivateKey, message=AnchorLogRoot, get_root=get_log_root) -> None:
+        self.node, self.key, self.message, self.get_root = node, key, message, get_root
         self.did = compute_did(key.signer(), b"")
         self.address = compute_address(key.signer())
 
     def last_seq(self) -> int:
-        root = get_log_root(self.node.store, self.did)
+        root = self.get_root(self.node.store, self.did)
         return 0 if root is None else root.seq
 
     def root_at(self, seq: int) -> tuple[bytes, int] | None:
-        root = get_log_root(self.node.store, self.did, seq)
+        root = self.get_root(self.node.store, self.did, seq)
         return None if root is None else (root.root, root.height)
 
     def send(self, seq: int, root: bytes, size: int) -> int:
         """Sign, submit and wait for one AnchorLogRoot; the height, or RuntimeError if it did not land."""
-        nonce = self.node.engine.pending_nonce(self.address)
-        raw = sign(self.node.app.chain_id, [self.key], nonce, [AnchorLogRoot(self.did, seq, root, size)])
-        submitted = self.node.engine.submit(raw)
+        with SIGNING:  # the log and report chains share the service key's nonces
+            nonce = self.node.engine.pending_nonce(self.address)
+            raw = sign(self.node.app.chain_id, [self.key], nonce, [self.message(self.did, seq, root, size)])
+            submitted = self.node.engine.submit(raw)
         if not submitted.result.ok:
             raise RuntimeError(f"anchor {seq} refused: {submitted.result.log}")
         if self.node.engine.wait_for_tx(bytes.fromhex(tx_id(raw)), ANCHOR_COMMIT_TIMEOUT_S) is None:
@@ -75,6 +78,8 @@ class PassportAnchoring:
     def __init__(self, node, key: PrivateKey, interval_s: int) -> None:
         self.chain = EngineAnchorChain(node, key)
         self.anchorer = LogAnchorer(node.passports, self.chain)
+        # SoH report batches (POST /passports/reports) commit their roots with the same key.
+        self.reports = EngineAnchorChain(node, key, AnchorReportRoot, get_report_root)
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -15,16 +15,17 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from ..wire.batteries import PutPassportBody, ReadPassportBody
+from ..wire.batteries import PutPassportBody, ReadPassportBody, ReportBatchBody
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
-from .models import (AccessLog, Account, BatchResult, Block, Health, PassportDocument, PassportStored, QueryResult,
-                     StateValue, Status, SubmitResult, TxStatus)
+from .models import (AccessLog, Account, Alerts, BatchResult, Block, Health, PassportDocument, PassportStored, QueryResult,
+                     ReportBatch, StateValue, Status, SubmitResult, TxStatus)
 from .proofs import verify_state_proof
 from .txs import to_address
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT_S = 30.0
+REPORTS_TIMEOUT_S = 120.0  # a report batch answers once its root is committed: verification, storage, a block
 MAX_BATCH_TXS = 10_000
 _JSON = {"content-type": "application/json"}
 # A server may close a keep-alive connection just as a call reuses it (httpx then raises one of these
@@ -50,7 +51,8 @@ def _decoder(kind: type) -> Callable[[bytes], Any]:
 
 
 _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, QueryResult, StateValue, Status,
-                                          SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog)}
+                                          SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog,
+                                          ReportBatch, Alerts)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
 
 
@@ -139,6 +141,14 @@ class _Calls:
     def get_passport_log(passport_id: str, auth: Mapping[str, Any], after_seq: int) -> _Call:
         return _Call("GET", f"/passports/{quote(passport_id, safe='')}/log", _READ[AccessLog],
                      {**auth, "after_seq": after_seq})
+
+    @staticmethod
+    def post_reports(body: bytes) -> _Call:
+        return _Call("POST", "/passports/reports", _READ[ReportBatch], body=body, timeout_s=REPORTS_TIMEOUT_S)
+
+    @staticmethod
+    def get_passport_alerts(passport_id: str, auth: Mapping[str, Any]) -> _Call:
+        return _Call("GET", f"/passports/{quote(passport_id, safe='')}/alerts", _READ[Alerts], dict(auth))
 
 
 def check_verified(key: bytes, height: int, answer: StateValue, app_hash: bytes | str | None) -> bytes | None:
@@ -250,6 +260,14 @@ class Client:
         """A passport's access log from `after_seq`, to its operator or battery owner (auth: sign_log_read)."""
         return self._do(_Calls.get_passport_log(passport_id, auth, after_seq))
 
+    def post_reports(self, body: ReportBatchBody) -> ReportBatch:
+        """A batch of BMS-signed SoH reports (sdk.passports.report_item), committed in one tx."""
+        return self._do(_Calls.post_reports(msgspec.json.encode(body)))
+
+    def get_passport_alerts(self, passport_id: str, auth: Mapping[str, Any]) -> Alerts:
+        """A passport's end-of-first-life alerts, to its operator or battery owner (auth: sign_log_read)."""
+        return self._do(_Calls.get_passport_alerts(passport_id, auth))
+
 
 class AsyncClient:
     """The asyncio client: `async with AsyncClient(url) as node: await node.status()`."""
@@ -333,6 +351,12 @@ class AsyncClient:
 
     async def get_passport_log(self, passport_id: str, auth: Mapping[str, Any], after_seq: int = 0) -> AccessLog:
         return await self._do(_Calls.get_passport_log(passport_id, auth, after_seq))
+
+    async def post_reports(self, body: ReportBatchBody) -> ReportBatch:
+        return await self._do(_Calls.post_reports(msgspec.json.encode(body)))
+
+    async def get_passport_alerts(self, passport_id: str, auth: Mapping[str, Any]) -> Alerts:
+        return await self._do(_Calls.get_passport_alerts(passport_id, auth))
 
 
 def _join_batches(parts: list[BatchResult]) -> BatchResult:

@@ -9,6 +9,10 @@ from __future__ import annotations
 from ..wire.batteries import (
     AccessEntryView as AccessEntry,
     AccessLogView as AccessLog,
+    AlertsView as Alerts,
+    AlertView as Alert,
+    HeadProofView as HeadProof,
+    ReportBatchView as ReportBatch,
     PassportDocumentView as PassportDocument,
     PassportStoredView as PassportStored,
     TierHashView as TierHash,
@@ -35,6 +39,10 @@ from ..wire.views import (
 __all__ = [
     "AccessEntry",
     "AccessLog",
+    "Alert",
+    "Alerts",
+    "HeadProof",
+    "ReportBatch",
     "PassportDocument",
     "PassportStored",
     "TierHash",

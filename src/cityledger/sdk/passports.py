@@ -23,9 +23,10 @@ from ..offchain.passport import (READER_ATTRIBUTE, TIER_CREDENTIALS, AccessEntry
 from ..offchain.passport.anchoring import HeadProof, verify_log_against_anchors
 from ..offchain.passport.store import canonical_passport_id
 from .errors import ApiError
-from ..wire.batteries import OperatorSignature, PutPassportBody, ReadPassportBody
+from ..wire.batteries import OperatorSignature, PutPassportBody, ReadPassportBody, SignedReportBody
 
-__all__ = ["READER_ATTRIBUTE", "TIER_CREDENTIALS", "read_body", "sign_log_read", "sign_put", "verify_passport_log"]
+__all__ = ["READER_ATTRIBUTE", "TIER_CREDENTIALS", "read_body", "report_item", "sign_log_read", "sign_put",
+           "verify_passport_log"]
 
 
 def sign_put(chain_id: str, keys: Sequence[PrivateKey], operator: str, base: int,
@@ -89,3 +90,15 @@ def verify_passport_log(client: Any, passport_id: str, auth: Mapping[str, Any]) 
                                        f"does not reach after {anchor['count']} entries")
         covered = max(covered, anchor["count"])
     return covered
+
+
+def report_item(chain_id: str, bms_key: PrivateKey, battery: str, passport_id: str, sequence: int,
+                report: Mapping[str, Any]) -> SignedReportBody:
+    """One SoH report signed by the battery's BMS key, for Client.post_reports (or, its hash, ReportHealth)."""
+    from ..modules.batteries import compute_report_payload
+    from ..offchain.identity.devices import sign_device_message
+    from ..offchain.passport.reports import compute_report_hash
+
+    payload = compute_report_payload(chain_id, passport_id, sequence, compute_report_hash(dict(report)))
+    return SignedReportBody(passport=passport_id, sequence=sequence, report=dict(report),
+                            signature=sign_device_message(bms_key, battery, payload).hex())

@@ -119,3 +119,47 @@ class AccessLogView(_View):
 BATTERY_BODY_TYPES = (PutPassportBody, ReadPassportBody, OperatorSignature)
 BATTERY_VIEW_TYPES = (PassportStoredView, PassportDocumentView, AccessLogView, TierHashView, AccessEntryView,
                       HeadProofView)
+
+
+class SignedReportBody(_Body):
+    """One state-of-health report as the battery's BMS signed it (offchain/passport/reports.py)."""
+
+    passport: str
+    sequence: int
+    report: dict[str, Any]  # the values under "dynamic" and a "salt" of 32 to 128 hex digits
+    signature: str  # hex: the BMS key's signature over batteries' report payload
+
+
+class ReportBatchBody(_Body):
+    """POST /passports/reports: up to MAX_REPORT_BATCH signed reports, from any relay."""
+
+    reports: list[SignedReportBody]
+
+
+class ReportBatchView(_View):
+    """A committed batch: how many reports, its sequence, its root and the height it landed at."""
+
+    accepted: int
+    seq: int
+    root: str
+    height: int
+
+
+class AlertView(_View):
+    """A report at or below the end-of-first-life threshold: its sequence and the batch that committed it."""
+
+    sequence: int
+    batch: int
+    height: int | None
+
+
+class AlertsView(_View):
+    """A passport's end-of-first-life alerts, to its operator or its battery's owner (no value: read the report)."""
+
+    passport_id: str
+    threshold_percent: int
+    alerts: list[AlertView]
+
+
+REPORT_BODY_TYPES = (ReportBatchBody, SignedReportBody)
+REPORT_VIEW_TYPES = (ReportBatchView, AlertsView, AlertView)

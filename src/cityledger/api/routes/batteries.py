@@ -230,7 +230,10 @@ async def _decode(request: Request, kind: type, limit: int) -> Any:
 
 def include_batteries(app: FastAPI, node: NodeLike, verifier: Verifier) -> None:
     """Add the passport routes to an app, and their body schemas to its OpenAPI document."""
+    from .battery_reports import include_battery_reports  # its routes build on this file's
+
     api = PassportApi(node, verifier)
+    include_battery_reports(app, api)  # before /passports/{id}: "reports" is no passport id
     app.include_router(passport_router(api))
     add_schemas(app, BATTERY_BODY_TYPES + BATTERY_VIEW_TYPES)
 

@@ -17,6 +17,8 @@ _LOG_ROOT_LAST = 0x0C
 _STAGE_INDEX = 0x0D
 _SECOND_LIFE = 0x0E
 _RECYCLER_YEAR = 0x0F
+_REPORT_ROOT = 0x10
+_REPORT_ROOT_LAST = 0x11
 
 PASSPORTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _PASSPORT)
 STAGE_COUNTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _STAGE_COUNT)
@@ -104,3 +106,13 @@ def second_life_key(passport: str) -> bytes:
 def recycler_year_key(recycler: str, year: int) -> bytes:
     """Key of a recycler's totals over the batches of one calendar year (UTC, by block time)."""
     return make_key(PREFIX_BATTERIES, _RECYCLER_YEAR, recycler.encode(), year.to_bytes(2, "big"))
+
+
+def report_root_key(service: str, seq: int) -> bytes:
+    """Key of a passport service's seq-th committed SoH report batch root."""
+    return make_key(PREFIX_BATTERIES, _REPORT_ROOT, service.encode(), seq.to_bytes(4, "big"))
+
+
+def report_root_last_key(service: str) -> bytes:
+    """Key of a passport service's latest committed SoH report batch root."""
+    return make_key(PREFIX_BATTERIES, _REPORT_ROOT_LAST, service.encode())

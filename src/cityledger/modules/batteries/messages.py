@@ -77,6 +77,7 @@ MAX_LOG_ANCHORS = 100_000  # access-log anchors of one passport: daily for over 
 MAX_LOG_COUNT = 2**63 - 1  # an anchored log's entry count stays within a signed 64-bit integer
 MAX_LOG_ROOT_LEAVES = 1 << 16  # passport log heads one anchored root covers (offchain/passport/anchoring.py)
 MAX_LOG_ROOTS = 2**31 - 1  # anchored roots of one passport service: one a minute for 4,000 years
+MAX_REPORT_ROOT_LEAVES = 1 << 16  # SoH reports one committed batch root covers
 ZERO_HEAD = bytes(HASH_LEN)  # the "previous head" of a passport's first anchor (the log's genesis)
 
 
@@ -205,8 +206,22 @@ class AnchorLogRoot(Message, tag="batteries/1.0/anchor_log_root"):
     size: int  # how many heads (leaves) the root covers
 
 
+class AnchorReportRoot(Message, tag="batteries/1.0/anchor_report_root"):
+    """A passport service commits one batch of BMS-signed state-of-health reports it verified and stored.
+
+    The root is over (passport, sequence, report hash) leaves (offchain/passport/reports.py); each
+    report's own BMS signature over batteries' report payload is kept with it off chain, so anyone
+    holding a report can check it against the battery's device key and the root.
+    """
+
+    service: str  # accredited for ROLE_PASSPORT_SERVICE; the signer controls it
+    seq: int  # 1 for the service's first report batch, then one more each time
+    root: bytes
+    size: int  # reports in the batch
+
+
 class LogRoot(Record):
-    """One anchored root of a passport service's access-log heads."""
+    """One anchored root of a passport service's access-log heads (or of a report batch: same shape)."""
 
     seq: int
     root: bytes

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ...core.state import StateReader
-from .accesslog import get_anchor, get_last_anchor, get_log_root
+from .accesslog import get_anchor, get_last_anchor, get_log_root, get_report_root
 from .handlers import get_history, is_passport_id, get_passport, get_passport_by_dmc, get_report, get_stage_count
 from .keys import SECOND_LIFE_PREFIX, stage_index_prefix
 from .messages import ELEMENTS, MAX_LOG_ANCHORS, MAX_LOG_ROOTS, MAX_REPORTS, STAGE_WASTE, STAGES, TIERS, PassportRecord
@@ -103,14 +103,23 @@ def query_access_log(state: StateReader, args: dict[str, str]) -> dict[str, Any]
 
 def query_log_root(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
     """A passport service's anchored log root by {'service', 'seq' (default: the latest)}."""
+    return _root_view(state, args, get_log_root, "log root")
+
+
+def query_report_root(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """A passport service's committed SoH report batch root by {'service', 'seq' (default: the latest)}."""
+    return _root_view(state, args, get_report_root, "report root")
+
+
+def _root_view(state: StateReader, args: dict[str, str], get, what: str) -> dict[str, Any]:
     service = args.get("service", "")
-    last = get_log_root(state, service)
+    last = get(state, service)
     if last is None:
-        raise LookupError(f"service: no log root anchored by {service[:80]!r}")
+        raise LookupError(f"service: no {what} anchored by {service[:80]!r}")
     seq = args.get("seq", str(last.seq))
     if not (seq.isascii() and seq.isdigit()) or not 1 <= int(seq) <= min(last.seq, MAX_LOG_ROOTS):
-        raise ValueError(f"seq: expected an anchor sequence from 1 to {last.seq}")
-    root = get_log_root(state, service, int(seq))
+        raise ValueError(f"seq: expected a sequence number from 1 to {last.seq}, got {seq[:20]!r}")
+    root = get(state, service, int(seq))
     return {"service": service, "last_seq": last.seq, "seq": root.seq, "root": root.root.hex(), "size": root.size,
             "height": root.height}
 

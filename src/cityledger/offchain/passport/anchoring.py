@@ -142,6 +142,20 @@ class AnchorStore(Protocol):
     def confirm_anchor(self, seq: int, height: int) -> None: ...
 
 
+def commit_root(chain: AnchorChain, seq: int, root: bytes, size: int) -> int:
+    """Put root `seq` on chain unless it is there already (a crash after sending); the height it is at."""
+    last = chain.last_seq()
+    if last >= seq:
+        on_chain = chain.root_at(seq)
+        if on_chain is None or on_chain[0] != root:
+            raise RuntimeError(f"root {seq}: the chain holds another root; the store and the chain disagree "
+                               "(another service key?)")
+        return on_chain[1]  # sent before a crash: only the confirmation was lost
+    if last != seq - 1:
+        raise RuntimeError(f"root {seq}: the chain's last root is {last}, expected {seq - 1}")
+    return chain.send(seq, root, size)
+
+
 class LogAnchorer:
     """Anchors the heads that moved, once per call of anchor_once (run: once per interval)."""
 
@@ -153,17 +167,7 @@ class LogAnchorer:
         pending = self.store.prepare_anchor(self.max_leaves)
         if pending is None:
             return None
-        last = self.chain.last_seq()
-        if last >= pending.seq:
-            on_chain = self.chain.root_at(pending.seq)
-            if on_chain is None or on_chain[0] != pending.root:
-                raise RuntimeError(f"anchor {pending.seq}: the chain holds another root; the store and the "
-                                   "chain disagree (another service key?)")
-            height = on_chain[1]  # sent before a crash: only the confirmation was lost
-        elif last == pending.seq - 1:
-            height = self.chain.send(pending.seq, pending.root, len(pending.leaves))
-        else:
-            raise RuntimeError(f"anchor {pending.seq}: the chain's last anchor is {last}, expected {pending.seq - 1}")
+        height = commit_root(self.chain, pending.seq, pending.root, len(pending.leaves))
         self.store.confirm_anchor(pending.seq, height)
         return pending
 

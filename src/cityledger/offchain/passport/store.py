@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ...core.errors import InvariantBroken
 from ...core.files import write_secret_file
 from .accesslog import GENESIS_HEX, compute_entry_hash, verify_chain
+from .reports import PendingBatch, VerifiedReport, compute_batch_root
 from .anchoring import HeadLeaf, HeadProof, PendingAnchor, compute_head_proof, compute_heads_root
 from .tiers import canonical_json, compute_tier_hash, export_tiers, is_withheld, merge, split
 from .types import (MAX_DOCUMENT_BYTES, MAX_LOG_PAGE, MAX_READER_DID_CHARS, MAX_TIER_VERSION,
@@ -53,6 +54,12 @@ CREATE TABLE IF NOT EXISTS anchor_roots (seq INTEGER PRIMARY KEY, root BLOB NOT 
 CREATE TABLE IF NOT EXISTS anchor_leaves (seq INTEGER, idx INTEGER, passport_id TEXT NOT NULL,
     count INTEGER NOT NULL, head TEXT NOT NULL, PRIMARY KEY (seq, idx)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS anchor_leaves_by_passport ON anchor_leaves (passport_id, seq);
+CREATE TABLE IF NOT EXISTS soh_reports (passport_id TEXT, seq INTEGER, report_hash BLOB NOT NULL,
+    sealed BLOB NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (passport_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS report_batches (seq INTEGER PRIMARY KEY, root BLOB NOT NULL, size INTEGER NOT NULL,
+    height INTEGER);
+CREATE TABLE IF NOT EXISTS soh_alerts (passport_id TEXT, seq INTEGER, batch INTEGER NOT NULL,
+    PRIMARY KEY (passport_id, seq)) WITHOUT ROWID;
 """
 LOG_COLUMNS = "seq, passport_id, tier, version, reader_did, height, time_s, prev, hash"
 
@@ -360,6 +367,74 @@ class PassportStore:
                                     "WHERE l.passport_id = ? AND r.height IS NOT NULL ORDER BY l.seq LIMIT ?",
                                     (passport_id, limit)).fetchall()
             return [compute_head_proof(seq, height, self._leaves(seq), passport_id) for seq, height in rows]
+
+
+class ReportBook:
+    """The SoH reports of a PassportStore (reports.py): stored encrypted by batch, each batch's root to commit."""
+
+    def __init__(self, store: PassportStore) -> None:
+        self.store = store
+
+    def last_seq(self, passport_id: str) -> int:
+        """The last report sequence the service holds for a passport (0 if none)."""
+        with self.store._lock:
+            row = self.store._db.execute("SELECT MAX(seq) FROM soh_reports WHERE passport_id = ?",
+                                         (passport_id,)).fetchone()
+        return row[0] or 0
+
+    def add_batch(self, reports: list[VerifiedReport]) -> PendingBatch:
+        """Store verified reports, encrypted under each passport's legitimate-tier key, as the next batch."""
+        store = self.store
+        with store._lock, store._db:
+            store._db.execute("BEGIN IMMEDIATE")
+            seq = store._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM report_batches").fetchone()[0]
+            ciphers: dict[str, AESGCM] = {}
+            rows = []
+            for report in reports:
+                cipher = ciphers.get(report.passport_id)
+                if cipher is None:
+                    cipher = ciphers[report.passport_id] = AESGCM(store._data_key(report.passport_id, "legitimate"))
+                nonce = os.urandom(NONCE_BYTES)
+                aad = _aad("report", report.passport_id, report.sequence)
+                rows.append((report.passport_id, report.sequence, report.report_hash,
+                             nonce + cipher.encrypt(nonce, report.body, aad), seq))
+            store._db.executemany("INSERT INTO soh_reports VALUES (?, ?, ?, ?, ?)", rows)
+            store._db.executemany("INSERT INTO soh_alerts VALUES (?, ?, ?)",
+                                  [(r.passport_id, r.sequence, seq) for r in reports if r.alert])
+            batch = PendingBatch(seq, compute_batch_root(reports), len(reports))
+            store._db.execute("INSERT INTO report_batches VALUES (?, ?, ?, NULL)", (seq, batch.root, batch.size))
+        return batch
+
+    def pending(self) -> PendingBatch | None:
+        """The oldest stored batch whose root is not yet confirmed on chain, or None."""
+        with self.store._lock:
+            row = self.store._db.execute("SELECT seq, root, size FROM report_batches WHERE height IS NULL "
+                                         "ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else PendingBatch(*row)
+
+    def confirm(self, seq: int, height: int) -> None:
+        """Record that batch `seq`'s root is on chain at `height`."""
+        with self.store._lock, self.store._db:
+            self.store._db.execute("UPDATE report_batches SET height = ? WHERE seq = ?", (height, seq))
+
+    def read(self, passport_id: str, seq: int) -> tuple[dict[str, Any], int]:
+        """One stored report (decrypted) and its batch: for the passport's operator and owner."""
+        store = self.store
+        with store._lock:
+            row = store._db.execute("SELECT sealed, batch FROM soh_reports WHERE passport_id = ? AND seq = ?",
+                                    (passport_id, seq)).fetchone()
+            if row is None:
+                raise NotFound("seq", f"no report {seq} of passport {passport_id}")
+            key = store._data_key(passport_id, "legitimate")
+        plain = AESGCM(key).decrypt(row[0][:NONCE_BYTES], row[0][NONCE_BYTES:], _aad("report", passport_id, seq))
+        return json.loads(plain), row[1]
+
+    def alerts(self, passport_id: str) -> list[tuple[int, int, int | None]]:
+        """(report sequence, batch, the batch's height on chain or None) of each end-of-first-life alert."""
+        with self.store._lock:
+            return self.store._db.execute(
+                "SELECT a.seq, a.batch, b.height FROM soh_alerts a JOIN report_batches b ON b.seq = a.batch "
+                "WHERE a.passport_id = ? ORDER BY a.seq LIMIT ?", (passport_id, MAX_LOG_PAGE)).fetchall()
 
 
 def _check_reader(reader_did: str, height: int, time_s: int) -> None:
