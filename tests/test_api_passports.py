@@ -200,19 +200,24 @@ def test_import_read_refuse_accept_and_log(city):
     assert city.node.passports.verify_log(PASSPORT_ID) == log["head_hash"] == log["entries"][-1]["hash"]
 
 
+def _covered(view: dict) -> bool:
+    """True once the anchors on chain cover the whole log (no read comes in meanwhile in this test)."""
+    return bool(view["anchors"]) and view["anchors"][-1]["count"] == view["head_seq"]
+
+
 def test_node_anchors_the_log_itself_and_the_operator_verifies_it(city):
     """The node's anchoring thread puts one root over the moved heads on chain; the SDK checks the log."""
     assert city.log().json()["entries"], "runs after test_import_read_refuse_accept_and_log"
     deadline = time.monotonic() + 60  # a bound on the wait, not an assertion on time
-    while not (view := city.log().json())["anchors"] and time.monotonic() < deadline:
+    while not _covered(view := city.log().json()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert view["service"] == city.node.passport_service and view["anchors"]
+    assert view["service"] == city.node.passport_service and _covered(view)
     root = httpx.get(f"{city.url}/query/batteries/log_root", params={"service": view["service"]}).json()["result"]
     assert root["seq"] >= view["anchors"][-1]["seq"] >= 1
     auth = sign_log_read(city.node.app.chain_id, [city.maker], city.maker_did, PASSPORT_ID,
                          city.node.store.last_height())
     with Client(city.url) as client:
-        assert verify_passport_log(client, PASSPORT_ID, auth) == view["anchors"][-1]["count"] >= 1
+        assert verify_passport_log(client, PASSPORT_ID, auth) == view["head_seq"] >= 1
 
 
 def test_log_answers_only_the_operator_signing_a_recent_height(city):
@@ -477,3 +482,37 @@ def test_invalid_report_batches_are_refused_whole(city, reporting, case, field):
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["message"].startswith(field)
     assert book.last_seq(REPORTING_ID) == last  # nothing stored
+
+
+def test_cli_battery_waste_alerts_and_verify_log(city, reporting):
+    from typer.testing import CliRunner
+
+    from cityledger.cli.main import app
+    from cityledger.sdk import Keystore
+    from cityledger.sdk.keystore import MIN_SCRYPT_N
+
+    env = {"CL_PASS": "open sesame"}
+    home = str(city.tmp_path / "home")
+    store = Keystore(city.tmp_path / "home" / "keystore", scrypt_n=MIN_SCRYPT_N)
+    if "maker" not in {info.name for info in store.list()}:
+        store.import_key("maker", city.maker, env["CL_PASS"])
+
+    def run(*args: str, code: int = 0):
+        result = CliRunner().invoke(app, [*args, "--home", home, "--node", city.url], env=env)
+        assert result.exit_code == code, result.output
+        return result.stdout if code == 0 else result.output
+
+    stages = json.loads(run("battery", "waste", "--json"))["stages"]
+    assert stages["in_service"] >= 1
+    listed = json.loads(run("battery", "waste", "--stage", "in_service", "--json"))
+    assert REPORTING_ID in listed["passports"] and listed["count"] == stages["in_service"]
+    assert "stage" in run("battery", "waste", "--stage", "broken", code=1)
+    assert "choose one" in run("battery", "waste", "--second-life", "--awaiting-recycling", code=1)
+    alerts = json.loads(run("battery", "alerts", REPORTING_ID, "--as", "maker", "--passphrase-env", "CL_PASS",
+                            "--json"))
+    assert [a["sequence"] for a in alerts["alerts"]] == [seq for seq, _, _ in
+                                                         ReportBook(city.node.passports).alerts(REPORTING_ID)]
+    verified = json.loads(run("battery", "verify-log", REPORTING_ID, "--as", "maker", "--passphrase-env", "CL_PASS",
+                              "--json"))
+    assert verified["verified"] is True
+    assert verified["anchored_entries"] <= city.node.passports.get_log_head(REPORTING_ID)[0]

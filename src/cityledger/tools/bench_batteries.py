@@ -42,6 +42,7 @@ import uvicorn
 DEFAULT_DOCUMENT = Path(__file__).resolve().parents[3] / "tests" / "data" / "battery_pass_example.json"
 SERVER_START_TIMEOUT_S = 30  # how long the bench waits for its API server to listen
 MESSAGES_PER_TX = 60  # set-up messages per transaction (the ledger allows 64)
+SCHEMES = {"ed25519": 1, "p256": 2}  # the BMS key's signature scheme (core/keys)
 
 
 def _home(scratch: Path):
@@ -101,7 +102,7 @@ class _Server:
         self.thread.join(timeout=10)
 
 
-def _batteries(ledger, chain_id: str, org, count: int) -> list[tuple[Any, str, str]]:
+def _batteries(ledger, chain_id: str, org, count: int, scheme: int) -> list[tuple[Any, str, str]]:
     """`count` batteries in service: (BMS key, battery DID, passport id) each."""
     import uuid
 
@@ -114,7 +115,7 @@ def _batteries(ledger, chain_id: str, org, count: int) -> list[tuple[Any, str, s
     did = compute_did(org.signer(), b"")
     out, messages = [], []
     for index in range(count):
-        bms = PrivateKey(2, index.to_bytes(4, "big") + b"\x42" * 28)
+        bms = PrivateKey(scheme, index.to_bytes(4, "big") + b"\x42" * 28)
         car = PrivateKey(2, index.to_bytes(4, "big") + b"\x43" * 28)
         battery, vehicle = compute_device_did(bms.public_key), compute_device_did(car.public_key)
         passport = str(uuid.UUID(bytes=index.to_bytes(16, "big"), version=4))
@@ -203,7 +204,7 @@ def _restricted(node, scratch: Path, office_key, passport: str, iterations: int)
     issued = office.issue(request, {"holder_did": "did:city:bench-reader", "role": "repairer"}, "BENCH-1")
     wallet.store_credential(issued, ledger)
     verifier = Verifier(ledger)
-    access, raw = [], []
+    access, raw, parts = [], [], {"verify_ms": [], "tier_read_ms": []}
     for index in range(iterations):
         request = verifier.request("passport-read", BATTERY_LEGITIMATE_INTEREST, reveal=["holder_did"])
         presentation = wallet.present(request, ledger)
@@ -214,28 +215,32 @@ def _restricted(node, scratch: Path, office_key, passport: str, iterations: int)
             if first is raw:
                 ok, ms = _timed(raw_verify, *args)
             else:
-                ok, ms = _timed(_access, verifier, node.passports, request, presentation, passport)
+                ok, ms = _timed(_access, verifier, node.passports, request, presentation, passport, parts)
             if not ok:
                 raise RuntimeError("the bench presentation did not verify")
             first.append(ms)
-    result = {"restricted_access_ms": statistics.median(access), "raw_verify_ms": statistics.median(raw)}
+    result = {"restricted_access_ms": statistics.median(access), "raw_verify_ms": statistics.median(raw),
+              **{name: statistics.median(times) for name, times in parts.items()}}
     result["restricted_to_raw_ratio"] = result["restricted_access_ms"] / result["raw_verify_ms"]
     return result
 
 
-def _access(verifier, store, request: dict, presentation: str, passport: str) -> bool:
+def _access(verifier, store, request: dict, presentation: str, passport: str, parts: dict[str, list]) -> bool:
     """What the read route does before it answers: the presentation verified, the tier decrypted (logged)."""
     from ..offchain.passport import reader_of
 
-    verdict = verifier.verify(request, presentation)
+    verdict, ms = _timed(verifier.verify, request, presentation)
+    parts["verify_ms"].append(ms)
     if not verdict["verified"]:
         return False
-    part = store.read_tier(passport, "legitimate", proof_ok=True, reader_did=reader_of(verdict["revealed"]),
-                           height=verdict["height"], time_s=int(time.time()))
+    part, ms = _timed(store.read_tier, passport, "legitimate", proof_ok=True, reader_did=reader_of(verdict["revealed"]),
+                      height=verdict["height"], time_s=int(time.time()))
+    parts["tier_read_ms"].append(ms)
     return bool(part)
 
 
-def run(batteries: int, reports: int, batch: int, iterations: int, document_path: Path) -> dict[str, Any]:
+def run(batteries: int, reports: int, batch: int, iterations: int, document_path: Path,
+        scheme: str = "p256") -> dict[str, Any]:
     """Set up, measure every figure, return them (times in milliseconds)."""
     from ..node.runner import Node
     from ..offchain.identity.ledger import NodeLedger
@@ -250,7 +255,7 @@ def run(batteries: int, reports: int, batch: int, iterations: int, document_path
         server.start()
         try:
             started = time.perf_counter()
-            fleet = _batteries(NodeLedger(node), config.chain_id, org, batteries)
+            fleet = _batteries(NodeLedger(node), config.chain_id, org, batteries, SCHEMES[scheme])
             bodies = _report_bodies(config.chain_id, fleet, reports, batch)
             setup_s = time.perf_counter() - started
             result = _soh(node, server.url, bodies, batteries * reports)
@@ -259,7 +264,7 @@ def run(batteries: int, reports: int, batch: int, iterations: int, document_path
         finally:
             server.stop()
             node.stop()
-    result.update({"batteries": batteries, "reports_per_battery": reports, "batch": batch,
+    result.update({"bms_scheme": scheme, "batteries": batteries, "reports_per_battery": reports, "batch": batch,
                    "iterations": iterations, "setup_s": setup_s, "cpus": os.cpu_count(),
                    "python": platform.python_version()})
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
@@ -274,13 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=15, help="export and access samples")
     parser.add_argument("--document", type=Path, default=DEFAULT_DOCUMENT,
                         help="a full BatteryPass 6.1.0 document (default: the repository's test example)")
+    parser.add_argument("--scheme", choices=sorted(SCHEMES), default="p256",
+                        help="the BMS keys' signature scheme (secure elements offer both)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
     if not args.document.is_file():
         parser.error(f"--document: no file {args.document}")
     if not 1 <= args.batch <= 4096:
         parser.error(f"--batch: expected 1 to 4096, got {args.batch}")
-    result = run(max(1, args.batteries), max(1, args.reports), args.batch, max(1, args.iterations), args.document)
+    result = run(max(1, args.batteries), max(1, args.reports), args.batch, max(1, args.iterations), args.document,
+                 args.scheme)
     if not args.json:
         print(f"batteries: {result['soh_reports_per_s']:.0f} SoH reports/s through the API "
               f"({result['onchain_txs_per_report']:.5f} txs per report), export {result['export_ms']:.1f} ms, "

@@ -23,8 +23,11 @@ from starlette.responses import Response
 
 from ...modules.batteries import get_passport, is_passport_id
 from ...modules.batteries.messages import REPORTING_STAGES
-from ...modules.devices.keeper import DevicesKeeper
+from ...core.keys import verify_signature
+from ...modules.devices import compute_message_bytes, get_device
+from ...modules.devices.messages import STATUS_ACTIVE
 from ...modules.identity.keeper import KEEPER as IDENTITY
+from ...modules.identity.messages import PURPOSE_AUTHENTICATION
 from ...offchain.passport import PassportError
 from ...offchain.passport.anchoring import commit_root
 from ...offchain.passport.reports import MAX_REPORT_BATCH, SOH_ALERT_PERCENT, SignedReport, verify_reports
@@ -39,7 +42,6 @@ from .common import MAX_INT64, add_schemas
 # A batch of MAX_REPORT_BATCH reports of up to a few KiB of JSON each.
 MAX_REPORT_BATCH_BODY_BYTES = 64 * 1024 * 1024
 _DECODER = msgspec.json.Decoder(ReportBatchBody)
-_DEVICES = DevicesKeeper(IDENTITY)
 
 
 class ReportApi:
@@ -67,9 +69,7 @@ class ReportApi:
                 raise ApiError(503, "passport/commit", f"reports: an earlier batch is not committed yet: {exc}")
             try:
                 verified = verify_reports(self.api.node.app.chain_id, signed, lambda pid: _lookup(state, pid),
-                                          lambda did, payload, sig: _DEVICES.check_device_message(state, did, payload,
-                                                                                                   sig),
-                                          self.book.last_seq)
+                                          _DeviceKeys(state).check, self.book.last_seq)
             except PassportError as exc:
                 raise invalid_body(f"{exc.field}: {exc.message}") from None
             batch = self.book.add_batch(verified)
@@ -80,6 +80,31 @@ class ReportApi:
                                                        f"committed ({exc}); it goes before the next batch")
             self.book.confirm(batch.seq, height)
         return ReportBatchView(accepted=batch.size, seq=batch.seq, root=batch.root.hex(), height=height)
+
+
+class _DeviceKeys:
+    """Each battery device's current keys, read once per batch from one state (check_device_message's checks)."""
+
+    def __init__(self, state) -> None:
+        self.state, self.keys = state, {}
+
+    def check(self, did: str, payload: bytes, signature: bytes) -> str | None:
+        """None if the active device's current key signed `payload`, else why not."""
+        keys = self.keys.get(did)
+        if keys is None:
+            keys = self.keys[did] = self._load(did)
+        if isinstance(keys, str):
+            return keys
+        message = compute_message_bytes(did, payload)
+        if not any(verify_signature(key, message, signature) for key in keys):
+            return f"signature: not made by a current key of {did}"
+        return None
+
+    def _load(self, did: str):
+        record = get_device(self.state, did)
+        if record is None or record.status != STATUS_ACTIVE:
+            return f"device: {did} is not an active registered device"
+        return IDENTITY.keys_for(IDENTITY.get_did(self.state, did), PURPOSE_AUTHENTICATION)
 
 
 def _signed(index: int, item) -> SignedReport:
