@@ -516,3 +516,22 @@ def test_cli_battery_waste_alerts_and_verify_log(city, reporting):
                               "--json"))
     assert verified["verified"] is True
     assert verified["anchored_entries"] <= city.node.passports.get_log_head(REPORTING_ID)[0]
+
+
+def test_declared_recycled_content_against_art_8(city):
+    assert city.put(example(), 0).status_code in (200, 409)  # stored by the maker (maybe by a test before)
+    with Client(city.url) as client:
+        answer = client.get_recycled_content(PASSPORT_ID)
+    document = example()
+    for element in answer.elements:
+        name = {"co": "cobalt", "li": "lithium", "ni": "nickel", "pb": "lead"}[element.element]
+        declared = document["materials"]["active"].get(name, {}).get("recycled")
+        assert element.declared_percent == declared
+        assert [t.per_mille for t in element.targets] == {"co": [160, 260], "li": [60, 120], "ni": [60, 150],
+                                                          "pb": [850, 850]}[element.element]
+        for target in element.targets:
+            assert target.reference.startswith("Reg. (EU) 2023/1542 Art. 8(")
+            assert target.met == (None if declared is None else declared * 10 >= target.per_mille)
+    missing = httpx.get(f"{city.url}/passports/00000000-0000-4000-8000-000000000000/recycled_content")
+    assert missing.status_code == 404
+    assert httpx.get(f"{city.url}/passports/not-a-uuid/recycled_content").status_code == 400

@@ -18,8 +18,8 @@ import msgspec
 from ..wire.batteries import PutPassportBody, ReadPassportBody, ReportBatchBody
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
-from .models import (AccessLog, Account, Alerts, BatchResult, Block, Health, PassportDocument, PassportStored, QueryResult,
-                     ReportBatch, StateValue, Status, SubmitResult, TxStatus)
+from .models import (AccessLog, Account, Alerts, BatchResult, Block, Health, PassportDocument, PassportStored,
+                     QueryResult, RecycledContent, ReportBatch, StateValue, Status, SubmitResult, TxStatus)
 from .proofs import verify_state_proof
 from .txs import to_address
 
@@ -52,7 +52,7 @@ def _decoder(kind: type) -> Callable[[bytes], Any]:
 
 _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, QueryResult, StateValue, Status,
                                           SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog,
-                                          ReportBatch, Alerts)}
+                                          ReportBatch, Alerts, RecycledContent)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
 
 
@@ -145,6 +145,10 @@ class _Calls:
     @staticmethod
     def post_reports(body: bytes) -> _Call:
         return _Call("POST", "/passports/reports", _READ[ReportBatch], body=body, timeout_s=REPORTS_TIMEOUT_S)
+
+    @staticmethod
+    def get_recycled_content(passport_id: str) -> _Call:
+        return _Call("GET", f"/passports/{quote(passport_id, safe='')}/recycled_content", _READ[RecycledContent])
 
     @staticmethod
     def get_passport_alerts(passport_id: str, auth: Mapping[str, Any]) -> _Call:
@@ -268,6 +272,10 @@ class Client:
         """A passport's end-of-first-life alerts, to its operator or battery owner (auth: sign_log_read)."""
         return self._do(_Calls.get_passport_alerts(passport_id, auth))
 
+    def get_recycled_content(self, passport_id: str) -> RecycledContent:
+        """A passport's declared recycled content against Art. 8's minimums (public)."""
+        return self._do(_Calls.get_recycled_content(passport_id))
+
 
 class AsyncClient:
     """The asyncio client: `async with AsyncClient(url) as node: await node.status()`."""
@@ -357,6 +365,9 @@ class AsyncClient:
 
     async def get_passport_alerts(self, passport_id: str, auth: Mapping[str, Any]) -> Alerts:
         return await self._do(_Calls.get_passport_alerts(passport_id, auth))
+
+    async def get_recycled_content(self, passport_id: str) -> RecycledContent:
+        return await self._do(_Calls.get_recycled_content(passport_id))
 
 
 def _join_batches(parts: list[BatchResult]) -> BatchResult:

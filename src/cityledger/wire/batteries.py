@@ -163,3 +163,30 @@ class AlertsView(_View):
 
 REPORT_BODY_TYPES = (ReportBatchBody, SignedReportBody)
 REPORT_VIEW_TYPES = (ReportBatchView, AlertsView, AlertView)
+
+
+class ContentTargetView(_View):
+    """One Art. 8 minimum (per mille of the element, from `by`, YYYYMMDD) and whether the declared share meets it."""
+
+    per_mille: int
+    by: int
+    reference: str
+    met: bool | None
+
+
+class ElementContentView(_View):
+    """One element's declared recycled share (percent, from the public tier) against its minimums."""
+
+    element: str
+    declared_percent: float | None
+    targets: list[ContentTargetView]
+
+
+class RecycledContentView(_View):
+    """GET /passports/{id}/recycled_content: the declared recycled content against Art. 8 (public)."""
+
+    passport_id: str
+    elements: list[ElementContentView]
+
+
+CONTENT_VIEW_TYPES = (RecycledContentView, ElementContentView, ContentTargetView)

@@ -2,6 +2,7 @@
 
     POST /passports/reports            {reports: [{passport, sequence, report, signature}]}   any relay
     GET  /passports/{id}/alerts?reader=&height=&signature=                                    operator or owner
+    GET  /passports/{id}/recycled_content                   declared recycled content against Art. 8, to anyone
 
 Every report's BMS signature is verified against the battery device's current key and its
 sequence against the chain's and the service's last; a batch with any refused report is refused
@@ -32,11 +33,13 @@ from ...offchain.passport import PassportError
 from ...offchain.passport.anchoring import commit_root
 from ...offchain.passport.reports import MAX_REPORT_BATCH, SOH_ALERT_PERCENT, SignedReport, verify_reports
 from ...offchain.passport.store import ReportBook
-from ...wire.batteries import (REPORT_BODY_TYPES, REPORT_VIEW_TYPES, AlertsView, AlertView, ReportBatchBody,
+from ...offchain.passport.content import check_recycled_content
+from ...wire.batteries import (CONTENT_VIEW_TYPES, REPORT_BODY_TYPES, REPORT_VIEW_TYPES, AlertsView, AlertView,
+                               ContentTargetView, ElementContentView, RecycledContentView, ReportBatchBody,
                                ReportBatchView)
 from ..codec import decode_json, json_response, read_body
 from ..errors import ApiError, invalid_body
-from .batteries import PassportApi, _body_doc, _doc, _forbidden
+from .batteries import PUBLIC_READER, PassportApi, _body_doc, _doc, _export, _forbidden
 from .common import MAX_INT64, add_schemas
 
 # A batch of MAX_REPORT_BATCH reports of up to a few KiB of JSON each.
@@ -158,5 +161,15 @@ def include_battery_reports(app: FastAPI, api: PassportApi) -> None:
         alerts = [AlertView(sequence=seq, batch=batch, height=at) for seq, batch, at in reports.book.alerts(passport_id)]
         return json_response(AlertsView(passport_id=passport_id, threshold_percent=SOH_ALERT_PERCENT, alerts=alerts))
 
+    @router.get("/passports/{passport_id}/recycled_content", summary="Declared recycled content against Art. 8",
+                responses=_doc("RecycledContentView", 400, 404))
+    def get_recycled_content(passport_id: str) -> Response:
+        passport_id = api.passport_id(passport_id)
+        document = _export(api, passport_id, "public", PUBLIC_READER).document
+        elements = [ElementContentView(element=e["element"], declared_percent=e["declared_percent"],
+                                       targets=[ContentTargetView(**t) for t in e["targets"]])
+                    for e in check_recycled_content(document)]
+        return json_response(RecycledContentView(passport_id=passport_id, elements=elements))
+
     app.include_router(router)
-    add_schemas(app, REPORT_BODY_TYPES + REPORT_VIEW_TYPES)
+    add_schemas(app, REPORT_BODY_TYPES + REPORT_VIEW_TYPES + CONTENT_VIEW_TYPES)
