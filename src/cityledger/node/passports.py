@@ -23,6 +23,7 @@ from ..modules.batteries import AnchorLogRoot, AnchorReportRoot, get_log_root, g
 from ..modules.identity import compute_did
 from ..offchain.passport import PassportStore, load_or_create_master_key
 from ..offchain.passport.anchoring import LogAnchorer
+from ..offchain.passport.reports import SignaturePool
 from ..sdk.txs import sign, tx_id
 
 log = logging.getLogger("cityledger.node.passports")
@@ -78,8 +79,10 @@ class PassportAnchoring:
     def __init__(self, node, key: PrivateKey, interval_s: int) -> None:
         self.chain = EngineAnchorChain(node, key)
         self.anchorer = LogAnchorer(node.passports, self.chain)
-        # SoH report batches (POST /passports/reports) commit their roots with the same key.
+        # SoH report batches (POST /passports/reports) commit their roots with the same key, and
+        # their BMS signatures are verified on worker processes.
         self.reports = EngineAnchorChain(node, key, AnchorReportRoot, get_report_root)
+        self.pool = SignaturePool()
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,6 +93,7 @@ class PassportAnchoring:
         return self.chain.did
 
     def start(self) -> None:
+        self.pool.start()
         self._thread = threading.Thread(target=self.anchorer.run, args=(self.interval_s, self._stop),
                                         name="passport-anchoring", daemon=True)
         self._thread.start()
@@ -98,3 +102,4 @@ class PassportAnchoring:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self.pool.stop()

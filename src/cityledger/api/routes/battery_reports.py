@@ -15,6 +15,7 @@ responsible operator or the battery's owner, signed over the log read payload.
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import msgspec
@@ -24,8 +25,8 @@ from starlette.responses import Response
 
 from ...modules.batteries import get_passport, is_passport_id
 from ...modules.batteries.messages import REPORTING_STAGES
-from ...core.keys import verify_signature
-from ...modules.devices import compute_message_bytes, get_device
+from ...core.keys import PublicKey
+from ...modules.devices import get_device
 from ...modules.devices.messages import STATUS_ACTIVE
 from ...modules.identity.keeper import KEEPER as IDENTITY
 from ...modules.identity.messages import PURPOSE_AUTHENTICATION
@@ -71,8 +72,9 @@ class ReportApi:
             except RuntimeError as exc:
                 raise ApiError(503, "passport/commit", f"reports: an earlier batch is not committed yet: {exc}")
             try:
-                verified = verify_reports(self.api.node.app.chain_id, signed, lambda pid: _lookup(state, pid),
-                                          _DeviceKeys(state).check, self.book.last_seq)
+                keys = functools.lru_cache(maxsize=None)(functools.partial(_keys_of, state))  # once per device
+                verified = verify_reports(self.api.node.app.chain_id, signed, lambda pid: _lookup(state, pid), keys,
+                                          self.book.last_seq, anchoring.pool.verify)
             except PassportError as exc:
                 raise invalid_body(f"{exc.field}: {exc.message}") from None
             batch = self.book.add_batch(verified)
@@ -85,29 +87,12 @@ class ReportApi:
         return ReportBatchView(accepted=batch.size, seq=batch.seq, root=batch.root.hex(), height=height)
 
 
-class _DeviceKeys:
-    """Each battery device's current keys, read once per batch from one state (check_device_message's checks)."""
-
-    def __init__(self, state) -> None:
-        self.state, self.keys = state, {}
-
-    def check(self, did: str, payload: bytes, signature: bytes) -> str | None:
-        """None if the active device's current key signed `payload`, else why not."""
-        keys = self.keys.get(did)
-        if keys is None:
-            keys = self.keys[did] = self._load(did)
-        if isinstance(keys, str):
-            return keys
-        message = compute_message_bytes(did, payload)
-        if not any(verify_signature(key, message, signature) for key in keys):
-            return f"signature: not made by a current key of {did}"
-        return None
-
-    def _load(self, did: str):
-        record = get_device(self.state, did)
-        if record is None or record.status != STATUS_ACTIVE:
-            return f"device: {did} is not an active registered device"
-        return IDENTITY.keys_for(IDENTITY.get_did(self.state, did), PURPOSE_AUTHENTICATION)
+def _keys_of(state, did: str) -> list[PublicKey] | str:
+    """A battery device's current keys (check_device_message's checks), or why it may not sign."""
+    record = get_device(state, did)
+    if record is None or record.status != STATUS_ACTIVE:
+        return f"device: {did} is not an active registered device"
+    return IDENTITY.keys_for(IDENTITY.get_did(state, did), PURPOSE_AUTHENTICATION)
 
 
 def _signed(index: int, item) -> SignedReport:

@@ -19,12 +19,17 @@ the battery's owner (GET /passports/{id}/alerts, signed as the log read); the ch
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from ...core.hashing import sha256
+from ...core.keys import PublicKey, verify_signature
 from ...modules.batteries import compute_report_payload
+from ...modules.devices import compute_message_bytes
 from ..telemetry.anchor import compute_records_root
 from .tiers import canonical_json
 from .types import PassportError
@@ -35,6 +40,7 @@ MIN_SALT_HEX = 32  # 128 random bits, so a report's hash cannot be matched again
 SOH_ALERT_PERCENT = 80  # Annex VII: a state of certified energy at or below this nears end of first life
 SOCE_PATH = ("dynamic", "energy", "soce", "value")  # where a report holds its state of certified energy, in %
 LEAF_DOMAIN = b"cityledger/soh-report/1\x00"
+MIN_POOL_CHECKS = 64  # fewer signatures are checked in the calling thread: a round trip costs more
 _SALT_RE = re.compile(r"[0-9a-f]{%d,128}" % MIN_SALT_HEX)
 
 
@@ -93,18 +99,19 @@ def is_end_of_first_life(report: dict[str, Any]) -> bool:
 
 # (passport id) -> (battery device DID, the chain's report count) or None if no passport may report.
 PassportLookup = Callable[[str], "tuple[str, int] | None"]
-# (device DID, payload, signature) -> None if the device's current key signed it, else why not.
-DeviceCheck = Callable[[str, bytes, bytes], "str | None"]
+# (device DID) -> its current keys, or why it may not sign (not registered, not active).
+DeviceKeys = Callable[[str], "list[PublicKey] | str"]
 
 
-def verify_reports(chain_id: str, reports: list[SignedReport], lookup: PassportLookup, check: DeviceCheck,
-                   last_stored: Callable[[str], int]) -> list[VerifiedReport]:
+def verify_reports(chain_id: str, reports: list[SignedReport], lookup: PassportLookup, keys_of: DeviceKeys,
+                   last_stored: Callable[[str], int], verify_many: Callable[[list], list[bool]] | None = None
+                   ) -> list[VerifiedReport]:
     """Every report checked (shape, sequence, BMS signature); raise PassportError naming `reports[i].field`."""
     if not 1 <= len(reports) <= MAX_REPORT_BATCH:
         raise PassportError("reports", f"expected 1 to {MAX_REPORT_BATCH} reports, got {len(reports)}")
     next_seq: dict[str, int] = {}
     batteries: dict[str, str] = {}
-    out = []
+    out, checks = [], []
     for index, signed in enumerate(reports):
         where = f"reports[{index}]"
         if signed.passport_id not in next_seq:
@@ -118,14 +125,57 @@ def verify_reports(chain_id: str, reports: list[SignedReport], lookup: PassportL
                                                      f"{signed.passport_id}, got {signed.sequence}")
         body = _check_body(where, signed.report)
         report_hash = sha256(body)
+        battery = batteries[signed.passport_id]
+        keys = keys_of(battery)
+        if isinstance(keys, str):
+            raise PassportError(f"{where}.signature", f"not the battery's BMS key: {keys}")
         payload = compute_report_payload(chain_id, signed.passport_id, signed.sequence, report_hash)
-        refused = check(batteries[signed.passport_id], payload, signed.signature)
-        if refused is not None:
-            raise PassportError(f"{where}.signature", f"not the battery's BMS key: {refused}")
+        checks.append(([(key.scheme, key.key) for key in keys], compute_message_bytes(battery, payload),
+                       signed.signature))
         out.append(VerifiedReport(signed.passport_id, signed.sequence, report_hash, body,
                                   is_end_of_first_life(signed.report)))
         next_seq[signed.passport_id] += 1
+    verdicts = (verify_many or verify_signatures)(checks)
+    for index, ok in enumerate(verdicts):
+        if not ok:
+            raise PassportError(f"reports[{index}].signature", f"not made by a current key of "
+                                                               f"{batteries[out[index].passport_id]}")
     return out
+
+
+def verify_signatures(checks: list[tuple[list[tuple[int, bytes]], bytes, bytes]]) -> list[bool]:
+    """For each (keys, message, signature): True if one of the keys signed the message."""
+    return [any(verify_signature(PublicKey(scheme, key), message, signature) for scheme, key in keys)
+            for keys, message, signature in checks]
+
+
+class SignaturePool:
+    """BMS signatures verified on worker processes, one per core, as the solo engine verifies txs:
+    each worker has an interpreter of its own, so verification runs beside the app's thread."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Start the workers (spawned: the node has threads) and wait until they answer."""
+        if self.workers > 1:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"))
+            list(self._pool.map(verify_signatures, [[]] * self.workers))
+
+    def verify(self, checks: list) -> list[bool]:
+        """verify_signatures over the workers (in this thread when there is one core or few checks)."""
+        if self._pool is None or len(checks) < MIN_POOL_CHECKS:
+            return verify_signatures(checks)
+        size = -(-len(checks) // (2 * self.workers))
+        chunks = [checks[start:start + size] for start in range(0, len(checks), size)]
+        return [ok for part in self._pool.map(verify_signatures, chunks) for ok in part]
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
 
 def _check_body(where: str, report: Any) -> bytes:
