@@ -132,7 +132,7 @@ def city(tmp_path_factory):
     _extend_genesis(home)
     config = load_config(home)
     config.solo.block_interval_ms = 20
-    config.passports = PassportsConfig(anchor=True, anchor_interval_s=1)
+    config.passports = PassportsConfig(anchor=True, anchor_interval_s=1, verify_workers=2)
     node = Node(config)
     with LiveServer(node) as server:
         yield City(tmp_path, server, node)

@@ -183,7 +183,9 @@ def test_invalid_anchor_log_root(world, case):
                                               ("anchor_interval_s = 86401", "passports.anchor_interval_s"),
                                               ('anchor_key = "../key.json"', "passports.anchor_key"),
                                               ("anchor_every = 5", "passports.anchor_every"),
-                                              ('anchor = "yes"', "passports.anchor")])
+                                              ('anchor = "yes"', "passports.anchor"),
+                                              ("verify_workers = 0", "passports.verify_workers"),
+                                              ("verify_workers = 65", "passports.verify_workers")])
 def test_invalid_passports_settings_name_the_field(tmp_path, setting, expected):
     (tmp_path / "config.toml").write_text(f"[passports]\n{setting}\n")
     with pytest.raises(ValueError) as caught:

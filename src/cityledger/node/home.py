@@ -20,6 +20,7 @@ from ..modules.bank import UNIT
 from ..offchain.charging.settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT
 from ..offchain.charging.tariff import MAX_PRICE_MICRO
 from ..offchain.passport.anchoring import ANCHOR_INTERVAL_S, MAX_ANCHOR_INTERVAL_S
+from ..offchain.passport.reports import MAX_VERIFY_WORKERS
 from ..offchain.telemetry.gateway import INTERVAL_S, MAX_INTERVAL_S
 from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home
 
@@ -71,6 +72,7 @@ margin_micro = 1000000     # how far a vehicle's vouchers may trail the running 
 anchor = false             # anchor the passports' access-log heads: one tx per interval (docs/BATTERY_PASSPORT.md)
 anchor_interval_s = 60     # seconds between two anchors
 anchor_key = "node_key.json"   # key file (in this home) whose DID is accredited as battery-passport-service
+verify_workers = 1         # processes verifying SoH report batches' BMS signatures (1: in the request's thread)
 """
 
 
@@ -105,6 +107,7 @@ class PassportsConfig:
     anchor: bool = False
     anchor_interval_s: int = ANCHOR_INTERVAL_S
     anchor_key: str = "node_key.json"
+    verify_workers: int = 1  # processes verifying SoH report signatures; 1: in the request's thread
 
 
 @dataclass
@@ -232,6 +235,8 @@ def _load_passports(section: dict) -> PassportsConfig:
     if not 1 <= passports.anchor_interval_s <= MAX_ANCHOR_INTERVAL_S:
         raise ValueError(f"passports.anchor_interval_s: expected 1 to {MAX_ANCHOR_INTERVAL_S}, "
                          f"got {passports.anchor_interval_s}")
+    if not 1 <= passports.verify_workers <= MAX_VERIFY_WORKERS:
+        raise ValueError(f"passports.verify_workers: expected 1 to {MAX_VERIFY_WORKERS}, got {passports.verify_workers}")
     key = Path(passports.anchor_key)
     if not passports.anchor_key or key.is_absolute() or ".." in key.parts:
         raise ValueError(f"passports.anchor_key: expected a key file inside the home, got {passports.anchor_key!r}")

@@ -76,13 +76,13 @@ class EngineAnchorChain:
 class PassportAnchoring:
     """The node's anchoring thread (started by Node.start when [passports] anchor is on)."""
 
-    def __init__(self, node, key: PrivateKey, interval_s: int) -> None:
+    def __init__(self, node, key: PrivateKey, interval_s: int, verify_workers: int = 1) -> None:
         self.chain = EngineAnchorChain(node, key)
         self.anchorer = LogAnchorer(node.passports, self.chain)
-        # SoH report batches (POST /passports/reports) commit their roots with the same key, and
-        # their BMS signatures are verified on worker processes.
+        # SoH report batches (POST /passports/reports) commit their roots with the same key; their
+        # BMS signatures are verified on `verify_workers` processes (1: in the request's thread).
         self.reports = EngineAnchorChain(node, key, AnchorReportRoot, get_report_root)
-        self.pool = SignaturePool()
+        self.pool = SignaturePool(verify_workers)
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -101,7 +101,8 @@ def _passport_anchoring(config: NodeConfig, node) -> PassportAnchoring | None:
     key_path = config.home / config.passports.anchor_key
     if not key_path.exists():
         raise ValueError(f"passports.anchor_key: no key file {key_path}")
-    return PassportAnchoring(node, load_key(key_path), config.passports.anchor_interval_s)
+    return PassportAnchoring(node, load_key(key_path), config.passports.anchor_interval_s,
+                             config.passports.verify_workers)
 
 
 class Node:

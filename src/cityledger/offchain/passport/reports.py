@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -40,6 +39,7 @@ MIN_SALT_HEX = 32  # 128 random bits, so a report's hash cannot be matched again
 SOH_ALERT_PERCENT = 80  # Annex VII: a state of certified energy at or below this nears end of first life
 SOCE_PATH = ("dynamic", "energy", "soce", "value")  # where a report holds its state of certified energy, in %
 LEAF_DOMAIN = b"cityledger/soh-report/1\x00"
+MAX_VERIFY_WORKERS = 64  # [passports] verify_workers
 MIN_POOL_CHECKS = 64  # fewer signatures are checked in the calling thread: a round trip costs more
 _SALT_RE = re.compile(r"[0-9a-f]{%d,128}" % MIN_SALT_HEX)
 
@@ -153,8 +153,8 @@ class SignaturePool:
     """BMS signatures verified on worker processes, one per core, as the solo engine verifies txs:
     each worker has an interpreter of its own, so verification runs beside the app's thread."""
 
-    def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers or os.cpu_count() or 1
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def start(self) -> None:
