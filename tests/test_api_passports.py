@@ -132,7 +132,7 @@ def city(tmp_path_factory):
     _extend_genesis(home)
     config = load_config(home)
     config.solo.block_interval_ms = 20
-    config.passports = PassportsConfig(anchor=True, anchor_interval_s=1, verify_workers=2)
+    config.passports = PassportsConfig(anchor=True, anchor_interval_s=1)  # workers: test_passport_anchoring.py
     node = Node(config)
     with LiveServer(node) as server:
         yield City(tmp_path, server, node)
@@ -544,7 +544,7 @@ def test_declared_recycled_content_against_art_8(city):
     assert httpx.get(f"{city.url}/passports/not-a-uuid/recycled_content").status_code == 400
 
 
-def test_large_batch_is_verified_on_the_workers_and_a_bad_signature_found(city, reporting):
+def test_large_batch_with_one_bad_signature_is_refused_naming_it(city, reporting):
     bms, battery = reporting
     book = ReportBook(city.node.passports)
     start = _next_sequence(city, book)

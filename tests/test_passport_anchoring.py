@@ -198,3 +198,23 @@ def test_passports_settings_default_off_and_read(tmp_path):
     assert load_config(tmp_path).passports == PassportsConfig(anchor=True, anchor_interval_s=5)
     (tmp_path / "config.toml").write_text("")
     assert load_config(tmp_path).passports.anchor is False
+
+
+@pytest.mark.slow
+def test_signature_pool_verifies_on_workers_as_in_the_thread():
+    from cityledger.core.keys import PrivateKey
+    from cityledger.offchain.passport.reports import MIN_POOL_CHECKS, SignaturePool, verify_signatures
+
+    keys = [PrivateKey(scheme, bytes([seed]) * 32) for scheme, seed in ((1, 3), (2, 4))]
+    checks = []
+    for index in range(MIN_POOL_CHECKS + 6):
+        key, message = keys[index % 2], b"report %d" % index
+        signature = key.sign(message) if index != 40 else keys[0].sign(b"another message")
+        checks.append(([(key.public_key.scheme, key.public_key.key)], message, signature))
+    pool = SignaturePool(2)
+    pool.start()
+    try:
+        verdicts = pool.verify(checks)
+    finally:
+        pool.stop()
+    assert verdicts == verify_signatures(checks) and verdicts.count(False) == 1 and not verdicts[40]
