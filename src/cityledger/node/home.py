@@ -236,7 +236,8 @@ def _load_passports(section: dict) -> PassportsConfig:
         raise ValueError(f"passports.anchor_interval_s: expected 1 to {MAX_ANCHOR_INTERVAL_S}, "
                          f"got {passports.anchor_interval_s}")
     if not 1 <= passports.verify_workers <= MAX_VERIFY_WORKERS:
-        raise ValueError(f"passports.verify_workers: expected 1 to {MAX_VERIFY_WORKERS}, got {passports.verify_workers}")
+        raise ValueError(f"passports.verify_workers: expected 1 to {MAX_VERIFY_WORKERS}, "
+                         f"got {passports.verify_workers}")
     key = Path(passports.anchor_key)
     if not passports.anchor_key or key.is_absolute() or ".." in key.parts:
         raise ValueError(f"passports.anchor_key: expected a key file inside the home, got {passports.anchor_key!r}")

@@ -136,14 +136,15 @@ def include_battery_reports(app: FastAPI, api: PassportApi) -> None:
 
     @router.get("/passports/{passport_id}/alerts", summary="End-of-first-life alerts, to the operator or the owner",
                 responses=_doc("AlertsView", 400, 403))
-    def get_alerts(passport_id: str, reader: str = Query("", max_length=256), height: int = Query(0, ge=0, le=MAX_INT64),
-                   signature: list[str] = Query([])) -> Response:
+    def get_alerts(passport_id: str, reader: str = Query("", max_length=256),
+                   height: int = Query(0, ge=0, le=MAX_INT64), signature: list[str] = Query([])) -> Response:
         passport_id = api.passport_id(passport_id)
         if not reader:
             raise _forbidden("reader", "expected the passport's operator DID or the address owning its battery, "
                                        "with a signature over the log read payload (sdk.passports.sign_log_read)")
         api.authorise_log_read(passport_id, reader, height, signature)
-        alerts = [AlertView(sequence=seq, batch=batch, height=at) for seq, batch, at in reports.book.alerts(passport_id)]
+        alerts = [AlertView(sequence=seq, batch=batch, height=at)
+                  for seq, batch, at in reports.book.alerts(passport_id)]
         return json_response(AlertsView(passport_id=passport_id, threshold_percent=SOH_ALERT_PERCENT, alerts=alerts))
 
     @router.get("/passports/{passport_id}/recycled_content", summary="Declared recycled content against Art. 8",

@@ -94,10 +94,12 @@ def new_module(identity: Identity, devices: Devices) -> Module:
 
 
 __all__ = [
-    "AnchorAccessLog", "AnchorLogRoot", "AnchorReportRoot", "CLOSED_STAGES", "Collect", "Devices", "ERRORS", "Identity", "Install", "Materials",
-    "PassportRecord", "PlaceOnMarket", "ROLE_MANUFACTURER", "ROLE_PASSPORT_SERVICE", "ROLE_RECYCLER", "ROLE_REMANUFACTURER", "ROLE_REPAIRER",
+    "AnchorAccessLog", "AnchorLogRoot", "AnchorReportRoot", "CLOSED_STAGES", "Collect", "Devices", "ERRORS",
+    "Identity", "Install", "Materials", "PassportRecord", "PlaceOnMarket", "ROLE_MANUFACTURER", "ROLE_PASSPORT_SERVICE",
+    "ROLE_RECYCLER", "ROLE_REMANUFACTURER", "ROLE_REPAIRER",
     "ROLE_SECOND_LIFE", "ROLE_VEHICLE_MAKER", "Recycle", "RegisterPassport", "Remanufacture", "Repair",
     "ReportHealth", "Repurpose", "STAGES", "TARGETS", "TIERS", "TRANSITIONS", "Target", "UpdateDocument",
-    "ZERO_HEAD", "compute_report_payload", "get_anchor", "get_batch", "get_history", "get_last_anchor", "get_log_root", "get_report_root",
+    "ZERO_HEAD", "compute_report_payload", "get_anchor", "get_batch", "get_history", "get_last_anchor", "get_log_root",
+    "get_report_root",
     "get_passport", "get_passport_by_dmc", "get_recycler_totals", "get_stage_count", "is_passport_id", "new_module",
 ]

@@ -72,7 +72,8 @@ def query_recycler(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
     totals = get_recycler_totals(state, did) if year is None else get_recycler_year(state, did, int(year))
     if totals is None:
         raise LookupError(f"did: no recycling recorded by {did!r}" + (f" in {year}" if year else ""))
-    return {"recycler": totals.recycler, "year": None if year is None else int(year), "batches": totals.batches, "batteries": totals.batteries,
+    return {"recycler": totals.recycler, "year": None if year is None else int(year), "batches": totals.batches,
+            "batteries": totals.batteries,
             "input_mass_g": totals.input_mass_g, "output_mass_g": totals.output_mass_g,
             "elements": list(ELEMENTS), **compute_rates(totals)}
 

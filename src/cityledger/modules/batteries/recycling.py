@@ -63,7 +63,8 @@ def add_batch(totals: RecyclerTotals, msg: Recycle, batteries: int) -> RecyclerT
     """Totals with one more batch added."""
     return RecyclerTotals(totals.recycler, totals.batches + 1, totals.batteries + batteries,
                           totals.input_mass_g + msg.input_mass_g, totals.output_mass_g + msg.output_mass_g,
-                          add_materials(totals.contained, msg.contained), add_materials(totals.recovered, msg.recovered))
+                          add_materials(totals.contained, msg.contained),
+                          add_materials(totals.recovered, msg.recovered))
 
 
 def compute_year(time_ns: int) -> int:

@@ -277,7 +277,7 @@ class PassportStore:
     # The access log: one hash chain per passport (accesslog.py), its head kept in log_heads.
 
     def _append_log(self, reads: list[tuple[str, Tier, int, str, int, int]]) -> None:
-        """Append (passport, tier, version, reader, height, time) reads to their passports' chains, in one transaction."""
+        """Append (passport, tier, version, reader, height, time) reads to their passports' chains, in one tx."""
         if not reads:
             return
         with self._db:
