@@ -15,6 +15,7 @@ from cityledger.core.hashing import sha256
 from cityledger.core.keys import PrivateKey
 from cityledger.modules.batteries import (
     ROLE_MANUFACTURER,
+    ROLE_PASSPORT_SERVICE,
     ROLE_RECYCLER,
     ROLE_REMANUFACTURER,
     ROLE_REPAIRER,
@@ -22,6 +23,8 @@ from cityledger.modules.batteries import (
     ROLE_VEHICLE_MAKER,
     ZERO_HEAD,
     AnchorAccessLog,
+    AnchorLogRoot,
+    AnchorReportRoot,
     Collect,
     Install,
     Materials,
@@ -54,7 +57,7 @@ class BatteryTargets:
         self.city, self.ledger, self.maker = city, city.ledger, maker
         self.key = maker.keys[0]
         for role in (ROLE_MANUFACTURER, ROLE_VEHICLE_MAKER, ROLE_REPAIRER, ROLE_SECOND_LIFE, ROLE_REMANUFACTURER,
-                     ROLE_RECYCLER):
+                     ROLE_RECYCLER, ROLE_PASSPORT_SERVICE):
             assert city.accredit(maker.did, role) == "executed"
         self.spare = self._device(0x91, "battery")  # a battery without a passport
         self.vehicle = self._device(0x92, "vehicle")
@@ -65,6 +68,8 @@ class BatteryTargets:
         self._send(PlaceOnMarket(maker.did, self.in_service))
         self._send(Install(maker.did, self.in_service, self.vehicle))
         self._send(AnchorAccessLog(maker.did, self.manufactured, HASH, 1, ZERO_HEAD))
+        self._send(AnchorLogRoot(maker.did, 1, HASH, 1))
+        self._send(AnchorReportRoot(maker.did, 1, HASH, 1))
 
     def _send(self, message) -> None:
         self.ledger.send([self.key], [message]).raise_for_error()
@@ -110,4 +115,7 @@ class BatteryTargets:
             "batteries/1.0/update_document": lambda: (key, UpdateDocument(did, self.manufactured, "public", 2, HASH)),
             # Follows the anchored head, but the count does not grow: refused at the last check.
             "batteries/1.0/anchor_access_log": lambda: (key, AnchorAccessLog(did, self.manufactured, HASH, 1, HASH)),
+            # The service's root 1 again: refused at the last check (the sequence).
+            "batteries/1.0/anchor_log_root": lambda: (key, AnchorLogRoot(did, 1, HASH, 1)),
+            "batteries/1.0/anchor_report_root": lambda: (key, AnchorReportRoot(did, 1, HASH, 1)),
         }

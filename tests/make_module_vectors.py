@@ -708,7 +708,8 @@ class Workshop:
 
     def __init__(self, tmp: Path) -> None:
         from cityledger.modules.batteries import (
-            ROLE_MANUFACTURER, ROLE_RECYCLER, ROLE_REMANUFACTURER, ROLE_REPAIRER, ROLE_SECOND_LIFE, ROLE_VEHICLE_MAKER)
+            ROLE_MANUFACTURER, ROLE_PASSPORT_SERVICE, ROLE_RECYCLER, ROLE_REMANUFACTURER, ROLE_REPAIRER, ROLE_SECOND_LIFE,
+            ROLE_VEHICLE_MAKER)
         from cityledger.modules.identity import compute_did
         from cityledger.offchain.identity import DEVICE_MANUFACTURER
 
@@ -717,7 +718,8 @@ class Workshop:
         roles = {"maker": (0x81, [DEVICE_MANUFACTURER, ROLE_MANUFACTURER]),
                  "carmaker": (0x82, [DEVICE_MANUFACTURER, ROLE_VEHICLE_MAKER]),
                  "repairer": (0x83, [ROLE_REPAIRER]), "second_life": (0x84, [ROLE_SECOND_LIFE]),
-                 "remanufacturer": (0x85, [ROLE_REMANUFACTURER]), "recycler": (0x86, [ROLE_RECYCLER])}
+                 "remanufacturer": (0x85, [ROLE_REMANUFACTURER]), "recycler": (0x86, [ROLE_RECYCLER]),
+                 "service": (0x88, [ROLE_PASSPORT_SERVICE])}
         self.org = {name: PrivateKey(1, bytes([seed]) * 32) for name, (seed, _) in roles.items()}
         keys.update(self.org)
         dids = [did_entry(self.org[name], accreditations) for name, (_, accreditations) in roles.items()]
@@ -777,7 +779,9 @@ def batteries_story(tmp: Path) -> Story:
     story.case("place_on_market", *shop.act("maker", PlaceOnMarket, p1), queries=_passport_queries(p1))
     for passport in (p1, p2):
         story.send(*shop.act("maker", PlaceOnMarket, passport))
-    story.case("install", *shop.act("carmaker", Install, p1, devices["vehicle1"]), queries=_passport_queries(p1))
+    story.case("install", *shop.act("carmaker", Install, p1, devices["vehicle1"]),
+               queries=_passport_queries(p1) + [("batteries/by_stage", {"stage": "in_service"}),
+                                                ("batteries/by_stage", {"stage": "placed_on_market"})])
     story.send(*shop.act("carmaker", Install, p1, devices["vehicle1"]))
     story.send(*shop.act("carmaker", Install, p2, devices["vehicle2"]))
     _batteries_service(shop, p1, p2)
@@ -811,10 +815,14 @@ def _batteries_service(shop: Workshop, p1: str, p2: str) -> None:
     story.case("remanufacture", *shop.act("remanufacturer", Remanufacture, p1, successor, "DMC-0001-R", *new_hashes),
                queries=_passport_queries(p1, successor))
     story.send(*shop.act("second_life", Repurpose, p1, successor, "DMC-0001", *new_hashes))
+    story.case("invalid_repair_of_a_successor_not_in_service", *shop.act("repairer", Repair, successor),
+               error="wrong_stage", queries=[("batteries/second_life", {}),
+                                             ("batteries/by_stage", {"stage": "repurposed"})])
     story.case("invalid_repurpose_a_closed_passport",
                *shop.act("second_life", Repurpose, p1, "2b3c4d5e-6f70-4182-93a4-b5c6d7e8f944", "DMC-0009", *new_hashes),
                error="passport_closed")
-    story.case("collect", *shop.act("recycler", Collect, p2), queries=_passport_queries(p2))
+    story.case("collect", *shop.act("recycler", Collect, p2),
+               queries=_passport_queries(p2) + [("batteries/awaiting_recycling", {})])
     story.send(*shop.act("recycler", Collect, p2))
     masses = (400_000, 290_000, Materials(9_000, 20_000, 6_000, 30_000, 0), Materials(8_600, 19_500, 3_300, 28_800, 0))
     recycler = [("batteries/recycler", {"did": shop.did["recycler"]})]
@@ -844,6 +852,25 @@ def _batteries_log(shop: Workshop, p1: str) -> None:
                *shop.act("maker", AnchorAccessLog, p1, b"\x42" * 32, 2, b"\x41" * 32), error="log_anchor")
     story.case("anchor_access_log_next", *shop.act("maker", AnchorAccessLog, p1, b"\x42" * 32, 5, b"\x41" * 32),
                queries=log)
+    _batteries_roots(shop)
+
+
+def _batteries_roots(shop: Workshop) -> None:
+    """A passport service's numbered roots: access-log heads and SoH report batches, and their refusals."""
+    from cityledger.modules.batteries import AnchorLogRoot, AnchorReportRoot
+
+    story, service = shop.story, shop.did["service"]
+    roots = [("batteries/log_root", {"service": service})]
+    first = shop.act("service", AnchorLogRoot, 1, b"\x51" * 32, 3)
+    story.case("anchor_log_root", *first, queries=roots)
+    story.case("invalid_anchor_log_root_not_accredited", *shop.act("maker", AnchorLogRoot, 1, b"\x51" * 32, 3),
+               error="wrong_role")
+    story.send(*first)
+    story.case("invalid_anchor_log_root_replayed", *first, error="log_anchor", queries=roots)
+    story.case("anchor_report_root", *shop.act("service", AnchorReportRoot, 1, b"\x61" * 32, 2000),
+               queries=roots + [("batteries/report_root", {"service": service, "seq": "1"})])
+    story.case("invalid_anchor_report_root_skipping", *shop.act("service", AnchorReportRoot, 2, b"\x61" * 32, 2000),
+               error="log_anchor")
 
 
 # -- payments ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ and its holders' presentations go through the node's verifier over REST.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import httpx
@@ -19,9 +20,15 @@ from passport_example import PASSPORT_ID, example
 from test_api_helpers import LiveServer
 from test_identity_fixtures import fast_cred_defs
 from cityledger.core.keys import SCHEME_NAMES, PrivateKey
-from cityledger.modules.batteries import ROLE_MANUFACTURER
+from cityledger.modules.batteries import (ROLE_MANUFACTURER, ROLE_PASSPORT_SERVICE, ROLE_VEHICLE_MAKER, Install,
+                                         PlaceOnMarket, RegisterPassport, ReportHealth, compute_report_payload,
+                                         get_passport, get_report_root)
+from cityledger.modules.devices import compute_device_did
+from cityledger.offchain.identity.devices import build_registration, sign_device_message
+from cityledger.offchain.passport.reports import compute_report_hash
+from cityledger.offchain.passport.store import ReportBook
 from cityledger.modules.identity import compute_did
-from cityledger.node.home import init_home, load_config, load_key
+from cityledger.node.home import PassportsConfig, init_home, load_config, load_key
 from cityledger.node.issuers import compute_manufacturer_entry
 from cityledger.node.runner import Node
 from cityledger.offchain.identity import IssuerService, TailsFetcher, TailsStore, Wallet
@@ -29,8 +36,9 @@ from cityledger.offchain.identity.ledger import NodeLedger
 from cityledger.offchain.identity.types import (BATTERY_AUTHORITY, BATTERY_AUTHORITY_TYPE, BATTERY_LEGITIMATE_INTEREST,
                                                 BATTERY_LEGITIMATE_INTEREST_TYPE)
 from cityledger.offchain.passport import compute_put_payload
-from cityledger.sdk.passports import sign_log_read
-from cityledger.wire import AccessLogView, PassportDocumentView, PassportStoredView
+from cityledger.sdk import Client
+from cityledger.sdk.passports import sign_log_read, verify_passport_log
+from cityledger.wire import AccessLogView, AlertsView, PassportDocumentView, PassportStoredView, ReportBatchView
 
 OFFICE_SEED = b"\x5c" * 32
 RIVAL_SEED = b"\x6d" * 32
@@ -52,13 +60,16 @@ def _extend_genesis(home) -> None:
     car_maker = load_key(home / "keys" / "car-maker.json")
     dids = genesis["app_state"]["identity"]["dids"]
     maker_entry = next(e for e in dids if e["controller"]["keys"][0]["key"] == car_maker.public_key.key.hex())
-    maker_entry["accreditations"].append(ROLE_MANUFACTURER)
+    maker_entry["accreditations"] += [ROLE_MANUFACTURER, ROLE_VEHICLE_MAKER]
     office = compute_manufacturer_entry(PrivateKey(1, OFFICE_SEED))
     office["accreditations"] = [BATTERY_LEGITIMATE_INTEREST, BATTERY_AUTHORITY]
     dids.append(office)
     rival = compute_manufacturer_entry(PrivateKey(1, RIVAL_SEED))
     rival["accreditations"] = [ROLE_MANUFACTURER]
     dids.append(rival)
+    service = compute_manufacturer_entry(load_key(home / "node_key.json"))  # the node's own passport service
+    service["accreditations"] = [ROLE_PASSPORT_SERVICE]
+    dids.append(service)
     path.write_text(json.dumps(genesis))
 
 
@@ -121,6 +132,7 @@ def city(tmp_path_factory):
     _extend_genesis(home)
     config = load_config(home)
     config.solo.block_interval_ms = 20
+    config.passports = PassportsConfig(anchor=True, anchor_interval_s=1)  # workers: test_passport_anchoring.py
     node = Node(config)
     with LiveServer(node) as server:
         yield City(tmp_path, server, node)
@@ -185,7 +197,27 @@ def test_import_read_refuse_accept_and_log(city):
     log = strict(city.log(), AccessLogView)
     assert [(e["tier"], e["reader_did"]) for e in log["entries"]] == [
         ("legitimate", READER), ("legitimate", AUTHORITY), ("authority", AUTHORITY)]
-    assert city.node.passports.verify_log() == log["head_hash"] == log["entries"][-1]["hash"]
+    assert city.node.passports.verify_log(PASSPORT_ID) == log["head_hash"] == log["entries"][-1]["hash"]
+
+
+def _covered(view: dict) -> bool:
+    """True once the anchors on chain cover the whole log (no read comes in meanwhile in this test)."""
+    return bool(view["anchors"]) and view["anchors"][-1]["count"] == view["head_seq"]
+
+
+def test_node_anchors_the_log_itself_and_the_operator_verifies_it(city):
+    """The node's anchoring thread puts one root over the moved heads on chain; the SDK checks the log."""
+    assert city.log().json()["entries"], "runs after test_import_read_refuse_accept_and_log"
+    deadline = time.monotonic() + 60  # a bound on the wait, not an assertion on time
+    while not _covered(view := city.log().json()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert view["service"] == city.node.passport_service and _covered(view)
+    root = httpx.get(f"{city.url}/query/batteries/log_root", params={"service": view["service"]}).json()["result"]
+    assert root["seq"] >= view["anchors"][-1]["seq"] >= 1
+    auth = sign_log_read(city.node.app.chain_id, [city.maker], city.maker_did, PASSPORT_ID,
+                         city.node.store.last_height())
+    with Client(city.url) as client:
+        assert verify_passport_log(client, PASSPORT_ID, auth) == view["head_seq"] >= 1
 
 
 def test_log_answers_only_the_operator_signing_a_recent_height(city):
@@ -351,8 +383,175 @@ def _anchor_log(run, city, passport_id: str) -> None:
                               "--json"))
     assert anchored["anchored_at"] is not None and anchored["count"] >= 1
     onchain = httpx.get(f"{city.url}/query/batteries/access_log", params={"id": passport_id}).json()["result"]
-    assert onchain["head"] == city.node.passports.verify_log() == anchored["head"]
-    assert onchain["count"] == city.node.passports.get_log_head()[0] == anchored["count"]
+    assert onchain["head"] == city.node.passports.verify_log(passport_id) == anchored["head"]
+    assert onchain["count"] == city.node.passports.get_log_head(passport_id)[0] == anchored["count"]
     again = json.loads(run("battery", "anchor-log", passport_id, "--as", "maker", "--passphrase-env", "CL_PASS",
                            "--json"))
     assert again["anchored_at"] is None and again["head"] == onchain["head"]
+
+
+# -- SoH reports in batches, and end-of-first-life alerts ------------------------------------------
+
+REPORTING_ID = "6c1b8a52-3f0e-4d5a-9b7c-2e4f6a8b0c1d"
+
+
+def _device(city, seed: int, kind: str) -> tuple[PrivateKey, str]:
+    key = PrivateKey(2, bytes([seed]) * 32)
+    message = build_registration(city.node.app.chain_id, kind, "Pack-1", key, city.maker_did, city.maker)
+    city.ledger.send([city.maker], [message]).raise_for_error()
+    return key, compute_device_did(key.public_key)
+
+
+@pytest.fixture(scope="module")
+def reporting(city):
+    """A passport in service whose battery's BMS key the test holds: (BMS key, battery DID)."""
+    bms, battery = _device(city, 0x51, "battery")
+    _, vehicle = _device(city, 0x52, "vehicle")
+    hashes = [bytes([i]) * 32 for i in range(3)]
+    for message in (RegisterPassport(city.maker_did, REPORTING_ID, "DMC-REPORTING", battery, *hashes),
+                    PlaceOnMarket(city.maker_did, REPORTING_ID), Install(city.maker_did, REPORTING_ID, vehicle)):
+        city.ledger.send([city.maker], [message]).raise_for_error()
+    return bms, battery
+
+
+def _report(city, bms, battery, sequence: int, soce: float, passport: str = REPORTING_ID) -> dict:
+    report = {"salt": f"{sequence:032x}", "dynamic": {"energy": {"soce": {"value": soce}}, "fullCycles": {"value": 3}}}
+    payload = compute_report_payload(city.node.app.chain_id, passport, sequence, compute_report_hash(report))
+    return {"passport": passport, "sequence": sequence, "report": report,
+            "signature": sign_device_message(bms, battery, payload).hex()}
+
+
+def _next_sequence(city, book) -> int:
+    """The sequence the node expects next: after the chain's report count and the service's last."""
+    return max(get_passport(city.node.store, REPORTING_ID).report_count, book.last_seq(REPORTING_ID)) + 1
+
+
+def _post_reports(city, reports: list) -> httpx.Response:
+    return httpx.post(f"{city.url}/passports/reports", json={"reports": reports}, timeout=60)
+
+
+def test_report_batch_verified_stored_and_committed_in_one_tx(city, reporting):
+    bms, battery = reporting
+    # The per-report message still works; the batch path goes on after the chain's count.
+    first = _report(city, bms, battery, 1, 95.0)
+    city.ledger.send([city.maker], [ReportHealth(REPORTING_ID, 1, compute_report_hash(first["report"]),
+                                                 bytes.fromhex(first["signature"]))]).raise_for_error()
+    reports = [_report(city, bms, battery, seq, soce) for seq, soce in ((2, 91.0), (3, 79.5), (4, 85.0))]
+    answer = strict(_post_reports(city, reports), ReportBatchView)
+    root = get_report_root(city.node.store, city.node.passport_service, answer["seq"])
+    assert (answer["accepted"], root.root.hex(), root.size, root.height) == (3, answer["root"], 3, answer["height"])
+    book = ReportBook(city.node.passports)
+    assert book.read(REPORTING_ID, 3) == (reports[1]["report"], answer["seq"])
+    assert strict(_post_reports(city, [_report(city, bms, battery, 5, 77.0)]), ReportBatchView)["accepted"] == 1
+    # The alert: reports 3 and 5 (SOCE at or below 80 %), to the operator only; no value in the answer.
+    auth = sign_log_read(city.node.app.chain_id, [city.maker], city.maker_did, REPORTING_ID,
+                         city.node.store.last_height())
+    alerts = strict(httpx.get(f"{city.url}/passports/{REPORTING_ID}/alerts", params=auth, timeout=30), AlertsView)
+    assert [a["sequence"] for a in alerts["alerts"]] == [3, 5] and alerts["threshold_percent"] == 80
+    stranger = PrivateKey(1, b"\x78" * 32)
+    refused = httpx.get(f"{city.url}/passports/{REPORTING_ID}/alerts", params=sign_log_read(
+        city.node.app.chain_id, [stranger], compute_did(stranger.signer(), b""), REPORTING_ID,
+        city.node.store.last_height()), timeout=30)
+    assert refused.status_code == 403 and refused.json()["error"]["field"] == "reader"
+
+
+@pytest.mark.parametrize("case,field", [
+    ("other_key", "reports[1].signature"), ("replayed", "reports[0].sequence"), ("skipped", "reports[0].sequence"),
+    ("no_salt", "reports[0].report.salt"), ("short_salt", "reports[0].report.salt"),
+    ("unknown_passport", "reports[0].passport"), ("upper_case_id", "reports[0].passport"),
+    ("long_id", "reports[0].passport"), ("sequence_zero", "reports[0].sequence"),
+    ("signature_not_hex", "reports[0].signature"), ("empty", "reports"), ("not_a_list", "reports"),
+])
+def test_invalid_report_batches_are_refused_whole(city, reporting, case, field):
+    bms, battery = reporting
+    book = ReportBook(city.node.passports)
+    if _next_sequence(city, book) == 1:  # something to replay, when this test runs alone
+        assert _post_reports(city, [_report(city, bms, battery, 1, 90.0)]).status_code == 200
+    last = book.last_seq(REPORTING_ID)
+    nxt = _next_sequence(city, book)
+    good = _report(city, bms, battery, nxt, 90.0)
+    other = PrivateKey(2, b"\x53" * 32)
+    reports = {
+        "other_key": [good, _report(city, other, battery, nxt + 1, 90.0)],
+        "replayed": [_report(city, bms, battery, nxt - 1, 90.0)],
+        "skipped": [_report(city, bms, battery, nxt + 1, 90.0)],
+        "no_salt": [dict(good, report={"dynamic": {}})],
+        "short_salt": [dict(good, report={"salt": "ab"})],
+        "unknown_passport": [_report(city, bms, battery, 1, 90.0, passport="00000000-0000-4000-8000-000000000000")],
+        "upper_case_id": [dict(good, passport=REPORTING_ID.upper())],
+        "long_id": [dict(good, passport="a" * 5000)],
+        "sequence_zero": [dict(good, sequence=0)],
+        "signature_not_hex": [dict(good, signature="zz")],
+        "empty": [],
+        "not_a_list": {"x": 1},
+    }[case]
+    refused = _post_reports(city, reports)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["message"].startswith(field)
+    assert book.last_seq(REPORTING_ID) == last  # nothing stored
+
+
+def test_cli_battery_waste_alerts_and_verify_log(city, reporting):
+    from typer.testing import CliRunner
+
+    from cityledger.cli.main import app
+    from cityledger.sdk import Keystore
+    from cityledger.sdk.keystore import MIN_SCRYPT_N
+
+    env = {"CL_PASS": "open sesame"}
+    home = str(city.tmp_path / "home")
+    store = Keystore(city.tmp_path / "home" / "keystore", scrypt_n=MIN_SCRYPT_N)
+    if "maker" not in {info.name for info in store.list()}:
+        store.import_key("maker", city.maker, env["CL_PASS"])
+
+    def run(*args: str, code: int = 0):
+        result = CliRunner().invoke(app, [*args, "--home", home, "--node", city.url], env=env)
+        assert result.exit_code == code, result.output
+        return result.stdout if code == 0 else result.output
+
+    stages = json.loads(run("battery", "waste", "--json"))["stages"]
+    assert stages["in_service"] >= 1
+    listed = json.loads(run("battery", "waste", "--stage", "in_service", "--json"))
+    assert REPORTING_ID in listed["passports"] and listed["count"] == stages["in_service"]
+    assert "stage" in run("battery", "waste", "--stage", "broken", code=1)
+    assert "choose one" in run("battery", "waste", "--second-life", "--awaiting-recycling", code=1)
+    alerts = json.loads(run("battery", "alerts", REPORTING_ID, "--as", "maker", "--passphrase-env", "CL_PASS",
+                            "--json"))
+    assert [a["sequence"] for a in alerts["alerts"]] == [seq for seq, _, _ in
+                                                         ReportBook(city.node.passports).alerts(REPORTING_ID)]
+    verified = json.loads(run("battery", "verify-log", REPORTING_ID, "--as", "maker", "--passphrase-env", "CL_PASS",
+                              "--json"))
+    assert verified["verified"] is True
+    assert verified["anchored_entries"] <= city.node.passports.get_log_head(REPORTING_ID)[0]
+
+
+def test_declared_recycled_content_against_art_8(city):
+    assert city.put(example(), 0).status_code in (200, 409)  # stored by the maker (maybe by a test before)
+    with Client(city.url) as client:
+        answer = client.get_recycled_content(PASSPORT_ID)
+    document = example()
+    for element in answer.elements:
+        name = {"co": "cobalt", "li": "lithium", "ni": "nickel", "pb": "lead"}[element.element]
+        declared = document["materials"]["active"].get(name, {}).get("recycled")
+        assert element.declared_percent == declared
+        assert [t.per_mille for t in element.targets] == {"co": [160, 260], "li": [60, 120], "ni": [60, 150],
+                                                          "pb": [850, 850]}[element.element]
+        for target in element.targets:
+            assert target.reference.startswith("Reg. (EU) 2023/1542 Art. 8(")
+            assert target.met == (None if declared is None else declared * 10 >= target.per_mille)
+    missing = httpx.get(f"{city.url}/passports/00000000-0000-4000-8000-000000000000/recycled_content")
+    assert missing.status_code == 404
+    assert httpx.get(f"{city.url}/passports/not-a-uuid/recycled_content").status_code == 400
+
+
+def test_large_batch_with_one_bad_signature_is_refused_naming_it(city, reporting):
+    bms, battery = reporting
+    book = ReportBook(city.node.passports)
+    start = _next_sequence(city, book)
+    reports = [_report(city, bms, battery, start + i, 90.0) for i in range(70)]
+    forged = _report(city, PrivateKey(2, b"\x54" * 32), battery, start + 65, 90.0)
+    refused = _post_reports(city, reports[:65] + [forged] + reports[66:])
+    assert refused.status_code == 400 and refused.json()["error"]["message"].startswith("reports[65].signature")
+    assert book.last_seq(REPORTING_ID) < start
+    assert strict(_post_reports(city, reports), ReportBatchView)["accepted"] == 70
+    assert book.last_seq(REPORTING_ID) == start + 69

@@ -73,13 +73,13 @@ def test_invalid_restricted_tier_without_proof_refused_and_not_logged(store, tie
         assert caught.value.field == "proof"
         with pytest.raises(AccessDenied):
             store.export(PASSPORT_ID, tier, proof_ok=proof, **READER)
-    assert store.get_log_head() == (0, GENESIS_HEX)
+    assert store.get_log_head(PASSPORT_ID) == (0, GENESIS_HEX)
 
 
 def test_public_read_needs_no_proof_and_is_not_logged(store):
     part = store.read_tier(PASSPORT_ID, "public", proof_ok=False, **READER)
     assert part == split(example())["public"]
-    assert store.get_log() == []
+    assert store.get_log(PASSPORT_ID) == []
 
 
 def test_invalid_reader_and_passport_ids(store):
@@ -202,20 +202,20 @@ def test_invalid_tier_version_with_foreign_or_invalid_fields_refused(store):
 def test_every_restricted_read_is_logged_and_chained(store):
     store.read_tier(PASSPORT_ID, "legitimate", proof_ok=True, **READER)
     store.export(PASSPORT_ID, "authority", proof_ok=True, reader_did="did:city:msa", height=9, time_s=5)
-    entries = store.get_log()
+    entries = store.get_log(PASSPORT_ID)
     assert [(e.seq, e.tier, e.reader_did, e.height) for e in entries] == [
         (1, "legitimate", "did:city:reader1", 7), (2, "legitimate", "did:city:msa", 9),
         (3, "authority", "did:city:msa", 9)]
     assert entries[0].prev_hex == GENESIS_HEX and entries[1].prev_hex == entries[0].hash_hex
-    assert store.verify_log() == store.get_log_head()[1] == entries[-1].hash_hex
-    assert store.get_log(passport_id=PASSPORT_ID, after_seq=1, limit=1) == entries[1:2]
+    assert store.verify_log(PASSPORT_ID) == store.get_log_head(PASSPORT_ID)[1] == entries[-1].hash_hex
+    assert store.get_log(PASSPORT_ID, after_seq=1, limit=1) == entries[1:2]
 
 
 def test_invalid_log_with_an_entry_omitted_breaks_the_chain(store):
     for height in range(4):
         store.read_tier(PASSPORT_ID, "legitimate", proof_ok=True, reader_did="did:city:r", height=height, time_s=1)
-    entries = store.get_log()
-    assert verify_chain(entries) == store.get_log_head()[1]
+    entries = store.get_log(PASSPORT_ID)
+    assert verify_chain(entries) == store.get_log_head(PASSPORT_ID)[1]
     with pytest.raises(LogBroken):
         verify_chain(entries[:1] + entries[2:])
     # Renumbering the rest to hide the gap does not help: the next entry names the dropped one's hash.
@@ -226,20 +226,20 @@ def test_invalid_log_with_an_entry_omitted_breaks_the_chain(store):
     # The same, done to the database behind the store's back.
     db = sqlite3.connect(store.directory / DB_FILE)
     with db:
-        db.execute("DELETE FROM access_log WHERE seq = 2")
+        db.execute("DELETE FROM passport_log WHERE seq = 2")
     db.close()
     with pytest.raises(LogBroken):
-        store.verify_log()
+        store.verify_log(PASSPORT_ID)
 
 
 def test_invalid_log_with_an_entry_changed_breaks_the_chain(store):
     store.read_tier(PASSPORT_ID, "authority", proof_ok=True, **READER)
-    (entry,) = store.get_log()
+    (entry,) = store.get_log(PASSPORT_ID)
     with pytest.raises(LogBroken) as caught:
         verify_chain([dataclasses.replace(entry, reader_did="did:city:someone-else")])
     assert caught.value.field == "hash"
     with pytest.raises(PassportError):
-        store.get_log(limit=0)
+        store.get_log(PASSPORT_ID, limit=0)
 
 
 def test_invalid_document_not_json_or_too_large(tmp_path):
@@ -292,5 +292,5 @@ def test_history_only_grows_under_random_updates(ops):
                 part = store.read_tier(PASSPORT_ID, tier, proof_ok=True, version=stored.version, **READER)
                 assert compute_tier_hash(part) == stored.hash_hex
         assert store.export(PASSPORT_ID, "authority", proof_ok=True, **READER) == doc
-        store.verify_log()
+        store.verify_log(PASSPORT_ID)
         store.close()

@@ -221,6 +221,17 @@ async def _drive_passports(client, tn) -> None:
     with pytest.raises(cityledger.sdk.ApiError) as unknown:
         await client.get_passport_log(PASSPORT_ID, auth)
     assert unknown.value.status == 403 and unknown.value.field == "reader"
+    with pytest.raises(cityledger.sdk.ApiError) as unknown:
+        await client.get_passport_alerts(PASSPORT_ID, auth)
+    assert unknown.value.status == 403 and unknown.value.field == "reader"
+    with pytest.raises(cityledger.sdk.ApiError) as absent:
+        await client.get_recycled_content(PASSPORT_ID)
+    assert absent.value.status == 404
+    from cityledger.wire import ReportBatchBody, SignedReportBody
+    report = SignedReportBody(passport=PASSPORT_ID, sequence=1, report={"salt": "00" * 16}, signature="00" * 64)
+    with pytest.raises(cityledger.sdk.ApiError) as no_service:  # this node has no passport-service key
+        await client.post_reports(ReportBatchBody(reports=[report]))
+    assert no_service.value.status == 503
 
 
 async def _drive_payments(client, tn) -> None:

@@ -174,3 +174,120 @@ def battery_anchor_log(passport_id: str = typer.Argument(..., help="Passport id 
         return
     console.print(f"passport [bold]{log.passport_id}[/]: log head {log.head_hash} after {log.head_seq} entries, "
                   f"{f'anchored at height {height}' if height is not None else 'already anchored'}", highlight=False)
+
+
+WASTE_LISTS = ("stage", "second-life", "awaiting-recycling")
+
+
+@app.command("waste")
+def battery_waste(stage: Optional[str] = typer.Option(None, "--stage", help="List the passports at this stage"),
+                  second_life: bool = typer.Option(False, "--second-life", help="List the batteries in second life"),
+                  awaiting: bool = typer.Option(False, "--awaiting-recycling", help="List the collected batteries"),
+                  after: Optional[str] = typer.Option(None, "--after", help="Page on after this passport id"),
+                  home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+                  as_json: bool = JsonOption) -> None:
+    """The city's battery-waste picture: counts by stage, or one list (by stage, second life, awaiting recycling)."""
+    if sum((stage is not None, second_life, awaiting)) > 1:
+        fail("--stage, --second-life, --awaiting-recycling: choose one")
+    paging = {"after": after} if after else {}
+    url, client = open_client(node, home)
+    with node_errors(url), client:
+        if stage is not None:
+            answer = client.query("batteries", "by_stage", stage=stage, **paging)
+        elif second_life:
+            answer = client.query("batteries", "second_life", **paging)
+        elif awaiting:
+            answer = client.query("batteries", "awaiting_recycling", **paging)
+        else:
+            answer = client.query("batteries", "stages")
+    if as_json:
+        print_json(answer)
+    elif "stages" in answer:
+        for name, count in answer["stages"].items():
+            console.print(f"{name:18} {count}", highlight=False)
+    else:
+        for passport in answer["passports"]:
+            console.print(passport, highlight=False)
+        if answer["next"]:
+            console.print(f"(more: --after {answer['next']})", highlight=False)
+
+
+@app.command("recycler")
+def battery_recycler(did: str = typer.Argument(..., help="The recycler's DID"),
+                     year: Optional[int] = typer.Option(None, "--year", help="Only that calendar year's batches"),
+                     home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+                     as_json: bool = JsonOption) -> None:
+    """A recycler's recovered material against Annex XII's targets (all years, or one)."""
+    args = {"did": did} if year is None else {"did": did, "year": year}
+    url, client = open_client(node, home)
+    with node_errors(url), client:
+        answer = client.query("batteries", "recycler", **args)
+    if as_json:
+        print_json(answer)
+        return
+    console.print(f"{did} {answer['year'] or 'all years'}: {answer['batches']} batches, {answer['batteries']} "
+                  f"batteries, {answer['input_mass_g']} g in", highlight=False)
+    for element, rate in answer["material_recovery"].items():
+        verdicts = ", ".join(f"{t['per_mille'] / 10:g} % by {t['by']}: {_met(t['met'])}" for t in rate["targets"])
+        console.print(f"  {element}: {rate['per_mille'] if rate['per_mille'] is not None else '-'} ‰ ({verdicts})",
+                      highlight=False)
+
+
+def _met(met: Optional[bool]) -> str:
+    return "n/a" if met is None else "met" if met else "not met"
+
+
+@app.command("alerts")
+def battery_alerts(passport_id: str = typer.Argument(..., help="Passport id (UUID)"),
+                   key_name: str = typer.Option(..., "--as", help="Keystore key: the operator's controller or the "
+                                                                  "battery owner's key"),
+                   reader: Optional[str] = typer.Option(None, "--reader", help="[default: the DID the key generates]"),
+                   home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+                   passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
+    """End-of-first-life alerts of a passport (SOCE at or below 80 %), to its operator or its battery's owner."""
+    from ..modules.identity import compute_did
+    from ..sdk.passports import sign_log_read
+
+    (key,) = load_keys(home, [key_name], passphrase_env)
+    reader = reader or compute_did(key.signer(), b"")
+    url, client = open_client(node, home)
+    with node_errors(url), client:
+        status = client.status()
+        answer = client.get_passport_alerts(passport_id, sign_log_read(status.chain_id, [key], reader, passport_id,
+                                                                        status.height))
+    if as_json:
+        print_json(answer)
+        return
+    for alert in answer.alerts:
+        console.print(f"report {alert.sequence}: at or below {answer.threshold_percent} % (batch {alert.batch}, "
+                      f"height {alert.height})", highlight=False)
+
+
+@app.command("verify-log")
+def battery_verify_log(passport_id: str = typer.Argument(..., help="Passport id (UUID)"),
+                       key_name: str = typer.Option(..., "--as", help="Keystore key: the operator's controller or "
+                                                                      "the battery owner's key"),
+                       reader: Optional[str] = typer.Option(None, "--reader",
+                                                            help="[default: the DID the key generates]"),
+                       home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+                       passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
+    """Read a passport's whole access log and check it against every anchor on chain."""
+    from ..modules.identity import compute_did
+    from ..offchain.passport import LogBroken
+    from ..sdk.passports import sign_log_read, verify_passport_log
+
+    (key,) = load_keys(home, [key_name], passphrase_env)
+    reader = reader or compute_did(key.signer(), b"")
+    url, client = open_client(node, home)
+    with node_errors(url), client:
+        status = client.status()
+        try:
+            covered = verify_passport_log(client, passport_id, sign_log_read(status.chain_id, [key], reader,
+                                                                             passport_id, status.height))
+        except LogBroken as exc:
+            fail(f"log: {exc}")
+    if as_json:
+        print_json({"passport": passport_id, "anchored_entries": covered, "verified": True})
+        return
+    console.print(f"passport {passport_id}: the log verifies; {covered} entries covered by anchors on chain",
+                  highlight=False)

@@ -36,7 +36,8 @@ app.add_typer(vault.telemetry_app, name="telemetry")
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
     """Ledger throughput benchmark (`cityledger bench --help`); `bench identity` for AnonCreds, `bench payments`
-    for vouchers, `bench charging` for EV charging sessions over OCPP, `bench rewards` for driving-score proofs."""
+    for vouchers, `bench charging` for EV charging sessions over OCPP, `bench rewards` for driving-score proofs,
+    `bench batteries` for SoH reports and passports."""
     args = list(ctx.args)
     if args[:1] == ["identity"]:
         from ..tools.bench_identity import main as bench_main
@@ -52,6 +53,10 @@ def bench(ctx: typer.Context) -> None:
         args = args[1:]
     elif args[:1] == ["charging"]:
         from ..tools.bench_charging import main as bench_main
+
+        args = args[1:]
+    elif args[:1] == ["batteries"]:
+        from ..tools.bench_batteries import main as bench_main
 
         args = args[1:]
     elif "--engine" in args and args[args.index("--engine") + 1:][:1] == ["cometbft"]:

@@ -17,6 +17,8 @@ canonically encoded point of the prime-order subgroup (libsodium's check, cached
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import os
 
@@ -38,6 +40,7 @@ PUBLIC_KEY_LEN = {SCHEME_ED25519: 32, SCHEME_P256: 33}
 SIGNATURE_LEN = 64
 MAX_SIGNER_KEYS = 16
 MAX_CHECKED_KEYS = 100_000  # Ed25519 keys whose point check is remembered
+MAX_P256_KEYS = 8_192  # parsed P-256 public keys kept (least recently used go first)
 MAX_CHECKED_SIGNERS = 100_000  # signers whose shape check and address are remembered
 
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -150,13 +153,19 @@ def is_strong_ed25519_key(key: bytes) -> bool:
     return known
 
 
+@functools.lru_cache(maxsize=MAX_P256_KEYS)
+def _p256_key(point: bytes):
+    """A P-256 public key object, parsed once per key (parsing costs about as much as a verification)."""
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+
+
 def _verify_p256(point: bytes, message: bytes, signature: bytes) -> bool:
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:], "big")
     if not (0 < r < _P256_ORDER and 0 < s <= _P256_HALF_ORDER):
         return False
     try:
-        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        key = _p256_key(point)
         key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
         return True
     except (InvalidSignature, ValueError):

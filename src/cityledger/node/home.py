@@ -25,6 +25,8 @@ from ..offchain.charging.settings import (
     MIN_SESSION_TIMEOUT_S,
 )
 from ..offchain.charging.tariff import MAX_PRICE_MICRO
+from ..offchain.passport.anchoring import ANCHOR_INTERVAL_S, MAX_ANCHOR_INTERVAL_S
+from ..offchain.passport.reports import MAX_VERIFY_WORKERS
 from ..offchain.telemetry.gateway import INTERVAL_S, MAX_INTERVAL_S
 from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home
 
@@ -77,6 +79,12 @@ per_session_micro = 0
 margin_micro = 1000000     # how far a vehicle's vouchers may trail the running cost before a stop
 session_timeout_s = 86400  # a session without an event for this long is closed, its newest voucher redeemed
 store_sync = "normal"      # charging/csms.sqlite: "normal" survives a killed process, "full" also a power cut
+
+[passports]
+anchor = false             # anchor the passports' access-log heads: one tx per interval (docs/BATTERY_PASSPORT.md)
+anchor_interval_s = 60     # seconds between two anchors
+anchor_key = "node_key.json"   # key file (in this home) whose DID is accredited as battery-passport-service
+verify_workers = 1         # processes verifying SoH report batches' BMS signatures (1: in the request's thread)
 """
 
 
@@ -110,6 +118,16 @@ class ChargingConfig:
     store_sync: str = "normal"
 
 
+@dataclass(frozen=True)
+class PassportsConfig:
+    """The [passports] section: whether and how often the node anchors its passports' access logs."""
+
+    anchor: bool = False
+    anchor_interval_s: int = ANCHOR_INTERVAL_S
+    anchor_key: str = "node_key.json"
+    verify_workers: int = 1  # processes verifying SoH report signatures; 1: in the request's thread
+
+
 @dataclass
 class NodeConfig:
     home: Path
@@ -121,6 +139,7 @@ class NodeConfig:
     solo: SoloConfig = field(default_factory=SoloConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     charging: ChargingConfig = field(default_factory=ChargingConfig)
+    passports: PassportsConfig = field(default_factory=PassportsConfig)
 
     @property
     def charging_path(self) -> Path:
@@ -218,7 +237,29 @@ def load_config(home: Path) -> NodeConfig:
     )
     config.telemetry = _load_telemetry(raw.get("telemetry", {}))
     config.charging = _load_charging(raw.get("charging", {}))
+    config.passports = _load_passports(raw.get("passports", {}))
     return config
+
+
+def _load_passports(section: dict) -> PassportsConfig:
+    """The [passports] section, checked."""
+    default = PassportsConfig()
+    values = {name: _get(section, name, type(getattr(default, name)), getattr(default, name), "passports")
+              for name in PassportsConfig.__dataclass_fields__}
+    unknown = sorted(set(section) - set(values))
+    if unknown:
+        raise ValueError(f"passports.{unknown[0]}: unknown setting; expected one of {', '.join(values)}")
+    passports = PassportsConfig(**values)
+    if not 1 <= passports.anchor_interval_s <= MAX_ANCHOR_INTERVAL_S:
+        raise ValueError(f"passports.anchor_interval_s: expected 1 to {MAX_ANCHOR_INTERVAL_S}, "
+                         f"got {passports.anchor_interval_s}")
+    if not 1 <= passports.verify_workers <= MAX_VERIFY_WORKERS:
+        raise ValueError(f"passports.verify_workers: expected 1 to {MAX_VERIFY_WORKERS}, "
+                         f"got {passports.verify_workers}")
+    key = Path(passports.anchor_key)
+    if not passports.anchor_key or key.is_absolute() or ".." in key.parts:
+        raise ValueError(f"passports.anchor_key: expected a key file inside the home, got {passports.anchor_key!r}")
+    return passports
 
 
 def _load_telemetry(section: dict) -> TelemetryConfig:

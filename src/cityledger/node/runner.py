@@ -28,7 +28,7 @@ from ..engines.solo.engine import SoloEngine
 from .home import NodeConfig, load_genesis, load_key
 from .issuers import IssuerConfigError, open_hosted_issuers
 from .modules import default_modules
-from .passports import open_passport_store
+from .passports import PassportAnchoring, open_passport_store
 
 if TYPE_CHECKING:  # the CometBFT engine (protobuf stubs, uvloop) is imported only by nodes that run it
     from ..engines.cometbft.setup import ConsensusTimeouts
@@ -108,6 +108,17 @@ def _charging_service(config: NodeConfig, node: "Node"):
     return ChargingService(config, node)
 
 
+def _passport_anchoring(config: NodeConfig, node) -> PassportAnchoring | None:
+    """The access-log anchoring [passports] anchor enables, or None."""
+    if not config.passports.anchor:
+        return None
+    key_path = config.home / config.passports.anchor_key
+    if not key_path.exists():
+        raise ValueError(f"passports.anchor_key: no key file {key_path}")
+    return PassportAnchoring(node, load_key(key_path), config.passports.anchor_interval_s,
+                             config.passports.verify_workers)
+
+
 class Node:
     """Everything one node runs in this process: store, app, engine, the hosted issuer offices, passports and the CSMS."""
 
@@ -138,6 +149,8 @@ class Node:
             self.engine: Engine = self._build_solo() if config.engine == "solo" else self._build_cometbft(comet)
             self.issuers = open_hosted_issuers(config.home, self)
             self.passports = open_passport_store(config.home)
+            self.passport_anchoring = _passport_anchoring(config, self)
+            self.passport_service = self.passport_anchoring.service if self.passport_anchoring else ""
             self.charging = _charging_service(config, self)
             self.telemetry = _telemetry_service(config, self)
             # The REST API's vault routes answer through this (api/routes/vaults.py); None: 503.
@@ -219,6 +232,8 @@ class Node:
                     self.charging.stop()
                 self.engine.stop()
                 raise
+        if self.passport_anchoring is not None:
+            self.passport_anchoring.start()
         if self.exit_on_failure:
             self._watcher = threading.Thread(target=self._watch, name="engine-watch", daemon=True)
             self._watcher.start()
@@ -247,6 +262,8 @@ class Node:
             self.charging.stop()
         for issuer in self.issuers.values():
             issuer.close()
+        if self.passport_anchoring is not None:
+            self.passport_anchoring.stop()
         self.engine.stop()
         self.passports.close()
         self.store.close()

@@ -16,19 +16,20 @@ import httpx
 import msgspec
 
 from ..core.types import address_to_str
-from ..wire.batteries import PutPassportBody, ReadPassportBody
+from ..wire.batteries import PutPassportBody, ReadPassportBody, ReportBatchBody
 from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedView, PolicyView, VoucherCheckBody,
                              VoucherCheckView)
 from ..wire.vaults import VaultErasureView, VaultLogView, VaultRecordsView, VaultRequestBody
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
-from .models import (AccessLog, Account, BatchResult, Block, Health, PassportDocument, PassportStored, QueryResult,
-                     ScoreModel, StateValue, Status, SubmitResult, TxStatus)
+from .models import (AccessLog, Account, Alerts, BatchResult, Block, Health, PassportDocument, PassportStored,
+                     QueryResult, RecycledContent, ReportBatch, ScoreModel, StateValue, Status, SubmitResult, TxStatus)
 from .proofs import verify_state_proof
 from .txs import to_address
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT_S = 30.0
+REPORTS_TIMEOUT_S = 120.0  # a report batch answers once its root is committed: verification, storage, a block
 MAX_BATCH_TXS = 10_000
 _JSON = {"content-type": "application/json"}
 # A server may close a keep-alive connection just as a call reuses it (httpx then raises one of these
@@ -57,7 +58,7 @@ _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, 
                                           SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog,
                                           ChannelView, EscrowView, PolicyView, CounterpartyView, LockedView,
                                           VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView,
-                                          ScoreModel)}
+                                          ScoreModel, ReportBatch, Alerts, RecycledContent)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
 
 
@@ -168,6 +169,18 @@ class _Calls:
         kind = {"read": VaultRecordsView, "consumer-read": VaultRecordsView, "log": VaultLogView,
                 "erase": VaultErasureView}[action]
         return _Call("POST", f"/vaults/{action}", _READ[kind], body=msgspec.json.encode(body))
+
+    @staticmethod
+    def post_reports(body: bytes) -> _Call:
+        return _Call("POST", "/passports/reports", _READ[ReportBatch], body=body, timeout_s=REPORTS_TIMEOUT_S)
+
+    @staticmethod
+    def get_recycled_content(passport_id: str) -> _Call:
+        return _Call("GET", f"/passports/{quote(passport_id, safe='')}/recycled_content", _READ[RecycledContent])
+
+    @staticmethod
+    def get_passport_alerts(passport_id: str, auth: Mapping[str, Any]) -> _Call:
+        return _Call("GET", f"/passports/{quote(passport_id, safe='')}/alerts", _READ[Alerts], dict(auth))
 
 
 def check_verified(key: bytes, height: int, answer: StateValue, app_hash: bytes | str | None) -> bytes | None:
@@ -323,6 +336,18 @@ class Client:
         """Crypto-shred a data set, or the whole vault (sign_request(..., "erase", ...)); logged."""
         return self._do(_Calls.vault("erase", body))
 
+    def post_reports(self, body: ReportBatchBody) -> ReportBatch:
+        """A batch of BMS-signed SoH reports (sdk.passports.report_item), committed in one tx."""
+        return self._do(_Calls.post_reports(msgspec.json.encode(body)))
+
+    def get_passport_alerts(self, passport_id: str, auth: Mapping[str, Any]) -> Alerts:
+        """A passport's end-of-first-life alerts, to its operator or battery owner (auth: sign_log_read)."""
+        return self._do(_Calls.get_passport_alerts(passport_id, auth))
+
+    def get_recycled_content(self, passport_id: str) -> RecycledContent:
+        """A passport's declared recycled content against Art. 8's minimums (public)."""
+        return self._do(_Calls.get_recycled_content(passport_id))
+
 
 class AsyncClient:
     """The asyncio client: `async with AsyncClient(url) as node: await node.status()`."""
@@ -439,6 +464,15 @@ class AsyncClient:
 
     async def vault_erase(self, body: VaultRequestBody) -> VaultErasureView:
         return await self._do(_Calls.vault("erase", body))
+
+    async def post_reports(self, body: ReportBatchBody) -> ReportBatch:
+        return await self._do(_Calls.post_reports(msgspec.json.encode(body)))
+
+    async def get_passport_alerts(self, passport_id: str, auth: Mapping[str, Any]) -> Alerts:
+        return await self._do(_Calls.get_passport_alerts(passport_id, auth))
+
+    async def get_recycled_content(self, passport_id: str) -> RecycledContent:
+        return await self._do(_Calls.get_recycled_content(passport_id))
 
 
 def _join_batches(parts: list[BatchResult]) -> BatchResult:

@@ -89,14 +89,104 @@ class AccessEntryView(_View):
     hash: str
 
 
+class HeadProofView(_View):
+    """That the passport's log head after `count` entries is leaf `index` of `size` under the service's anchor `seq`."""
+
+    seq: int
+    height: int
+    count: int
+    head: str
+    index: int
+    size: int
+    path: list[str]
+
+
 class AccessLogView(_View):
-    """A page of a passport's access log, and the head of the node's whole log (what is anchored)."""
+    """A page of a passport's own access log, its head, and the anchors on chain that cover it with their proofs.
+
+    `service` is the passport service's DID whose roots (batteries/log_root) the proofs lead to ("" when
+    this node anchors none).
+    """
 
     passport_id: str
     entries: list[AccessEntryView]
     head_seq: int
     head_hash: str
+    service: str = ""
+    anchors: list[HeadProofView] = []
 
 
 BATTERY_BODY_TYPES = (PutPassportBody, ReadPassportBody, OperatorSignature)
-BATTERY_VIEW_TYPES = (PassportStoredView, PassportDocumentView, AccessLogView, TierHashView, AccessEntryView)
+BATTERY_VIEW_TYPES = (PassportStoredView, PassportDocumentView, AccessLogView, TierHashView, AccessEntryView,
+                      HeadProofView)
+
+
+class SignedReportBody(_Body):
+    """One state-of-health report as the battery's BMS signed it (offchain/passport/reports.py)."""
+
+    passport: str
+    sequence: int
+    report: dict[str, Any]  # the values under "dynamic" and a "salt" of 32 to 128 hex digits
+    signature: str  # hex: the BMS key's signature over batteries' report payload
+
+
+class ReportBatchBody(_Body):
+    """POST /passports/reports: up to MAX_REPORT_BATCH signed reports, from any relay."""
+
+    reports: list[SignedReportBody]
+
+
+class ReportBatchView(_View):
+    """A committed batch: how many reports, its sequence, its root and the height it landed at."""
+
+    accepted: int
+    seq: int
+    root: str
+    height: int
+
+
+class AlertView(_View):
+    """A report at or below the end-of-first-life threshold: its sequence and the batch that committed it."""
+
+    sequence: int
+    batch: int
+    height: int | None
+
+
+class AlertsView(_View):
+    """A passport's end-of-first-life alerts, to its operator or its battery's owner (no value: read the report)."""
+
+    passport_id: str
+    threshold_percent: int
+    alerts: list[AlertView]
+
+
+REPORT_BODY_TYPES = (ReportBatchBody, SignedReportBody)
+REPORT_VIEW_TYPES = (ReportBatchView, AlertsView, AlertView)
+
+
+class ContentTargetView(_View):
+    """One Art. 8 minimum (per mille of the element, from `by`, YYYYMMDD) and whether the declared share meets it."""
+
+    per_mille: int
+    by: int
+    reference: str
+    met: bool | None
+
+
+class ElementContentView(_View):
+    """One element's declared recycled share (percent, from the public tier) against its minimums."""
+
+    element: str
+    declared_percent: float | None
+    targets: list[ContentTargetView]
+
+
+class RecycledContentView(_View):
+    """GET /passports/{id}/recycled_content: the declared recycled content against Art. 8 (public)."""
+
+    passport_id: str
+    elements: list[ElementContentView]
+
+
+CONTENT_VIEW_TYPES = (RecycledContentView, ElementContentView, ContentTargetView)

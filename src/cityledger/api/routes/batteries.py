@@ -47,7 +47,7 @@ from ...offchain.passport import (TIERS, AccessDenied, NotFound, PassportError, 
                                   compute_put_payload, reader_of, required_credential)
 from ...offchain.passport.store import canonical_passport_id
 from ...offchain.passport.types import MAX_DOCUMENT_BYTES, MAX_LOG_PAGE
-from ...wire.batteries import (BATTERY_BODY_TYPES, BATTERY_VIEW_TYPES, AccessEntryView, AccessLogView,
+from ...wire.batteries import (BATTERY_BODY_TYPES, BATTERY_VIEW_TYPES, AccessEntryView, AccessLogView, HeadProofView,
                                OperatorSignature, PassportDocumentView, PassportStoredView, PutPassportBody,
                                ReadPassportBody, TierHashView)
 from ...wire.views import IssueView
@@ -230,7 +230,10 @@ async def _decode(request: Request, kind: type, limit: int) -> Any:
 
 def include_batteries(app: FastAPI, node: NodeLike, verifier: Verifier) -> None:
     """Add the passport routes to an app, and their body schemas to its OpenAPI document."""
+    from .battery_reports import include_battery_reports  # its routes build on this file's
+
     api = PassportApi(node, verifier)
+    include_battery_reports(app, api)  # before /passports/{id}: "reports" is no passport id
     app.include_router(passport_router(api))
     add_schemas(app, BATTERY_BODY_TYPES + BATTERY_VIEW_TYPES)
 
@@ -294,13 +297,16 @@ def passport_router(api: PassportApi) -> APIRouter:
             raise _forbidden("reader", "expected the passport's operator DID or the address owning its battery, "
                                        "with a signature over the log read payload (sdk.passports.sign_log_read)")
         api.authorise_log_read(passport_id, reader, height, signature)
-        entries = api.store.get_log(after_seq=after_seq, limit=limit, passport_id=passport_id)
-        head_seq, head_hash = api.store.get_log_head()
+        entries = api.store.get_log(passport_id, after_seq=after_seq, limit=limit)
+        head_seq, head_hash = api.store.get_log_head(passport_id)
         views = [AccessEntryView(seq=e.seq, passport_id=e.passport_id, tier=e.tier, version=e.version,
                                  reader_did=e.reader_did, height=e.height, time_s=e.time_s, prev=e.prev_hex,
                                  hash=e.hash_hex) for e in entries]
+        anchors = [HeadProofView(seq=p.seq, height=p.height, count=p.count, head=p.head, index=p.index, size=p.size,
+                                 path=list(p.path)) for p in api.store.get_anchor_proofs(passport_id)]
         return json_response(AccessLogView(passport_id=passport_id, entries=views, head_seq=head_seq,
-                                           head_hash=head_hash))
+                                           head_hash=head_hash, service=getattr(api.node, "passport_service", ""),
+                                           anchors=anchors))
 
     return router
 

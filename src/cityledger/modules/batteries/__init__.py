@@ -4,7 +4,8 @@ from functools import partial
 
 from ...core.statekeys import PREFIX_BATTERIES
 from ..base import Module
-from .accesslog import get_anchor, get_last_anchor, process_anchor_log
+from .accesslog import (get_anchor, get_last_anchor, get_log_root, get_report_root, process_anchor_log,
+                        process_anchor_log_root, process_anchor_report_root)
 from .errors import ERRORS
 from .expected import Devices, Identity
 from .genesis import init_genesis
@@ -29,8 +30,11 @@ from .invariants import check_passports
 from .messages import (
     ZERO_HEAD,
     AnchorAccessLog,
+    AnchorLogRoot,
+    AnchorReportRoot,
     CLOSED_STAGES,
     ROLE_MANUFACTURER,
+    ROLE_PASSPORT_SERVICE,
     ROLE_RECYCLER,
     ROLE_REMANUFACTURER,
     ROLE_REPAIRER,
@@ -52,7 +56,8 @@ from .messages import (
     Repurpose,
     UpdateDocument,
 )
-from .queries import query_access_log, query_passport, query_recycler, query_reports, query_stages, query_targets
+from .queries import (query_access_log, query_awaiting_recycling, query_by_stage, query_log_root, query_passport,
+                      query_report_root, query_second_life, query_recycler, query_reports, query_stages, query_targets)
 from .recycling import get_batch, get_recycler_totals, process_recycle
 from .targets import TARGETS, Target
 
@@ -75,20 +80,26 @@ def new_module(identity: Identity, devices: Devices) -> Module:
             Recycle: partial(process_recycle, identity),
             UpdateDocument: partial(process_update_document, identity),
             AnchorAccessLog: partial(process_anchor_log, identity),
+            AnchorLogRoot: partial(process_anchor_log_root, identity),
+            AnchorReportRoot: partial(process_anchor_report_root, identity),
         },
         queries={"passport": query_passport, "reports": query_reports, "stages": query_stages,
                  "recycler": query_recycler, "targets": query_targets,
-                 "access_log": query_access_log},
+                 "access_log": query_access_log, "log_root": query_log_root, "by_stage": query_by_stage,
+                 "second_life": query_second_life, "awaiting_recycling": query_awaiting_recycling,
+                 "report_root": query_report_root},
         init_genesis=init_genesis,
         invariants=(partial(check_passports, devices),),
     )
 
 
 __all__ = [
-    "AnchorAccessLog", "CLOSED_STAGES", "Collect", "Devices", "ERRORS", "Identity", "Install", "Materials",
-    "PassportRecord", "PlaceOnMarket", "ROLE_MANUFACTURER", "ROLE_RECYCLER", "ROLE_REMANUFACTURER", "ROLE_REPAIRER",
+    "AnchorAccessLog", "AnchorLogRoot", "AnchorReportRoot", "CLOSED_STAGES", "Collect", "Devices", "ERRORS",
+    "Identity", "Install", "Materials", "PassportRecord", "PlaceOnMarket", "ROLE_MANUFACTURER", "ROLE_PASSPORT_SERVICE",
+    "ROLE_RECYCLER", "ROLE_REMANUFACTURER", "ROLE_REPAIRER",
     "ROLE_SECOND_LIFE", "ROLE_VEHICLE_MAKER", "Recycle", "RegisterPassport", "Remanufacture", "Repair",
     "ReportHealth", "Repurpose", "STAGES", "TARGETS", "TIERS", "TRANSITIONS", "Target", "UpdateDocument",
-    "ZERO_HEAD", "compute_report_payload", "get_anchor", "get_batch", "get_history", "get_last_anchor",
+    "ZERO_HEAD", "compute_report_payload", "get_anchor", "get_batch", "get_history", "get_last_anchor", "get_log_root",
+    "get_report_root",
     "get_passport", "get_passport_by_dmc", "get_recycler_totals", "get_stage_count", "is_passport_id", "new_module",
 ]

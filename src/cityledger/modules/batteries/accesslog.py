@@ -16,10 +16,14 @@ from ..identity.did import is_did
 from .errors import ERR_LOG_ANCHOR, ERR_UNKNOWN_PASSPORT, ERR_WRONG_ROLE
 from .expected import Identity
 from .handlers import check_hash, check_passport_id, get_passport
-from .keys import log_anchor_key, log_last_key
-from .messages import MAX_LOG_ANCHORS, MAX_LOG_COUNT, ZERO_HEAD, AnchorAccessLog, LogAnchor, PassportRecord
+from .keys import (log_anchor_key, log_last_key, log_root_key, log_root_last_key, report_root_key,
+                   report_root_last_key)
+from .messages import (HASH_LEN, MAX_LOG_ANCHORS, MAX_LOG_COUNT, MAX_LOG_ROOT_LEAVES, MAX_LOG_ROOTS,
+                       MAX_REPORT_ROOT_LEAVES, ROLE_PASSPORT_SERVICE, ZERO_HEAD, AnchorAccessLog, AnchorLogRoot,
+                       AnchorReportRoot, LogAnchor, LogRoot, PassportRecord)
 
 _ANCHOR = decoder(LogAnchor)
+_ROOT = decoder(LogRoot)
 
 
 def get_last_anchor(state: StateReader, passport: str) -> LogAnchor | None:
@@ -85,3 +89,58 @@ def check_anchors(state: StateReader, record: PassportRecord) -> None:
             raise InvariantBroken(f"batteries: {record.passport}'s log anchor {index} does not follow anchor "
                                   f"{index - 1}")
         previous, count = anchor.head, anchor.count
+
+
+def get_log_root(state: StateReader, service: str, seq: int | None = None) -> LogRoot | None:
+    """A passport service's anchored log root `seq` (default: its latest), or None."""
+    return _get_root(state, log_root_key, log_root_last_key, service, seq)
+
+
+def get_report_root(state: StateReader, service: str, seq: int | None = None) -> LogRoot | None:
+    """A passport service's committed SoH report batch root `seq` (default: its latest), or None."""
+    return _get_root(state, report_root_key, report_root_last_key, service, seq)
+
+
+def _get_root(state: StateReader, key, last_key, service: str, seq: int | None) -> LogRoot | None:
+    if seq is None:
+        raw = state.get(last_key(service))
+    else:
+        raw = state.get(key(service, seq)) if 0 < seq <= MAX_LOG_ROOTS else None
+    return None if raw is None else _ROOT.decode_lenient(raw)
+
+
+def process_anchor_log_root(identity: Identity, ctx: Context, msg: AnchorLogRoot) -> None:
+    """Record one root over a passport service's moved log heads, the service's next in sequence."""
+    _record_root(identity, ctx, msg, MAX_LOG_ROOT_LEAVES, log_root_key, log_root_last_key, "battery_log_root_anchored")
+
+
+def process_anchor_report_root(identity: Identity, ctx: Context, msg: AnchorReportRoot) -> None:
+    """Record one root over a batch of SoH reports the service verified, the service's next in sequence."""
+    _record_root(identity, ctx, msg, MAX_REPORT_ROOT_LEAVES, report_root_key, report_root_last_key,
+                 "battery_report_root_committed")
+
+
+def _record_root(identity: Identity, ctx: Context, msg: AnchorLogRoot | AnchorReportRoot, max_size: int, key,
+                 last_key, event: str) -> None:
+    """The shared checks and writes of a service's numbered roots."""
+    # Check: well formed, before any read.
+    if len(msg.root) != HASH_LEN:
+        raise ERR_LOG_ANCHOR(f"root: expected {HASH_LEN} bytes, got {len(msg.root)}", "root")
+    if not 1 <= msg.size <= max_size:
+        raise ERR_LOG_ANCHOR(f"size: expected 1 to {max_size}, got {msg.size}", "size")
+    # Check: an accredited passport service, signed by its DID's controller.
+    service = identity.get_did(ctx.state, msg.service) if is_did(msg.service) else None
+    if service is None or not identity.is_accredited(ctx.state, msg.service, ROLE_PASSPORT_SERVICE):
+        raise ERR_WRONG_ROLE(f"service: {msg.service[:80]!r} is not accredited for {ROLE_PASSPORT_SERVICE!r}",
+                             "service")
+    if service.controller != ctx.signer:
+        raise ERR_WRONG_ROLE(f"service: the signer does not control {msg.service}", "service")
+    # Check: the service's next root, so a replayed or skipped one is refused.
+    last = _get_root(ctx.state, key, last_key, msg.service, None)
+    expected = 1 if last is None else last.seq + 1
+    if msg.seq != expected or msg.seq > MAX_LOG_ROOTS:
+        raise ERR_LOG_ANCHOR(f"seq: expected {expected}, the service's next root, got {msg.seq}", "seq")
+    root = encode(LogRoot(msg.seq, msg.root, msg.size, ctx.height))
+    ctx.state.set(key(msg.service, msg.seq), root)
+    ctx.state.set(last_key(msg.service), root)
+    ctx.emit(event, service=msg.service, seq=msg.seq, root=msg.root, size=msg.size)

@@ -29,7 +29,8 @@ from .errors import (
     ERR_WRONG_STAGE,
 )
 from .expected import Devices, Identity
-from .keys import battery_key, history_key, id_dmc_key, passport_key, report_key, stage_count_key
+from .keys import (battery_key, history_key, id_dmc_key, passport_key, report_key, second_life_key, stage_count_key,
+                   stage_index_key)
 from .messages import (
     CLOSED_STAGES,
     EVENT_COLLECTED,
@@ -46,6 +47,8 @@ from .messages import (
     MAX_ID_DMC_LEN,
     MAX_REPORTS,
     REPORTING_STAGES,
+    SECOND_LIFE_STAGES,
+    STAGE_REPURPOSED,
     TIERS,
     TRANSITIONS,
     Collect,
@@ -152,6 +155,14 @@ def get_stage_count(state: StateReader, stage: str) -> int:
     return 0 if raw is None else int.from_bytes(raw, "big")
 
 
+def is_in_second_life(state: StateReader, predecessor: str, stage: str) -> bool:
+    """True for a passport at `stage` in its second life: open, not collected, its predecessor repurposed."""
+    if not predecessor or stage not in SECOND_LIFE_STAGES:
+        return False
+    before = get_passport(state, predecessor)
+    return before is not None and before.stage == STAGE_REPURPOSED
+
+
 # -- writes shared by the handlers ---------------------------------------------------------------
 
 def _add_to_stage(ctx: Context, stage: str, delta: int) -> None:
@@ -166,7 +177,13 @@ def save_transition(ctx: Context, record: PassportRecord, event: str, actor: str
     ctx.state.set(history_key(record.passport, record.history_len), encode(entry))
     if record.history_len:  # a new passport enters its first stage without leaving another
         _add_to_stage(ctx, record.stage, -1)
+        ctx.state.delete(stage_index_key(record.stage, record.passport))
     _add_to_stage(ctx, stage, 1)
+    ctx.state.set(stage_index_key(stage, record.passport), b"")
+    if is_in_second_life(ctx.state, record.predecessor, stage):
+        ctx.state.set(second_life_key(record.passport), b"")
+    elif record.predecessor:
+        ctx.state.delete(second_life_key(record.passport))
     record = msgspec.structs.replace(record, stage=stage, history_len=record.history_len + 1,
                                      updated_height=ctx.height, **changes)
     ctx.state.set(passport_key(record.passport), encode(record))

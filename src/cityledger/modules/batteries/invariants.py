@@ -8,8 +8,9 @@ from ...core.state import PrefixReader
 from ..devices.messages import KIND_BATTERY
 from .accesslog import check_anchors
 from .expected import Devices
-from .handlers import decode_passport, get_history, get_passport, get_report, get_stage_count
-from .keys import PASSPORTS_PREFIX, battery_key, history_key, report_key
+from .handlers import decode_passport, get_history, get_passport, get_report, get_stage_count, is_in_second_life
+from .keys import (PASSPORTS_PREFIX, SECOND_LIFE_PREFIX, battery_key, history_key, report_key, second_life_key,
+                   stage_index_key, stage_index_prefix)
 from .messages import (
     EVENT_REGISTERED,
     EVENT_SUCCEEDED,
@@ -43,9 +44,20 @@ def check_passports(devices: Devices, state: PrefixReader) -> None:
             raise InvariantBroken(f"batteries: {record.passport} lost report {record.report_count}")
         if state.get(report_key(record.passport, record.report_count + 1)) is not None:
             raise InvariantBroken(f"batteries: {record.passport} has a report past its count")
+        if state.get(stage_index_key(record.stage, record.passport)) is None:
+            raise InvariantBroken(f"batteries: {record.passport} is missing from the {record.stage} index")
+        if (state.get(second_life_key(record.passport)) is not None) != \
+                is_in_second_life(state, record.predecessor, record.stage):
+            raise InvariantBroken(f"batteries: {record.passport}'s second-life index entry is wrong")
     for stage, count in counts.items():
         if get_stage_count(state, stage) != count:
             raise InvariantBroken(f"batteries: {count} passports at {stage}, counted {get_stage_count(state, stage)}")
+        indexed = sum(1 for _ in state.iter_prefix(stage_index_prefix(stage)))
+        if indexed != count:
+            raise InvariantBroken(f"batteries: {count} passports at {stage}, {indexed} in its index")
+    for key, _ in state.iter_prefix(SECOND_LIFE_PREFIX):
+        if get_passport(state, key[len(SECOND_LIFE_PREFIX) + 1:].decode()) is None:
+            raise InvariantBroken("batteries: the second-life index names an unknown passport")
 
 
 def check_history(state: PrefixReader, record: PassportRecord) -> None:

@@ -23,6 +23,8 @@ STAGES = (STAGE_IN_SERVICE, STAGE_MANUFACTURED, STAGE_PLACED_ON_MARKET, STAGE_RE
 CLOSED_STAGES = (STAGE_RECYCLED, STAGE_REMANUFACTURED, STAGE_REPURPOSED)
 SUCCESSOR_STAGES = (STAGE_REMANUFACTURED, STAGE_REPURPOSED)  # closed by issuing a new passport
 REPORTING_STAGES = (STAGE_IN_SERVICE, STAGE_REPAIRED)
+# A repurposed battery's successor passport is in its second life at these stages (until collected).
+SECOND_LIFE_STAGES = (STAGE_IN_SERVICE, STAGE_PLACED_ON_MARKET, STAGE_REPAIRED)
 
 # Roles: the credential type an organisation DID is accredited for through governance.
 ROLE_MANUFACTURER = "battery-manufacturer"
@@ -31,6 +33,7 @@ ROLE_REPAIRER = "battery-repairer"
 ROLE_SECOND_LIFE = "battery-second-life-operator"
 ROLE_REMANUFACTURER = "battery-remanufacturer"
 ROLE_RECYCLER = "battery-recycler"
+ROLE_PASSPORT_SERVICE = "battery-passport-service"  # a node's passport service: anchors its access logs' root
 
 # Events: (stages it may follow, the stage it leads to, the role that may make it).
 EVENT_REGISTERED = "registered"
@@ -72,6 +75,9 @@ MAX_MASS_G = 10**12  # one batch: a million tonnes, in grams
 MAX_TOTAL_MASS_G = 2**63 - 1  # a recycler's running totals stay within a signed 64-bit integer
 MAX_LOG_ANCHORS = 100_000  # access-log anchors of one passport: daily for over 270 years
 MAX_LOG_COUNT = 2**63 - 1  # an anchored log's entry count stays within a signed 64-bit integer
+MAX_LOG_ROOT_LEAVES = 1 << 16  # passport log heads one anchored root covers (offchain/passport/anchoring.py)
+MAX_LOG_ROOTS = 2**31 - 1  # anchored roots of one passport service: one a minute for 4,000 years
+MAX_REPORT_ROOT_LEAVES = 1 << 16  # SoH reports one committed batch root covers
 ZERO_HEAD = bytes(HASH_LEN)  # the "previous head" of a passport's first anchor (the log's genesis)
 
 
@@ -189,6 +195,38 @@ class AnchorAccessLog(Message, tag="batteries/1.0/anchor_access_log"):
     head: bytes  # the log's head hash (SHA-256) after its `count`-th entry
     count: int  # the log's entry count at that head; grows with every anchor
     previous: bytes  # the head this anchor follows: the passport's last anchored head, ZERO_HEAD at first
+
+
+class AnchorLogRoot(Message, tag="batteries/1.0/anchor_log_root"):
+    """A passport service anchors one Merkle root over the access-log heads of its passports that moved."""
+
+    service: str  # the service's organisation DID, accredited for ROLE_PASSPORT_SERVICE; the signer controls it
+    seq: int  # 1 for the service's first root, then one more each time
+    root: bytes  # RFC 9162 Merkle root over the heads (offchain/passport/anchoring.py)
+    size: int  # how many heads (leaves) the root covers
+
+
+class AnchorReportRoot(Message, tag="batteries/1.0/anchor_report_root"):
+    """A passport service commits one batch of BMS-signed state-of-health reports it verified and stored.
+
+    The root is over (passport, sequence, report hash) leaves (offchain/passport/reports.py); each
+    report's own BMS signature over batteries' report payload is kept with it off chain, so anyone
+    holding a report can check it against the battery's device key and the root.
+    """
+
+    service: str  # accredited for ROLE_PASSPORT_SERVICE; the signer controls it
+    seq: int  # 1 for the service's first report batch, then one more each time
+    root: bytes
+    size: int  # reports in the batch
+
+
+class LogRoot(Record):
+    """One anchored root of a passport service's access-log heads (or of a report batch: same shape)."""
+
+    seq: int
+    root: bytes
+    size: int
+    height: int
 
 
 class LogAnchor(Record):

@@ -6,13 +6,15 @@ from dataclasses import asdict
 from typing import Any
 
 from ...core.state import StateReader
-from .accesslog import get_anchor, get_last_anchor
-from .handlers import get_history, get_passport, get_passport_by_dmc, get_report, get_stage_count
-from .messages import ELEMENTS, MAX_LOG_ANCHORS, MAX_REPORTS, STAGES, TIERS, PassportRecord
-from .recycling import compute_rates, get_recycler_totals
+from .accesslog import get_anchor, get_last_anchor, get_log_root, get_report_root
+from .handlers import get_history, is_passport_id, get_passport, get_passport_by_dmc, get_report, get_stage_count
+from .keys import SECOND_LIFE_PREFIX, stage_index_prefix
+from .messages import ELEMENTS, MAX_LOG_ANCHORS, MAX_LOG_ROOTS, MAX_REPORTS, STAGE_WASTE, STAGES, TIERS, PassportRecord
+from .recycling import MAX_YEAR, MIN_YEAR, compute_rates, get_recycler_totals, get_recycler_year
 from .targets import TARGETS
 
 MAX_QUERY_REPORTS = 100  # report commitments answered per query; page on with "from"
+MAX_QUERY_PASSPORTS = 100  # passport ids answered per list query; page on with "after"
 
 
 def _passport_view(state: StateReader, record: PassportRecord) -> dict[str, Any]:
@@ -62,11 +64,16 @@ def query_stages(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
 
 
 def query_recycler(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
-    """A recycler's totals by {'did'}, with per-mille rates against the Annex XII targets."""
-    totals = get_recycler_totals(state, args.get("did", ""))
+    """A recycler's totals by {'did', 'year' (optional: that calendar year's batches)}, with per-mille rates
+    against the Annex XII targets."""
+    did, year = args.get("did", "")[:200], args.get("year")
+    if year is not None and not (year.isascii() and year.isdigit() and MIN_YEAR <= int(year) <= MAX_YEAR):
+        raise ValueError(f"year: expected a calendar year from {MIN_YEAR} to {MAX_YEAR}, got {year[:20]!r}")
+    totals = get_recycler_totals(state, did) if year is None else get_recycler_year(state, did, int(year))
     if totals is None:
-        raise LookupError(f"did: no recycling recorded by {args.get('did', '')!r}")
-    return {"recycler": totals.recycler, "batches": totals.batches, "batteries": totals.batteries,
+        raise LookupError(f"did: no recycling recorded by {did!r}" + (f" in {year}" if year else ""))
+    return {"recycler": totals.recycler, "year": None if year is None else int(year), "batches": totals.batches,
+            "batteries": totals.batteries,
             "input_mass_g": totals.input_mass_g, "output_mass_g": totals.output_mass_g,
             "elements": list(ELEMENTS), **compute_rates(totals)}
 
@@ -93,3 +100,61 @@ def query_access_log(state: StateReader, args: dict[str, str]) -> dict[str, Any]
             "height": None if last is None else last.height,
             "anchors": [{"index": a.index, "head": a.head.hex(), "count": a.count, "previous": a.previous.hex(),
                          "height": a.height} for a in anchors if a is not None]}
+
+
+def query_log_root(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """A passport service's anchored log root by {'service', 'seq' (default: the latest)}."""
+    return _root_view(state, args, get_log_root, "log root")
+
+
+def query_report_root(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """A passport service's committed SoH report batch root by {'service', 'seq' (default: the latest)}."""
+    return _root_view(state, args, get_report_root, "report root")
+
+
+def _root_view(state: StateReader, args: dict[str, str], get, what: str) -> dict[str, Any]:
+    service = args.get("service", "")
+    last = get(state, service)
+    if last is None:
+        raise LookupError(f"service: no {what} anchored by {service[:80]!r}")
+    seq = args.get("seq", str(last.seq))
+    if not (seq.isascii() and seq.isdigit()) or not 1 <= int(seq) <= min(last.seq, MAX_LOG_ROOTS):
+        raise ValueError(f"seq: expected a sequence number from 1 to {last.seq}, got {seq[:20]!r}")
+    root = get(state, service, int(seq))
+    return {"service": service, "last_seq": last.seq, "seq": root.seq, "root": root.root.hex(), "size": root.size,
+            "height": root.height}
+
+
+def _list_page(state: StateReader, prefix: bytes, args: dict[str, str]) -> tuple[list[str], str | None]:
+    """Passport ids under an index prefix after {'after'}, at most MAX_QUERY_PASSPORTS; and the next 'after'."""
+    after = args.get("after", "")
+    if after and not is_passport_id(after):
+        raise ValueError(f"after: expected a lower-case UUIDv4 passport id, got {after[:80]!r}")
+    found: list[str] = []
+    for key, _ in state.iter_prefix(prefix):  # keys sort by passport id within the prefix
+        passport = key[len(prefix) + 1:].decode()
+        if passport > after:
+            found.append(passport)
+            if len(found) > MAX_QUERY_PASSPORTS:
+                return found[:-1], found[-2]
+    return found, None
+
+
+def query_by_stage(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """The passports at {'stage'}, by id, from {'after'} on: at most MAX_QUERY_PASSPORTS, and 'next' to page on."""
+    stage = args.get("stage", "")
+    if stage not in STAGES:
+        raise ValueError(f"stage: expected one of {', '.join(STAGES)}, got {stage[:40]!r}")
+    passports, after = _list_page(state, stage_index_prefix(stage), args)
+    return {"stage": stage, "count": get_stage_count(state, stage), "passports": passports, "next": after}
+
+
+def query_second_life(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """Passports in their second life (a repurposed battery's open, uncollected successor), from {'after'} on."""
+    passports, after = _list_page(state, SECOND_LIFE_PREFIX, args)
+    return {"passports": passports, "next": after}
+
+
+def query_awaiting_recycling(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """Collected batteries (stage waste) not yet in a recycling batch, from {'after'} on."""
+    return query_by_stage(state, {**args, "stage": STAGE_WASTE})

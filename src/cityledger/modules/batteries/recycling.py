@@ -15,7 +15,7 @@ from ..identity.did import is_did
 from .errors import ERR_BATCH_EXISTS, ERR_INVALID_RECYCLING, ERR_WRONG_STAGE
 from .expected import Identity
 from .handlers import check_passport_id, is_printable_id, require_actor, require_passport, save_transition
-from .keys import batch_key, recycler_key
+from .keys import batch_key, recycler_key, recycler_year_key
 from .messages import (
     ELEMENTS,
     EVENT_RECYCLED,
@@ -35,6 +35,7 @@ from .targets import KIND_MATERIAL_RECOVERY, KIND_RECYCLING_EFFICIENCY, compute_
 _BATCH = decoder(RecyclingBatch)
 _TOTALS = decoder(RecyclerTotals)
 NO_MATERIALS = Materials(0, 0, 0, 0, 0)
+MIN_YEAR, MAX_YEAR = 1970, 9999  # calendar years a recycler's yearly totals may be asked for
 
 
 def get_batch(state: StateReader, recycler: str, batch: str) -> RecyclingBatch | None:
@@ -56,6 +57,33 @@ def get_recycler_totals(state: StateReader, recycler: str) -> RecyclerTotals | N
 def add_materials(a: Materials, b: Materials) -> Materials:
     """Element-wise sum."""
     return Materials(*(getattr(a, name) + getattr(b, name) for name in ELEMENTS))
+
+
+def add_batch(totals: RecyclerTotals, msg: Recycle, batteries: int) -> RecyclerTotals:
+    """Totals with one more batch added."""
+    return RecyclerTotals(totals.recycler, totals.batches + 1, totals.batteries + batteries,
+                          totals.input_mass_g + msg.input_mass_g, totals.output_mass_g + msg.output_mass_g,
+                          add_materials(totals.contained, msg.contained),
+                          add_materials(totals.recovered, msg.recovered))
+
+
+def compute_year(time_ns: int) -> int:
+    """The UTC calendar year of a block time, in integers only (days to civil date, Hinnant's algorithm)."""
+    days = time_ns // (86_400 * 10**9) + 719_468
+    era = days // 146_097
+    day_of_era = days - era * 146_097
+    year_of_era = (day_of_era - day_of_era // 1_460 + day_of_era // 36_524 - day_of_era // 146_096) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    month_index = (5 * day_of_year + 2) // 153  # 0 = March ... 11 = February
+    return year_of_era + era * 400 + (1 if month_index >= 10 else 0)
+
+
+def get_recycler_year(state: StateReader, recycler: str, year: int) -> RecyclerTotals | None:
+    """Sums over a recycler's batches recorded in one calendar year, or None."""
+    if not is_did(recycler) or not MIN_YEAR <= year <= MAX_YEAR:
+        return None
+    raw = state.get(recycler_year_key(recycler, year))
+    return None if raw is None else _TOTALS.decode_lenient(raw)
 
 
 def _check_masses(msg: Recycle) -> None:
@@ -116,11 +144,12 @@ def process_recycle(identity: Identity, ctx: Context, msg: Recycle) -> None:
     batch = RecyclingBatch(msg.operator, msg.batch, list(msg.passports), msg.input_mass_g, msg.output_mass_g,
                            msg.contained, msg.recovered, ctx.height)
     ctx.state.set(batch_key(msg.operator, msg.batch), encode(batch))
-    totals = RecyclerTotals(msg.operator, totals.batches + 1, totals.batteries + len(records),
-                            totals.input_mass_g + msg.input_mass_g, totals.output_mass_g + msg.output_mass_g,
-                            add_materials(totals.contained, msg.contained),
-                            add_materials(totals.recovered, msg.recovered))
+    totals = add_batch(totals, msg, len(records))
     ctx.state.set(recycler_key(msg.operator), encode(totals))
+    year = min(max(compute_year(ctx.time_ns), MIN_YEAR), MAX_YEAR)  # a block time out of range stays in
+    yearly = get_recycler_year(ctx.state, msg.operator, year) or RecyclerTotals(msg.operator, 0, 0, 0, 0, NO_MATERIALS,
+                                                                               NO_MATERIALS)
+    ctx.state.set(recycler_year_key(msg.operator, year), encode(add_batch(yearly, msg, len(records))))
     ctx.emit("battery_batch_recycled", recycler=msg.operator, batch=msg.batch, batteries=len(records))
 
 

@@ -24,9 +24,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ...core.errors import InvariantBroken
 from ...core.files import write_secret_file
 from .accesslog import GENESIS_HEX, compute_entry_hash, verify_chain
+from .reports import PendingBatch, VerifiedReport, compute_batch_root
+from .anchoring import HeadLeaf, HeadProof, PendingAnchor, compute_head_proof, compute_heads_root
 from .tiers import canonical_json, compute_tier_hash, export_tiers, is_withheld, merge, split
 from .types import (MAX_DOCUMENT_BYTES, MAX_LOG_PAGE, MAX_READER_DID_CHARS, MAX_TIER_VERSION,
-                    RESTRICTED_TIERS, TIERS, AccessDenied, AccessEntry, NotFound, PassportError,
+                    RESTRICTED_TIERS, TIERS, AccessDenied, AccessEntry, LogBroken, NotFound, PassportError,
                     PassportInvalid, SchemaIssue, Tier, TierVersion, VersionError, tier_rank)
 from .validate import UUID_RE, check_document
 
@@ -42,10 +44,24 @@ CREATE TABLE IF NOT EXISTS tier_keys (passport_id TEXT, tier TEXT, wrapped BLOB 
 CREATE TABLE IF NOT EXISTS tier_versions (passport_id TEXT, tier TEXT, version INTEGER,
     hash TEXT NOT NULL, PRIMARY KEY (passport_id, tier, version));
 CREATE TABLE IF NOT EXISTS operators (passport_id TEXT PRIMARY KEY, operator TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS access_log (seq INTEGER PRIMARY KEY, passport_id TEXT NOT NULL,
-    tier TEXT NOT NULL, version INTEGER NOT NULL, reader_did TEXT NOT NULL, height INTEGER NOT NULL,
-    time_s INTEGER NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS passport_log (passport_id TEXT, seq INTEGER, tier TEXT NOT NULL,
+    version INTEGER NOT NULL, reader_did TEXT NOT NULL, height INTEGER NOT NULL, time_s INTEGER NOT NULL,
+    prev TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (passport_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_heads (passport_id TEXT PRIMARY KEY, count INTEGER NOT NULL, head TEXT NOT NULL,
+    anchored INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS anchor_roots (seq INTEGER PRIMARY KEY, root BLOB NOT NULL, size INTEGER NOT NULL,
+    height INTEGER);
+CREATE TABLE IF NOT EXISTS anchor_leaves (seq INTEGER, idx INTEGER, passport_id TEXT NOT NULL,
+    count INTEGER NOT NULL, head TEXT NOT NULL, PRIMARY KEY (seq, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS anchor_leaves_by_passport ON anchor_leaves (passport_id, seq);
+CREATE TABLE IF NOT EXISTS soh_reports (passport_id TEXT, seq INTEGER, report_hash BLOB NOT NULL,
+    sealed BLOB NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (passport_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS report_batches (seq INTEGER PRIMARY KEY, root BLOB NOT NULL, size INTEGER NOT NULL,
+    height INTEGER);
+CREATE TABLE IF NOT EXISTS soh_alerts (passport_id TEXT, seq INTEGER, batch INTEGER NOT NULL,
+    PRIMARY KEY (passport_id, seq)) WITHOUT ROWID;
 """
+LOG_COLUMNS = "seq, passport_id, tier, version, reader_did, height, time_s, prev, hash"
 
 
 def new_master_key() -> bytes:
@@ -258,47 +274,167 @@ class PassportStore:
             raise InvariantBroken(f"passport {passport_id} {tier} v{stored.version}: hash differs from index")
         return part
 
-    # The access log.
+    # The access log: one hash chain per passport (accesslog.py), its head kept in log_heads.
 
     def _append_log(self, reads: list[tuple[str, Tier, int, str, int, int]]) -> None:
-        """Append (passport, tier, version, reader, height, time) reads to the chained log, in one transaction."""
+        """Append (passport, tier, version, reader, height, time) reads to their passports' chains, in one tx."""
         if not reads:
             return
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            seq, prev = self.get_log_head()
+            heads: dict[str, tuple[int, str]] = {}
             for passport_id, tier, version, reader_did, height, time_s in reads:
+                seq, prev = heads.get(passport_id) or self._head(passport_id)
                 seq, entry_hash = seq + 1, compute_entry_hash(seq + 1, passport_id, tier, version, reader_did,
                                                               height, time_s, prev)
-                self._db.execute("INSERT INTO access_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._db.execute(f"INSERT INTO passport_log ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  (seq, passport_id, tier, version, reader_did, height, time_s, prev, entry_hash))
-                prev = entry_hash
+                heads[passport_id] = (seq, entry_hash)
+            self._db.executemany("INSERT INTO log_heads (passport_id, count, head) VALUES (?, ?, ?) ON CONFLICT "
+                                 "(passport_id) DO UPDATE SET count = excluded.count, head = excluded.head",
+                                 [(passport_id, seq, head) for passport_id, (seq, head) in heads.items()])
 
-    def get_log_head(self) -> tuple[int, str]:
-        """(last seq, its hash): what is anchored on chain; (0, GENESIS_HEX) for an empty log."""
-        with self._lock:
-            row = self._db.execute("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1").fetchone()
+    def _head(self, passport_id: str) -> tuple[int, str]:
+        row = self._db.execute("SELECT count, head FROM log_heads WHERE passport_id = ?", (passport_id,)).fetchone()
         return (0, GENESIS_HEX) if row is None else (row[0], row[1])
 
-    def get_log(self, after_seq: int = 0, limit: int = MAX_LOG_PAGE,
-                passport_id: str | None = None) -> list[AccessEntry]:
-        """Log entries after `after_seq`, oldest first, at most `limit` (≤ MAX_LOG_PAGE), maybe of one passport."""
+    def get_log_head(self, passport_id: str) -> tuple[int, str]:
+        """(entry count, head hash) of one passport's log: what is anchored; (0, GENESIS_HEX) if never read."""
+        passport_id = canonical_passport_id(passport_id)
+        with self._lock:
+            return self._head(passport_id)
+
+    def get_log(self, passport_id: str, after_seq: int = 0, limit: int = MAX_LOG_PAGE) -> list[AccessEntry]:
+        """One passport's log entries after `after_seq`, oldest first, at most `limit` (≤ MAX_LOG_PAGE)."""
         if not 1 <= limit <= MAX_LOG_PAGE:
             raise PassportError("limit", f"expected 1..{MAX_LOG_PAGE}, got {limit}")
-        query, args = "SELECT * FROM access_log WHERE seq > ?", [after_seq]
-        if passport_id is not None:
-            query, args = query + " AND passport_id = ?", [after_seq, canonical_passport_id(passport_id)]
+        passport_id = canonical_passport_id(passport_id)
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+            rows = self._db.execute(f"SELECT {LOG_COLUMNS} FROM passport_log WHERE passport_id = ? AND seq > ? "
+                                    "ORDER BY seq LIMIT ?", (passport_id, after_seq, limit)).fetchall()
         return [AccessEntry(*row) for row in rows]
 
-    def verify_log(self) -> str:
-        """Re-hash the whole log page by page; its head hash, or LogBroken naming the first bad entry."""
+    def verify_log(self, passport_id: str) -> str:
+        """Re-hash one passport's log page by page against its kept head; the head, or LogBroken."""
         prev, seq = GENESIS_HEX, 0
-        while page := self.get_log(after_seq=seq):
-            prev = verify_chain(page, prev, seq + 1)
+        while page := self.get_log(passport_id, after_seq=seq):
+            prev = verify_chain(page, prev, seq + 1, canonical_passport_id(passport_id))
             seq = page[-1].seq
+        if (seq, prev) != self.get_log_head(passport_id):
+            raise LogBroken("head", f"the log re-hashes to entry {seq} {prev}, the kept head differs")
         return prev
+
+    # Anchoring the heads (anchoring.py): one Merkle root per interval over the heads that moved.
+
+    def prepare_anchor(self, max_leaves: int) -> PendingAnchor | None:
+        """The anchor to send: the one prepared and not yet confirmed, else a new one over the moved heads."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT seq, root FROM anchor_roots WHERE height IS NULL").fetchone()
+            if row is not None:
+                return PendingAnchor(row[0], row[1], self._leaves(row[0]))
+            moved = self._db.execute("SELECT passport_id, count, head FROM log_heads WHERE count > anchored "
+                                     "ORDER BY passport_id LIMIT ?", (max_leaves,)).fetchall()
+            if not moved:
+                return None
+            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM anchor_roots").fetchone()[0]
+            leaves = [HeadLeaf(*each) for each in moved]
+            pending = PendingAnchor(seq, compute_heads_root(leaves), leaves)
+            self._db.executemany("INSERT INTO anchor_leaves VALUES (?, ?, ?, ?, ?)",
+                                 [(seq, index, leaf.passport_id, leaf.count, leaf.head)
+                                  for index, leaf in enumerate(leaves)])
+            self._db.execute("INSERT INTO anchor_roots VALUES (?, ?, ?, NULL)", (seq, pending.root, len(leaves)))
+            return pending
+
+    def confirm_anchor(self, seq: int, height: int) -> None:
+        """Record that anchor `seq` is on chain at `height`: its heads are anchored."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE anchor_roots SET height = ? WHERE seq = ? AND height IS NULL", (height, seq))
+            self._db.executemany("UPDATE log_heads SET anchored = MAX(anchored, ?) WHERE passport_id = ?",
+                                 [(leaf.count, leaf.passport_id) for leaf in self._leaves(seq)])
+
+    def _leaves(self, seq: int) -> list[HeadLeaf]:
+        rows = self._db.execute("SELECT passport_id, count, head FROM anchor_leaves WHERE seq = ? ORDER BY idx",
+                                (seq,)).fetchall()
+        return [HeadLeaf(*row) for row in rows]
+
+    def get_anchor_proofs(self, passport_id: str, limit: int = MAX_LOG_PAGE) -> list[HeadProof]:
+        """The confirmed anchors that include this passport's head, oldest first, each with its Merkle proof."""
+        passport_id = canonical_passport_id(passport_id)
+        with self._lock:
+            rows = self._db.execute("SELECT l.seq, r.height FROM anchor_leaves l JOIN anchor_roots r ON r.seq = l.seq "
+                                    "WHERE l.passport_id = ? AND r.height IS NOT NULL ORDER BY l.seq LIMIT ?",
+                                    (passport_id, limit)).fetchall()
+            return [compute_head_proof(seq, height, self._leaves(seq), passport_id) for seq, height in rows]
+
+
+class ReportBook:
+    """The SoH reports of a PassportStore (reports.py): stored encrypted by batch, each batch's root to commit."""
+
+    def __init__(self, store: PassportStore) -> None:
+        self.store = store
+
+    def last_seq(self, passport_id: str) -> int:
+        """The last report sequence the service holds for a passport (0 if none)."""
+        with self.store._lock:
+            row = self.store._db.execute("SELECT MAX(seq) FROM soh_reports WHERE passport_id = ?",
+                                         (passport_id,)).fetchone()
+        return row[0] or 0
+
+    def add_batch(self, reports: list[VerifiedReport]) -> PendingBatch:
+        """Store verified reports, encrypted under each passport's legitimate-tier key, as the next batch."""
+        store = self.store
+        with store._lock, store._db:
+            store._db.execute("BEGIN IMMEDIATE")
+            seq = store._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM report_batches").fetchone()[0]
+            ciphers: dict[str, AESGCM] = {}
+            rows = []
+            for report in reports:
+                cipher = ciphers.get(report.passport_id)
+                if cipher is None:
+                    cipher = ciphers[report.passport_id] = AESGCM(store._data_key(report.passport_id, "legitimate"))
+                nonce = os.urandom(NONCE_BYTES)
+                aad = _aad("report", report.passport_id, report.sequence)
+                rows.append((report.passport_id, report.sequence, report.report_hash,
+                             nonce + cipher.encrypt(nonce, report.body, aad), seq))
+            store._db.executemany("INSERT INTO soh_reports VALUES (?, ?, ?, ?, ?)", rows)
+            store._db.executemany("INSERT INTO soh_alerts VALUES (?, ?, ?)",
+                                  [(r.passport_id, r.sequence, seq) for r in reports if r.alert])
+            batch = PendingBatch(seq, compute_batch_root(reports), len(reports))
+            store._db.execute("INSERT INTO report_batches VALUES (?, ?, ?, NULL)", (seq, batch.root, batch.size))
+        return batch
+
+    def pending(self) -> PendingBatch | None:
+        """The oldest stored batch whose root is not yet confirmed on chain, or None."""
+        with self.store._lock:
+            row = self.store._db.execute("SELECT seq, root, size FROM report_batches WHERE height IS NULL "
+                                         "ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else PendingBatch(*row)
+
+    def confirm(self, seq: int, height: int) -> None:
+        """Record that batch `seq`'s root is on chain at `height`."""
+        with self.store._lock, self.store._db:
+            self.store._db.execute("UPDATE report_batches SET height = ? WHERE seq = ?", (height, seq))
+
+    def read(self, passport_id: str, seq: int) -> tuple[dict[str, Any], int]:
+        """One stored report (decrypted) and its batch: for the passport's operator and owner."""
+        store = self.store
+        with store._lock:
+            row = store._db.execute("SELECT sealed, batch FROM soh_reports WHERE passport_id = ? AND seq = ?",
+                                    (passport_id, seq)).fetchone()
+            if row is None:
+                raise NotFound("seq", f"no report {seq} of passport {passport_id}")
+            key = store._data_key(passport_id, "legitimate")
+        plain = AESGCM(key).decrypt(row[0][:NONCE_BYTES], row[0][NONCE_BYTES:], _aad("report", passport_id, seq))
+        return json.loads(plain), row[1]
+
+    def alerts(self, passport_id: str) -> list[tuple[int, int, int | None]]:
+        """(report sequence, batch, the batch's height on chain or None) of each end-of-first-life alert."""
+        with self.store._lock:
+            return self.store._db.execute(
+                "SELECT a.seq, a.batch, b.height FROM soh_alerts a JOIN report_batches b ON b.seq = a.batch "
+                "WHERE a.passport_id = ? ORDER BY a.seq LIMIT ?", (passport_id, MAX_LOG_PAGE)).fetchall()
 
 
 def _check_reader(reader_did: str, height: int, time_s: int) -> None:
