@@ -38,6 +38,7 @@ PUBLIC_KEY_LEN = {SCHEME_ED25519: 32, SCHEME_P256: 33}
 SIGNATURE_LEN = 64
 MAX_SIGNER_KEYS = 16
 MAX_CHECKED_KEYS = 100_000  # Ed25519 keys whose point check is remembered
+MAX_PARSED_P256_KEYS = 10_000  # P-256 points kept decoded (a fifth of a verification each to decode)
 MAX_CHECKED_SIGNERS = 100_000  # signers whose shape check and address are remembered
 
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -156,11 +157,25 @@ def _verify_p256(point: bytes, message: bytes, signature: bytes) -> bool:
     if not (0 < r < _P256_ORDER and 0 < s <= _P256_HALF_ORDER):
         return False
     try:
-        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        key = _p256_key(point)
         key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
         return True
     except (InvalidSignature, ValueError):
         return False
+
+
+_p256_keys: dict[bytes, ec.EllipticCurvePublicKey] = {}
+
+
+def _p256_key(point: bytes) -> ec.EllipticCurvePublicKey:
+    """The decoded P-256 point (ValueError if it is not one); a payee checks one key's vouchers many times."""
+    key = _p256_keys.get(point)
+    if key is None:
+        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        if len(_p256_keys) >= MAX_PARSED_P256_KEYS:
+            _p256_keys.clear()
+        _p256_keys[point] = key
+    return key
 
 
 def validate_signer(signer: Signer) -> str | None:
