@@ -39,6 +39,7 @@ from websockets.asyncio.client import connect
 
 from ..core.keys import SCHEME_P256, PrivateKey
 from ..offchain.charging import ChannelTerms, ChargerRegistry, Csms, Tariff, VehicleClient
+from ..offchain.charging import fastpath
 
 CHAIN_ID = "bench-city-1"
 TARIFF = Tariff(per_kwh_micro=300_000, per_minute_micro=10_000, per_session_micro=50_000)
@@ -166,6 +167,7 @@ async def _drive(port: int, passwords: list[str], tokens: list[str], seeds: list
 def run(chargers: int, sessions: int, readings: int) -> dict:
     """Start the CSMS in a child process, drive the sessions, and return every figure."""
     seeds = [os.urandom(32) for _ in range(chargers)]
+    fastpath.install()
     ours, theirs = multiprocessing.Pipe()
     child = multiprocessing.get_context("spawn").Process(target=_serve_csms, args=(theirs, seeds), daemon=True)
     child.start()

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 
 from ...core.keys import PrivateKey
-from . import vehicle_protocol
+from . import fastpath, vehicle_protocol
 from .accounting import (
     AccountingError,
     ChannelTerms,
@@ -64,6 +64,7 @@ class Csms:
         self._tasks: set[asyncio.Task] = set()
         self._next_tx = 0
         self._server: Server | None = None
+        fastpath.install()
 
     # -- vehicles and sessions -------------------------------------------------------------------
 
