@@ -105,7 +105,7 @@ class Csms:
         self.sessions[session_id] = session
         if accepted:
             self.current[accepted] = session_id
-        self._after_cost(point, session)
+        self._after_cost(point, session, started=True)
         return status
 
     def advance(self, point: Any, session_id: str, id_token: str | None, wh: int | None, at: Any,
@@ -162,13 +162,18 @@ class Csms:
         if session.id_token and self.current.get(session.id_token) == session_id:
             del self.current[session.id_token]
 
-    def _after_cost(self, point: Any, session: Session) -> None:
+    def _after_cost(self, point: Any, session: Session, started: bool = False) -> None:
         """Send the running cost to the charger and the vehicle; stop a vehicle that fell behind."""
         if session.ended:
             LOG.info("%s: session %s ended: %d Wh, %d micro", point.id, session.session_id, session.energy_wh,
                      session.cost_micro)
         else:
-            self._spawn(point.send_cost(session.session_id, session.cost_micro))
+            if started:
+                # 2.0.1's TransactionEvent answer carries the running cost (totalCost) of Updated and
+                # Ended events only (I02.FR.01: that or CostUpdated); the cost at the start goes in a
+                # CostUpdated. A CostUpdated after every reading would repeat the answer's totalCost
+                # at the price of a round trip per reading.
+                self._spawn(point.send_cost(session.session_id, session.cost_micro))
             if self.unpaid_micro(session) > self.margin_micro and not session.stop_requested:
                 session.stop_requested = True
                 LOG.info("%s: stopping session %s: unpaid %d micro", point.id, session.session_id,
