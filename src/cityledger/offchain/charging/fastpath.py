@@ -101,3 +101,10 @@ def install() -> None:
     charge_point.validate_payload = validate_payload
     charge_point.camel_to_snake_case = camel_to_snake_case
     charge_point.snake_to_camel_case = snake_to_camel_case
+
+
+def uninstall() -> None:
+    """Give the package its own functions back (a benchmark's baseline runs them)."""
+    charge_point.validate_payload = messages.validate_payload
+    charge_point.camel_to_snake_case = _PACKAGE_TO_SNAKE
+    charge_point.snake_to_camel_case = _PACKAGE_TO_CAMEL
