@@ -23,7 +23,12 @@ The last line of output is one JSON object:
   onchain_txs_per_session   channel txs committed (opens + redeems + closes) per session, counted in the blocks
   ocpp_msgs_per_s           OCPP CALLs either way (each answered by a CALLRESULT) per second
   p99_voucher_roundtrip_ms  a running cost reaching the vehicle -> its voucher signed, sent, verified, answered
-  baseline_sessions_per_s, ratio_to_baseline, cpu_ms_per_session {csms, drivers, node}, sessions, chargers, ...
+  baseline_sessions_per_s, ratio_to_baseline   the baseline's wall-clock rate, and ours over it
+  cpu_ms_per_session {csms, drivers, node}      CPU time of each process per session (baseline_cpu_ms_per_session)
+  sessions_per_csms_cpu_s, csms_cpu_ratio_to_baseline   sessions per CPU second of the CSMS, and the baseline's
+                            CSMS CPU per session over ours: on a shared machine, where wall-clock rates follow
+                            the scheduler (a CSMS with a validation thread gets two threads' share), these hold
+  onchain {opens, top_ups, redeems, closes, other, blocks}, billed_micro, sessions, chargers, load_avg_1m, ...
 """
 
 from __future__ import annotations
@@ -240,6 +245,10 @@ def _figures(main: dict, base: dict | None, counts: dict, sessions: int, baselin
             "baseline_cpu_ms_per_session": {"csms": round(base["csms"]["cpu_s"] * 1000 / baseline_sessions, 2),
                                             "drivers": round(base["cpu_s"] * 1000 / baseline_sessions, 2)}
             if base else None,
+            # Sessions one core of CSMS serves, from its own CPU time: what a busy machine cannot blur.
+            "sessions_per_csms_cpu_s": round(sessions / main["csms"]["cpu_s"], 1),
+            "csms_cpu_ratio_to_baseline": round(base["csms"]["cpu_s"] / baseline_sessions
+                                                / (main["csms"]["cpu_s"] / sessions), 2) if base else None,
             "onchain": counts,
             "billed_micro": billed, "sessions": sessions, "baseline_sessions": baseline_sessions,
             "meter_values": readings, "chargers": chargers, "vouchers": len(main["roundtrips"]),
