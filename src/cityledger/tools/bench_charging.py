@@ -14,10 +14,12 @@ REDEEM_INTERVAL_S; after the last session it redeems the rest. The run fails unl
 got a valid receipt and the operator's balance grew by exactly the sum of the bills.
 
 The same run then repeats a shorter load (`--baseline-sessions`) with the ocpp package's own
-per-message path (its jsonschema checks on a thread, its key conversions; fastpath.uninstall) in a
-fresh CSMS process: `ratio_to_baseline` is sessions_per_s over that baseline.
+per-message path (its jsonschema checks, its key conversions; fastpath.uninstall) in a fresh CSMS
+process: `--baseline stock` as shipped (checks on an executor thread), `stock-inline` with the
+package's ASYNC_VALIDATION off. `ratio_to_baseline` is sessions_per_s over the baseline's.
 
-Run: cityledger bench charging [--chargers 8] [--sessions 400] [--meter-values 10] [--baseline-sessions 100] [--json]
+Run: cityledger bench charging [--chargers 8] [--sessions 400] [--meter-values 10] [--baseline-sessions 100]
+     [--baseline stock|stock-inline] [--json]
 The last line of output is one JSON object:
   sessions_per_s            complete sessions (receipt received) per second of wall time
   onchain_txs_per_session   channel txs committed (opens + redeems + closes) per session, counted in the blocks
@@ -46,6 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ocpp import messages as ocpp_messages
+
 from .. import sdk
 from ..core.keys import SCHEME_P256, PrivateKey
 from ..offchain.charging import ChargerRegistry, Csms, Tariff, fastpath
@@ -58,6 +62,7 @@ MAX_CHARGERS = 1_000  # charge points (and vehicles) one run opens at once
 MAX_SESSIONS = 100_000  # the CSMS's own cap on sessions held in memory
 MAX_METER_VALUES = 1_000  # Updated events per session
 NODE_START_S = 60  # how long the solo node may take to answer /health
+BASELINES = ("stock", "stock-inline")  # the ocpp package's own per-message path, as shipped or with inline checks
 
 
 def _cpu_s(pid: int) -> float:
@@ -66,15 +71,19 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _serve_csms(pipe: Any, url: str, chain_id: str, operator_seed: bytes, channel_ids: list[int], fast: bool) -> None:
+def _serve_csms(pipe: Any, url: str, chain_id: str, operator_seed: bytes, channel_ids: list[int],
+                baseline: str | None) -> None:
     """The child process: the operator's CSMS and its redeemer, until the pipe says stop."""
     async def serve() -> None:
         registry = ChargerRegistry()
         passwords = [registry.add_charger(f"CP-{i}", "bench-operator") for i in range(len(channel_ids))]
         operator = PrivateKey(SCHEME_P256, operator_seed)
         csms = Csms(registry, TARIFF, operator)
-        if not fast:
+        if baseline:
             fastpath.uninstall()
+            # The package's own switch: its schema checks inline instead of on an executor thread.
+            ocpp_messages.ASYNC_VALIDATION = baseline == "stock"
+
         with sdk.Client(url) as client:
             terms = [read_terms(client, chain_id, channel_id) for channel_id in channel_ids]
         tokens = [csms.authorize_vehicle(t) for t in terms]
@@ -128,11 +137,11 @@ async def _drive(port: int, passwords: list[str], tokens: list[str], vehicles: l
 
 
 def _measure(url: str, chain_id: str, operator_seed: bytes, vehicles: list[PrivateKey], channel_ids: list[int],
-             sessions: int, readings: int, fast: bool, node_pid: int) -> dict:
+             sessions: int, readings: int, baseline: str | None, node_pid: int) -> dict:
     """One measured load against a fresh CSMS process; figures checked against what the CSMS issued."""
     ours, theirs = multiprocessing.Pipe()
     child = multiprocessing.get_context("spawn").Process(
-        target=_serve_csms, args=(theirs, url, chain_id, operator_seed, channel_ids, fast), daemon=True)
+        target=_serve_csms, args=(theirs, url, chain_id, operator_seed, channel_ids, baseline), daemon=True)
     child.start()
     try:
         if not _answered(ours, child):
@@ -187,7 +196,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run(chargers: int, sessions: int, readings: int, baseline_sessions: int) -> dict:
+def run(chargers: int, sessions: int, readings: int, baseline_sessions: int, baseline: str = "stock") -> dict:
     """Start a solo node, open the channels, measure the load and its baseline; every figure."""
     from ..node.home import init_home, load_key
 
@@ -198,14 +207,15 @@ def run(chargers: int, sessions: int, readings: int, baseline_sessions: int) -> 
         proc = _start_node(home, port)
         try:
             return _run_on_node(f"http://127.0.0.1:{port}", "bench-charging-1", funder, proc.pid, chargers, sessions,
-                                readings, baseline_sessions)
+                                readings, baseline_sessions, baseline)
         finally:
             proc.terminate()
             proc.wait(GUARD_S)
 
 
 def _run_on_node(url: str, chain_id: str, funder: PrivateKey, node_pid: int, chargers: int, sessions: int,
-                 readings: int, baseline_sessions: int) -> dict:
+                 readings: int, baseline_sessions: int, baseline: str) -> dict:
+    """Fund the vehicles, open their channels, run the load and its baseline; checked on chain."""
     operator_seed = os.urandom(32)
     operator = PrivateKey(SCHEME_P256, operator_seed)
     vehicles = [PrivateKey(SCHEME_P256, os.urandom(32)) for _ in range(chargers)]
@@ -216,15 +226,16 @@ def _run_on_node(url: str, chain_id: str, funder: PrivateKey, node_pid: int, cha
         first = client.get_block().height + 1
         channel_ids = open_channels(client, chain_id, vehicles, operator.address(), deposit)
         before = client.get_account(operator.address()).balance
-        main = _measure(url, chain_id, operator_seed, vehicles, channel_ids, sessions, readings, True, node_pid)
-        base = (_measure(url, chain_id, operator_seed, vehicles, channel_ids, baseline_sessions, readings, False,
+        main = _measure(url, chain_id, operator_seed, vehicles, channel_ids, sessions, readings, None, node_pid)
+        base = (_measure(url, chain_id, operator_seed, vehicles, channel_ids, baseline_sessions, readings, baseline,
                          node_pid) if baseline_sessions else None)
         gained = client.get_account(operator.address()).balance - before
         counts = count_txs(client, first, client.get_block().height)
     billed = main["progress"].billed_micro + (base["progress"].billed_micro if base else 0)
     if gained != billed:
         raise RuntimeError(f"the operator gained {gained} micro-credits on chain, the receipts bill {billed}")
-    return _figures(main, base, counts, sessions, baseline_sessions, readings, chargers, billed)
+    return {**_figures(main, base, counts, sessions, baseline_sessions, readings, chargers, billed),
+            "baseline": baseline if base else None}
 
 
 def _figures(main: dict, base: dict | None, counts: dict, sessions: int, baseline_sessions: int, readings: int,
@@ -266,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--meter-values", type=int, default=10, help="Updated events with a reading per session")
     parser.add_argument("--baseline-sessions", type=int, default=100,
                         help="sessions of the baseline (the ocpp package's own per-message path); 0: none")
+    parser.add_argument("--baseline", choices=BASELINES, default="stock",
+                        help="stock: the ocpp package as shipped (schema checks on an executor thread); "
+                             "stock-inline: the same checks inline (its ASYNC_VALIDATION off)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not 1 <= args.chargers <= MAX_CHARGERS:
@@ -276,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--meter-values: expected 1 to {MAX_METER_VALUES}")
     if args.baseline_sessions and not args.chargers <= args.baseline_sessions <= MAX_SESSIONS:
         parser.error(f"--baseline-sessions: expected 0 or --chargers ({args.chargers}) to {MAX_SESSIONS}")
-    result = run(args.chargers, args.sessions, args.meter_values, args.baseline_sessions)
+    result = run(args.chargers, args.sessions, args.meter_values, args.baseline_sessions, args.baseline)
     if not args.json:
         print(f"{result['sessions']} sessions in {result['seconds']} s: {result['sessions_per_s']} sessions/s "
               f"({result['ratio_to_baseline']}x the baseline), {result['onchain_txs_per_session']} txs on chain per "
