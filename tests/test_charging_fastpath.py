@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 
 import pytest
 from ocpp import charge_point, messages
@@ -91,8 +92,26 @@ def test_key_conversions_equal_the_packages_both_ways(payload, monkeypatch):
     assert fastpath.camel_to_snake_case(payload) == snake  # the remembered keys give the same again
 
 
-def test_install_points_the_package_at_the_fast_path():
+def test_remembered_signatures_equal_inspects_for_every_handler():
+    from cityledger.offchain.charging.points import Point16, Point201
+
+    for cls in (Point201, Point16):
+        point = cls("CP-1", None, None)
+        for handlers in point.route_map.values():
+            handler = handlers["_on_action"]
+            assert fastpath.signature(handler) == inspect.signature(handler)
+            assert fastpath.signature(handler) == inspect.signature(handler)  # the remembered one
+    assert fastpath.signature(len) == inspect.signature(len)
+
+
+def test_install_points_the_package_at_the_fast_path_and_uninstall_back():
     fastpath.install()
     assert charge_point.validate_payload is fastpath.validate_payload
     assert charge_point.camel_to_snake_case is fastpath.camel_to_snake_case
     assert charge_point.snake_to_camel_case is fastpath.snake_to_camel_case
+    assert charge_point.inspect.signature is fastpath.signature
+    assert charge_point.inspect.isawaitable is inspect.isawaitable
+    fastpath.uninstall()
+    assert charge_point.validate_payload is messages.validate_payload and charge_point.inspect is inspect
+    assert charge_point.camel_to_snake_case is fastpath._PACKAGE_TO_SNAKE
+    fastpath.install()

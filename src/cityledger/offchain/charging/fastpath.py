@@ -14,6 +14,9 @@ The ocpp package (2.1.0) spends most of a CSMS's CPU per message on two things:
 - **camelCase <-> snake_case.** Each key of each payload goes through two or three regular
   expressions, every message. A key's conversion depends on the key alone, so it is done by the
   package's own functions once per distinct key and remembered.
+- **Handler signatures.** For every CALL it handles, the package asks `inspect.signature` of the
+  handler whether it takes `call_unique_id` (about a tenth of a CSMS's CPU). A handler function's
+  signature does not change, so it is computed once per function and remembered.
 
 `install()` points the package's ChargePoint at these; the charge points of the CSMS and of the
 simulators then run every check they ran before.
@@ -21,6 +24,8 @@ simulators then run every check they ran before.
 
 from __future__ import annotations
 
+import inspect
+import types
 from typing import Any, Callable
 
 import jsonschema_rs
@@ -28,6 +33,7 @@ from ocpp import charge_point, messages
 
 MAX_COMPILED_SCHEMAS = 1_024  # (message type, action, version); OCPP 1.6 + 2.0.1 + 2.1 have about 600 schemas
 MAX_CACHED_KEYS = 10_000  # distinct payload keys remembered per direction; past it keys are converted afresh
+MAX_CACHED_SIGNATURES = 1_000  # handler functions whose signature is remembered; past it computed afresh
 # The package parses these with Decimal floats first (messages._validate_payload): its path only.
 _DECIMAL_ACTIONS = {("1.6", messages.MessageType.Call, "SetChargingProfile"),
                     ("1.6", messages.MessageType.Call, "RemoteStartTransaction"),
@@ -37,6 +43,7 @@ _PACKAGE_TO_CAMEL = charge_point.snake_to_camel_case
 _compiled: dict[tuple[int, str, str], Any] = {}
 _snake_keys: dict[str, str] = {}
 _camel_keys: dict[str, str] = {}
+_signatures: dict[tuple[Any, bool], inspect.Signature] = {}
 
 
 def _compiled_for(message: Any, ocpp_version: str) -> Any:
@@ -96,11 +103,33 @@ def snake_to_camel_case(data: Any) -> Any:
     return _convert(data, _camel_keys, _PACKAGE_TO_CAMEL)
 
 
+def signature(handler: Any) -> inspect.Signature:
+    """`inspect.signature(handler)`, computed once per function (bound or not)."""
+    key = (getattr(handler, "__func__", handler), isinstance(handler, types.MethodType))
+    found = _signatures.get(key)
+    if found is None:
+        found = inspect.signature(handler)
+        if len(_signatures) < MAX_CACHED_SIGNATURES:
+            _signatures[key] = found
+    return found
+
+
+class _Inspect(types.SimpleNamespace):
+    """The `inspect` module as the package's charge_point sees it, with `signature` remembered."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(inspect, name)
+
+
+_INSPECT = _Inspect(signature=signature)
+
+
 def install() -> None:
     """Make every ocpp ChargePoint of this process use these (idempotent)."""
     charge_point.validate_payload = validate_payload
     charge_point.camel_to_snake_case = camel_to_snake_case
     charge_point.snake_to_camel_case = snake_to_camel_case
+    charge_point.inspect = _INSPECT
 
 
 def uninstall() -> None:
@@ -108,3 +137,4 @@ def uninstall() -> None:
     charge_point.validate_payload = messages.validate_payload
     charge_point.camel_to_snake_case = _PACKAGE_TO_SNAKE
     charge_point.snake_to_camel_case = _PACKAGE_TO_CAMEL
+    charge_point.inspect = inspect
