@@ -193,16 +193,22 @@ def test_session_over_ocpp201_is_billed_paid_and_receipted():
             assert auth.id_token_info["status"] == "Accepted"
             started = await station.call(event("Started", 0, 10_000, 0, world.id_token))
             assert started.id_token_info["status"] == "Accepted"
+            updated = []
             for seq, (wh, minute) in enumerate([(12_000, 5), (15_500, 10), (18_250, 15)], start=1):
-                await station.call(event("Updated", seq, wh, minute))
+                updated.append(await station.call(event("Updated", seq, wh, minute)))
                 await until(world.owed_is_paid)
             ended = await station.call(event("Ended", 4, 20_001, 20))
             receipt = await asyncio.wait_for(vehicle.receipts.get(), GUARD_S)
-            await until(lambda: len(station.costs) == 4)
+            await until(lambda: len(station.costs) == 1)
             loop.cancel()
-            return world, station, ended, receipt
+            return world, station, ended, receipt, updated
 
-    world, station, ended, receipt = asyncio.run(scenario())
+    world, station, ended, receipt, updated = asyncio.run(scenario())
+    # The cost at the start (the session fee) comes in a CostUpdated, every running cost in the answer.
+    assert station.costs == [float(Decimal(compute_cost_micro(TARIFF, 0, 0)) / 1_000_000)]
+    assert [answer.total_cost for answer in updated] == [
+        float(Decimal(compute_cost_micro(TARIFF, wh - 10_000, minute * 60)) / 1_000_000)
+        for wh, minute in [(12_000, 5), (15_500, 10), (18_250, 15)]]
     bill = compute_cost_micro(TARIFF, 20_001 - 10_000, 20 * 60)
     assert receipt.cost_micro == bill and receipt.energy_wh == 10_001 and receipt.verify()
     assert ended.total_cost == float(Decimal(bill) / 1_000_000)
@@ -210,7 +216,6 @@ def test_session_over_ocpp201_is_billed_paid_and_receipted():
     assert final.amount == bill
     assert verify_voucher(world.terms.voucher_key, CHAIN, 7, final.amount, final.nonce, final.signature)
     assert receipt.voucher_hash == final.digest(CHAIN)
-    assert station.costs[-1] == float(Decimal(compute_cost_micro(TARIFF, 8_250, 15 * 60)) / 1_000_000)
     assert station.stops.empty()
 
 

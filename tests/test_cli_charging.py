@@ -70,14 +70,21 @@ def test_charger_commands_need_an_initialised_home(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_charging_runs_complete_paid_sessions_over_websockets():
+def test_bench_charging_runs_complete_paid_sessions_over_websockets_and_a_solo_node():
     result = runner.invoke(app, ["bench", "charging", "--chargers", "2", "--sessions", "3", "--meter-values", "2",
-                                 "--json"])
+                                 "--baseline-sessions", "2", "--json"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output.strip().splitlines()[-1])
     assert figures["receipts"] == 3 and figures["vouchers_refused"] == 0
     assert figures["vouchers"] == 3 * (2 + 2)  # Started, 2 Updated, Ended: one voucher each
     assert figures["sessions_per_s"] > 0 and figures["ocpp_msgs_per_s"] > 0 and figures["p99_voucher_roundtrip_ms"] > 0
+    assert figures["baseline_sessions_per_s"] > 0 and figures["ratio_to_baseline"] > 0
+    # Counted in the node's blocks: one channel opened per vehicle, each redeemed at least once, nothing else.
+    onchain = figures["onchain"]
+    assert onchain["opens"] == 2 and onchain["redeems"] >= 2 and onchain["closes"] == onchain["other"] == 0
+    assert figures["onchain_txs_per_session"] == (onchain["opens"] + onchain["redeems"]) / 5
+    # The run itself fails unless the operator's balance grew by exactly the receipts' sum.
+    assert figures["billed_micro"] > 0
 
 
 def test_bench_charging_refuses_bad_arguments():

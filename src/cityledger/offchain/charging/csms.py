@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 
 from ...core.keys import PrivateKey
-from . import vehicle_protocol
+from . import fastpath, vehicle_protocol
 from .accounting import (
     AccountingError,
     ChannelTerms,
@@ -76,6 +76,7 @@ class Csms:
         self._tasks: set[asyncio.Task] = set()
         self._next_tx = 0
         self._server: Server | None = None
+        fastpath.install()
         if store is not None:
             self._restore(store)
 
@@ -151,7 +152,7 @@ class Csms:
         if accepted:
             self.current[accepted] = session_id
         self.persist(session)
-        self._after_cost(point, session)
+        self._after_cost(point, session, started=True)
         return status
 
     def advance(self, point: Any, session_id: str, id_token: str | None, wh: int | None, at: Any,
@@ -243,13 +244,18 @@ class Csms:
             raise AccountingError(f"charger_id: {charger_id[:48]!r} is not connected")
         return point
 
-    def _after_cost(self, point: Any, session: Session) -> None:
+    def _after_cost(self, point: Any, session: Session, started: bool = False) -> None:
         """Send the running cost to the charger and the vehicle; stop a vehicle that fell behind."""
         if session.ended:
             LOG.info("%s: session %s ended: %d Wh, %d micro", point.id, session.session_id, session.energy_wh,
                      session.cost_micro)
         else:
-            self._spawn(point.send_cost(session.session_id, session.cost_micro))
+            if started:
+                # 2.0.1's TransactionEvent answer carries the running cost (totalCost) of Updated and
+                # Ended events only (I02.FR.01: that or CostUpdated); the cost at the start goes in a
+                # CostUpdated. A CostUpdated after every reading would repeat the answer's totalCost
+                # at the price of a round trip per reading.
+                self._spawn(point.send_cost(session.session_id, session.cost_micro))
             if self.unpaid_micro(session) > self.margin_micro and not session.stop_requested:
                 session.stop_requested = True
                 LOG.info("%s: stopping session %s: unpaid %d micro", point.id, session.session_id,

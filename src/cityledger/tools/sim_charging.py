@@ -1,0 +1,315 @@
+"""Complete EV charging sessions over real WebSockets, paid through payment channels on a real chain.
+
+Shared by `cityledger bench charging` (tools/bench_charging.py) and `cityledger charging simulate`:
+
+- the chain side, through the SDK against a node's REST API: fund the vehicles' accounts, open one
+  long-lived channel per vehicle to the operator (`channel_open`, the vehicle's own key signs the
+  vouchers), read a channel's terms back from the chain, and count what reached the chain;
+- `Redeemer`, the operator's side: every round it redeems each channel's newest voucher the CSMS
+  holds (`channel_redeem`, one tx for however many sessions the voucher covers) and lets the CSMS
+  forget the sessions it settled;
+- the protocol peers: `SimStation`, an OCPP 2.0.1 charge point built from the `ocpp` package's
+  charge-point side, and `SimVehicle`, the vehicle client of offchain/charging/vehicle_protocol.py;
+  `drive_charger` runs sessions on one station: Started, `readings` Updated events (1 kWh and one
+  minute apart) and Ended, each sent once the vehicle's voucher for the previous cost was answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v201 import ChargePoint
+from ocpp.v201 import call, call_result
+from websockets.asyncio.client import connect
+
+from .. import sdk
+from ..core.keys import PrivateKey, PublicKey
+from ..core.types import address_to_str
+from ..offchain.charging import ChannelTerms, Csms, VehicleClient
+
+WH_PER_READING = 1_000
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+GUARD_S = 60  # only keeps a broken run from hanging: one answer, one commit
+SETTLE_DELAY_BLOCKS = 20  # the vehicles' channels' challenge window
+REDEEM_INTERVAL_S = 1.0  # how often the operator redeems each channel's newest voucher (five solo blocks)
+MAX_REDEEMS_PER_ROUND = 1_000  # channels redeemed in one round (one batch submission)
+
+
+# -- the chain side ------------------------------------------------------------------------------
+
+def wait_committed(client: sdk.Client, tx_ids: list[str]) -> list[Any]:
+    """Wait until each tx is committed; its result, or RuntimeError naming the first refused one."""
+    results = []
+    for tx_id in tx_ids:
+        status = client.wait(tx_id, GUARD_S)
+        if not status.committed or status.result is None or not status.result.ok:
+            log = status.result.log if status.result is not None else status.status
+            raise RuntimeError(f"tx {tx_id}: not committed ({log})")
+        results.append(status)
+    return results
+
+
+def submit_all(client: sdk.Client, txs: list[bytes]) -> list[str]:
+    """Submit txs in one batch; their ids, or RuntimeError with the first refusal."""
+    batch = client.submit_batch(txs)
+    refused = [r for r in batch.results if not r.ok]
+    if refused:
+        first = refused[0]
+        raise RuntimeError(f"{len(refused)} txs refused, first: {first.codespace}/{first.code} {first.log}")
+    return [r.tx_id for r in batch.results]
+
+
+def fund(client: sdk.Client, chain_id: str, funder: PrivateKey, addresses: list[bytes], amount: int) -> None:
+    """Give each address `amount` micro-credits from the funder, in one multi-send."""
+    nonce = client.get_nonce(funder.address())
+    tx = sdk.multi_send(chain_id, funder, nonce, [(address, amount) for address in addresses])
+    wait_committed(client, submit_all(client, [tx]))
+
+
+def open_channels(client: sdk.Client, chain_id: str, vehicles: list[PrivateKey], payee: bytes,
+                  deposit: int) -> list[int]:
+    """Each vehicle opens a channel to the payee with its own key as voucher key; the channel ids."""
+    txs = [sdk.open_channel(chain_id, key, client.get_nonce(key.address()), payee, deposit, SETTLE_DELAY_BLOCKS)
+           for key in vehicles]
+    statuses = wait_committed(client, submit_all(client, txs))
+    ids = []
+    for status in statuses:
+        opened = next(e for e in status.result.events if e.type == "payments_channel_opened")
+        ids.append(int(opened.get("channel_id")))
+    return ids
+
+
+def read_terms(client: sdk.Client, chain_id: str, channel_id: int) -> ChannelTerms:
+    """A channel's terms as the chain shows them now."""
+    record = client.query("payments", "channel", id=str(channel_id))
+    key = PublicKey(int(record["voucher_key"]["scheme"]), bytes.fromhex(record["voucher_key"]["key"]))
+    return ChannelTerms(chain_id, channel_id, key, int(record["deposit"]), int(record["redeemed"]),
+                        int(record["nonce"]))
+
+
+def count_txs(client: sdk.Client, first_height: int, last_height: int) -> dict[str, int]:
+    """Committed txs between two heights (inclusive), by what they did: opens, redeems, closes, other."""
+    # A close redeems and settles: what settles counts as a close, before what redeems.
+    kinds = (("payments_channel_settled", "closes"), ("payments_channel_opened", "opens"),
+             ("payments_channel_topped_up", "top_ups"), ("payments_voucher_redeemed", "redeems"))
+    counts = {"opens": 0, "top_ups": 0, "redeems": 0, "closes": 0, "other": 0, "blocks": 0}
+    for height in range(first_height, last_height + 1):
+        block = client.get_block(height)
+        counts["blocks"] += 1
+        for result in block.results:
+            types = {event.type for event in result.events}
+            counts[next((kind for event, kind in kinds if event in types), "other")] += 1
+    return counts
+
+
+# -- the operator: redeeming vouchers ------------------------------------------------------------
+
+class Redeemer:
+    """Redeems, every round, each channel's newest voucher the CSMS holds and the chain has not seen."""
+
+    def __init__(self, csms: Csms, client: sdk.AsyncClient, chain_id: str, operator_key: PrivateKey) -> None:
+        self.csms, self.client, self.chain_id, self.key = csms, client, chain_id, operator_key
+        self.redeemed: dict[int, int] = {}  # channel id -> the amount the chain has redeemed
+        self.txs = 0
+        self.forgotten = 0  # paid sessions settled on chain and dropped from the CSMS
+        self._nonce: int | None = None
+
+    async def run(self, stop: asyncio.Event, interval_s: float = REDEEM_INTERVAL_S) -> None:
+        """Redeem rounds until `stop` is set, then rounds until nothing is left to redeem."""
+        while not stop.is_set():
+            await self.redeem_round()
+            try:
+                await asyncio.wait_for(stop.wait(), interval_s)
+            except TimeoutError:
+                pass
+        while await self.redeem_round():
+            pass
+
+    async def redeem_round(self) -> int:
+        """Redeem every channel whose newest voucher is above what the chain redeemed; how many txs."""
+        vouchers = [book.newest for book in self.csms.books.values()
+                    if book.newest is not None and book.newest.amount > self.redeemed.get(book.terms.channel_id,
+                                                                                          book.terms.redeemed)]
+        vouchers = vouchers[:MAX_REDEEMS_PER_ROUND]
+        if not vouchers:
+            return 0
+        if self._nonce is None:
+            self._nonce = await self.client.get_nonce(self.key.address())
+        txs = []
+        for voucher in vouchers:
+            signed = sdk.Voucher(self.chain_id, voucher.channel_id, voucher.amount, voucher.nonce, voucher.signature)
+            txs.append(sdk.redeem_voucher(self.chain_id, self.key, self._nonce, signed))
+            self._nonce += 1
+        batch = await self.client.submit_batch(txs)
+        for voucher, result in zip(vouchers, batch.results):
+            if not result.ok:
+                raise RuntimeError(f"redeem of channel {voucher.channel_id} refused: {result.log}")
+        await self._check_committed([result.tx_id for result in batch.results])
+        for voucher in vouchers:
+            self.redeemed[voucher.channel_id] = voucher.amount
+        self.txs += len(txs)
+        self._forget_settled()
+        return len(txs)
+
+    async def _check_committed(self, tx_ids: list[str]) -> None:
+        """Wait for the last tx (the sender's nonces commit in order), then check each one's result in its block."""
+        last = await self.client.wait(tx_ids[-1], GUARD_S)
+        if not last.committed:
+            raise RuntimeError(f"redeem {tx_ids[-1]}: not committed within {GUARD_S} s")
+        first = await self.client.get_tx(tx_ids[0])
+        results = {}
+        for height in range(first.height, last.height + 1):
+            block = await self.client.get_block(height)
+            results.update(zip(block.tx_ids, block.results))
+        refused = [(tx_id, results[tx_id].log) for tx_id in tx_ids if tx_id not in results or not results[tx_id].ok]
+        if refused:
+            raise RuntimeError(f"{len(refused)} redeems failed on chain, first: {refused[0]}")
+
+    def _forget_settled(self) -> None:
+        """Drop ended, paid sessions whose whole bill the chain has redeemed."""
+        for session_id, session in list(self.csms.sessions.items()):
+            if session.ended and session.id_token is not None and session_id in self.csms.receipts:
+                channel_id = self.csms.books[session.id_token].terms.channel_id
+                if session.base_micro + session.cost_micro <= self.redeemed.get(channel_id, 0):
+                    self.csms.forget_session(session_id)
+                    self.forgotten += 1
+
+
+# -- the protocol peers ---------------------------------------------------------------------------
+
+class SimStation(ChargePoint):
+    """An OCPP 2.0.1 charge point that answers the CSMS's CostUpdated and RequestStopTransaction."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cost_updates = 0
+        self.stops: list[str] = []
+
+    @on("CostUpdated")
+    def on_cost_updated(self, total_cost: float, transaction_id: str, **_: Any) -> Any:
+        """Show the running cost (counted here)."""
+        self.cost_updates += 1
+        return call_result.CostUpdated()
+
+    @on("RequestStopTransaction")
+    def on_request_stop(self, transaction_id: str, **_: Any) -> Any:
+        """The CSMS stops a session whose vehicle fell behind (never in a simulated run that pays)."""
+        self.stops.append(transaction_id)
+        return call_result.RequestStopTransaction(status="Accepted")
+
+
+class SimVehicle(VehicleClient):
+    """A vehicle that pays every cost and times each voucher until the CSMS answers it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[float] = []
+        self.roundtrips_ms: list[float] = []
+        self.answered = 0
+        self.changed = asyncio.Event()
+
+    async def _on_frame(self, connection: Any, data: dict) -> None:
+        if data["type"] == "cost":
+            self.sent.append(time.perf_counter())
+        elif data["type"] in ("accepted", "refused", "receipt"):
+            self.roundtrips_ms.append((time.perf_counter() - self.sent[self.answered]) * 1000)
+            self.answered += 1
+            self.changed.set()
+        await super()._on_frame(connection, data)
+
+    async def until_answered(self, count: int) -> None:
+        """Wait until `count` vouchers in all have been answered."""
+        while self.answered < count:
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), GUARD_S)
+
+
+def transaction_event(kind: str, session_id: str, seq: int, token: str | None) -> call.TransactionEvent:
+    """A 2.0.1 TransactionEvent `seq` minutes into a session with `seq` kWh delivered."""
+    stamp = (T0 + timedelta(minutes=seq)).isoformat().replace("+00:00", "Z")
+    meter = [{"timestamp": stamp, "sampled_value": [{"value": seq * WH_PER_READING, "unit_of_measure": {"unit": "Wh"},
+                                                     "measurand": "Energy.Active.Import.Register"}]}]
+    return call.TransactionEvent(
+        event_type=kind, timestamp=stamp, trigger_reason="MeterValuePeriodic" if kind == "Updated" else "Authorized",
+        seq_no=seq, transaction_info={"transaction_id": session_id}, meter_value=meter,
+        evse={"id": 1, "connector_id": 1},
+        id_token={"id_token": token, "type": "Central"} if token else None)
+
+
+@dataclass
+class ChargerLink:
+    """One charge point's open connection and its station."""
+
+    charger_id: str
+    connection: Any
+    station: SimStation
+    loop: asyncio.Task
+    calls: int = 0
+
+
+async def connect_charger(base_url: str, charger_id: str, password: str) -> ChargerLink:
+    """Connect a charge point with its password and boot it."""
+    auth = base64.b64encode(f"{charger_id}:{password}".encode()).decode()
+    connection = await connect(f"{base_url}/ocpp/{charger_id}", subprotocols=["ocpp2.0.1"],
+                               additional_headers={"Authorization": f"Basic {auth}"}, open_timeout=GUARD_S)
+    station = SimStation(charger_id, connection, response_timeout=GUARD_S)
+    link = ChargerLink(charger_id, connection, station, asyncio.create_task(station.start()))
+    boot = await station.call(call.BootNotification(charging_station={"model": "sim", "vendor_name": "cityledger"},
+                                                    reason="PowerUp"))
+    if boot.status != "Accepted":
+        raise RuntimeError(f"{charger_id}: boot {boot.status}")
+    link.calls += 1
+    return link
+
+
+async def close_charger(link: ChargerLink) -> None:
+    """Stop the station's receive loop and close its connection."""
+    link.loop.cancel()
+    await link.connection.close()
+
+
+@dataclass
+class Progress:
+    """What the drivers have done so far (read by a progress bar)."""
+
+    sessions: int = 0
+    energy_wh: int = 0
+    billed_micro: int = 0
+    receipts: list = field(default_factory=list)
+
+
+async def drive_charger(link: ChargerLink, vehicle: SimVehicle, token: str, sessions: int, readings: int,
+                        progress: Progress) -> None:
+    """Run `sessions` complete sessions on one charger, each paid by `vehicle` and ended with a receipt."""
+    for _ in range(sessions):
+        session_id = f"{link.charger_id}-{link.calls}"
+        base = vehicle.answered
+        for seq in range(readings + 2):
+            kind = "Started" if seq == 0 else "Ended" if seq == readings + 1 else "Updated"
+            await link.station.call(transaction_event(kind, session_id, seq, token if seq == 0 else None))
+            link.calls += 1
+            await vehicle.until_answered(base + seq + 1)
+        receipt = await asyncio.wait_for(vehicle.receipts.get(), GUARD_S)
+        if receipt.session_id != session_id or not receipt.verify():
+            raise RuntimeError(f"session {session_id}: no valid receipt (got {receipt.session_id})")
+        progress.sessions += 1
+        progress.energy_wh += receipt.energy_wh
+        progress.billed_micro += receipt.cost_micro
+        progress.receipts.append(receipt)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value at `fraction` of the sorted values (0 for none)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else 0.0
+
+
+def operator_address(key: PrivateKey) -> str:
+    """The operator's account address as text."""
+    return address_to_str(key.address())

@@ -1,0 +1,135 @@
+"""tools/sim_charging: the operator's Redeemer against a real in-process chain (count_txs: the slow bench test).
+
+The node's REST client is stood in for by `ChainClient`, which runs each call on the in-process
+chain (check_tx on submit, a block per wait): the txs, their checks and their execution are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+from helpers import CHAIN_ID, make_chain
+from cityledger import sdk
+from cityledger.core.accounts import get_nonce
+from cityledger.core.hashing import compute_tx_id
+from cityledger.core.keys import SCHEME_P256, PrivateKey
+from cityledger.modules.bank import Transfer, get_balance
+from cityledger.modules.payments.handlers import get_channel, get_counter
+from cityledger.modules.payments.keys import NEXT_CHANNEL_ID_KEY
+from cityledger.modules.payments.vouchers import sign_voucher
+from cityledger.offchain.charging import ChannelTerms, ChargerRegistry, Csms, Tariff
+from cityledger.offchain.charging.accounting import Voucher
+from cityledger.tools.sim_charging import Redeemer
+
+TARIFF = Tariff(per_kwh_micro=300_000)
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass
+class Result:
+    tx_id: str
+    ok: bool
+    code: int
+    log: str
+
+
+class ChainClient:
+    """The AsyncClient calls the Redeemer makes, run on an in-process chain."""
+
+    def __init__(self, chain) -> None:
+        self.chain, self.pending, self.committed, self.blocks = chain, [], {}, {}
+
+    async def get_nonce(self, address) -> int:
+        return get_nonce(self.chain.store, address)
+
+    async def submit_batch(self, txs):
+        results = []
+        for tx in txs:
+            check = self.chain.app.check_tx(tx)
+            results.append(Result(compute_tx_id(tx).hex(), check.code == 0, check.code, check.log))
+            if check.code == 0:
+                self.pending.append(tx)
+        return SimpleNamespace(results=results)
+
+    async def wait(self, tx_id, timeout_s):
+        if self.pending:
+            txs, self.pending = self.pending, []
+            block = self.chain.block(*txs)
+            ids = [compute_tx_id(tx).hex() for tx in txs]
+            self.blocks[self.chain.height] = SimpleNamespace(
+                tx_ids=ids, results=[SimpleNamespace(ok=r.code == 0, log=r.log) for r in block.tx_results])
+            self.committed.update({i: self.chain.height for i in ids})
+        return SimpleNamespace(committed=tx_id in self.committed, height=self.committed.get(tx_id))
+
+    async def get_tx(self, tx_id):
+        return SimpleNamespace(height=self.committed[tx_id])
+
+    async def get_block(self, height):
+        return self.blocks[height]
+
+
+class Point:
+    """What the CSMS needs of a charger's link here: an id, and calls that go nowhere."""
+
+    id = "CP-1"
+
+    async def send_cost(self, session_id, cost_micro):
+        return None
+
+    async def send_stop(self, session_id):
+        return None
+
+
+def _open(chain, vehicle, operator, deposit: int) -> int:
+    tx = sdk.open_channel(CHAIN_ID, vehicle, 0, operator.address(), deposit, 5)
+    assert chain.block(tx).tx_results[0].code == 0
+    return get_counter(chain.store, NEXT_CHANNEL_ID_KEY)
+
+
+def _session(csms, token, session_id, kwh, vehicle, channel_id, nonce):
+    """A session of `kwh` on the point, paid in full by one voucher; its bill."""
+    point = Point()
+    csms.open_session(point, session_id, token, 0, T0)
+    csms.advance(point, session_id, None, kwh * 1000, T0, ended=True)
+    owed = csms.sessions[session_id].base_micro + csms.sessions[session_id].cost_micro
+    voucher = Voucher(channel_id, owed, nonce, sign_voucher(vehicle, CHAIN_ID, channel_id, owed, nonce))
+    assert csms.accept_voucher(token, voucher) is not None  # paid: a receipt
+    return csms.sessions[session_id].cost_micro
+
+
+def test_redeemer_redeems_each_channels_newest_voucher_once_and_forgets_what_it_settled(tmp_path):
+    chain = make_chain(tmp_path)
+    operator = chain.accounts[3]
+    vehicles = [PrivateKey(SCHEME_P256, bytes([40 + i]) * 32) for i in range(2)]
+    for vehicle in vehicles:
+        assert chain.block(chain.tx(chain.accounts[0], Transfer(vehicle.address(), 50_000_000))).tx_results[0].code == 0
+    channels = [_open(chain, vehicle, operator, 40_000_000) for vehicle in vehicles]
+    before = get_balance(chain.store, operator.address())
+
+    async def scenario():
+        csms = Csms(ChargerRegistry(), TARIFF, operator)
+        tokens = [csms.authorize_vehicle(ChannelTerms(CHAIN_ID, c, v.public_key, 40_000_000))
+                  for c, v in zip(channels, vehicles)]
+        client = ChainClient(chain)
+        redeemer = Redeemer(csms, client, CHAIN_ID, operator)
+        # Two sessions on the first vehicle's channel, one on the second's, before the first round.
+        bills = [_session(csms, tokens[0], "s1", 3, vehicles[0], channels[0], 1),
+                 _session(csms, tokens[0], "s2", 2, vehicles[0], channels[0], 2),
+                 _session(csms, tokens[1], "s3", 5, vehicles[1], channels[1], 1)]
+        first = await redeemer.redeem_round()
+        again = await redeemer.redeem_round()
+        bills.append(_session(csms, tokens[1], "s4", 1, vehicles[1], channels[1], 2))
+        third = await redeemer.redeem_round()
+        return csms, redeemer, bills, (first, again, third)
+
+    csms, redeemer, bills, rounds = asyncio.run(scenario())
+    # One redeem per channel with a newer voucher: 2, then nothing new, then the second channel only.
+    assert rounds == (2, 0, 1) and redeemer.txs == 3
+    assert get_balance(chain.store, operator.address()) == before + sum(bills)
+    assert get_channel(chain.store, channels[0]).redeemed == bills[0] + bills[1]
+    assert get_channel(chain.store, channels[1]).redeemed == bills[2] + bills[3]
+    # Every session is settled on chain, so the CSMS holds none of them any more.
+    assert csms.sessions == {} and redeemer.forgotten == 4
