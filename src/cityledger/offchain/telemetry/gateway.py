@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 INTERVAL_S = 60  # default anchoring interval
 MAX_INTERVAL_S = 86_400
 MAX_BATCH = 500  # messages the gateway verifies and stores in one durable step
+MAX_SEQ_CACHE = 1_000_000  # devices whose last sequence number the gateway keeps in memory (~100 MB at most)
 STORE_THREADS = 16  # owners' vaults one batch writes at once (their fsyncs overlap)
 MAX_STAGED_BATCHES = 2  # batches checked and at the signature workers while the one before is stored
 TICK_S = 0.2  # how often an idle worker looks at the clock for a finished interval
@@ -120,10 +121,14 @@ class GatewayState:
         for statement in _SCHEMA:
             self._db.execute(statement)
         self._lock = threading.Lock()
+        self._seq_cache: dict[str, int] = {}  # committed last_seq rows, so a message costs no query
 
     def last_seq(self, device: str) -> int | None:
         """The last sequence number accepted from device, None before its first."""
         with self._lock:
+            cached = self._seq_cache.get(device)
+            if cached is not None:
+                return cached
             row = self._db.execute("SELECT seq FROM last_seq WHERE device = ?", (device,)).fetchone()
         return None if row is None else row[0]
 
@@ -148,6 +153,10 @@ class GatewayState:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            if len(self._seq_cache) + len(records) > MAX_SEQ_CACHE:
+                self._seq_cache.clear()
+            for record in records:
+                self._seq_cache[record.stored.header.device] = record.stored.header.seq
 
     def record_ids(self, interval: int) -> list[bytes]:
         """The ids of the interval's records, in the order received."""
