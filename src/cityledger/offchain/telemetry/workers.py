@@ -26,7 +26,6 @@ from typing import Sequence
 from ...core.keys import PublicKey, verify_signature
 
 MAX_VERIFY_WORKERS = 64  # worker processes one gateway may start
-WORKER_START_S = 30.0  # how long start() waits for every worker's first answer (each imports the crypto)
 
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
