@@ -31,6 +31,12 @@ The last line of output is one JSON object:
   p99_ingest_ms           per message, publish call -> stored and acknowledged by the gateway, 99th
                           percentile, under the full load (so it includes queueing)
   anchor_txs_per_interval the most anchor txs in any interval (1 whatever the fleet size), intervals
+  cpu_us_per_msg          CPU time of every process of the gateway round (devices, broker, gateway,
+                          its verify workers) per message, and split: _gateway_process,
+                          _verify_workers, _devices_and_broker; raw_cpu_us_per_msg for the raw QoS 1
+                          round. Read from /proc: unlike the rates, it hardly moves when other jobs
+                          share the machine
+  load_average            the machine's load when the run ended (other jobs included)
 """
 
 from __future__ import annotations
@@ -69,6 +75,18 @@ PUBLISHER_INFLIGHT = 1_000  # QoS 1 messages a device's client keeps unacknowled
 MAX_DEVICES = 2_000
 MAX_MESSAGES = 1_000_000
 MAX_PUBLISHERS = 16
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes have used so far, from /proc (0 where unreadable)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _samples(rng: random.Random, start: int) -> list[Sample]:
@@ -167,8 +185,9 @@ def _round_runner(devices: list[dict], per_device: int, port: int, gos: list, ou
         out.put(("published", times))
 
 
-def _raw_round(broker: Broker, publishers: _Publishers, total: int, qos: int) -> float:
-    """The messages per second a subscriber doing nothing receives (publishers included)."""
+def _raw_round(broker: Broker, publishers: _Publishers, total: int, qos: int) -> tuple[float, float]:
+    """The messages per second a subscriber doing nothing receives (publishers included), and the
+    CPU seconds every process of the round used."""
     received = [0]
     done = threading.Event()
     subscribed = threading.Event()
@@ -187,14 +206,17 @@ def _raw_round(broker: Broker, publishers: _Publishers, total: int, qos: int) ->
     client.loop_start()
     if not subscribed.wait(GUARD_S):
         raise RuntimeError("raw subscriber: not subscribed")
+    pids = [os.getpid(), broker.process.pid, *(proc.pid for proc in publishers.procs)]
+    cpu = _cpu_s(pids)
     start = publishers.run_round()
     if not done.wait(GUARD_S):
         raise RuntimeError(f"raw subscriber: {received[0]} of {total} messages")
     elapsed = time.monotonic() - start
     publishers.publish_times()
+    cpu = _cpu_s(pids) - cpu
     client.disconnect()
     client.loop_stop()
-    return total / elapsed
+    return total / elapsed, cpu
 
 
 class _Anchors:
@@ -229,11 +251,15 @@ def _gateway_round(home: Path, broker: Broker, publishers: _Publishers, registry
                       broker.gateway_password(), interval_s=interval_s, on_stored=on_stored)
     gateway.start()
     try:
+        workers = gateway.workers.pids() if gateway.workers is not None else []
+        others = [broker.process.pid, *(proc.pid for proc in publishers.procs)]
+        cpu = (_cpu_s([os.getpid()]), _cpu_s(workers), _cpu_s(others))
         start = publishers.run_round()
         if not gateway.wait_processed(total, GUARD_S):
             raise RuntimeError(f"gateway: {gateway.stored} of {total} stored, failure {gateway.failure!r}")
         elapsed = time.monotonic() - start
         published = publishers.publish_times()
+        cpu = (_cpu_s([os.getpid()]) - cpu[0], _cpu_s(workers) - cpu[1], _cpu_s(others) - cpu[2])
         # Let the clock leave the last interval so it is anchored too.
         deadline = time.monotonic() + 2 * interval_s + GUARD_S / 10
         while sum(r.count for r in gateway.roots() if r.anchored) < total and time.monotonic() < deadline:
@@ -243,7 +269,7 @@ def _gateway_round(home: Path, broker: Broker, publishers: _Publishers, registry
         gateway.close()
         gateway.vaults.close()
     latencies = sorted(stored_at[key] - published[key] for key in published if key in stored_at)
-    return {"elapsed": elapsed, "stored": gateway.stored, "refused": dict(gateway.refused),
+    return {"elapsed": elapsed, "stored": gateway.stored, "cpu": cpu, "refused": dict(gateway.refused),
             "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None,
             "anchors": anchors.txs, "anchored_records": anchored}
 
@@ -276,8 +302,8 @@ def run(devices: int, owners: int, messages: int, publishers: int, interval_s: i
         broker.start()
         pubs = _Publishers(device_list, per_device, publishers, broker.port, rounds=3)
         try:
-            raw = _raw_round(broker, pubs, total, qos=1)
-            raw0 = _raw_round(broker, pubs, total, qos=0)
+            raw, raw_cpu = _raw_round(broker, pubs, total, qos=1)
+            raw0, _ = _raw_round(broker, pubs, total, qos=0)
             gw = _gateway_round(home, broker, pubs, registry, total, interval_s)
         finally:
             pubs.close()
@@ -294,6 +320,14 @@ def run(devices: int, owners: int, messages: int, publishers: int, interval_s: i
         "ratio_to_raw_qos0": round(msgs_per_s / raw0, 3),
         "p99_ingest_ms": None if gw["p99_ms"] is None else round(gw["p99_ms"], 1),
         "anchor_txs_per_interval": max(per_interval, default=0),
+        # CPU per message, every process of the round (publishers and broker included): stable when
+        # other jobs share the machine, unlike the rates.
+        "cpu_us_per_msg": round(sum(gw["cpu"]) / total * 1e6, 1),
+        "cpu_us_per_msg_gateway_process": round(gw["cpu"][0] / total * 1e6, 1),
+        "cpu_us_per_msg_verify_workers": round(gw["cpu"][1] / total * 1e6, 1),
+        "cpu_us_per_msg_devices_and_broker": round(gw["cpu"][2] / total * 1e6, 1),
+        "raw_cpu_us_per_msg": round(raw_cpu / total * 1e6, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "intervals": len(per_interval),
         "anchored_records": gw["anchored_records"],
         "messages": total, "stored": gw["stored"], "refused": gw["refused"], "devices": devices, "owners": owners,

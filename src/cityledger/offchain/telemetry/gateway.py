@@ -41,7 +41,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 INTERVAL_S = 60  # default anchoring interval
 MAX_INTERVAL_S = 86_400
-MAX_BATCH = 500  # messages the gateway verifies and stores in one durable step
+MAX_BATCH = 2_000  # messages the gateway verifies and stores in one durable step
 MAX_SEQ_CACHE = 1_000_000  # devices whose last sequence number the gateway keeps in memory (~100 MB at most)
 STORE_THREADS = 16  # owners' vaults one batch writes at once (their fsyncs overlap)
 MAX_STAGED_BATCHES = 2  # batches checked and at the signature workers while the one before is stored
@@ -251,7 +251,8 @@ class Gateway:
         self._store_pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="telemetry-vault-write")
         self.stored = 0
         self.refused: Counter[str] = Counter()
-        self._inbox: queue.Queue = queue.Queue()
+        self._inbox: deque = deque()
+        self._arrived = threading.Event()
         self._staged: queue.Queue = queue.Queue(maxsize=MAX_STAGED_BATCHES)
         self._done = threading.Condition()
         self._processed = 0
@@ -275,7 +276,7 @@ class Gateway:
         client.username_pw_set(GATEWAY_USER, self.password)
         client.on_connect = self._on_connect
         client.on_subscribe = lambda *args: self._subscribed.set()
-        client.on_message = lambda _client, _userdata, message: self._inbox.put(message)
+        client.on_message = self._on_message
         self._client = client
         self._stop.clear()
         if self.workers is not None:
@@ -293,6 +294,12 @@ class Gateway:
         if not self._subscribed.wait(CONNECT_S):
             self.stop()
             raise GatewayError(f"broker {self.host}:{self.port}: not connected and subscribed after {CONNECT_S} s")
+
+    def _on_message(self, _client, _userdata, message) -> None:
+        # A deque and an event, not a queue.Queue: no lock taken per message on paho's thread.
+        self._inbox.append(message)
+        if not self._arrived.is_set():
+            self._arrived.set()
 
     def _on_connect(self, client, _userdata, _flags, reason, _properties) -> None:
         if reason.is_failure:
@@ -326,16 +333,14 @@ class Gateway:
 
     def _check_loop(self) -> None:
         """Stage one: take batches off the inbox, check them and hand their signatures to the workers."""
+        inbox = self._inbox
         while not self._stop.is_set():
-            try:
-                batch = [self._inbox.get(timeout=TICK_S)]
-            except queue.Empty:
+            if not inbox:
+                self._arrived.clear()
+                if not inbox:  # nothing came between the look and the clear
+                    self._arrived.wait(TICK_S)
                 continue
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._inbox.get_nowait())
-                except queue.Empty:
-                    break
+            batch = [inbox.popleft() for _ in range(min(len(inbox), MAX_BATCH))]
             try:
                 staged = self._prepare(batch)
             except Exception as exc:  # a worker died: nothing of this batch is acknowledged

@@ -5,8 +5,9 @@ and acknowledges. Each worker is `python -m cityledger.offchain.telemetry.worker
 framed protocol on its pipes, one batch at a time (the pipe's cost is paid per batch, not per
 message):
 
-    request:  count (4 bytes, big-endian), then per check: scheme (1 byte), key length (1 byte),
-              key, message length (2 bytes), message, signature length (1 byte), signature
+    request:  count (4 bytes, big-endian), body length (4 bytes), then the body: per check scheme
+              (1 byte), key length (1 byte), key, message length (2 bytes), message, signature
+              length (1 byte), signature
     response: one byte per check, 1 if the signature verifies
 
 A batch is cut into one slice per worker; each worker answers in the order it was asked, so the
@@ -42,11 +43,12 @@ def default_verify_workers() -> int:
 
 def encode_checks(checks: Sequence[tuple[PublicKey, bytes, bytes]]) -> bytes:
     """One request frame for (public key, message, signature) checks."""
-    parts = [_U32.pack(len(checks))]
+    parts = []
     for key, message, signature in checks:
         parts += [bytes((key.scheme, len(key.key))), key.key, _U16.pack(len(message)), message,
                   bytes((len(signature),)), signature]
-    return b"".join(parts)
+    body = b"".join(parts)
+    return _U32.pack(len(checks)) + _U32.pack(len(body)) + body
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,10 @@ class SignatureWorkers:
             verdicts += [flag == 1 for flag in data]
         return verdicts
 
+    def pids(self) -> list[int]:
+        """The worker processes' ids (for a benchmark's CPU accounting)."""
+        return [proc.pid for proc in self._procs]
+
     def close(self) -> None:
         """Stop the processes (end of input makes each exit; killed if it does not)."""
         for proc in self._procs:
@@ -132,34 +138,44 @@ def _read_exact(stream, size: int) -> bytes | None:
     return data if data is not None and len(data) == size else None
 
 
-def _check_one(stdin) -> bool:
-    """Read one check off the frame and run it; raise EOFError if the frame is cut short."""
-    head = _read_exact(stdin, 2)
-    if head is None:
-        raise EOFError
-    key = _read_exact(stdin, head[1])
-    length = _read_exact(stdin, 2)
-    if key is None or length is None:
-        raise EOFError
-    message = _read_exact(stdin, _U16.unpack(length)[0])
-    sig_len = _read_exact(stdin, 1)
-    signature = _read_exact(stdin, sig_len[0]) if sig_len is not None else None
-    if message is None or signature is None:
-        raise EOFError
-    try:
-        return verify_signature(PublicKey(head[0], key), message, signature)
-    except Exception:  # noqa: BLE001 - a key the registry should never hold: not a valid signature
-        return False
+def check_frame(count: int, body: bytes) -> bytes:
+    """One flag byte per check of a request body (read whole: one read per batch, not per field);
+    raise ValueError if the body is not `count` well-framed checks."""
+    flags = bytearray()
+    at = 0
+    for _ in range(count):
+        scheme, key_len = body[at], body[at + 1]
+        key = body[at + 2:at + 2 + key_len]
+        at += 2 + key_len
+        (msg_len,) = _U16.unpack_from(body, at)
+        message = body[at + 2:at + 2 + msg_len]
+        at += 2 + msg_len
+        sig_len = body[at]
+        signature = body[at + 1:at + 1 + sig_len]
+        at += 1 + sig_len
+        if at > len(body):
+            raise ValueError("frame: cut short")
+        try:
+            flags.append(int(verify_signature(PublicKey(scheme, key), message, signature)))
+        except Exception:  # noqa: BLE001 - a key the registry should never hold: not a valid signature
+            flags.append(0)
+    if at != len(body):
+        raise ValueError("frame: bytes left over")
+    return bytes(flags)
 
 
 def serve() -> None:
     """Worker main loop: read framed batches on stdin, answer one flag byte per check on stdout."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    while (header := _read_exact(stdin, 4)) is not None:
-        try:
-            flags = bytes(int(_check_one(stdin)) for _ in range(_U32.unpack(header)[0]))
-        except EOFError:
+    while (header := _read_exact(stdin, 8)) is not None:
+        count, size = _U32.unpack_from(header)[0], _U32.unpack_from(header, 4)[0]
+        body = _read_exact(stdin, size)
+        if body is None:
             return
+        try:
+            flags = check_frame(count, body)
+        except (ValueError, IndexError, struct.error):
+            return  # out of protocol: exit, the gateway sees a dead worker
         stdout.write(flags)
         stdout.flush()
 
