@@ -97,7 +97,8 @@ class World:
                 seq = self.next_seq[index]
                 self.next_seq[index] += 1
                 start = T0 + 10 * seq
-                raw = encode(seal_window(sealer.key, sealer.config, seq, start, vehicle_samples(random.Random(seq), start)))
+                samples = vehicle_samples(random.Random(seq), start)
+                raw = encode(seal_window(sealer.key, sealer.config, seq, start, samples))
                 self.published[verify_message(raw, self.fleet.lookup, None).record_id] = (index, seq)
                 client, topic = self.clients[index]
                 pending.append(client.publish(topic, raw, qos=1))

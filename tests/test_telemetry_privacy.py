@@ -74,10 +74,10 @@ def simulate_day(rng: random.Random) -> list[tuple[int, list[Sample]]]:
 def clear_forms(windows: list[list[Sample]]) -> set[bytes]:
     """The ways the samples could sit in a file or on the wire in clear, each at least 8 bytes: each
     coordinate as decimal text (1e-7 degrees) and as degrees ("35.6812345", a float's repr, float64
-    both byte orders; a repr shorter than 8 characters is left out); the position as 4- and 8-byte integer pairs and float32 pairs; the speed as
-    float64 m/s and, with the speed of the next second, as text pairs (a lone 3-4 digit speed is
-    too short to scan for: any file holds such digits); each sample as the device packs it, as
-    integer rows, and in the project's encoding. A form with fewer than 5 non-zero bytes (the
+    both byte orders; a repr shorter than 8 characters is left out); the position as 4- and 8-byte
+    integer pairs and float32 pairs; the speed as float64 m/s and, with the speed of the next
+    second, as text pairs (a lone 3-4 digit speed is too short to scan for: any file holds such
+    digits); each sample as the device packs it, as integer rows, and in the project's encoding. A form with fewer than 5 non-zero bytes (the
     float64 of a round speed such as 12.0 m/s) is left out: files are full of such bytes."""
     forms: set[bytes] = set()
     for samples in windows:

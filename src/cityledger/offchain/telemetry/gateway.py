@@ -236,7 +236,8 @@ class Gateway:
             raise ValueError(f"interval_s: expected 1 to {MAX_INTERVAL_S}, got {interval_s}")
         workers = default_verify_workers() if verify_workers is None else verify_workers
         if not 0 <= workers <= MAX_VERIFY_WORKERS:
-            raise ValueError(f"verify_workers: expected 0 (check in the gateway's thread) to {MAX_VERIFY_WORKERS}, got {workers}")
+            raise ValueError(f"verify_workers: expected 0 (check in the gateway's thread) to {MAX_VERIFY_WORKERS}, "
+                             f"got {workers}")
         if not interval_s <= proof_retention_s <= MAX_PROOF_RETENTION_S:
             raise ValueError(f"proof_retention_s: expected {interval_s} (the interval) to {MAX_PROOF_RETENTION_S}, "
                              f"got {proof_retention_s}")
