@@ -198,7 +198,11 @@ def test_sigkill_mid_interval_loses_no_acknowledged_record_and_anchors_none_twic
     wait_until(all_anchored, "every interval to be anchored")
     world.kill_gateway()
     assert 0 < taken_before_kill < DEVICES * PER_PHASE  # the first kill did land mid-stream
+    check_each_record_anchored_once_and_stored(world, state_path)
 
+
+def check_each_record_anchored_once_and_stored(world: World, state_path: Path) -> None:
+    """Every published record in exactly one anchored root and once in the owner's vault."""
     # Each interval anchored with one root (a repeat after a crash is the same root and count).
     roots: dict[int, tuple[str, int]] = {}
     for interval, root, count in world.anchored():
