@@ -106,3 +106,39 @@ def test_prune_deletes_only_anchored_intervals_before_the_cutoff(fleet, tmp_path
     assert len(state.record_ids(2)) == 3 and len(state.record_ids(3)) == 3
     assert [r.interval for r in state.roots()] == [1, 2]  # roots stay
     state.close()
+
+
+def test_gateway_answers_proofs_within_the_retention_window_then_prunes(fleet, tmp_path):
+    """A Gateway run without a broker (process_batch on messages as paho hands them over, checked in
+    its own thread): proofs of an interval anchored longer ago than proof_retention_s are gone, the
+    later ones still verify against their roots."""
+    from types import SimpleNamespace
+
+    from cityledger.offchain.telemetry import is_included
+    from cityledger.offchain.telemetry.gateway import Gateway
+    from cityledger.offchain.vaults import VaultHost
+
+    now, anchored = [float(T0)], {}
+    gateway = Gateway(tmp_path / "gw", VaultHost(tmp_path / "vaults"), fleet.lookup,
+                      lambda root, count, interval: anchored.__setitem__(interval, root), "127.0.0.1", 1, "unused",
+                      interval_s=60, clock=lambda: now[0], verify_workers=0, proof_retention_s=120)
+    device = fleet.add()
+    ids = {}
+    for step in range(4):  # one record in each of four intervals
+        now[0] = float(T0 + 60 * step)
+        start = T0 + 10 * step
+        raw = device.seal(start, vehicle_samples(random.Random(step), start))
+        gateway.process_batch([SimpleNamespace(topic="telemetry/" + device.config.device_did, payload=raw, mid=step, qos=1)])
+        ids[gateway.current_interval()] = verify_message(raw, fleet.lookup, None).record_id
+        gateway.close_finished_intervals()
+    now[0] = float(T0 + 60 * 4)
+    gateway.close_finished_intervals()
+    assert sorted(anchored) == sorted(ids) and gateway.stored == 4
+    # Now in interval 4 with a 2-interval window: intervals 0 and 1 are pruned, 2 and 3 still proven.
+    first = T0 // 60
+    assert gateway.inclusion_proof(ids[first]) is None and gateway.inclusion_proof(ids[first + 1]) is None
+    for interval in (first + 2, first + 3):
+        at, proof = gateway.inclusion_proof(ids[interval])
+        assert at == interval and is_included(anchored[interval], ids[interval], proof)
+    gateway.close()
+    gateway.vaults.close()
