@@ -35,6 +35,7 @@ def _checks(count: int) -> tuple[list[tuple[PublicKey, bytes, bytes]], list[bool
     return checks, expected
 
 
+@pytest.mark.slow
 def test_workers_answer_every_check_in_order():
     workers = SignatureWorkers(2)
     workers.start()
@@ -51,6 +52,7 @@ def test_workers_answer_every_check_in_order():
         workers.close()
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_an_error_not_a_verdict():
     workers = SignatureWorkers(1)
     workers.start()
