@@ -37,7 +37,8 @@ app.add_typer(vault.telemetry_app, name="telemetry")
 def bench(ctx: typer.Context) -> None:
     """Ledger throughput benchmark (`cityledger bench --help`); `bench identity` for AnonCreds, `bench payments`
     for vouchers, `bench charging` for EV charging sessions over OCPP, `bench rewards` for driving-score proofs,
-    `bench batteries` for SoH reports and passports."""
+    `bench batteries` for SoH reports and passports, `bench telemetry` for sealed vehicle windows through
+    Mosquitto and the gateway into owners' vaults."""
     args = list(ctx.args)
     if args[:1] == ["identity"]:
         from ..tools.bench_identity import main as bench_main
@@ -57,6 +58,9 @@ def bench(ctx: typer.Context) -> None:
         args = args[1:]
     elif args[:1] == ["batteries"]:
         from ..tools.bench_batteries import main as bench_main
+
+    elif args[:1] == ["telemetry"]:
+        from ..tools.bench_telemetry import main as bench_main
 
         args = args[1:]
     elif "--engine" in args and args[args.index("--engine") + 1:][:1] == ["cometbft"]:

@@ -58,8 +58,20 @@ class VerifiedRecord:
 DeviceLookup = Callable[[str], "DeviceEntry | None"]
 
 
-def verify_message(raw: bytes, lookup: DeviceLookup, last_seq: int | None) -> VerifiedRecord:
-    """The record of a well-formed, signed, fresh message from a registered device; else TelemetryError."""
+@dataclass(frozen=True)
+class CheckedMessage:
+    """A message past every check that needs neither its sender's last sequence number nor the
+    signature check: what the gateway hands its worker processes to verify in parallel."""
+
+    message: TelemetryMessage
+    device: DeviceEntry
+    wraps_digest: bytes
+    signing_bytes: bytes  # what the device's signature must be over
+
+
+def check_message(raw: bytes, lookup: DeviceLookup) -> CheckedMessage:
+    """The decoded message of a registered device, its format and wraps checked; else TelemetryError.
+    Neither the sequence number nor the signature is checked yet (finish_message does)."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise TelemetryError("too_large", "message", f"expected at most {MAX_MESSAGE_BYTES} bytes, got {len(raw)}")
     try:
@@ -76,17 +88,38 @@ def verify_message(raw: bytes, lookup: DeviceLookup, last_seq: int | None) -> Ve
     if len(message.ciphertext) != compute_ciphertext_len(schema, header.window_s):
         raise TelemetryError("malformed", "ciphertext",
                              f"expected {compute_ciphertext_len(schema, header.window_s)} bytes, got {len(message.ciphertext)}")
+    digest = compute_wraps_digest(message.owner_wrap, message.consumer_wraps)
+    return CheckedMessage(message, device, digest, compute_signing_bytes(header, message.ciphertext, digest))
+
+
+def check_checked_signature(checked: CheckedMessage) -> bool:
+    """True if the message's signature is the device's over its signing bytes (what a worker runs)."""
+    signature = checked.message.signature
+    return len(signature) == SIGNATURE_LEN and verify_signature(checked.device.public_key, checked.signing_bytes,
+                                                                signature)
+
+
+def finish_message(checked: CheckedMessage, last_seq: int | None, signature_ok: bool) -> VerifiedRecord:
+    """The record of a checked message given the sender's last accepted sequence number and the
+    signature check's verdict; else TelemetryError (a replay is named before a bad signature)."""
+    message, header = checked.message, checked.message.header
     # A replay or a reordered message has a number at or below the last accepted one.
     if last_seq is not None and header.seq <= last_seq:
         raise TelemetryError("replay", "header.seq", f"expected above {last_seq}, got {header.seq}")
-    digest = compute_wraps_digest(message.owner_wrap, message.consumer_wraps)
-    if len(message.signature) != SIGNATURE_LEN or not verify_signature(
-            device.public_key, compute_signing_bytes(header, message.ciphertext, digest), message.signature):
+    if not signature_ok:
         raise TelemetryError("bad_signature", "signature", f"not a signature of {header.device!r}")
-    stored = StoredRecord(header, message.ciphertext, digest, message.signature)
+    stored = StoredRecord(header, message.ciphertext, checked.wraps_digest, message.signature)
     gap = 0 if last_seq is None else header.seq - last_seq - 1
-    return VerifiedRecord(compute_record_id(stored), device.owner, stored, encode(stored), message.owner_wrap,
+    return VerifiedRecord(compute_record_id(stored), checked.device.owner, stored, encode(stored), message.owner_wrap,
                           list(message.consumer_wraps), gap)
+
+
+def verify_message(raw: bytes, lookup: DeviceLookup, last_seq: int | None) -> VerifiedRecord:
+    """The record of a well-formed, signed, fresh message from a registered device; else TelemetryError."""
+    checked = check_message(raw, lookup)
+    if last_seq is not None and checked.message.header.seq <= last_seq:
+        return finish_message(checked, last_seq, False)  # refused as a replay before any signature work
+    return finish_message(checked, last_seq, check_checked_signature(checked))
 
 
 def is_signed_by(stored: StoredRecord, public_key: PublicKey) -> bool:

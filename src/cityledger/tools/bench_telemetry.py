@@ -1,0 +1,373 @@
+"""`cityledger bench telemetry`: sealed vehicle windows, device -> Mosquitto -> gateway -> owners' vaults.
+
+The project's Mosquitto runs as a child process on a free loopback port, with a password and an ACL
+entry per device. `--publishers` device processes each take a share of `--devices` vehicles (one MQTT
+connection per vehicle, its own user and topic) and seal every window before the clock starts (one
+message = one 10 s window of 1 Hz samples, sealed for the owner with HPKE, signed with the device's
+Ed25519 key). Then the same messages go through the same broker twice, in this order:
+
+  1. raw: to a plain paho-mqtt subscriber in this process that does nothing with them (QoS 1, as
+     the gateway subscribes, then again at QoS 0): the ceiling of the broker and paho here;
+  2. gateway: to the Gateway in this process (QoS 1, persistent session, manual acks), which checks
+     every signature in its worker processes, checks registration and sequence, stores each record
+     durably in its owner's vault (`--owners` SQLite vaults, fsynced) and only then acknowledges it,
+     and anchors one root per `--interval` seconds (a signed AnchorGatewayRoot tx per interval is
+     built; no ledger runs, so it is counted, not submitted).
+
+Every publisher publishes at QoS 1 and has all its messages acknowledged by the broker. Rates are
+messages over the wall time from the start signal to the last message received (raw) or stored and
+acknowledged (gateway), publishers included: they run on the same machine.
+
+Run: cityledger bench telemetry [--devices 40] [--owners 40] [--messages 20000] [--publishers 2]
+                                [--interval 2] [--json]
+The last line of output is one JSON object:
+  msgs_per_s              messages stored in vaults per second, end to end
+  samples_per_s           msgs_per_s x 10: each message is one vehicle's 10 s window of 1 Hz samples,
+                          and a sample is one reading at one second (position and speed together)
+  values_per_s            samples_per_s x 3 (lat_e7, lon_e7, speed_cm_s: the sensor channels)
+  raw_broker_msgs_per_s   the same messages to a subscriber doing nothing, QoS 1 (the gateway's QoS)
+  raw_broker_qos0_msgs_per_s   the same at QoS 0
+  ratio_to_raw            msgs_per_s / raw_broker_msgs_per_s (and ratio_to_raw_qos0)
+  p99_ingest_ms           per message, publish call -> stored and acknowledged by the gateway, 99th
+                          percentile, under the full load (so it includes queueing)
+  anchor_txs_per_interval the most anchor txs in any interval (1 whatever the fleet size), intervals
+  cpu_us_per_msg          CPU time of every process of the gateway round (devices, broker, gateway,
+                          its verify workers) per message, and split: _gateway_process,
+                          _verify_workers, _devices_and_broker; raw_cpu_us_per_msg for the raw QoS 1
+                          round. Read from /proc: unlike the rates, it hardly moves when other jobs
+                          share the machine
+  load_average            the machine's load when the run ended (other jobs included)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import random
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from ..core.encoding import encode
+from ..core.keys import SCHEME_ED25519, PrivateKey
+from ..offchain.telemetry import DeviceConfig, DeviceEntry, Sample, VaultKey, seal_window
+from ..offchain.telemetry.broker import GATEWAY_USER, TOPIC_PREFIX, Broker
+from ..offchain.telemetry.gateway import Gateway
+from ..offchain.vaults import VaultHost
+from ..sdk.telemetry import anchor_gateway_root
+
+CHAIN_ID = "bench-city-1"
+WINDOW_S = 10
+SAMPLES_PER_MESSAGE = WINDOW_S  # one 1 Hz sample per second of the window
+CHANNELS = 3  # lat_e7, lon_e7, speed_cm_s
+T0 = 1_800_000_000  # the first window's start (a multiple of WINDOW_S)
+GUARD_S = 300  # only keeps a broken run from hanging
+PUBLISHER_INFLIGHT = 1_000  # QoS 1 messages a device's client keeps unacknowledged before waiting
+MAX_DEVICES = 2_000
+MAX_MESSAGES = 1_000_000
+MAX_PUBLISHERS = 16
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes have used so far, from /proc (0 where unreadable)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _samples(rng: random.Random, start: int) -> list[Sample]:
+    return [Sample(start + i, (rng.randrange(400_000_000, 600_000_000), rng.randrange(100_000_000, 1_500_000_000),
+                               rng.randrange(0, 20_000))) for i in range(SAMPLES_PER_MESSAGE)]
+
+
+def _seal_all(devices: list[dict], per_device: int) -> list[tuple[int, int, bytes]]:
+    """(device index in this publisher, seq, message) for every window, interleaved across devices."""
+    rng = random.Random(os.getpid())
+    sealed: list[list[bytes]] = []
+    for device in devices:
+        key = PrivateKey(SCHEME_ED25519, device["seed"])
+        config = DeviceConfig(device["did"], device["owner_key"], device["dataset"], "vehicle/1", WINDOW_S)
+        sealed.append([encode(seal_window(key, config, seq, T0 + WINDOW_S * seq, _samples(rng, T0 + WINDOW_S * seq)))
+                       for seq in range(per_device)])
+    return [(index, seq, sealed[index][seq]) for seq in range(per_device) for index in range(len(devices))]
+
+
+def _connect(device: dict, port: int) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device["username"])
+    client.username_pw_set(device["username"], device["password"])
+    client.max_inflight_messages_set(PUBLISHER_INFLIGHT)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+class _Publishers:
+    """The device processes and the signals that start each round."""
+
+    def __init__(self, devices: list[dict], per_device: int, count: int, port: int, rounds: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.out = context.Queue()
+        self.gos = [context.Event() for _ in range(rounds)]
+        self.procs = []
+        self._early: list[tuple[str, Any]] = []
+        for index in range(count):
+            share = devices[index::count]
+            proc = context.Process(target=_round_runner, args=(share, per_device, port, self.gos, self.out), daemon=True)
+            proc.start()
+            self.procs.append(proc)
+        self._expect("sealed")
+        self.round = 0
+
+    def _expect(self, kind: str) -> list:
+        """One report of `kind` from every publisher (a faster one's next reports are kept for later)."""
+        got = [value for what, value in self._early if what == kind][:len(self.procs)]
+        self._early = [(what, value) for what, value in self._early if what != kind]
+        while len(got) < len(self.procs):
+            what, value = self.out.get(timeout=GUARD_S)
+            if what == "failed":
+                raise RuntimeError(f"publisher: {value}")
+            if what == kind:
+                got.append(value)
+            else:
+                self._early.append((what, value))
+        return got
+
+    def run_round(self) -> float:
+        """Start a round once every publisher is connected; the monotonic time of the start signal."""
+        self._expect("connected")
+        start = time.monotonic()
+        self.gos[self.round].set()
+        self.round += 1
+        return start
+
+    def publish_times(self) -> dict[tuple[str, int], float]:
+        return {(did, seq): t for times in self._expect("published") for did, seq, t in times}
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+
+
+def _round_runner(devices: list[dict], per_device: int, port: int, gos: list, out: Any) -> None:
+    """A device process over several rounds, each started by its own event."""
+    messages = _seal_all(devices, per_device)
+    out.put(("sealed", len(messages)))
+    for go in gos:
+        clients = [_connect(device, port) for device in devices]
+        out.put(("connected", None))
+        go.wait()
+        infos, times = [], []
+        for index, seq, raw in messages:
+            times.append((devices[index]["did"], seq, time.monotonic()))
+            infos.append(clients[index].publish(devices[index]["topic"], raw, qos=1))
+        for info in infos:
+            info.wait_for_publish(GUARD_S)
+        for client in clients:
+            client.disconnect()
+            client.loop_stop()
+        out.put(("published", times))
+
+
+def _raw_round(broker: Broker, publishers: _Publishers, total: int, qos: int) -> tuple[float, float]:
+    """The messages per second a subscriber doing nothing receives (publishers included), and the
+    CPU seconds every process of the round used."""
+    received = [0]
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(_client, _userdata, _message) -> None:
+        received[0] += 1
+        if received[0] == total:
+            done.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-raw-{qos}", clean_session=True)
+    client.username_pw_set(GATEWAY_USER, broker.gateway_password())
+    client.on_message = on_message
+    client.on_connect = lambda c, *_: c.subscribe(TOPIC_PREFIX + "#", qos=qos)
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    if not subscribed.wait(GUARD_S):
+        raise RuntimeError("raw subscriber: not subscribed")
+    pids = [os.getpid(), broker.process.pid, *(proc.pid for proc in publishers.procs)]
+    cpu = _cpu_s(pids)
+    start = publishers.run_round()
+    if not done.wait(GUARD_S):
+        raise RuntimeError(f"raw subscriber: {received[0]} of {total} messages")
+    elapsed = time.monotonic() - start
+    publishers.publish_times()
+    cpu = _cpu_s(pids) - cpu
+    client.disconnect()
+    client.loop_stop()
+    return total / elapsed, cpu
+
+
+class _Anchors:
+    """The gateway's anchor callable: a signed AnchorGatewayRoot tx per call, counted per interval."""
+
+    def __init__(self) -> None:
+        self.key = PrivateKey.generate()
+        self.txs: dict[int, list[bytes]] = {}
+        self.nonce = 0
+
+    def __call__(self, root: bytes, count: int, interval: int) -> None:
+        tx = anchor_gateway_root(CHAIN_ID, self.key, self.nonce, "did:city:bench-gateway", root, count, interval)
+        self.nonce += 1
+        self.txs.setdefault(interval, []).append(tx)
+
+
+def _gateway_round(home: Path, broker: Broker, publishers: _Publishers, registry: dict[str, DeviceEntry],
+                   total: int, interval_s: int) -> dict[str, Any]:
+    """End to end through the gateway: rate, ingest latencies, anchors."""
+    stored_at: dict[tuple[str, int], float] = {}
+
+    def on_stored(records) -> None:
+        now = time.monotonic()
+        for record in records:
+            stored_at[(record.stored.header.device, record.stored.header.seq)] = now
+
+    anchors = _Anchors()
+    vaults = VaultHost(home / "vaults")
+    for owner in sorted({entry.owner for entry in registry.values()}):
+        vaults.vault(owner)  # the owners' vaults exist already, as in a running city
+    gateway = Gateway(home / "gateway", vaults, registry.get, anchors, broker.host, broker.port,
+                      broker.gateway_password(), interval_s=interval_s, on_stored=on_stored)
+    gateway.start()
+    try:
+        workers = gateway.workers.pids() if gateway.workers is not None else []
+        others = [broker.process.pid, *(proc.pid for proc in publishers.procs)]
+        cpu = (_cpu_s([os.getpid()]), _cpu_s(workers), _cpu_s(others))
+        start = publishers.run_round()
+        if not gateway.wait_processed(total, GUARD_S):
+            raise RuntimeError(f"gateway: {gateway.stored} of {total} stored, failure {gateway.failure!r}")
+        elapsed = time.monotonic() - start
+        published = publishers.publish_times()
+        cpu = (_cpu_s([os.getpid()]) - cpu[0], _cpu_s(workers) - cpu[1], _cpu_s(others) - cpu[2])
+        # Let the clock leave the last interval so it is anchored too.
+        deadline = time.monotonic() + 2 * interval_s + GUARD_S / 10
+        while sum(r.count for r in gateway.roots() if r.anchored) < total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        anchored = sum(r.count for r in gateway.roots() if r.anchored)
+    finally:
+        gateway.close()
+        gateway.vaults.close()
+    latencies = sorted(stored_at[key] - published[key] for key in published if key in stored_at)
+    return {"elapsed": elapsed, "stored": gateway.stored, "cpu": cpu, "refused": dict(gateway.refused),
+            "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None,
+            "anchors": anchors.txs, "anchored_records": anchored}
+
+
+def _devices(broker: Broker, count: int, owners: int) -> tuple[list[dict], dict[str, DeviceEntry]]:
+    owner_keys = [VaultKey.generate() for _ in range(owners)]
+    devices, registry = [], {}
+    for index in range(count):
+        seed = os.urandom(32)
+        key = PrivateKey(SCHEME_ED25519, seed)
+        did = f"did:city:bench-car-{index:05d}"
+        owner = f"city-bench-owner-{index % owners:05d}"
+        owner_key = owner_keys[index % owners]
+        creds = broker.add_device(did)
+        devices.append({"seed": seed, "did": did, "owner_key": owner_key.public, "dataset": f"ds-car-{index:05d}",
+                        "username": creds.username, "password": creds.password, "topic": creds.topic})
+        registry[did] = DeviceEntry(did, key.public_key, owner, owner_key.public)
+    return devices, registry
+
+
+def run(devices: int, owners: int, messages: int, publishers: int, interval_s: int) -> dict[str, Any]:
+    """The whole bench in a temporary folder; its summary."""
+    per_device = messages // devices
+    total = per_device * devices
+    with tempfile.TemporaryDirectory(prefix="bench-telemetry-") as folder:
+        home = Path(folder)
+        broker = Broker(home / "broker")
+        broker.gateway_password()
+        device_list, registry = _devices(broker, devices, owners)
+        broker.start()
+        pubs = _Publishers(device_list, per_device, publishers, broker.port, rounds=3)
+        try:
+            raw, raw_cpu = _raw_round(broker, pubs, total, qos=1)
+            raw0, _ = _raw_round(broker, pubs, total, qos=0)
+            gw = _gateway_round(home, broker, pubs, registry, total, interval_s)
+        finally:
+            pubs.close()
+            broker.stop()
+    msgs_per_s = gw["stored"] / gw["elapsed"]
+    per_interval = [len(txs) for txs in gw["anchors"].values()]
+    return {
+        "msgs_per_s": round(msgs_per_s),
+        "samples_per_s": round(msgs_per_s * SAMPLES_PER_MESSAGE),
+        "values_per_s": round(msgs_per_s * SAMPLES_PER_MESSAGE * CHANNELS),
+        "raw_broker_msgs_per_s": round(raw),
+        "raw_broker_qos0_msgs_per_s": round(raw0),
+        "ratio_to_raw": round(msgs_per_s / raw, 3),
+        "ratio_to_raw_qos0": round(msgs_per_s / raw0, 3),
+        "p99_ingest_ms": None if gw["p99_ms"] is None else round(gw["p99_ms"], 1),
+        "anchor_txs_per_interval": max(per_interval, default=0),
+        # CPU per message, every process of the round (publishers and broker included): stable when
+        # other jobs share the machine, unlike the rates.
+        "cpu_us_per_msg": round(sum(gw["cpu"]) / total * 1e6, 1),
+        "cpu_us_per_msg_gateway_process": round(gw["cpu"][0] / total * 1e6, 1),
+        "cpu_us_per_msg_verify_workers": round(gw["cpu"][1] / total * 1e6, 1),
+        "cpu_us_per_msg_devices_and_broker": round(gw["cpu"][2] / total * 1e6, 1),
+        "raw_cpu_us_per_msg": round(raw_cpu / total * 1e6, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "intervals": len(per_interval),
+        "anchored_records": gw["anchored_records"],
+        "messages": total, "stored": gw["stored"], "refused": gw["refused"], "devices": devices, "owners": owners,
+        "publishers": publishers, "interval_s": interval_s, "seconds": round(gw["elapsed"], 2),
+        "verify_workers": os.cpu_count(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run, print a summary (unless --json) and the JSON line."""
+    parser = argparse.ArgumentParser(prog="cityledger bench telemetry", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=40, help="vehicles, one MQTT connection each")
+    parser.add_argument("--owners", type=int, default=40, help="owners (vaults) the vehicles are spread over")
+    parser.add_argument("--messages", type=int, default=20_000, help="sealed windows in all (per round)")
+    parser.add_argument("--publishers", type=int, default=2, help="device processes")
+    parser.add_argument("--interval", type=int, default=2, help="the gateway's anchoring interval, seconds")
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if not 1 <= args.devices <= MAX_DEVICES:
+        parser.error(f"--devices: expected 1 to {MAX_DEVICES}")
+    if not 1 <= args.owners <= args.devices:
+        parser.error(f"--owners: expected 1 to --devices ({args.devices})")
+    if not args.devices <= args.messages <= MAX_MESSAGES:
+        parser.error(f"--messages: expected --devices ({args.devices}) to {MAX_MESSAGES}")
+    if not 1 <= args.publishers <= min(MAX_PUBLISHERS, args.devices):
+        parser.error(f"--publishers: expected 1 to {min(MAX_PUBLISHERS, args.devices)}")
+    if not 1 <= args.interval <= 3600:
+        parser.error("--interval: expected 1 to 3600")
+    result = run(args.devices, args.owners, args.messages, args.publishers, args.interval)
+    if not args.json:
+        print(f"{result['stored']} messages in {result['seconds']} s: {result['msgs_per_s']} msgs/s "
+              f"({result['samples_per_s']} samples/s), raw broker {result['raw_broker_msgs_per_s']} msgs/s "
+              f"(QoS 0: {result['raw_broker_qos0_msgs_per_s']}), ratio {result['ratio_to_raw']}, "
+              f"p99 ingest {result['p99_ingest_ms']} ms, {result['anchor_txs_per_interval']} anchor tx per interval",
+              file=sys.stderr)
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""`cityledger bench telemetry`: a small run end to end, and its argument checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cityledger.cli.main import app
+from cityledger.offchain.telemetry.broker import find_binary
+
+runner = CliRunner()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_binary("mosquitto") is None, reason="mosquitto not installed: run scripts/install_mosquitto.sh")
+def test_bench_telemetry_stores_and_anchors_every_message_once():
+    result = runner.invoke(app, ["bench", "telemetry", "--devices", "4", "--owners", "2", "--messages", "200",
+                                 "--publishers", "2", "--interval", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["messages"] == figures["stored"] == figures["anchored_records"] == 200 and figures["refused"] == {}
+    assert figures["anchor_txs_per_interval"] == 1 and figures["intervals"] >= 1
+    assert abs(figures["samples_per_s"] - 10 * figures["msgs_per_s"]) <= 10  # ten 1 Hz samples a message
+    for name in ("msgs_per_s", "raw_broker_msgs_per_s", "raw_broker_qos0_msgs_per_s", "p99_ingest_ms",
+                 "cpu_us_per_msg", "cpu_us_per_msg_verify_workers"):
+        assert figures[name] > 0, name
+
+
+@pytest.mark.parametrize("args, field", [(["--devices", "0"], "--devices"), (["--owners", "50"], "--owners"),
+                                         (["--messages", "3"], "--messages"), (["--publishers", "0"], "--publishers"),
+                                         (["--interval", "0"], "--interval")])
+def test_bench_telemetry_refuses_bad_arguments(args, field):
+    result = runner.invoke(app, ["bench", "telemetry", *args])
+    assert result.exit_code == 2 and field in result.output
