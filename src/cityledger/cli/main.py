@@ -59,6 +59,7 @@ def bench(ctx: typer.Context) -> None:
     elif args[:1] == ["batteries"]:
         from ..tools.bench_batteries import main as bench_main
 
+        args = args[1:]
     elif args[:1] == ["telemetry"]:
         from ..tools.bench_telemetry import main as bench_main
 
