@@ -20,6 +20,7 @@ from ..modules.bank import UNIT
 from ..offchain.charging.settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT
 from ..offchain.charging.tariff import MAX_PRICE_MICRO
 from ..offchain.telemetry.gateway import INTERVAL_S, MAX_INTERVAL_S
+from ..offchain.vaults.backends import VaultsSettings, load_vaults_settings
 from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home
 
 DEFAULT_HOME = Path(os.environ.get("CITYLEDGER_HOME", Path.home() / ".cityledger"))
@@ -55,6 +56,12 @@ enabled = false            # run the project's own Mosquitto and the telemetry g
 host = "127.0.0.1"         # where the broker listens (loopback, or a LAN address for devices)
 port = 0                   # 0: a free port picked at each start
 interval_s = 60            # one Merkle root of the records received per interval
+
+[vaults]
+backend = "sqlite"         # sqlite: under this home | s3: an S3-compatible object store (docs/SCALING.md)
+endpoint = ""              # s3: the S3 URL; "" runs the node's own SeaweedFS under telemetry/vaults/seaweedfs
+bucket = "cityledger-vaults"
+credentials_file = "vault_s3_credentials.json"   # s3 with an endpoint: {{"access_key": ..., "secret_key": ...}}, mode 600
 
 [charging]
 enabled = false            # run the charging station management system (CSMS, docs/CHARGING.md)
@@ -103,6 +110,7 @@ class NodeConfig:
     solo: SoloConfig = field(default_factory=SoloConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     charging: ChargingConfig = field(default_factory=ChargingConfig)
+    vaults: VaultsSettings = field(default_factory=VaultsSettings)
 
     @property
     def charging_path(self) -> Path:
@@ -200,6 +208,7 @@ def load_config(home: Path) -> NodeConfig:
     )
     config.telemetry = _load_telemetry(raw.get("telemetry", {}))
     config.charging = _load_charging(raw.get("charging", {}))
+    config.vaults = load_vaults_settings(raw.get("vaults", {}))
     return config
 
 
