@@ -53,7 +53,7 @@ if ! (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$BIN.partial" ./we
   exit 1
 fi
 mv -f "$BIN.partial" "$BIN"
-installed="$("$BIN" version)"
+installed="$("$BIN" version | sed -n 1p)"
 if [[ "$installed" != *" $SEAWEEDFS_NUMBER $SEAWEEDFS_COMMIT "* ]]; then
   echo "install_seaweedfs: installed binary reports '$installed', want $SEAWEEDFS_NUMBER $SEAWEEDFS_COMMIT" >&2
   exit 1

@@ -90,22 +90,25 @@ def test_the_bucket_is_fsynced_and_authenticated(server):
     assert caught.value.field == "vaults.credentials_file"
 
 
-def test_records_survive_a_restart_of_the_server(fleet, tmp_path):
+def test_a_node_own_seaweedfs_keeps_records_across_a_restart(fleet, tmp_path):
+    """backend = "s3" without an endpoint: the node runs its own SeaweedFS under the vaults folder;
+    closing the vaults stops it, opening them again restarts it on the same files."""
     _need_weed()
-    seaweed = SeaweedServer(tmp_path / "seaweedfs")
-    seaweed.start()
-    namespace = secrets.token_hex(8)
-    host = s3_host(seaweed, make_client(seaweed.endpoint, seaweed.credentials), namespace)
+    settings = load_vaults_settings({"backend": "s3", "endpoint": ""})
+    vaults = open_vaults(settings, tmp_path, tmp_path / "vaults")
+    server = vaults.server
+    assert server is not None and server.folder == tmp_path / "vaults" / "seaweedfs" and server.fsync_configured()
     record = _record(fleet)
-    assert host.vault(OWNER).put_verified([record]) == 1
-    seaweed.stop()
-    seaweed.start()  # same folder, same ports if free: what was acknowledged is there
-    again = s3_host(seaweed, make_client(seaweed.endpoint, seaweed.credentials), namespace)
-    vault = again.vault(OWNER)
+    assert vaults.host.vault(OWNER).put_verified([record]) == 1
+    vaults.close()
+    assert server.process is None
+    again = open_vaults(settings, tmp_path, tmp_path / "vaults")
+    vault = again.host.vault(OWNER)
+    assert isinstance(vault.store, S3VaultStore)
     assert vault.list("ds-car-1", 0, 2**62) == [record.record_id]
     assert vault.read_owner(record.record_id, fleet.owner_key).samples == vehicle_samples(random.Random(0), START)
     assert vault.put_verified([record]) == 0
-    seaweed.stop()
+    again.close()
 
 
 def test_bad_credentials_are_refused_naming_the_setting(server, tmp_path):

@@ -92,8 +92,10 @@ def open_bucket(client, bucket: str, create: bool) -> None:
         try:
             client.head_bucket(Bucket=bucket)
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) not in _MISSING or not create:
+            if str(exc.response.get("Error", {}).get("Code")) not in _MISSING:
                 raise
+            if not create:
+                raise S3StoreError("vaults.bucket", f"bucket {bucket!r} does not exist") from None
             client.create_bucket(Bucket=bucket)
         status = client.get_bucket_versioning(Bucket=bucket).get("Status")
     except (BotoCoreError, ClientError) as exc:
@@ -284,7 +286,9 @@ class S3VaultStore:
         """Ids of the data set's records whose window starts in [start_s, end_s), oldest first."""
         if not 1 <= limit <= MAX_LIST_RECORDS:
             raise ValueError(f"limit: expected 1 to {MAX_LIST_RECORDS}, got {limit}")
-        start = max(-WINDOW_OFFSET, min(start_s, WINDOW_OFFSET - 1))
+        if start_s >= min(end_s, WINDOW_OFFSET):
+            return []  # an empty range, or one past every 64-bit window start
+        start = max(-WINDOW_OFFSET, start_s)
         base = f"{self.prefix}/list/{_digest(dataset)}/"
         ids: list[bytes] = []
         for key in self._keys_under(base, start_after=base + _window(start, "start_s") + "/"):
@@ -295,18 +299,25 @@ class S3VaultStore:
         return ids
 
     def delete(self, record_id: bytes) -> bool:
-        """Remove a record and its keys (the mark first, so it is never listed half-deleted)."""
-        placed = self._placed(record_id)
+        """Remove a record and its keys (the mark first, so it is never listed half-deleted), then have
+        the backend purge their bytes."""
+        with self._lock:
+            self._datasets.pop(record_id, None)
+        placed = self._placed(record_id)  # a fresh HEAD: the blob's size is needed below
         if placed is None:
             return False
         dataset, window = placed
-        marks = [f"{self.prefix}/list/{dataset}/{window}/{record_id.hex()}"]
         keys = list(self._keys_under(f"{self.prefix}/keys/{dataset}/{record_id.hex()}/"))
-        deleted = self._delete_keys(marks) + self._delete_keys(keys) + self._delete_keys([self._record_key(record_id)])
+        blob_bytes = self._call("head_object", Key=self._record_key(record_id))["ContentLength"]
+        self._delete_keys([f"{self.prefix}/list/{dataset}/{window}/{record_id.hex()}"])
+        self._delete_keys(keys)
+        self._delete_keys([self._record_key(record_id)])
         with self._lock:
             self._datasets.pop(record_id, None)
-        if self.on_delete is not None:
-            self.on_delete(deleted)
+        # The mark is empty (SeaweedFS stores no bytes for it); keys and a non-empty blob are one needle each.
+        needles = len(keys) + (1 if blob_bytes else 0)
+        if self.on_delete is not None and needles:
+            self.on_delete(needles)
         return True
 
     def destroy_keys(self, dataset: str | None) -> int:
