@@ -206,3 +206,21 @@ def test_deleted_record_bytes_leave_the_volume_files(server, client, fleet):
     assert store.delete(record.record_id) and not store.delete(record.record_id)
     assert store.get(record.record_id) is None and store.list("ds-car-1", 0, 2**62) == []
     assert not any(record.stored.ciphertext in data for data in _files_bytes(server.data_path).values())
+
+
+def test_existence_check_past_one_listed_page(server, client):
+    """A batch whose windows span more stored records than one LIST page checks the rest by HEAD:
+    stored ones are still skipped (their erased keys stay erased), new ones stored."""
+    store = S3VaultStore(client, server.bucket, secrets.token_hex(8), on_delete=server.purge)
+    owner = bytes(range(32))
+
+    def item(i: int) -> PutItem:
+        rid = (1000 + i).to_bytes(32, "big")
+        return PutItem(rid, b"blob-%d" % i, RecordMeta("ds", 10 * i), [KeyBlob(rid, owner, b"e" * 32, b"c" * 48)])
+
+    assert store.put_many([item(i) for i in range(40)]) == 40
+    assert store.destroy_keys("ds") == 40 and list(store.key_blobs()) == []
+    # Windows 0 and 390 are stored, 400 is new: the page from window 0 holds 2 * 3 + 16 = 22 marks.
+    assert store.put_many([item(0), item(39), item(40)]) == 1
+    assert store.get_key(item(39).record_id, owner) is None and store.get_key(item(40).record_id, owner) is not None
+    assert len(store.list("ds", 0, 2**62)) == 41

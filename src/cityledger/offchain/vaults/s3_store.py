@@ -2,9 +2,13 @@
 
 One owner's vault is a prefix of a shared bucket (the VaultHost names it by a digest of the owner):
 
-    <prefix>/records/<record id hex>                           the sealed record (blob)
-    <prefix>/keys/<data set digest>/<record id hex>/<recipient hex>   one wrapped data key (enc, ct)
+    <prefix>/records/<record id hex>                              the sealed record (blob)
+    <prefix>/keys/<data set digest>/<record id hex>.<n>           its n wrapped data keys, one object
     <prefix>/list/<data set digest>/<window start, 20 digits>/<record id hex>   empty: the commit mark
+
+A record costs three PUTs (blob, keys, mark) and, per batch and data set, one LIST to skip what is
+stored already; a read costs two GETs (blob, keys). The wraps of a record share one object because
+they are only ever destroyed together (a data set's or the whole vault's, or the record's).
 
 Only hex digits and fixed names reach a key, so no data set or owner text can form a path
 (SeaweedFS maps keys to filer paths: a data set named ".." must not climb out of the prefix).
@@ -47,11 +51,13 @@ S3_DELETE_BATCH = 1000  # keys one DeleteObjects request takes (the S3 API's lim
 S3_CONNECT_S = 5  # seconds to open a connection to the S3 endpoint
 S3_READ_S = 60  # seconds to wait for an S3 answer
 S3_ATTEMPTS = 5  # tries of one S3 request on a throttle or a 5xx (botocore's standard retry mode)
-MAX_CACHED_DATASETS = 4096  # record id -> data set digests kept so get_key after get costs one request
+MAX_CACHED_DATASETS = 4096  # record id -> (data set, window, wraps) kept so get_key after get costs one request
+MAX_LISTED_MARKS = 1000  # marks one existence check lists (one page, at most 2 per record + 16) before a HEAD each
 _CREDENTIAL_ERRORS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken",
                       "ExpiredToken", "403")
 _MISSING = ("404", "NoSuchKey", "NotFound")
 _KEYBLOB = msgspec.msgpack.Encoder()
+_WRAPS = msgspec.msgpack.Decoder(list[tuple[bytes, bytes, bytes]])  # [(recipient, enc, ct), ...]
 
 
 class S3StoreError(RuntimeError):
@@ -135,7 +141,7 @@ class S3VaultStore:
             raise ValueError("prefix: expected lowercase hex digits (the VaultHost's digest of the owner)")
         self.client, self.bucket, self.prefix = client, bucket, prefix
         self.on_delete = on_delete
-        self._datasets: OrderedDict[bytes, tuple[str, str]] = OrderedDict()  # id -> (data set digest, window)
+        self._datasets: OrderedDict[bytes, tuple[str, str, str]] = OrderedDict()  # id -> (data set, window, wraps)
         self._lock = threading.Lock()
 
     # -- object names -------------------------------------------------------------------------
@@ -143,8 +149,8 @@ class S3VaultStore:
     def _record_key(self, record_id: bytes) -> str:
         return f"{self.prefix}/records/{record_id.hex()}"
 
-    def _key_key(self, dataset_digest: str, record_id: bytes, recipient: bytes) -> str:
-        return f"{self.prefix}/keys/{dataset_digest}/{record_id.hex()}/{recipient.hex()}"
+    def _keys_key(self, dataset_digest: str, record_id: bytes, wraps: int | str) -> str:
+        return f"{self.prefix}/keys/{dataset_digest}/{record_id.hex()}.{wraps}"
 
     def _mark_key(self, meta: RecordMeta, record_id: bytes) -> str:
         return f"{self.prefix}/list/{_digest(meta.dataset)}/{_window(meta.window_start_s, 'meta.window_start_s')}/{record_id.hex()}"
@@ -194,18 +200,41 @@ class S3VaultStore:
         """Store several records: blobs and keys, then their list marks, all acknowledged before return."""
         marks = [self._check_item(index, item) for index, item in enumerate(items)]
         unique = list({item.record_id: (item, mark) for item, mark in zip(items, marks)}.values())
-        stored = self._parallel(lambda pair: self._exists(pair[1]), unique)
-        fresh = [(item, mark) for (item, mark), known in zip(unique, stored) if not known]
+        stored = self._existing_marks([mark for _, mark in unique])
+        fresh = [(item, mark) for item, mark in unique if mark not in stored]
         writes = []
         for item, _ in fresh:
-            meta = {"dataset-digest": _digest(item.meta.dataset), "window": _window(item.meta.window_start_s, "meta")}
+            dataset = _digest(item.meta.dataset)
+            meta = {"dataset-digest": dataset, "window": _window(item.meta.window_start_s, "meta"),
+                    "wraps": str(len(item.keys))}
             writes.append((self._record_key(item.record_id), item.blob, meta))
-            writes += [(self._key_key(_digest(item.meta.dataset), key.record_id, key.recipient),
-                        _KEYBLOB.encode([key.enc, key.ct]), {}) for key in item.keys]
+            if item.keys:
+                wraps = [(key.recipient, key.enc, key.ct) for key in item.keys]
+                writes.append((self._keys_key(dataset, item.record_id, len(wraps)), _KEYBLOB.encode(wraps), {}))
         self._parallel(lambda w: self._call("put_object", Key=w[0], Body=w[1], Metadata=w[2]), writes)
         # The marks go last: a record is listed, and counts as stored, only once all of it is durable.
         self._parallel(lambda pair: self._call("put_object", Key=pair[1], Body=b""), fresh)
         return len(fresh)
+
+    def _existing_marks(self, marks: list[str]) -> set[str]:
+        """Which of these marks exist: per data set one LIST over the batch's windows (a page of
+        MAX_LISTED_MARKS), and a HEAD for any mark past what that page reached."""
+        found: set[str] = set()
+        by_dataset: dict[str, list[str]] = {}
+        for mark in marks:
+            by_dataset.setdefault(mark[:mark.rindex("/", 0, mark.rindex("/")) + 1], []).append(mark)
+        unresolved: list[str] = []
+        for base, group in by_dataset.items():
+            group.sort()
+            first_window = group[0][len(base):].partition("/")[0]
+            page = self._call("list_objects_v2", Prefix=base, StartAfter=base + first_window + "/",
+                              MaxKeys=min(MAX_LISTED_MARKS, 2 * len(group) + 16))
+            listed = {entry["Key"] for entry in page.get("Contents", [])}
+            reached = max(listed) if page.get("IsTruncated") and listed else None
+            found |= listed & set(group)
+            unresolved += [mark for mark in group if reached is not None and mark > reached]
+        exists = self._parallel(self._exists, unresolved)
+        return found | {mark for mark, there in zip(unresolved, exists) if there}
 
     def _check_item(self, index: int, item: PutItem) -> str:
         if not isinstance(item.record_id, bytes) or len(item.record_id) != RECORD_ID_LEN:
@@ -237,8 +266,8 @@ class S3VaultStore:
         self._remember(record_id, response.get("Metadata", {}))
         return blob
 
-    def _remember(self, record_id: bytes, metadata: dict) -> tuple[str, str]:
-        found = (metadata.get("dataset-digest", ""), metadata.get("window", ""))
+    def _remember(self, record_id: bytes, metadata: dict) -> tuple[str, str, str]:
+        found = (metadata.get("dataset-digest", ""), metadata.get("window", ""), metadata.get("wraps", ""))
         with self._lock:
             self._datasets[record_id] = found
             self._datasets.move_to_end(record_id)
@@ -246,9 +275,9 @@ class S3VaultStore:
                 self._datasets.popitem(last=False)
         return found
 
-    def _placed(self, record_id: bytes) -> tuple[str, str] | None:
-        """A stored record's (data set digest, window) from its blob's metadata (cached from get,
-        else one HEAD), or None."""
+    def _placed(self, record_id: bytes) -> tuple[str, str, str] | None:
+        """A stored record's (data set digest, window, wrap count) from its blob's metadata (cached
+        from get, else one HEAD), or None."""
         if not isinstance(record_id, bytes) or len(record_id) != RECORD_ID_LEN:
             return None
         with self._lock:
@@ -271,16 +300,20 @@ class S3VaultStore:
         if not isinstance(recipient, bytes) or not 1 <= len(recipient) <= MAX_RECIPIENT_BYTES:
             return None
         placed = self._placed(record_id)
-        if placed is None:
+        if placed is None or placed[2] in ("", "0"):
             return None
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key_key(placed[0], record_id, recipient))["Body"].read()
+            body = self.client.get_object(Bucket=self.bucket, Key=self._keys_key(placed[0], record_id, placed[2]))["Body"].read()
         except ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code")) in _MISSING:
                 return None
             raise explain(exc, self.bucket) from None
-        enc, ct = msgspec.msgpack.decode(body, type=tuple[bytes, bytes])
-        return KeyBlob(record_id, recipient, enc, ct)
+        except BotoCoreError as exc:
+            raise explain(exc, self.bucket) from None
+        for who, enc, ct in _WRAPS.decode(body):
+            if who == recipient:
+                return KeyBlob(record_id, recipient, enc, ct)
+        return None
 
     def list(self, dataset: str, start_s: int, end_s: int, limit: int = MAX_LIST_RECORDS) -> list[bytes]:
         """Ids of the data set's records whose window starts in [start_s, end_s), oldest first."""
@@ -306,8 +339,8 @@ class S3VaultStore:
         placed = self._placed(record_id)  # a fresh HEAD: the blob's size is needed below
         if placed is None:
             return False
-        dataset, window = placed
-        keys = list(self._keys_under(f"{self.prefix}/keys/{dataset}/{record_id.hex()}/"))
+        dataset, window, _ = placed
+        keys = list(self._keys_under(f"{self.prefix}/keys/{dataset}/{record_id.hex()}."))
         blob_bytes = self._call("head_object", Key=self._record_key(record_id))["ContentLength"]
         self._delete_keys([f"{self.prefix}/list/{dataset}/{window}/{record_id.hex()}"])
         self._delete_keys(keys)
@@ -321,12 +354,14 @@ class S3VaultStore:
         return True
 
     def destroy_keys(self, dataset: str | None) -> int:
-        """Delete every wrapped key of the data set (None: all), then have the backend purge them."""
+        """Delete every wrapped key of the data set (None: all), then have the backend purge them;
+        the number of wraps destroyed (each object's name carries its count)."""
         prefix = f"{self.prefix}/keys/" + ("" if dataset is None else _digest(dataset) + "/")
-        destroyed = self._delete_keys(list(self._keys_under(prefix)))
-        if self.on_delete is not None and destroyed:
-            self.on_delete(destroyed)
-        return destroyed
+        objects = list(self._keys_under(prefix))
+        self._delete_keys(objects)
+        if self.on_delete is not None and objects:
+            self.on_delete(len(objects))
+        return sum(int(name.rpartition(".")[2]) for name in objects)
 
     def _delete_keys(self, keys: list[str]) -> int:
         for start in range(0, len(keys), S3_DELETE_BATCH):
@@ -338,13 +373,12 @@ class S3VaultStore:
         return len(keys)
 
     def key_blobs(self) -> Iterator[KeyBlob]:
-        """Every wrapped key the store holds (one GET each: for audits and tests)."""
+        """Every wrapped key the store holds (one GET per record: for audits and tests)."""
         blobs = []
-        for key in self._keys_under(f"{self.prefix}/keys/"):
-            _, hex_id, hex_recipient = key[len(self.prefix) + len("/keys/"):].split("/")
-            body = self._call("get_object", Key=key)["Body"].read()
-            enc, ct = msgspec.msgpack.decode(body, type=tuple[bytes, bytes])
-            blobs.append(KeyBlob(bytes.fromhex(hex_id), bytes.fromhex(hex_recipient), enc, ct))
+        for name in self._keys_under(f"{self.prefix}/keys/"):
+            record_id = bytes.fromhex(name.rpartition("/")[2].partition(".")[0])
+            body = self._call("get_object", Key=name)["Body"].read()
+            blobs += [KeyBlob(record_id, who, enc, ct) for who, enc, ct in _WRAPS.decode(body)]
         return iter(sorted(blobs, key=lambda blob: (blob.record_id, blob.recipient)))
 
     def close(self) -> None:
