@@ -205,26 +205,27 @@ class SeaweedServer:
 
     def _wait_ready(self) -> bool:
         """True once an authenticated write to the bucket succeeds; False if the process exited."""
-        from .s3_store import S3StoreError, make_client, open_bucket
+        from .s3_store import make_client, open_bucket
 
         client = make_client(self.endpoint, self.credentials)
         deadline = time.monotonic() + WEED_START_S
+        last_error = "no answer"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
             try:
                 open_bucket(client, self.bucket, create=True)
                 # The first write needs a volume grown and heard of by the master: wait for it here.
-                client.put_object(Bucket=self.bucket, Key=".ready", Body=b"")
+                # Written once, never overwritten: an overwrite would leave a deleted needle behind,
+                # which purge() would count as one of an erasure's.
+                if not client.list_objects_v2(Bucket=self.bucket, Prefix=".ready", MaxKeys=1).get("Contents"):
+                    client.put_object(Bucket=self.bucket, Key=".ready", Body=b"ready")
                 return True
-            except S3StoreError as exc:
-                if exc.field == "vaults.credentials_file":
-                    raise SeaweedError(f"weed: refused the generated credentials: {exc}") from None
-            except Exception:  # noqa: BLE001 - not up yet: connection refused, 5xx while the filer starts
-                pass
+            except Exception as exc:  # noqa: BLE001 - not up yet: refused, 5xx, identities not loaded yet
+                last_error = str(exc)
             time.sleep(POLL_S)
         self.stop()
-        raise SeaweedError(f"weed: S3 not ready on {self.endpoint} after {WEED_START_S} s: {self.log_tail()}")
+        raise SeaweedError(f"weed: S3 not ready on {self.endpoint} after {WEED_START_S} s ({last_error}): {self.log_tail()}")
 
     def _configure_bucket(self, binary: str) -> None:
         """Ask the filer to fsync the bucket's writes (needle and entry) before it acknowledges them."""
