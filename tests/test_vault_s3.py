@@ -4,8 +4,10 @@ then what only an object store can get wrong: a server restart, credentials, hos
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
+import signal
 
 import pytest
 from telemetry_helpers import OWNER, vehicle_samples
@@ -90,9 +92,9 @@ def test_the_bucket_is_fsynced_and_authenticated(server):
     assert caught.value.field == "vaults.credentials_file"
 
 
-def test_a_node_own_seaweedfs_keeps_records_across_a_restart(fleet, tmp_path):
+def test_a_node_own_seaweedfs_keeps_records_across_a_kill(fleet, tmp_path):
     """backend = "s3" without an endpoint: the node runs its own SeaweedFS under the vaults folder;
-    closing the vaults stops it, opening them again restarts it on the same files."""
+    killed with SIGKILL right after a put, and started again on the same files, it has the record."""
     _need_weed()
     settings = load_vaults_settings({"backend": "s3", "endpoint": ""})
     vaults = open_vaults(settings, tmp_path, tmp_path / "vaults")
@@ -100,6 +102,9 @@ def test_a_node_own_seaweedfs_keeps_records_across_a_restart(fleet, tmp_path):
     assert server is not None and server.folder == tmp_path / "vaults" / "seaweedfs" and server.fsync_configured()
     record = _record(fleet)
     assert vaults.host.vault(OWNER).put_verified([record]) == 1
+    # Killed the moment put returned, no shutdown: what put acknowledged must already be on disk.
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait()
     vaults.close()
     assert server.process is None
     again = open_vaults(settings, tmp_path, tmp_path / "vaults")
