@@ -21,7 +21,7 @@ export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 BIN="$GOBIN/weed"
 
 if ! command -v go >/dev/null 2>&1; then
-  echo "install_seaweedfs: the Go toolchain (go) is not on PATH; install Go >= 1.26" >&2
+  echo "install_seaweedfs: the Go toolchain (go) is not on PATH; install Go >= 1.26.6 (SeaweedFS's go.mod asks for it)" >&2
   exit 1
 fi
 
