@@ -3,6 +3,8 @@ device; payments; battery; charging; rewards."""
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
 from . import (batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, mobility, payments, query, tx,
@@ -32,42 +34,26 @@ app.add_typer(vault.consent_app, name="consent")
 app.add_typer(vault.telemetry_app, name="telemetry")
 
 
+# `cityledger bench <name>` runs tools/bench_<name>.py; with no name, the ledger's own benchmark.
+BENCHES = ("identity", "payments", "rewards", "charging", "batteries", "telemetry", "vaults")
+
+
 @app.command("bench", add_help_option=False,
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
     """Ledger throughput benchmark (`cityledger bench --help`); `bench identity` for AnonCreds, `bench payments`
     for vouchers, `bench charging` for EV charging sessions over OCPP, `bench rewards` for driving-score proofs,
     `bench batteries` for SoH reports and passports, `bench telemetry` for sealed vehicle windows through
-    Mosquitto and the gateway into owners' vaults."""
+    Mosquitto and the gateway into owners' vaults, `bench vaults` for the S3 vault backend."""
     args = list(ctx.args)
-    if args[:1] == ["identity"]:
-        from ..tools.bench_identity import main as bench_main
-
-        args = args[1:]
-    elif args[:1] == ["payments"]:
-        from ..tools.bench_payments import main as bench_main
-
-        args = args[1:]
-    elif args[:1] == ["rewards"]:
-        from ..tools.bench_rewards import main as bench_main
-
-        args = args[1:]
-    elif args[:1] == ["charging"]:
-        from ..tools.bench_charging import main as bench_main
-
-        args = args[1:]
-    elif args[:1] == ["batteries"]:
-        from ..tools.bench_batteries import main as bench_main
-
-        args = args[1:]
-    elif args[:1] == ["telemetry"]:
-        from ..tools.bench_telemetry import main as bench_main
-
-        args = args[1:]
+    if args[:1] and args[0] in BENCHES:
+        module, args = f"bench_{args[0]}", args[1:]
     elif "--engine" in args and args[args.index("--engine") + 1:][:1] == ["cometbft"]:
-        from ..tools.bench_cometbft import main as bench_main
+        module = "bench_cometbft"
     else:
-        from ..tools.bench import main as bench_main
+        module = "bench"
+    # Imported on use: each bench pulls in its own stack (OCPP, ezkl, paho, boto3) only when it runs.
+    bench_main = importlib.import_module(f"cityledger.tools.{module}").main
     raise typer.Exit(bench_main(args) or 0)
 
 

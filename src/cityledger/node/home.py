@@ -28,6 +28,7 @@ from ..offchain.charging.tariff import MAX_PRICE_MICRO
 from ..offchain.passport.anchoring import ANCHOR_INTERVAL_S, MAX_ANCHOR_INTERVAL_S
 from ..offchain.passport.reports import MAX_VERIFY_WORKERS
 from ..offchain.telemetry.gateway import INTERVAL_S, MAX_INTERVAL_S
+from ..offchain.vaults.backends import VaultsSettings, load_vaults_settings
 from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home
 
 DEFAULT_HOME = Path(os.environ.get("CITYLEDGER_HOME", Path.home() / ".cityledger"))
@@ -67,6 +68,12 @@ gateway_did = ""           # organisation DID accredited for telemetry-gateway: 
 gateway_key = ""           # its controller's key file, in this home
 vault_service_did = ""     # organisation DID accredited for vault-service: signs and anchors the access log
 vault_service_key = ""     # its controller's key file, in this home
+
+[vaults]
+backend = "sqlite"         # sqlite: under this home | s3: an S3-compatible object store (docs/SCALING.md)
+endpoint = ""              # s3: the S3 URL; "" runs the node's own SeaweedFS under telemetry/vaults/seaweedfs
+bucket = "cityledger-vaults"
+credentials_file = "vault_s3_credentials.json"   # s3 with an endpoint: {{"access_key": ..., "secret_key": ...}}, mode 600
 
 [charging]
 enabled = false            # run the charging station management system (CSMS, docs/CHARGING.md)
@@ -140,6 +147,7 @@ class NodeConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     charging: ChargingConfig = field(default_factory=ChargingConfig)
     passports: PassportsConfig = field(default_factory=PassportsConfig)
+    vaults: VaultsSettings = field(default_factory=VaultsSettings)
 
     @property
     def charging_path(self) -> Path:
@@ -238,6 +246,7 @@ def load_config(home: Path) -> NodeConfig:
     config.telemetry = _load_telemetry(raw.get("telemetry", {}))
     config.charging = _load_charging(raw.get("charging", {}))
     config.passports = _load_passports(raw.get("passports", {}))
+    config.vaults = load_vaults_settings(raw.get("vaults", {}))
     return config
 
 

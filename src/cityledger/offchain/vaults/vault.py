@@ -8,7 +8,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from ...core.encoding import decoder
 from ...core.files import write_secret_file
@@ -148,13 +148,16 @@ class Vault:
 class VaultHost:
     """Every owner's vault under one folder (the node's home), one SQLite store per owner; one
     process at a time may hold a vault folder. At most MAX_OPEN_VAULTS stay open, the least recently
-    used is closed to make room."""
+    used is closed to make room. `open_store` opens another backend's store by the owner's digest
+    name instead (backends.open_vaults: an S3 prefix)."""
 
-    def __init__(self, root: Path | str, max_open: int = MAX_OPEN_VAULTS) -> None:
+    def __init__(self, root: Path | str, max_open: int = MAX_OPEN_VAULTS,
+                 open_store: Callable[[str], VaultStore] | None = None) -> None:
         if not 1 <= max_open <= MAX_OPEN_VAULTS:
             raise ValueError(f"max_open: expected 1 to {MAX_OPEN_VAULTS}, got {max_open}")
         self.root = Path(root)
         self.max_open = max_open
+        self.open_store = open_store or (lambda name: SqliteVaultStore(self.root / name))
         self._open: OrderedDict[str, Vault] = OrderedDict()
 
     def vault(self, owner: str) -> Vault:
@@ -167,9 +170,8 @@ class VaultHost:
         if len(self._open) >= self.max_open:
             _, oldest = self._open.popitem(last=False)
             oldest.store.close()
-        # A digest, not the owner id, names the folder: no path tricks, same length for all.
-        folder = self.root / hashlib.sha256(owner.encode()).hexdigest()[:32]
-        self._open[owner] = Vault(owner, SqliteVaultStore(folder))
+        # A digest, not the owner id, names the folder (or prefix): no path tricks, same length for all.
+        self._open[owner] = Vault(owner, self.open_store(hashlib.sha256(owner.encode()).hexdigest()[:32]))
         return self._open[owner]
 
     def close(self) -> None:
