@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install the pinned CometBFT release into <repo>/.tools, idempotently.
 #
-# Everything Go writes (binary, module cache, build cache) stays under .tools/ so that nothing
-# leaks into the user's home. If the Go module proxy cannot be reached, the go tool's own error is
-# printed and the script exits non-zero.
+# The binary goes to .tools/bin; Go's caches and a copy of the binary by version are shared between
+# clones under ~/.cache/cityledger (below). If the Go module proxy cannot be reached, the go tool's
+# own error is printed and the script exits non-zero.
 set -euo pipefail
 
 COMETBFT_MODULE="github.com/cometbft/cometbft"
@@ -12,9 +12,14 @@ COMETBFT_VERSION="v0.38.25"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 export GOBIN="$TOOLS/bin"
-export GOPATH="$TOOLS/go"
-export GOMODCACHE="$TOOLS/go/pkg/mod"
-export GOCACHE="$TOOLS/go/cache"
+# Go's module and build caches are content-addressed, so clones of the project share one, outside
+# the repo (CITYLEDGER_CACHE, default ~/.cache/cityledger): a fresh clone's `make test` then links
+# the binaries from cached packages instead of compiling SeaweedFS and CometBFT again (tens of
+# minutes on a loaded 2-core machine). Built binaries are kept there too, by version.
+CACHE="${CITYLEDGER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cityledger}"
+export GOPATH="$CACHE/go"
+export GOMODCACHE="$CACHE/go/pkg/mod"
+export GOCACHE="$CACHE/go/cache"
 export GOFLAGS="-modcacherw -buildvcs=false"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 BIN="$GOBIN/cometbft"
@@ -27,6 +32,10 @@ fi
 # The binary reports the CometBFT version without the leading "v".
 if [[ -x "$BIN" ]] && [[ "$("$BIN" version 2>/dev/null)" == "${COMETBFT_VERSION#v}" ]]; then
   exit 0
+fi
+CACHED="$CACHE/bin/cometbft-$COMETBFT_VERSION"
+if [[ -x "$CACHED" ]] && [[ "$("$CACHED" version 2>/dev/null)" == "${COMETBFT_VERSION#v}" ]]; then
+  mkdir -p "$GOBIN" && cp -f "$CACHED" "$BIN" && exit 0
 fi
 
 mkdir -p "$GOBIN" "$GOMODCACHE" "$GOCACHE"
@@ -44,3 +53,4 @@ if [[ "$installed" != "${COMETBFT_VERSION#v}" ]]; then
   exit 1
 fi
 echo "install_cometbft: cometbft $installed installed at $BIN"
+mkdir -p "$CACHE/bin" && cp -f "$BIN" "$CACHED"

@@ -2,9 +2,10 @@
 # Install the pinned SeaweedFS `weed` binary into <repo>/.tools, idempotently.
 #
 # The S3 vault backend (offchain/vaults/s3_store.py) is tested against a real SeaweedFS S3 server.
-# Like scripts/install_cometbft.sh, everything Go writes (binary, module cache, build cache) stays
-# under .tools/. SeaweedFS tags its releases without the "v" prefix Go modules need, so the module
-# proxy serves it only as a pseudo-version: the pin is that exact pseudo-version (one commit).
+# Like scripts/install_cometbft.sh, the binary goes to .tools/bin and Go's caches (and a copy of the
+# binary by version) are shared between clones under ~/.cache/cityledger. SeaweedFS tags its
+# releases without the "v" prefix Go modules need, so the module proxy serves it only as a
+# pseudo-version: the pin is that exact pseudo-version (one commit).
 set -euo pipefail
 
 SEAWEEDFS_MODULE="github.com/seaweedfs/seaweedfs"
@@ -13,9 +14,14 @@ SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 export GOBIN="$TOOLS/bin"
-export GOPATH="$TOOLS/go"
-export GOMODCACHE="$TOOLS/go/pkg/mod"
-export GOCACHE="$TOOLS/go/cache"
+# Go's module and build caches are content-addressed, so clones of the project share one, outside
+# the repo (CITYLEDGER_CACHE, default ~/.cache/cityledger): a fresh clone's `make test` then links
+# the binaries from cached packages instead of compiling SeaweedFS and CometBFT again (tens of
+# minutes on a loaded 2-core machine). Built binaries are kept there too, by version.
+CACHE="${CITYLEDGER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cityledger}"
+export GOPATH="$CACHE/go"
+export GOMODCACHE="$CACHE/go/pkg/mod"
+export GOCACHE="$CACHE/go/cache"
 export GOFLAGS="-modcacherw -buildvcs=false"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 BIN="$GOBIN/weed"
@@ -31,6 +37,10 @@ SEAWEEDFS_COMMIT="${SEAWEEDFS_VERSION##*-}"
 SEAWEEDFS_NUMBER="4.53"  # the release number this commit reports (weed/util/version/constants.go)
 if [[ -x "$BIN" ]] && [[ "$("$BIN" version 2>/dev/null)" == *" $SEAWEEDFS_NUMBER $SEAWEEDFS_COMMIT "* ]]; then
   exit 0
+fi
+CACHED="$CACHE/bin/weed-$SEAWEEDFS_VERSION"
+if [[ -x "$CACHED" ]] && [[ "$("$CACHED" version 2>/dev/null)" == *" $SEAWEEDFS_NUMBER $SEAWEEDFS_COMMIT "* ]]; then
+  mkdir -p "$GOBIN" && cp -f "$CACHED" "$BIN" && exit 0
 fi
 
 mkdir -p "$GOBIN" "$GOMODCACHE" "$GOCACHE"
@@ -59,3 +69,4 @@ if [[ "$installed" != *" $SEAWEEDFS_NUMBER $SEAWEEDFS_COMMIT "* ]]; then
   exit 1
 fi
 echo "install_seaweedfs: $installed installed at $BIN"
+mkdir -p "$CACHE/bin" && cp -f "$BIN" "$CACHED"
