@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 	bash scripts/install_cometbft.sh
 	bash scripts/install_mosquitto.sh
+	bash scripts/install_chromium.sh
 	bash scripts/gen_proto.sh $(PY)
 
 up: install
