@@ -92,7 +92,7 @@ def test_search_sends_each_kind_of_id_to_its_page(explorer, text, target):
 
 def test_search_without_a_match_says_so_and_escapes_the_input(explorer):
     answer = explorer.get("/search", params={"q": "<script>alert(1)</script>"})
-    assert answer.status_code == 404 and "Nothing on the ledger matches" in answer.text
+    assert answer.status_code == 200 and "Nothing on the ledger matches" in answer.text
     assert "<script>alert" not in answer.text and "&lt;script&gt;" in answer.text
 
 
@@ -130,7 +130,7 @@ def test_passport_section_leaves_out_the_vehicle():
 
 
 def test_pages_load_nothing_from_another_origin(explorer):
-    for path in ("/", "/explorer/block/1", f"/explorer/tx/{explorer.tx_id}", "/explorer/issuers", "/docs", "/redoc"):
+    for path in ("/", "/explorer/block/1", f"/explorer/tx/{explorer.tx_id}", "/explorer/issuers", "/docs"):
         html = explorer.get(path).text
         urls = _ATTRIBUTE_URL.findall(html) + re.findall(r'url: ?["\']([^"\']+)', html)
         assert urls and all(url.startswith(("/", "#", "data:")) for url in urls), (path, urls)
@@ -140,8 +140,8 @@ def test_pages_load_nothing_from_another_origin(explorer):
 def test_docs_assets_come_from_the_installed_package(explorer):
     docs = explorer.get("/docs").text
     assert '"/docs-assets/swagger-ui-bundle.js"' in docs and "cdn." not in docs
-    assert "fonts.googleapis" not in explorer.get("/redoc").text
-    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+    assert explorer.get("/redoc").status_code == 404  # ReDoc's bundle would fetch its logo from a CDN
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
         answer = explorer.get(f"/docs-assets/{asset}")
         assert answer.status_code == 200 and len(answer.content) > 100_000
     assert "/" not in explorer.get("/openapi.json").json()["paths"]  # the pages stay out of the API

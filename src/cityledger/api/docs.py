@@ -1,8 +1,9 @@
-"""The API reference (/docs, /redoc) served from an installed package: no CDN, so it works offline.
+"""The API reference (/docs) served from an installed package: no CDN, so it works offline.
 
 FastAPI's own /docs page loads Swagger UI's JavaScript and CSS from a public CDN, which a node on a
-consortium's private network cannot reach. The pinned `fastapi-offline` package ships those files
-(Swagger UI and ReDoc bundles); only its static folder is used here, served under DOCS_ASSETS_URL.
+consortium's private network cannot reach. The pinned `fastapi-offline` package ships those files;
+only its static folder is used here, served under DOCS_ASSETS_URL. There is no /redoc: ReDoc's
+bundle loads its logo from the vendor's CDN whatever its options, so it is not served offline.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from importlib.resources import files
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
@@ -20,12 +21,12 @@ SWAGGER_PARAMETERS = {"validatorUrl": None, "tryItOutEnabled": False}
 
 
 def assets_folder() -> str:
-    """The installed fastapi-offline package's static folder (swagger-ui-bundle.js, swagger-ui.css, redoc)."""
+    """The installed fastapi-offline package's static folder (swagger-ui-bundle.js, swagger-ui.css)."""
     return str(files("fastapi_offline") / "static")
 
 
 def include_docs(app: FastAPI) -> None:
-    """Serve /docs (Swagger UI), /docs/oauth2-redirect and /redoc from the installed assets."""
+    """Serve /docs (Swagger UI) and /docs/oauth2-redirect from the installed assets."""
     app.mount(DOCS_ASSETS_URL, StaticFiles(directory=assets_folder()), name="docs-assets")
     openapi_url = app.openapi_url or "/openapi.json"
     favicon = f"{DOCS_ASSETS_URL}/favicon.png"
@@ -42,10 +43,3 @@ def include_docs(app: FastAPI) -> None:
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     def swagger_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
-
-    @app.get("/redoc", include_in_schema=False)
-    def redoc() -> HTMLResponse:
-        # with_google_fonts=False: ReDoc's page would otherwise load its fonts from Google.
-        return get_redoc_html(openapi_url=openapi_url, title=f"{app.title} API reference (ReDoc)",
-                              redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
-                              redoc_favicon_url=favicon, with_google_fonts=False)

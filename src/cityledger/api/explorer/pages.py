@@ -129,7 +129,8 @@ class Pages:
         target = self.target(text) if 0 < len(text) <= MAX_SEARCH_CHARS else None
         if target is not None:
             return RedirectResponse(target, status_code=303)
-        return self.render("search.html", 404, title="Nothing found", query=text[:MAX_SEARCH_CHARS])
+        # 200: an empty search result is an answer, not a missing page.
+        return self.render("search.html", title="Nothing found", query=text[:MAX_SEARCH_CHARS])
 
     def target(self, text: str) -> str | None:
         """The page a search text names: a height, a tx id, an address, then each section's ids."""
