@@ -65,7 +65,8 @@ class City:
 
     def transfer(self, amount: int) -> str:
         nonce = self.client.get_nonce(self.tn.alice.address())
-        return self.submit(sdk.transfer(self.tn.chain_id, self.tn.alice, nonce, PrivateKey.generate().address(), amount))
+        to = PrivateKey.generate().address()
+        return self.submit(sdk.transfer(self.tn.chain_id, self.tn.alice, nonce, to, amount))
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +150,8 @@ def search_by_keyboard(page, text: str) -> None:
 def test_search_from_the_keyboard_finds_block_tx_address_and_did(city, browser):
     page, watch = open_page(browser, city.url)
     address = "city" + city.tn.alice.address().hex()
-    cases = [("2", "/explorer/block/2", "Block 2"), (city.tx_ids[-1], f"/explorer/tx/{city.tx_ids[-1]}", "Transaction"),
+    tx_id = city.tx_ids[-1]
+    cases = [("2", "/explorer/block/2", "Block 2"), (tx_id, f"/explorer/tx/{tx_id}", "Transaction"),
              (address, f"/explorer/account/{address}", "Account"), (city.id_did, "/explorer/dids", "DIDs")]
     for text, path, heading in cases:
         page.goto(city.url + "/")
@@ -207,7 +209,7 @@ def test_explorer_html_holds_none_of_the_residents_attribute_values(city):
 def test_screenshots_of_the_explorer(city, browser, tmp_path):
     folder = Path(os.environ.get("CITYLEDGER_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
-    shots = [("explorer-blocks.png", "/", 1280), (f"explorer-tx.png", f"/explorer/tx/{city.proposal_tx}", 1280),
+    shots = [("explorer-blocks.png", "/", 1280), ("explorer-tx.png", f"/explorer/tx/{city.proposal_tx}", 1280),
              ("explorer-phone.png", "/", PHONE_WIDTH)]
     for name, path, width in shots:
         page, watch = open_page(browser, city.url, width=width)

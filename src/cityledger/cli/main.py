@@ -31,7 +31,7 @@ app.add_typer(charging.app, name="charging")
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
     """Ledger throughput benchmark (`cityledger bench --help`); `bench identity` for AnonCreds, `bench payments`
-    for vouchers, `bench charging` for EV charging sessions over OCPP."""
+    for vouchers, `bench charging` for EV charging sessions over OCPP, `bench portal` for the explorer's block list."""
     args = list(ctx.args)
     if args[:1] == ["identity"]:
         from ..tools.bench_identity import main as bench_main
@@ -43,6 +43,10 @@ def bench(ctx: typer.Context) -> None:
         args = args[1:]
     elif args[:1] == ["charging"]:
         from ..tools.bench_charging import main as bench_main
+
+        args = args[1:]
+    elif args[:1] == ["portal"]:
+        from ..tools.bench_portal import main as bench_main
 
         args = args[1:]
     elif "--engine" in args and args[args.index("--engine") + 1:][:1] == ["cometbft"]:
