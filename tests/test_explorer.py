@@ -12,6 +12,7 @@ import warnings
 import pytest
 
 from cityledger.api.explorer import SECTIONS
+from cityledger.api.explorer.dashboard import MAX_CHART_BLOCKS, PLOTLY_URL
 from cityledger.api.explorer.pages import PAGE_BLOCKS
 from cityledger.api.explorer.sections import available
 from cityledger.core.hashing import compute_tx_id
@@ -130,7 +131,8 @@ def test_passport_section_leaves_out_the_vehicle():
 
 
 def test_pages_load_nothing_from_another_origin(explorer):
-    for path in ("/", "/explorer/block/1", f"/explorer/tx/{explorer.tx_id}", "/explorer/issuers", "/docs"):
+    for path in ("/", "/explorer/block/1", f"/explorer/tx/{explorer.tx_id}", "/explorer/issuers", "/docs",
+                 "/dashboard"):
         html = explorer.get(path).text
         urls = _ATTRIBUTE_URL.findall(html) + re.findall(r'url: ?["\']([^"\']+)', html)
         assert urls and all(url.startswith(("/", "#", "data:")) for url in urls), (path, urls)
@@ -145,3 +147,33 @@ def test_docs_assets_come_from_the_installed_package(explorer):
         answer = explorer.get(f"/docs-assets/{asset}")
         assert answer.status_code == 200 and len(answer.content) > 100_000
     assert "/" not in explorer.get("/openapi.json").json()["paths"]  # the pages stay out of the API
+
+
+def test_dashboard_chain_data_counts_the_blocks_txs_and_modules(explorer):
+    latest = explorer.tn.node.store.last_height()
+    chain = explorer.get("/dashboard/data/chain", params={"blocks": 10}).json()
+    assert chain["heights"] == list(range(latest - 9, latest + 1)) and chain["to_height"] == latest
+    assert chain["txs"] == [1] * 10 and chain["txs_by_module"] == {"bank": 10}
+    assert len(chain["interval_ms"]) == 10 and all(gap >= 0 for gap in chain["interval_ms"])
+    assert chain["validators"] >= 1 and chain["mempool_size"] == 0
+    everything = explorer.get("/dashboard/data/chain", params={"blocks": MAX_CHART_BLOCKS}).json()
+    assert everything["heights"][0] == 1 and len(everything["interval_ms"]) == latest
+    assert everything["txs_by_module"] == {"bank": latest}
+
+
+@pytest.mark.parametrize("blocks", ["0", str(MAX_CHART_BLOCKS + 1), "x"])
+def test_invalid_dashboard_block_counts_are_refused_naming_the_field(explorer, blocks):
+    answer = explorer.get("/dashboard/data/chain", params={"blocks": blocks})
+    assert answer.status_code == 400 and answer.json()["error"]["field"] == "blocks"
+
+
+def test_dashboard_routes_are_in_the_openapi_and_plotly_is_served_by_the_node(explorer):
+    paths = explorer.get("/openapi.json").json()["paths"]
+    assert {"/dashboard/data/chain", "/dashboard/data/batteries"} <= set(paths)
+    stages = explorer.get("/dashboard/data/batteries").json()["stages"]
+    assert "manufactured" in stages and set(stages.values()) == {0}
+    page = explorer.get("/dashboard").text
+    assert f'src="{PLOTLY_URL}"' in page and 'id="c-modules"' in page
+    bundle = explorer.get(PLOTLY_URL)
+    assert bundle.status_code == 200 and b"plotly" in bundle.content[:2000].lower()
+    assert "immutable" in bundle.headers["cache-control"]

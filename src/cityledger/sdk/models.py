@@ -13,6 +13,7 @@ from ..wire.batteries import (
     PassportStoredView as PassportStored,
     TierHashView as TierHash,
 )
+from ..wire.dashboard import BatteryStagesView as BatteryStages, ChainChartView as ChainChart
 from ..wire.views import (
     AccountView as Account,
     Attribute,
@@ -40,6 +41,8 @@ __all__ = [
     "TierHash",
     "Account",
     "Attribute",
+    "BatteryStages",
+    "ChainChart",
     "BatchResult",
     "Block",
     "CheckResult",

@@ -20,6 +20,7 @@ from .batteries import (
     ReadPassportBody,
     TierHashView,
 )
+from .dashboard import DASHBOARD_VIEW_TYPES, BatteryStagesView, ChainChartView
 from .identity import (
     IDENTITY_BODY_TYPES,
     IDENTITY_VIEW_TYPES,
@@ -61,6 +62,7 @@ from .views import (
 __all__ = [
     "BATTERY_BODY_TYPES",
     "BATTERY_VIEW_TYPES",
+    "DASHBOARD_VIEW_TYPES",
     "AccessEntryView",
     "AccessLogView",
     "IssueView",
@@ -75,6 +77,8 @@ __all__ = [
     "REQUEST_TYPES",
     "RESPONSE_TYPES",
     "AccountView",
+    "BatteryStagesView",
+    "ChainChartView",
     "Attribute",
     "BatchView",
     "BlockView",

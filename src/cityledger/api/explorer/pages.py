@@ -146,7 +146,7 @@ class Pages:
         return None
 
 
-def include_explorer(app: FastAPI, service: NodeService) -> None:
+def include_pages(app: FastAPI, service: NodeService) -> Pages:
     """Serve the explorer at / and /explorer/..., with its CSS and JS under /explorer/static."""
     pages = Pages(service)
     app.mount("/explorer/static", StaticFiles(directory=HERE / "static"), name="explorer-static")
@@ -180,3 +180,4 @@ def include_explorer(app: FastAPI, service: NodeService) -> None:
         return pages.guarded(lambda: pages.section(found, id))
 
     app.include_router(router)
+    return pages
