@@ -25,6 +25,7 @@ from browser_helpers import chromium, chromium_path, open_page
 from test_api_helpers import LiveServer, make_node
 from test_identity_fixtures import fast_cred_defs
 from cityledger import sdk
+from cityledger.api.explorer.dashboard import PLOTLY_URL
 from cityledger.core.keys import PrivateKey
 from cityledger.modules.governance import ParamChange
 from cityledger.offchain.identity import RESIDENT_ID
@@ -36,6 +37,8 @@ LIVE_WITHIN_MS = 2_000  # the issue's bound: a committed tx shows in the open bl
 PHONE_WIDTH = 375
 MAX_CRAWL_PAGES = 400
 MAX_TABS_TO_SEARCH = 10
+MAX_FIRST_LOAD_BYTES = 1_000_000  # the issue's bound on a page's first load, plotly's bundle cached
+CHARTS = ("c-interval", "c-txs", "c-modules", "c-stages")
 RESIDENTS = [
     {"name": "Quirina Portalova", "birth_date": 19771231, "district": "Zederwinkel", "resident_since": 20190707,
      "id_number": "PX-7730001"},
@@ -101,7 +104,7 @@ def explorer_paths(city: City) -> list[str]:
     return ["/", "/?before=2", "/explorer/block/1", f"/explorer/tx/{city.tx_ids[-1]}",
             f"/explorer/tx/{city.proposal_tx}", f"/explorer/account/{address}", f"/explorer/dids?id={city.id_did}",
             "/explorer/issuers", f"/explorer/cred-defs?id={city.cred_def_id}", "/explorer/proposals?id=1",
-            "/explorer/devices", "/explorer/channels", "/explorer/passports", "/search?q=no-such-thing"]
+            "/explorer/devices", "/explorer/channels", "/explorer/passports", "/search?q=no-such-thing", "/dashboard"]
 
 
 def test_docs_list_the_api_operations_with_the_network_cut_off(city, browser):
@@ -130,6 +133,33 @@ def test_every_explorer_page_loads_clean_at_desktop_and_phone_width(city, browse
                 .slice(-3).map(e => e.tagName + ' ' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + ' ' + (e.textContent || '').slice(0, 60))})""")
         assert facts["title"].endswith("cityledger explorer") and facts["h1"] == 1, (path, facts)
         assert facts["unlabelled"] == 0 and facts["overflow"] <= 0, (path, facts["overflow"], facts["wide"])
+    assert watch.console_errors == [] and watch.outside_requests == []
+    page.context.close()
+
+
+def test_each_first_load_weighs_at_most_1_mb_with_plotly_cached(city, browser):
+    page, watch = open_page(browser, city.url)
+    loaded: dict[str, int] = {}
+    page.on("requestfinished", lambda request: loaded.__setitem__(request.url, request.sizes()["responseBodySize"]))
+    for path in explorer_paths(city):
+        loaded.clear()
+        page.goto(city.url + path, wait_until="networkidle")
+        weight = sum(size for url, size in loaded.items() if not url.endswith(PLOTLY_URL))
+        assert 0 < weight <= MAX_FIRST_LOAD_BYTES, (path, weight)
+    assert watch.clean()
+    page.context.close()
+
+
+def test_dashboard_charts_render_from_their_json_routes(city, browser):
+    page, watch = open_page(browser, city.url)
+    page.goto(city.url + "/dashboard")
+    for chart in CHARTS:
+        page.wait_for_selector(f'#{chart}[data-drawn="yes"] svg.main-svg')
+    modules = city.client.chain_chart(100).txs_by_module
+    assert {"bank", "governance"} <= set(modules)
+    bars = page.locator("#c-modules .xtick text").all_text_contents()
+    assert bars == list(modules)
+    assert page.locator("#d-validators").inner_text() == "1"
     assert watch.console_errors == [] and watch.outside_requests == []
     page.context.close()
 
@@ -210,10 +240,12 @@ def test_screenshots_of_the_explorer(city, browser, tmp_path):
     folder = Path(os.environ.get("CITYLEDGER_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     shots = [("explorer-blocks.png", "/", 1280), ("explorer-tx.png", f"/explorer/tx/{city.proposal_tx}", 1280),
-             ("explorer-phone.png", "/", PHONE_WIDTH)]
+             ("explorer-phone.png", "/", PHONE_WIDTH), ("dashboard.png", "/dashboard", 1280)]
     for name, path, width in shots:
         page, watch = open_page(browser, city.url, width=width)
         page.goto(city.url + path)
+        if path == "/dashboard":
+            page.wait_for_selector('#c-stages[data-drawn="yes"] svg.main-svg')
         page.screenshot(path=str(folder / name), full_page=width != PHONE_WIDTH)
         assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and watch.clean()
         page.context.close()

@@ -6,7 +6,7 @@
   const blocks = Number(root.dataset.blocks);
   const config = {responsive: true, displaylogo: false, displayModeBar: false};
   const layout = (xTitle, yTitle) => ({margin: {l: 48, r: 12, t: 8, b: 40}, height: 260,
-    xaxis: {title: {text: xTitle}}, yaxis: {title: {text: yTitle}, rangemode: "tozero"}});
+    xaxis: {title: {text: xTitle}, tickformat: xTitle === "height" ? "d" : ""}, yaxis: {title: {text: yTitle}, rangemode: "tozero"}});
 
   function draw(id, traces, chartLayout) {
     Plotly.react(id, traces, chartLayout, config);
