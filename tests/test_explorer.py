@@ -117,7 +117,9 @@ def test_sections_list_issuers_and_follow_the_node_modules(explorer):
     issuers = main_of(explorer.get("/explorer/issuers").text)
     assert "accreditations" in issuers and "did:city:" in issuers and "/explorer/dids?id=did:city:" in issuers
     names = [section.slug for section in available(["identity", "governance"])]
-    assert names == ["dids", "issuers", "cred-defs", "schemas", "proposals"]
+    assert names == ["dids", "issuers", "cred-defs", "schemas", "consortium", "validators", "proposals"]
+    members = main_of(explorer.get("/explorer/consortium").text)
+    assert f"/explorer/account/city{explorer.tn.alice.address().hex()}" in members
     home = explorer.get("/").text
     for section in SECTIONS:
         assert f'href="/explorer/{section.slug}"' in home
@@ -177,3 +179,15 @@ def test_dashboard_routes_are_in_the_openapi_and_plotly_is_served_by_the_node(ex
     bundle = explorer.get(PLOTLY_URL)
     assert bundle.status_code == 200 and b"plotly" in bundle.content[:2000].lower()
     assert "immutable" in bundle.headers["cache-control"]
+
+
+def test_bench_portal_builds_a_chain_and_times_every_page(tmp_path):
+    from cityledger.tools import bench_portal
+
+    result = bench_portal.run(PAGE_BLOCKS + 1, tmp_path / "home", samples=2)
+    assert result["blocks"] == PAGE_BLOCKS + 1 and result["build_s"] > 0
+    for name in ("list_newest_ms", "list_middle_ms", "list_oldest_ms", "block_page_ms"):
+        assert 0 < result[name]["p50"] <= result[name]["p95"], name
+    assert result["ratio_newest_to_oldest"] > 0 and 0 < result["first_load_bytes"] < bench_portal.MAX_FIRST_LOAD_BYTES
+    again = bench_portal.run(PAGE_BLOCKS + 1, tmp_path / "home", samples=1)  # the chain is reused, not rebuilt
+    assert again["blocks"] == PAGE_BLOCKS + 1 and again["build_s"] < result["build_s"]

@@ -48,8 +48,13 @@ SECTIONS: tuple[Section, ...] = (
     Section("cred-defs", "Credential definitions", "identity", "cred_def", "id", "Credential definition id"),
     Section("schemas", "Credential schemas", "identity", "schema", "id", "Schema id"),
     Section("devices", "Devices", "devices", "device", "did", "Device DID"),
+    Section("consortium", "Consortium", "governance", "consortium", "", "Members"),
+    Section("validators", "Validators", "governance", "validators", "", "Validators"),
     Section("proposals", "Governance proposals", "governance", "proposal", "id", "Proposal number"),
     Section("channels", "Payment channels", "payments", "channel", "id", "Channel number"),
+    Section("escrows", "Escrows", "payments", "escrow", "id", "Escrow number"),
+    Section("data-sets", "Data sets", "consent", "data_set", "id", "Data set id"),
+    Section("consents", "Consents", "consent", "consent", "id", "Consent number"),
     # Public fields only: the vehicle a battery sits in is left out (it can point at a person).
     Section("passports", "Battery passports", "batteries", "passport", "id", "Passport id", search=UUID4,
             fields=("passport", "id_dmc", "battery", "operator", "stage", "predecessor", "successor",
