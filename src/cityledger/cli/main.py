@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import typer
 
-from . import batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, payments, query, tx, verifier
+from . import (batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, payments, query, tx,
+               verifier, wallet)
 from .node_cmds import init, status, up
 
 app = typer.Typer(name="cityledger", help="A privacy-first consortium ledger for a smart city.",
@@ -25,6 +26,7 @@ app.add_typer(devices.app, name="device")
 app.add_typer(payments.app, name="payments")
 app.add_typer(batteries.app, name="battery")
 app.add_typer(charging.app, name="charging")
+app.add_typer(wallet.app, name="wallet")
 
 
 @app.command("bench", add_help_option=False,
