@@ -292,6 +292,9 @@ def test_wallet_page_shows_a_credential_then_its_revocation(city, browser):
         city.id_office.revoke(city.id_did, [resident["id_number"]])
         page.reload()
         assert page.locator("h3 .status").get_attribute("data-status") == "revoked"
+        shots = os.environ.get("CITYLEDGER_SCREENSHOTS")
+        if shots:
+            page.screenshot(path=str(Path(shots) / "wallet.png"), full_page=True)
         assert watch.console_errors == [] and watch.outside_requests == []
         page.context.close()
 
@@ -300,6 +303,8 @@ def test_wallet_page_refuses_foreign_origins_hosts_tokens_and_forms(city):
     with wallet_ui(city, RESIDENTS[0]) as (session, origin), httpx.Client(base_url=origin) as client:
         assert client.get("/").status_code == 401
         assert client.get("/", params={"token": "x" * 43}).status_code == 401
+        assert client.get("/", params={"token": "\u00e9" * 43}).status_code == 401
+        assert client.get("/", params={"token": session.token}, headers={"Origin": "http://evil.example"}).status_code == 403
         assert client.get("/", params={"token": session.token}).status_code == 303
         assert client.cookies.get(COOKIE) == session.token
         locked = client.get("/")
@@ -311,6 +316,7 @@ def test_wallet_page_refuses_foreign_origins_hosts_tokens_and_forms(city):
         assert client.post("/unlock", data=form).status_code == 403  # no Origin: not from the page
         assert client.post("/unlock", data=form, headers={"Origin": "http://evil.example"}).status_code == 403
         assert client.post("/unlock", data={"passphrase": "pw"}, headers=own).status_code == 403  # no CSRF token
+        assert client.post("/unlock", data={**form, "csrf": "\u00e9"}, headers=own).status_code == 403
         wrong = client.post("/unlock", data={**form, "passphrase": "not-it"}, headers=own)
         assert wrong.status_code == 400 and "passphrase:" in wrong.text
         assert session.wallet is None and 'id="passphrase"' in client.get("/").text

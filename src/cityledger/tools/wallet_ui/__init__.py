@@ -19,9 +19,10 @@ from urllib.parse import parse_qs
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ...api.explorer.pages import HERE as EXPLORER_HERE
 from ...offchain.identity import Wallet
 from ...offchain.identity.wallet import WalletError
 from ...sdk import ApiError, IdentityClient
@@ -30,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 COOKIE = "cityledger_wallet"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 MAX_FORM_BYTES = 4_096  # the unlock and lock forms: a passphrase and a CSRF token
-CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+CSP = "default-src 'none'; style-src 'self'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
 class WalletSession:
@@ -45,7 +46,7 @@ class WalletSession:
     def origins(self) -> set[str]:
         return {f"http://{host}:{self.port}" for host in LOOPBACK_HOSTS}
 
-    def refusal(self, request: Request) -> Response | None:
+    def refusal(self, request: Request, need_cookie: bool = True) -> Response | None:
         """403 for a foreign Host or Origin, 401 without the session's cookie; None when allowed."""
         host = request.headers.get("host", "")
         if host not in {f"{name}:{self.port}" for name in LOOPBACK_HOSTS}:
@@ -55,7 +56,7 @@ class WalletSession:
             return HTMLResponse("origin: requests from another site are refused", status_code=403)
         if request.method == "POST" and origin is None:
             return HTMLResponse("origin: a form must come from this page", status_code=403)
-        if not hmac.compare_digest(request.cookies.get(COOKIE, ""), self.token):
+        if need_cookie and not same_secret(request.cookies.get(COOKIE, ""), self.token):
             return HTMLResponse("token: open the URL that `cityledger wallet ui` printed", status_code=401)
         return None
 
@@ -68,8 +69,14 @@ class WalletSession:
             if ref is not None:
                 bits = self.node.get_status_list(ref[0])["status_list"]["revocationList"]
                 status = "revoked" if bits[ref[1]] else "valid"
-            rows.append({"id": local_id, "type": item["type"], "attributes": item["attributes"], "status": status})
+            rows.append({"id": local_id, "type": item["type"], "attributes": dict(sorted(item["attributes"].items())),
+                         "status": status})
         return rows
+
+
+def same_secret(given: str, secret: str) -> bool:
+    """Constant-time comparison of any text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), secret.encode())
 
 
 def _env() -> Environment:
@@ -87,7 +94,8 @@ def create_wallet_app(session: WalletSession) -> Starlette:
 
     async def home(request: Request) -> Response:
         token = request.query_params.get("token")
-        if token is not None and hmac.compare_digest(token, session.token):
+        loopback = session.refusal(request, need_cookie=False) is None
+        if token is not None and loopback and same_secret(token, session.token):
             answer = RedirectResponse("/", status_code=303)  # the token leaves the address bar
             answer.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", path="/")
             return answer
@@ -116,7 +124,7 @@ def create_wallet_app(session: WalletSession) -> Starlette:
             fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), max_num_fields=4).items()}
         except ValueError:
             return HTMLResponse("body: expected at most 4 form fields", status_code=400), {}
-        if not hmac.compare_digest(fields.get("csrf", ""), session.csrf):
+        if not same_secret(fields.get("csrf", ""), session.csrf):
             return HTMLResponse("csrf: the form's token is missing or wrong", status_code=403), {}
         return None, fields
 
@@ -138,5 +146,9 @@ def create_wallet_app(session: WalletSession) -> Starlette:
         session.wallet = None
         return RedirectResponse("/", status_code=303)
 
+    async def stylesheet(request: Request) -> Response:
+        # The explorer's stylesheet, so the resident's page reads like the city's portal.
+        return FileResponse(EXPLORER_HERE / "static" / "explorer.css", media_type="text/css")
+
     return Starlette(routes=[Route("/", home), Route("/unlock", unlock, methods=["POST"]),
-                             Route("/lock", lock, methods=["POST"])])
+                             Route("/lock", lock, methods=["POST"]), Route("/style.css", stylesheet)])
