@@ -19,6 +19,7 @@ install: $(STAMP)
 	bash scripts/install_cometbft.sh
 	bash scripts/install_mosquitto.sh
 	bash scripts/install_seaweedfs.sh
+	bash scripts/install_chromium.sh
 	bash scripts/gen_proto.sh $(PY)
 
 up: install

@@ -188,6 +188,8 @@ async def _drive_with_sdk(tn, transport) -> None:
         assert (await client.get_block()).num_txs == 2 and (await client.get_block(0)).height == 0
         assert (await client.get_account(dest)).balance == 8
         assert (await client.query("bank", "supply"))["supply"] > 0
+        assert (await client.chain_chart(5)).txs_by_module == {"bank": 2}
+        assert "manufactured" in (await client.battery_stages()).stages
         proven = await client.get_state(account_key(dest), prove=True)
         assert verify_state_proof(account_key(dest), proven.value_bytes, proven.proof, proven.app_hash)
         assert (await client.get_state(account_key(dest))).proof is None

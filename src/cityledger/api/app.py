@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 import msgspec
 from fastapi import FastAPI
 
+from .docs import include_docs
 from .errors import install_handlers
+from .explorer import include_explorer
 from .routes.batteries import include_batteries
 from .routes.mobility import include_mobility
 from .routes.identity import include_identity
@@ -45,7 +47,9 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
 
     metrics = ApiMetrics(lambda: read_engine(node))
     service = NodeService(node, metrics)
-    app = FastAPI(title="cityledger", version=VERSION, description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc are served by include_docs from an installed package (no CDN: nodes run offline).
+    app = FastAPI(title="cityledger", version=VERSION, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.service = service
     install_handlers(app)
     app.add_middleware(BodyBudget)
@@ -60,6 +64,8 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     include_payments(app)
     include_vaults(app, node)
     include_mobility(app)
+    include_docs(app)
+    include_explorer(app, service)
     _merge_schemas(app)
     return app
 

@@ -8,7 +8,7 @@ import importlib
 import typer
 
 from . import (batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, mobility, payments, query, tx,
-               vault, verifier)
+               vault, verifier, wallet)
 from .node_cmds import init, status, up
 
 app = typer.Typer(name="cityledger", help="A privacy-first consortium ledger for a smart city.",
@@ -32,10 +32,11 @@ app.add_typer(charging.app, name="charging")
 app.add_typer(vault.app, name="vault")
 app.add_typer(vault.consent_app, name="consent")
 app.add_typer(vault.telemetry_app, name="telemetry")
+app.add_typer(wallet.app, name="wallet")
 
 
 # `cityledger bench <name>` runs tools/bench_<name>.py; with no name, the ledger's own benchmark.
-BENCHES = ("identity", "payments", "rewards", "charging", "batteries", "telemetry", "vaults")
+BENCHES = ("identity", "payments", "rewards", "charging", "batteries", "telemetry", "vaults", "portal")
 
 
 @app.command("bench", add_help_option=False,
@@ -44,7 +45,8 @@ def bench(ctx: typer.Context) -> None:
     """Ledger throughput benchmark (`cityledger bench --help`); `bench identity` for AnonCreds, `bench payments`
     for vouchers, `bench charging` for EV charging sessions over OCPP, `bench rewards` for driving-score proofs,
     `bench batteries` for SoH reports and passports, `bench telemetry` for sealed vehicle windows through
-    Mosquitto and the gateway into owners' vaults, `bench vaults` for the S3 vault backend."""
+    Mosquitto and the gateway into owners' vaults, `bench vaults` for the S3 vault backend, `bench portal` for
+    the explorer's block list."""
     args = list(ctx.args)
     if args[:1] and args[0] in BENCHES:
         module, args = f"bench_{args[0]}", args[1:]

@@ -22,8 +22,9 @@ from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedVi
 from ..wire.vaults import VaultErasureView, VaultLogView, VaultRecordsView, VaultRequestBody
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
-from .models import (AccessLog, Account, Alerts, BatchResult, Block, Health, PassportDocument, PassportStored,
-                     QueryResult, RecycledContent, ReportBatch, ScoreModel, StateValue, Status, SubmitResult, TxStatus)
+from .models import (AccessLog, Account, Alerts, BatchResult, BatteryStages, Block, ChainChart, Health,
+                     PassportDocument, PassportStored, QueryResult, RecycledContent, ReportBatch, ScoreModel, StateValue,
+                     Status, SubmitResult, TxStatus)
 from .proofs import verify_state_proof
 from .txs import to_address
 
@@ -58,7 +59,7 @@ _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, 
                                           SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog,
                                           ChannelView, EscrowView, PolicyView, CounterpartyView, LockedView,
                                           VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView,
-                                          ScoreModel, ReportBatch, Alerts, RecycledContent)}
+                                          ScoreModel, ReportBatch, Alerts, RecycledContent, ChainChart, BatteryStages)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
 
 
@@ -134,6 +135,14 @@ class _Calls:
     @staticmethod
     def health() -> _Call:
         return _Call("GET", "/health", _READ[Health])
+
+    @staticmethod
+    def chain_chart(blocks: int) -> _Call:
+        return _Call("GET", "/dashboard/data/chain", _READ[ChainChart], {"blocks": int(blocks)})
+
+    @staticmethod
+    def battery_stages() -> _Call:
+        return _Call("GET", "/dashboard/data/batteries", _READ[BatteryStages])
 
     @staticmethod
     def put_passport(passport_id: str, body: bytes) -> _Call:
@@ -275,6 +284,14 @@ class Client:
 
     def health(self) -> Health:
         return self._do(_Calls.health())
+
+    def chain_chart(self, blocks: int = 100) -> ChainChart:
+        """The dashboard's chain data: the last `blocks` blocks' intervals, txs and messages by module."""
+        return self._do(_Calls.chain_chart(blocks))
+
+    def battery_stages(self) -> BatteryStages:
+        """The dashboard's battery data: passports by life-cycle stage."""
+        return self._do(_Calls.battery_stages())
 
     def put_passport(self, passport_id: str, body: PutPassportBody) -> PassportStored:
         """Store a passport document (body from sdk.passports.sign_put); the tier hashes to anchor."""
@@ -419,6 +436,12 @@ class AsyncClient:
 
     async def health(self) -> Health:
         return await self._do(_Calls.health())
+
+    async def chain_chart(self, blocks: int = 100) -> ChainChart:
+        return await self._do(_Calls.chain_chart(blocks))
+
+    async def battery_stages(self) -> BatteryStages:
+        return await self._do(_Calls.battery_stages())
 
     async def put_passport(self, passport_id: str, body: PutPassportBody) -> PassportStored:
         return await self._do(_Calls.put_passport(passport_id, msgspec.json.encode(body)))

@@ -36,6 +36,7 @@ from ..wire.vaults import (
     WrapView,
 )
 from ..wire.mobility import ScoreFeatureView as ScoreFeature, ScoreModelView as ScoreModel
+from ..wire.dashboard import BatteryStagesView as BatteryStages, ChainChartView as ChainChart
 from ..wire.views import (
     AccountView as Account,
     Attribute,
@@ -77,6 +78,8 @@ __all__ = [
     "TierHash",
     "Account",
     "Attribute",
+    "BatteryStages",
+    "ChainChart",
     "BatchResult",
     "Block",
     "CheckResult",

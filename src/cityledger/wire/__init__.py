@@ -44,6 +44,7 @@ from .vaults import (
     VaultRequestBody,
     WrapView,
 )
+from .dashboard import DASHBOARD_VIEW_TYPES, BatteryStagesView, ChainChartView
 from .identity import (
     IDENTITY_BODY_TYPES,
     IDENTITY_VIEW_TYPES,
@@ -114,6 +115,7 @@ __all__ = [
     "RecycledContentView",
     "REPORT_BODY_TYPES",
     "REPORT_VIEW_TYPES",
+    "DASHBOARD_VIEW_TYPES",
     "AccessEntryView",
     "AccessLogView",
     "AlertsView",
@@ -147,6 +149,8 @@ __all__ = [
     "REQUEST_TYPES",
     "RESPONSE_TYPES",
     "AccountView",
+    "BatteryStagesView",
+    "ChainChartView",
     "Attribute",
     "BatchView",
     "BlockView",

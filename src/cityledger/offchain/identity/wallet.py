@@ -144,6 +144,15 @@ class Wallet:
             out[cid] = {"type": item["type"], "attributes": {name: value["raw"] for name, value in values.items()}}
         return out
 
+    def revocation_refs(self) -> dict[str, tuple[str, int] | None]:
+        """Local id -> (revocation registry id, index) of every held credential; None if it cannot be revoked."""
+        out: dict[str, tuple[str, int] | None] = {}
+        for cid, item in self._data["credentials"].items():
+            raw = item["credential"]
+            index = anoncreds.Credential.load(json.dumps(raw)).rev_reg_index if raw.get("rev_reg_id") else None
+            out[cid] = None if index is None else (raw["rev_reg_id"], index)
+        return out
+
     def remove_credential(self, local_id: str) -> None:
         """Forget a credential."""
         self._data["credentials"].pop(local_id, None)
