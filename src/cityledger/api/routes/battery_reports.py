@@ -32,7 +32,8 @@ from ...modules.identity.keeper import KEEPER as IDENTITY
 from ...modules.identity.messages import PURPOSE_AUTHENTICATION
 from ...offchain.passport import PassportError
 from ...offchain.passport.anchoring import commit_root
-from ...offchain.passport.reports import MAX_REPORT_BATCH, SOH_ALERT_PERCENT, SignedReport, verify_reports
+from ...offchain.passport.reports import (MAX_REPORT_BATCH, SOH_ALERT_PERCENT, SignedReport, verify_reports,
+                                           verify_signatures)
 from ...offchain.passport.store import ReportBook
 from ...offchain.passport.content import check_recycled_content
 from ...wire.batteries import (CONTENT_VIEW_TYPES, REPORT_BODY_TYPES, REPORT_VIEW_TYPES, AlertsView, AlertView,
@@ -58,11 +59,14 @@ class ReportApi:
     def ingest(self, body: ReportBatchBody) -> ReportBatchView:
         """Verify, store and commit one batch (in a worker thread); raise ApiError."""
         anchoring = getattr(self.api.node, "passport_anchoring", None)
-        if anchoring is None:
-            raise ApiError(503, "passport/no_service", "passports: this node has no passport-service key to "
-                                                        "commit reports with ([passports] anchor is off)")
         signed = [_signed(index, item) for index, item in enumerate(body.reports)]
         state = self.api.node.store
+        if anchoring is None:
+            # Bad reports are the sender's error whatever this node runs: checked first (400), and only
+            # a batch that would be accepted learns that this node does not relay reports (503).
+            self._check(signed, state, self.book.last_seq, verify_signatures)
+            raise ApiError(503, "passport/no_service", "passports: this node has no passport-service key to "
+                                                        "commit reports with ([passports] anchor is off)")
         with self.lock:
             try:
                 pending = self.book.pending()  # a batch stored before a failure or crash goes first
@@ -71,12 +75,7 @@ class ReportApi:
                                                                pending.size))
             except RuntimeError as exc:
                 raise ApiError(503, "passport/commit", f"reports: an earlier batch is not committed yet: {exc}")
-            try:
-                keys = functools.lru_cache(maxsize=None)(functools.partial(_keys_of, state))  # once per device
-                verified = verify_reports(self.api.node.app.chain_id, signed, lambda pid: _lookup(state, pid), keys,
-                                          self.book.last_seq, anchoring.pool.verify)
-            except PassportError as exc:
-                raise invalid_body(f"{exc.field}: {exc.message}") from None
+            verified = self._check(signed, state, self.book.last_seq, anchoring.pool.verify)
             batch = self.book.add_batch(verified)
             try:
                 height = commit_root(anchoring.reports, batch.seq, batch.root, batch.size)
@@ -85,6 +84,16 @@ class ReportApi:
                                                        f"committed ({exc}); it goes before the next batch")
             self.book.confirm(batch.seq, height)
         return ReportBatchView(accepted=batch.size, seq=batch.seq, root=batch.root.hex(), height=height)
+
+
+    def _check(self, signed: list[SignedReport], state, last_seq, verify) -> list:
+        """The batch's reports verified (schema, sequence, BMS signatures); raise ApiError 400 naming one."""
+        try:
+            keys = functools.lru_cache(maxsize=None)(functools.partial(_keys_of, state))  # once per device
+            return verify_reports(self.api.node.app.chain_id, signed, lambda pid: _lookup(state, pid), keys,
+                                  last_seq, verify)
+        except PassportError as exc:
+            raise invalid_body(f"{exc.field}: {exc.message}") from None
 
 
 def _keys_of(state, did: str) -> list[PublicKey] | str:
