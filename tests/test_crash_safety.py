@@ -55,8 +55,10 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
         # Every tx it reported committed is still there.
         missing = [tx_id.hex() for tx_id in reported_ids if store.find_tx(tx_id) is None]
         assert not missing, f"round {round_}: {len(missing)} reported txs lost"
-        # The stored state is consistent: recomputed root equals the stored app hash.
-        assert store.recompute_app_hash() == store.height_info(height).app_hash
+        # The stored state is consistent: recomputed root equals the stored app hash (a kill before
+        # the first block, which a loaded machine can take longer than the wait to reach, has none).
+        if height:
+            assert store.recompute_app_hash() == store.height_info(height).app_hash
         store.close()
     assert last_seen > 3
     node = Node(load_config(home))
