@@ -69,6 +69,7 @@ class _OnBoard:
     telemetry: list = field(default_factory=list)
     samples: list = field(default_factory=list)
     angle: float | None = None
+    speed: float = 0.0
     edge: str = ""
 
 
@@ -109,7 +110,7 @@ class TrafficSim:
         import libsumo
 
         global _VARS
-        _VARS = (libsumo.VAR_SPEED, libsumo.VAR_POSITION, libsumo.VAR_ANGLE, libsumo.VAR_ALLOWED_SPEED,
+        _VARS = (libsumo.VAR_SPEED, libsumo.VAR_POSITION, libsumo.VAR_ANGLE, libsumo.VAR_LANE_ID,
                  libsumo.VAR_ROAD_ID)
         libsumo.start(["sumo", "-n", str(self.net), "-a", str(self.vtypes_path), "--step-length", "1",
                        "--seed", str(self.seed), "--no-step-log", "--no-warnings", "--begin", "0",
@@ -117,6 +118,7 @@ class TrafficSim:
         started = time.perf_counter()
         try:
             self.edges = _passenger_edges(libsumo)
+            self.limits = _lane_limits(libsumo)
             if len(self.edges) < 2:
                 raise ValueError(f"--net: expected a network with at least 2 edges open to cars, "
                                  f"found {len(self.edges)}")
@@ -165,7 +167,8 @@ class TrafficSim:
         """One second of every driving vehicle, in integers (the units the vehicle's devices use)."""
         t_s = SIM_START_UNIX_S + self.start_s + step
         second_of_day = (self.start_s + step) % 86_400
-        speed_v, pos_v, angle_v, limit_v, road_v = _VARS
+        speed_v, pos_v, angle_v, lane_v, road_v = _VARS
+        limits = self.limits
         results = libsumo.vehicle.getAllSubscriptionResults()
         self.vehicle_steps += len(results)
         for sumo_id, values in results.items():
@@ -173,12 +176,12 @@ class TrafficSim:
             speed = max(values[speed_v], 0.0)
             angle = values[angle_v]
             turn = 0.0 if board.angle is None else (angle - board.angle + 180.0) % 360.0 - 180.0
-            board.angle = angle
+            mean_speed = speed if board.angle is None else (speed + board.speed) / 2
+            board.angle, board.speed = angle, speed
             speed_mm_s = min(round(speed * 1_000), MAX_SPEED_MM_S)
-            # lateral acceleration of a 1 s turn at this speed: v * dθ/dt
-            lateral = max(-MAX_ACCEL_MM_S2, min(MAX_ACCEL_MM_S2, round(speed * math.radians(turn) * 1_000)))
-            board.samples.append(Sample(speed_mm_s, min(round(values[limit_v] * 1_000), MAX_SPEED_MM_S), lateral,
-                                        second_of_day))
+            # the second's mean lateral acceleration: its mean speed times its heading change per second
+            lateral = max(-MAX_ACCEL_MM_S2, min(MAX_ACCEL_MM_S2, round(mean_speed * math.radians(turn) * 1_000)))
+            board.samples.append(Sample(speed_mm_s, limits.get(values[lane_v], 0), lateral, second_of_day))
             lat, lon = to_lat_lon_e7(*values[pos_v])
             board.telemetry.append(TelemetrySample(t_s, (lat, lon, min(speed_mm_s // 10, MAX_TELEMETRY_SPEED_CM_S))))
             if not values[road_v].startswith(":"):
@@ -223,6 +226,13 @@ def _passenger_edges(libsumo) -> list[str]:
         if any(_allows_cars(libsumo, lane) for lane in lanes):
             out.append(edge)
     return sorted(out)
+
+
+def _lane_limits(libsumo) -> dict[str, int]:
+    """Each road lane's posted limit in mm/s. Lanes inside junctions are left out (their turn speeds are
+    no legal limit: a vehicle there is never "over")."""
+    return {lane: min(round(libsumo.lane.getMaxSpeed(lane) * 1_000), MAX_SPEED_MM_S)
+            for lane in libsumo.lane.getIDList() if not lane.startswith(":")}
 
 
 def _allows_cars(libsumo, lane: str) -> bool:
