@@ -111,3 +111,12 @@ def test_a_file_that_is_no_network_is_refused(tmp_path):
     assert not (tmp_path / "vtypes.add.xml").exists()
     with pytest.raises(ValueError, match="--net"):
         TrafficSim(tmp_path, 3, 0.1, net=Path(tmp_path / "missing.net.xml"))
+
+
+@pytest.mark.slow
+def test_bench_rewards_measures_the_traffic_run():
+    from cityledger.tools.bench_rewards import bench_sim
+
+    result = bench_sim(6, 60)
+    assert result["sim_vehicles"] == 6 and 0 < result["sim_vehicle_steps"] <= 6 * 60
+    assert result["sim_vehicle_steps_per_s"] > 0 and 0 < result["sim_sumo_share"] < 1
