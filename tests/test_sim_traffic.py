@@ -120,3 +120,16 @@ def test_bench_rewards_measures_the_traffic_run():
     result = bench_sim(6, 60)
     assert result["sim_vehicles"] == 6 and 0 < result["sim_vehicle_steps"] <= 6 * 60
     assert result["sim_vehicle_steps_per_s"] > 0 and 0 < result["sim_sumo_share"] < 1
+
+
+@pytest.mark.parametrize("args, message", [(["--sponsor", "s"], "only with --node"),
+                                           (["--node", "http://127.0.0.1:9", "--office", "o"], "both are needed"),
+                                           (["--vehicles", "0"], "--vehicles"),
+                                           (["--net", "/nonexistent/city.net.xml"], "--net")])
+def test_cli_options_are_refused_naming_them(args, message):
+    from typer.testing import CliRunner
+
+    from cityledger.cli.main import app
+
+    result = CliRunner().invoke(app, ["sim", "traffic", *args])
+    assert result.exit_code == 1 and message in result.output, result.output

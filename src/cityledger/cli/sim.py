@@ -42,6 +42,7 @@ def traffic(vehicles: int = typer.Option(60, "--vehicles", help="Fleet size (con
         check_args(vehicles, hours, seed, start_hour)
     except ValueError as exc:
         fail(str(exc))
+    keys = _node_keys(node, sponsor, office, home, passphrase_env)
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="cityledger-sim-") as tmp:
@@ -49,7 +50,6 @@ def traffic(vehicles: int = typer.Option(60, "--vehicles", help="Fleet size (con
             sim = TrafficSim(Path(tmp), vehicles, hours, seed, net, start_hour)
         except (ValueError, RuntimeError) as exc:
             fail(str(exc))
-        keys = _node_keys(node, sponsor, office, home, passphrase_env)
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TimeRemainingColumn())
         with Progress(*columns, console=err_console, transient=True) as progress:
