@@ -27,7 +27,8 @@ def test_projection_maps_metres_around_the_city_origin():
     assert lat == CITY_ORIGIN_LAT_E7 and 134_000 < lon - CITY_ORIGIN_LON_E7 < 136_000
 
 
-@pytest.mark.parametrize("args, field", [((0, 1.0, 1, 7), "--vehicles"), ((MAX_SIM_VEHICLES + 1, 1.0, 1, 7), "--vehicles"),
+@pytest.mark.parametrize("args, field", [((0, 1.0, 1, 7), "--vehicles"),
+                                         ((MAX_SIM_VEHICLES + 1, 1.0, 1, 7), "--vehicles"),
                                          ((10, 0.0, 1, 7), "--hours"), ((10, 25.0, 1, 7), "--hours"),
                                          ((10, 1.0, -1, 7), "--seed"), ((10, 1.0, 1, 24), "--start-hour")])
 def test_bad_run_parameters_are_refused_naming_the_option(args, field):

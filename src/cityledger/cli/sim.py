@@ -18,7 +18,7 @@ app = typer.Typer(help="Simulated city traffic (Eclipse SUMO, the `sim` extra)."
 
 
 @app.command("traffic")
-def traffic(vehicles: int = typer.Option(60, "--vehicles", help="Fleet size (constant: each arrival starts a new trip)"),
+def traffic(vehicles: int = typer.Option(60, "--vehicles", help="Fleet size (each arrival starts a new trip)"),
             hours: float = typer.Option(1.0, "--hours", help="Simulated hours (1 s steps)"),
             net: Optional[Path] = typer.Option(None, "--net", help="A SUMO .net.xml [default: a generated grid]"),
             seed: int = typer.Option(1, "--seed", help="Everything random follows from it"),
@@ -112,7 +112,8 @@ def _print_table(summary: dict) -> None:
         table.add_column(column, justify="left" if column == "driver" else "right")
     for name, row in summary["classes"].items():
         table.add_row(name, str(row["vehicles"]), str(row["trips"]), f"{row['km']:.1f}",
-                      f"{row['harsh_brakes_per_100km']:.1f}", "-" if row["mean_score"] is None else f"{row['mean_score']:.1f}")
+                      f"{row['harsh_brakes_per_100km']:.1f}",
+                      "-" if row["mean_score"] is None else f"{row['mean_score']:.1f}")
     console.print(table)
     console.print(f"{summary['vehicle_steps']:,} vehicle-steps in {summary['wall_s']} s "
                   f"({summary['vehicle_steps_per_s']:,}/s)")

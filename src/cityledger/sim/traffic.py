@@ -73,9 +73,6 @@ class _OnBoard:
     edge: str = ""
 
 
-_VARS = None  # libsumo's subscription variables, set on first use (libsumo is imported lazily)
-
-
 def check_args(vehicles: int, hours: float, seed: int, start_hour: int) -> None:
     """Refuse bad run parameters naming the option."""
     if not 1 <= vehicles <= MAX_SIM_VEHICLES:
@@ -110,8 +107,8 @@ class TrafficSim:
         """Simulate `hours`; returns the summary (per driver class; partial trips at the end are dropped)."""
         import libsumo
 
-        global _VARS
-        _VARS = (libsumo.VAR_SPEED, libsumo.VAR_POSITION, libsumo.VAR_ANGLE, libsumo.VAR_LANE_ID,
+        # what each vehicle reads of itself every step (libsumo is imported only when a run starts)
+        self.vars = (libsumo.VAR_SPEED, libsumo.VAR_POSITION, libsumo.VAR_ANGLE, libsumo.VAR_LANE_ID,
                  libsumo.VAR_ROAD_ID)
         libsumo.start(["sumo", "-n", str(self.net), "-a", str(self.vtypes_path), "--step-length", "1",
                        "--seed", str(self.seed), "--no-step-log", "--no-warnings", "--begin", "0",
@@ -164,13 +161,13 @@ class TrafficSim:
 
     def _depart(self, libsumo) -> None:
         for sumo_id in libsumo.simulation.getDepartedIDList():
-            libsumo.vehicle.subscribe(sumo_id, _VARS)
+            libsumo.vehicle.subscribe(sumo_id, self.vars)
 
     def _sample(self, libsumo, fleet: list[_OnBoard], by_id: dict[str, int], step: int) -> None:
         """One second of every driving vehicle, in integers (the units the vehicle's devices use)."""
         t_s = SIM_START_UNIX_S + self.start_s + step
         second_of_day = (self.start_s + step) % 86_400
-        speed_v, pos_v, angle_v, lane_v, road_v = _VARS
+        speed_v, pos_v, angle_v, lane_v, road_v = self.vars
         limits = self.limits
         results = libsumo.vehicle.getAllSubscriptionResults()
         self.vehicle_steps += len(results)
