@@ -42,7 +42,7 @@ def test_a_small_fleet_earns_by_driving_style_within_the_budget_and_leaks_nothin
     classes = rewards["classes"]
     assert classes["aggressive"]["reward"] < classes["cautious"]["reward"], classes
     assert all(row["trips"] > 0 for row in classes.values())
-    assert rewards["budget_held"] and 0 < rewards["paid"] <= terms.budget
+    assert rewards["budget_held"] and rewards["balances_match"] and 0 < rewards["paid"] <= terms.budget
     assert rewards["paid"] + rewards["remaining"] == terms.budget
     paid_claims = sum(row["claimed_trips"] for row in classes.values())
     assert rewards["claims_paid"] == paid_claims == rewards["claims_sent"] - rewards["claims_refused"]

@@ -146,6 +146,8 @@ def claimable(owners: list[Owner], min_score: int) -> int:
 def rewards_summary(client: Client, programme_id: int, owners: list[Owner]) -> dict:
     """Rewards per class (from the paid claims' events) and the programme's budget check."""
     per_class = {name: {"enrollees": 0, "trips": 0, "claimed_trips": 0, "reward": 0} for name in CLASS_NAMES}
+    # the ledger is feeless and a pseudonymous account starts empty: its balance is exactly its rewards
+    balances_match = all(client.get_account(owner.pseudonym.address()).balance == owner.reward for owner in owners)
     for owner in owners:
         row = per_class[owner.driver]
         row["enrollees"] += 1
@@ -159,6 +161,7 @@ def rewards_summary(client: Client, programme_id: int, owners: list[Owner]) -> d
     return {"programme_id": programme_id, "budget": programme["budget"], "remaining": programme["remaining"],
             "paid": paid, "claims_paid": programme["claims"],
             "budget_held": paid == programme["budget"] - programme["remaining"] and paid <= programme["budget"],
+            "balances_match": balances_match,
             "classes": per_class}
 
 
