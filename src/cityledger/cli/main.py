@@ -1,5 +1,5 @@
 """The `cityledger` command: init, up, keys, tx, query, status, bench, testnet; did, credential, issuer, verifier,
-device; payments; battery; charging; rewards."""
+device; payments; battery; charging; rewards; sim."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import importlib
 
 import typer
 
-from . import (batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, mobility, payments, query, tx,
-               vault, verifier, wallet)
+from . import (batteries, charging, cometbft_cmds, credential, devices, did, issuer, keys, mobility, payments, query, sim,
+               tx, vault, verifier, wallet)
 from .node_cmds import init, status, up
 
 app = typer.Typer(name="cityledger", help="A privacy-first consortium ledger for a smart city.",
@@ -33,6 +33,7 @@ app.add_typer(vault.app, name="vault")
 app.add_typer(vault.consent_app, name="consent")
 app.add_typer(vault.telemetry_app, name="telemetry")
 app.add_typer(wallet.app, name="wallet")
+app.add_typer(sim.app, name="sim")
 
 
 # `cityledger bench <name>` runs tools/bench_<name>.py; with no name, the ledger's own benchmark.

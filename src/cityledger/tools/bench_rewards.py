@@ -13,6 +13,10 @@ cached by content, so repeating one proof would measure the cache), then prints,
   claims_per_s     claims submitted through POST /txs/batch of a solo node (subprocess, loopback)
                    and committed, per second of wall time
   proof_bytes      one proof's size
+  sim_vehicle_steps_per_s  vehicle-seconds of SUMO city traffic (sim/traffic.py: libsumo step, subscriptions
+                   read, 1 Hz samples in telemetry units, trip features and scores on arrival) per second of
+                   wall time, on --sim-vehicles vehicles over --sim-seconds simulated seconds
+  sim_sumo_share   the share of that wall time spent inside SUMO's own step (the rest is the vehicles' side)
 """
 
 from __future__ import annotations
@@ -189,6 +193,15 @@ def bench_api(home: Path, txs: tuple, batch: int) -> dict:
     return {"claims_per_s": round(len(claim_txs) / elapsed, 1), "api_seconds": round(elapsed, 3)}
 
 
+def bench_sim(vehicles: int, seconds: int) -> dict:
+    """sim_vehicle_steps_per_s from a short traffic run on the generated grid (fixed seed)."""
+    from ..sim.traffic import run_traffic
+
+    summary = run_traffic(vehicles, seconds / 3_600, seed=1)
+    return {"sim_vehicle_steps_per_s": summary["vehicle_steps_per_s"], "sim_vehicle_steps": summary["vehicle_steps"],
+            "sim_sumo_share": summary["sumo_share"], "sim_vehicles": vehicles}
+
+
 def _port(home: Path) -> int:
     from ..node.home import load_config
 
@@ -205,9 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trips", type=int, default=60, help="trips to prove and claim (about 1 s of proving each)")
     parser.add_argument("--batch", type=int, default=50, help="claims per POST /txs/batch")
     parser.add_argument("--skip-api", action="store_true", help="no node: prove and verify figures only")
+    parser.add_argument("--sim-vehicles", type=int, default=200, help="fleet of the traffic run (sim_vehicle_steps_per_s)")
+    parser.add_argument("--sim-seconds", type=int, default=600, help="simulated seconds of the traffic run")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.trips < ENROLLEES:
         parser.error(f"--trips: expected at least {ENROLLEES}")
+    from ..sim.traffic import check_args
+
+    try:
+        check_args(args.sim_vehicles, args.sim_seconds / 3_600, 1, 0)
+    except ValueError as exc:
+        parser.error(str(exc).replace("--vehicles", "--sim-vehicles").replace("--hours", "--sim-seconds"))
     from ..node.home import init_home
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -224,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         result["verify_ratio"] = round(result["verify_ms"] / result["raw_verify_ms"], 3)
         if not args.skip_api:
             result.update(bench_api(home, txs, args.batch))
+    result.update(bench_sim(args.sim_vehicles, args.sim_seconds))
     result.update({"machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version(),
                    "date": time.strftime("%Y-%m-%d")})
     if not args.json:

@@ -1,0 +1,229 @@
+"""Simulated traffic against a node: a sponsor's programme, the fleet's owners enrolled with the
+transport office's tickets, each vehicle committing to its trips' features at trip end, owners proving
+and claiming the trips that reach the programme's threshold through the SDK; then rewards per driver
+class, the budget check and a scan of everything the ledger serves for the simulated values.
+
+Stand-in: the office signs each ticket directly with its key (issue_enrollment), as if it had checked
+each vehicle's registration; the presentation step (EnrollmentDesk) is tested in
+tests/test_mobility_enrollment.py.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+from ..core.keys import PrivateKey
+from ..modules.identity import compute_did
+from ..modules.mobility import circuit_dir
+from ..modules.mobility.messages import MAX_PERIOD_BLOCKS
+from ..offchain.mobility.circuit import Prover
+from ..offchain.mobility.rewards import SignedTrip, build_claim, close_trip, issue_enrollment
+from ..offchain.mobility.score import SCORE_ONE
+from ..sdk import Client, TxRejected
+from ..sdk.mobility import claim, create_programme, enroll
+from .drivers import CLASS_NAMES
+from .traffic import TrafficSim, Trip
+
+WAIT_S = 60.0  # per committed tx the run waits for
+PROGRAMME_BLOCKS = 1_000_000  # the programme's life from its creation height
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The sponsor's programme terms (micro-credits)."""
+
+    budget: int = 2_000_000
+    min_score: int = 60
+    reward_per_trip: int = 5_000
+    reward_per_km: int = 2_000
+    cap_per_trip: int = 20_000
+    cap_per_enrollee: int = 200_000
+
+
+@dataclass
+class Owner:
+    """A vehicle's owner for the programme's period: a fresh pseudonym whose account enrolls and claims."""
+
+    driver: str
+    pseudonym: PrivateKey
+    trips: list[SignedTrip] = field(default_factory=list)
+    scores: list[int] = field(default_factory=list)  # whole points, as the owner sees them locally
+    claimed: int = 0  # claims committed and paid
+    reward: int = 0  # what they paid (the claim_paid events' rewards)
+
+
+def _commit(client: Client, tx: bytes, what: str):
+    result = client.submit(tx, wait=True, timeout_s=WAIT_S)
+    if result.result is None or not result.result.ok:
+        raise RuntimeError(f"{what}: not committed ({result.status}: {result.result and result.result.log})")
+    return result
+
+
+def start_programme(client: Client, sponsor: PrivateKey, office: PrivateKey, terms: Terms) -> tuple[str, int, int]:
+    """(chain id, programme id, period): the sponsor's programme with the office as its ticket issuer."""
+    status = client.status()
+    tx = create_programme(status.chain_id, sponsor, client.get_nonce(sponsor.address()), budget=terms.budget,
+                          min_score=terms.min_score, reward_per_trip=terms.reward_per_trip,
+                          reward_per_km=terms.reward_per_km, cap_per_trip=terms.cap_per_trip,
+                          cap_per_enrollee=terms.cap_per_enrollee, period_blocks=MAX_PERIOD_BLOCKS,
+                          expiry_height=status.height + PROGRAMME_BLOCKS, issuer=compute_did(office.signer(), b""))
+    result = _commit(client, tx, "create_programme")
+    event = next(e for e in result.result.events if e.type == "mobility.programme_created")
+    programme_id = int(next(a.value for a in event.attributes if a.key == "programme_id"))
+    return status.chain_id, programme_id, result.height // MAX_PERIOD_BLOCKS
+
+
+def enroll_fleet(client: Client, chain_id: str, programme_id: int, period: int, office: PrivateKey,
+                 office_secret: bytes, classes: list[str]) -> list[Owner]:
+    """One owner per vehicle, each enrolled with a ticket naming a vehicle of its own."""
+    owners = [Owner(driver, PrivateKey.generate()) for driver in classes]
+    run_tag = os.urandom(8).hex()  # vehicles of another run on the same node are other vehicles
+    sent = []
+    for index, owner in enumerate(owners):
+        ticket = issue_enrollment(office, office_secret, chain_id, programme_id, period, f"sim-{run_tag}-{index}",
+                                  owner.pseudonym.public_key, owner.pseudonym.address())
+        sent.append(client.submit(enroll(chain_id, owner.pseudonym, 0, ticket)).tx_id)
+    for tx_id in sent:
+        done = client.wait(tx_id, timeout_s=WAIT_S)
+        if done.result is None or not done.result.ok:
+            raise RuntimeError(f"enroll: tx {tx_id} not committed ({done.status}: {done.result and done.result.log})")
+    return owners
+
+
+def trip_closer(owners: list[Owner], chain_id: str, programme_id: int) -> Callable[[Trip], None]:
+    """The vehicles' on-board step at each arrival: commit to the trip's features with the pseudonym."""
+    def on_trip(trip: Trip) -> None:
+        owner = owners[trip.vehicle]
+        owner.trips.append(close_trip(owner.pseudonym, chain_id, programme_id, trip.features.model_inputs()))
+        owner.scores.append(trip.score_fixed // SCORE_ONE)
+    return on_trip
+
+
+def claim_trips(client: Client, chain_id: str, programme_id: int, owners: list[Owner], min_score: int, work: Path,
+                on_claim: Callable[[], None] | None = None) -> dict[str, int]:
+    """Each owner proves and claims its trips scoring at least `min_score` while the programme has budget
+    left; returns counts of claims sent, refused at admission and refused in their block."""
+    prover = Prover(circuit_dir(), str(work / "prover"))
+    sent, refused = [], 0
+    for owner in owners:
+        nonce = 1
+        for trip, score in zip(owner.trips, owner.scores):
+            if score < min_score:
+                continue  # the owner sees the score first: a trip below the threshold is not worth a proof
+            if client.query("mobility", "programme", id=str(programme_id))["remaining"] == 0:
+                break  # the budget is spent: no owner proves any more
+            tx = claim(chain_id, owner.pseudonym, nonce, build_claim(prover, trip))
+            try:
+                sent.append((owner, client.submit(tx).tx_id))
+                nonce += 1
+            except TxRejected:  # e.g. the budget ran out meanwhile or the enrollee's cap is reached
+                refused += 1
+            if on_claim is not None:
+                on_claim()
+    counts = {"claims_sent": len(sent) + refused, "claims_refused": refused}
+    for owner, tx_id in sent:
+        done = client.wait(tx_id, timeout_s=WAIT_S)
+        if done.result is None or not done.result.ok:
+            counts["claims_refused"] += 1
+            continue
+        paid = [e for e in done.result.events if e.type == "mobility.claim_paid"]
+        owner.claimed += 1
+        owner.reward += sum(int(a.value) for e in paid for a in e.attributes if a.key == "reward")
+    return counts
+
+
+def claimable(owners: list[Owner], min_score: int) -> int:
+    """How many trips their owners will prove and claim."""
+    return sum(1 for owner in owners for score in owner.scores if score >= min_score)
+
+
+def rewards_summary(client: Client, programme_id: int, owners: list[Owner]) -> dict:
+    """Rewards per class (from the paid claims' events) and the programme's budget check."""
+    per_class = {name: {"enrollees": 0, "trips": 0, "claimed_trips": 0, "reward": 0} for name in CLASS_NAMES}
+    # the ledger is feeless and a pseudonymous account starts empty: its balance is exactly its rewards
+    balances_match = all(client.get_account(owner.pseudonym.address()).balance == owner.reward for owner in owners)
+    for owner in owners:
+        row = per_class[owner.driver]
+        row["enrollees"] += 1
+        row["trips"] += len(owner.trips)
+        row["reward"] += owner.reward
+        row["claimed_trips"] += owner.claimed
+    for row in per_class.values():
+        row["reward_per_enrollee"] = row["reward"] // row["enrollees"] if row["enrollees"] else 0
+    programme = client.query("mobility", "programme", id=str(programme_id))
+    paid = sum(row["reward"] for row in per_class.values())
+    return {"programme_id": programme_id, "budget": programme["budget"], "remaining": programme["remaining"],
+            "paid": paid, "claims_paid": programme["claims"],
+            "budget_held": paid == programme["budget"] - programme["remaining"] and paid <= programme["budget"],
+            "balances_match": balances_match,
+            "classes": per_class}
+
+
+def sample_forms(trips: list[Trip]) -> set[bytes]:
+    """The ways a simulated sample could sit in the ledger in clear (each at least 8 bytes): positions
+    as decimal 1e-7 degrees, degrees text and float64, integer pairs; timestamps as decimal and int64;
+    speeds as pairs of consecutive seconds' text; each sample packed as the device would."""
+    forms: set[bytes] = set()
+    for trip in trips:
+        samples = trip.telemetry
+        for index, sample in enumerate(samples):
+            lat, lon, speed = sample.values
+            for value in (lat, lon):
+                forms |= {str(value).encode(), f"{value / 1e7:.7f}".encode(), struct.pack(">d", value / 1e7),
+                          struct.pack("<d", value / 1e7)}
+            forms |= {struct.pack(fmt, lat, lon) for fmt in (">2i", "<2i", ">2q", "<2q")}
+            forms |= {str(sample.t_s).encode(), struct.pack(">q", sample.t_s), struct.pack("<q", sample.t_s),
+                      struct.pack(">3q", lat, lon, speed)}
+            if index + 1 < len(samples):
+                forms.add(f"{speed},{samples[index + 1].values[2]}".encode())
+    return {form for form in forms if len(form) >= 8}
+
+
+def ledger_haystacks(url: str, programme_id: int, owners: list[Owner]) -> list[bytes]:
+    """Everything the node serves about the run: every block with its raw txs, the programme, each
+    enrollment and each paid claim."""
+    out = []
+    with httpx.Client(base_url=url, timeout=WAIT_S) as http:
+        latest = http.get("/blocks/latest").json()["height"]
+        for height in range(1, latest + 1):
+            block = http.get(f"/blocks/{height}", params={"txs": "true"}).json()
+            out += [bytes.fromhex(tx) for tx in block.pop("txs") or []]
+            out.append(repr(block).encode())
+        out.append(http.get("/query/mobility/programme", params={"id": programme_id}).content)
+        for owner in owners:
+            for trip in owner.trips:
+                out.append(http.get("/query/mobility/claim", params={"programme": programme_id,
+                                                                     "commitment": trip.commitment.hex()}).content)
+    return out
+
+
+def scan(forms: set[bytes], haystacks: list[bytes]) -> list[bytes]:
+    """The forms found in any haystack."""
+    joined = b"\x00".join(haystacks)
+    return sorted(form for form in forms if form in joined)
+
+
+def run_rewarded_traffic(url: str, sponsor: PrivateKey, office: PrivateKey, office_secret: bytes, sim: TrafficSim,
+                         terms: Terms = Terms(), on_step=None, on_claim=None, on_phase=None) -> dict:
+    """The whole run against the node at `url`: programme, enrollment, traffic, claims, summary, scan."""
+    phase = on_phase or (lambda name, total: None)
+    with Client(url, timeout_s=WAIT_S) as client:
+        chain_id, programme_id, period = start_programme(client, sponsor, office, terms)
+        owners = enroll_fleet(client, chain_id, programme_id, period, office, office_secret, sim.classes)
+        trips: list[Trip] = []
+        closer = trip_closer(owners, chain_id, programme_id)
+        traffic = sim.run(on_trip=lambda trip: (trips.append(trip), closer(trip)), on_step=on_step)
+        phase("proving and claiming", claimable(owners, terms.min_score))
+        counts = claim_trips(client, chain_id, programme_id, owners, terms.min_score, sim.work, on_claim)
+        summary = rewards_summary(client, programme_id, owners)
+    forms = sample_forms(trips)
+    found = scan(forms, ledger_haystacks(url, programme_id, owners))
+    summary.update(counts)
+    return {**traffic, "rewards": summary, "privacy_scan": {"forms": len(forms), "found": len(found),
+                                                            "examples": [form.hex() for form in found[:5]]}}
