@@ -230,16 +230,23 @@ class SimVehicle(VehicleClient):
             await asyncio.wait_for(self.changed.wait(), GUARD_S)
 
 
-def transaction_event(kind: str, session_id: str, seq: int, token: str | None) -> call.TransactionEvent:
-    """A 2.0.1 TransactionEvent `seq` minutes into a session with `seq` kWh delivered."""
-    stamp = (T0 + timedelta(minutes=seq)).isoformat().replace("+00:00", "Z")
-    meter = [{"timestamp": stamp, "sampled_value": [{"value": seq * WH_PER_READING, "unit_of_measure": {"unit": "Wh"},
+def transaction_event(kind: str, session_id: str, seq: int, token: str | None, wh: int | None = None,
+                      at: datetime | None = None) -> call.TransactionEvent:
+    """A 2.0.1 TransactionEvent: by default `seq` minutes into a session with `seq` kWh delivered."""
+    wh = seq * WH_PER_READING if wh is None else wh
+    stamp = format_time(T0 + timedelta(minutes=seq) if at is None else at)
+    meter = [{"timestamp": stamp, "sampled_value": [{"value": wh, "unit_of_measure": {"unit": "Wh"},
                                                      "measurand": "Energy.Active.Import.Register"}]}]
     return call.TransactionEvent(
         event_type=kind, timestamp=stamp, trigger_reason="MeterValuePeriodic" if kind == "Updated" else "Authorized",
         seq_no=seq, transaction_info={"transaction_id": session_id}, meter_value=meter,
         evse={"id": 1, "connector_id": 1},
         id_token={"id_token": token, "type": "Central"} if token else None)
+
+
+def format_time(at: datetime) -> str:
+    """An OCPP timestamp (UTC, `Z`)."""
+    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -288,20 +295,28 @@ async def drive_charger(link: ChargerLink, vehicle: SimVehicle, token: str, sess
                         progress: Progress) -> None:
     """Run `sessions` complete sessions on one charger, each paid by `vehicle` and ended with a receipt."""
     for _ in range(sessions):
-        session_id = f"{link.charger_id}-{link.calls}"
-        base = vehicle.answered
-        for seq in range(readings + 2):
-            kind = "Started" if seq == 0 else "Ended" if seq == readings + 1 else "Updated"
-            await link.station.call(transaction_event(kind, session_id, seq, token if seq == 0 else None))
-            link.calls += 1
-            await vehicle.until_answered(base + seq + 1)
-        receipt = await asyncio.wait_for(vehicle.receipts.get(), GUARD_S)
-        if receipt.session_id != session_id or not receipt.verify():
-            raise RuntimeError(f"session {session_id}: no valid receipt (got {receipt.session_id})")
-        progress.sessions += 1
-        progress.energy_wh += receipt.energy_wh
-        progress.billed_micro += receipt.cost_micro
-        progress.receipts.append(receipt)
+        await drive_session(link, vehicle, token, f"{link.charger_id}-{link.calls}", readings, progress)
+
+
+async def drive_session(link: ChargerLink, vehicle: SimVehicle, token: str, session_id: str, readings: int,
+                        progress: Progress, meter: list[tuple[int, datetime]] | None = None) -> None:
+    """One complete session: Started, `readings` Updated and Ended, each sent once the vehicle's voucher
+    for the previous cost was answered; then its receipt. `meter` gives the (Wh, time) of each of the
+    readings + 2 events (default: 1 kWh and a minute apart from T0)."""
+    base = vehicle.answered
+    for seq in range(readings + 2):
+        kind = "Started" if seq == 0 else "Ended" if seq == readings + 1 else "Updated"
+        wh, at = meter[seq] if meter else (None, None)
+        await link.station.call(transaction_event(kind, session_id, seq, token if seq == 0 else None, wh, at))
+        link.calls += 1
+        await vehicle.until_answered(base + seq + 1)
+    receipt = await asyncio.wait_for(vehicle.receipts.get(), GUARD_S)
+    if receipt.session_id != session_id or not receipt.verify():
+        raise RuntimeError(f"session {session_id}: no valid receipt (got {receipt.session_id})")
+    progress.sessions += 1
+    progress.energy_wh += receipt.energy_wh
+    progress.billed_micro += receipt.cost_micro
+    progress.receipts.append(receipt)
 
 
 def percentile(values: list[float], fraction: float) -> float:
