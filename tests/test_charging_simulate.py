@@ -84,5 +84,6 @@ def test_simulate_settles_every_session_on_chain_and_leaves_no_reading_there(tmp
     assert len(readings) >= 25 and len(times) >= 25 and len(dump) > 10_000  # 6 sessions of 5 events
     # The scan works on this dump: the amount the chain redeemed (public) is found in it.
     assert any(occurrences(dump, form) for form in forms(max(c["redeemed"] for c in first["channels"].values())))
-    leaked = [(value, form) for value in [*readings, *times, *seconds] for form in forms(value) if occurrences(dump, form)]
+    leaked = [(value, form) for value in [*readings, *times, *seconds] for form in forms(value)
+              if occurrences(dump, form)]
     assert leaked == []

@@ -195,11 +195,14 @@ def _opened_channel(result) -> int:
 
 
 @app.command("simulate")
-def simulate(chargers: int = typer.Option(2, "--chargers", min=1, max=MAX_SIM_CHARGERS, help="Charge points (OCPP 2.0.1)"),
+def simulate(chargers: int = typer.Option(2, "--chargers", min=1, max=MAX_SIM_CHARGERS,
+                                          help="Charge points (OCPP 2.0.1)"),
              vehicles: int = typer.Option(2, "--vehicles", min=1, max=MAX_SIM_VEHICLES,
                                           help="Vehicles (set up once each: seconds; reused by later runs)"),
-             sessions: int = typer.Option(4, "--sessions", min=1, max=MAX_SIM_SESSIONS, help="Complete sessions in all"),
-             readings: int = typer.Option(10, "--readings", min=1, max=MAX_SIM_READINGS, help="Meter values per session"),
+             sessions: int = typer.Option(4, "--sessions", min=1, max=MAX_SIM_SESSIONS,
+                                          help="Complete sessions in all"),
+             readings: int = typer.Option(10, "--readings", min=1, max=MAX_SIM_READINGS,
+                                          help="Meter values per session"),
              deposit: int = typer.Option(SIM_DEPOSIT_MICRO, "--deposit", min=1, help="A new channel's deposit (micro)"),
              record: Optional[Path] = typer.Option(None, "--record",
                                                    help="Write every meter reading and time sent (JSON)"),

@@ -208,8 +208,8 @@ def meter_series(rng: random.Random, readings: int, start: datetime) -> list[tup
     return series
 
 
-async def drive(csms_url: str, chain_id: str, chargers: list[tuple[str, str]], vehicles: list[ReadyVehicle], sessions: int,
-                readings: int, on_session: Callable[[Progress], None]) -> Run:
+async def drive(csms_url: str, chain_id: str, chargers: list[tuple[str, str]], vehicles: list[ReadyVehicle],
+                sessions: int, readings: int, on_session: Callable[[Progress], None]) -> Run:
     """Connect the chargers and vehicles, run `sessions` sessions (a vehicle takes any free charger)."""
     run, rng = Run(), random.Random()
     links: list[ChargerLink] = [await connect_charger(csms_url, cid, password) for cid, password in chargers]

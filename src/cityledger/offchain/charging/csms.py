@@ -75,6 +75,7 @@ class Csms:
         self.sessions: dict[str, Session] = {}
         self.current: dict[str, str] = {}  # id token -> its newest session
         self.receipts: dict[str, Receipt] = {}
+        self.receipts_issued = 0  # since this CSMS started (receipts of forgotten sessions included)
         self.points: dict[str, Point201 | Point16] = {}
         self.vehicles: dict[str, ServerConnection] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -199,6 +200,7 @@ class Csms:
             receipt = Receipt(book.terms.chain_id, book.terms.channel_id, session_id, session.energy_wh,
                               session.cost_micro, voucher.digest(book.terms.chain_id), self.operator_key.public_key)
             self.receipts[session_id] = sign_receipt(self.operator_key, receipt)
+            self.receipts_issued += 1
             return self.receipts[session_id]
         return None
 

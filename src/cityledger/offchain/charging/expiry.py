@@ -4,8 +4,8 @@ A charger that lost power or its network for good sends no Ended. After the CSMS
 `session_timeout_s` (config [charging] session_timeout_s, default SESSION_TIMEOUT_S) without an
 event, the session is ended at its last reading (the bill is what the meter showed then), the
 charger is asked to stop if it is connected, and a redeem round (redeem.py: the node's
-`csms.settle` signs a channel_redeem with the operator key) redeems the channel's newest voucher. The idle clock is the CSMS's
-own; billing never reads it.
+`csms.settle` signs a channel_redeem with the operator key) redeems the channel's newest voucher.
+The idle clock is the CSMS's own; billing never reads it.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("cityledger.charging")
 REDEEM_INTERVAL_S = 1.0  # how often the CSMS looks for vouchers to redeem (a round is one batch of txs)
 MAX_REDEEMS_PER_ROUND = 1_000  # channels redeemed in one round; the rest wait for the next
-FINAL_VOUCHER_GRACE_S = 60  # how long a vehicle may take to pay an ended session's last cost before it is redeemed without it
+# How long a vehicle may take to pay an ended session's last cost before its channel is redeemed without it.
+FINAL_VOUCHER_GRACE_S = 60
 
 # Redeems a batch of (channel terms, newest voucher) on chain: for each, None once the chain holds it,
 # or why it was refused. Called off the event loop.
