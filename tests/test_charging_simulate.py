@@ -69,6 +69,8 @@ def test_simulate_settles_every_session_on_chain_and_leaves_no_reading_there(tmp
                           "--record", str(tmp_path / "run2.json"))
         assert second["balanced"] and second["channels"].keys() == first["channels"].keys()
         assert second["onchain_txs"] == second["onchain"]["redeems"] <= 2
+        assert first["setup_onchain"]["opens"] == 2 and second["setup_onchain"]["opens"] == 0
+        assert second["setup_onchain"]["other"] == second["setup_onchain"]["top_ups"] == 0
     finally:
         assert node.stop() == 0, node.log.read_text()[-2000:]
     stopped = Node(load_config(home))

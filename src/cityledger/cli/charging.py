@@ -232,7 +232,8 @@ def simulate(chargers: int = typer.Option(2, "--chargers", min=1, max=MAX_SIM_CH
     url, base = resolve_node_url(node, home), _csms_url(csms, home)
     say = (err_console if as_json else console).print
     try:
-        summary, run = _simulate(folder, url, base, operator, chargers, vehicles, sessions, readings, deposit, say)
+        summary, run = _simulate(folder, url, base, operator, config.charging, chargers, vehicles, sessions, readings,
+                                 deposit, say)
     except OSError as exc:
         fail(f"--node/--csms: cannot reach {url} or {base} ({exc})")
     except (RuntimeError, ApiError) as exc:
@@ -244,8 +245,8 @@ def simulate(chargers: int = typer.Option(2, "--chargers", min=1, max=MAX_SIM_CH
         raise typer.Exit(1)
 
 
-def _simulate(home: Path, url: str, base: str, operator: str, chargers: int, vehicles: int, sessions: int,
-              readings: int, deposit: int, say) -> tuple[dict, Any]:
+def _simulate(home: Path, url: str, base: str, operator: str, tariff: Any, chargers: int, vehicles: int,
+              sessions: int, readings: int, deposit: int, say) -> tuple[dict, Any]:
     """Set the fleet up, drive the sessions with a progress bar, and summarise from the chain."""
     import asyncio
 
@@ -257,9 +258,12 @@ def _simulate(home: Path, url: str, base: str, operator: str, chargers: int, veh
 
     with IdentityClient(url) as client, IdentityClient(url, token=sim.office_token(home)) as office:
         builder = sim.FleetBuilder(home, client, office, base, operator, deposit, say)
+        setup_height = client.status().height
         try:
             builder.publish()
-            ready = builder.vehicles(vehicles)
+            # Each channel gets what its share of the sessions can cost at most (topped up if short).
+            need = -(-sessions // vehicles) * sim.session_bound_micro(tariff, readings)
+            ready = builder.vehicles(vehicles, need)
         except (AuthorizationRefused, WalletError) as exc:
             fail(f"refused by the CSMS: {exc}")
         links = sim.register_chargers(home, chargers, operator)
@@ -279,7 +283,10 @@ def _simulate(home: Path, url: str, base: str, operator: str, chargers: int, veh
             finally:
                 builder.fleet.save()  # the vehicles' voucher nonces, even after a failure
         say("waiting for the CSMS's redeems to commit")
-        return sim.summarize(client, operator, before, first_height, run, ready), run
+        summary = sim.summarize(client, operator, before, first_height, run, ready)
+        # What setting the fleet up sent (none once it is cached): registrations, policies, opens, top-ups.
+        summary["setup_onchain"] = sim.count_txs(client, setup_height + 1, first_height)
+        return summary, run
 
 
 def _show_summary(summary: dict, as_json: bool) -> None:
@@ -294,6 +301,7 @@ def _show_summary(summary: dict, as_json: bool) -> None:
                 "onchain_txs", "onchain_txs_per_session", "seconds", "sessions_per_s"):
         table.add_row(key, str(summary[key]))
     table.add_row("on-chain by kind", ", ".join(f"{k} {v}" for k, v in summary["onchain"].items()))
+    table.add_row("set-up on chain", ", ".join(f"{k} {v}" for k, v in summary["setup_onchain"].items()))
     console.print(table)
     channels = Table("channel", "deposit", "redeemed", "balance")
     for channel_id, figures in summary["channels"].items():

@@ -35,12 +35,16 @@ from ..offchain.identity.devices import build_registration, prove_ownership
 from .sim_charging import (GUARD_S, SETTLE_DELAY_BLOCKS, ChargerLink, Progress, SimVehicle, close_charger,
                            connect_charger, count_txs, drive_session)
 
+__all__ = ["FleetBuilder", "count_txs", "drive", "office_token", "register_chargers", "session_bound_micro",
+           "summarize"]
+
 SIM_DIR = "charging/simulate"  # under the home: the fleet cache, vehicle keys, wallets
 REDEEM_WAIT_S = 120  # how long the summary waits for the CSMS's redeems to reach the chain
 WH_STEP = (200, 1_500)  # Wh a reading adds (random in this range)
 METER_START_WH = (20_000_000, 99_000_000)  # a charger's lifetime register at a session's start
 OFFICE = "issuers/transport-office"  # the hosted office that issues vehicle registrations
 SESSION_AGE_S = (86_400, 7 * 86_400)  # how long ago a simulated session started (a past week's replay)
+POLICY_CAP_MICRO = 10**12  # a simulated vehicle's daily and per-operator cap (the car maker's whole genesis share)
 POLICY_BLOCKS = 5_000_000  # how long a simulated vehicle's spending policy lasts (the chain allows 10 million)
 PUBLISH_TIMEOUT_S = 1_800  # publishing the registration type creates a revocation registry (minutes at city size)
 
@@ -102,14 +106,14 @@ class FleetBuilder:
         self.say("publishing vehicle-registration at the transport office (once; minutes at the city's size)")
         self.office.publish(self.office_did, VEHICLE_REGISTRATION, timeout_s=PUBLISH_TIMEOUT_S)
 
-    def vehicles(self, count: int) -> list[ReadyVehicle]:
-        """The first `count` simulated vehicles, set up and authorised."""
+    def vehicles(self, count: int, need_micro: int = 0) -> list[ReadyVehicle]:
+        """The first `count` simulated vehicles, set up and authorised, each channel with `need_micro` left."""
         while len(self.fleet.vehicles) < count:
             self.fleet.vehicles.append({"name": f"sim-car-{len(self.fleet.vehicles)}", "steps": [],
                                         "channel_id": 0, "nonce": 0})
-        return [self.vehicle(record) for record in self.fleet.vehicles[:count]]
+        return [self.vehicle(record, need_micro) for record in self.fleet.vehicles[:count]]
 
-    def vehicle(self, record: dict[str, Any]) -> ReadyVehicle:
+    def vehicle(self, record: dict[str, Any], need_micro: int = 0) -> ReadyVehicle:
         """Set one vehicle up (the steps not yet done), then authorise it at the CSMS."""
         key_path = self.home / SIM_DIR / "keys" / f"{record['name']}.json"
         if not key_path.exists():
@@ -132,7 +136,7 @@ class FleetBuilder:
             "bound": lambda: self._send([owner], [BindDevice(did, prove_ownership(
                 wallet, self.client.ledger, self.chain_id, did, owner))]),
             "policy": lambda: self._submit(owner, lambda nonce: sdk.set_policy(
-                self.chain_id, owner, nonce, did, daily_cap=10 * self.deposit, counterparty_cap=10 * self.deposit,
+                self.chain_id, owner, nonce, did, daily_cap=POLICY_CAP_MICRO, counterparty_cap=POLICY_CAP_MICRO,
                 expiry_height=self.client.status().height + POLICY_BLOCKS, addresses=(self.operator,))),
         }
         for name, step in steps.items():
@@ -141,14 +145,14 @@ class FleetBuilder:
                 step()
                 record["steps"].append(name)
                 self.fleet.save()
-        return self._authorize(record, key, wallet)
+        return self._authorize(record, key, wallet, need_micro)
 
     def maker_did(self) -> str:
         """The car maker's DID (accredited as a manufacturer in the genesis)."""
         return compute_did(self.maker.signer(), b"")
 
-    def _authorize(self, record: dict[str, Any], key: PrivateKey, wallet: Any) -> ReadyVehicle:
-        """Authorise at the CSMS with the cached channel; open (and fund) a new one if it has none left."""
+    def _authorize(self, record: dict[str, Any], key: PrivateKey, wallet: Any, need_micro: int) -> ReadyVehicle:
+        """Authorise at the CSMS with the cached channel (opened, or topped up to `need_micro` left, first)."""
         channel = record["channel_id"] or None
         try:
             answer = sdk.authorize_vehicle(self.csms_url, key, wallet, self.client.ledger, self.operator, channel)
@@ -158,6 +162,13 @@ class FleetBuilder:
             self.say(f"{record['name']}: opening a channel ({refused})")
             channel = self._open_channel(key)
             answer = sdk.authorize_vehicle(self.csms_url, key, wallet, self.client.ledger, self.operator, channel)
+        short = need_micro - (answer["deposit"] - answer["covered"])
+        if short > 0:  # the CSMS takes the larger deposit up when the vehicle authorises again
+            self.say(f"{record['name']}: topping channel {answer['channel_id']} up by {short}")
+            self._fund(key, short)
+            self._submit(key, lambda nonce: sdk.top_up_channel(self.chain_id, key, nonce, answer["channel_id"], short))
+            answer = sdk.authorize_vehicle(self.csms_url, key, wallet, self.client.ledger, self.operator,
+                                           answer["channel_id"])
         record["channel_id"] = answer["channel_id"]
         chain_nonce = self.client.get_channel(answer["channel_id"]).nonce
         record["nonce"] = max(record["nonce"], chain_nonce)
@@ -166,14 +177,17 @@ class FleetBuilder:
 
     def _open_channel(self, key: PrivateKey) -> int:
         """Fund the vehicle's account with a deposit and open a channel to the operator from it."""
-        self._submit(self.maker, lambda nonce: sdk.transfer(self.chain_id, self.maker, nonce, key.address(),
-                                                            self.deposit))
+        self._fund(key, self.deposit)
         result = self._submit(key, lambda nonce: sdk.open_channel(self.chain_id, key, nonce, self.operator,
                                                                    self.deposit, SETTLE_DELAY_BLOCKS))
         for event in result.result.events:
             if event.type == "payments_channel_opened":
                 return int(event.get("channel_id"))
         raise RuntimeError("channel_open: the ledger announced no channel")
+
+    def _fund(self, key: PrivateKey, amount: int) -> None:
+        """The car maker's genesis account pays the simulated vehicle's account."""
+        self._submit(self.maker, lambda nonce: sdk.transfer(self.chain_id, self.maker, nonce, key.address(), amount))
 
     def _send(self, keys: list[PrivateKey], messages: list) -> Any:
         return self._submit(keys[0], lambda nonce: sdk.sign(self.chain_id, keys, nonce, messages))
@@ -196,6 +210,13 @@ class Run:
     readings_wh: list[int] = field(default_factory=list)
     times: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def session_bound_micro(tariff: Any, readings: int) -> int:
+    """The most one simulated session can cost: every reading at the largest step, a minute and ten apart."""
+    events = readings + 1
+    return (tariff.per_session_micro + tariff.per_kwh_micro * events * WH_STEP[1] // 1000
+            + tariff.per_minute_micro * events * 70 // 60 + tariff.per_minute_micro)
 
 
 def meter_series(rng: random.Random, readings: int, start: datetime) -> list[tuple[int, datetime]]:
