@@ -160,3 +160,31 @@ def test_a_round_waits_for_the_session_to_end_and_does_not_retry_a_refused_redee
     csms, token, rounds = asyncio.run(scenario())
     assert rounds == (0, 0, 0) and len(calls) == 1 and calls[0][0][1].nonce == 1  # asked once, at the end
     assert csms.books[token].terms.nonce == 0 and "s1" in csms.sessions  # the chain holds nothing: kept
+
+
+def test_an_ended_session_left_unpaid_is_redeemed_after_the_grace_with_what_was_paid():
+    import time
+
+    from cityledger.offchain.charging.redeem import FINAL_VOUCHER_GRACE_S
+
+    vehicle = PrivateKey(SCHEME_P256, b"\x34" * 32)
+    calls = []
+
+    async def scenario():
+        csms = Csms(ChargerRegistry(), TARIFF, PrivateKey.generate(), margin_micro=10_000_000)
+        token = csms.authorize_vehicle(ChannelTerms(CHAIN_ID, 9, vehicle.public_key, 40_000_000))
+        csms.settle = lambda items: calls.append(items) or [None] * len(items)  # a chain that takes every redeem
+        point = Point()
+        csms.open_session(point, "s1", token, 0, T0)
+        csms.advance(point, "s1", None, 2_000, T0)
+        paid = csms.sessions["s1"].cost_micro
+        csms.accept_voucher(token, Voucher(9, paid, 1, sign_voucher(vehicle, CHAIN_ID, 9, paid, 1)))
+        csms.advance(point, "s1", None, 5_000, T0, ended=True)  # the vehicle never pays this last cost
+        now = time.time()
+        waiting = await redeem_round(csms, now)
+        late = await redeem_round(csms, now + FINAL_VOUCHER_GRACE_S + 1)
+        return csms, token, paid, (waiting, late)
+
+    csms, token, paid, rounds = asyncio.run(scenario())
+    assert rounds == (0, 1) and [(t.channel_id, v.amount) for t, v in calls[0]] == [(9, paid)]
+    assert csms.books[token].terms.redeemed == paid and "s1" not in csms.sessions  # given up on, forgotten
