@@ -185,7 +185,7 @@ def test_session_that_never_ends_is_closed_after_the_timeout_with_its_newest_vou
     async def scenario():
         async with World() as world, world.vehicle() as vehicle:
             world.csms.session_timeout_s = 600
-            world.csms.settle = lambda terms, voucher: redeemed.append((terms.channel_id, voucher))
+            world.csms.settle = lambda items: [redeemed.append((t.channel_id, v)) for t, v in items]
             ws, station, loop = await _station(world, Station201)
             await station.call(event("Started", 0, 1_000, 0, world.id_token))
             await station.call(updated(1, 3_000, 10))
@@ -202,8 +202,9 @@ def test_session_that_never_ends_is_closed_after_the_timeout_with_its_newest_vou
     # The newest voucher when the session closed was redeemed; the vehicle, told its bill, may sign
     # one more for the same amount, which the operator holds for a later redeem.
     assert [(c, v.amount) for c, v in redeemed] == [(7, bill)]
-    assert world.csms.final_voucher("tx-1").amount == bill
-    assert world.csms.books[world.id_token].terms.nonce == redeemed[0][1].nonce  # the chain's view moved on
+    book = world.csms.books[world.id_token]
+    assert book.newest.amount == bill and book.terms.nonce == redeemed[0][1].nonce  # the chain's view moved on
+    assert "tx-1" not in world.csms.sessions  # paid in full and redeemed: forgotten
 
 
 @pytest.mark.parametrize("version", ["2.0.1", "1.6"])

@@ -76,6 +76,7 @@ def test_bench_charging_runs_complete_paid_sessions_over_websockets_and_a_solo_n
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output.strip().splitlines()[-1])
     assert figures["receipts"] == 3 and figures["vouchers_refused"] == 0
+    assert figures["store"] == "normal"  # the CSMS keeps its state in SQLite, as a node's does
     assert figures["vouchers"] == 3 * (2 + 2)  # Started, 2 Updated, Ended: one voucher each
     assert figures["sessions_per_s"] > 0 and figures["ocpp_msgs_per_s"] > 0 and figures["p99_voucher_roundtrip_ms"] > 0
     assert figures["baseline_sessions_per_s"] > 0 and figures["ratio_to_baseline"] > 0

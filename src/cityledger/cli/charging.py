@@ -7,8 +7,9 @@ salted hash is kept.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -26,6 +27,13 @@ from .common import (
 
 app = typer.Typer(help="EV charging: the chargers this node's CSMS accepts, vehicles authorising with a CSMS.",
                   no_args_is_help=True)
+# `charging simulate`'s bounds (each vehicle's set-up needs an AnonCreds credential: seconds).
+MAX_SIM_CHARGERS = 100
+MAX_SIM_VEHICLES = 50
+MAX_SIM_SESSIONS = 10_000
+MAX_SIM_READINGS = 100
+SIM_DEPOSIT_MICRO = 50_000_000  # a simulated vehicle's new channel's deposit (50 credits)
+
 charger_app = typer.Typer(help="Register and list chargers (OCPP security profile 1).", no_args_is_help=True)
 app.add_typer(charger_app, name="charger")
 
@@ -184,3 +192,118 @@ def _opened_channel(result) -> int:
                     return int(attribute.value)
     fail("channel: the ledger did not announce the opened channel")
     return 0  # not reached: fail() exits
+
+
+@app.command("simulate")
+def simulate(chargers: int = typer.Option(2, "--chargers", min=1, max=MAX_SIM_CHARGERS,
+                                          help="Charge points (OCPP 2.0.1)"),
+             vehicles: int = typer.Option(2, "--vehicles", min=1, max=MAX_SIM_VEHICLES,
+                                          help="Vehicles (set up once each: seconds; reused by later runs)"),
+             sessions: int = typer.Option(4, "--sessions", min=1, max=MAX_SIM_SESSIONS,
+                                          help="Complete sessions in all"),
+             readings: int = typer.Option(10, "--readings", min=1, max=MAX_SIM_READINGS,
+                                          help="Meter values per session"),
+             deposit: int = typer.Option(SIM_DEPOSIT_MICRO, "--deposit", min=1, help="A new channel's deposit (micro)"),
+             record: Optional[Path] = typer.Option(None, "--record",
+                                                   help="Write every meter reading and time sent (JSON)"),
+             csms: Optional[str] = typer.Option(None, "--csms", help="CSMS URL [default: the home's [charging]]"),
+             home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption, as_json: bool = JsonOption) -> None:
+    """Drive complete charging sessions against a running node (`cityledger up`, charging enabled).
+
+    Vehicles are set up as real ones (registered, bound, a registration credential, a spending
+    policy, a channel), authorise at the CSMS, and pay each meter value with a voucher; chargers are
+    ocpp-package charge points over WebSocket. The node's CSMS redeems the vouchers on chain.
+    """
+    from ..node.home import load_config
+    from ..sdk import ApiError
+    from .common import err_console, resolve_node_url
+
+    folder = _home(home)
+    try:
+        config = load_config(folder)
+    except ValueError as exc:
+        fail(str(exc))
+    if not config.charging.enabled:
+        fail(f"[charging]: not enabled in {folder / 'config.toml'}; set enabled = true and restart the node")
+    from ..core.types import address_to_str
+    from ..node.home import load_key
+
+    operator = address_to_str(load_key(folder / config.charging.operator_key).address())
+    url, base = resolve_node_url(node, home), _csms_url(csms, home)
+    say = (err_console if as_json else console).print
+    try:
+        summary, run = _simulate(folder, url, base, operator, config.charging, chargers, vehicles, sessions, readings,
+                                 deposit, say)
+    except OSError as exc:
+        fail(f"--node/--csms: cannot reach {url} or {base} ({exc})")
+    except (RuntimeError, ApiError) as exc:
+        fail(f"simulate: {exc}")
+    if record is not None:
+        record.write_text(json.dumps({"readings_wh": run.readings_wh, "times": run.times}) + "\n")
+    _show_summary(summary, as_json)
+    if not summary["balanced"]:
+        raise typer.Exit(1)
+
+
+def _simulate(home: Path, url: str, base: str, operator: str, tariff: Any, chargers: int, vehicles: int,
+              sessions: int, readings: int, deposit: int, say) -> tuple[dict, Any]:
+    """Set the fleet up, drive the sessions with a progress bar, and summarise from the chain."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..sdk import AuthorizationRefused, IdentityClient, WalletError
+    from ..tools import charging_simulate as sim
+    from .common import err_console
+
+    with IdentityClient(url) as client, IdentityClient(url, token=sim.office_token(home)) as office:
+        builder = sim.FleetBuilder(home, client, office, base, operator, deposit, say)
+        setup_height = client.status().height
+        try:
+            builder.publish()
+            # Each channel gets what its share of the sessions can cost at most (topped up if short).
+            need = -(-sessions // vehicles) * sim.session_bound_micro(tariff, readings)
+            ready = builder.vehicles(vehicles, need)
+        except (AuthorizationRefused, WalletError) as exc:
+            fail(f"refused by the CSMS: {exc}")
+        links = sim.register_chargers(home, chargers, operator)
+        before, first_height = client.get_account(operator).balance, client.status().height
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[kwh]} kWh"), TextColumn("{task.fields[billed]} billed"),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=err_console, transient=True) as bar:
+            task = bar.add_task("sessions", total=sessions, kwh="0.0", billed="0")
+
+            def shown(progress) -> None:
+                bar.update(task, completed=progress.sessions, kwh=f"{progress.energy_wh / 1000:.1f}",
+                           billed=f"{progress.billed_micro / 1e6:.2f}")
+
+            try:
+                run = asyncio.run(sim.drive(base, builder.chain_id, links, ready, sessions, readings, shown))
+            finally:
+                builder.fleet.save()  # the vehicles' voucher nonces, even after a failure
+        say("waiting for the CSMS's redeems to commit")
+        summary = sim.summarize(client, operator, before, first_height, run, ready)
+        # What setting the fleet up sent (none once it is cached): registrations, policies, opens, top-ups.
+        summary["setup_onchain"] = sim.count_txs(client, setup_height + 1, first_height)
+        return summary, run
+
+
+def _show_summary(summary: dict, as_json: bool) -> None:
+    """The run's figures: JSON, or a table and each channel's balance."""
+    from rich.table import Table
+
+    if as_json:
+        print_json(summary)
+        return
+    table = Table("figure", "value")
+    for key in ("sessions", "vehicles", "energy_kwh", "billed_micro", "operator_gain_micro", "balanced",
+                "onchain_txs", "onchain_txs_per_session", "seconds", "sessions_per_s"):
+        table.add_row(key, str(summary[key]))
+    table.add_row("on-chain by kind", ", ".join(f"{k} {v}" for k, v in summary["onchain"].items()))
+    table.add_row("set-up on chain", ", ".join(f"{k} {v}" for k, v in summary["setup_onchain"].items()))
+    console.print(table)
+    channels = Table("channel", "deposit", "redeemed", "balance")
+    for channel_id, figures in summary["channels"].items():
+        channels.add_row(channel_id, str(figures["deposit"]), str(figures["redeemed"]), str(figures["balance"]))
+    console.print(channels)

@@ -3,8 +3,9 @@
 `Node.start` starts it and `Node.stop` stops it; chargers registered with `cityledger charging
 charger add` (the home's charging/chargers.json) may connect to ws://host:port/ocpp/<charger id>.
 Its sessions, channels and idToken secret live in charging/csms.sqlite; vehicles authorise at
-ws://host:port/authorize against the node's own state, and a session closed by the idle timeout
-is settled with a channel_redeem the operator key signs, sent through the node.
+ws://host:port/authorize against the node's own state, and once a session ends (or the idle
+timeout closes it) its channel's newest voucher is redeemed with a channel_redeem the operator key
+signs, one per channel per round (offchain/charging/redeem.py), submitted through the node.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.keys import PrivateKey
-from ..modules.payments import RedeemVoucher
+from ..core.tx import build_tx
+from ..modules.payments import RedeemVoucher, get_channel
 from ..offchain.charging import ChannelTerms, ChargerRegistry, Csms, Tariff, Voucher
 from ..offchain.charging.store import CsmsStore
 from ..offchain.charging.vehicle_auth import VehicleAuthority
@@ -28,6 +30,12 @@ log = logging.getLogger("cityledger.node.charging")
 
 START_TIMEOUT_S = 30  # how long start waits for the CSMS to listen before giving up
 STOP_TIMEOUT_S = 10  # how long stop waits for the connections to close
+REDEEM_COMMIT_TIMEOUT_S = 60  # how long a redeem round waits for its txs to commit before retrying later
+
+
+def node_chain_id(ledger: NodeLedger) -> str:
+    """The chain id of the node behind a ledger."""
+    return ledger.node.app.chain_id
 
 
 def registry_path(home: Path) -> Path:
@@ -69,7 +77,7 @@ class ChargingService:
         self.csms = Csms(open_registry(config.home), tariff, operator_key, settings.margin_micro, store=self.store,
                          authority=authority, session_timeout_s=settings.session_timeout_s)
         if node is not None:
-            self.csms.settle = lambda terms, voucher: self._redeem(operator_key, terms, voucher)
+            self.csms.settle = lambda items: self._redeem(operator_key, items)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -87,10 +95,34 @@ class ChargingService:
         log.info("charging: CSMS listening on ws://%s:%d/ocpp/<charger id>", self.host, self.port)
         return self.port
 
-    def _redeem(self, operator_key: PrivateKey, terms: ChannelTerms, voucher: Voucher) -> None:
-        """Redeem a channel's newest voucher on chain, signed by the operator key; raise if refused."""
-        message = RedeemVoucher(terms.channel_id, voucher.amount, voucher.nonce, voucher.signature)
-        self.ledger.send([operator_key], [message]).raise_for_error()
+    def _redeem(self, operator_key: PrivateKey, items: list[tuple[ChannelTerms, Voucher]]) -> list[str | None]:
+        """Redeem each channel's voucher (one tx each, all submitted, then awaited); per item None or why not."""
+        node, chain_id = self.ledger.node, node_chain_id(self.ledger)
+        state = self.ledger.state_at(self.ledger.height())
+        nonce = node.engine.pending_nonce(operator_key.address())
+        answers: list[str | None] = [None] * len(items)
+        sent = []
+        for index, (terms, voucher) in enumerate(items):
+            channel = get_channel(state, terms.channel_id)
+            if channel is not None and channel.nonce >= voucher.nonce:
+                continue  # the chain holds it already (redeemed before a restart lost the store's note)
+            message = RedeemVoucher(terms.channel_id, voucher.amount, voucher.nonce, voucher.signature)
+            submitted = node.engine.submit(build_tx(chain_id, [operator_key], nonce, [message]))
+            if not submitted.result.ok:
+                result = submitted.result
+                answers[index] = f"{result.codespace}/{result.code} {result.log}"
+                continue
+            nonce += 1
+            sent.append((index, submitted.tx_id))
+        for index, tx_id in sent:
+            found = node.engine.wait_for_tx(tx_id, REDEEM_COMMIT_TIMEOUT_S)
+            if found is None:
+                answers[index] = f"not committed within {REDEEM_COMMIT_TIMEOUT_S} s"
+                continue
+            record = node.store.get_block(found[0]).results[found[1]]
+            if record.code:
+                answers[index] = f"{record.codespace}/{record.code} {record.log}"
+        return answers
 
     def stop(self) -> None:
         """Close the listener and every connection, then end the loop's thread."""

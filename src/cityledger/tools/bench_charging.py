@@ -5,12 +5,14 @@ operator's CSMS (offchain/charging) in a child process on a free loopback port, 
 which runs `--chargers` OCPP 2.0.1 charge points built from the `ocpp` package's charge-point side
 and one vehicle client per charger (tools/sim_charging.py). Before the clock starts each vehicle
 (its own P-256 key) is funded and opens one long-lived channel to the operator on the chain; the
-CSMS reads each channel's terms back from the chain. Each session is Started, `--meter-values`
+CSMS reads each channel's terms back from the chain, and keeps its state in a SQLite store as a
+node's does (`--store`: normal, the node's default; full; none, memory only). Each session is Started, `--meter-values`
 Updated events and Ended; the vehicle pays every running cost with a voucher the CSMS checks (the
 chain's verify_voucher) and the charger sends its next event only once that voucher is answered, so
 every session is paid and ends with a receipt signed by the operator. While sessions run, the
-operator's redeemer (in the CSMS's process) redeems each channel's newest voucher every
-REDEEM_INTERVAL_S; after the last session it redeems the rest. The run fails unless every session
+CSMS's own redeem rounds (offchain/charging/redeem.py, as in a node; here sent over REST by
+sim_charging.rest_settle) redeem each channel's newest voucher once its session ended, every
+REDEEM_INTERVAL_S; after the last session the rest. The run fails unless every session
 got a valid receipt and the operator's balance grew by exactly the sum of the bills.
 
 The same run then repeats a shorter load (`--baseline-sessions`) with the ocpp package's own
@@ -19,7 +21,7 @@ process: `--baseline stock` as shipped (checks on an executor thread), `stock-in
 package's ASYNC_VALIDATION off. `ratio_to_baseline` is sessions_per_s over the baseline's.
 
 Run: cityledger bench charging [--chargers 8] [--sessions 400] [--meter-values 10] [--baseline-sessions 100]
-     [--baseline stock|stock-inline] [--json]
+     [--baseline stock|stock-inline] [--store normal|full|none] [--json]
 The last line of output is one JSON object:
   sessions_per_s            complete sessions (receipt received) per second of wall time
   onchain_txs_per_session   channel txs committed (opens + redeems + closes) per session, counted in the blocks
@@ -53,8 +55,10 @@ from ocpp import messages as ocpp_messages
 from .. import sdk
 from ..core.keys import SCHEME_P256, PrivateKey
 from ..offchain.charging import ChargerRegistry, Csms, Tariff, fastpath
-from .sim_charging import (GUARD_S, ChargerLink, Progress, Redeemer, SimVehicle, close_charger, connect_charger,
-                           count_txs, drive_charger, fund, open_channels, percentile, read_terms)
+from ..offchain.charging.redeem import due_vouchers, redeem_round
+from ..offchain.charging.store import SYNC_LEVELS, CsmsStore
+from .sim_charging import (GUARD_S, ChargerLink, Progress, SimVehicle, close_charger, connect_charger, count_txs,
+                           drive_charger, fund, open_channels, percentile, read_terms, rest_settle)
 
 TARIFF = Tariff(per_kwh_micro=300_000, per_minute_micro=10_000, per_session_micro=50_000)
 MAX_BILL_MICRO_PER_READING = 400_000  # 1 kWh and a minute at TARIFF, rounded up: sizes the deposits
@@ -62,6 +66,7 @@ MAX_CHARGERS = 1_000  # charge points (and vehicles) one run opens at once
 MAX_SESSIONS = 100_000  # the CSMS's own cap on sessions held in memory
 MAX_METER_VALUES = 1_000  # Updated events per session
 NODE_START_S = 60  # how long the solo node may take to answer /health
+DEFAULT_STORE = "normal"  # the CSMS's store as a node runs it ([charging] store_sync's default)
 BASELINES = ("stock", "stock-inline")  # the ocpp package's own per-message path, as shipped or with inline checks
 
 
@@ -72,37 +77,39 @@ def _cpu_s(pid: int) -> float:
 
 
 def _serve_csms(pipe: Any, url: str, chain_id: str, operator_seed: bytes, channel_ids: list[int],
-                baseline: str | None) -> None:
-    """The child process: the operator's CSMS and its redeemer, until the pipe says stop."""
-    async def serve() -> None:
+                baseline: str | None, store: str) -> None:
+    """The child process: the operator's CSMS (its own redeem rounds on), until the pipe says stop."""
+    async def serve(folder: str) -> None:
         registry = ChargerRegistry()
         passwords = [registry.add_charger(f"CP-{i}", "bench-operator") for i in range(len(channel_ids))]
         operator = PrivateKey(SCHEME_P256, operator_seed)
-        csms = Csms(registry, TARIFF, operator)
+        # The node's configuration: its SQLite store ([charging] store_sync), or none (memory only).
+        csms_store = None if store == "none" else CsmsStore(Path(folder) / "csms.sqlite", store)
+        csms = Csms(registry, TARIFF, operator, store=csms_store)
         if baseline:
             fastpath.uninstall()
             # The package's own switch: its schema checks inline instead of on an executor thread.
             ocpp_messages.ASYNC_VALIDATION = baseline == "stock"
-
         with sdk.Client(url) as client:
             terms = [read_terms(client, chain_id, channel_id) for channel_id in channel_ids]
-        tokens = [csms.authorize_vehicle(t) for t in terms]
-        port = await csms.start("127.0.0.1", 0)
-        async with sdk.AsyncClient(url) as client:
-            redeemer = Redeemer(csms, client, chain_id, operator)
+            tokens = [csms.authorize_vehicle(t) for t in terms]
+            csms.settle = rest_settle(client, chain_id, operator)
+            port = await csms.start("127.0.0.1", 0)  # its redeem rounds start with it
             pipe.send((port, passwords, tokens, [t.nonce for t in terms]))
             await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "go"
-            stop = asyncio.Event()
-            cpu, task = time.process_time(), asyncio.create_task(redeemer.run(stop))
+            cpu = time.process_time()
             await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "stop"
             cpu = time.process_time() - cpu
-            stop.set()
-            await task
-        pipe.send({"receipts": len(csms.receipts) + redeemer.forgotten, "redeem_txs": redeemer.txs, "cpu_s": cpu,
-                   "sessions_held": len(csms.sessions)})
-        await csms.stop()
+            while due_vouchers(csms, time.time()):  # what the last sessions paid
+                await redeem_round(csms)
+            pipe.send({"receipts": csms.receipts_issued, "redeem_txs": csms.redeemed_txs, "cpu_s": cpu,
+                       "sessions_held": len(csms.sessions)})
+            await csms.stop()
+        if csms_store is not None:
+            csms_store.close()
 
-    asyncio.run(serve())
+    with tempfile.TemporaryDirectory() as folder:
+        asyncio.run(serve(folder))
 
 
 async def _drive(port: int, passwords: list[str], tokens: list[str], vehicles: list[PrivateKey], chain_id: str,
@@ -137,11 +144,11 @@ async def _drive(port: int, passwords: list[str], tokens: list[str], vehicles: l
 
 
 def _measure(url: str, chain_id: str, operator_seed: bytes, vehicles: list[PrivateKey], channel_ids: list[int],
-             sessions: int, readings: int, baseline: str | None, node_pid: int) -> dict:
+             sessions: int, readings: int, baseline: str | None, node_pid: int, store: str) -> dict:
     """One measured load against a fresh CSMS process; figures checked against what the CSMS issued."""
     ours, theirs = multiprocessing.Pipe()
     child = multiprocessing.get_context("spawn").Process(
-        target=_serve_csms, args=(theirs, url, chain_id, operator_seed, channel_ids, baseline), daemon=True)
+        target=_serve_csms, args=(theirs, url, chain_id, operator_seed, channel_ids, baseline, store), daemon=True)
     child.start()
     try:
         if not _answered(ours, child):
@@ -196,7 +203,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run(chargers: int, sessions: int, readings: int, baseline_sessions: int, baseline: str = "stock") -> dict:
+def run(chargers: int, sessions: int, readings: int, baseline_sessions: int, baseline: str = "stock",
+        store: str = DEFAULT_STORE) -> dict:
     """Start a solo node, open the channels, measure the load and its baseline; every figure."""
     from ..node.home import init_home, load_key
 
@@ -207,14 +215,14 @@ def run(chargers: int, sessions: int, readings: int, baseline_sessions: int, bas
         proc = _start_node(home, port)
         try:
             return _run_on_node(f"http://127.0.0.1:{port}", "bench-charging-1", funder, proc.pid, chargers, sessions,
-                                readings, baseline_sessions, baseline)
+                                readings, baseline_sessions, baseline, store)
         finally:
             proc.terminate()
             proc.wait(GUARD_S)
 
 
 def _run_on_node(url: str, chain_id: str, funder: PrivateKey, node_pid: int, chargers: int, sessions: int,
-                 readings: int, baseline_sessions: int, baseline: str) -> dict:
+                 readings: int, baseline_sessions: int, baseline: str, store: str) -> dict:
     """Fund the vehicles, open their channels, run the load and its baseline; checked on chain."""
     operator_seed = os.urandom(32)
     operator = PrivateKey(SCHEME_P256, operator_seed)
@@ -226,16 +234,17 @@ def _run_on_node(url: str, chain_id: str, funder: PrivateKey, node_pid: int, cha
         first = client.get_block().height + 1
         channel_ids = open_channels(client, chain_id, vehicles, operator.address(), deposit)
         before = client.get_account(operator.address()).balance
-        main = _measure(url, chain_id, operator_seed, vehicles, channel_ids, sessions, readings, None, node_pid)
+        main = _measure(url, chain_id, operator_seed, vehicles, channel_ids, sessions, readings, None, node_pid,
+                        store)
         base = (_measure(url, chain_id, operator_seed, vehicles, channel_ids, baseline_sessions, readings, baseline,
-                         node_pid) if baseline_sessions else None)
+                         node_pid, store) if baseline_sessions else None)
         gained = client.get_account(operator.address()).balance - before
         counts = count_txs(client, first, client.get_block().height)
     billed = main["progress"].billed_micro + (base["progress"].billed_micro if base else 0)
     if gained != billed:
         raise RuntimeError(f"the operator gained {gained} micro-credits on chain, the receipts bill {billed}")
     return {**_figures(main, base, counts, sessions, baseline_sessions, readings, chargers, billed),
-            "baseline": baseline if base else None}
+            "baseline": baseline if base else None, "store": store}
 
 
 def _figures(main: dict, base: dict | None, counts: dict, sessions: int, baseline_sessions: int, readings: int,
@@ -280,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", choices=BASELINES, default="stock",
                         help="stock: the ocpp package as shipped (schema checks on an executor thread); "
                              "stock-inline: the same checks inline (its ASYNC_VALIDATION off)")
+    parser.add_argument("--store", choices=(*SYNC_LEVELS, "none"), default=DEFAULT_STORE,
+                        help="the CSMS's SQLite store as the node runs it: normal (the node's default), full "
+                             "(an fsync per write), none (memory only)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not 1 <= args.chargers <= MAX_CHARGERS:
@@ -290,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--meter-values: expected 1 to {MAX_METER_VALUES}")
     if args.baseline_sessions and not args.chargers <= args.baseline_sessions <= MAX_SESSIONS:
         parser.error(f"--baseline-sessions: expected 0 or --chargers ({args.chargers}) to {MAX_SESSIONS}")
-    result = run(args.chargers, args.sessions, args.meter_values, args.baseline_sessions, args.baseline)
+    result = run(args.chargers, args.sessions, args.meter_values, args.baseline_sessions, args.baseline, args.store)
     if not args.json:
         print(f"{result['sessions']} sessions in {result['seconds']} s: {result['sessions_per_s']} sessions/s "
               f"({result['ratio_to_baseline']}x the baseline), {result['onchain_txs_per_session']} txs on chain per "

@@ -5,9 +5,9 @@ Shared by `cityledger bench charging` (tools/bench_charging.py) and `cityledger 
 - the chain side, through the SDK against a node's REST API: fund the vehicles' accounts, open one
   long-lived channel per vehicle to the operator (`channel_open`, the vehicle's own key signs the
   vouchers), read a channel's terms back from the chain, and count what reached the chain;
-- `Redeemer`, the operator's side: every round it redeems each channel's newest voucher the CSMS
-  holds (`channel_redeem`, one tx for however many sessions the voucher covers) and lets the CSMS
-  forget the sessions it settled;
+- `rest_settle`, the operator's side for a CSMS beside a node it reaches over REST: the CSMS's own
+  redeem rounds (offchain/charging/redeem.py) hand it each channel's newest voucher once its session
+  ended, and it sends one `channel_redeem` per channel, the round's txs as one batch;
 - the protocol peers: `SimStation`, an OCPP 2.0.1 charge point built from the `ocpp` package's
   charge-point side, and `SimVehicle`, the vehicle client of offchain/charging/vehicle_protocol.py;
   `drive_charger` runs sessions on one station: Started, `readings` Updated events (1 kWh and one
@@ -31,14 +31,13 @@ from websockets.asyncio.client import connect
 from .. import sdk
 from ..core.keys import PrivateKey, PublicKey
 from ..core.types import address_to_str
-from ..offchain.charging import ChannelTerms, Csms, VehicleClient
+from ..offchain.charging import ChannelTerms, VehicleClient, Voucher
+from ..offchain.charging.redeem import Settle
 
 WH_PER_READING = 1_000
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 GUARD_S = 60  # only keeps a broken run from hanging: one answer, one commit
 SETTLE_DELAY_BLOCKS = 20  # the vehicles' channels' challenge window
-REDEEM_INTERVAL_S = 1.0  # how often the operator redeems each channel's newest voucher (five solo blocks)
-MAX_REDEEMS_PER_ROUND = 1_000  # channels redeemed in one round (one batch submission)
 
 
 # -- the chain side ------------------------------------------------------------------------------
@@ -110,75 +109,47 @@ def count_txs(client: sdk.Client, first_height: int, last_height: int) -> dict[s
 
 # -- the operator: redeeming vouchers ------------------------------------------------------------
 
-class Redeemer:
-    """Redeems, every round, each channel's newest voucher the CSMS holds and the chain has not seen."""
+def rest_settle(client: sdk.Client, chain_id: str, operator_key: PrivateKey) -> Settle:
+    """The CSMS's `settle` through a node's REST API: one channel_redeem per voucher, submitted as one
+    batch with consecutive nonces, then each checked in its block (redeem.py calls it once per round)."""
+    nonces: dict[str, int] = {}
 
-    def __init__(self, csms: Csms, client: sdk.AsyncClient, chain_id: str, operator_key: PrivateKey) -> None:
-        self.csms, self.client, self.chain_id, self.key = csms, client, chain_id, operator_key
-        self.redeemed: dict[int, int] = {}  # channel id -> the amount the chain has redeemed
-        self.txs = 0
-        self.forgotten = 0  # paid sessions settled on chain and dropped from the CSMS
-        self._nonce: int | None = None
-
-    async def run(self, stop: asyncio.Event, interval_s: float = REDEEM_INTERVAL_S) -> None:
-        """Redeem rounds until `stop` is set, then rounds until nothing is left to redeem."""
-        while not stop.is_set():
-            await self.redeem_round()
-            try:
-                await asyncio.wait_for(stop.wait(), interval_s)
-            except TimeoutError:
-                pass
-        while await self.redeem_round():
-            pass
-
-    async def redeem_round(self) -> int:
-        """Redeem every channel whose newest voucher is above what the chain redeemed; how many txs."""
-        vouchers = [book.newest for book in self.csms.books.values()
-                    if book.newest is not None and book.newest.amount > self.redeemed.get(book.terms.channel_id,
-                                                                                          book.terms.redeemed)]
-        vouchers = vouchers[:MAX_REDEEMS_PER_ROUND]
-        if not vouchers:
-            return 0
-        if self._nonce is None:
-            self._nonce = await self.client.get_nonce(self.key.address())
+    def settle(items: list[tuple[ChannelTerms, Voucher]]) -> list[str | None]:
+        nonce = nonces.get("next")
+        if nonce is None:
+            nonce = client.get_nonce(operator_key.address())
         txs = []
-        for voucher in vouchers:
-            signed = sdk.Voucher(self.chain_id, voucher.channel_id, voucher.amount, voucher.nonce, voucher.signature)
-            txs.append(sdk.redeem_voucher(self.chain_id, self.key, self._nonce, signed))
-            self._nonce += 1
-        batch = await self.client.submit_batch(txs)
-        for voucher, result in zip(vouchers, batch.results):
-            if not result.ok:
-                raise RuntimeError(f"redeem of channel {voucher.channel_id} refused: {result.log}")
-        await self._check_committed([result.tx_id for result in batch.results])
-        for voucher in vouchers:
-            self.redeemed[voucher.channel_id] = voucher.amount
-        self.txs += len(txs)
-        self._forget_settled()
-        return len(txs)
+        for offset, (terms, voucher) in enumerate(items):
+            signed = sdk.Voucher(chain_id, terms.channel_id, voucher.amount, voucher.nonce, voucher.signature)
+            txs.append(sdk.redeem_voucher(chain_id, operator_key, nonce + offset, signed))
+        results = client.submit_batch(txs).results
+        answers: list[str | None] = [None if r.ok else f"{r.codespace}/{r.code} {r.log}" for r in results]
+        # A refused tx leaves a gap in the nonces: ask the node again next round.
+        nonces["next"] = nonce + len(txs) if all(r.ok for r in results) else None
+        admitted = [(index, r.tx_id) for index, r in enumerate(results) if r.ok]
+        if admitted:
+            _check_committed(client, admitted, answers)
+        return answers
 
-    async def _check_committed(self, tx_ids: list[str]) -> None:
-        """Wait for the last tx (the sender's nonces commit in order), then check each one's result in its block."""
-        last = await self.client.wait(tx_ids[-1], GUARD_S)
-        if not last.committed:
-            raise RuntimeError(f"redeem {tx_ids[-1]}: not committed within {GUARD_S} s")
-        first = await self.client.get_tx(tx_ids[0])
-        results = {}
-        for height in range(first.height, last.height + 1):
-            block = await self.client.get_block(height)
-            results.update(zip(block.tx_ids, block.results))
-        refused = [(tx_id, results[tx_id].log) for tx_id in tx_ids if tx_id not in results or not results[tx_id].ok]
-        if refused:
-            raise RuntimeError(f"{len(refused)} redeems failed on chain, first: {refused[0]}")
+    return settle
 
-    def _forget_settled(self) -> None:
-        """Drop ended, paid sessions whose whole bill the chain has redeemed."""
-        for session_id, session in list(self.csms.sessions.items()):
-            if session.ended and session.id_token is not None and session_id in self.csms.receipts:
-                channel_id = self.csms.books[session.id_token].terms.channel_id
-                if session.base_micro + session.cost_micro <= self.redeemed.get(channel_id, 0):
-                    self.csms.forget_session(session_id)
-                    self.forgotten += 1
+
+def _check_committed(client: sdk.Client, admitted: list[tuple[int, str]], answers: list[str | None]) -> None:
+    """Wait for the last tx (one sender's nonces commit in order), then note each one's result in its block."""
+    last = client.wait(admitted[-1][1], GUARD_S)
+    if not last.committed:
+        for index, _ in admitted:
+            answers[index] = f"not committed within {GUARD_S} s"
+        return
+    first = client.get_tx(admitted[0][1])
+    results = {}
+    for height in range(first.height, last.height + 1):
+        block = client.get_block(height)
+        results.update(zip(block.tx_ids, block.results))
+    for index, tx_id in admitted:
+        result = results.get(tx_id)
+        if result is None or not result.ok:
+            answers[index] = f"tx {tx_id}: " + (result.log if result is not None else "not in its blocks")
 
 
 # -- the protocol peers ---------------------------------------------------------------------------
@@ -230,16 +201,23 @@ class SimVehicle(VehicleClient):
             await asyncio.wait_for(self.changed.wait(), GUARD_S)
 
 
-def transaction_event(kind: str, session_id: str, seq: int, token: str | None) -> call.TransactionEvent:
-    """A 2.0.1 TransactionEvent `seq` minutes into a session with `seq` kWh delivered."""
-    stamp = (T0 + timedelta(minutes=seq)).isoformat().replace("+00:00", "Z")
-    meter = [{"timestamp": stamp, "sampled_value": [{"value": seq * WH_PER_READING, "unit_of_measure": {"unit": "Wh"},
+def transaction_event(kind: str, session_id: str, seq: int, token: str | None, wh: int | None = None,
+                      at: datetime | None = None) -> call.TransactionEvent:
+    """A 2.0.1 TransactionEvent: by default `seq` minutes into a session with `seq` kWh delivered."""
+    wh = seq * WH_PER_READING if wh is None else wh
+    stamp = format_time(T0 + timedelta(minutes=seq) if at is None else at)
+    meter = [{"timestamp": stamp, "sampled_value": [{"value": wh, "unit_of_measure": {"unit": "Wh"},
                                                      "measurand": "Energy.Active.Import.Register"}]}]
     return call.TransactionEvent(
         event_type=kind, timestamp=stamp, trigger_reason="MeterValuePeriodic" if kind == "Updated" else "Authorized",
         seq_no=seq, transaction_info={"transaction_id": session_id}, meter_value=meter,
         evse={"id": 1, "connector_id": 1},
         id_token={"id_token": token, "type": "Central"} if token else None)
+
+
+def format_time(at: datetime) -> str:
+    """An OCPP timestamp (UTC, `Z`)."""
+    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -288,20 +266,28 @@ async def drive_charger(link: ChargerLink, vehicle: SimVehicle, token: str, sess
                         progress: Progress) -> None:
     """Run `sessions` complete sessions on one charger, each paid by `vehicle` and ended with a receipt."""
     for _ in range(sessions):
-        session_id = f"{link.charger_id}-{link.calls}"
-        base = vehicle.answered
-        for seq in range(readings + 2):
-            kind = "Started" if seq == 0 else "Ended" if seq == readings + 1 else "Updated"
-            await link.station.call(transaction_event(kind, session_id, seq, token if seq == 0 else None))
-            link.calls += 1
-            await vehicle.until_answered(base + seq + 1)
-        receipt = await asyncio.wait_for(vehicle.receipts.get(), GUARD_S)
-        if receipt.session_id != session_id or not receipt.verify():
-            raise RuntimeError(f"session {session_id}: no valid receipt (got {receipt.session_id})")
-        progress.sessions += 1
-        progress.energy_wh += receipt.energy_wh
-        progress.billed_micro += receipt.cost_micro
-        progress.receipts.append(receipt)
+        await drive_session(link, vehicle, token, f"{link.charger_id}-{link.calls}", readings, progress)
+
+
+async def drive_session(link: ChargerLink, vehicle: SimVehicle, token: str, session_id: str, readings: int,
+                        progress: Progress, meter: list[tuple[int, datetime]] | None = None) -> None:
+    """One complete session: Started, `readings` Updated and Ended, each sent once the vehicle's voucher
+    for the previous cost was answered; then its receipt. `meter` gives the (Wh, time) of each of the
+    readings + 2 events (default: 1 kWh and a minute apart from T0)."""
+    base = vehicle.answered
+    for seq in range(readings + 2):
+        kind = "Started" if seq == 0 else "Ended" if seq == readings + 1 else "Updated"
+        wh, at = meter[seq] if meter else (None, None)
+        await link.station.call(transaction_event(kind, session_id, seq, token if seq == 0 else None, wh, at))
+        link.calls += 1
+        await vehicle.until_answered(base + seq + 1)
+    receipt = await asyncio.wait_for(vehicle.receipts.get(), GUARD_S)
+    if receipt.session_id != session_id or not receipt.verify():
+        raise RuntimeError(f"session {session_id}: no valid receipt (got {receipt.session_id})")
+    progress.sessions += 1
+    progress.energy_wh += receipt.energy_wh
+    progress.billed_micro += receipt.cost_micro
+    progress.receipts.append(receipt)
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -7,8 +7,8 @@
 Chargers connect to `/ocpp/<charger id>` with HTTP basic auth (security profile 1) and the
 subprotocol `ocpp2.0.1` or `ocpp1.6`. A vehicle connects to `/vehicle/<id token>`, proves it
 holds its channel's voucher key, and pays each running cost with a voucher; a vehicle that falls
-more than `margin_micro` behind is stopped. Nothing here touches the ledger: the operator redeems
-`final_voucher(session_id)` on chain (one tx per session, or one for many with a long-lived channel).
+more than `margin_micro` behind is stopped. The CSMS touches the ledger only through `settle`
+(set by the node): redeem.py's rounds hand it each channel's newest voucher once its session ended.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import binascii
 import logging
 import time
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Coroutine
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -44,6 +44,7 @@ from .settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT, SESSION_TIMEOUT_S
 from .tariff import Tariff
 
 if TYPE_CHECKING:
+    from .redeem import Settle
     from .store import CsmsStore
     from .vehicle_auth import VehicleAuthority
 
@@ -63,14 +64,18 @@ class Csms:
                  session_timeout_s: int = SESSION_TIMEOUT_S) -> None:
         self.registry, self.tariff, self.operator_key, self.margin_micro = registry, tariff, operator_key, margin_micro
         self.store, self.authority, self.session_timeout_s = store, authority, session_timeout_s
-        # Redeems a channel's newest voucher on chain (the node's; expiry.py calls it off the loop).
-        self.settle: Callable[[ChannelTerms, Voucher], None] | None = None
+        # Redeems channels' newest vouchers on chain (the node's; redeem.py calls it off the loop).
+        self.settle: "Settle | None" = None
+        self.redeem_lock = asyncio.Lock()
+        self.refused_redeems: dict[str, int] = {}  # id token -> the voucher nonce the chain refused
+        self.redeemed_txs = 0  # vouchers the chain redeemed since this CSMS started
         self._remote_start_id = 0
         self.starts16: dict[str, str] = {}  # an open 1.6 session's start_key -> its transaction id
         self.books: dict[str, VoucherBook] = {}  # id token -> the vehicle's channel
         self.sessions: dict[str, Session] = {}
         self.current: dict[str, str] = {}  # id token -> its newest session
         self.receipts: dict[str, Receipt] = {}
+        self.receipts_issued = 0  # since this CSMS started (receipts of forgotten sessions included)
         self.points: dict[str, Point201 | Point16] = {}
         self.vehicles: dict[str, ServerConnection] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -195,6 +200,7 @@ class Csms:
             receipt = Receipt(book.terms.chain_id, book.terms.channel_id, session_id, session.energy_wh,
                               session.cost_micro, voucher.digest(book.terms.chain_id), self.operator_key.public_key)
             self.receipts[session_id] = sign_receipt(self.operator_key, receipt)
+            self.receipts_issued += 1
             return self.receipts[session_id]
         return None
 
@@ -287,8 +293,10 @@ class Csms:
         self._server = await serve(self._serve, host, port, process_request=self._process_request,
                                    select_subprotocol=_select_subprotocol, max_size=MAX_FRAME_BYTES)
         from .expiry import run_expiry
+        from .redeem import run_redeemer
 
         self._spawn(run_expiry(self))
+        self._spawn(run_redeemer(self))
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

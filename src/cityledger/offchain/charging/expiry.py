@@ -3,9 +3,9 @@
 A charger that lost power or its network for good sends no Ended. After the CSMS's
 `session_timeout_s` (config [charging] session_timeout_s, default SESSION_TIMEOUT_S) without an
 event, the session is ended at its last reading (the bill is what the meter showed then), the
-charger is asked to stop if it is connected, and `csms.settle` (the node's: a channel_redeem tx
-signed by the operator key) redeems the channel's newest voucher. The idle clock is the CSMS's
-own; billing never reads it.
+charger is asked to stop if it is connected, and a redeem round (redeem.py: the node's
+`csms.settle` signs a channel_redeem with the operator key) redeems the channel's newest voucher.
+The idle clock is the CSMS's own; billing never reads it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def expire_idle(csms: "Csms", now_s: float) -> list[Session]:
         if session.ended or now_s - session.touched_s < csms.session_timeout_s:
             continue
         session.ended = session.stop_requested = True
+        session.touched_s = now_s  # closing is its last event: the vehicle's grace to pay runs from here
         csms.persist(session)
         point = csms.points.get(session.charger_id)
         if point is not None:
@@ -44,22 +45,12 @@ def expire_idle(csms: "Csms", now_s: float) -> list[Session]:
 
 
 async def close_idle(csms: "Csms", now_s: float) -> list[Session]:
-    """Expire idle sessions and redeem each one's newest voucher through `csms.settle` (if set)."""
+    """Expire idle sessions, then redeem their channels' newest vouchers (redeem.py, if `csms.settle` is set)."""
+    from .redeem import redeem_round
+
     closed = expire_idle(csms, now_s)
-    for session in closed:
-        voucher = csms.final_voucher(session.session_id)
-        if voucher is None or csms.settle is None:
-            continue
-        book = csms.books[session.id_token]
-        if voucher.nonce <= book.terms.nonce:
-            continue  # already redeemed (another session of the channel settled it)
-        try:
-            await asyncio.to_thread(csms.settle, book.terms, voucher)
-        except Exception as error:  # noqa: BLE001 - a failed redeem is retried by the operator; the loop goes on
-            LOG.warning("session %s: redeeming voucher %d failed: %r", session.session_id, voucher.nonce, error)
-            continue
-        book.terms = book.terms.__class__(**{**book.terms.__dict__, "redeemed": voucher.amount, "nonce": voucher.nonce})
-        csms.persist(session)
+    if closed:
+        await redeem_round(csms, now_s)
     return closed
 
 
