@@ -133,3 +133,11 @@ def test_batch_through_worker_processes(batch, monkeypatch):
         engine.stop()
     assert_outcome(rewards, results)
     assert calls == {"node": 1}
+
+
+def test_invalid_stateless_check_not_importable_by_name():
+    """A worker process imports each check by name: a lambda or a partial is refused at once."""
+    from cityledger.modules.base import Module
+
+    with pytest.raises(ValueError, match="ClaimTrip is not a module-level function"):
+        Module(name="mobility", prefix=0x06, errors=E.ERRORS, handlers={}, stateless_checks={ClaimTrip: lambda m: None})
