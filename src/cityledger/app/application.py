@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from ..core.accounts import EMPTY_VALUE, account_key, get_nonce, pack_account, unpack_account
 from ..core.errors import ERR_EXPIRED, ERR_HANDLER_FAILED, ERR_NONCE_GAP, ERR_NONCE_REPLAY, TxError, is_node_failure
@@ -66,6 +66,8 @@ class CityApp(abc.Application):
         self._check_state = Overlay(store)
         self._check_params = self.params(self._check_state)
         self._quota_reader = next((m.sender_quota for m in self.modules if m.sender_quota is not None), None)
+        self._stateless_checks = {kind: check for m in self.modules for kind, check in m.stateless_checks.items()}
+        self._stateless_checked = {kind: hook for m in self.modules for kind, hook in m.stateless_checked.items()}
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -105,6 +107,20 @@ class CityApp(abc.Application):
         except Exception as exc:  # noqa: BLE001 - a decoder bug rejects the tx, on every validator alike
             raise _unexpected(exc, "tx", "decoding this tx", tx_id) from exc
         return decoded
+
+    def stateless_checks(self) -> dict[type, Callable[[Any], None]]:
+        """The modules' costly checks of a message alone, by message type (module-level functions,
+        so an engine's verifier processes can import them by name and run them ahead)."""
+        return dict(self._stateless_checks)
+
+    def note_stateless_checked(self, decoded: DecodedTx) -> None:
+        """This node's own verifier process ran every stateless check of these exact bytes and
+        each passed: the modules may remember it (by content), so check_tx and FinalizeBlock need
+        not run the costly part again. Nothing from outside the node may call this."""
+        for message in decoded.messages:
+            hook = self._stateless_checked.get(type(message))
+            if hook is not None:
+                hook(message)
 
     def _remember(self, decoded: DecodedTx, size: int) -> None:
         """Cache an admitted tx, evicting the oldest entries past either bound."""

@@ -7,6 +7,7 @@ from the block and the transaction. It never reads the clock, randomness, floats
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
@@ -53,6 +54,7 @@ Invariant = Callable[[PrefixReader], None]
 ParamSpec = tuple[int, int, int]  # (default, min, max)
 ValidatorSetReader = Callable[[PrefixReader], tuple[ValidatorUpdate, ...]]
 ValidatorAdopter = Callable[[Context, Sequence[ValidatorUpdate]], None]
+StatelessCheck = Callable[[Any], None]
 
 
 class SenderQuota(NamedTuple):
@@ -91,14 +93,32 @@ class Module:
     adopt_validators: ValidatorAdopter | None = None
     # The per-sender admission quota (the ledger is feeless: quotas, not fees, hold off spam).
     sender_quota: QuotaReader | None = None
+    # Costly checks of a message alone (no state), by message type: each raises TxError if the
+    # message cannot pass. The solo engine's verifier processes run them beside the signature checks
+    # of a submitted batch, importing each by name, so each must be a module-level function. A check
+    # must refuse only what the message's handler refuses too: running it or not never changes a
+    # result, it only does the handler's costly part ahead, on another core.
+    stateless_checks: dict[type, StatelessCheck] = field(default_factory=dict)
+    # Told, in this node's process, of a message whose stateless check passed in this node's own
+    # verifier process, so the module can remember that verdict (keyed by content, never by tx).
+    stateless_checked: dict[type, StatelessCheck] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for kind, check in self.stateless_checks.items():
+            if not is_importable(check):
+                raise ValueError(f"{self.name}: the stateless check of {kind.__name__} is not a module-level function")
         if self.params and self.param_key is None:
             raise ValueError(f"{self.name}: a module with params needs a param_key under its own prefix")
         for name in self.params:
             if self.param_key(name)[:1] != bytes((self.prefix,)):
                 raise ValueError(f"{self.name}: param_key({name!r}) is not under the module's prefix "
                                  f"{self.prefix:#04x}")
+
+
+def is_importable(function: Callable) -> bool:
+    """True if `function` is found again by its module and qualified name (a worker imports it so)."""
+    module = sys.modules.get(getattr(function, "__module__", None) or "")
+    return module is not None and getattr(module, getattr(function, "__qualname__", ""), None) is function
 
 
 def encode_param(value: int) -> bytes:

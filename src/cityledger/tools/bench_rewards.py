@@ -11,7 +11,13 @@ cached by content, so repeating one proof would measure the cache), then prints,
   check_tx_ms      median ms of a whole claim's check_tx on an in-process app, no cached verdict
                    (tx decode and signature, enrollment, pseudonym signature, proof)
   claims_per_s     claims submitted through POST /txs/batch of a solo node (subprocess, loopback)
-                   and committed, per second of wall time
+                   and committed, per second of wall time (the node's verifier processes check the
+                   proofs beside the signatures, one core each; check_tx and FinalizeBlock reuse
+                   their verdicts)
+  node_cpu_ms_per_claim, workers_cpu_ms_per_claim
+                   CPU ms per claim during that run, of the node's process and of its verifier
+                   processes: on a dedicated machine with C cores, claims_per_s is bounded by
+                   1000 / node and by C x 1000 / (node + workers), whatever else shares this one
   proof_bytes      one proof's size
   sim_vehicle_steps_per_s  vehicle-seconds of SUMO city traffic (sim/traffic.py: libsumo step, subscriptions
                    read, 1 Hz samples in telemetry units, trip features and scores on arrival) per second of
@@ -174,11 +180,12 @@ def bench_api(home: Path, txs: tuple, batch: int) -> dict:
             for block in (first, enroll):
                 _post_batches(client, block)
                 _wait_committed(client, block[-1])
-            started = time.perf_counter()
+            cpu_before, started = _cpu_seconds(proc.pid), time.perf_counter()
             for start in range(0, len(claim_txs), batch):
                 _post_batches(client, claim_txs[start:start + batch])
             _wait_committed(client, claim_txs[-1])
             elapsed = time.perf_counter() - started
+            cpu = [after - before for after, before in zip(_cpu_seconds(proc.pid), cpu_before)]
             paid = client.get("/query/mobility/programme", params={"id": "1"}).json()
     except RuntimeError:
         console.print((home / "node.log").read_text()[-3_000:])
@@ -190,7 +197,21 @@ def bench_api(home: Path, txs: tuple, batch: int) -> dict:
     claims = paid.get("result", {}).get("claims")
     if claims != len(claim_txs):
         raise RuntimeError(f"bench: {claims} claims paid of {len(claim_txs)} sent: {str(paid)[:300]}")
-    return {"claims_per_s": round(len(claim_txs) / elapsed, 1), "api_seconds": round(elapsed, 3)}
+    return {"claims_per_s": round(len(claim_txs) / elapsed, 1), "api_seconds": round(elapsed, 3),
+            "node_cpu_ms_per_claim": round(cpu[0] * 1000 / len(claim_txs), 2),
+            "workers_cpu_ms_per_claim": round(cpu[1] * 1000 / len(claim_txs), 2)}
+
+
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) so far of a process and of its live child processes (the node
+    and its verifier workers): unlike wall time, they move little with other jobs' load."""
+    def used(one: int) -> float:
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    return used(pid), sum(used(child) for child in children)
 
 
 def bench_sim(vehicles: int, seconds: int) -> dict:

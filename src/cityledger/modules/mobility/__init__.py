@@ -37,6 +37,7 @@ from .messages import (
 from .proofs import ProofVerifier, Verdict, circuit_dir, compute_instances
 from .queries import query_claim, query_enrollment, query_programme
 from .signing import compute_commitment_bytes, compute_ticket_bytes, sign_commitment, sign_ticket, verify_commitment
+from .stateless import check_claim, remember_claim
 
 
 def new_module(bank: Bank, identity: Identity, verifier: Verifier) -> Module:
@@ -55,6 +56,8 @@ def new_module(bank: Bank, identity: Identity, verifier: Verifier) -> Module:
         queries={"programme": query_programme, "enrollment": query_enrollment, "claim": query_claim},
         init_genesis=init_genesis,
         invariants=(partial(check_mobility, bank),),
+        stateless_checks={ClaimTrip: check_claim},
+        stateless_checked={ClaimTrip: partial(remember_claim, verifier)},
     )
 
 

@@ -55,3 +55,7 @@ class Verifier(Protocol):
     def verify(self, model: str, instances: list[str], proof: bytes) -> Verdict:
         """The verdict on `proof` for `instances` under `model`'s pinned parameters."""
         ...
+
+    def remember_verified(self, model: str, instances: list[str], proof: bytes) -> None:
+        """Record a verdict this node's own verifier process reached on these bytes."""
+        ...

@@ -56,6 +56,11 @@ def compute_instances(commitment: bytes, score_fixed: int, distance_fixed: int) 
     return [commitment.hex(), score_fixed.to_bytes(32, "little").hex(), distance_fixed.to_bytes(32, "little").hex()]
 
 
+def _verdict_key(model: str, instances: list[str], proof: bytes) -> bytes:
+    """What a verdict is about: the model, the instances and the proof bytes."""
+    return sha256(json.dumps([model, instances]).encode() + proof)
+
+
 def circuit_dir() -> str:
     """Where the shipped circuit artefacts are."""
     return str(resources.files(__package__).joinpath("circuit"))
@@ -84,18 +89,29 @@ class ProofVerifier:
         """The verdict on `proof` for `instances` (cached by their digest)."""
         if model != self.model:
             return Verdict(False, f"model: no verifier for {model!r}")
-        key = sha256(json.dumps([model, instances]).encode() + proof)
+        key = _verdict_key(model, instances, proof)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
         verdict = self.verify_uncached(instances, proof)
+        self._store(key, verdict)
+        return verdict
+
+    def remember_verified(self, model: str, instances: list[str], proof: bytes) -> None:
+        """Record that `proof` verified for `instances` under `model`, as this node's own verifier
+        process found (a worker running `verify` on these very bytes): the verdict is about the
+        bytes, so it serves whichever tx carries them. A model this verifier is not for is ignored."""
+        if model == self.model:
+            self._store(_verdict_key(model, instances, proof), Verdict(True, ""))
+
+    def _store(self, key: bytes, verdict: Verdict) -> None:
         with self._lock:
             self._cache[key] = verdict
+            self._cache.move_to_end(key)
             while len(self._cache) > MAX_VERDICT_CACHE:
                 self._cache.popitem(last=False)
-        return verdict
 
     def verify_uncached(self, instances: list[str], proof: bytes) -> Verdict:
         """ezkl.verify on a proof file holding only the chain's instances and the proof bytes."""
