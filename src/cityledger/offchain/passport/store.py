@@ -227,7 +227,7 @@ class PassportStore:
         """The document up to `tier` (public ⊂ legitimate ⊂ authority), checked against the schema."""
         tier_rank(tier)
         parts = self._read(passport_id, export_tiers(tier), proof_ok, reader_did, height, time_s, None)
-        document = merge(parts)
+        document = merge(parts, owned=True)  # the parts were just decrypted: nothing else holds them
         # Below the authority tier the schema's required fields of higher tiers are withheld on purpose.
         check_document(document, excused=lambda template: is_withheld(template, tier))
         return document
@@ -244,7 +244,7 @@ class PassportStore:
             raise AccessDenied("proof", f"the {restricted[-1]} tier needs a verified presentation of its credential")
         with self._lock:
             found = {tier: self._find(passport_id, tier, version) for tier in tiers}
-            parts = {tier: self._open(passport_id, tier, found[tier].version) for tier in tiers}
+            parts = {tier: self._open(passport_id, tier, found[tier]) for tier in tiers}
             self._append_log([(passport_id, tier, found[tier].version, reader_did, height, time_s)
                               for tier in restricted])
         return parts
@@ -259,9 +259,9 @@ class PassportStore:
             raise NotFound("passport_id", f"no {tier} tier version {version or 'latest'} of passport {passport_id}")
         return found
 
-    def _open(self, passport_id: str, tier: Tier, version: int | None) -> dict[str, Any]:
-        """Decrypt one tier version and check it against its recorded hash."""
-        stored = self._find(passport_id, tier, version)
+    def _open(self, passport_id: str, tier: Tier, version: int | TierVersion | None) -> dict[str, Any]:
+        """Decrypt one tier version (a number, the latest, or one already found) and check it against its hash."""
+        stored = version if isinstance(version, TierVersion) else self._find(passport_id, tier, version)
         blob = self._blob_path(passport_id, tier, stored.version).read_bytes()
         key = self._data_key(passport_id, tier)
         try:

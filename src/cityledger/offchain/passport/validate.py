@@ -207,30 +207,32 @@ def _scan(value: Any) -> tuple[int, bool]:
     return deepest, plain
 
 
-def _strict(value: Any, path: str, issues: set[SchemaIssue]) -> None:
-    """Add the issues the schema lets through: unknown properties, missing fields, loose dates, ids."""
-    spec = field_specs().get(template_of(path))
+def _strict(value: Any, path: str, issues: set[SchemaIssue], template: str = "$") -> None:
+    """Add the issues the schema lets through: unknown properties, missing fields, loose dates, ids.
+
+    `template` is `path` with every [n] as [] (schema.template_of), carried down rather than recomputed.
+    """
+    spec = field_specs().get(template)
     if spec is None:
         return
-    if path == PREDECESSOR_PATH and isinstance(value, str):
+    if template == PREDECESSOR_PATH and isinstance(value, str):
         problem = _loose_value(PREDECESSOR_REF, value)
         if problem:
             issues.add(SchemaIssue(path, problem))
         return
     if isinstance(value, dict) and spec.json_type == "object":
-        _strict_object(value, path, issues)
+        _strict_object(value, path, template, issues)
     elif isinstance(value, list) and spec.json_type == "array" and not spec.is_leaf:
         for index, item in enumerate(value):
-            _strict(item, f"{path}[{index}]", issues)
+            _strict(item, f"{path}[{index}]", issues, template + "[]")
     elif isinstance(value, str):
         problem = _loose_value(spec.ref, value)
         if problem:
             issues.add(SchemaIssue(path, problem))
 
 
-def _strict_object(value: dict, path: str, issues: set[SchemaIssue]) -> None:
+def _strict_object(value: dict, path: str, template: str, issues: set[SchemaIssue]) -> None:
     """Refuse unknown keys, name each missing required key, and check the known ones."""
-    template = template_of(path)
     for key in _required(template):
         if key not in value:
             issues.add(SchemaIssue(child_path(path, key), MISSING))
@@ -238,7 +240,7 @@ def _strict_object(value: dict, path: str, issues: set[SchemaIssue]) -> None:
         if not is_property(template, key):
             issues.add(SchemaIssue(child_path(path, key), "unknown property, not in BatteryPass 6.1.0"))
         else:
-            _strict(child, child_path(path, key), issues)
+            _strict(child, child_path(path, key), issues, child_path(template, key))
 
 
 @functools.cache
