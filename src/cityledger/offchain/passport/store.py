@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -37,6 +38,7 @@ NONCE_BYTES = 12
 DB_FILE = "passports.sqlite"
 BLOB_DIR = "blobs"
 MAX_INT64 = 2**63 - 1
+SQL_CHUNK = 500  # passports named in one `IN (...)` query (SQLite allows 32,766 parameters; smaller is no slower)
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS tier_keys (passport_id TEXT, tier TEXT, wrapped BLOB NOT NULL,
@@ -168,16 +170,30 @@ class PassportStore:
         """The data key of (passport, tier), made and stored wrapped on first use."""
         row = self._db.execute("SELECT wrapped FROM tier_keys WHERE passport_id = ? AND tier = ?",
                                (passport_id, tier)).fetchone()
-        aad = _aad("key", passport_id, tier)
         if row is not None:
-            try:
-                return self._master.decrypt(row[0][:NONCE_BYTES], row[0][NONCE_BYTES:], aad)
-            except InvalidTag:
-                raise PassportError("master_key", f"does not open the keys of {self.directory}") from None
+            return self._unwrap(passport_id, tier, row[0])
+        aad = _aad("key", passport_id, tier)
         key, nonce = AESGCM.generate_key(bit_length=8 * KEY_BYTES), os.urandom(NONCE_BYTES)
         wrapped = nonce + self._master.encrypt(nonce, key, aad)
         self._db.execute("INSERT INTO tier_keys VALUES (?, ?, ?)", (passport_id, tier, wrapped))
         return key
+
+    def _unwrap(self, passport_id: str, tier: Tier, wrapped: bytes) -> bytes:
+        """A data key opened with the master key."""
+        try:
+            return self._master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _aad("key", passport_id, tier))
+        except InvalidTag:
+            raise PassportError("master_key", f"does not open the keys of {self.directory}") from None
+
+    def _data_keys(self, passport_ids: list[str], tier: Tier) -> dict[str, bytes]:
+        """_data_key of many passports, read with one query per SQL_CHUNK of them."""
+        wrapped: dict[str, bytes] = {}
+        for start in range(0, len(passport_ids), SQL_CHUNK):
+            chunk = passport_ids[start:start + SQL_CHUNK]
+            wrapped.update(self._db.execute(f"SELECT passport_id, wrapped FROM tier_keys WHERE tier = ? AND "
+                                            f"passport_id IN ({', '.join('?' * len(chunk))})", (tier, *chunk)))
+        return {passport_id: self._unwrap(passport_id, tier, wrapped[passport_id]) if passport_id in wrapped
+                else self._data_key(passport_id, tier) for passport_id in passport_ids}
 
     def _blob_path(self, passport_id: str, tier: Tier, version: int) -> Path:
         """Where one tier version's ciphertext lives."""
@@ -382,18 +398,27 @@ class ReportBook:
                                          (passport_id,)).fetchone()
         return row[0] or 0
 
+    def last_seqs(self, passport_ids: Iterable[str]) -> dict[str, int]:
+        """last_seq of many passports (those without a report are absent), one query per SQL_CHUNK of them."""
+        ids, out = sorted(set(passport_ids)), {}
+        with self.store._lock:
+            for start in range(0, len(ids), SQL_CHUNK):
+                chunk = ids[start:start + SQL_CHUNK]
+                out.update(self.store._db.execute(f"SELECT passport_id, MAX(seq) FROM soh_reports WHERE passport_id "
+                                                  f"IN ({', '.join('?' * len(chunk))}) GROUP BY passport_id", chunk))
+        return out
+
     def add_batch(self, reports: list[VerifiedReport]) -> PendingBatch:
         """Store verified reports, encrypted under each passport's legitimate-tier key, as the next batch."""
         store = self.store
         with store._lock, store._db:
             store._db.execute("BEGIN IMMEDIATE")
             seq = store._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM report_batches").fetchone()[0]
-            ciphers: dict[str, AESGCM] = {}
+            keys = store._data_keys(list(dict.fromkeys(report.passport_id for report in reports)), "legitimate")
+            ciphers = {passport_id: AESGCM(key) for passport_id, key in keys.items()}
             rows = []
             for report in reports:
-                cipher = ciphers.get(report.passport_id)
-                if cipher is None:
-                    cipher = ciphers[report.passport_id] = AESGCM(store._data_key(report.passport_id, "legitimate"))
+                cipher = ciphers[report.passport_id]
                 nonce = os.urandom(NONCE_BYTES)
                 aad = _aad("report", report.passport_id, report.sequence)
                 rows.append((report.passport_id, report.sequence, report.report_hash,
