@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ...core.errors import InvariantBroken
 from ...core.files import write_secret_file
-from .accesslog import GENESIS_HEX, compute_entry_hash, verify_chain
+from .accesslog import GENESIS_HEX, GroupCommitter, LogTicket, compute_entry_hash, verify_chain
 from .reports import PendingBatch, VerifiedReport, compute_batch_root
 from .anchoring import HeadLeaf, HeadProof, PendingAnchor, compute_head_proof, compute_heads_root
 from .tiers import canonical_json, compute_tier_hash, export_tiers, is_withheld, merge, split
@@ -38,6 +38,7 @@ NONCE_BYTES = 12
 DB_FILE = "passports.sqlite"
 BLOB_DIR = "blobs"
 MAX_INT64 = 2**63 - 1
+BUSY_TIMEOUT_MS = 30_000  # how long a write waits for the other connection's transaction (log vs the rest)
 SQL_CHUNK = 500  # passports named in one `IN (...)` query (SQLite allows 32,766 parameters; smaller is no slower)
 
 SCHEMA_SQL = """
@@ -104,14 +105,24 @@ class PassportStore:
         (self.directory / BLOB_DIR).mkdir(parents=True, exist_ok=True)
         self._master = AESGCM(master_key)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.directory / DB_FILE, isolation_level=None, check_same_thread=False)
-        # WAL: a commit is one sequential append and fsync, not a rollback journal's several.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = self._connect()
         self._db.executescript(SCHEMA_SQL)
+        # The access log has a connection and a writer thread of its own (group commit, accesslog.py).
+        self._log_db = self._connect()
+        self._log = GroupCommitter(self._write_log)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.directory / DB_FILE, isolation_level=None, check_same_thread=False)
+        # WAL: a commit is one sequential append and fsync, not a rollback journal's several.
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return db
 
     def close(self) -> None:
-        """Close the database."""
+        """Commit the queued log entries, then close the database."""
+        self._log.close()
+        self._log_db.close()
         self._db.close()
 
     # Writing.
@@ -236,21 +247,29 @@ class PassportStore:
     def read_tier(self, passport_id: str, tier: Tier, *, proof_ok: bool, reader_did: str, height: int,
                   time_s: int, version: int | None = None) -> dict[str, Any]:
         """One tier's part (latest or `version`); a restricted tier needs `proof_ok` and is logged."""
-        return self._read(passport_id, (tier,), proof_ok, reader_did, height, time_s, version)[tier]
+        parts, logged = self._read(passport_id, (tier,), proof_ok, reader_did, height, time_s, version)
+        if logged is not None:
+            logged.wait()
+        return parts[tier]
 
     def export(self, passport_id: str, tier: Tier, *, proof_ok: bool, reader_did: str, height: int,
                time_s: int) -> dict[str, Any]:
         """The document up to `tier` (public ⊂ legitimate ⊂ authority), checked against the schema."""
         tier_rank(tier)
-        parts = self._read(passport_id, export_tiers(tier), proof_ok, reader_did, height, time_s, None)
-        document = merge(parts, owned=True)  # the parts were just decrypted: nothing else holds them
-        # Below the authority tier the schema's required fields of higher tiers are withheld on purpose.
-        check_document(document, excused=lambda template: is_withheld(template, tier))
+        parts, logged = self._read(passport_id, export_tiers(tier), proof_ok, reader_did, height, time_s, None)
+        try:  # merged and validated while the log entry is being committed
+            document = merge(parts, owned=True)  # the parts were just decrypted: nothing else holds them
+            # Below the authority tier the schema's required fields of higher tiers are withheld on purpose.
+            check_document(document, excused=lambda template: is_withheld(template, tier))
+        finally:
+            if logged is not None:
+                logged.wait()  # answered only once the read is durably logged
         return document
 
     def _read(self, passport_id: str, tiers: tuple[Tier, ...], proof_ok: bool, reader_did: str, height: int,
-              time_s: int, version: int | None) -> dict[Tier, dict[str, Any]]:
-        """Decrypt the given tiers; log the restricted ones, all in one transaction, before returning."""
+              time_s: int, version: int | None) -> tuple[dict[Tier, dict[str, Any]], LogTicket | None]:
+        """Decrypt the given tiers; the restricted ones' log entries go to the committer first: the caller
+        must wait on the ticket (None: nothing to log) before it answers."""
         passport_id = canonical_passport_id(passport_id)
         for tier in tiers:
             tier_rank(tier)
@@ -260,10 +279,12 @@ class PassportStore:
             raise AccessDenied("proof", f"the {restricted[-1]} tier needs a verified presentation of its credential")
         with self._lock:
             found = {tier: self._find(passport_id, tier, version) for tier in tiers}
+        # Logged before it is decrypted (a read that fails after this stays logged, never the reverse).
+        logged = self._log.submit([(passport_id, tier, found[tier].version, reader_did, height, time_s)
+                                   for tier in restricted]) if restricted else None
+        with self._lock:
             parts = {tier: self._open(passport_id, tier, found[tier]) for tier in tiers}
-            self._append_log([(passport_id, tier, found[tier].version, reader_did, height, time_s)
-                              for tier in restricted])
-        return parts
+        return parts, logged
 
     def _find(self, passport_id: str, tier: Tier, version: int | None) -> TierVersion:
         """The stored version asked for; raise NotFound."""
@@ -292,26 +313,28 @@ class PassportStore:
 
     # The access log: one hash chain per passport (accesslog.py), its head kept in log_heads.
 
-    def _append_log(self, reads: list[tuple[str, Tier, int, str, int, int]]) -> None:
-        """Append (passport, tier, version, reader, height, time) reads to their passports' chains, in one tx."""
+    def _write_log(self, reads: list[tuple[str, Tier, int, str, int, int]]) -> None:
+        """Append (passport, tier, version, reader, height, time) reads to their passports' chains, in one tx
+        on the log's own connection (the committer's thread only)."""
         if not reads:
             return
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        db = self._log_db
+        with db:
+            db.execute("BEGIN IMMEDIATE")
             heads: dict[str, tuple[int, str]] = {}
             for passport_id, tier, version, reader_did, height, time_s in reads:
-                seq, prev = heads.get(passport_id) or self._head(passport_id)
+                seq, prev = heads.get(passport_id) or self._head(passport_id, db)
                 seq, entry_hash = seq + 1, compute_entry_hash(seq + 1, passport_id, tier, version, reader_did,
                                                               height, time_s, prev)
-                self._db.execute(f"INSERT INTO passport_log ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                 (seq, passport_id, tier, version, reader_did, height, time_s, prev, entry_hash))
+                db.execute(f"INSERT INTO passport_log ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (seq, passport_id, tier, version, reader_did, height, time_s, prev, entry_hash))
                 heads[passport_id] = (seq, entry_hash)
-            self._db.executemany("INSERT INTO log_heads (passport_id, count, head) VALUES (?, ?, ?) ON CONFLICT "
-                                 "(passport_id) DO UPDATE SET count = excluded.count, head = excluded.head",
-                                 [(passport_id, seq, head) for passport_id, (seq, head) in heads.items()])
+            db.executemany("INSERT INTO log_heads (passport_id, count, head) VALUES (?, ?, ?) ON CONFLICT "
+                           "(passport_id) DO UPDATE SET count = excluded.count, head = excluded.head",
+                           [(passport_id, seq, head) for passport_id, (seq, head) in heads.items()])
 
-    def _head(self, passport_id: str) -> tuple[int, str]:
-        row = self._db.execute("SELECT count, head FROM log_heads WHERE passport_id = ?", (passport_id,)).fetchone()
+    def _head(self, passport_id: str, db: sqlite3.Connection | None = None) -> tuple[int, str]:
+        row = (db or self._db).execute("SELECT count, head FROM log_heads WHERE passport_id = ?", (passport_id,)).fetchone()
         return (0, GENESIS_HEX) if row is None else (row[0], row[1])
 
     def get_log_head(self, passport_id: str) -> tuple[int, str]:
