@@ -18,6 +18,9 @@ key (what the BMS does, not the ledger) and encoded in batches of `--batch`.
   merged, validated against the BatteryPass schema, the read logged), median. validate_ms and
   reference_validate_ms: the exported document validated by the export's path (the compiled schema
   for a valid document) and by the reference validator alone (the path before it), same run.
+- restricted_reads_per_s_8_threads / _1_thread: restricted tier reads (decrypted, logged) by 8
+  threads at once and by one, same run; group_commit_ratio is the first over the second (the access
+  log commits what 8 readers queued with one fsync, one reader waits for its own).
 - restricted_access_ms: the node verifier's verify of a presentation of battery-legitimate-interest
   (resolved from the ledger at the request's height, revocation and accreditation checked) plus
   the legitimate tier decrypted; raw_verify_ms: the anoncreds library's own verify of the same
@@ -47,6 +50,7 @@ import uvicorn
 DEFAULT_DOCUMENT = Path(__file__).resolve().parents[3] / "tests" / "data" / "battery_pass_example.json"
 SERVER_START_TIMEOUT_S = 30  # how long the bench waits for its API server to listen
 MESSAGES_PER_TX = 60  # set-up messages per transaction (the ledger allows 64)
+CONCURRENT_READERS = 8  # threads reading a restricted tier at once (group_commit_ratio)
 SCHEMES = {"ed25519": 1, "p256": 2}  # the BMS key's signature scheme (core/keys)
 
 
@@ -234,6 +238,25 @@ def _export(store, document: dict[str, Any], iterations: int) -> dict[str, Any]:
     return result
 
 
+def _concurrent_reads(store, passport: str, threads: int, each: int) -> dict[str, Any]:
+    """Restricted tier reads per second from `threads` threads at once (the API's thread pool), and from one
+    thread, same run: with group commit the concurrent reads share fsyncs, one at a time they cannot."""
+    import concurrent.futures
+
+    def reads(count: int) -> None:
+        for _ in range(count):
+            store.read_tier(passport, "legitimate", proof_ok=True, reader_did="did:city:bench", height=1, time_s=1)
+
+    _, one_ms = _timed(reads, each)
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        _, all_ms = _timed(lambda: list(pool.map(reads, [each] * threads)))
+    result = {"restricted_reads_per_s_1_thread": each / one_ms * 1000,
+              f"restricted_reads_per_s_{threads}_threads": threads * each / all_ms * 1000}
+    result["group_commit_ratio"] = result[f"restricted_reads_per_s_{threads}_threads"] / \
+        result["restricted_reads_per_s_1_thread"]
+    return result
+
+
 def _restricted(node, scratch: Path, office_key, passport: str, iterations: int) -> dict[str, Any]:
     """Median restricted access (verify + tier decrypted) and raw anoncreds verify of the same presentations."""
     from ..modules.identity.presentations import resolve_identifiers
@@ -308,6 +331,8 @@ def run(batteries: int, reports: int, batch: int, iterations: int, document_path
             result.update(_bms_verify_rate(SCHEMES[scheme]))
             result["soh_to_verify_ratio"] = result["soh_reports_per_s"] / result["bms_verify_per_s"]
             result.update(_export(node.passports, document, iterations))
+            result.update(_concurrent_reads(node.passports, document["metadata"]["passportIdentifier"],
+                                            CONCURRENT_READERS, 5 * iterations))
             result.update(_restricted(node, scratch, office, document["metadata"]["passportIdentifier"], iterations))
         finally:
             server.stop()
