@@ -12,7 +12,10 @@ from cityledger.offchain.passport.store import DB_FILE, PassportStore, new_maste
 from cityledger.offchain.passport.types import PassportError
 
 
-def test_appends_queued_during_a_commit_share_the_next_commit():
+@pytest.mark.parametrize("max_group, expected", [(4096, [["a"], ["b", "c", "d"]]),
+                                                 (2, [["a"], ["b", "c"], ["d"]]),
+                                                 (1, [["a"], ["b"], ["c"], ["d"]])])
+def test_appends_queued_during_a_commit_share_the_next_commit(max_group, expected):
     gate, entered, writes = threading.Event(), threading.Event(), []
 
     def write(reads):  # a stand-in for the store's transaction: the first one waits at the gate
@@ -20,7 +23,7 @@ def test_appends_queued_during_a_commit_share_the_next_commit():
         entered.set()
         gate.wait()
 
-    committer = GroupCommitter(write)
+    committer = GroupCommitter(write, max_group=max_group)
     first = committer.submit(["a"])
     assert entered.wait(10)
     queued = [committer.submit([name]) for name in ("b", "c", "d")]  # all while "a" is being committed
@@ -28,7 +31,7 @@ def test_appends_queued_during_a_commit_share_the_next_commit():
     for ticket in (first, *queued):
         ticket.wait()
     committer.close()
-    assert writes == [["a"], ["b", "c", "d"]]
+    assert writes == expected
 
 
 def test_a_failed_commit_fails_each_of_its_waiters_and_the_next_commit_goes_on():

@@ -20,6 +20,7 @@ from .types import AccessEntry, LogBroken, PassportError
 
 GENESIS_HEX = "00" * 32  # the `prev` of every passport's first entry
 LOG_DOMAIN = "cityledger/passport-access/2"  # /2: per-passport chains (/1 chained the whole node)
+MAX_LOG_GROUP = 4_096  # reads one group commit writes at most (an export's tiers are one); the rest go next
 
 
 def compute_entry_hash(seq: int, passport_id: str, tier: str, version: int, reader_did: str,
@@ -81,8 +82,9 @@ class GroupCommitter:
     can do its own work (decrypting, validating) between `submit` and `wait`.
     """
 
-    def __init__(self, write: Callable[[list], None], name: str = "passport-log") -> None:
-        self._write, self._name = write, name
+    def __init__(self, write: Callable[[list], None], name: str = "passport-log",
+                 max_group: int = MAX_LOG_GROUP) -> None:
+        self._write, self._name, self._max_group = write, name, max(1, max_group)
         self._cv = threading.Condition()
         self._queue: list[LogTicket] = []
         self._thread: threading.Thread | None = None
@@ -109,7 +111,7 @@ class GroupCommitter:
                     self._cv.wait()
                 if not self._queue:
                     return
-                batch, self._queue = self._queue, []
+                batch, self._queue = self._queue[:self._max_group], self._queue[self._max_group:]
             error = None
             try:
                 self._write([read for ticket in batch for read in ticket.reads])

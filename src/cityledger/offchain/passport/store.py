@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ...core.errors import InvariantBroken
 from ...core.files import write_secret_file
-from .accesslog import GENESIS_HEX, GroupCommitter, LogTicket, compute_entry_hash, verify_chain
+from .accesslog import (GENESIS_HEX, MAX_LOG_GROUP, GroupCommitter, LogTicket, compute_entry_hash,
+                        verify_chain)
 from .reports import PendingBatch, VerifiedReport, compute_batch_root
 from .anchoring import HeadLeaf, HeadProof, PendingAnchor, compute_head_proof, compute_heads_root
 from .tiers import canonical_json, compute_tier_hash, export_tiers, is_withheld, merge, split
@@ -98,7 +99,7 @@ def _aad(*parts: object) -> bytes:
 class PassportStore:
     """Passport documents by tier and version, encrypted at rest, with the access log of restricted reads."""
 
-    def __init__(self, directory: Path | str, master_key: bytes) -> None:
+    def __init__(self, directory: Path | str, master_key: bytes, max_log_group: int = MAX_LOG_GROUP) -> None:
         if len(master_key) != KEY_BYTES:
             raise PassportError("master_key", f"expected {KEY_BYTES} bytes, got {len(master_key)}")
         self.directory = Path(directory)
@@ -109,7 +110,7 @@ class PassportStore:
         self._db.executescript(SCHEMA_SQL)
         # The access log has a connection and a writer thread of its own (group commit, accesslog.py).
         self._log_db = self._connect()
-        self._log = GroupCommitter(self._write_log)
+        self._log = GroupCommitter(self._write_log, max_group=max_log_group)  # 1: a commit per read
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.directory / DB_FILE, isolation_level=None, check_same_thread=False)
