@@ -335,7 +335,8 @@ class PassportStore:
                            [(passport_id, seq, head) for passport_id, (seq, head) in heads.items()])
 
     def _head(self, passport_id: str, db: sqlite3.Connection | None = None) -> tuple[int, str]:
-        row = (db or self._db).execute("SELECT count, head FROM log_heads WHERE passport_id = ?", (passport_id,)).fetchone()
+        row = (db or self._db).execute("SELECT count, head FROM log_heads WHERE passport_id = ?",
+                                       (passport_id,)).fetchone()
         return (0, GENESIS_HEX) if row is None else (row[0], row[1])
 
     def get_log_head(self, passport_id: str) -> tuple[int, str]:
