@@ -41,8 +41,9 @@ UUID_RE = re.compile(r"(urn:uuid:)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 # Draft-04 keywords whose value maps names to subschemas, or is a subschema or a list of them.
 SUBSCHEMA_MAPS = frozenset({"properties", "patternProperties", "definitions"})
 SUBSCHEMA_VALUES = frozenset({"items", "additionalItems", "additionalProperties"})
-# Where dropping `required` could widen or narrow a verdict: the compiled path is not used then.
-COMBINATORS = frozenset({"allOf", "anyOf", "oneOf", "not", "dependencies"})
+# Where dropping `required` could widen or narrow a verdict, and formats (the two libraries check
+# different sets, differently): a schema using any of these is not compiled, the reference answers.
+COMBINATORS = frozenset({"allOf", "anyOf", "oneOf", "not", "dependencies", "format"})
 # Python's \d and \w match non-ASCII digits and letters, the compiled engine's may match others:
 # the compiled rules get the ASCII subsets. Escapes without a safe subset leave the schema uncompiled.
 ASCII_CLASSES = {"\\d": ("[0-9]", "0-9"), "\\w": ("[A-Za-z0-9_]", "A-Za-z0-9_")}
@@ -65,7 +66,7 @@ def _validator() -> Any:
 def _compiled() -> Any:
     """The reference validator's rules compiled by jsonschema_rs (`_fast_schema`), or None if unsafe."""
     try:
-        return jsonschema_rs.Draft4Validator(_fast_schema(_validator().schema), validate_formats=True)
+        return jsonschema_rs.Draft4Validator(_fast_schema(_validator().schema))
     except ValueError:
         return None
 
