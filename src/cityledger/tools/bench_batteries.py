@@ -15,7 +15,13 @@ key (what the BMS does, not the ledger) and encoded in batches of `--batch`.
   time of their POSTs. bms_verify_per_s: one core's raw rate of the
   BMS signature scheme, same run. onchain_txs_per_report: report-root txs on chain over the reports.
 - export_ms: PassportStore.export of a full document at the authority tier (three tiers decrypted,
-  merged, validated against the BatteryPass schema), median.
+  merged, validated against the BatteryPass schema, the read logged), median. validate_ms and
+  reference_validate_ms: the exported document validated by the export's path (the compiled schema
+  for a valid document) and by the reference validator alone (the path before it), same run.
+- restricted_reads_per_s_8_threads: restricted tier reads (decrypted, logged) by 8 threads at once,
+  the access log committing what they queued together (group commit); _fsync_each: the same with
+  one commit per read (the store's max_log_group=1), same run, alternating; group_commit_ratio: the
+  first over the second. Each on a store of its own beside the node's, medians of 3 rounds.
 - restricted_access_ms: the node verifier's verify of a presentation of battery-legitimate-interest
   (resolved from the ledger at the request's height, revocation and accreditation checked) plus
   the legitimate tier decrypted; raw_verify_ms: the anoncreds library's own verify of the same
@@ -45,6 +51,7 @@ import uvicorn
 DEFAULT_DOCUMENT = Path(__file__).resolve().parents[3] / "tests" / "data" / "battery_pass_example.json"
 SERVER_START_TIMEOUT_S = 30  # how long the bench waits for its API server to listen
 MESSAGES_PER_TX = 60  # set-up messages per transaction (the ledger allows 64)
+CONCURRENT_READERS = 8  # threads reading a restricted tier at once (group_commit_ratio)
 SCHEMES = {"ed25519": 1, "p256": 2}  # the BMS key's signature scheme (core/keys)
 
 
@@ -209,17 +216,56 @@ def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
 
 
 def _export(store, document: dict[str, Any], iterations: int) -> dict[str, Any]:
-    """Median time of a full document's export at the authority tier."""
+    """Median time of a full document's export at the authority tier, and of its validation alone by the
+    path the export uses and by the reference validator (the path before the compiled one), same run."""
+    from ..offchain.passport.validate import reference_issues, validate_document
+
     store.put_document(document)
     passport = document["metadata"]["passportIdentifier"]
-    times = []
+    times: dict[str, list[float]] = {"export_ms": [], "validate_ms": [], "reference_validate_ms": []}
     for _ in range(iterations):
         exported, ms = _timed(store.export, passport, "authority", proof_ok=True, reader_did="did:city:bench",
                               height=1, time_s=1)
         if exported != document:
             raise RuntimeError("the exported document differs from the stored one")
-        times.append(ms)
-    return {"export_ms": statistics.median(times)}
+        times["export_ms"].append(ms)
+        for name, check in (("validate_ms", validate_document), ("reference_validate_ms", reference_issues)):
+            issues, ms = _timed(check, exported)
+            if issues:
+                raise RuntimeError(f"the exported document does not validate: {issues[:3]}")
+            times[name].append(ms)
+    result = {name: statistics.median(values) for name, values in times.items()}
+    result["validate_speedup"] = result["reference_validate_ms"] / result["validate_ms"]
+    return result
+
+
+def _concurrent_reads(scratch: Path, document: dict[str, Any], threads: int, each: int) -> dict[str, Any]:
+    """Restricted tier reads per second from `threads` threads at once (the API's thread pool), with the
+    access log's group commit and, as the same-run baseline, with one commit (one fsync) per read."""
+    import concurrent.futures
+
+    from ..offchain.passport.store import PassportStore, new_master_key
+
+    stores = {"grouped": PassportStore(scratch / "reads-grouped", new_master_key()),
+              "single": PassportStore(scratch / "reads-single", new_master_key(), max_log_group=1)}
+    passport, rates = document["metadata"]["passportIdentifier"], {"grouped": [], "single": []}
+    for store in stores.values():
+        store.put_document(document)
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for _ in range(3):  # alternating rounds, the median of each
+            for name, store in stores.items():
+                def reads(count: int, store=store) -> None:
+                    for _ in range(count):
+                        store.read_tier(passport, "legitimate", proof_ok=True, reader_did="did:city:bench",
+                                        height=1, time_s=1)
+                _, ms = _timed(lambda: list(pool.map(reads, [each] * threads)))
+                rates[name].append(threads * each / ms * 1000)
+    for store in stores.values():
+        store.close()
+    result = {f"restricted_reads_per_s_{threads}_threads": statistics.median(rates["grouped"]),
+              f"restricted_reads_per_s_{threads}_threads_fsync_each": statistics.median(rates["single"])}
+    result["group_commit_ratio"] = statistics.median(rates["grouped"]) / statistics.median(rates["single"])
+    return result
 
 
 def _restricted(node, scratch: Path, office_key, passport: str, iterations: int) -> dict[str, Any]:
@@ -296,6 +342,7 @@ def run(batteries: int, reports: int, batch: int, iterations: int, document_path
             result.update(_bms_verify_rate(SCHEMES[scheme]))
             result["soh_to_verify_ratio"] = result["soh_reports_per_s"] / result["bms_verify_per_s"]
             result.update(_export(node.passports, document, iterations))
+            result.update(_concurrent_reads(scratch, document, CONCURRENT_READERS, 2 * iterations))
             result.update(_restricted(node, scratch, office, document["metadata"]["passportIdentifier"], iterations))
         finally:
             server.stop()

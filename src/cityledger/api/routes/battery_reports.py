@@ -64,7 +64,7 @@ class ReportApi:
         if anchoring is None:
             # Bad reports are the sender's error whatever this node runs: checked first (400), and only
             # a batch that would be accepted learns that this node does not relay reports (503).
-            self._check(signed, state, self.book.last_seq, verify_signatures)
+            self._check(signed, state, verify_signatures)
             raise ApiError(503, "passport/no_service", "passports: this node has no passport-service key to "
                                                         "commit reports with ([passports] anchor is off)")
         with self.lock:
@@ -75,7 +75,7 @@ class ReportApi:
                                                                pending.size))
             except RuntimeError as exc:
                 raise ApiError(503, "passport/commit", f"reports: an earlier batch is not committed yet: {exc}")
-            verified = self._check(signed, state, self.book.last_seq, anchoring.pool.verify)
+            verified = self._check(signed, state, anchoring.pool.verify)
             batch = self.book.add_batch(verified)
             try:
                 height = commit_root(anchoring.reports, batch.seq, batch.root, batch.size)
@@ -86,12 +86,13 @@ class ReportApi:
         return ReportBatchView(accepted=batch.size, seq=batch.seq, root=batch.root.hex(), height=height)
 
 
-    def _check(self, signed: list[SignedReport], state, last_seq, verify) -> list:
+    def _check(self, signed: list[SignedReport], state, verify) -> list:
         """The batch's reports verified (schema, sequence, BMS signatures); raise ApiError 400 naming one."""
         try:
             keys = functools.lru_cache(maxsize=None)(functools.partial(_keys_of, state))  # once per device
+            last = self.book.last_seqs(report.passport_id for report in signed)  # one query, not one a passport
             return verify_reports(self.api.node.app.chain_id, signed, lambda pid: _lookup(state, pid), keys,
-                                  last_seq, verify)
+                                  lambda pid: last.get(pid, 0), verify)
         except PassportError as exc:
             raise invalid_body(f"{exc.field}: {exc.message}") from None
 

@@ -4,18 +4,23 @@ Each passport has a log of its own: entry n of passport P hashes its fields (P a
 and entry n-1's hash, so dropping, changing or reordering any entry changes every later hash of
 P's chain and nothing else: reads of other passports never move P's head. The heads are anchored
 on chain (anchoring.py): a Merkle root over the heads that moved, one per interval.
+
+Appends go through a GroupCommitter: one writer thread commits every append queued meanwhile in one
+transaction, so concurrent reads share an fsync; each read is answered only once it is committed.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 
 from .tiers import canonical_json
-from .types import AccessEntry, LogBroken
+from .types import AccessEntry, LogBroken, PassportError
 
 GENESIS_HEX = "00" * 32  # the `prev` of every passport's first entry
 LOG_DOMAIN = "cityledger/passport-access/2"  # /2: per-passport chains (/1 chained the whole node)
+MAX_LOG_GROUP = 4_096  # reads one group commit writes at most (an export's tiers are one); the rest go next
 
 
 def compute_entry_hash(seq: int, passport_id: str, tier: str, version: int, reader_did: str,
@@ -47,3 +52,79 @@ def verify_chain(entries: Iterable[AccessEntry], prev_hex: str = GENESIS_HEX, fi
             raise LogBroken("hash", f"entry {entry.seq} does not hash to its recorded hash")
         prev_hex, expected_seq = entry.hash_hex, expected_seq + 1
     return prev_hex
+
+
+class LogTicket:
+    """One submitted append: `wait` returns once it is committed (fsync'd), or raises what the commit raised."""
+
+    def __init__(self, reads: list) -> None:
+        self.reads = reads
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+
+    def finish(self, error: BaseException | None) -> None:
+        self.error = error
+        self._done.set()
+
+    def wait(self) -> None:
+        """Block until the append is durable; raise the commit's error if it failed."""
+        self._done.wait()
+        if self.error is not None:
+            raise self.error
+
+
+class GroupCommitter:
+    """Group commit: appends from any number of threads, written by one thread of its own.
+
+    Whatever is queued while a commit (and its fsync) runs goes into the next commit together, so
+    concurrent readers share one fsync instead of queueing for one each. Nothing is weakened: a
+    reader is answered only after `wait` returns, once its own entries are committed. The caller
+    can do its own work (decrypting, validating) between `submit` and `wait`.
+    """
+
+    def __init__(self, write: Callable[[list], None], name: str = "passport-log",
+                 max_group: int = MAX_LOG_GROUP) -> None:
+        self._write, self._name, self._max_group = write, name, max(1, max_group)
+        self._cv = threading.Condition()
+        self._queue: list[LogTicket] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def submit(self, reads: list) -> LogTicket:
+        """Queue `reads` for the next commit; the ticket to wait on."""
+        ticket = LogTicket(reads)
+        with self._cv:
+            if self._closed:
+                raise PassportError("store", "the passport store is closed")
+            self._queue.append(ticket)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._cv.notify()
+        return ticket
+
+    def _run(self) -> None:
+        """Commit everything queued, one write per round, until closed and drained."""
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue[:self._max_group], self._queue[self._max_group:]
+            error = None
+            try:
+                self._write([read for ticket in batch for read in ticket.reads])
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiter of this batch, who raises it
+                error = exc
+            for ticket in batch:
+                ticket.finish(error)
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the thread; later submits are refused."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()

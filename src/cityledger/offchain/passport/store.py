@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -23,7 +24,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ...core.errors import InvariantBroken
 from ...core.files import write_secret_file
-from .accesslog import GENESIS_HEX, compute_entry_hash, verify_chain
+from .accesslog import (GENESIS_HEX, MAX_LOG_GROUP, GroupCommitter, LogTicket, compute_entry_hash,
+                        verify_chain)
 from .reports import PendingBatch, VerifiedReport, compute_batch_root
 from .anchoring import HeadLeaf, HeadProof, PendingAnchor, compute_head_proof, compute_heads_root
 from .tiers import canonical_json, compute_tier_hash, export_tiers, is_withheld, merge, split
@@ -37,6 +39,8 @@ NONCE_BYTES = 12
 DB_FILE = "passports.sqlite"
 BLOB_DIR = "blobs"
 MAX_INT64 = 2**63 - 1
+BUSY_TIMEOUT_MS = 30_000  # how long a write waits for the other connection's transaction (log vs the rest)
+SQL_CHUNK = 500  # passports named in one `IN (...)` query (SQLite allows 32,766 parameters; smaller is no slower)
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS tier_keys (passport_id TEXT, tier TEXT, wrapped BLOB NOT NULL,
@@ -95,21 +99,31 @@ def _aad(*parts: object) -> bytes:
 class PassportStore:
     """Passport documents by tier and version, encrypted at rest, with the access log of restricted reads."""
 
-    def __init__(self, directory: Path | str, master_key: bytes) -> None:
+    def __init__(self, directory: Path | str, master_key: bytes, max_log_group: int = MAX_LOG_GROUP) -> None:
         if len(master_key) != KEY_BYTES:
             raise PassportError("master_key", f"expected {KEY_BYTES} bytes, got {len(master_key)}")
         self.directory = Path(directory)
         (self.directory / BLOB_DIR).mkdir(parents=True, exist_ok=True)
         self._master = AESGCM(master_key)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.directory / DB_FILE, isolation_level=None, check_same_thread=False)
-        # WAL: a commit is one sequential append and fsync, not a rollback journal's several.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = self._connect()
         self._db.executescript(SCHEMA_SQL)
+        # The access log has a connection and a writer thread of its own (group commit, accesslog.py).
+        self._log_db = self._connect()
+        self._log = GroupCommitter(self._write_log, max_group=max_log_group)  # 1: a commit per read
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.directory / DB_FILE, isolation_level=None, check_same_thread=False)
+        # WAL: a commit is one sequential append and fsync, not a rollback journal's several.
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return db
 
     def close(self) -> None:
-        """Close the database."""
+        """Commit the queued log entries, then close the database."""
+        self._log.close()
+        self._log_db.close()
         self._db.close()
 
     # Writing.
@@ -168,16 +182,30 @@ class PassportStore:
         """The data key of (passport, tier), made and stored wrapped on first use."""
         row = self._db.execute("SELECT wrapped FROM tier_keys WHERE passport_id = ? AND tier = ?",
                                (passport_id, tier)).fetchone()
-        aad = _aad("key", passport_id, tier)
         if row is not None:
-            try:
-                return self._master.decrypt(row[0][:NONCE_BYTES], row[0][NONCE_BYTES:], aad)
-            except InvalidTag:
-                raise PassportError("master_key", f"does not open the keys of {self.directory}") from None
+            return self._unwrap(passport_id, tier, row[0])
+        aad = _aad("key", passport_id, tier)
         key, nonce = AESGCM.generate_key(bit_length=8 * KEY_BYTES), os.urandom(NONCE_BYTES)
         wrapped = nonce + self._master.encrypt(nonce, key, aad)
         self._db.execute("INSERT INTO tier_keys VALUES (?, ?, ?)", (passport_id, tier, wrapped))
         return key
+
+    def _unwrap(self, passport_id: str, tier: Tier, wrapped: bytes) -> bytes:
+        """A data key opened with the master key."""
+        try:
+            return self._master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _aad("key", passport_id, tier))
+        except InvalidTag:
+            raise PassportError("master_key", f"does not open the keys of {self.directory}") from None
+
+    def _data_keys(self, passport_ids: list[str], tier: Tier) -> dict[str, bytes]:
+        """_data_key of many passports, read with one query per SQL_CHUNK of them."""
+        wrapped: dict[str, bytes] = {}
+        for start in range(0, len(passport_ids), SQL_CHUNK):
+            chunk = passport_ids[start:start + SQL_CHUNK]
+            wrapped.update(self._db.execute(f"SELECT passport_id, wrapped FROM tier_keys WHERE tier = ? AND "
+                                            f"passport_id IN ({', '.join('?' * len(chunk))})", (tier, *chunk)))
+        return {passport_id: self._unwrap(passport_id, tier, wrapped[passport_id]) if passport_id in wrapped
+                else self._data_key(passport_id, tier) for passport_id in passport_ids}
 
     def _blob_path(self, passport_id: str, tier: Tier, version: int) -> Path:
         """Where one tier version's ciphertext lives."""
@@ -220,21 +248,29 @@ class PassportStore:
     def read_tier(self, passport_id: str, tier: Tier, *, proof_ok: bool, reader_did: str, height: int,
                   time_s: int, version: int | None = None) -> dict[str, Any]:
         """One tier's part (latest or `version`); a restricted tier needs `proof_ok` and is logged."""
-        return self._read(passport_id, (tier,), proof_ok, reader_did, height, time_s, version)[tier]
+        parts, logged = self._read(passport_id, (tier,), proof_ok, reader_did, height, time_s, version)
+        if logged is not None:
+            logged.wait()
+        return parts[tier]
 
     def export(self, passport_id: str, tier: Tier, *, proof_ok: bool, reader_did: str, height: int,
                time_s: int) -> dict[str, Any]:
         """The document up to `tier` (public ⊂ legitimate ⊂ authority), checked against the schema."""
         tier_rank(tier)
-        parts = self._read(passport_id, export_tiers(tier), proof_ok, reader_did, height, time_s, None)
-        document = merge(parts)
-        # Below the authority tier the schema's required fields of higher tiers are withheld on purpose.
-        check_document(document, excused=lambda template: is_withheld(template, tier))
+        parts, logged = self._read(passport_id, export_tiers(tier), proof_ok, reader_did, height, time_s, None)
+        try:  # merged and validated while the log entry is being committed
+            document = merge(parts, owned=True)  # the parts were just decrypted: nothing else holds them
+            # Below the authority tier the schema's required fields of higher tiers are withheld on purpose.
+            check_document(document, excused=lambda template: is_withheld(template, tier))
+        finally:
+            if logged is not None:
+                logged.wait()  # answered only once the read is durably logged
         return document
 
     def _read(self, passport_id: str, tiers: tuple[Tier, ...], proof_ok: bool, reader_did: str, height: int,
-              time_s: int, version: int | None) -> dict[Tier, dict[str, Any]]:
-        """Decrypt the given tiers; log the restricted ones, all in one transaction, before returning."""
+              time_s: int, version: int | None) -> tuple[dict[Tier, dict[str, Any]], LogTicket | None]:
+        """Decrypt the given tiers; the restricted ones' log entries go to the committer first: the caller
+        must wait on the ticket (None: nothing to log) before it answers."""
         passport_id = canonical_passport_id(passport_id)
         for tier in tiers:
             tier_rank(tier)
@@ -244,10 +280,12 @@ class PassportStore:
             raise AccessDenied("proof", f"the {restricted[-1]} tier needs a verified presentation of its credential")
         with self._lock:
             found = {tier: self._find(passport_id, tier, version) for tier in tiers}
-            parts = {tier: self._open(passport_id, tier, found[tier].version) for tier in tiers}
-            self._append_log([(passport_id, tier, found[tier].version, reader_did, height, time_s)
-                              for tier in restricted])
-        return parts
+        # Logged before it is decrypted (a read that fails after this stays logged, never the reverse).
+        logged = self._log.submit([(passport_id, tier, found[tier].version, reader_did, height, time_s)
+                                   for tier in restricted]) if restricted else None
+        with self._lock:
+            parts = {tier: self._open(passport_id, tier, found[tier]) for tier in tiers}
+        return parts, logged
 
     def _find(self, passport_id: str, tier: Tier, version: int | None) -> TierVersion:
         """The stored version asked for; raise NotFound."""
@@ -259,9 +297,9 @@ class PassportStore:
             raise NotFound("passport_id", f"no {tier} tier version {version or 'latest'} of passport {passport_id}")
         return found
 
-    def _open(self, passport_id: str, tier: Tier, version: int | None) -> dict[str, Any]:
-        """Decrypt one tier version and check it against its recorded hash."""
-        stored = self._find(passport_id, tier, version)
+    def _open(self, passport_id: str, tier: Tier, version: int | TierVersion | None) -> dict[str, Any]:
+        """Decrypt one tier version (a number, the latest, or one already found) and check it against its hash."""
+        stored = version if isinstance(version, TierVersion) else self._find(passport_id, tier, version)
         blob = self._blob_path(passport_id, tier, stored.version).read_bytes()
         key = self._data_key(passport_id, tier)
         try:
@@ -276,26 +314,29 @@ class PassportStore:
 
     # The access log: one hash chain per passport (accesslog.py), its head kept in log_heads.
 
-    def _append_log(self, reads: list[tuple[str, Tier, int, str, int, int]]) -> None:
-        """Append (passport, tier, version, reader, height, time) reads to their passports' chains, in one tx."""
+    def _write_log(self, reads: list[tuple[str, Tier, int, str, int, int]]) -> None:
+        """Append (passport, tier, version, reader, height, time) reads to their passports' chains, in one tx
+        on the log's own connection (the committer's thread only)."""
         if not reads:
             return
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        db = self._log_db
+        with db:
+            db.execute("BEGIN IMMEDIATE")
             heads: dict[str, tuple[int, str]] = {}
             for passport_id, tier, version, reader_did, height, time_s in reads:
-                seq, prev = heads.get(passport_id) or self._head(passport_id)
+                seq, prev = heads.get(passport_id) or self._head(passport_id, db)
                 seq, entry_hash = seq + 1, compute_entry_hash(seq + 1, passport_id, tier, version, reader_did,
                                                               height, time_s, prev)
-                self._db.execute(f"INSERT INTO passport_log ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                 (seq, passport_id, tier, version, reader_did, height, time_s, prev, entry_hash))
+                db.execute(f"INSERT INTO passport_log ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (seq, passport_id, tier, version, reader_did, height, time_s, prev, entry_hash))
                 heads[passport_id] = (seq, entry_hash)
-            self._db.executemany("INSERT INTO log_heads (passport_id, count, head) VALUES (?, ?, ?) ON CONFLICT "
-                                 "(passport_id) DO UPDATE SET count = excluded.count, head = excluded.head",
-                                 [(passport_id, seq, head) for passport_id, (seq, head) in heads.items()])
+            db.executemany("INSERT INTO log_heads (passport_id, count, head) VALUES (?, ?, ?) ON CONFLICT "
+                           "(passport_id) DO UPDATE SET count = excluded.count, head = excluded.head",
+                           [(passport_id, seq, head) for passport_id, (seq, head) in heads.items()])
 
-    def _head(self, passport_id: str) -> tuple[int, str]:
-        row = self._db.execute("SELECT count, head FROM log_heads WHERE passport_id = ?", (passport_id,)).fetchone()
+    def _head(self, passport_id: str, db: sqlite3.Connection | None = None) -> tuple[int, str]:
+        row = (db or self._db).execute("SELECT count, head FROM log_heads WHERE passport_id = ?",
+                                       (passport_id,)).fetchone()
         return (0, GENESIS_HEX) if row is None else (row[0], row[1])
 
     def get_log_head(self, passport_id: str) -> tuple[int, str]:
@@ -382,18 +423,27 @@ class ReportBook:
                                          (passport_id,)).fetchone()
         return row[0] or 0
 
+    def last_seqs(self, passport_ids: Iterable[str]) -> dict[str, int]:
+        """last_seq of many passports (those without a report are absent), one query per SQL_CHUNK of them."""
+        ids, out = sorted(set(passport_ids)), {}
+        with self.store._lock:
+            for start in range(0, len(ids), SQL_CHUNK):
+                chunk = ids[start:start + SQL_CHUNK]
+                out.update(self.store._db.execute(f"SELECT passport_id, MAX(seq) FROM soh_reports WHERE passport_id "
+                                                  f"IN ({', '.join('?' * len(chunk))}) GROUP BY passport_id", chunk))
+        return out
+
     def add_batch(self, reports: list[VerifiedReport]) -> PendingBatch:
         """Store verified reports, encrypted under each passport's legitimate-tier key, as the next batch."""
         store = self.store
         with store._lock, store._db:
             store._db.execute("BEGIN IMMEDIATE")
             seq = store._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM report_batches").fetchone()[0]
-            ciphers: dict[str, AESGCM] = {}
+            keys = store._data_keys(list(dict.fromkeys(report.passport_id for report in reports)), "legitimate")
+            ciphers = {passport_id: AESGCM(key) for passport_id, key in keys.items()}
             rows = []
             for report in reports:
-                cipher = ciphers.get(report.passport_id)
-                if cipher is None:
-                    cipher = ciphers[report.passport_id] = AESGCM(store._data_key(report.passport_id, "legitimate"))
+                cipher = ciphers[report.passport_id]
                 nonce = os.urandom(NONCE_BYTES)
                 aad = _aad("report", report.passport_id, report.sequence)
                 rows.append((report.passport_id, report.sequence, report.report_hash,

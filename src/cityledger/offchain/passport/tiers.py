@@ -136,23 +136,28 @@ def _split(value: Any, path: str) -> dict[Tier, Any]:
     return {tier: [item.get(tier, {}) for item in items] for tier in tiers}
 
 
-def merge(parts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The document put back together from any of its tier parts (the inverse of split)."""
+def merge(parts: Mapping[str, Mapping[str, Any]], *, owned: bool = False) -> dict[str, Any]:
+    """The document put back together from any of its tier parts (the inverse of split).
+
+    The result shares nothing with `parts` unless `owned` (the caller gives the parts up, e.g. just
+    decoded): then their values are taken as they are instead of copied.
+    """
+    take = (lambda value: value) if owned else copy.deepcopy
     merged: dict[str, Any] = {}
     for tier in sorted(parts, key=tier_rank):
-        merged = _merge(merged, parts[tier], "$")
+        merged = _merge(merged, parts[tier], "$", take)
     return merged
 
 
-def _merge(left: Any, right: Any, path: str) -> Any:
+def _merge(left: Any, right: Any, path: str, take: Any) -> Any:
     """`left` and `right` joined: objects key by key, arrays item by item; a clash of values is refused."""
     if isinstance(left, dict) and isinstance(right, dict):
         out = dict(left)
         for key, value in right.items():
-            out[key] = _merge(left[key], value, child_path(path, key)) if key in left else copy.deepcopy(value)
+            out[key] = _merge(left[key], value, child_path(path, key), take) if key in left else take(value)
         return out
     if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
-        return [_merge(a, b, f"{path}[{index}]") for index, (a, b) in enumerate(zip(left, right))]
+        return [_merge(a, b, f"{path}[{index}]", take) for index, (a, b) in enumerate(zip(left, right))]
     raise PassportError(path, "tier parts disagree here: the same field in two tiers")
 
 
