@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 import typer
 
+from ..tools.ageing import MAX_CYCLES
 from .common import HomeOption, JsonOption, NodeOption, PassphraseEnvOption, console, fail, node_errors, print_json
 from .identity_common import emit_message, load_keys, open_client, read_message, send_and_wait
 
@@ -291,3 +292,50 @@ def battery_verify_log(passport_id: str = typer.Argument(..., help="Passport id 
         return
     console.print(f"passport {passport_id}: the log verifies; {covered} entries covered by anchors on chain",
                   highlight=False)
+
+
+@app.command("ageing")
+def battery_ageing(chemistry: str = typer.Option(..., "--chemistry", help="nmc"),
+                   temperature: float = typer.Option(..., "--temperature", help="Cell temperature, °C"),
+                   out: Optional[Path] = typer.Option(None, "--out", help="[default: the shipped table's path]"),
+                   max_cycles: int = typer.Option(MAX_CYCLES, "--max-cycles", min=1, help="Stop here if 80 % is not reached"),
+                   as_json: bool = JsonOption) -> None:
+    """Offline: simulate cycling to 80 % SoH and calendar ageing with PyBaMM; write the BMS's ageing table."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..offchain.passport.ageing import TABLE_DIR
+    from ..tools.ageing import END_OF_LIFE_SOH_PCT, AgeingError, build_table, check_arguments, table_name, write_table
+
+    try:
+        check_arguments(chemistry, temperature)
+        import pybamm  # noqa: F401  (the `sim` extra)
+    except AgeingError as exc:
+        fail(str(exc))
+    except ImportError:
+        fail("--chemistry: PyBaMM is not installed; install the `sim` extra: pip install -e '.[sim]'")
+    path = out or TABLE_DIR / table_name(chemistry, temperature)
+    fade = 100 - END_OF_LIFE_SOH_PCT
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=as_json) as progress:
+        task = progress.add_task(f"{chemistry} at {temperature:g} °C: cycling to {END_OF_LIFE_SOH_PCT} %",
+                                 total=fade, status="")
+        first: dict[str, float] = {}
+
+        def on_cycle(cycle: int, capacity_ah: float) -> None:
+            soh = 100 * capacity_ah / first.setdefault("capacity_ah", capacity_ah)
+            progress.update(task, completed=min(fade, 100 - soh), status=f"cycle {cycle}, SoH {soh:.2f} %")
+
+        table = build_table(chemistry, temperature, on_cycle=on_cycle, cycles=max_cycles)
+        progress.update(task, completed=fade, status=f"{table['cycles']} cycles; calendar term done")
+    write_table(table, path)
+    last = table["rows"][-1]
+    summary = {"table": str(path), "cycles": table["cycles"], "full_equivalent_cycles": last[0], "soh_pct": last[1],
+               "resistance_increase_pct": last[2], "calendar_k_pct_per_sqrt_day": table["calendar"]["k_pct_per_sqrt_day"]}
+    if as_json:
+        print_json(summary)
+        return
+    console.print(f"{path}: {summary['cycles']} cycles ({last[0]:g} full equivalent) to SoH {last[1]:.2f} %, "
+                  f"resistance +{last[2]:.1f} %; calendar loss {summary['calendar_k_pct_per_sqrt_day']:.4f} % × √days",
+                  highlight=False)
+
+
