@@ -339,3 +339,52 @@ def battery_ageing(chemistry: str = typer.Option(..., "--chemistry", help="nmc")
                   highlight=False)
 
 
+@app.command("simulate")
+def battery_simulate(batteries: int = typer.Option(..., "--batteries", min=1, max=100_000, help="How many batteries"),
+                     days: int = typer.Option(..., "--days", min=1, max=7320, help="How many days of daily reports"),
+                     key_name: str = typer.Option(..., "--as", help="Keystore key of an organisation accredited as "
+                                                  "device manufacturer, battery manufacturer and vehicle maker"),
+                     seed: int = typer.Option(1, "--seed", min=0, help="Seed of the fleet (keys, spread, driving)"),
+                     start: str = typer.Option("2027-03-01", "--start", help="The first day, YYYY-MM-DD"),
+                     home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+                     passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
+    """Simulated BMSs report their state of health daily: batches to the passport service, one root each on chain."""
+    import datetime
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..modules.identity import compute_did
+    from ..tools.battery_sim import SimulationError, make_fleet, setup_on_node, simulate_days, soh_summary
+
+    try:
+        first = datetime.date.fromisoformat(start)
+    except ValueError:
+        fail(f"--start: expected a date YYYY-MM-DD, got {start!r}")
+    (key,) = load_keys(home, [key_name], passphrase_env)
+    operator = compute_did(key.signer(), b"")
+    fleet = make_fleet(batteries, seed)
+    url, client = open_client(node, home)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    began = time.perf_counter()
+    with node_errors(url), client, Progress(*columns, console=console, transient=as_json) as progress:
+        chain_id = client.status().chain_id
+        setup = progress.add_task("passports and devices", total=batteries)
+        try:
+            setup_on_node(client, chain_id, key, operator, fleet, first, lambda: progress.advance(setup))
+            reporting = progress.add_task("daily reports", total=days)
+            reporting_began = time.perf_counter()
+            counts = simulate_days(client, chain_id, fleet, first, days,
+                                   lambda day: progress.update(reporting, completed=day))
+        except SimulationError as exc:
+            fail(str(exc))
+    elapsed = time.perf_counter() - reporting_began
+    summary = {"batteries": batteries, "days": days, **counts, **soh_summary(fleet),
+               "reports_per_s": round(counts["reports"] / elapsed, 1), "elapsed_s": round(time.perf_counter() - began, 1)}
+    if as_json:
+        print_json(summary)
+        return
+    console.print(f"{batteries} batteries × {days} days: {counts['reports']} reports in {counts['txs']} txs "
+                  f"(height {counts['height']}), {summary['reports_per_s']} reports/s; SoH {summary['soh_min_pct']}–"
+                  f"{summary['soh_max_pct']} % (mean {summary['soh_mean_pct']} %), {summary['fec_mean']} full "
+                  f"equivalent cycles on average, {summary['negative_events']} negative events", highlight=False)

@@ -110,6 +110,17 @@ def check_dynamic(dynamic: Any) -> list[SchemaIssue]:
             if issue.path.startswith(DYNAMIC_PATH)]
 
 
+def overlay_dynamic(document: dict[str, Any], report: dict[str, Any] | None) -> dict[str, Any]:
+    """`document` with `performance.dynamic` from `report`, if there is one whose `dynamic` fits the schema.
+
+    The batch path stores any salted JSON object the BMS signed; only a schema-valid `dynamic` stands in
+    for the document's own, so an exported document still validates.
+    """
+    if report is None or not isinstance(document.get("performance"), dict) or check_dynamic(report.get("dynamic")):
+        return document
+    return {**document, "performance": {**document["performance"], "dynamic": report["dynamic"]}}
+
+
 # (passport id) -> (battery device DID, the chain's report count) or None if no passport may report.
 PassportLookup = Callable[[str], "tuple[str, int] | None"]
 # (device DID) -> its current keys, or why it may not sign (not registered, not active).
