@@ -168,3 +168,19 @@ def test_bms_report_puts_soce_where_the_end_of_first_life_alert_reads_it():
         value = value[name]
     assert value == old["dynamic"]["energy"]["soce"]["value"] <= SOH_ALERT_PERCENT
     assert is_end_of_first_life(old)
+
+
+def test_a_restricted_read_shows_a_schema_valid_report_only():
+    """overlay_dynamic: a BMS report's `dynamic` replaces the document's; one that fails the schema does not."""
+    from cityledger.offchain.passport.reports import overlay_dynamic
+
+    document = {"metadata": {"passportIdentifier": "x"}, "performance": {"rated": {"r": 1}, "dynamic": {"old": 1}}}
+    dynamic = fleet(1, seed=2)[0].dynamic("2027-01-01T00:00:00Z")
+    shown = overlay_dynamic(document, {"salt": "0" * 32, "dynamic": dynamic})
+    assert shown["performance"] == {"rated": {"r": 1}, "dynamic": dynamic}
+    assert document["performance"]["dynamic"] == {"old": 1}  # the stored document is not changed
+    broken = {**dynamic, "capacity": {"fade": {"value": "97 %"}}}
+    assert overlay_dynamic(document, {"salt": "0" * 32, "dynamic": broken}) is document
+    assert overlay_dynamic(document, {"salt": "0" * 32}) is document
+    assert overlay_dynamic(document, None) is document
+    assert overlay_dynamic({"metadata": {}}, {"dynamic": dynamic}) == {"metadata": {}}
