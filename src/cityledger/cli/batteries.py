@@ -375,7 +375,7 @@ def battery_simulate(batteries: int = typer.Option(..., "--batteries", min=1, ma
             reporting = progress.add_task("daily reports", total=days)
             reporting_began = time.perf_counter()
             counts = simulate_days(client, chain_id, fleet, first, days,
-                                   lambda day: progress.update(reporting, completed=day))
+                                   lambda day, _: progress.update(reporting, completed=day))
         except SimulationError as exc:
             fail(str(exc))
     elapsed = time.perf_counter() - reporting_began

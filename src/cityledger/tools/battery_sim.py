@@ -195,7 +195,7 @@ def setup_on_node(client, chain_id: str, key: PrivateKey, operator: str, batteri
 
 
 def simulate_days(client, chain_id: str, batteries: list[SimBattery], start: datetime.date, days: int,
-                  on_day: Callable[[int], None]) -> dict[str, int]:
+                  on_day: Callable[[int, list[SignedReportBody]], None]) -> dict[str, int]:
     """Every day: each BMS's signed report, in batches of MAX_REPORT_BATCH, verified and committed by the node."""
     from ..sdk import ApiError
     from ..wire.batteries import ReportBatchBody
@@ -209,5 +209,5 @@ def simulate_days(client, chain_id: str, batteries: list[SimBattery], start: dat
             except ApiError as exc:
                 raise SimulationError(f"reports: day {day} refused: {exc}") from None
             batches, height = batches + 1, answer.height
-        on_day(day)
+        on_day(day, reports)
     return {"reports": days * len(batteries), "txs": batches, "height": height}
