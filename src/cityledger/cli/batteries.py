@@ -5,6 +5,8 @@
     cityledger credential present --request request.json --out presentation.json
     cityledger battery export <passport id> --tier legitimate --request request.json --presentation presentation.json
     cityledger battery anchor-log <passport id> --as maker
+    cityledger battery ageing --chemistry nmc --temperature 25        (offline, PyBaMM: the `sim` extra)
+    cityledger battery simulate --batteries N --days D --as maker    (BMS reports through POST /passports/reports)
 
 Import validates the document here, stores it through the node's API (signed by the operator DID's
 controller key), then anchors the tier hashes on chain in one transaction: RegisterPassport for a
