@@ -150,3 +150,37 @@ def test_ageing_command_names_a_bad_option_and_writes_nothing(tmp_path):
         result = CliRunner().invoke(app, ["battery", "ageing", *args, "--out", str(out)])
         assert result.exit_code != 0 and option in result.output, result.output
     assert not out.exists()
+
+
+def test_bms_report_puts_soce_where_the_end_of_first_life_alert_reads_it():
+    """The simulator's `dynamic`, as a report's, raises the alert exactly when its SOCE reaches 80 %."""
+    from cityledger.offchain.passport.reports import SOCE_PATH, SOH_ALERT_PERCENT, is_end_of_first_life
+
+    bms = fleet(1, seed=5)[0]
+    assert SOCE_PATH[0] == "dynamic"
+    young = {"salt": "0" * 32, "dynamic": bms.dynamic("2027-01-01T00:00:00Z")}
+    assert not is_end_of_first_life(young)
+    bms.fec = float(bms.tables[-1].fec[-1]) * 1.2  # past the warmest table's end of first life
+    bms.days = 3 * 365
+    old = {"salt": "0" * 32, "dynamic": bms.dynamic("2030-01-01T00:00:00Z")}
+    value = old
+    for name in SOCE_PATH:
+        value = value[name]
+    assert value == old["dynamic"]["energy"]["soce"]["value"] <= SOH_ALERT_PERCENT
+    assert is_end_of_first_life(old)
+
+
+def test_a_restricted_read_shows_a_schema_valid_report_only():
+    """overlay_dynamic: a BMS report's `dynamic` replaces the document's; one that fails the schema does not."""
+    from cityledger.offchain.passport.reports import overlay_dynamic
+
+    document = {"metadata": {"passportIdentifier": "x"}, "performance": {"rated": {"r": 1}, "dynamic": {"old": 1}}}
+    dynamic = fleet(1, seed=2)[0].dynamic("2027-01-01T00:00:00Z")
+    shown = overlay_dynamic(document, {"salt": "0" * 32, "dynamic": dynamic})
+    assert shown["performance"] == {"rated": {"r": 1}, "dynamic": dynamic}
+    assert document["performance"]["dynamic"] == {"old": 1}  # the stored document is not changed
+    broken = {**dynamic, "capacity": {"fade": {"value": "97 %"}}}
+    assert overlay_dynamic(document, {"salt": "0" * 32, "dynamic": broken}) is document
+    assert overlay_dynamic(document, {"salt": "0" * 32}) is document
+    assert overlay_dynamic(document, None) is document
+    assert overlay_dynamic({"metadata": {}}, {"dynamic": dynamic}) == {"metadata": {}}

@@ -5,6 +5,8 @@
     cityledger credential present --request request.json --out presentation.json
     cityledger battery export <passport id> --tier legitimate --request request.json --presentation presentation.json
     cityledger battery anchor-log <passport id> --as maker
+    cityledger battery ageing --chemistry nmc --temperature 25        (offline, PyBaMM: the `sim` extra)
+    cityledger battery simulate --batteries N --days D --as maker    (BMS reports through POST /passports/reports)
 
 Import validates the document here, stores it through the node's API (signed by the operator DID's
 controller key), then anchors the tier hashes on chain in one transaction: RegisterPassport for a
@@ -22,6 +24,7 @@ from typing import Any, Optional
 
 import typer
 
+from ..tools.ageing import MAX_CYCLES
 from .common import HomeOption, JsonOption, NodeOption, PassphraseEnvOption, console, fail, node_errors, print_json
 from .identity_common import emit_message, load_keys, open_client, read_message, send_and_wait
 
@@ -291,3 +294,99 @@ def battery_verify_log(passport_id: str = typer.Argument(..., help="Passport id 
         return
     console.print(f"passport {passport_id}: the log verifies; {covered} entries covered by anchors on chain",
                   highlight=False)
+
+
+@app.command("ageing")
+def battery_ageing(chemistry: str = typer.Option(..., "--chemistry", help="nmc"),
+                   temperature: float = typer.Option(..., "--temperature", help="Cell temperature, °C"),
+                   out: Optional[Path] = typer.Option(None, "--out", help="[default: the shipped table's path]"),
+                   max_cycles: int = typer.Option(MAX_CYCLES, "--max-cycles", min=1, help="Stop here if 80 % is not reached"),
+                   as_json: bool = JsonOption) -> None:
+    """Offline: simulate cycling to 80 % SoH and calendar ageing with PyBaMM; write the BMS's ageing table."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..offchain.passport.ageing import TABLE_DIR
+    from ..tools.ageing import END_OF_LIFE_SOH_PCT, AgeingError, build_table, check_arguments, table_name, write_table
+
+    try:
+        check_arguments(chemistry, temperature)
+        import pybamm  # noqa: F401  (the `sim` extra)
+    except AgeingError as exc:
+        fail(str(exc))
+    except ImportError:
+        fail("--chemistry: PyBaMM is not installed; install the `sim` extra: pip install -e '.[sim]'")
+    path = out or TABLE_DIR / table_name(chemistry, temperature)
+    fade = 100 - END_OF_LIFE_SOH_PCT
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=as_json) as progress:
+        task = progress.add_task(f"{chemistry} at {temperature:g} °C: cycling to {END_OF_LIFE_SOH_PCT} %",
+                                 total=fade, status="")
+        first: dict[str, float] = {}
+
+        def on_cycle(cycle: int, capacity_ah: float) -> None:
+            soh = 100 * capacity_ah / first.setdefault("capacity_ah", capacity_ah)
+            progress.update(task, completed=min(fade, 100 - soh), status=f"cycle {cycle}, SoH {soh:.2f} %")
+
+        table = build_table(chemistry, temperature, on_cycle=on_cycle, cycles=max_cycles)
+        progress.update(task, completed=fade, status=f"{table['cycles']} cycles; calendar term done")
+    write_table(table, path)
+    last = table["rows"][-1]
+    summary = {"table": str(path), "cycles": table["cycles"], "full_equivalent_cycles": last[0], "soh_pct": last[1],
+               "resistance_increase_pct": last[2], "calendar_k_pct_per_sqrt_day": table["calendar"]["k_pct_per_sqrt_day"]}
+    if as_json:
+        print_json(summary)
+        return
+    console.print(f"{path}: {summary['cycles']} cycles ({last[0]:g} full equivalent) to SoH {last[1]:.2f} %, "
+                  f"resistance +{last[2]:.1f} %; calendar loss {summary['calendar_k_pct_per_sqrt_day']:.4f} % × √days",
+                  highlight=False)
+
+
+@app.command("simulate")
+def battery_simulate(batteries: int = typer.Option(..., "--batteries", min=1, max=100_000, help="How many batteries"),
+                     days: int = typer.Option(..., "--days", min=1, max=7320, help="How many days of daily reports"),
+                     key_name: str = typer.Option(..., "--as", help="Keystore key of an organisation accredited as "
+                                                  "device manufacturer, battery manufacturer and vehicle maker"),
+                     seed: int = typer.Option(1, "--seed", min=0, help="Seed of the fleet (keys, spread, driving)"),
+                     start: str = typer.Option("2027-03-01", "--start", help="The first day, YYYY-MM-DD"),
+                     home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+                     passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
+    """Simulated BMSs report their state of health daily: batches to the passport service, one root each on chain."""
+    import datetime
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..modules.identity import compute_did
+    from ..tools.battery_sim import SimulationError, make_fleet, setup_on_node, simulate_days, soh_summary
+
+    try:
+        first = datetime.date.fromisoformat(start)
+    except ValueError:
+        fail(f"--start: expected a date YYYY-MM-DD, got {start!r}")
+    (key,) = load_keys(home, [key_name], passphrase_env)
+    operator = compute_did(key.signer(), b"")
+    fleet = make_fleet(batteries, seed)
+    url, client = open_client(node, home)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    began = time.perf_counter()
+    with node_errors(url), client, Progress(*columns, console=console, transient=as_json) as progress:
+        chain_id = client.status().chain_id
+        setup = progress.add_task("passports and devices", total=batteries)
+        try:
+            setup_on_node(client, chain_id, key, operator, fleet, first, lambda: progress.advance(setup))
+            reporting = progress.add_task("daily reports", total=days)
+            reporting_began = time.perf_counter()
+            counts = simulate_days(client, chain_id, fleet, first, days,
+                                   lambda day, _: progress.update(reporting, completed=day))
+        except SimulationError as exc:
+            fail(str(exc))
+    elapsed = time.perf_counter() - reporting_began
+    summary = {"batteries": batteries, "days": days, **counts, **soh_summary(fleet),
+               "reports_per_s": round(counts["reports"] / elapsed, 1), "elapsed_s": round(time.perf_counter() - began, 1)}
+    if as_json:
+        print_json(summary)
+        return
+    console.print(f"{batteries} batteries × {days} days: {counts['reports']} reports in {counts['txs']} txs "
+                  f"(height {counts['height']}), {summary['reports_per_s']} reports/s; SoH {summary['soh_min_pct']}–"
+                  f"{summary['soh_max_pct']} % (mean {summary['soh_mean_pct']} %), {summary['fec_mean']} full "
+                  f"equivalent cycles on average, {summary['negative_events']} negative events", highlight=False)

@@ -45,7 +45,8 @@ from ...offchain.identity.verifier import Verifier
 from ...offchain.passport import (TIERS, AccessDenied, NotFound, PassportError, PassportInvalid, PassportStore,
                                   VersionError, check_document, check_reader_request, compute_log_read_payload,
                                   compute_put_payload, reader_of, required_credential)
-from ...offchain.passport.store import canonical_passport_id
+from ...offchain.passport.reports import overlay_dynamic
+from ...offchain.passport.store import ReportBook, canonical_passport_id
 from ...offchain.passport.types import MAX_DOCUMENT_BYTES, MAX_LOG_PAGE
 from ...wire.batteries import (BATTERY_BODY_TYPES, BATTERY_VIEW_TYPES, AccessEntryView, AccessLogView, HeadProofView,
                                OperatorSignature, PassportDocumentView, PassportStoredView, PutPassportBody,
@@ -350,6 +351,8 @@ def _export(api: PassportApi, passport_id: str, tier: Any, reader: str) -> Passp
         # proof_ok: the read route calls this only once the node's verifier accepted the presentation.
         document = api.store.export(passport_id, tier, proof_ok=tier != "public", reader_did=reader,
                                     height=api.node.store.last_height(), time_s=int(time.time()))
+        if tier != "public":  # performance.dynamic is legitimate (Annex XIII point 4): the newest committed report
+            document = overlay_dynamic(document, ReportBook(api.store).latest_committed(passport_id))
     except PassportError as exc:
         raise _refused(exc) from None
     latest, base = api.latest(passport_id)

@@ -31,7 +31,8 @@ from ...modules.batteries import compute_report_payload
 from ...modules.devices import compute_message_bytes
 from ..telemetry.anchor import compute_records_root
 from .tiers import canonical_json
-from .types import PassportError
+from .types import PassportError, SchemaIssue
+from .validate import validate_document
 
 MAX_REPORT_BATCH = 4_096  # reports one batch may carry
 MAX_REPORT_BYTES = 16 * 1024  # one report's canonical JSON
@@ -41,6 +42,7 @@ SOCE_PATH = ("dynamic", "energy", "soce", "value")  # where a report holds its s
 LEAF_DOMAIN = b"cityledger/soh-report/1\x00"
 MAX_VERIFY_WORKERS = 64  # [passports] verify_workers
 MIN_POOL_CHECKS = 64  # fewer signatures are checked in the calling thread: a round trip costs more
+DYNAMIC_PATH = "$.performance.dynamic"  # where a report's "dynamic" sits in a BatteryPass document
 _SALT_RE = re.compile(r"[0-9a-f]{%d,128}" % MIN_SALT_HEX)
 
 
@@ -95,6 +97,28 @@ def is_end_of_first_life(report: dict[str, Any]) -> bool:
     for name in SOCE_PATH:
         value = value.get(name) if isinstance(value, dict) else None
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value <= SOH_ALERT_PERCENT
+
+
+def check_dynamic(dynamic: Any) -> list[SchemaIssue]:
+    """The BatteryPass schema issues of a report's `dynamic` (a `performance.dynamic`), at paths under $.dynamic."""
+    if not isinstance(dynamic, dict):
+        return [SchemaIssue("$.dynamic", "expected an object")]
+    # Validated in place in a document; the required fields outside performance.dynamic are excused.
+    found = validate_document({"performance": {"dynamic": dynamic}},
+                              excused=lambda template: not template.startswith(DYNAMIC_PATH))
+    return [SchemaIssue("$.dynamic" + issue.path[len(DYNAMIC_PATH):], issue.message) for issue in found
+            if issue.path.startswith(DYNAMIC_PATH)]
+
+
+def overlay_dynamic(document: dict[str, Any], report: dict[str, Any] | None) -> dict[str, Any]:
+    """`document` with `performance.dynamic` from `report`, if there is one whose `dynamic` fits the schema.
+
+    The batch path stores any salted JSON object the BMS signed; only a schema-valid `dynamic` stands in
+    for the document's own, so an exported document still validates.
+    """
+    if report is None or not isinstance(document.get("performance"), dict) or check_dynamic(report.get("dynamic")):
+        return document
+    return {**document, "performance": {**document["performance"], "dynamic": report["dynamic"]}}
 
 
 # (passport id) -> (battery device DID, the chain's report count) or None if no passport may report.

@@ -479,6 +479,14 @@ class ReportBook:
         plain = AESGCM(key).decrypt(row[0][:NONCE_BYTES], row[0][NONCE_BYTES:], _aad("report", passport_id, seq))
         return json.loads(plain), row[1]
 
+    def latest_committed(self, passport_id: str) -> dict[str, Any] | None:
+        """The newest stored report of a passport whose batch root is on chain (decrypted), or None."""
+        with self.store._lock:
+            row = self.store._db.execute(
+                "SELECT r.seq FROM soh_reports r JOIN report_batches b ON b.seq = r.batch WHERE r.passport_id = ? "
+                "AND b.height IS NOT NULL ORDER BY r.seq DESC LIMIT 1", (passport_id,)).fetchone()
+        return None if row is None else self.read(passport_id, row[0])[0]
+
     def alerts(self, passport_id: str) -> list[tuple[int, int, int | None]]:
         """(report sequence, batch, the batch's height on chain or None) of each end-of-first-life alert."""
         with self.store._lock:
