@@ -9,25 +9,10 @@ set -euo pipefail
 COMETBFT_MODULE="github.com/cometbft/cometbft"
 COMETBFT_VERSION="v0.38.25"
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-TOOLS="$ROOT/.tools"
-export GOBIN="$TOOLS/bin"
-# Go's module and build caches are content-addressed, so clones of the project share one, outside
-# the repo (CITYLEDGER_CACHE, default ~/.cache/cityledger): a fresh clone's `make test` then links
-# the binaries from cached packages instead of compiling SeaweedFS and CometBFT again (tens of
-# minutes on a loaded 2-core machine). Built binaries are kept there too, by version.
-CACHE="${CITYLEDGER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cityledger}"
-export GOPATH="$CACHE/go"
-export GOMODCACHE="$CACHE/go/pkg/mod"
-export GOCACHE="$CACHE/go/cache"
-export GOFLAGS="-modcacherw -buildvcs=false"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+source "$(dirname "$0")/go_env.sh"
 BIN="$GOBIN/cometbft"
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "install_cometbft: the Go toolchain (go) is not on PATH; install Go >= 1.22" >&2
-  exit 1
-fi
+require_go install_cometbft 1.22
 
 # The binary reports the CometBFT version without the leading "v".
 if [[ -x "$BIN" ]] && [[ "$("$BIN" version 2>/dev/null)" == "${COMETBFT_VERSION#v}" ]]; then

@@ -11,25 +11,10 @@ set -euo pipefail
 SEAWEEDFS_MODULE="github.com/seaweedfs/seaweedfs"
 SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-TOOLS="$ROOT/.tools"
-export GOBIN="$TOOLS/bin"
-# Go's module and build caches are content-addressed, so clones of the project share one, outside
-# the repo (CITYLEDGER_CACHE, default ~/.cache/cityledger): a fresh clone's `make test` then links
-# the binaries from cached packages instead of compiling SeaweedFS and CometBFT again (tens of
-# minutes on a loaded 2-core machine). Built binaries are kept there too, by version.
-CACHE="${CITYLEDGER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cityledger}"
-export GOPATH="$CACHE/go"
-export GOMODCACHE="$CACHE/go/pkg/mod"
-export GOCACHE="$CACHE/go/cache"
-export GOFLAGS="-modcacherw -buildvcs=false"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+source "$(dirname "$0")/go_env.sh"
 BIN="$GOBIN/weed"
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "install_seaweedfs: the Go toolchain (go) is not on PATH; install Go >= 1.26.6 (SeaweedFS's go.mod asks for it)" >&2
-  exit 1
-fi
+require_go install_seaweedfs 1.26.6
 
 # The pinned commit is stamped into the binary (as SeaweedFS's own release builds do), so that
 # `weed version` names it and a second run exits here at once.
