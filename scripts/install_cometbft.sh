@@ -2,7 +2,7 @@
 # Install the pinned CometBFT release into <repo>/.tools, idempotently.
 #
 # The binary goes to .tools/bin; Go's caches and a copy of the binary by version are shared between
-# clones under ~/.cache/cityledger (below). If the Go module proxy cannot be reached, the go tool's
+# clones under ~/.cache/cityledger (scripts/go_env.sh). If the Go module proxy cannot be reached, the go tool's
 # own error is printed and the script exits non-zero.
 set -euo pipefail
 
