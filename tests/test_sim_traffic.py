@@ -134,3 +134,24 @@ def test_cli_options_are_refused_naming_them(args, message):
 
     result = CliRunner().invoke(app, ["sim", "traffic", *args])
     assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_a_vehicle_off_the_network_gives_no_sample():
+    """SUMO reports INVALID_DOUBLE_VALUE positions for a vehicle it teleports out of a jam (seen with
+    200 vehicles): that second gives no sample, rather than a coordinate far outside vehicle/1's bounds."""
+    import types
+
+    from cityledger.sim.traffic import TrafficSim, _OnBoard
+
+    invalid = -1073741824.0
+    fake = types.SimpleNamespace(INVALID_DOUBLE_VALUE=invalid)
+    readings = {"a": {0: 12.0, 1: (invalid, invalid), 2: 90.0, 3: "e0_0", 4: "e0"},
+                "b": {0: 10.0, 1: (100.0, 200.0), 2: 90.0, 3: "e0_0", 4: "e0"}}
+    fake.vehicle = types.SimpleNamespace(getAllSubscriptionResults=lambda: readings)
+    sim = types.SimpleNamespace(vars=(0, 1, 2, 3, 4), limits={"e0_0": 13_890}, start_s=0, vehicle_steps=0)
+    fleet = [_OnBoard("a"), _OnBoard("b")]
+    TrafficSim._sample(sim, fake, fleet, {"a": 0, "b": 1}, 5)
+    assert fleet[0].telemetry == [] and fleet[0].samples == []
+    (sample,) = fleet[1].telemetry
+    low, high = SCHEMAS["vehicle/1"].bounds[0]
+    assert low <= sample.values[0] <= high and sample.values[1:] == (to_lat_lon_e7(100.0, 200.0)[1], 1_000)

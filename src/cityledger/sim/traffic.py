@@ -172,6 +172,8 @@ class TrafficSim:
         results = libsumo.vehicle.getAllSubscriptionResults()
         self.vehicle_steps += len(results)
         for sumo_id, values in results.items():
+            if values[pos_v][0] == libsumo.INVALID_DOUBLE_VALUE:
+                continue  # off the network this second (SUMO teleports a vehicle stuck in a jam): no sample
             board = fleet[by_id[sumo_id]]
             speed = max(values[speed_v], 0.0)
             angle = values[angle_v]
