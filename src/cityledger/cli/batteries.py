@@ -146,6 +146,22 @@ def battery_export(passport_id: str = typer.Argument(..., help="Passport id (UUI
     emit_message(answer.document, out)
 
 
+def _reader_key(home: Optional[Path], key_name: str, passphrase_env: Optional[str], reader: Optional[str]):
+    """The keystore key that reads a passport's log, and the reader it speaks for (default: its own DID)."""
+    from ..modules.identity import compute_did
+
+    (key,) = load_keys(home, [key_name], passphrase_env)
+    return key, reader or compute_did(key.signer(), b"")
+
+
+def _log_auth(client, key, reader: str, passport_id: str) -> dict:
+    """The signed query parameters of a log or alerts read, at the node's current height."""
+    from ..sdk.passports import sign_log_read
+
+    status = client.status()
+    return sign_log_read(status.chain_id, [key], reader, passport_id, status.height)
+
+
 @app.command("anchor-log")
 def battery_anchor_log(passport_id: str = typer.Argument(..., help="Passport id (UUID)"),
                        key_name: str = typer.Option(..., "--as", help="Keystore key controlling the operator's DID"),
@@ -155,16 +171,11 @@ def battery_anchor_log(passport_id: str = typer.Argument(..., help="Passport id 
                        passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
     """Anchor the passport service's access-log head on chain, after the passport's last anchored head."""
     from ..modules.batteries import ZERO_HEAD, AnchorAccessLog
-    from ..modules.identity import compute_did
-    from ..sdk.passports import sign_log_read
 
-    (key,) = load_keys(home, [key_name], passphrase_env)
-    operator = operator or compute_did(key.signer(), b"")
+    key, operator = _reader_key(home, key_name, passphrase_env, operator)
     url, client = open_client(node, home)
     with node_errors(url), client:
-        status = client.status()
-        log = client.get_passport_log(passport_id, sign_log_read(status.chain_id, [key], operator, passport_id,
-                                                                  status.height))
+        log = client.get_passport_log(passport_id, _log_auth(client, key, operator, passport_id))
         anchored = client.query("batteries", "access_log", id=log.passport_id)
         height = None
         if log.head_seq > anchored["count"]:
@@ -248,16 +259,10 @@ def battery_alerts(passport_id: str = typer.Argument(..., help="Passport id (UUI
                    home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
                    passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
     """End-of-first-life alerts of a passport (SOCE at or below 80 %), to its operator or its battery's owner."""
-    from ..modules.identity import compute_did
-    from ..sdk.passports import sign_log_read
-
-    (key,) = load_keys(home, [key_name], passphrase_env)
-    reader = reader or compute_did(key.signer(), b"")
+    key, reader = _reader_key(home, key_name, passphrase_env, reader)
     url, client = open_client(node, home)
     with node_errors(url), client:
-        status = client.status()
-        answer = client.get_passport_alerts(passport_id, sign_log_read(status.chain_id, [key], reader, passport_id,
-                                                                        status.height))
+        answer = client.get_passport_alerts(passport_id, _log_auth(client, key, reader, passport_id))
     if as_json:
         print_json(answer)
         return
@@ -275,18 +280,14 @@ def battery_verify_log(passport_id: str = typer.Argument(..., help="Passport id 
                        home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
                        passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
     """Read a passport's whole access log and check it against every anchor on chain."""
-    from ..modules.identity import compute_did
     from ..offchain.passport import LogBroken
-    from ..sdk.passports import sign_log_read, verify_passport_log
+    from ..sdk.passports import verify_passport_log
 
-    (key,) = load_keys(home, [key_name], passphrase_env)
-    reader = reader or compute_did(key.signer(), b"")
+    key, reader = _reader_key(home, key_name, passphrase_env, reader)
     url, client = open_client(node, home)
     with node_errors(url), client:
-        status = client.status()
         try:
-            covered = verify_passport_log(client, passport_id, sign_log_read(status.chain_id, [key], reader,
-                                                                             passport_id, status.height))
+            covered = verify_passport_log(client, passport_id, _log_auth(client, key, reader, passport_id))
         except LogBroken as exc:
             fail(f"log: {exc}")
     if as_json:
