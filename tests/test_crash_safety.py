@@ -49,8 +49,11 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
         reported_height, reported_ids = _reported(report)
         store = Store(load_config(home).db_path)
         height = store.last_height()
-        # It resumes at (at least) the last height it reported, and never goes backwards.
-        assert height >= reported_height >= last_seen
+        # It holds (at least) the last height it reported, and never goes backwards. What it
+        # reported may lag the store: a kill between a commit and its report line, then a next round
+        # killed before its first block (a loaded machine can take the whole wait to start).
+        assert height >= reported_height, f"round {round_}: reported {reported_height}, store has {height}"
+        assert height >= last_seen, f"round {round_}: store went back from {last_seen} to {height}"
         last_seen = height
         # Every tx it reported committed is still there.
         missing = [tx_id.hex() for tx_id in reported_ids if store.find_tx(tx_id) is None]
