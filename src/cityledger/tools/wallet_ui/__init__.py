@@ -26,7 +26,7 @@ from ...api.explorer.pages import HERE as EXPLORER_HERE
 from ...offchain.identity import Wallet
 from ...offchain.identity.wallet import WalletError
 from ...sdk import ApiError, IdentityClient
-from .holdings import MAX_UI_PAGES, holdings
+from .holdings import MAX_UI_PAGES, read_holdings
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "cityledger_wallet"
@@ -109,7 +109,7 @@ def create_wallet_app(session: WalletSession) -> Starlette:
             rows = session.credentials()
         except ApiError as exc:
             return page(502, locked=False, credentials=[], error=f"node: {exc}")
-        return page(locked=False, credentials=rows, error=None, **holdings(session.node, session.wallet))
+        return page(locked=False, credentials=rows, error=None, **read_holdings(session.node, session.wallet))
 
     async def form(request: Request) -> tuple[Response | None, dict[str, str]]:
         refused = session.refusal(request)

@@ -187,7 +187,7 @@ def rewards(node: Client, accounts: list[Account]) -> Section:
     return _guarded(build)
 
 
-def holdings(node: Client, wallet: Any) -> dict[str, Any]:
+def read_holdings(node: Client, wallet: Any) -> dict[str, Any]:
     """Every section of the page below the credentials, read now."""
     accounts = wallet_accounts(wallet)
     channels, escrows = payments(node, accounts)
