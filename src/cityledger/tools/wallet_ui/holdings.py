@@ -90,61 +90,53 @@ def _policy(node: Client, did: str) -> str:
     return f"{policy.daily_cap} a day, {policy.counterparty_cap} per counterparty ({state})"
 
 
-def devices(node: Client, accounts: list[Account]) -> Section:
-    """Devices each account owns or is offered, with their spending policies."""
+def _per_account(call: Callable[[str, str], Any], accounts: list[Account],
+                 row: Callable[[Account, Any], dict[str, Any]]) -> Section:
+    """A section of one owner list: a row per item of each account's pages."""
     def build(section: Section) -> None:
         for account in accounts:
-            items, more = _pages(node.devices_of, account.address)
+            items, more = _pages(call, account.address)
             section.more |= more
-            for item in items:
-                section.rows.append({"did": item.did, "kind": item.kind, "model": item.model, "status": item.status,
-                                     "account": account.label,
-                                     "relation": "owner" if item.owner == account.address else "offered to you",
-                                     "policy": _policy(node, item.did)})
+            section.rows += [row(account, item) for item in items]
     return _guarded(build)
+
+
+def devices(node: Client, accounts: list[Account]) -> Section:
+    """Devices each account owns or is offered, with their spending policies."""
+    return _per_account(node.devices_of, accounts, lambda account, d: {
+        "did": d.did, "kind": d.kind, "model": d.model, "status": d.status, "account": account.label,
+        "relation": "owner" if d.owner == account.address else "offered to you", "policy": _policy(node, d.did)})
+
+
+def _channel(account: Account, c: Any) -> dict[str, Any]:
+    paying = c.payer == account.address
+    return {"id": c.channel_id, "account": account.label, "role": "you pay" if paying else "you are paid",
+            "other": c.payee if paying else c.payer, "deposit": c.deposit, "redeemed": c.redeemed,
+            "balance": c.balance, "status": c.status}
+
+
+def _escrow(account: Account, e: Any) -> dict[str, Any]:
+    paying = e.payer == account.address
+    return {"id": e.escrow_id, "account": account.label, "role": "you locked" if paying else "you receive",
+            "other": e.payee if paying else e.payer, "amount": e.amount, "timeout_height": e.timeout_height}
 
 
 def payments(node: Client, accounts: list[Account]) -> tuple[Section, Section]:
     """(channels, escrows) each account pays into or is paid from."""
-    def channels(section: Section) -> None:
-        for account in accounts:
-            items, more = _pages(node.channels_of, account.address)
-            section.more |= more
-            for c in items:
-                paying = c.payer == account.address
-                section.rows.append({"id": c.channel_id, "account": account.label, "role": "you pay" if paying
-                                     else "you are paid", "other": c.payee if paying else c.payer,
-                                     "deposit": c.deposit, "redeemed": c.redeemed, "balance": c.balance,
-                                     "status": c.status})
-
-    def escrows(section: Section) -> None:
-        for account in accounts:
-            items, more = _pages(node.escrows_of, account.address)
-            section.more |= more
-            for e in items:
-                paying = e.payer == account.address
-                section.rows.append({"id": e.escrow_id, "account": account.label, "role": "you locked" if paying
-                                     else "you receive", "other": e.payee if paying else e.payer,
-                                     "amount": e.amount, "timeout_height": e.timeout_height})
-    return _guarded(channels), _guarded(escrows)
+    return _per_account(node.channels_of, accounts, _channel), _per_account(node.escrows_of, accounts, _escrow)
 
 
 def data_sets(node: Client, accounts: list[Account]) -> tuple[Section, list[Account]]:
     """Data sets each account owns, each with its consents; and the accounts that own any."""
-    owners: list[Account] = []
+    def row(account: Account, d: Any) -> dict[str, Any]:
+        consents = node.query("consent", "consents", data_set=d.id)
+        return {"id": d.id, "account": account.label, "schema": d.schema_id, "device": d.device,
+                "consents": [_consent(c) for c in consents["items"]], "more": consents["next"] is not None}
 
-    def build(section: Section) -> None:
-        for account in accounts:
-            items, more = _pages(node.data_sets_of, account.address)
-            section.more |= more
-            if items:
-                owners.append(account)
-            for d in items:
-                consents = node.query("consent", "consents", data_set=d.id)
-                section.more |= consents["next"] is not None
-                section.rows.append({"id": d.id, "account": account.label, "schema": d.schema_id, "device": d.device,
-                                     "consents": [_consent(c) for c in consents["items"]]})
-    return _guarded(build), owners
+    section = _per_account(node.data_sets_of, accounts, row)
+    section.more |= any(r["more"] for r in section.rows)
+    labels = {r["account"] for r in section.rows}
+    return section, [account for account in accounts if account.label in labels]
 
 
 def _consent(raw: dict[str, Any]) -> dict[str, Any]:
@@ -177,14 +169,8 @@ def access_log(node: Client, owners: list[Account]) -> Section:
 
 def rewards(node: Client, accounts: list[Account]) -> Section:
     """Reward programme enrollments of each account: what each period paid, for how many trips."""
-    def build(section: Section) -> None:
-        for account in accounts:
-            items, more = _pages(node.enrollments_of, account.address)
-            section.more |= more
-            for e in items:
-                section.rows.append({"programme": e.programme_id, "period": e.period, "account": account.label,
-                                     "paid": e.paid, "trips": e.trips})
-    return _guarded(build)
+    return _per_account(node.enrollments_of, accounts, lambda account, e: {
+        "programme": e.programme_id, "period": e.period, "account": account.label, "paid": e.paid, "trips": e.trips})
 
 
 def read_holdings(node: Client, wallet: Any) -> dict[str, Any]:
