@@ -11,6 +11,7 @@ import pytest
 from cityledger.core.types import address_to_str
 from cityledger.offchain.identity import Wallet
 from cityledger.sdk import ApiError
+from cityledger.sdk.vaults import LogBroken
 from cityledger.tools.wallet_ui import holdings
 from cityledger.wire.owned import OwnedDevicesView
 from cityledger.wire.vaults import VaultLogEntryView, VaultLogView
@@ -35,7 +36,7 @@ class ScriptedNode:
         self.log_requests.append(body)
         if isinstance(self.vault, ApiError):
             raise self.vault
-        return self.vault(body.reader)
+        return self.vault(body.reader, body.after_seq)
 
     def devices_of(self, address, after=""):
         if self.devices_error is not None:
@@ -62,20 +63,42 @@ def wallet() -> Wallet:
     return held
 
 
-def test_the_access_log_of_a_node_with_a_vault_service_is_one_row_per_entry(wallet):
-    node = ScriptedNode(lambda owner: VaultLogView(owner=owner, service="did:city:vault",
-                                                   entries=[_entry(1, owner), _entry(2, owner)], next_seq=None))
+def _two_pages(owner: str, after_seq: int) -> VaultLogView:
+    """The log in two pages: entry 1, then entry 2."""
+    seq = after_seq + 1
+    return VaultLogView(owner=owner, service="did:city:vault", entries=[_entry(seq, owner)],
+                        next_seq=seq if seq < 2 else None)
+
+
+def test_the_access_log_of_a_node_with_a_vault_service_is_read_whole_and_checked(wallet, monkeypatch):
+    checked = []
+    monkeypatch.setattr(holdings, "verify_vault_log",  # the check itself: tests/test_vault_accesslog.py
+                        lambda node, service, owner, entries: checked.append((service, owner, len(entries))))
+    node = ScriptedNode(_two_pages)
     page = holdings.read_holdings(node, wallet)
     assert [(r["seq"], r["kind"], r["records"]) for r in page["access_log"].rows] == [(1, "consumer-read", 2),
                                                                                     (2, "consumer-read", 2)]
-    assert page["access_log"].note is None and page["access_log"].error is None
-    [request] = node.log_requests  # signed by the account that owns the data set, nothing else sent
-    assert request.reader == address_to_str(wallet.account("vehicle").address()) and len(request.signatures) == 1
+    assert page["access_log"].note == holdings.CHECKED_NOTE and page["access_log"].error is None
+    owner = address_to_str(wallet.account("vehicle").address())
+    assert checked == [("did:city:vault", owner, 2)]
+    # Signed by the account that owns the data set, one request per page.
+    assert [(r.reader, r.after_seq, len(r.signatures)) for r in node.log_requests] == [(owner, 0, 1), (owner, 1, 1)]
+
+
+def test_a_log_that_does_not_match_the_ledger_is_shown_as_broken(wallet, monkeypatch):
+    def broken(node, service, owner, entries):
+        raise LogBroken("head", "the anchored head at count 2 is not the log's")
+
+    monkeypatch.setattr(holdings, "verify_vault_log", broken)
+    page = holdings.read_holdings(ScriptedNode(_two_pages), wallet)
+    assert "does not match what the ledger holds" in page["access_log"].error and len(page["access_log"].rows) == 2
+    assert page["access_log"].note is None
 
 
 def test_a_node_without_the_vault_service_gets_a_note_not_an_error(wallet):
     page = holdings.read_holdings(ScriptedNode(ApiError(503, "unavailable", "vault service not running")), wallet)
-    assert page["access_log"].note == holdings.NO_VAULT_NOTE and page["access_log"].error is None
+    assert page["access_log"].note == holdings.NO_VAULT_NOTE and page["access_log"].absent
+    assert page["access_log"].error is None
 
 
 def test_a_failing_section_says_so_and_leaves_the_others(wallet):

@@ -17,10 +17,12 @@ import httpx
 from ...core.keys import PrivateKey
 from ...core.types import address_to_str
 from ...sdk import ApiError, Client
-from ...sdk.vaults import sign_request
+from ...sdk.vaults import LogBroken, sign_request, verify_vault_log
 
 MAX_UI_PAGES = 10  # pages of each owner list read per account for one view (more: the section says so)
 NO_VAULT_STATUS = 503  # what a node without the vault service ([telemetry] off) answers /vaults/*
+CHECKED_NOTE = ("Checked: every entry is signed by the vault service and chained to the one before, and every "
+                "head the service anchored on the ledger is in it.")
 NO_VAULT_NOTE = ("This node runs no vault service ([telemetry] is not enabled), so it holds no record of your data "
                  "and no access log to show.")
 
@@ -42,6 +44,7 @@ class Section:
     more: bool = False
     error: str | None = None
     note: str | None = None
+    absent: bool = False  # the node does not offer this part at all (the note says why)
 
 
 def wallet_accounts(wallet: Any) -> list[Account]:
@@ -146,24 +149,45 @@ def _consent(raw: dict[str, Any]) -> dict[str, Any]:
             "state": f"revoked at {revoked}" if revoked else "granted"}
 
 
+def _whole_log(node: Client, status: Any, account: Account) -> tuple[Any, list[Any], bool]:
+    """(the first page's view, every entry of up to MAX_UI_PAGES pages, whether more remain) of one owner's log."""
+    first, entries, after = None, [], 0
+    for _ in range(MAX_UI_PAGES):
+        log = node.vault_log(sign_request(status.chain_id, [account.key], "log", account.address, status.height,
+                                          after_seq=after))
+        first = log if first is None else first
+        entries += log.entries
+        if log.next_seq is None:
+            return first, entries, False
+        after = log.next_seq
+    return first, entries, True
+
+
 def access_log(node: Client, owners: list[Account]) -> Section:
-    """Who read or erased each owning account's data: the vault service's log, signed for by the account."""
+    """Who read or erased each owning account's data: the vault service's log, signed for by the account,
+    and checked against the heads the service anchored on the ledger when it was read whole."""
     def build(section: Section) -> None:
         status = node.status()
         for account in owners:
-            body = sign_request(status.chain_id, [account.key], "log", account.address, status.height)
             try:
-                log = node.vault_log(body)
+                log, entries, more = _whole_log(node, status, account)
             except ApiError as exc:
                 if exc.status != NO_VAULT_STATUS:
                     raise
-                section.note = NO_VAULT_NOTE
+                section.absent, section.note = True, NO_VAULT_NOTE
                 return
-            section.more |= log.next_seq is not None
-            for e in log.entries:
-                section.rows.append({"seq": e.seq, "account": account.label, "kind": e.kind, "reader": e.reader,
-                                     "purpose": e.purpose, "data_set": e.data_set, "records": len(e.record_ids),
-                                     "height": e.height})
+            section.more |= more
+            section.rows += [{"seq": e.seq, "account": account.label, "kind": e.kind, "reader": e.reader,
+                              "purpose": e.purpose, "data_set": e.data_set, "records": len(e.record_ids),
+                              "height": e.height} for e in entries]
+            if not more:
+                try:
+                    verify_vault_log(node, log.service, account.address, entries)
+                except LogBroken as exc:
+                    section.error = f"log of {account.label}: it does not match what the ledger holds ({exc})"
+                    return
+        if owners and not section.more:
+            section.note = CHECKED_NOTE
     return _guarded(build)
 
 
