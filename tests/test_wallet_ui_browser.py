@@ -130,6 +130,13 @@ def _reward(town: Town, account: PrivateKey) -> None:
 
 
 @pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module (skipped, or failed in CI, when Debian's chromium is missing)."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
 def town(tmp_path_factory):
     chromium_path()  # skip (or fail in CI) before starting anything when the browser is missing
     folder = tmp_path_factory.mktemp("wallet-ui")
@@ -152,12 +159,6 @@ def town(tmp_path_factory):
         _reward(town, wallet.account("rewards"))
         yield town
         town.public.close()
-
-
-@pytest.fixture(scope="module")
-def browser(town):
-    with chromium() as launched:
-        yield launched
 
 
 @contextmanager
