@@ -6,6 +6,7 @@ every request that leaves the node's origin blocked and recorded: /docs renders 
 operations; every explorer page loads without a console error at desktop width and at 375 px;
 search is driven from the keyboard; a tx submitted through the SDK appears in the block list
 without a reload. A crawl of the explorer's HTML finds none of the residents' attribute values.
+(The resident's own wallet page has its tests in test_wallet_ui_browser.py.)
 
 CITYLEDGER_SCREENSHOTS=<folder> keeps the screenshots there (docs/screenshots is made this way).
 """
@@ -14,19 +15,15 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
 from collections import deque
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
 import pytest
-import uvicorn
 
 from browser_helpers import chromium, chromium_path, open_page
-from test_api_helpers import LiveServer, free_port, make_node
+from test_api_helpers import LiveServer, make_node
 from test_identity_fixtures import fast_cred_defs
 from cityledger import sdk
 from cityledger.api.explorer.dashboard import PLOTLY_URL
@@ -34,7 +31,6 @@ from cityledger.core.keys import PrivateKey
 from cityledger.modules.governance import ParamChange
 from cityledger.offchain.identity import RESIDENT_ID
 from cityledger.sdk import Client, IdentityClient
-from cityledger.tools.wallet_ui import COOKIE, WalletSession, create_wallet_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -257,72 +253,3 @@ def test_screenshots_of_the_explorer(city, browser, tmp_path):
         page.screenshot(path=str(folder / name), full_page=width != PHONE_WIDTH)
         assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and watch.clean()
         page.context.close()
-
-
-@contextmanager
-def wallet_ui(city: City, resident: dict):
-    """`cityledger wallet ui` for a resident's wallet file, under uvicorn in a thread on a free port."""
-    port = free_port()
-    session = WalletSession(city.folder / f"{resident['id_number']}.wallet", IdentityClient(city.url), port,
-                            city.folder / "tails")
-    server = uvicorn.Server(uvicorn.Config(create_wallet_app(session), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="wallet-ui", daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the wallet page did not start")
-        time.sleep(0.01)
-    try:
-        yield session, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def test_wallet_page_shows_a_credential_then_its_revocation(city, browser):
-    resident = RESIDENTS[1]
-    with wallet_ui(city, resident) as (session, origin):
-        page, watch = open_page(browser, origin)
-        page.goto(f"{origin}/?token={session.token}")
-        assert "token=" not in page.url  # the token left the address bar for an HttpOnly cookie
-        page.fill("#passphrase", "pw")
-        with page.expect_navigation():
-            page.keyboard.press("Enter")
-        status = page.locator("h3 .status")
-        assert status.get_attribute("data-status") == "valid" and resident["name"] in page.inner_text("main")
-        city.id_office.revoke(city.id_did, [resident["id_number"]])
-        page.reload()
-        assert page.locator("h3 .status").get_attribute("data-status") == "revoked"
-        shots = os.environ.get("CITYLEDGER_SCREENSHOTS")
-        if shots:
-            page.screenshot(path=str(Path(shots) / "wallet.png"), full_page=True)
-        assert watch.console_errors == [] and watch.outside_requests == []
-        page.context.close()
-
-
-def test_wallet_page_refuses_foreign_origins_hosts_tokens_and_forms(city):
-    with wallet_ui(city, RESIDENTS[0]) as (session, origin), httpx.Client(base_url=origin) as client:
-        assert client.get("/").status_code == 401
-        assert client.get("/", params={"token": "x" * 43}).status_code == 401
-        assert client.get("/", params={"token": "\u00e9" * 43}).status_code == 401
-        assert client.get("/", params={"token": session.token}, headers={"Origin": "http://evil.example"}).status_code == 403
-        assert client.get("/", params={"token": session.token}).status_code == 303
-        assert client.cookies.get(COOKIE) == session.token
-        locked = client.get("/")
-        assert locked.status_code == 200 and 'id="passphrase"' in locked.text
-        assert client.get("/", headers={"Origin": "http://evil.example"}).status_code == 403
-        assert client.get("/", headers={"Host": f"evil.example:{session.port}"}).status_code == 403
-        own = {"Origin": origin}
-        form = {"csrf": session.csrf, "passphrase": "pw"}
-        assert client.post("/unlock", data=form).status_code == 403  # no Origin: not from the page
-        assert client.post("/unlock", data=form, headers={"Origin": "http://evil.example"}).status_code == 403
-        assert client.post("/unlock", data={"passphrase": "pw"}, headers=own).status_code == 403  # no CSRF token
-        assert client.post("/unlock", data={**form, "csrf": "\u00e9"}, headers=own).status_code == 403
-        wrong = client.post("/unlock", data={**form, "passphrase": "not-it"}, headers=own)
-        assert wrong.status_code == 400 and "passphrase:" in wrong.text
-        assert session.wallet is None and 'id="passphrase"' in client.get("/").text
-        assert client.post("/unlock", data=form, headers=own).status_code == 303 and session.wallet is not None
-        assert RESIDENTS[0]["name"] in client.get("/").text
-        assert client.post("/lock", data={"csrf": session.csrf}, headers=own).status_code == 303
-        assert session.wallet is None

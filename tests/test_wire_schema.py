@@ -200,6 +200,9 @@ async def _drive_with_sdk(tn, transport) -> None:
         await _drive_passports(client, tn)
         await _drive_payments(client, tn)
         await _drive_vaults(client, tn)
+        for owned in (client.devices_of, client.channels_of, client.escrows_of, client.data_sets_of,
+                      client.enrollments_of):  # what an account holds (tests/test_wallet_ui_queries.py)
+            assert (await owned(tn.alice.address())).next is None
         model = await client.get_score_model()
         assert model.model == "driving-score-v1" and len(model.features) == 6 and model.score_one == 128
 

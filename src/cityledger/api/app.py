@@ -12,6 +12,7 @@ from .errors import install_handlers
 from .explorer import include_explorer
 from .routes.batteries import include_batteries
 from .routes.mobility import include_mobility
+from .routes.owned import include_owned
 from .routes.identity import include_identity
 from .routes.payments import include_payments
 from .routes.vaults import include_vaults
@@ -64,6 +65,7 @@ def create_app(node: NodeLike, *, manage_node: bool = False) -> FastAPI:
     include_payments(app)
     include_vaults(app, node)
     include_mobility(app)
+    include_owned(app)
     include_docs(app)
     include_explorer(app, service)
     _merge_schemas(app)

@@ -19,6 +19,8 @@ from ..core.types import address_to_str
 from ..wire.batteries import PutPassportBody, ReadPassportBody, ReportBatchBody
 from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedView, PolicyView, VoucherCheckBody,
                              VoucherCheckView)
+from ..wire.owned import (OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView, OwnedEnrollmentsView,
+                          OwnedEscrowsView)
 from ..wire.vaults import VaultErasureView, VaultLogView, VaultRecordsView, VaultRequestBody
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
@@ -58,6 +60,8 @@ def _decoder(kind: type) -> Callable[[bytes], Any]:
 _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, QueryResult, StateValue, Status,
                                           SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog,
                                           ChannelView, EscrowView, PolicyView, CounterpartyView, LockedView,
+                                          OwnedDevicesView, OwnedChannelsView, OwnedEscrowsView, OwnedDataSetsView,
+                                          OwnedEnrollmentsView,
                                           VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView,
                                           ScoreModel, ReportBatch, Alerts, RecycledContent, ChainChart, BatteryStages)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
@@ -168,6 +172,11 @@ class _Calls:
     @staticmethod
     def get_payments(path: str, kind: type, height: int) -> _Call:
         return _Call("GET", f"/payments/{path}", _READ[kind], {"height": height})
+
+    @staticmethod
+    def owned(address: str | bytes, segment: str, kind: type, after: str) -> _Call:
+        account = address_to_str(address) if isinstance(address, bytes) else address
+        return _Call("GET", f"/accounts/{quote(account, safe='')}/{segment}", _READ[kind], {"after": after})
 
     @staticmethod
     def check_voucher(body: bytes) -> _Call:
@@ -333,6 +342,26 @@ class Client:
         """Credits locked in escrows and channels."""
         return self._do(_Calls.get_payments("locked", LockedView, height))
 
+    def devices_of(self, address: str | bytes, after: str = "") -> OwnedDevicesView:
+        """A page of the devices an account owns or is offered (`next` is the `after` of the next page)."""
+        return self._do(_Calls.owned(address, "devices", OwnedDevicesView, after))
+
+    def channels_of(self, address: str | bytes, after: str = "") -> OwnedChannelsView:
+        """A page of the payment channels an account pays into or is paid from."""
+        return self._do(_Calls.owned(address, "channels", OwnedChannelsView, after))
+
+    def escrows_of(self, address: str | bytes, after: str = "") -> OwnedEscrowsView:
+        """A page of the open escrows an account locked or is to receive."""
+        return self._do(_Calls.owned(address, "escrows", OwnedEscrowsView, after))
+
+    def data_sets_of(self, address: str | bytes, after: str = "") -> OwnedDataSetsView:
+        """A page of the data sets an account owns."""
+        return self._do(_Calls.owned(address, "data-sets", OwnedDataSetsView, after))
+
+    def enrollments_of(self, address: str | bytes, after: str = "") -> OwnedEnrollmentsView:
+        """A page of an account's reward enrollments (rewards paid and trips, per programme period)."""
+        return self._do(_Calls.owned(address, "enrollments", OwnedEnrollmentsView, after))
+
     def check_voucher(self, body: VoucherCheckBody) -> VoucherCheckView:
         """Would the chain redeem this voucher now (ApiError 409 naming why not)?"""
         return self._do(_Calls.check_voucher(msgspec.json.encode(body)))
@@ -472,6 +501,21 @@ class AsyncClient:
 
     async def get_locked(self, height: int = 0) -> LockedView:
         return await self._do(_Calls.get_payments("locked", LockedView, height))
+
+    async def devices_of(self, address: str | bytes, after: str = "") -> OwnedDevicesView:
+        return await self._do(_Calls.owned(address, "devices", OwnedDevicesView, after))
+
+    async def channels_of(self, address: str | bytes, after: str = "") -> OwnedChannelsView:
+        return await self._do(_Calls.owned(address, "channels", OwnedChannelsView, after))
+
+    async def escrows_of(self, address: str | bytes, after: str = "") -> OwnedEscrowsView:
+        return await self._do(_Calls.owned(address, "escrows", OwnedEscrowsView, after))
+
+    async def data_sets_of(self, address: str | bytes, after: str = "") -> OwnedDataSetsView:
+        return await self._do(_Calls.owned(address, "data-sets", OwnedDataSetsView, after))
+
+    async def enrollments_of(self, address: str | bytes, after: str = "") -> OwnedEnrollmentsView:
+        return await self._do(_Calls.owned(address, "enrollments", OwnedEnrollmentsView, after))
 
     async def check_voucher(self, body: VoucherCheckBody) -> VoucherCheckView:
         return await self._do(_Calls.check_voucher(msgspec.json.encode(body)))

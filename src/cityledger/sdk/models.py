@@ -37,6 +37,9 @@ from ..wire.vaults import (
 )
 from ..wire.mobility import ScoreFeatureView as ScoreFeature, ScoreModelView as ScoreModel
 from ..wire.dashboard import BatteryStagesView as BatteryStages, ChainChartView as ChainChart
+from ..wire.owned import (DataSetView as DataSet, DeviceView as Device, EnrollmentView as Enrollment,
+                          OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView, OwnedEnrollmentsView,
+                          OwnedEscrowsView)
 from ..wire.views import (
     AccountView as Account,
     Attribute,
@@ -58,6 +61,14 @@ from ..wire.views import (
 
 __all__ = [
     "Channel",
+    "DataSet",
+    "Device",
+    "Enrollment",
+    "OwnedChannelsView",
+    "OwnedDataSetsView",
+    "OwnedDevicesView",
+    "OwnedEnrollmentsView",
+    "OwnedEscrowsView",
     "Counterparty",
     "Escrow",
     "Locked",

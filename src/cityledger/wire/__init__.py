@@ -71,6 +71,17 @@ from .payments import (
     VoucherKeyView,
 )
 from .mobility import MOBILITY_VIEW_TYPES, ScoreFeatureView, ScoreModelView
+from .owned import (
+    OWNED_VIEW_TYPES,
+    DataSetView,
+    DeviceView,
+    EnrollmentView,
+    OwnedChannelsView,
+    OwnedDataSetsView,
+    OwnedDevicesView,
+    OwnedEnrollmentsView,
+    OwnedEscrowsView,
+)
 from .views import (
     REQUEST_TYPES,
     RESPONSE_TYPES,
@@ -97,6 +108,15 @@ from .views import (
 )
 
 __all__ = [
+    "OWNED_VIEW_TYPES",
+    "DataSetView",
+    "DeviceView",
+    "EnrollmentView",
+    "OwnedChannelsView",
+    "OwnedDataSetsView",
+    "OwnedDevicesView",
+    "OwnedEnrollmentsView",
+    "OwnedEscrowsView",
     "VAULT_BODY_TYPES",
     "VAULT_VIEW_TYPES",
     "RequestSignatureBody",

@@ -18,6 +18,7 @@ from .anchors import (
 )
 from .errors import ERRORS
 from .expected import Devices, Identity
+from .owned import query_data_sets_of
 from .genesis import init_genesis
 from .handlers import (
     compute_data_set_id,
@@ -90,6 +91,7 @@ def new_module(identity: Identity, devices: Devices) -> Module:
             "records_roots": query_records_roots,
             "gateway_roots": query_gateway_roots,
             "vault_key": query_vault_key,
+            "data_sets_of": query_data_sets_of,
         },
         init_genesis=init_genesis,
         invariants=(partial(check_data_sets, devices), check_consents, check_anchors, check_gateway_roots,

@@ -33,6 +33,7 @@ from .messages import (
     OfferTransfer,
     RegisterDevice,
 )
+from .owned import query_owned
 from .queries import query_device, query_verify
 
 
@@ -49,7 +50,7 @@ def new_module(identity: Identity) -> Module:
             AcceptTransfer: partial(process_accept_transfer, identity),
             Decommission: partial(process_decommission, identity),
         },
-        queries={"device": query_device, "verify": partial(query_verify, identity)},
+        queries={"device": query_device, "verify": partial(query_verify, identity), "owned": query_owned},
         init_genesis=init_genesis,
         invariants=(partial(check_devices, identity),),
     )

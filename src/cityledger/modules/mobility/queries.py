@@ -9,7 +9,7 @@ from ...core.state import StateReader
 from ...core.types import address_from_str, address_to_str
 from .handlers import MAX_ID, get_enrollment, get_programme
 from .keys import MOBILITY_ACCOUNT, commitment_key
-from .messages import ClaimRecord
+from .messages import ClaimRecord, EnrollmentRecord
 
 _CLAIM = decoder(ClaimRecord)
 
@@ -48,7 +48,12 @@ def query_enrollment(state: StateReader, args: dict[str, str]) -> dict[str, Any]
     if record is None:
         raise LookupError(f"account: {address_to_str(account)} is not enrolled in programme {programme_id} for "
                           f"period {period}")
-    return {"programme_id": programme_id, "period": period, "account": address_to_str(record.account),
+    return render_enrollment(record)
+
+
+def render_enrollment(record: EnrollmentRecord) -> dict[str, Any]:
+    """An enrollment as queries answer it: what one account was paid in one programme period."""
+    return {"programme_id": record.programme_id, "period": record.period, "account": address_to_str(record.account),
             "pseudonym_key": {"scheme": record.pseudonym_key.scheme, "key": record.pseudonym_key.key.hex()},
             "paid": record.paid, "trips": record.trips}
 

@@ -44,6 +44,7 @@ from .messages import (
     TopUpChannel,
 )
 from .policy import compute_day, get_policy, process_declare_counterparty, process_freeze, process_set_policy
+from .owned import query_channels_of, query_escrows_of
 from .quotas import PARAMS, param_key, read_sender_quota
 from .queries import query_channel, query_counterparty, query_escrow, query_locked, query_policy
 from .vouchers import DOMAIN_VOUCHER, compute_voucher_bytes, sign_voucher, verify_voucher
@@ -70,7 +71,8 @@ def new_module(bank: Bank, devices: Devices) -> Module:
             FinalizeChannel: partial(process_finalize, bank),
         },
         queries={"channel": query_channel, "escrow": query_escrow, "policy": partial(query_policy, devices),
-                 "counterparty": query_counterparty, "locked": query_locked},
+                 "counterparty": query_counterparty, "locked": query_locked, "channels_of": query_channels_of,
+                 "escrows_of": query_escrows_of},
         init_genesis=init_genesis,
         invariants=(partial(check_payments, bank),),
         params=PARAMS,

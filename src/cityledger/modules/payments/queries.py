@@ -12,6 +12,7 @@ from ..identity.did import is_did
 from .expected import Devices
 from .handlers import MAX_ID, compute_channel_balance, get_channel, get_escrow, get_locked
 from .keys import PAYMENTS_ACCOUNT, spend_day_key
+from .messages import ChannelRecord, EscrowRecord
 from .policy import compute_day, get_counterparty, get_policy, get_spent
 
 
@@ -28,6 +29,11 @@ def query_channel(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
     record = get_channel(state, channel_id)
     if record is None:
         raise LookupError(f"id: no channel {channel_id}")
+    return render_channel(record)
+
+
+def render_channel(record: ChannelRecord) -> dict[str, Any]:
+    """A channel as queries answer it."""
     return {"channel_id": record.channel_id, "payer": address_to_str(record.payer),
             "payee": address_to_str(record.payee), "voucher_key": {"scheme": record.voucher_key.scheme,
                                                                   "key": record.voucher_key.key.hex()},
@@ -42,6 +48,11 @@ def query_escrow(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
     record = get_escrow(state, escrow_id)
     if record is None:
         raise LookupError(f"id: no escrow {escrow_id}")
+    return render_escrow(record)
+
+
+def render_escrow(record: EscrowRecord) -> dict[str, Any]:
+    """An escrow as queries answer it."""
     return {"escrow_id": record.escrow_id, "payer": address_to_str(record.payer), "payee": address_to_str(record.payee),
             "amount": record.amount, "timeout_height": record.timeout_height, "created_height": record.created_height}
 

@@ -100,6 +100,10 @@ class Wallet:
             self.save()
         return PrivateKey(SCHEME_ED25519, seed)
 
+    def accounts(self) -> list[tuple[str, int]]:
+        """(purpose, index) of every account this wallet has derived so far, sorted."""
+        return sorted((item["purpose"], item["index"]) for item in self._data["accounts"].values())
+
     # -- issuance --------------------------------------------------------------------------------
 
     def request_credential(self, offer: Mapping[str, Any], ledger: LedgerReader) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ...api.explorer.pages import HERE as EXPLORER_HERE
 from ...offchain.identity import Wallet
 from ...offchain.identity.wallet import WalletError
 from ...sdk import ApiError, IdentityClient
+from .holdings import MAX_UI_PAGES, read_holdings
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "cityledger_wallet"
@@ -88,7 +89,7 @@ def create_wallet_app(session: WalletSession) -> Starlette:
     env = _env()
 
     def page(status: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template("wallet.html").render(csrf=session.csrf, **context)
+        html = env.get_template("wallet.html").render(csrf=session.csrf, max_pages=MAX_UI_PAGES, **context)
         return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP,
                                                                 "Cache-Control": "no-store"})
 
@@ -108,7 +109,7 @@ def create_wallet_app(session: WalletSession) -> Starlette:
             rows = session.credentials()
         except ApiError as exc:
             return page(502, locked=False, credentials=[], error=f"node: {exc}")
-        return page(locked=False, credentials=rows, error=None)
+        return page(locked=False, credentials=rows, error=None, **read_holdings(session.node, session.wallet))
 
     async def form(request: Request) -> tuple[Response | None, dict[str, str]]:
         refused = session.refusal(request)
@@ -150,5 +151,9 @@ def create_wallet_app(session: WalletSession) -> Starlette:
         # The explorer's stylesheet, so the resident's page reads like the city's portal.
         return FileResponse(EXPLORER_HERE / "static" / "explorer.css", media_type="text/css")
 
+    async def wallet_stylesheet(request: Request) -> Response:
+        return FileResponse(HERE / "static" / "wallet.css", media_type="text/css")
+
     return Starlette(routes=[Route("/", home), Route("/unlock", unlock, methods=["POST"]),
-                             Route("/lock", lock, methods=["POST"]), Route("/style.css", stylesheet)])
+                             Route("/lock", lock, methods=["POST"]), Route("/style.css", stylesheet),
+                             Route("/wallet.css", wallet_stylesheet)])
