@@ -35,7 +35,7 @@ from .messages import (
     WithdrawProgramme,
 )
 from .proofs import ProofVerifier, Verdict, circuit_dir, compute_instances
-from .queries import query_claim, query_enrollment, query_programme
+from .queries import query_claim, query_enrollment, query_programme, query_programmes
 from .signing import compute_commitment_bytes, compute_ticket_bytes, sign_commitment, sign_ticket, verify_commitment
 from .stateless import check_claim, remember_claim
 
@@ -53,7 +53,7 @@ def new_module(bank: Bank, identity: Identity, verifier: Verifier) -> Module:
             Enroll: partial(process_enroll, identity),
             ClaimTrip: partial(process_claim, bank, verifier),
         },
-        queries={"programme": query_programme, "enrollment": query_enrollment, "claim": query_claim},
+        queries={"programme": query_programme, "programmes": query_programmes, "enrollment": query_enrollment, "claim": query_claim},
         init_genesis=init_genesis,
         invariants=(partial(check_mobility, bank),),
         stateless_checks={ClaimTrip: check_claim},
