@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from test_batteries import Batteries
-from test_identity_fixtures import City
+from test_identity_fixtures import ALICE, City
 from test_payments import Market
 from cityledger.api.errors import install_handlers
 from cityledger.api.explorer import include_explorer
@@ -124,13 +124,19 @@ def _rewards(world: World) -> None:
             issuer)]).raise_for_error()
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    made = World(tmp_path_factory.mktemp("dashboard"))
+def build_world(folder) -> World:
+    """The world with its payments, batteries, programmes, and a resident holding a Resident ID."""
+    made = World(folder)
     _charging(made)
     made.ids = _batteries(made)
     _rewards(made)
+    made.city.resident(ALICE)  # attribute values that nothing the dashboard serves may hold
     return made
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_world(tmp_path_factory.mktemp("dashboard"))
 
 
 def test_devices_by_kind_match_a_scan_of_the_registry(world):
@@ -279,3 +285,18 @@ def test_module_list_queries_page_back_to_the_first_record(world):
     assert world.city.ledger.query("/mobility/programmes", before="1")["programmes"] == []
     everything = world.city.ledger.query("/batteries/recycling")
     assert everything["recyclers"] == 2 and everything["elements"] == ["co", "cu", "li", "ni", "pb"]
+
+
+DATA_ROUTES = ("/dashboard/data/chain", "/dashboard/data/devices", "/dashboard/data/payments?days=90",
+               "/dashboard/data/batteries", "/dashboard/data/battery-alerts", "/dashboard/data/recycling",
+               "/dashboard/data/rewards")
+
+
+def test_nothing_served_holds_a_residents_attribute_values(world):
+    paths = ("/dashboard", "/explorer/programmes", "/explorer/proposals", "/explorer/programmes?id=1") + DATA_ROUTES
+    answers = [world.client.get(path) for path in paths]
+    assert all(answer.status_code == 200 for answer in answers)
+    served = "\n".join(answer.text for answer in answers)
+    assert "Recovered material against the EU targets" in served and '"charger"' in served
+    for name, value in ALICE.items():
+        assert str(value) not in served, f"{name} of a resident found in what the dashboard serves"

@@ -7,9 +7,12 @@
   const days = Number(root.dataset.days);
   const modules = new Set(root.dataset.modules.split(" "));
   const config = {responsive: true, displaylogo: false, displayModeBar: false};
-  const layout = (xTitle, yTitle, extra) => Object.assign({margin: {l: 56, r: 12, t: 8, b: 40}, height: 260,
-    xaxis: {title: {text: xTitle}, tickformat: xTitle === "height" ? "d" : ""},
-    yaxis: {title: {text: yTitle}, rangemode: "tozero"}, legend: {orientation: "h", y: -0.25}}, extra || {});
+  // Heights are numbers; every other axis is a list of names or days, kept as written ("#2" stays "#2").
+  const xType = (title) => title === "height" ? "linear" : "category";
+  const layout = (xTitle, yTitle, extra) => Object.assign({margin: {l: 56, r: 12, t: 28, b: 40}, height: 280,
+    xaxis: {title: {text: xTitle}, type: xType(xTitle), tickformat: xTitle === "height" ? "d" : "", automargin: true},
+    yaxis: {title: {text: yTitle}, rangemode: "tozero", automargin: true},
+    legend: {orientation: "h", x: 0, y: 1, yanchor: "bottom"}}, extra || {});
   const bar = (labels, values, name) => ({x: labels, y: values, type: "bar", name: name});
 
   function draw(id, traces, chartLayout) {
@@ -61,7 +64,7 @@
     ["by end-2027", "by end-2031"].forEach((label, index) => traces.push({x: elements,
       y: elements.map((n) => target(n, index) === undefined ? null : target(n, index) / 10),
       type: "scatter", mode: "markers", marker: {symbol: "line-ew-open", size: 28}, name: "target " + label}));
-    draw("c-recovery", traces, layout("element", "% recovered", {yaxis: {range: [0, 100], title: {text: "%"}}}));
+    draw("c-recovery", traces, layout("element", "% recovered", {yaxis: {range: [0, 100], title: {text: "%"}, automargin: true}}));
   }
   async function rewards() {
     const data = await get("/dashboard/data/rewards");
