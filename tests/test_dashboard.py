@@ -21,7 +21,6 @@ from test_identity_fixtures import ALICE, City
 from test_payments import Market
 from cityledger.api.errors import install_handlers
 from cityledger.api.explorer import include_explorer
-from cityledger.api.explorer.dashboard import MAX_ALERT_PASSPORTS
 from cityledger.api.explorer.tally import MAX_CHART_DAYS, Tally
 from cityledger.api.metrics import ApiMetrics, read_engine
 from cityledger.api.service import NodeService
@@ -32,7 +31,6 @@ from cityledger.modules.devices import Decommission
 from cityledger.modules.devices.handlers import decode_device
 from cityledger.modules.devices.keys import DEVICES_PREFIX
 from cityledger.modules.mobility import CreateProgramme
-from cityledger.modules.payments import DAY_NS
 from cityledger.node.passports import open_passport_store
 from cityledger.offchain.passport.reports import VerifiedReport
 from cityledger.offchain.passport.store import ReportBook
@@ -182,7 +180,6 @@ def test_alerts_count_committed_alerts_by_stage_now_and_name_no_passport(world):
     assert answer["near_end_of_first_life"] == 1 and answer["complete"] and answer["threshold_percent"] == 80
     body = world.client.get("/dashboard/data/battery-alerts").text
     assert all(passport not in body for passport in (world.ids["in_service"], world.ids["healthy"]))
-    assert MAX_ALERT_PASSPORTS >= 1
 
 
 def test_rewards_list_each_programme_budget_newest_first(world):
@@ -300,3 +297,15 @@ def test_nothing_served_holds_a_residents_attribute_values(world):
     assert "Recovered material against the EU targets" in served and '"charger"' in served
     for name, value in ALICE.items():
         assert str(value) not in served, f"{name} of a resident found in what the dashboard serves"
+
+
+def test_past_their_bounds_the_alert_and_recycling_answers_say_incomplete(world, monkeypatch):
+    import cityledger.api.explorer.dashboard as dashboard
+    import cityledger.modules.batteries.queries as queries
+
+    monkeypatch.setattr(dashboard, "MAX_ALERT_PASSPORTS", 1)
+    alerts = dashboard.alerts_chart(world.service, world.city.ledger.height())
+    assert (alerts.alerted, alerts.complete) == (1, False)
+    monkeypatch.setattr(queries, "MAX_QUERY_RECYCLERS", 1)
+    recycling = world.city.ledger.query("/batteries/recycling")
+    assert (recycling["recyclers"], recycling["complete"], recycling["batches"]) == (1, False, 1)
