@@ -171,11 +171,17 @@ def test_invalid_dashboard_block_counts_are_refused_naming_the_field(explorer, b
 
 def test_dashboard_routes_are_in_the_openapi_and_plotly_is_served_by_the_node(explorer):
     paths = explorer.get("/openapi.json").json()["paths"]
-    assert {"/dashboard/data/chain", "/dashboard/data/batteries"} <= set(paths)
+    assert {"/dashboard/data/chain", "/dashboard/data/batteries", "/dashboard/data/devices", "/dashboard/data/payments",
+            "/dashboard/data/battery-alerts", "/dashboard/data/recycling", "/dashboard/data/rewards"} <= set(paths)
+    empty = explorer.get("/dashboard/data/recycling").json()
+    assert (empty["recyclers"], empty["material_recovery"]["li"]["per_mille"]) == (0, None)
+    assert explorer.get("/dashboard/data/rewards").json()["programmes"] == []
     stages = explorer.get("/dashboard/data/batteries").json()["stages"]
     assert "manufactured" in stages and set(stages.values()) == {0}
     page = explorer.get("/dashboard").text
     assert f'src="{PLOTLY_URL}"' in page and 'id="c-modules"' in page
+    for chart in ("c-devices", "c-charging", "c-paid", "c-stages", "c-alerts", "c-recovery", "c-rewards", "c-claims"):
+        assert f'id="{chart}"' in page
     bundle = explorer.get(PLOTLY_URL)
     assert bundle.status_code == 200 and b"plotly" in bundle.content[:2000].lower()
     assert "immutable" in bundle.headers["cache-control"]

@@ -41,7 +41,8 @@ PHONE_WIDTH = 375
 MAX_CRAWL_PAGES = 400
 MAX_TABS_TO_SEARCH = 10
 MAX_FIRST_LOAD_BYTES = 1_000_000  # the bound on a page's first load, plotly's bundle cached
-CHARTS = ("c-interval", "c-txs", "c-modules", "c-stages")
+CHARTS = ("c-interval", "c-txs", "c-modules", "c-devices", "c-charging", "c-paid", "c-stages", "c-alerts", "c-recovery",
+          "c-rewards", "c-claims")
 RESIDENTS = [
     {"name": "Quirina Portalova", "birth_date": 19771231, "district": "Zederwinkel", "resident_since": 20190707,
      "id_number": "PX-7730001"},
@@ -108,7 +109,8 @@ def explorer_paths(city: City) -> list[str]:
     return ["/", "/?before=2", "/explorer/block/1", f"/explorer/tx/{city.tx_ids[-1]}",
             f"/explorer/tx/{city.proposal_tx}", f"/explorer/account/{address}", f"/explorer/dids?id={city.id_did}",
             "/explorer/issuers", f"/explorer/cred-defs?id={city.cred_def_id}", "/explorer/proposals?id=1",
-            "/explorer/devices", "/explorer/channels", "/explorer/passports", "/search?q=no-such-thing", "/dashboard"]
+            "/explorer/devices", "/explorer/channels", "/explorer/passports", "/explorer/programmes",
+            "/explorer/proposals", "/search?q=no-such-thing", "/dashboard"]
 
 
 def test_docs_list_the_api_operations_with_the_network_cut_off(city, browser):

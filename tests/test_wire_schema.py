@@ -190,6 +190,9 @@ async def _drive_with_sdk(tn, transport) -> None:
         assert (await client.query("bank", "supply"))["supply"] > 0
         assert (await client.chain_chart(5)).txs_by_module == {"bank": 2}
         assert "manufactured" in (await client.battery_stages()).stages
+        assert (await client.device_kinds()).kinds == {} and (await client.payments_per_day(7)).days == []
+        assert (await client.battery_alerts()).alerted == 0 and (await client.recycling()).recyclers == 0
+        assert (await client.reward_budgets()).programmes == []
         proven = await client.get_state(account_key(dest), prove=True)
         assert verify_state_proof(account_key(dest), proven.value_bytes, proven.proof, proven.app_hash)
         assert (await client.get_state(account_key(dest))).proof is None

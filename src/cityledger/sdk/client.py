@@ -17,6 +17,7 @@ import msgspec
 
 from ..core.types import address_to_str
 from ..wire.batteries import PutPassportBody, ReadPassportBody, ReportBatchBody
+from ..wire.dashboard import BatteryAlertsView, DevicesByKindView, PaymentsPerDayView, RecyclingView, RewardsView
 from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedView, PolicyView, VoucherCheckBody,
                              VoucherCheckView)
 from ..wire.owned import (OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView, OwnedEnrollmentsView,
@@ -64,6 +65,8 @@ _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, 
                                           OwnedEnrollmentsView,
                                           VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView,
                                           ScoreModel, ReportBatch, Alerts, RecycledContent, ChainChart, BatteryStages)}
+_CHARTS = {kind: _decoder(kind) for kind in (DevicesByKindView, PaymentsPerDayView, BatteryAlertsView, RecyclingView,
+                                            RewardsView)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
 
 
@@ -147,6 +150,10 @@ class _Calls:
     @staticmethod
     def battery_stages() -> _Call:
         return _Call("GET", "/dashboard/data/batteries", _READ[BatteryStages])
+
+    @staticmethod
+    def chart(name: str, kind: type, params: dict | None = None) -> _Call:
+        return _Call("GET", f"/dashboard/data/{name}", _CHARTS[kind], params or {})
 
     @staticmethod
     def put_passport(passport_id: str, body: bytes) -> _Call:
@@ -301,6 +308,26 @@ class Client:
     def battery_stages(self) -> BatteryStages:
         """The dashboard's battery data: passports by life-cycle stage."""
         return self._do(_Calls.battery_stages())
+
+    def device_kinds(self) -> DevicesByKindView:
+        """The dashboard's devices by kind."""
+        return self._do(_Calls.chart("devices", DevicesByKindView))
+
+    def payments_per_day(self, days: int = 30) -> PaymentsPerDayView:
+        """The dashboard's payments per day: vouchers redeemed (chargers: charging) and paid, channels opened."""
+        return self._do(_Calls.chart("payments", PaymentsPerDayView, {"days": int(days)}))
+
+    def battery_alerts(self) -> BatteryAlertsView:
+        """The dashboard's passports near end of first life, counted by stage."""
+        return self._do(_Calls.chart("battery-alerts", BatteryAlertsView))
+
+    def recycling(self) -> RecyclingView:
+        """The dashboard's recycling totals against the Annex XII targets."""
+        return self._do(_Calls.chart("recycling", RecyclingView))
+
+    def reward_budgets(self) -> RewardsView:
+        """The dashboard's reward programmes: budget, remaining, claims."""
+        return self._do(_Calls.chart("rewards", RewardsView))
 
     def put_passport(self, passport_id: str, body: PutPassportBody) -> PassportStored:
         """Store a passport document (body from sdk.passports.sign_put); the tier hashes to anchor."""
@@ -471,6 +498,21 @@ class AsyncClient:
 
     async def battery_stages(self) -> BatteryStages:
         return await self._do(_Calls.battery_stages())
+
+    async def device_kinds(self) -> DevicesByKindView:
+        return await self._do(_Calls.chart("devices", DevicesByKindView))
+
+    async def payments_per_day(self, days: int = 30) -> PaymentsPerDayView:
+        return await self._do(_Calls.chart("payments", PaymentsPerDayView, {"days": int(days)}))
+
+    async def battery_alerts(self) -> BatteryAlertsView:
+        return await self._do(_Calls.chart("battery-alerts", BatteryAlertsView))
+
+    async def recycling(self) -> RecyclingView:
+        return await self._do(_Calls.chart("recycling", RecyclingView))
+
+    async def reward_budgets(self) -> RewardsView:
+        return await self._do(_Calls.chart("rewards", RewardsView))
 
     async def put_passport(self, passport_id: str, body: PutPassportBody) -> PassportStored:
         return await self._do(_Calls.put_passport(passport_id, msgspec.json.encode(body)))

@@ -28,4 +28,95 @@ class BatteryStagesView(_View):
     stages: dict[str, int]
 
 
-DASHBOARD_VIEW_TYPES = (ChainChartView, BatteryStagesView)
+class DevicesByKindView(_View):
+    """Devices registered and not decommissioned, by kind, over blocks 1 to `counted_to` (of `height`)."""
+
+    counted_to: int  # the events of blocks up to here are counted (a long chain catches up over requests)
+    height: int
+    kinds: dict[str, int]
+
+
+class PaymentsPerDayView(_View):
+    """Per day of block time (UTC), oldest first: vouchers redeemed and what they paid, by the payee's declared
+    counterparty kind ("charger": charging operators), and channels opened."""
+
+    counted_to: int
+    height: int
+    days: list[str]  # YYYY-MM-DD, only days with payment events
+    redeemed: dict[str, list[int]]  # kind -> redemptions per day (one redemption settles one or more sessions)
+    paid: dict[str, list[int]]  # kind -> micro-credits paid per day
+    channels_opened: list[int]
+
+
+class TargetVerdict(_View):
+    """One Annex XII target row and whether the rate meets it (None: nothing of that material went in)."""
+
+    per_mille: int
+    by: int  # YYYYMMDD
+    reference: str
+    met: bool | None
+
+
+class MaterialRecovery(_View):
+    """One element's recovered mass against its mass in the recyclers' input."""
+
+    contained_g: int
+    recovered_g: int
+    per_mille: int | None
+    targets: list[TargetVerdict]
+
+
+class RecyclingEfficiency(_View):
+    """Recycled output mass against input mass."""
+
+    per_mille: int | None
+    targets: list[TargetVerdict]
+
+
+class RecyclingView(_View):
+    """Every recycler's batches summed, with per-mille rates against Reg. (EU) 2023/1542 Annex XII."""
+
+    height: int
+    recyclers: int
+    complete: bool  # False when more recyclers exist than one query sums
+    batches: int
+    batteries: int
+    input_mass_g: int
+    output_mass_g: int
+    material_recovery: dict[str, MaterialRecovery]
+    recycling_efficiency: RecyclingEfficiency
+
+
+class BatteryAlertsView(_View):
+    """Passports whose SoH reports raised this node's passport service's end-of-first-life alert (SoCE at or
+    below `threshold_percent`), by their stage on chain now; counts only, no passport id."""
+
+    height: int
+    threshold_percent: int
+    alerted: int
+    by_stage: dict[str, int]
+    near_end_of_first_life: int  # alerted and still in first life (in_service or repaired)
+    complete: bool  # False when more passports alerted than one answer counts
+
+
+class ProgrammeBudget(_View):
+    """One reward programme's budget and claims."""
+
+    programme_id: int
+    model: str
+    budget: int  # micro-credits ever escrowed
+    remaining: int
+    claims: int
+    withdrawn: bool
+
+
+class RewardsView(_View):
+    """The newest reward programmes (newest first) and how many there are."""
+
+    height: int
+    count: int
+    programmes: list[ProgrammeBudget]
+
+
+DASHBOARD_VIEW_TYPES = (ChainChartView, BatteryStagesView, DevicesByKindView, PaymentsPerDayView, RecyclingView,
+                        BatteryAlertsView, RewardsView)

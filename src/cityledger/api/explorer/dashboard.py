@@ -7,7 +7,9 @@ installed `plotly` package, served by the node under a versioned URL (no CDN, ca
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
+from functools import partial
 from importlib.metadata import version
 from importlib.resources import files
 
@@ -16,14 +18,33 @@ from fastapi import APIRouter, FastAPI, Query
 from starlette.responses import FileResponse, HTMLResponse, Response
 
 from ...core.errors import TxError
-from ...wire.dashboard import DASHBOARD_VIEW_TYPES, BatteryStagesView, ChainChartView
+from ...modules.batteries.messages import STAGE_IN_SERVICE, STAGE_REPAIRED
+from ...offchain.passport.reports import SOH_ALERT_PERCENT
+from ...offchain.passport.store import ReportBook
+from ...wire.dashboard import (
+    DASHBOARD_VIEW_TYPES,
+    BatteryAlertsView,
+    BatteryStagesView,
+    ChainChartView,
+    DevicesByKindView,
+    PaymentsPerDayView,
+    ProgrammeBudget,
+    RecyclingView,
+    RewardsView,
+)
 from ..codec import json_response
+from ..errors import ApiError
 from ..routes.common import add_schemas
 from ..service import NodeService
 from .pages import Pages
+from .tally import MAX_CHART_DAYS, Tally, show_day
 
 DEFAULT_CHART_BLOCKS = 100
 MAX_CHART_BLOCKS = 500  # blocks behind one chain chart: each is one indexed read and its txs' decoding
+DEFAULT_CHART_DAYS = 30
+MAX_CHART_PROGRAMMES = 50  # reward programmes in the budgets chart (the newest)
+MAX_ALERT_PASSPORTS = 1_000  # alerted passports one answer looks up (a stage read each); past it: complete false
+FIRST_LIFE = (STAGE_IN_SERVICE, STAGE_REPAIRED)
 PLOTLY_VERSION = version("plotly")
 PLOTLY_URL = f"/dashboard/plotly-{PLOTLY_VERSION}.min.js"
 # plotly.js adds <style> elements and draws into blob/data images; nothing leaves the node's origin.
@@ -69,17 +90,74 @@ def chain_chart(service: NodeService, count: int) -> ChainChartView:
                           mempool_size=service.status().mempool_size, validators=len(validators))
 
 
+class PerHeight:
+    """One answer per chain height: the state-derived charts are computed once per block, not per request."""
+
+    def __init__(self, service: NodeService, compute) -> None:
+        self.service, self.compute = service, compute
+        self.lock = threading.Lock()
+        self.height, self.answer = -1, None
+
+    def get(self):
+        height = self.service.node.store.last_height()
+        with self.lock:
+            if height != self.height:
+                self.answer, self.height = self.compute(height), height
+            return self.answer
+
+
+def payments_chart(tally: Tally, service: NodeService, days: int) -> PaymentsPerDayView:
+    """Payments per day of block time from the tally, the last `days` days with any."""
+    counted = tally.fold()
+    rows = tally.payment_days(days)
+    kinds = sorted({kind for _, day in rows for kind in day["redeemed"]})
+    return PaymentsPerDayView(counted_to=counted, height=service.node.store.last_height(),
+                              days=[show_day(number) for number, _ in rows],
+                              redeemed={kind: [day["redeemed"].get(kind, 0) for _, day in rows] for kind in kinds},
+                              paid={kind: [day["paid"].get(kind, 0) for _, day in rows] for kind in kinds},
+                              channels_opened=[day["opened"] for _, day in rows])
+
+
+def recycling_chart(service: NodeService, height: int) -> RecyclingView:
+    """Every recycler's totals summed, against the Annex XII targets (/batteries/recycling)."""
+    result = service.query("batteries", "recycling", {}).result
+    return msgspec.convert({"height": height, **{k: v for k, v in result.items() if k != "elements"}}, RecyclingView)
+
+
+def alerts_chart(service: NodeService, height: int) -> BatteryAlertsView:
+    """The node's passport service's alerted passports, counted by their stage on chain now."""
+    alerted = ReportBook(service.node.passports).alerted("", MAX_ALERT_PASSPORTS + 1)
+    stages: Counter = Counter()
+    for passport in alerted[:MAX_ALERT_PASSPORTS]:
+        try:
+            stages[service.query("batteries", "passport", {"id": passport}).result["stage"]] += 1
+        except ApiError:  # a passport the chain does not hold (another chain's store): not counted
+            continue
+    return BatteryAlertsView(height=height, threshold_percent=SOH_ALERT_PERCENT, alerted=sum(stages.values()),
+                             by_stage=dict(sorted(stages.items())),
+                             near_end_of_first_life=sum(stages[stage] for stage in FIRST_LIFE),
+                             complete=len(alerted) <= MAX_ALERT_PASSPORTS)
+
+
+def rewards_chart(service: NodeService, height: int) -> RewardsView:
+    """The newest MAX_CHART_PROGRAMMES reward programmes' budgets and claims (/mobility/programmes)."""
+    result = service.query("mobility", "programmes", {}).result
+    programmes = [msgspec.convert({name: p[name] for name in ProgrammeBudget.__struct_fields__}, ProgrammeBudget)
+                  for p in result["programmes"][:MAX_CHART_PROGRAMMES]]
+    return RewardsView(height=height, count=result["count"], programmes=programmes)
+
+
 def include_dashboard(app: FastAPI, service: NodeService, pages: Pages) -> None:
     """Serve /dashboard, its data routes (in the OpenAPI) and plotly.js from the installed package."""
     add_schemas(app, DASHBOARD_VIEW_TYPES)
     plotly_js = str(files("plotly") / "package_data" / "plotly.min.js")
     router = APIRouter(tags=["dashboard"])
-    has_batteries = "batteries" in {module.name for module in service.node.app.modules}
+    modules = {module.name for module in service.node.app.modules}
 
     @router.get("/dashboard", include_in_schema=False, response_class=HTMLResponse)
     def dashboard() -> Response:
-        page = pages.render("dashboard.html", title="City dashboard", plotly_url=PLOTLY_URL,
-                            has_batteries=has_batteries, chart_blocks=DEFAULT_CHART_BLOCKS)
+        page = pages.render("dashboard.html", title="City dashboard", plotly_url=PLOTLY_URL, modules=modules,
+                            chart_blocks=DEFAULT_CHART_BLOCKS, chart_days=DEFAULT_CHART_DAYS)
         page.headers["Content-Security-Policy"] = DASHBOARD_CSP
         return page
 
@@ -92,11 +170,54 @@ def include_dashboard(app: FastAPI, service: NodeService, pages: Pages) -> None:
     def chain(blocks: int = Query(DEFAULT_CHART_BLOCKS, ge=1, le=MAX_CHART_BLOCKS)) -> Response:
         return json_response(chain_chart(service, blocks))
 
-    if has_batteries:
-        @router.get("/dashboard/data/batteries", summary="Battery passports by life-cycle stage",
-                    responses=_doc("BatteryStagesView"))
-        def batteries() -> Response:
-            stages = service.query("batteries", "stages", {}).result["stages"]
-            return json_response(BatteryStagesView(stages=msgspec.convert(stages, dict[str, int])))
-
+    _city_routes(router, service, Tally(service.node.store, lambda m, q, a: service.query(m, q, a).result), modules)
+    if "batteries" in modules:
+        _battery_routes(router, service)
     app.include_router(router)
+
+
+def _city_routes(router: APIRouter, service: NodeService, tally: Tally, modules: set[str]) -> None:
+    """Devices by kind and payments per day (the event tally), reward programmes (per height)."""
+    if "devices" in modules:
+        @router.get("/dashboard/data/devices", summary="Devices registered and not decommissioned, by kind",
+                    responses=_doc("DevicesByKindView"))
+        def devices() -> Response:
+            counted = tally.fold()
+            return json_response(DevicesByKindView(counted_to=counted, height=service.node.store.last_height(),
+                                                   kinds=tally.device_kinds()))
+
+    if "payments" in modules:
+        @router.get("/dashboard/data/payments", summary="Per day: vouchers redeemed (chargers: charging) and paid, "
+                    "channels opened", responses=_doc("PaymentsPerDayView"))
+        def payments(days: int = Query(DEFAULT_CHART_DAYS, ge=1, le=MAX_CHART_DAYS)) -> Response:
+            return json_response(payments_chart(tally, service, days))
+
+    if "mobility" in modules:
+        programmes = PerHeight(service, partial(rewards_chart, service))
+
+        @router.get("/dashboard/data/rewards", summary="Reward programmes: budget, remaining, claims",
+                    responses=_doc("RewardsView"))
+        def rewards() -> Response:
+            return json_response(programmes.get())
+
+
+def _battery_routes(router: APIRouter, service: NodeService) -> None:
+    """Passports by stage, the end-of-first-life alerts, recycling against the EU targets."""
+    alerts, recycling = PerHeight(service, partial(alerts_chart, service)), PerHeight(service, partial(
+        recycling_chart, service))
+
+    @router.get("/dashboard/data/batteries", summary="Battery passports by life-cycle stage",
+                responses=_doc("BatteryStagesView"))
+    def batteries() -> Response:
+        stages = service.query("batteries", "stages", {}).result["stages"]
+        return json_response(BatteryStagesView(stages=msgspec.convert(stages, dict[str, int])))
+
+    @router.get("/dashboard/data/battery-alerts", summary="Passports near end of first life (SoH alerts), by stage",
+                responses=_doc("BatteryAlertsView"))
+    def battery_alerts() -> Response:
+        return json_response(alerts.get())
+
+    @router.get("/dashboard/data/recycling", summary="Recovered material against Reg. (EU) 2023/1542 Annex XII",
+                responses=_doc("RecyclingView"))
+    def recycled() -> Response:
+        return json_response(recycling.get())

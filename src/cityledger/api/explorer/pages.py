@@ -114,7 +114,7 @@ class Pages:
         view = msgspec.to_builtins(self.service.account(address))
         return self.render("account.html", title=f"Account {view['address'][:14]}…", account=view)
 
-    def section(self, section: Section, key: str | None) -> Response:
+    def section(self, section: Section, key: str | None, before: int | None = None) -> Response:
         result, asked = None, key is not None or not section.arg
         if key is not None and (not key.strip() or len(key) > MAX_ID_CHARS):
             raise ApiError(400, "api/invalid_param",
@@ -122,7 +122,11 @@ class Pages:
         if asked:
             args = {section.arg: key.strip()} if section.arg and key is not None else {}
             result = section.public(self.service.query(section.module, section.query, args).result)
-        return self.render("section.html", title=section.title, section=section, key=key or "", result=result)
+        elif section.listing:  # no id: the newest records, paged back with ?before=
+            args = {} if before is None else {"before": str(before)}
+            result = self.service.query(section.module, section.listing, args).result
+        return self.render("section.html", title=section.title, section=section, key=key or "", result=result,
+                           older=result.get("before") if key is None and isinstance(result, dict) else None)
 
     def search(self, text: str) -> Response:
         text = text.strip()
@@ -173,11 +177,12 @@ def include_pages(app: FastAPI, service: NodeService) -> Pages:
         return pages.guarded(lambda: pages.search(q))
 
     @router.get("/explorer/{slug}", response_class=HTMLResponse)
-    def section(slug: str, id: str | None = None) -> Response:  # noqa: A002 - the query parameter's name
+    def section(slug: str, id: str | None = None,  # noqa: A002 - the query parameter's name
+                before: int | None = Query(None, ge=1, le=2**63 - 1)) -> Response:
         found = find(pages.sections, slug)
         if found is None:
             return pages.error(ApiError(404, "api/not_found", f"slug: no explorer section {slug[:80]!r}"))
-        return pages.guarded(lambda: pages.section(found, id))
+        return pages.guarded(lambda: pages.section(found, id, before))
 
     app.include_router(router)
     return pages

@@ -28,6 +28,7 @@ class Section:
     label: str  # the lookup field's label
     search: str = ""  # a regular expression: search input this section recognises ("" for none)
     fields: tuple[str, ...] = ()  # the result's fields shown, in order; () shows all
+    listing: str = ""  # a module query answering the newest records, newest first, shown without an id
 
     def recognises(self, text: str) -> bool:
         """True when the search box's text has this section's id syntax."""
@@ -50,7 +51,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("devices", "Devices", "devices", "device", "did", "Device DID"),
     Section("consortium", "Consortium", "governance", "consortium", "", "Members"),
     Section("validators", "Validators", "governance", "validators", "", "Validators"),
-    Section("proposals", "Governance proposals", "governance", "proposal", "id", "Proposal number"),
+    # Votes are the proposal's approvals: who approved, until it passed or expired.
+    Section("proposals", "Governance proposals", "governance", "proposal", "id", "Proposal number",
+            listing="proposals"),
     Section("channels", "Payment channels", "payments", "channel", "id", "Channel number"),
     Section("escrows", "Escrows", "payments", "escrow", "id", "Escrow number"),
     Section("data-sets", "Data sets", "consent", "data_set", "id", "Data set id"),
@@ -60,6 +63,8 @@ SECTIONS: tuple[Section, ...] = (
             fields=("passport", "id_dmc", "battery", "operator", "stage", "predecessor", "successor",
                     "recycling_batch", "report_count", "created_height", "updated_height", "documents",
                     "history")),
+    Section("programmes", "Reward programmes", "mobility", "programme", "id", "Programme number",
+            listing="programmes"),
 )
 
 

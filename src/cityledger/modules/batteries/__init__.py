@@ -57,7 +57,8 @@ from .messages import (
     UpdateDocument,
 )
 from .queries import (query_access_log, query_awaiting_recycling, query_by_stage, query_log_root, query_passport,
-                      query_report_root, query_second_life, query_recycler, query_reports, query_stages, query_targets)
+                      query_recycling, query_report_root, query_second_life, query_recycler, query_reports, query_stages,
+                      query_targets)
 from .recycling import get_batch, get_recycler_totals, process_recycle
 from .targets import TARGETS, Target
 
@@ -84,7 +85,7 @@ def new_module(identity: Identity, devices: Devices) -> Module:
             AnchorReportRoot: partial(process_anchor_report_root, identity),
         },
         queries={"passport": query_passport, "reports": query_reports, "stages": query_stages,
-                 "recycler": query_recycler, "targets": query_targets,
+                 "recycler": query_recycler, "recycling": query_recycling, "targets": query_targets,
                  "access_log": query_access_log, "log_root": query_log_root, "by_stage": query_by_stage,
                  "second_life": query_second_life, "awaiting_recycling": query_awaiting_recycling,
                  "report_root": query_report_root},

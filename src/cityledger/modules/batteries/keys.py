@@ -23,6 +23,7 @@ _REPORT_ROOT_LAST = 0x11
 PASSPORTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _PASSPORT)
 STAGE_COUNTS_PREFIX = collection_prefix(PREFIX_BATTERIES, _STAGE_COUNT)
 LOG_LAST_PREFIX = collection_prefix(PREFIX_BATTERIES, _LOG_LAST)
+RECYCLERS_PREFIX = collection_prefix(PREFIX_BATTERIES, _RECYCLER)
 
 
 def passport_key(passport: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Battery passport queries: a passport by id or idDmc, its reports, counts by stage, recyclers."""
+"""Battery passport queries: a passport by id or idDmc, its reports, counts by stage, recyclers, their sum."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from typing import Any
 from ...core.state import StateReader
 from .accesslog import get_anchor, get_last_anchor, get_log_root, get_report_root
 from .handlers import get_history, is_passport_id, get_passport, get_passport_by_dmc, get_report, get_stage_count
-from .keys import SECOND_LIFE_PREFIX, stage_index_prefix
-from .messages import ELEMENTS, MAX_LOG_ANCHORS, MAX_LOG_ROOTS, MAX_REPORTS, STAGE_WASTE, STAGES, TIERS, PassportRecord
-from .recycling import MAX_YEAR, MIN_YEAR, compute_rates, get_recycler_totals, get_recycler_year
+from .keys import RECYCLERS_PREFIX, SECOND_LIFE_PREFIX, stage_index_prefix
+from .messages import (ELEMENTS, MAX_LOG_ANCHORS, MAX_LOG_ROOTS, MAX_REPORTS, STAGE_WASTE, STAGES, TIERS, PassportRecord,
+                       RecyclerTotals)
+from .recycling import (MAX_YEAR, MIN_YEAR, NO_MATERIALS, add_totals, compute_rates, decode_totals,
+                        get_recycler_totals, get_recycler_year)
 from .targets import TARGETS
 
 MAX_QUERY_REPORTS = 100  # report commitments answered per query; page on with "from"
 MAX_QUERY_PASSPORTS = 100  # passport ids answered per list query; page on with "after"
+MAX_QUERY_RECYCLERS = 1_000  # recyclers summed by /batteries/recycling (accredited firms: a handful per city)
 
 
 def _passport_view(state: StateReader, record: PassportRecord) -> dict[str, Any]:
@@ -76,6 +79,21 @@ def query_recycler(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
             "batteries": totals.batteries,
             "input_mass_g": totals.input_mass_g, "output_mass_g": totals.output_mass_g,
             "elements": list(ELEMENTS), **compute_rates(totals)}
+
+
+def query_recycling(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """Every recycler's totals summed (the first MAX_QUERY_RECYCLERS by DID), with per-mille rates against the
+    Annex XII targets."""
+    total, recyclers, complete = RecyclerTotals("", 0, 0, 0, 0, NO_MATERIALS, NO_MATERIALS), 0, True
+    for _, raw in state.iter_prefix(RECYCLERS_PREFIX):
+        if recyclers == MAX_QUERY_RECYCLERS:
+            complete = False
+            break
+        total = add_totals(total, decode_totals(raw))
+        recyclers += 1
+    return {"recyclers": recyclers, "complete": complete, "batches": total.batches, "batteries": total.batteries,
+            "input_mass_g": total.input_mass_g, "output_mass_g": total.output_mass_g, "elements": list(ELEMENTS),
+            **compute_rates(total)}
 
 
 def query_targets(state: StateReader, args: dict[str, str]) -> dict[str, Any]:

@@ -54,6 +54,18 @@ def get_recycler_totals(state: StateReader, recycler: str) -> RecyclerTotals | N
     return None if raw is None else _TOTALS.decode_lenient(raw)
 
 
+def decode_totals(raw: bytes) -> RecyclerTotals:
+    """A stored RecyclerTotals."""
+    return _TOTALS.decode_lenient(raw)
+
+
+def add_totals(a: RecyclerTotals, b: RecyclerTotals) -> RecyclerTotals:
+    """Two recyclers' totals summed, under a's name (the city-wide picture)."""
+    return RecyclerTotals(a.recycler, a.batches + b.batches, a.batteries + b.batteries, a.input_mass_g + b.input_mass_g,
+                          a.output_mass_g + b.output_mass_g, add_materials(a.contained, b.contained),
+                          add_materials(a.recovered, b.recovered))
+
+
 def add_materials(a: Materials, b: Materials) -> Materials:
     """Element-wise sum."""
     return Materials(*(getattr(a, name) + getattr(b, name) for name in ELEMENTS))

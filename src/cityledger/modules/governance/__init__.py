@@ -8,14 +8,15 @@ from .handlers import ACTIONS, PARAMS, get_consortium, process_submit_proposal, 
 from .invariants import check_consortium
 from .keys import param_key
 from .messages import Action, MembershipChange, ParamChange, SubmitProposal, ValidatorChange, Vote
-from .queries import query_consortium, query_proposal, query_validators
+from .queries import query_consortium, query_proposal, query_proposals, query_validators
 
 MODULE = Module(
     name="governance",
     prefix=PREFIX_GOVERNANCE,
     errors=ERRORS,
     handlers={SubmitProposal: process_submit_proposal, Vote: process_vote},
-    queries={"consortium": query_consortium, "proposal": query_proposal, "validators": query_validators},
+    queries={"consortium": query_consortium, "proposal": query_proposal, "proposals": query_proposals,
+             "validators": query_validators},
     init_genesis=init_genesis,
     invariants=(check_consortium,),
     params=PARAMS,

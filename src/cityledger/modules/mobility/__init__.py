@@ -36,7 +36,7 @@ from .messages import (
 )
 from .owned import query_enrollments_of
 from .proofs import ProofVerifier, Verdict, circuit_dir, compute_instances
-from .queries import query_claim, query_enrollment, query_programme
+from .queries import query_claim, query_enrollment, query_programme, query_programmes
 from .signing import compute_commitment_bytes, compute_ticket_bytes, sign_commitment, sign_ticket, verify_commitment
 from .stateless import check_claim, remember_claim
 
@@ -54,8 +54,8 @@ def new_module(bank: Bank, identity: Identity, verifier: Verifier) -> Module:
             Enroll: partial(process_enroll, identity),
             ClaimTrip: partial(process_claim, bank, verifier),
         },
-        queries={"programme": query_programme, "enrollment": query_enrollment, "claim": query_claim,
-                 "enrollments_of": query_enrollments_of},
+        queries={"programme": query_programme, "programmes": query_programmes, "enrollment": query_enrollment,
+                 "claim": query_claim, "enrollments_of": query_enrollments_of},
         init_genesis=init_genesis,
         invariants=(partial(check_mobility, bank),),
         stateless_checks={ClaimTrip: check_claim},

@@ -1,4 +1,4 @@
-"""Mobility queries: /mobility/programme, /mobility/enrollment, /mobility/claim."""
+"""Mobility queries: /mobility/programme, /mobility/programmes, /mobility/enrollment, /mobility/claim."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from ...core.encoding import decoder
 from ...core.state import StateReader
 from ...core.types import address_from_str, address_to_str
 from .handlers import MAX_ID, get_enrollment, get_programme
-from .keys import MOBILITY_ACCOUNT, commitment_key
+from .keys import MOBILITY_ACCOUNT, NEXT_PROGRAMME_ID_KEY, commitment_key
 from .messages import ClaimRecord, EnrollmentRecord
 
 _CLAIM = decoder(ClaimRecord)
+MAX_QUERY_PROGRAMMES = 100  # programmes answered per list query; page back with "before"
 
 
 def _int(args: dict[str, str], name: str, low: int) -> int:
@@ -34,6 +35,16 @@ def query_programme(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
             "period_blocks": record.period_blocks, "expiry_height": record.expiry_height, "issuer": record.issuer,
             "claims": record.claims, "withdrawn": record.withdrawn, "created_height": record.created_height,
             "account": address_to_str(MOBILITY_ACCOUNT)}
+
+
+def query_programmes(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """Programmes newest first, below {'before'} (default: all), at most MAX_QUERY_PROGRAMMES: point reads by id."""
+    raw = state.get(NEXT_PROGRAMME_ID_KEY)
+    last = 0 if raw is None else int.from_bytes(raw, "big")
+    top = min(_int(args, "before", 1) - 1, last) if "before" in args else last
+    ids = range(top, max(top - MAX_QUERY_PROGRAMMES, 0), -1)
+    programmes = [query_programme(state, {"id": str(programme_id)}) for programme_id in ids]
+    return {"count": last, "programmes": programmes, "before": ids[-1] if ids and ids[-1] > 1 else None}
 
 
 def query_enrollment(state: StateReader, args: dict[str, str]) -> dict[str, Any]:

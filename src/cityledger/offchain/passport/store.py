@@ -487,6 +487,13 @@ class ReportBook:
                 "AND b.height IS NOT NULL ORDER BY r.seq DESC LIMIT 1", (passport_id,)).fetchone()
         return None if row is None else self.read(passport_id, row[0])[0]
 
+    def alerted(self, after: str, limit: int) -> list[str]:
+        """Passports with an end-of-first-life alert in a batch committed on chain, by id after `after`."""
+        with self.store._lock:
+            return [row[0] for row in self.store._db.execute(
+                "SELECT DISTINCT a.passport_id FROM soh_alerts a JOIN report_batches b ON b.seq = a.batch "
+                "WHERE a.passport_id > ? AND b.height IS NOT NULL ORDER BY a.passport_id LIMIT ?", (after, limit))]
+
     def alerts(self, passport_id: str) -> list[tuple[int, int, int | None]]:
         """(report sequence, batch, the batch's height on chain or None) of each end-of-first-life alert."""
         with self.store._lock:

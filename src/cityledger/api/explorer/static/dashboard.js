@@ -4,33 +4,85 @@
   const REFRESH_MS = 5000;
   const root = document.getElementById("dashboard");
   const blocks = Number(root.dataset.blocks);
+  const days = Number(root.dataset.days);
+  const modules = new Set(root.dataset.modules.split(" "));
   const config = {responsive: true, displaylogo: false, displayModeBar: false};
-  const layout = (xTitle, yTitle) => ({margin: {l: 48, r: 12, t: 8, b: 40}, height: 260,
-    xaxis: {title: {text: xTitle}, tickformat: xTitle === "height" ? "d" : ""}, yaxis: {title: {text: yTitle}, rangemode: "tozero"}});
+  // Heights are numbers; every other axis is a list of names or days, kept as written ("#2" stays "#2").
+  const xType = (title) => title === "height" ? "linear" : "category";
+  const layout = (xTitle, yTitle, extra) => Object.assign({margin: {l: 56, r: 12, t: 28, b: 40}, height: 280,
+    xaxis: {title: {text: xTitle}, type: xType(xTitle), tickformat: xTitle === "height" ? "d" : "", automargin: true},
+    yaxis: {title: {text: yTitle}, rangemode: "tozero", automargin: true},
+    legend: {orientation: "h", x: 0, y: 1, yanchor: "bottom"}}, extra || {});
+  const bar = (labels, values, name) => ({x: labels, y: values, type: "bar", name: name});
 
   function draw(id, traces, chartLayout) {
     Plotly.react(id, traces, chartLayout, config);
     document.getElementById(id).dataset.drawn = "yes";
   }
+  async function get(path) {
+    const answer = await fetch(path, {cache: "no-store"});
+    if (!answer.ok) throw new Error(path + ": " + answer.status);
+    return answer.json();
+  }
+  async function chain() {
+    const data = await get("/dashboard/data/chain?blocks=" + blocks);
+    document.getElementById("d-height").textContent = String(data.to_height);
+    document.getElementById("d-mempool").textContent = String(data.mempool_size);
+    document.getElementById("d-validators").textContent = String(data.validators);
+    draw("c-interval", [{x: data.heights, y: data.interval_ms, type: "scatter", mode: "lines+markers"}],
+         layout("height", "ms"));
+    draw("c-txs", [bar(data.heights, data.txs)], layout("height", "txs"));
+    draw("c-modules", [bar(Object.keys(data.txs_by_module), Object.values(data.txs_by_module))],
+         layout("module", "messages"));
+  }
+  async function devices() {
+    const data = await get("/dashboard/data/devices");
+    draw("c-devices", [bar(Object.keys(data.kinds), Object.values(data.kinds))], layout("kind", "devices"));
+  }
+  async function payments() {
+    const data = await get("/dashboard/data/payments?days=" + days);
+    const byKind = (series) => Object.keys(series).map((kind) => bar(data.days, series[kind], kind));
+    draw("c-charging", byKind(data.redeemed).concat([{x: data.days, y: data.channels_opened,
+         type: "scatter", mode: "lines+markers", name: "channels opened"}]),
+         layout("day (UTC)", "count", {barmode: "stack"}));
+    draw("c-paid", byKind(data.paid), layout("day (UTC)", "micro-credits", {barmode: "stack"}));
+  }
+  async function batteries() {
+    const stages = (await get("/dashboard/data/batteries")).stages;
+    draw("c-stages", [bar(Object.keys(stages), Object.values(stages))], layout("stage", "passports"));
+    const alerts = await get("/dashboard/data/battery-alerts");
+    document.getElementById("d-alerts").textContent = alerts.near_end_of_first_life + " in first life (of " +
+      alerts.alerted + " alerted) at or below " + alerts.threshold_percent + " % state of certified energy" +
+      (alerts.complete ? "" : "; more than one answer counts");
+    draw("c-alerts", [bar(Object.keys(alerts.by_stage), Object.values(alerts.by_stage))],
+         layout("stage now", "passports"));
+    const recycling = await get("/dashboard/data/recycling");
+    const elements = Object.keys(recycling.material_recovery);
+    const rate = (name) => recycling.material_recovery[name].per_mille;
+    const target = (name, index) => (recycling.material_recovery[name].targets[index] || {}).per_mille;
+    const traces = [bar(elements, elements.map((n) => rate(n) === null ? null : rate(n) / 10), "recovered")];
+    ["by end-2027", "by end-2031"].forEach((label, index) => traces.push({x: elements,
+      y: elements.map((n) => target(n, index) === undefined ? null : target(n, index) / 10),
+      type: "scatter", mode: "markers", marker: {symbol: "line-ew-open", size: 28}, name: "target " + label}));
+    draw("c-recovery", traces, layout("element", "% recovered", {yaxis: {range: [0, 100], title: {text: "%"}, automargin: true}}));
+  }
+  async function rewards() {
+    const data = await get("/dashboard/data/rewards");
+    const names = data.programmes.map((p) => "#" + p.programme_id);
+    draw("c-rewards", [bar(names, data.programmes.map((p) => p.budget), "budget"),
+                       bar(names, data.programmes.map((p) => p.remaining), "remaining")],
+         layout("programme", "micro-credits", {barmode: "group"}));
+    draw("c-claims", [bar(names, data.programmes.map((p) => p.claims), "claims")], layout("programme", "claims"));
+  }
+  const charts = [chain];
+  if (modules.has("devices")) charts.push(devices);
+  if (modules.has("payments")) charts.push(payments);
+  if (modules.has("batteries")) charts.push(batteries);
+  if (modules.has("mobility")) charts.push(rewards);
+
   async function refresh() {
-    try {
-      const chain = await (await fetch("/dashboard/data/chain?blocks=" + blocks, {cache: "no-store"})).json();
-      document.getElementById("d-height").textContent = String(chain.to_height);
-      document.getElementById("d-mempool").textContent = String(chain.mempool_size);
-      document.getElementById("d-validators").textContent = String(chain.validators);
-      draw("c-interval", [{x: chain.heights, y: chain.interval_ms, type: "scatter", mode: "lines+markers"}],
-           layout("height", "ms"));
-      draw("c-txs", [{x: chain.heights, y: chain.txs, type: "bar"}], layout("height", "txs"));
-      draw("c-modules", [{x: Object.keys(chain.txs_by_module), y: Object.values(chain.txs_by_module), type: "bar"}],
-           layout("module", "messages"));
-      if (root.dataset.batteries === "on") {
-        const batteries = await (await fetch("/dashboard/data/batteries", {cache: "no-store"})).json();
-        draw("c-stages", [{x: Object.keys(batteries.stages), y: Object.values(batteries.stages), type: "bar"}],
-             layout("stage", "passports"));
-      }
-    } catch (err) {
-      // The node restarting: keep the charts as they are and try again later.
-    }
+    // Each chart on its own: one that fails (the node restarting) keeps its last drawing, the others go on.
+    await Promise.all(charts.map((chart) => chart().catch(() => undefined)));
     setTimeout(refresh, REFRESH_MS);
   }
   refresh();
