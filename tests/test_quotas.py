@@ -12,8 +12,8 @@ from test_devices import new_device
 from test_identity_fixtures import City
 from test_payments import Market, policy
 from cityledger.app import abc
-from cityledger.app.quotas import quota_key
-from cityledger.core.accounts import get_nonce
+from cityledger.app.quotas import QUOTAS_PREFIX, forget_written, quota_key
+from cityledger.core.accounts import account_key, get_nonce
 from cityledger.core.encoding import encode
 from cityledger.core.errors import ERR_QUOTA
 from cityledger.core.keys import Signer, compute_address
@@ -210,3 +210,13 @@ def test_account_device_index_agrees_with_the_registry(market):
     shared = Signer(1, sorted([vehicle.public_key, market.payer.public_key], key=encode))  # no device's own account
     assert get_account_device(state, compute_address(shared), shared) is None
     assert get_account_device(state, vehicle.address(), None) is None  # a context with no tx signer
+
+
+def test_forget_written_drops_exactly_the_senders_whose_records_a_block_wrote():
+    senders = [bytes([i]) * 20 for i in range(4)]
+    cache = {sender: (10, 0, 5, 5) for sender in senders}
+    writes = sorted([(quota_key(senders[1]), b"\x00" * 32), (quota_key(senders[2]), None),
+                     (account_key(senders[0]), b"\x00" * 16), (QUOTAS_PREFIX + b"\x7f", b""),
+                     (b"\xff" + quota_key(senders[3]), b"")])  # around the collection: other keys stay
+    forget_written(cache, writes)
+    assert set(cache) == {senders[0], senders[3]}

@@ -340,9 +340,8 @@ class CityApp(abc.Application):
             snapshots.take_snapshot(self.store, pending.block.height)
         if not keep_check_state:
             self._reset_check_state()
-        # A kept check state reads through to the store for what its own writes lack, and the block
-        # may have written a window record that no check predicted (a tx admitted for an earlier height).
-        self._check_windows = {}
+        else:  # the block may have written a record no check predicted (a tx checked for an earlier height)
+            quotas.forget_written(self._check_windows, pending.writes)
         for tx_id in pending.tx_ids:
             self._forget(tx_id)
 

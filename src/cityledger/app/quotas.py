@@ -18,12 +18,15 @@ Nor is the record read from the state per tx: each layer txs are checked against
 a block's overlay) has a WindowCache of the records it holds, filled on a sender's first tx. Only
 this module writes these records, and it drops a sender's entry whenever it writes one (into a
 tx's journal, which its caller may keep or drop), so an entry always equals what its layer holds;
-the app starts a layer's cache with the layer, and the check state's afresh after every block.
+the app starts a layer's cache with the layer. A check state kept across a commit reads through to
+the store for what it did not write itself, so the senders whose records the block wrote leave its
+cache then (`forget_written`).
 """
 
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left
 
 from ..core.accounts import unpack_account
 from ..core.errors import ERR_QUOTA
@@ -58,6 +61,16 @@ def _window_record(state: Overlay, cache: WindowCache, sender: bytes) -> WindowR
             cache.clear()
         cache[sender] = record
     return record
+
+
+def forget_written(cache: WindowCache, writes: list[tuple[bytes, bytes | None]]) -> None:
+    """Drop from `cache` every sender whose window record `writes` (a block's, sorted by key) changes."""
+    skip = len(QUOTAS_PREFIX) + 1  # the prefix and the address's length byte
+    for index in range(bisect_left(writes, (QUOTAS_PREFIX,)), len(writes)):
+        key = writes[index][0]
+        if not key.startswith(QUOTAS_PREFIX):
+            break
+        cache.pop(key[skip:], None)
 
 
 def check_window_quota(state: Overlay, cache: WindowCache, reader: QuotaReader, params: Params, decoded: DecodedTx,
