@@ -74,7 +74,7 @@ def _summary(rows: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", default="72f2197", help="the baseline commit (default: before the admission speed-up)")
+    parser.add_argument("--base", default="72f2197", help="the baseline commit (before the admission speed-up)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of base then new")
     parser.add_argument("--txs", type=int, default=40_000)
     parser.add_argument("--senders", type=int, default=2_000)
