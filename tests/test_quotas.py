@@ -8,12 +8,19 @@ import msgspec
 import pytest
 
 from helpers import assert_error_kind, make_chain
+from test_devices import new_device
 from test_identity_fixtures import City
 from test_payments import Market, policy
-from cityledger.app.quotas import quota_key
-from cityledger.core.accounts import get_nonce
+from cityledger.app import abc
+from cityledger.app.quotas import QUOTAS_PREFIX, forget_written, quota_key
+from cityledger.core.accounts import account_key, get_nonce
+from cityledger.core.encoding import encode
 from cityledger.core.errors import ERR_QUOTA
+from cityledger.core.keys import Signer, compute_address
 from cityledger.modules.bank import MultiSend, Output, Transfer, get_balance
+from cityledger.modules.bank.errors import ERR_INSUFFICIENT_FUNDS
+from cityledger.modules.devices import get_device
+from cityledger.modules.devices.handlers import get_account_device
 from cityledger.modules.governance.messages import ParamChange
 from cityledger.modules.payments import FreezeDevice
 from cityledger.modules.payments import errors as E
@@ -147,3 +154,69 @@ def test_device_default_quota_is_the_governed_device_parameter(tmp_path):
     for _ in range(3):
         assert chain.block(pay(chain, sender)).tx_results[0].code == 0
     assert get_balance(chain.store, chain.accounts[3].address()) > 0
+
+
+# -- the caches of the admission path leave every result as the state alone gives it -------------
+
+def test_window_record_of_a_tx_whose_messages_fail_is_not_kept(tmp_path):
+    # Such a tx keeps its nonce bump but not the window record its journal wrote: the sender's next
+    # tx opens the window at its own nonce (a cache that kept the dropped record would count one more).
+    chain = make_chain(tmp_path, params={WINDOW_BLOCKS: 10, TXS_PER_WINDOW: 2})
+    sender, sink = chain.accounts[0], chain.accounts[3].address()
+    too_much = chain.tx(sender, Transfer(sink, 2**61))
+    results = chain.block(too_much, pay(chain, sender), pay(chain, sender), pay(chain, sender)).tx_results
+    assert [r.code for r in results[1:3]] == [0, 0]
+    assert_error_kind(results[0], ERR_INSUFFICIENT_FUNDS)
+    assert_error_kind(results[3], ERR_QUOTA)
+    assert get_nonce(chain.store, sender.address()) == 3
+
+
+def test_check_state_sees_a_window_record_written_by_a_later_block_than_its_check(tmp_path):
+    # A tx checked for height 9 (inside the window ending at 10) lands in block 10, which opens the
+    # next window; a kept check state must then count from the record block 10 wrote.
+    chain = make_chain(tmp_path, params={WINDOW_BLOCKS: 10, TXS_PER_WINDOW: 2})
+    sender = chain.accounts[0]
+    chain.block(pay(chain, sender))  # height 1: the window ending at height 10, one tx counted
+    while chain.height < 8:
+        chain.block()
+    late = pay(chain, sender)
+    assert chain.app.check_tx(late).code == 0  # for height 9
+    for txs in ((), (late,)):  # blocks 9 and 10, each commit keeping the check state
+        chain.height += 1
+        chain.time_ns += 1_000_000_000
+        request = abc.BlockRequest(height=chain.height, time_ns=chain.time_ns, txs=txs)
+        assert all(r.code == 0 for r in chain.app.finalize_block(request).tx_results)
+        chain.app.commit(keep_check_state=True)
+    assert chain.app.check_tx(pay(chain, sender)).code == 0  # the second tx of the window 10..19
+    assert_error_kind(chain.app.check_tx(pay(chain, sender)), ERR_QUOTA)
+
+
+def test_device_registered_after_its_account_paid_passes_its_policy(market):
+    device = new_device(0x72)
+    market.send(market.payer, Transfer(device.address(), 1_000)).raise_for_error()
+    market.send(device, Transfer(market.payee.address(), 1)).raise_for_error()  # no device yet: free
+    market.fleet.register(device).raise_for_error()
+    assert_error_kind(market.send(device, Transfer(market.payee.address(), 1)), E.ERR_NO_POLICY)
+    market.check()
+
+
+def test_account_device_index_agrees_with_the_registry(market):
+    state, vehicle = market.ledger.store, market.vehicle
+    record = get_device(state, market.vehicle_did)
+    assert record is not None
+    for _ in range(2):  # the first look-up fills the index, the second reads it
+        assert get_account_device(state, vehicle.address(), vehicle.signer()) == record
+        assert get_account_device(state, market.payer.address(), market.payer.signer()) is None
+    shared = Signer(1, sorted([vehicle.public_key, market.payer.public_key], key=encode))  # no device's own account
+    assert get_account_device(state, compute_address(shared), shared) is None
+    assert get_account_device(state, vehicle.address(), None) is None  # a context with no tx signer
+
+
+def test_forget_written_drops_exactly_the_senders_whose_records_a_block_wrote():
+    senders = [bytes([i]) * 20 for i in range(4)]
+    cache = {sender: (10, 0, 5, 5) for sender in senders}
+    writes = sorted([(quota_key(senders[1]), b"\x00" * 32), (quota_key(senders[2]), None),
+                     (account_key(senders[0]), b"\x00" * 16), (QUOTAS_PREFIX + b"\x7f", b""),
+                     (b"\xff" + quota_key(senders[3]), b"")])  # around the collection: other keys stay
+    forget_written(cache, writes)
+    assert set(cache) == {senders[0], senders[3]}

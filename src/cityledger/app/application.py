@@ -65,6 +65,7 @@ class CityApp(abc.Application):
         self._restore: snapshots.Restore | None = None
         self._check_state = Overlay(store)
         self._check_params = self.params(self._check_state)
+        self._check_windows: quotas.WindowCache = {}  # the check state's window records (app/quotas.py)
         self._quota_reader = next((m.sender_quota for m in self.modules if m.sender_quota is not None), None)
         self._stateless_checks = {kind: check for m in self.modules for kind, check in m.stateless_checks.items()}
         self._stateless_checked = {kind: hook for m in self.modules for kind, hook in m.stateless_checked.items()}
@@ -149,9 +150,10 @@ class CityApp(abc.Application):
         return Context(state, self.chain_id, height, time_ns, decoded.sender, decoded.tx.body.signer, decoded.tx_id,
                        params=params or self.params(state), actions=self.actions)
 
-    def _authenticate(self, state: Overlay, decoded: DecodedTx, height: int,
-                      params: Params) -> tuple[tuple[bytes, bytes], int]:
-        """Nonce, expiry and window-quota checks; on success the sender's nonce advances in `state`.
+    def _authenticate(self, state: Overlay, decoded: DecodedTx, height: int, params: Params,
+                      windows: quotas.WindowCache) -> tuple[tuple[bytes, bytes], int]:
+        """Nonce, expiry and window-quota checks; on success the sender's nonce advances in `state`
+        (a fresh journal over a layer, or the layer itself; `windows` is that layer's window cache).
         Returns that write (key, value) of the sender's account record, so a caller can keep it
         when the messages fail (the record's balance is the one from before the messages), and the
         sender's pending-tx bound (0: none)."""
@@ -168,7 +170,8 @@ class CityApp(abc.Application):
             raise ERR_NONCE_GAP(f"body.nonce: expected {expected}, got {body.nonce} (out of order)", "body.nonce")
         max_pending = 0
         if self._quota_reader is not None:
-            max_pending = quotas.check_window_quota(state, self._quota_reader, params, decoded, height, expected)
+            max_pending = quotas.check_window_quota(state, windows, self._quota_reader, params, decoded, height,
+                                                     expected)
         bump = (key, pack_account(expected + 1, balance))  # body.nonce < 2**63: no overflow
         state.writes[key] = bump[1]
         return bump, max_pending
@@ -215,11 +218,12 @@ class CityApp(abc.Application):
             decoded = decoded or self.precheck(tx, tx_id=tx_id)
             height = self.store.last_height() + 1
             if recheck:  # the nonce and window writes are the only ones, made only if every check passes
-                self._authenticate(self._check_state, decoded, height, self._check_params)
+                self._authenticate(self._check_state, decoded, height, self._check_params, self._check_windows)
             else:
                 journal = Overlay(self._check_state)
-                _, max_pending = self._authenticate(journal, decoded, height, self._check_params)
-                quotas.check_pending_quota(self._check_state, self.store, decoded.sender, max_pending)
+                bump, max_pending = self._authenticate(journal, decoded, height, self._check_params,
+                                                       self._check_windows)
+                quotas.check_pending_quota(self.store, bump[0], decoded.tx.body.nonce, max_pending)
                 self._run_messages(journal, decoded, height, 0, self._check_params, record_events=False)
                 self._check_state.writes.update(journal.writes)
         except Exception as exc:  # noqa: BLE001 - TxError, or a bug turned into a rejection
@@ -269,10 +273,11 @@ class CityApp(abc.Application):
     def finalize_block(self, request: abc.BlockRequest) -> abc.FinalizeBlockResult:
         block_state = Overlay(self.store)
         params = self.params(block_state)  # parameter changes take effect from the next tx on
+        windows: quotas.WindowCache = {}  # block_state's window records
         results, events, updates, tx_ids = [], [], [], []
         for raw in request.txs:
             tx_id = sha256(raw)
-            result, ctx = self._deliver(block_state, raw, tx_id, request.height, request.time_ns, params)
+            result, ctx = self._deliver(block_state, windows, raw, tx_id, request.height, request.time_ns, params)
             results.append(result)
             tx_ids.append(tx_id)
             if ctx is not None:
@@ -285,12 +290,13 @@ class CityApp(abc.Application):
         self._pending = _Pending(block, writes, tree, tx_ids)
         return abc.FinalizeBlockResult(tuple(results), tree.root_hash, tuple(events), tuple(updates))
 
-    def _deliver(self, block_state: Overlay, raw: bytes, tx_id: bytes, height: int, time_ns: int, params: Params):
+    def _deliver(self, block_state: Overlay, windows: quotas.WindowCache, raw: bytes, tx_id: bytes, height: int,
+                 time_ns: int, params: Params):
         """Execute one tx of a block; auth failures change nothing, message failures keep the nonce bump."""
         journal = Overlay(block_state)
         try:
             decoded = self.precheck(raw, tx_id=tx_id)
-            nonce_write, _ = self._authenticate(journal, decoded, height, params)
+            nonce_write, _ = self._authenticate(journal, decoded, height, params, windows)
         except Exception as exc:  # noqa: BLE001 - TxError, or a bug turned into a rejection
             error = exc if isinstance(exc, TxError) else _unexpected(exc, "tx", "checking this tx", tx_id)
             return abc.TxResult(code=error.code, codespace=error.codespace, log=error.message), None
@@ -334,6 +340,8 @@ class CityApp(abc.Application):
             snapshots.take_snapshot(self.store, pending.block.height)
         if not keep_check_state:
             self._reset_check_state()
+        else:  # the block may have written a record no check predicted (a tx checked for an earlier height)
+            quotas.forget_written(self._check_windows, pending.writes)
         for tx_id in pending.tx_ids:
             self._forget(tx_id)
 
@@ -344,6 +352,7 @@ class CityApp(abc.Application):
     def _reset_check_state(self) -> None:
         self._check_state = Overlay(self.store)
         self._check_params = self.params(self._check_state)
+        self._check_windows = {}
 
     # -- invariants ------------------------------------------------------------------------------
 

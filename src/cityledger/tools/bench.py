@@ -5,6 +5,9 @@ Prints a human summary and, last, one JSON line with:
   tx_per_s_api         the same load through POST /txs/batch of a real node (uvicorn) over loopback
   p99_commit_latency_ms  submit-to-commit latency of txs in the in-process run, 99th percentile
   ed25519_verify_per_s   the raw signature-verification rate of the same library (one core), this run
+  app_cpu_us_per_tx / workers_cpu_us_per_tx  CPU per tx of the node's process and of its verifier
+                       workers in the in-process run (steady on a loaded machine, unlike the rate)
+  load_avg_1m          the machine's load average when the in-process run started
 The ratio of the first to the last shows how close the ledger runs to the per-core signature bound.
 """
 
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -82,8 +86,15 @@ def _fresh_node(home: Path, block_txs: int):
     return node, load_key(next((home / "keys").glob("*.json")))
 
 
+def _cpu_s(who: int = resource.RUSAGE_SELF) -> float:
+    """CPU seconds (user + system) of this process, or of its reaped children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench_inprocess(n_txs: int, n_senders: int, block_txs: int) -> dict:
     """Submit pre-signed transfers in batches while the engine's block loop commits them, as a node runs."""
+    workers_cpu = _cpu_s(resource.RUSAGE_CHILDREN)  # the verifier workers count once reaped (node.stop)
     with tempfile.TemporaryDirectory() as tmp:
         node, funder = _fresh_node(Path(tmp), block_txs)
         engine = node.engine
@@ -95,7 +106,7 @@ def bench_inprocess(n_txs: int, n_senders: int, block_txs: int) -> dict:
         committed_before, height_before = engine.txs_committed, node.store.last_height()
         submitted: list[tuple[float, list[bytes]]] = []
         node.start()
-        started = time.perf_counter()
+        load, cpu, started = os.getloadavg()[0], _cpu_s(), time.perf_counter()
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("in-process: submit and commit", total=n_txs)
             for start in range(0, n_txs, block_txs):
@@ -109,13 +120,16 @@ def bench_inprocess(n_txs: int, n_senders: int, block_txs: int) -> dict:
             while engine.txs_committed - committed_before < n_txs:
                 time.sleep(0.005)
                 progress.update(task, completed=engine.txs_committed - committed_before)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, _cpu_s() - cpu
         engine.stop()
         committed = engine.txs_committed - committed_before
         latencies = _commit_latencies(node.store, engine.commit_times, submitted, height_before)
         node.app.check_invariants()
         node.stop()
+    workers_cpu = _cpu_s(resource.RUSAGE_CHILDREN) - workers_cpu
     return {"tx_per_s_inprocess": round(committed / elapsed, 1), "txs": committed, "seconds": round(elapsed, 3),
+            "app_cpu_us_per_tx": round(cpu / committed * 1e6, 1),
+            "workers_cpu_us_per_tx": round(workers_cpu / committed * 1e6, 1), "load_avg_1m": round(load, 2),
             "blocks": node.store.last_height() - height_before,
             "p99_commit_latency_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 1)}
 

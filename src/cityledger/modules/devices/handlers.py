@@ -55,6 +55,11 @@ DOMAIN_REGISTRATION = b"cityledger/device-registration/1\x00"
 DOMAIN_BINDING = b"cityledger/device-binding/1\x00"
 DOMAIN_MESSAGE = b"cityledger/device-message/1\x00"
 _DEVICE = decoder(DeviceRecord)
+# Accounts whose device-record key is remembered: every bank transfer asks whether its sender is a
+# device, and deriving the DID (hash, base58) costs more than the rest of the transfer's checks.
+MAX_ACCOUNT_DEVICE_KEYS = 100_000
+_account_device_keys: dict[bytes, bytes | None] = {}  # account address -> its device record's key, None: no device
+_UNKNOWN = object()
 _MODEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_MODEL_LEN - 1))
 
 
@@ -104,6 +109,37 @@ def get_device(state: StateReader, did: str) -> DeviceRecord | None:
     if not is_did(did):
         return None
     raw = state.get(device_key(did))
+    return None if raw is None else decode_device(raw)
+
+
+def account_device_key(account: bytes, signer: Signer) -> bytes | None:
+    """Where the record of the device whose own 1-of-1 account `account` is would be kept, or
+    None for an account no device can own (not 1-of-1). `account` must be `signer`'s address: the
+    answer is a pure function of it, remembered by address (a registry index that needs no state)."""
+    key = _account_device_keys.get(account, _UNKNOWN)
+    if key is not _UNKNOWN:
+        return key
+    key = None
+    if signer.threshold == 1 and len(signer.keys) == 1:
+        did = compute_did(signer, b"")
+        key = device_key(did) if is_did(did) else None  # as get_device: nothing else names a device
+    if len(_account_device_keys) >= MAX_ACCOUNT_DEVICE_KEYS:
+        _account_device_keys.clear()
+    _account_device_keys[account] = key
+    return key
+
+
+def get_account_device(state: StateReader, account: bytes, signer: Signer | None) -> DeviceRecord | None:
+    """The registered device whose own account `account` (the address of `signer`) is, or None:
+    for any other account one dictionary look-up and one state read that finds nothing."""
+    if signer is None:
+        return None
+    key = _account_device_keys.get(account, _UNKNOWN)
+    if key is _UNKNOWN:
+        key = account_device_key(account, signer)
+    if key is None:
+        return None
+    raw = state.get(key)
     return None if raw is None else decode_device(raw)
 
 

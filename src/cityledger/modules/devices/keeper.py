@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from ...core.state import StateReader
 from .expected import Identity
-from .handlers import check_device_message, get_device
+from .handlers import check_device_message, get_account_device, get_device
 
 
 class DevicesKeeper:
     """Device records and device-signed message checks, for other modules."""
 
     get_device = staticmethod(get_device)
+    get_account_device = staticmethod(get_account_device)
 
     def __init__(self, identity: Identity) -> None:
         self._identity = identity

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ...core.keys import Signer
 from ...core.state import Overlay, StateReader
 from ..devices.messages import DeviceRecord
 
@@ -30,4 +31,8 @@ class Devices(Protocol):
 
     def get_device(self, state: StateReader, did: str) -> DeviceRecord | None:
         """A device's record, or None."""
+        ...
+
+    def get_account_device(self, state: StateReader, account: bytes, signer: Signer | None) -> DeviceRecord | None:
+        """The device whose own account `account` (the address of `signer`) is, or None."""
         ...

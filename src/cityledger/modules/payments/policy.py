@@ -12,13 +12,11 @@ from __future__ import annotations
 import msgspec
 
 from ...core.encoding import decoder, encode
-from ...core.keys import Signer
 from ...core.state import StateReader
 from ...core.types import ADDRESS_LEN, Address
 from ..bank.messages import MAX_AMOUNT
 from ..base import Context
 from ..devices.messages import STATUS_ACTIVE, DeviceRecord
-from ..identity.did import compute_did
 from .errors import (
     ERR_COUNTERPARTY,
     ERR_COUNTERPARTY_CAP,
@@ -80,16 +78,9 @@ def compute_day(time_ns: int) -> int:
     return time_ns // DAY_NS
 
 
-def signer_device(devices: Devices, state: StateReader, signer: Signer | None) -> DeviceRecord | None:
-    """The registered device whose own account `signer` is, or None for any other account."""
-    if signer is None or signer.threshold != 1 or len(signer.keys) != 1:
-        return None
-    return devices.get_device(state, compute_did(signer, b""))
-
-
 def sender_device(devices: Devices, ctx: Context) -> DeviceRecord | None:
     """The registered device whose own account sends this tx, or None for any other account."""
-    return signer_device(devices, ctx.state, ctx.signer)
+    return devices.get_account_device(ctx.state, ctx.sender, ctx.signer)
 
 
 def counterparty_kind(devices: Devices, state: StateReader, address: bytes) -> str | None:
@@ -122,8 +113,12 @@ def _current_policy(devices: Devices, ctx: Context, device: DeviceRecord) -> Pol
 def check_device_spend(devices: Devices, ctx: Context, payee: bytes, amount: int) -> None:
     """If the sender is a device account, refuse a payment its policy does not allow, else count it."""
     device = sender_device(devices, ctx)
-    if device is None:
-        return
+    if device is not None:
+        check_policy_spend(devices, ctx, device, payee, amount)
+
+
+def check_policy_spend(devices: Devices, ctx: Context, device: DeviceRecord, payee: bytes, amount: int) -> None:
+    """Refuse a payment of `device`'s own account that its policy does not allow, else count it."""
     policy = _current_policy(devices, ctx, device)
     # Check: the payee is an allowed address or a declared counterparty of an allowed kind.
     if payee not in policy.addresses and counterparty_kind(devices, ctx.state, payee) not in policy.kinds:

@@ -14,7 +14,7 @@ from ...core.types import Address
 from ..base import Params, SenderQuota
 from .expected import Devices
 from .messages import MAX_QUOTA_TXS
-from .policy import get_policy, signer_device
+from .policy import get_policy
 
 _PARAM = 0x08
 
@@ -46,7 +46,7 @@ def read_sender_quota(devices: Devices, state: StateReader, params: Params, send
     if window == 0:
         return SenderQuota(0, 0, max_pending)
     per_window = params.get(TXS_PER_WINDOW)
-    device = signer_device(devices, state, signer)
+    device = devices.get_account_device(state, sender, signer)
     if device is not None:
         policy = get_policy(state, device.did)
         own = policy.max_txs_per_window if policy is not None and policy.owner == device.owner \
