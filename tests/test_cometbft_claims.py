@@ -1,0 +1,246 @@
+"""Claims under the CometBFT engine: the ABCI server checks batches of CheckTx, and the txs of a
+block it never checked, in the verifier workers (engines/cometbft/stateless.py).
+
+The first tests drive the ABCI server in-process, with the workers' own code run in a thread of
+this process (so ezkl verifications can be counted); the last ones run real CometBFT networks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from helpers import assert_error_kind, make_chain
+from mobility_fixtures import PSEUDONYM, RewardCity, stored_claims
+from test_abci_server import _FakeTransport, _responses
+from cityledger.app import abc
+from cityledger.engines.cometbft import abci_server
+from cityledger.engines.cometbft import stateless as stateless_mod
+from cityledger.engines.cometbft.abci_server import AbciServer
+from cityledger.engines.cometbft.framing import compute_frame
+from cityledger.engines.cometbft.proto import abci
+from cityledger.engines.cometbft.stateless import StatelessChecks, compute_chunks, is_heavy
+from cityledger.engines.solo.verifier import check_tx_bytes
+from cityledger.modules import mobility
+from cityledger.modules.bank.keeper import KEEPER as BANK
+from cityledger.modules.identity.keeper import KEEPER as IDENTITY
+from cityledger.modules.mobility import ProofVerifier, get_programme
+from cityledger.modules.mobility import errors as E
+from cityledger.modules.mobility.stateless import _worker_verifier
+from cityledger.node.modules import default_modules, proof_verifier
+
+HANG_GUARD_S = 60  # waits for the workers' thread, generous: only a hang fails it
+
+
+def count_verifications(monkeypatch, **verifiers: ProofVerifier) -> dict[str, int]:
+    """Empty each verifier's cache and count its ezkl verifications by name."""
+    calls = dict.fromkeys(verifiers, 0)
+    for name, verifier in verifiers.items():
+        verifier._cache.clear()
+        real = verifier.verify_uncached
+
+        def counted(*args, _name=name, _real=real):
+            calls[_name] += 1
+            return _real(*args)
+
+        monkeypatch.setattr(verifier, "verify_uncached", counted)
+    return calls
+
+
+class ThreadWorkers:
+    """The verifier processes' work (check_tx_bytes), done in the caller's thread; counts txs."""
+
+    def __init__(self, app) -> None:
+        self.codec, self.checks, self.txs = app.codec, app.stateless_checks(), 0
+
+    def start(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def workers(self) -> int:
+        return 2
+
+    def verify(self, chunks):
+        for chunk in chunks:
+            self.txs += len(chunk)
+            yield bytes(check_tx_bytes(self.codec, self.checks, raw) for raw in chunk)
+
+
+def started_checks(app) -> StatelessChecks:
+    checks = StatelessChecks(app, workers=2)
+    checks.verifier = ThreadWorkers(app)
+    checks.start()
+    return checks
+
+
+@pytest.fixture
+def batch(tmp_path):
+    """A city with two enrolled accounts and a batch: a valid claim, a forged one, a valid one."""
+    rewards = RewardCity(tmp_path / "a")
+    rewards.enroll(rewards.driver).raise_for_error()
+    rewards.enroll(rewards.stranger, PSEUDONYM, "did:city:second-vehicle").raise_for_error()
+    claims = stored_claims()
+    forged = msgspec.structs.replace(claims["fair"], score_fixed=claims["good"].score_fixed)  # not what it proves
+    nonce = rewards.ledger.nonce(rewards.driver.signer())
+    txs = [rewards.ledger.build([rewards.driver], [claims["good"]]),
+           rewards.ledger.build([rewards.stranger], [forged]),
+           rewards.ledger.build([rewards.driver], [claims["fair"]], nonce=nonce + 1)]
+    return rewards, txs
+
+
+def _request(**kind) -> bytes:
+    return compute_frame(abci.Request(**kind).SerializeToString())
+
+
+def _block_request(kind, height: int, txs, time_ns: int):
+    stamp = Timestamp(seconds=time_ns // 10**9, nanos=time_ns % 10**9)
+    return kind(height=height, txs=list(txs), time=stamp, hash=height.to_bytes(32, "big"))
+
+
+def _wait_for(condition, what: str):
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not condition():
+        assert time.monotonic() < deadline, f"hang guard: no {what} after {HANG_GUARD_S}s"
+        time.sleep(0.01)
+
+
+def finalize(handler, app, txs, time_ns: int):
+    """FinalizeBlock and Commit of the next height through the ABCI handler; the response."""
+    height = app.last_height() + 1
+    response = abci.ResponseFinalizeBlock.FromString(handler.process_finalize_block(
+        _block_request(abci.RequestFinalizeBlock, height, txs, time_ns)))
+    handler.process_commit(abci.RequestCommit())
+    return response
+
+
+def test_heavy_batches_and_chunks():
+    assert not is_heavy([b"x" * 200] * 10)
+    assert is_heavy([b"x" * 200] * stateless_mod.MIN_WORKER_TXS)
+    assert is_heavy([b"x" * stateless_mod.MIN_WORKER_BYTES])  # one claim is enough
+    chunks = compute_chunks([bytes([i]) for i in range(9)], workers=2)
+    assert [b for chunk in chunks for b in chunk] == [bytes([i]) for i in range(9)] and len(chunks) == 3
+
+
+def test_check_tx_batch_verified_in_workers_answered_in_order(batch, monkeypatch):
+    """Pipelined CheckTx of three claims: one ezkl verification each in the workers, the forged one
+    judged again by the handler, answers in request order; FinalizeBlock verifies nothing again."""
+    rewards, txs = batch
+    app = rewards.ledger.app
+    calls = count_verifications(monkeypatch, node=proof_verifier(), worker=_worker_verifier())
+    checks = started_checks(app)
+
+    async def scenario():
+        server = AbciServer(app, "tcp://127.0.0.1:0", stateless=checks)
+        await server.start()
+        try:
+            mempool, transport = abci_server._Connection(server), _FakeTransport()
+            mempool.connection_made(transport)
+            frames = [_request(check_tx=abci.RequestCheckTx(tx=tx)) for tx in txs]
+            mempool.data_received(b"".join(frames) + _request(flush=abci.RequestFlush()))
+            deadline = time.monotonic() + HANG_GUARD_S
+            while len(_responses(transport.writes)) < 4:
+                assert time.monotonic() < deadline, "hang guard: CheckTx not answered"
+                await asyncio.sleep(0.01)
+            return _responses(transport.writes), server.handler
+        finally:
+            await server.close()
+
+    try:
+        responses, handler = asyncio.run(scenario())
+        assert [r.WhichOneof("value") for r in responses] == ["check_tx"] * 3 + ["flush"]
+        assert [r.check_tx.code == 0 for r in responses[:3]] == [True, False, True]
+        assert responses[1].check_tx.codespace == "mobility" and "proof" in responses[1].check_tx.log
+        assert checks.verifier.txs == 3 and calls == {"node": 1, "worker": 3}
+        good = [txs[0], txs[2]]
+        result = finalize(handler, app, good, rewards.ledger.time_ns + 10**9)
+        assert [r.code for r in result.tx_results] == [0, 0]
+        assert calls == {"node": 1, "worker": 3} and checks.verifier.txs == 3  # nothing verified again
+        assert get_programme(app.store, 1).claims == 2
+    finally:
+        checks.stop()
+
+
+def test_light_check_tx_waits_behind_a_batch_in_the_workers(batch, monkeypatch):
+    """A light batch taken while a heavy one is in the workers is answered after it, in order."""
+    rewards, txs = batch
+    app = rewards.ledger.app
+    checks = started_checks(app)
+    release = __import__("threading").Event()
+    real_verify = checks.verifier.verify
+
+    def held(chunks):
+        release.wait(HANG_GUARD_S)
+        yield from real_verify(chunks)
+
+    monkeypatch.setattr(checks.verifier, "verify", held)
+    monkeypatch.setattr(stateless_mod, "MAX_CHECK_BATCH_REQUESTS", 3)
+    monkeypatch.setattr(abci_server, "MAX_CHECK_BATCH_REQUESTS", 3)
+
+    async def scenario():
+        server = AbciServer(app, "tcp://127.0.0.1:0", stateless=checks)
+        await server.start()
+        try:
+            mempool, transport = abci_server._Connection(server), _FakeTransport()
+            mempool.connection_made(transport)
+            heavy = [_request(check_tx=abci.RequestCheckTx(tx=tx)) for tx in txs]
+            mempool.data_received(b"".join(heavy) + _request(echo=abci.RequestEcho(message="after")))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert transport.writes == [] and len(mempool.jobs) == 2  # the echo waits behind the claims
+            release.set()
+            deadline = time.monotonic() + HANG_GUARD_S
+            while len(_responses(transport.writes)) < 4:
+                assert time.monotonic() < deadline, "hang guard: CheckTx not answered"
+                await asyncio.sleep(0.01)
+            return _responses(transport.writes)
+        finally:
+            await server.close()
+
+    try:
+        responses = asyncio.run(scenario())
+    finally:
+        release.set()
+        checks.stop()
+    assert [r.WhichOneof("value") for r in responses] == ["check_tx"] * 3 + ["echo"]
+    assert [r.check_tx.code == 0 for r in responses[:3]] == [True, False, True]
+
+
+def test_unseen_block_verified_in_workers_and_validators_agree(batch, monkeypatch, tmp_path):
+    """A validator that never saw the claims (another's proposal): ProcessProposal sends them to the
+    workers at once, FinalizeBlock verifies nothing again, and its app hashes equal the proposer's."""
+    rewards, txs = batch
+    proposer = rewards.ledger  # its block holds the forged claim too (a proposer need not check proofs)
+    proposer.time_ns += 10**9
+    result = proposer.app.finalize_block(abc.BlockRequest(height=proposer.height() + 1, time_ns=proposer.time_ns,
+                                                          txs=tuple(txs)))
+    proposer.app.commit()
+    assert [r.ok for r in result.tx_results] == [True, False, True]
+    other = ProofVerifier()
+    calls = count_verifications(monkeypatch, other=other, worker=_worker_verifier())
+    modules = [m for m in default_modules() if m.name != "mobility"]
+    modules.append(mobility.new_module(bank=BANK, identity=IDENTITY, verifier=other))
+    replica = make_chain(tmp_path / "b", modules=modules)
+    checks = started_checks(replica.app)
+    handler = abci_server.RequestHandler(replica.app, stateless=checks)
+    store = proposer.store
+    try:
+        for height in range(1, store.last_height() + 1):
+            block = store.get_block(height)
+            proposal = _block_request(abci.RequestProcessProposal, height, block.txs, block.time_ns)
+            status = abci.ResponseProcessProposal.FromString(handler.process_process_proposal(proposal)).status
+            assert status == abci.ResponseProcessProposal.ACCEPT
+            response = finalize(handler, replica.app, block.txs, block.time_ns)
+            assert response.app_hash == store.height_info(height).app_hash, f"height {height}"
+    finally:
+        checks.stop()
+    assert calls == {"other": 1, "worker": 3}  # the forged proof alone is judged again by the handler
+    assert get_programme(replica.store, 1).claims == 2
+    assert checks.block_verified_txs >= 3
+    last = store.get_block(store.last_height())
+    assert_error_kind(last.results[1], E.ERR_PROOF_REJECTED)
