@@ -244,3 +244,98 @@ def test_unseen_block_verified_in_workers_and_validators_agree(batch, monkeypatc
     assert checks.block_verified_txs >= 3
     last = store.get_block(store.last_height())
     assert_error_kind(last.results[1], E.ERR_PROOF_REJECTED)
+
+
+# -- a real CometBFT network ---------------------------------------------------------------------
+
+def _programme(net, name: str) -> dict:
+    import base64
+    import json
+
+    data = json.dumps({"id": "1"}).encode().hex()
+    with net.rpc(name) as client:
+        response = client.call("abci_query", path="/mobility/programme", data=data)["response"]
+    return json.loads(base64.b64decode(response["value"]))
+
+
+def _reward_network(root, office):
+    """A 2-validator network (chain CHAIN_ID, so the stored claims fit) whose genesis accredits
+    `office` for vehicle registrations; neither mempool relays txs to the other."""
+    from test_cometbft_network import FAST
+
+    from cityledger.engines.cometbft.config import set_config_values
+    from cityledger.engines.cometbft.testnet import Testnet, compute_default_app_state
+    from cityledger.tools.bench_rewards import _office_entry
+    from helpers import CHAIN_ID
+
+    state = compute_default_app_state(root / "keys")
+    state["identity"] = {"dids": [_office_entry(office)]}
+    net = Testnet.create(root / "net", validators=2, chain_id=CHAIN_ID, app_state=state, timeouts=FAST,
+                         snapshot_interval=0)
+    for node in net.nodes:  # validator1 sees validator0's txs only in its proposals
+        set_config_values(net.cometbft_home(node.name) / "config" / "config.toml", {"mempool.broadcast": False})
+    return net
+
+
+def _reward_txs(chain_id: str, keys, office) -> list[list[bytes]]:
+    """Three rounds of txs: the programme; two enrollments of PSEUDONYM; a good, a forged and a fair claim."""
+    from cityledger.core.tx import build_tx
+    from cityledger.modules.identity import compute_did
+    from cityledger.modules.mobility import CreateProgramme
+    from cityledger.modules.mobility.messages import MAX_PERIOD_BLOCKS
+    from cityledger.offchain.mobility.rewards import issue_enrollment
+    from cityledger.tools.bench_rewards import OFFICE_SECRET
+
+    sponsor, driver, stranger = keys
+    programme = CreateProgramme("driving-score-v1", 10_000, 60, 100, 10, 500, 2_000, MAX_PERIOD_BLOCKS, 1_000_000,
+                                compute_did(office.signer(), b""))
+    enroll = [build_tx(chain_id, [key], 0, [issue_enrollment(office, OFFICE_SECRET, chain_id, 1, 0, vehicle,
+                                                             PSEUDONYM.public_key, key.address())])
+              for key, vehicle in ((driver, "did:city:vehicle-a"), (stranger, "did:city:vehicle-b"))]
+    claims = stored_claims()
+    forged = msgspec.structs.replace(claims["fair"], score_fixed=claims["good"].score_fixed)
+    return [[build_tx(chain_id, [sponsor], 0, [programme])], enroll,
+            [build_tx(chain_id, [driver], 1, [claims["good"]]), build_tx(chain_id, [stranger], 1, [forged]),
+             build_tx(chain_id, [driver], 2, [claims["fair"]])]]
+
+
+@pytest.mark.slow
+@pytest.mark.cometbft
+def test_claims_on_two_validators_one_never_sees_the_txs(tmp_path):
+    """Claims through validator0's API: the forged one refused by its CheckTx (workers, then the
+    handler), the others committed; validator1, whose mempool never held them, verifies them in its
+    workers when validator0's proposal arrives, pays the same and reaches the same app hashes."""
+    import httpx
+    from test_cometbft_network import _app_hashes, _committed, _member_key, _wait_until
+
+    from cityledger.core.hashing import compute_tx_id
+    from cityledger.core.keys import PrivateKey
+
+    office = PrivateKey.generate()
+    net = _reward_network(tmp_path, office)
+    keys = [_member_key(tmp_path / "keys", i) for i in range(3)]
+    rounds = _reward_txs(net.chain_id, keys, office)
+    net.start()
+    try:
+        with httpx.Client(base_url=net.node("validator0").api_url, timeout=120) as api:
+            for txs in rounds:
+                answer = api.post("/txs/batch", json={"txs": [tx.hex() for tx in txs]})
+                assert answer.status_code == 200, answer.text
+                results = answer.json()["results"]
+                for tx, result in zip(txs, results):
+                    if result["code"] == 0:
+                        waited = api.get(f"/txs/{compute_tx_id(tx).hex()}/wait", params={"timeout_s": 120})
+                        assert waited.json().get("status") == "committed", waited.text
+        assert [r["code"] == 0 for r in results] == [True, False, True], results
+        assert results[1]["codespace"] == "mobility" and "proof" in results[1]["log"], results[1]
+        paid = [compute_tx_id(rounds[2][i]).hex().upper() for i in (0, 2)]
+        for name in ("validator0", "validator1"):
+            _wait_until(lambda: all(_committed(net, name, h) for h in paid), f"the claims on {name}")
+            assert _programme(net, name)["claims"] == 2
+        top = min(net.heights().values())
+        assert _app_hashes(net, "validator0", top) == _app_hashes(net, "validator1", top)
+    finally:
+        net.stop()
+    unseen = "had not checked go to the verifier workers"
+    assert unseen in net.log_tail("validator1", "app", 200_000)  # validator0's proposals
+    assert unseen not in net.log_tail("validator0", "app", 200_000)  # its own CheckTx saw them all

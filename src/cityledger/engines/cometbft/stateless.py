@@ -195,6 +195,7 @@ class StatelessChecks:
             self.block_verified_txs += len(fresh)
             self._submit(job, PRIORITY_BLOCK, None)
             waiting.insert(0, job)
+            log.info("ABCI: %d txs of a block this node had not checked go to the verifier workers", len(fresh))
         for job in waiting:
             if not job.done.wait(JOB_TIMEOUT_S):
                 log.error("ABCI: no verdict from the workers within %ss; the app checks the block serially",
