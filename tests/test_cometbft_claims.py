@@ -211,6 +211,32 @@ def test_light_check_tx_waits_behind_a_batch_in_the_workers(batch, monkeypatch):
     assert [r.check_tx.code == 0 for r in responses[:3]] == [True, False, True]
 
 
+def test_dead_workers_leave_the_checks_to_the_app(batch, monkeypatch):
+    """Workers that fail answer nothing: the handler verifies every claim itself, same results."""
+    rewards, txs = batch
+    app = rewards.ledger.app
+    calls = count_verifications(monkeypatch, node=proof_verifier())
+    checks = started_checks(app)
+
+    def dead(chunks):
+        raise RuntimeError("verifier worker 1 died (exit code -9)")
+        yield
+
+    monkeypatch.setattr(checks.verifier, "verify", dead)
+    handler = abci_server.RequestHandler(app, stateless=checks)
+    job = checks.plan([abci.Request(check_tx=abci.RequestCheckTx(tx=tx)).SerializeToString() for tx in txs])
+    assert len(job.raws) == 3
+    checks.submit_check(job, None)
+    assert job.done.wait(HANG_GUARD_S) and job.flags is None
+    try:
+        payload, status = handler.handle_batch(job.frames, flags=job.flags)
+    finally:
+        checks.stop()
+    codes = [r.check_tx.code for r in _responses([payload])]
+    assert [code == 0 for code in codes] == [True, False, True] and status == abci_server.BATCH_OK
+    assert calls == {"node": 3}
+
+
 def test_unseen_block_verified_in_workers_and_validators_agree(batch, monkeypatch, tmp_path):
     """A validator that never saw the claims (another's proposal): ProcessProposal sends them to the
     workers at once, FinalizeBlock verifies nothing again, and its app hashes equal the proposer's."""

@@ -126,8 +126,9 @@ class StatelessChecks:
                 flags = b"".join(self.verifier.verify(compute_chunks(job.raws, self.verifier.workers())))
                 job.flags = dict(zip(job.tx_ids, flags))
             except Exception:  # noqa: BLE001 - a dead worker: the handlers verify these txs themselves
-                log.exception("ABCI: the verifier workers failed on %d txs; the app checks them serially",
-                              len(job.raws))
+                log.exception("ABCI: the verifier workers failed on %d txs; the app checks them serially "
+                              "and the next job starts new workers", len(job.raws))
+                self.verifier.shutdown()
             job.done.set()
             if on_done is not None:
                 on_done(job)
