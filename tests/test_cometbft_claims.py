@@ -120,9 +120,9 @@ def finalize(handler, app, txs, time_ns: int):
 
 
 def test_heavy_batches_and_chunks():
-    assert not is_heavy([b"x" * 200] * 10)
+    assert not is_heavy([b"x" * 200] * (stateless_mod.MIN_WORKER_TXS - 1))  # transfers: a full slice only
     assert is_heavy([b"x" * 200] * stateless_mod.MIN_WORKER_TXS)
-    assert is_heavy([b"x" * stateless_mod.MIN_WORKER_BYTES])  # one claim is enough
+    assert is_heavy([b"x" * 200, b"x" * stateless_mod.MIN_WORKER_TX_BYTES])  # one claim is enough
     chunks = compute_chunks([bytes([i]) for i in range(9)], workers=2)
     assert [b for chunk in chunks for b in chunk] == [bytes([i]) for i in range(9)] and len(chunks) == 3
 
@@ -179,8 +179,7 @@ def test_light_check_tx_waits_behind_a_batch_in_the_workers(batch, monkeypatch):
         yield from real_verify(chunks)
 
     monkeypatch.setattr(checks.verifier, "verify", held)
-    monkeypatch.setattr(stateless_mod, "MAX_CHECK_BATCH_REQUESTS", 3)
-    monkeypatch.setattr(abci_server, "MAX_CHECK_BATCH_REQUESTS", 3)
+    monkeypatch.setattr(abci_server, "MAX_BATCH_REQUESTS", 3)
 
     async def scenario():
         server = AbciServer(app, "tcp://127.0.0.1:0", stateless=checks)

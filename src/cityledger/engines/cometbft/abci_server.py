@@ -54,7 +54,6 @@ from cityledger.engines.cometbft.framing import FramingError, encode_uvarint, sp
 from cityledger.engines.cometbft.proto import abci
 from cityledger.engines.cometbft.stateless import (
     MAX_CHECK_BATCH_BYTES,
-    MAX_CHECK_BATCH_REQUESTS,
     MAX_INFLIGHT_BATCHES,
     JobQueue,
     StatelessChecks,
@@ -63,7 +62,7 @@ from cityledger.engines.cometbft.stateless import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_BATCH_REQUESTS = 64  # queued CheckTx answered per slice (consensus work waits at most one slice)
+MAX_BATCH_REQUESTS = 64  # queued CheckTx answered per slice, or per job of the verifier workers (consensus work waits at most one)
 MAX_QUEUED_FRAMES = 32_768  # per connection: past this it stops reading (back-pressure) until half is done
 MAX_CONNECTIONS = 16  # CometBFT opens 4; the rest leaves room for tools such as abci-cli
 MAX_QUEUED_BYTES = 16 * 1024 * 1024  # per connection: past this it also stops reading until half is done
@@ -596,7 +595,7 @@ class AbciServer:
         batches still in the workers). True if this connection should be served again."""
         if len(connection.jobs) >= MAX_INFLIGHT_BATCHES:
             return False  # the job that finishes reschedules
-        job = self.stateless.plan(connection.take(MAX_CHECK_BATCH_REQUESTS, MAX_CHECK_BATCH_BYTES))
+        job = self.stateless.plan(connection.take(MAX_BATCH_REQUESTS, MAX_CHECK_BATCH_BYTES))
         if job.done.is_set() and not connection.jobs:
             self._answer(connection, job.frames)
             return bool(connection.queued)
