@@ -8,6 +8,7 @@ this process (so ezkl verifications can be counted); the last ones run real Come
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import msgspec
@@ -15,7 +16,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from helpers import assert_error_kind, make_chain
-from mobility_fixtures import PSEUDONYM, RewardCity, stored_claims
+from mobility_fixtures import PSEUDONYM, stored_claims
+from test_mobility_parallel import batch, count_verifications  # noqa: F401 - batch is a fixture
 from test_abci_server import _FakeTransport, _responses
 from cityledger.app import abc
 from cityledger.engines.cometbft import abci_server
@@ -34,21 +36,6 @@ from cityledger.modules.mobility.stateless import _worker_verifier
 from cityledger.node.modules import default_modules, proof_verifier
 
 HANG_GUARD_S = 60  # waits for the workers' thread, generous: only a hang fails it
-
-
-def count_verifications(monkeypatch, **verifiers: ProofVerifier) -> dict[str, int]:
-    """Empty each verifier's cache and count its ezkl verifications by name."""
-    calls = dict.fromkeys(verifiers, 0)
-    for name, verifier in verifiers.items():
-        verifier._cache.clear()
-        real = verifier.verify_uncached
-
-        def counted(*args, _name=name, _real=real):
-            calls[_name] += 1
-            return _real(*args)
-
-        monkeypatch.setattr(verifier, "verify_uncached", counted)
-    return calls
 
 
 class ThreadWorkers:
@@ -79,21 +66,6 @@ def started_checks(app) -> StatelessChecks:
     return checks
 
 
-@pytest.fixture
-def batch(tmp_path):
-    """A city with two enrolled accounts and a batch: a valid claim, a forged one, a valid one."""
-    rewards = RewardCity(tmp_path / "a")
-    rewards.enroll(rewards.driver).raise_for_error()
-    rewards.enroll(rewards.stranger, PSEUDONYM, "did:city:second-vehicle").raise_for_error()
-    claims = stored_claims()
-    forged = msgspec.structs.replace(claims["fair"], score_fixed=claims["good"].score_fixed)  # not what it proves
-    nonce = rewards.ledger.nonce(rewards.driver.signer())
-    txs = [rewards.ledger.build([rewards.driver], [claims["good"]]),
-           rewards.ledger.build([rewards.stranger], [forged]),
-           rewards.ledger.build([rewards.driver], [claims["fair"]], nonce=nonce + 1)]
-    return rewards, txs
-
-
 def _request(**kind) -> bytes:
     return compute_frame(abci.Request(**kind).SerializeToString())
 
@@ -103,11 +75,33 @@ def _block_request(kind, height: int, txs, time_ns: int):
     return kind(height=height, txs=list(txs), time=stamp, hash=height.to_bytes(32, "big"))
 
 
-def _wait_for(condition, what: str):
+async def _answers(transport, count: int) -> list:
+    """The responses written to transport, once there are count of them."""
     deadline = time.monotonic() + HANG_GUARD_S
-    while not condition():
-        assert time.monotonic() < deadline, f"hang guard: no {what} after {HANG_GUARD_S}s"
-        time.sleep(0.01)
+    while len(_responses(transport.writes)) < count:
+        assert time.monotonic() < deadline, f"hang guard: {count} answers not written after {HANG_GUARD_S}s"
+        await asyncio.sleep(0.01)
+    return _responses(transport.writes)
+
+
+def serve_check_txs(app, checks, txs, tail: bytes, before_answers=None):
+    """CheckTx of txs, then a `tail` frame, pipelined on a mempool connection of an in-process
+    server; before_answers(connection, transport) runs first if given. (The responses, the handler.)"""
+    async def scenario():
+        server = AbciServer(app, "tcp://127.0.0.1:0", stateless=checks)
+        await server.start()
+        try:
+            mempool, transport = abci_server._Connection(server), _FakeTransport()
+            mempool.connection_made(transport)
+            frames = [_request(check_tx=abci.RequestCheckTx(tx=tx)) for tx in txs]
+            mempool.data_received(b"".join(frames) + tail)
+            if before_answers is not None:
+                await before_answers(mempool, transport)
+            return await _answers(transport, len(txs) + 1), server.handler
+        finally:
+            await server.close()
+
+    return asyncio.run(scenario())
 
 
 def finalize(handler, app, txs, time_ns: int):
@@ -135,24 +129,8 @@ def test_check_tx_batch_verified_in_workers_answered_in_order(batch, monkeypatch
     calls = count_verifications(monkeypatch, node=proof_verifier(), worker=_worker_verifier())
     checks = started_checks(app)
 
-    async def scenario():
-        server = AbciServer(app, "tcp://127.0.0.1:0", stateless=checks)
-        await server.start()
-        try:
-            mempool, transport = abci_server._Connection(server), _FakeTransport()
-            mempool.connection_made(transport)
-            frames = [_request(check_tx=abci.RequestCheckTx(tx=tx)) for tx in txs]
-            mempool.data_received(b"".join(frames) + _request(flush=abci.RequestFlush()))
-            deadline = time.monotonic() + HANG_GUARD_S
-            while len(_responses(transport.writes)) < 4:
-                assert time.monotonic() < deadline, "hang guard: CheckTx not answered"
-                await asyncio.sleep(0.01)
-            return _responses(transport.writes), server.handler
-        finally:
-            await server.close()
-
     try:
-        responses, handler = asyncio.run(scenario())
+        responses, handler = serve_check_txs(app, checks, txs, _request(flush=abci.RequestFlush()))
         assert [r.WhichOneof("value") for r in responses] == ["check_tx"] * 3 + ["flush"]
         assert [r.check_tx.code == 0 for r in responses[:3]] == [True, False, True]
         assert responses[1].check_tx.codespace == "mobility" and "proof" in responses[1].check_tx.log
@@ -171,7 +149,7 @@ def test_light_check_tx_waits_behind_a_batch_in_the_workers(batch, monkeypatch):
     rewards, txs = batch
     app = rewards.ledger.app
     checks = started_checks(app)
-    release = __import__("threading").Event()
+    release = threading.Event()
     real_verify = checks.verifier.verify
 
     def held(chunks):
@@ -181,28 +159,14 @@ def test_light_check_tx_waits_behind_a_batch_in_the_workers(batch, monkeypatch):
     monkeypatch.setattr(checks.verifier, "verify", held)
     monkeypatch.setattr(abci_server, "MAX_BATCH_REQUESTS", 3)
 
-    async def scenario():
-        server = AbciServer(app, "tcp://127.0.0.1:0", stateless=checks)
-        await server.start()
-        try:
-            mempool, transport = abci_server._Connection(server), _FakeTransport()
-            mempool.connection_made(transport)
-            heavy = [_request(check_tx=abci.RequestCheckTx(tx=tx)) for tx in txs]
-            mempool.data_received(b"".join(heavy) + _request(echo=abci.RequestEcho(message="after")))
-            for _ in range(5):
-                await asyncio.sleep(0)
-            assert transport.writes == [] and len(mempool.jobs) == 2  # the echo waits behind the claims
-            release.set()
-            deadline = time.monotonic() + HANG_GUARD_S
-            while len(_responses(transport.writes)) < 4:
-                assert time.monotonic() < deadline, "hang guard: CheckTx not answered"
-                await asyncio.sleep(0.01)
-            return _responses(transport.writes)
-        finally:
-            await server.close()
+    async def held_back(mempool, transport):
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert transport.writes == [] and len(mempool.jobs) == 2  # the echo waits behind the claims
+        release.set()
 
     try:
-        responses = asyncio.run(scenario())
+        responses, _ = serve_check_txs(app, checks, txs, _request(echo=abci.RequestEcho(message="after")), held_back)
     finally:
         release.set()
         checks.stop()
