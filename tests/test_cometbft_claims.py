@@ -230,7 +230,7 @@ def test_unseen_block_verified_in_workers_and_validators_agree(batch, monkeypatc
         checks.stop()
     assert calls == {"other": 1, "worker": 3}  # the forged proof alone is judged again by the handler
     assert get_programme(replica.store, 1).claims == 2
-    assert checks.block_verified_txs >= 3
+    assert checks.block_verified_txs == 3  # the claims: the set-up blocks hold no large tx
     last = store.get_block(store.last_height())
     assert_error_kind(last.results[1], E.ERR_PROOF_REJECTED)
 

@@ -277,7 +277,7 @@ class RequestHandler:
             decoded = None  # check_tx refuses it with the app's own error
         result = self.app.check_tx(tx, tx_id=tx_id, decoded=decoded)
         if flag is not None or result.ok:  # its stateless checks ran here: a block holding it needs no workers
-            self.stateless.mark_checked(tx_id)
+            self.stateless.mark_checked(tx, tx_id)
         return result
 
     # -- consensus connection ------------------------------------------------------------------

@@ -102,8 +102,8 @@ class StatelessChecks:
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the workers (each imports the ledger) and the thread that feeds them."""
-        self.verifier.start()
+        """Start the thread that feeds the workers; it starts them first (each imports the ledger,
+        seconds on a loaded machine), so the ABCI server listens at once and early jobs wait."""
         self._thread = threading.Thread(target=self._run, name="abci-verify", daemon=True)
         self._thread.start()
 
@@ -116,6 +116,10 @@ class StatelessChecks:
         self.verifier.shutdown()
 
     def _run(self) -> None:
+        try:
+            self.verifier.start()
+        except Exception:  # noqa: BLE001 - jobs then fail alike, and the app checks their txs itself
+            log.exception("ABCI: the verifier workers did not start; the app checks CheckTx serially")
         while True:
             priority, _, item = self._jobs.get()
             if priority == _STOP:
@@ -170,8 +174,11 @@ class StatelessChecks:
             self.app.note_stateless_checked(decoded)
         return decoded
 
-    def mark_checked(self, tx_id: bytes) -> None:
-        """Its stateless checks ran on this node (in the workers, or in an admitting CheckTx)."""
+    def mark_checked(self, tx: bytes, tx_id: bytes) -> None:
+        """Its stateless checks ran on this node (in the workers, or in an admitting CheckTx); only
+        large txs are remembered, the only ones a block sends to the workers."""
+        if len(tx) < MIN_WORKER_TX_BYTES:
+            return
         self._checked[tx_id] = None
         self._checked.move_to_end(tx_id)
         while len(self._checked) > MAX_CHECKED_TXS:
@@ -186,10 +193,12 @@ class StatelessChecks:
         """
         if self._thread is None or not txs:
             return
-        ids = [sha256(raw) for raw in txs]
-        waiting = list({id(job): job for tx_id in ids if (job := self._inflight.get(tx_id)) is not None}.values())
-        fresh = [(tx_id, raw) for tx_id, raw in zip(ids, txs) if tx_id not in self._checked and tx_id not in self._inflight]
-        if fresh and is_heavy([raw for _, raw in fresh]):
+        # Large txs only: the app verifies a block's signatures itself, so only the modules'
+        # stateless verdicts (a claim's proof) carry over from the workers to FinalizeBlock.
+        large = [(sha256(raw), raw) for raw in txs if len(raw) >= MIN_WORKER_TX_BYTES]
+        waiting = list({id(job): job for tx_id, _ in large if (job := self._inflight.get(tx_id)) is not None}.values())
+        fresh = [(tx_id, raw) for tx_id, raw in large if tx_id not in self._checked and tx_id not in self._inflight]
+        if fresh:
             job = Job([], [raw for _, raw in fresh], [tx_id for tx_id, _ in fresh])
             self.verified_txs += len(fresh)
             self.block_verified_txs += len(fresh)
@@ -209,16 +218,18 @@ class StatelessChecks:
             flag = None if job.flags is None else job.flags.get(tx_id)
             if flag is None:
                 continue
-            try:
-                self.decode_checked(raw, tx_id, flag)
-            except TxError:  # the app refuses it again by itself, with its error
-                continue
-            self.mark_checked(tx_id)
+            if flag == FLAG_CHECKED:
+                try:
+                    self.decode_checked(raw, tx_id, flag)
+                except TxError:  # the app refuses it again by itself, with its error
+                    continue
+            self.mark_checked(raw, tx_id)
 
     def forget_block(self, txs: Sequence[bytes]) -> None:
         """The block is finalized: its txs cannot come again (their nonces are spent)."""
         for raw in txs:
-            self._checked.pop(sha256(raw), None)
+            if len(raw) >= MIN_WORKER_TX_BYTES:
+                self._checked.pop(sha256(raw), None)
 
 
 class JobQueue:
