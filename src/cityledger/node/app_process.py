@@ -2,6 +2,7 @@
 
     python -m cityledger.node.app_process --db DB --chain-id ID --address tcp://127.0.0.1:PORT
         [--snapshot-interval N] [--api-port PORT --rpc-port PORT] [--home DIR] [--skip-state-check]
+        [--verify-workers N]
 
 The app never applies the genesis itself: CometBFT sends InitChain with the genesis file's
 app_state on a fresh node. Before it listens, the process checks that the state on disk still
@@ -48,9 +49,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rpc-port", type=int, default=26657, help="the CometBFT RPC port the API submits to")
     parser.add_argument("--skip-state-check", action="store_true",
                         help="do not recompute the app hash from the state at start-up")
+    parser.add_argument("--verify-workers", type=int, default=None,
+                        help="verifier processes for CheckTx batches and unseen block txs [default: one per core; 0: none]")
     args = parser.parse_args(argv)
-    for name in ("snapshot_interval", "retain_heights", "api_port", "rpc_port"):
-        if getattr(args, name) < 0:
+    for name in ("snapshot_interval", "retain_heights", "api_port", "rpc_port", "verify_workers"):
+        if (getattr(args, name) or 0) < 0:
             parser.error(f"--{name.replace('_', '-')}: expected N >= 0, got {getattr(args, name)}")
     return args
 
@@ -61,7 +64,7 @@ def build_node(args: argparse.Namespace) -> Node:
     config = NodeConfig(home=home, chain_id=args.chain_id, engine="cometbft", retain_heights=args.retain_heights)
     comet = CometSettings(rpc_port=args.rpc_port, abci_address=args.address, snapshot_interval=args.snapshot_interval,
                           manage_cometbft=False, check_state=not args.skip_state_check,
-                          track_txs=bool(args.api_port))
+                          track_txs=bool(args.api_port), verify_workers=args.verify_workers)
     return Node(config, comet, exit_on_failure=bool(args.api_port), db_path=args.db)
 
 

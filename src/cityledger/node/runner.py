@@ -88,6 +88,7 @@ class CometSettings:
     track_txs: bool = True  # False: nothing submits through this node (an app process without the API)
     timeouts: "ConsensusTimeouts | None" = None
     log_level: str = "*:error,state:info"
+    verify_workers: int | None = None  # verifier processes of the ABCI server (None: one per core, 0: none)
 
 
 def _telemetry_service(config: NodeConfig, node):
@@ -188,7 +189,7 @@ class Node:
         ports = NodePorts(rpc=comet.rpc_port, p2p=comet.p2p_port, abci=comet.abci_port)
         engine = CometEngine(self.app, self.config.home / "cometbft", ports, comet.timeouts, comet.log_level,
                              manage_cometbft=comet.manage_cometbft, abci_address=comet.abci_address,
-                             track_txs=comet.track_txs)
+                             track_txs=comet.track_txs, verify_workers=comet.verify_workers)
         if comet.manage_cometbft:
             self._prepare_validator(engine)
         return engine

@@ -18,6 +18,12 @@ cached by content, so repeating one proof would measure the cache), then prints,
                    CPU ms per claim during that run, of the node's process and of its verifier
                    processes: on a dedicated machine with C cores, claims_per_s is bounded by
                    1000 / node and by C x 1000 / (node + workers), whatever else shares this one
+  With --engine cometbft, claims_per_s and the CPU figures are of a local CometBFT network of
+  --validators validators (engines/cometbft/testnet.py, claims posted to validator0's API), whose
+  apps check CheckTx batches and unseen block txs in verifier processes; the *_serial figures are
+  the same network and claims with none (each claim's proof verified in the ABCI thread), measured
+  first in the same run; parallel_ratio = claims_per_s / claims_per_s_serial;
+  cometbft_cpu_ms_per_claim is of the `cometbft node` processes. All CPU figures sum the validators.
   proof_bytes      one proof's size
   sim_vehicle_steps_per_s  vehicle-seconds of SUMO city traffic (sim/traffic.py: libsumo step, subscriptions
                    read, 1 Hz samples in telemetry units, trip features and scores on arrival) per second of
@@ -51,6 +57,8 @@ from ..offchain.mobility.rewards import build_claim, close_trip, issue_enrollmen
 
 console = Console(stderr=True)
 ENROLLEES = 8  # claims come from this many pseudonymous accounts (a vehicle's claims are nonce-ordered)
+ENGINES = ("solo", "cometbft")
+MAX_VALIDATORS = 4  # of the local CometBFT network (--validators): every node shares this machine
 OFFICE_SECRET = b"bench-office-secret-32-bytes...."
 
 
@@ -110,8 +118,9 @@ def _genesis(home: Path, office: PrivateKey) -> tuple[str, PrivateKey]:
     return genesis["chain_id"], load_key(next((home / "keys").glob("*.json")))
 
 
-def bench_handler(home: Path, txs: tuple, raw_dir: Path, claims) -> dict:
-    """verify_ms (check_tx of each claim, no cached verdict) and raw_verify_ms (ezkl.verify alone)."""
+def bench_handler(genesis: dict, txs: tuple, raw_dir: Path, claims) -> dict:
+    """verify_ms (check_tx of each claim, no cached verdict) and raw_verify_ms (ezkl.verify alone),
+    on an in-process app of genesis ({"chain_id", "app_state"})."""
     import ezkl
 
     from ..app import abc
@@ -120,7 +129,6 @@ def bench_handler(home: Path, txs: tuple, raw_dir: Path, claims) -> dict:
     from ..node.modules import default_modules, proof_verifier
     from ..offchain.identity.ledger import LocalLedger
 
-    genesis = json.loads((home / "genesis.json").read_text())
     app = CityApp(Store(raw_dir / "ledger.sqlite"), default_modules(), genesis["chain_id"])
     app.init_chain(abc.InitChainRequest(chain_id=genesis["chain_id"], time_ns=1, initial_height=1,
                                         app_state_bytes=json.dumps(genesis["app_state"]).encode()))
@@ -194,12 +202,83 @@ def bench_api(home: Path, txs: tuple, batch: int) -> dict:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
-    claims = paid.get("result", {}).get("claims")
-    if claims != len(claim_txs):
-        raise RuntimeError(f"bench: {claims} claims paid of {len(claim_txs)} sent: {str(paid)[:300]}")
+    _check_paid(paid, len(claim_txs))
     return {"claims_per_s": round(len(claim_txs) / elapsed, 1), "api_seconds": round(elapsed, 3),
             "node_cpu_ms_per_claim": round(cpu[0] * 1000 / len(claim_txs), 2),
             "workers_cpu_ms_per_claim": round(cpu[1] * 1000 / len(claim_txs), 2)}
+
+
+def bench_api_cometbft(root: Path, genesis: dict, txs: tuple, batch: int, validators: int,
+                       workers: int | None) -> dict:
+    """Claims through POST /txs/batch of validator0 of a local CometBFT network (testnet.py), with
+    each app's verifier processes (workers=None: one per core; 0: none, the ABCI thread verifies)."""
+    import httpx
+
+    from ..engines.cometbft.setup import ConsensusTimeouts
+    from ..engines.cometbft.testnet import Testnet
+    from .bench import _post_batches, _wait_committed, _wait_healthy
+    from .bench_cometbft import DEFAULT_TIMEOUTS_MS
+
+    first, enroll, claim_txs = txs
+    propose, prevote, precommit, commit = DEFAULT_TIMEOUTS_MS  # bench cometbft's, for comparable blocks
+    timeouts = ConsensusTimeouts(propose_ms=propose, prevote_ms=prevote, precommit_ms=precommit, commit_ms=commit,
+                                 empty_block_interval_ms=1000)
+    net = Testnet.create(root, validators=validators, chain_id=genesis["chain_id"], app_state=genesis["app_state"],
+                         timeouts=timeouts, snapshot_interval=0, verify_workers=workers)
+    net.start()
+    try:
+        net.wait_for_height(2, timeout_s=120)
+        with httpx.Client(base_url=net.node("validator0").api_url, timeout=120) as client:
+            _wait_healthy(client)
+            for block in (first, enroll):
+                _post_batches(client, block)
+                _wait_committed(client, block[-1])
+            cpu_before, started = _network_cpu(net), time.perf_counter()
+            for start in range(0, len(claim_txs), batch):
+                _post_batches(client, claim_txs[start:start + batch])
+            _wait_committed(client, claim_txs[-1])
+            elapsed = time.perf_counter() - started
+            cpu = [after - before for after, before in zip(_network_cpu(net), cpu_before)]
+            paid = client.get("/query/mobility/programme", params={"id": "1"}).json()
+    except RuntimeError:
+        console.print(net.log_tail("validator0", "app", 3_000))
+        raise
+    finally:
+        net.stop()
+    _check_paid(paid, len(claim_txs))
+    per_claim = [round(seconds * 1000 / len(claim_txs), 2) for seconds in cpu]
+    return {"claims_per_s": round(len(claim_txs) / elapsed, 1), "api_seconds": round(elapsed, 3),
+            "node_cpu_ms_per_claim": per_claim[0], "workers_cpu_ms_per_claim": per_claim[1],
+            "cometbft_cpu_ms_per_claim": per_claim[2]}
+
+
+def bench_cometbft(root: Path, genesis: dict, txs: tuple, batch: int, validators: int) -> dict:
+    """The API figures on two fresh networks of the same genesis: with no verifier processes (the
+    ABCI thread verifies every claim: the baseline, *_serial) and with one per core."""
+    serial = bench_api_cometbft(root / "serial", genesis, txs, batch, validators, 0)
+    result = bench_api_cometbft(root / "parallel", genesis, txs, batch, validators, None)
+    result.update({f"{name}_serial": value for name, value in serial.items()})
+    result["parallel_ratio"] = round(result["claims_per_s"] / serial["claims_per_s"], 3)
+    result["validators"] = validators
+    return result
+
+
+def _check_paid(paid: dict, sent: int) -> None:
+    claims = paid.get("result", {}).get("claims")
+    if claims != sent:
+        raise RuntimeError(f"bench: {claims} claims paid of {sent} sent: {str(paid)[:300]}")
+
+
+def _network_cpu(net) -> tuple[float, float, float]:
+    """CPU seconds so far of a testnet's app processes, of their verifier processes and of its
+    `cometbft node` processes, each summed over the nodes."""
+    apps = workers = comet = 0.0
+    for node in net.nodes:
+        pids = net._read_pids(node.name)
+        app, children = _cpu_seconds(pids["app"])
+        apps, workers = apps + app, workers + children
+        comet += _cpu_seconds(pids["cometbft"])[0]
+    return apps, workers, comet
 
 
 def _cpu_seconds(pid: int) -> tuple[float, float]:
@@ -239,11 +318,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trips", type=int, default=60, help="trips to prove and claim (about 1 s of proving each)")
     parser.add_argument("--batch", type=int, default=50, help="claims per POST /txs/batch")
     parser.add_argument("--skip-api", action="store_true", help="no node: prove and verify figures only")
+    parser.add_argument("--engine", choices=ENGINES, default="solo",
+                        help="the node claims_per_s is measured on: a solo node, or a local CometBFT network "
+                             "(then also measured with no verifier processes, the baseline: *_serial, parallel_ratio)")
+    parser.add_argument("--validators", type=int, default=1, help="validators of the CometBFT network (1 to 4)")
+    parser.add_argument("--skip-sim", action="store_true", help="no traffic run (sim_* figures)")
     parser.add_argument("--sim-vehicles", type=int, default=200, help="fleet of the traffic run (sim_vehicle_steps_per_s)")
     parser.add_argument("--sim-seconds", type=int, default=600, help="simulated seconds of the traffic run")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.trips < ENROLLEES:
         parser.error(f"--trips: expected at least {ENROLLEES}")
+    if not 1 <= args.validators <= MAX_VALIDATORS or (args.validators > 1 and args.engine != "cometbft"):
+        parser.error(f"--validators: expected 1 to {MAX_VALIDATORS}, and more than 1 only with --engine cometbft")
     from ..sim.traffic import check_args
 
     try:
@@ -262,11 +348,18 @@ def main(argv: list[str] | None = None) -> int:
         (Path(tmp) / "inprocess").mkdir()
         result = {"prove_s": round(statistics.median(prove), 3), "trips": args.trips,
                   "proof_bytes": len(claims[0][0].proof)}
-        result.update(bench_handler(home, txs, Path(tmp) / "inprocess", claims))
+        genesis = json.loads((home / "genesis.json").read_text())
+        result.update(bench_handler(genesis, txs, Path(tmp) / "inprocess", claims))
         result["verify_ratio"] = round(result["verify_ms"] / result["raw_verify_ms"], 3)
-        if not args.skip_api:
+        result["engine"] = args.engine
+        if args.skip_api:
+            pass
+        elif args.engine == "solo":
             result.update(bench_api(home, txs, args.batch))
-    result.update(bench_sim(args.sim_vehicles, args.sim_seconds))
+        else:
+            result.update(bench_cometbft(Path(tmp), genesis, txs, args.batch, args.validators))
+    if not args.skip_sim:
+        result.update(bench_sim(args.sim_vehicles, args.sim_seconds))
     result.update({"machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version(),
                    "date": time.strftime("%Y-%m-%d")})
     if not args.json:

@@ -28,6 +28,12 @@ one that carries consensus (the first to send one, while it stays open) is answe
 `ResponseException` on that connection alone, which is then closed; the app and the other
 connections go on. When the peer closes the consensus connection,
 CometBFT is gone: `stop_reason` says so and serve_forever() returns it as an error.
+
+With a StatelessChecks (stateless.py; the CometBFT engine gives one to a CityApp), a batch of the
+mempool connection's queued CheckTx that is heavy (many txs, or large ones such as claims with their
+proofs) goes to the verifier worker processes instead: the loop serves the other connections while
+they verify, and answers the batch, in order and after any earlier one, once they are done. A block's
+txs that this node has not checked are verified there too, before ProcessProposal and FinalizeBlock.
 """
 
 from __future__ import annotations
@@ -41,14 +47,22 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from cityledger.app.abc import Application, QueryResult, TxResult
+from cityledger.core.errors import TxError
+from cityledger.core.hashing import sha256
 from cityledger.engines.cometbft import convert
 from cityledger.engines.cometbft.framing import FramingError, encode_uvarint, split_frames
 from cityledger.engines.cometbft.proto import abci
+from cityledger.engines.cometbft.stateless import (
+    MAX_CHECK_BATCH_BYTES,
+    MAX_INFLIGHT_BATCHES,
+    JobQueue,
+    StatelessChecks,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_BATCH_REQUESTS = 64  # queued CheckTx answered per slice (consensus work waits at most one slice)
+MAX_BATCH_REQUESTS = 64  # queued CheckTx answered per slice, or per job of the verifier workers (consensus work waits at most one)
 MAX_QUEUED_FRAMES = 32_768  # per connection: past this it stops reading (back-pressure) until half is done
 MAX_CONNECTIONS = 16  # CometBFT opens 4; the rest leaves room for tools such as abci-cli
 MAX_QUEUED_BYTES = 16 * 1024 * 1024  # per connection: past this it also stops reading until half is done
@@ -139,11 +153,14 @@ class RequestHandler:
 
     def __init__(self, app: Application, after_commit: Callable[[], None] | None = None,
                  after_check_tx: Callable[[bytes, TxResult, bool], None] | None = None,
-                 after_finalize_block: Callable[[list[bytes]], None] | None = None) -> None:
+                 after_finalize_block: Callable[[list[bytes]], None] | None = None,
+                 stateless: StatelessChecks | None = None) -> None:
         self.app = app
         self.after_commit = after_commit
         self.after_check_tx = after_check_tx
         self.after_finalize_block = after_finalize_block
+        self.stateless = stateless  # the verifier workers, for a CityApp (None: the app checks everything)
+        self._flags: dict[bytes, int] | None = None  # the workers' flags of the batch being answered
         self.fatal_error: BaseException | None = None
         self.last_block_ms = 0.0  # FinalizeBlock to Commit done, of the last block
         self._block_started = 0.0
@@ -169,17 +186,23 @@ class RequestHandler:
             "finalize_block": self.process_finalize_block,
         }
 
-    def handle_batch(self, frames: list[bytes], admit: Callable[[str], str | None] | None = None) -> tuple[bytes, str]:
+    def handle_batch(self, frames: list[bytes], admit: Callable[[str], str | None] | None = None,
+                     flags: dict[bytes, int] | None = None) -> tuple[bytes, str]:
         """Answer a batch of framed requests: (the framed responses, BATCH_OK, _FAILED or _REFUSED).
 
-        admit(kind), if given, returns why this connection may not send a request of that kind.
+        admit(kind), if given, returns why this connection may not send a request of that kind;
+        flags, the verifier workers' FLAG_* of the batch's new CheckTx txs by tx id.
         """
         out: list[bytes] = []
-        for frame in frames:
-            kind, body, status = self.handle_frame(frame, admit)
-            out.append(compute_response_frame(kind, body))
-            if status:
-                return b"".join(out), status
+        self._flags = flags
+        try:
+            for frame in frames:
+                kind, body, status = self.handle_frame(frame, admit)
+                out.append(compute_response_frame(kind, body))
+                if status:
+                    return b"".join(out), status
+        finally:
+            self._flags = None
         return b"".join(out), BATCH_OK
 
     def handle_frame(self, frame: bytes, admit: Callable[[str], str | None] | None = None) -> tuple[str, bytes, str]:
@@ -232,7 +255,10 @@ class RequestHandler:
         tx = request.tx
         recheck = request.type == abci.RECHECK
         try:
-            result = self.app.check_tx(tx, recheck=recheck)
+            if self.stateless is None or recheck:
+                result = self.app.check_tx(tx, recheck=recheck)
+            else:
+                result = self._check_new_tx(tx)
         except Exception as exc:  # CheckTx changes no committed state: refuse this tx, the node goes on
             _log_read_failure("CheckTx", exc)
             result = TxResult(code=CODE_APP_ERROR, codespace=CODESPACE_ABCI,
@@ -240,6 +266,19 @@ class RequestHandler:
         if self.after_check_tx is not None:
             self.after_check_tx(tx, result, recheck)
         return convert.encode_tx_result(result)
+
+    def _check_new_tx(self, tx: bytes) -> TxResult:
+        """CheckTx of a new tx, with the workers' verdict on its stateless checks if they gave one."""
+        tx_id = sha256(tx)
+        flag = None if self._flags is None else self._flags.get(tx_id)
+        try:
+            decoded = self.stateless.decode_checked(tx, tx_id, flag)
+        except TxError:
+            decoded = None  # check_tx refuses it with the app's own error
+        result = self.app.check_tx(tx, tx_id=tx_id, decoded=decoded)
+        if flag is not None or result.ok:  # its stateless checks ran here: a block holding it needs no workers
+            self.stateless.mark_checked(tx, tx_id)
+        return result
 
     # -- consensus connection ------------------------------------------------------------------
 
@@ -253,14 +292,21 @@ class RequestHandler:
         return abci.ResponsePrepareProposal(txs=txs).SerializeToString()
 
     def process_process_proposal(self, request) -> bytes:
-        accepted = self.app.process_proposal(convert.compute_block_request(request))
+        block = convert.compute_block_request(request)
+        if self.stateless is not None:
+            self.stateless.prepare_block(block.txs)
+        accepted = self.app.process_proposal(block)
         status = abci.ResponseProcessProposal.ACCEPT if accepted else abci.ResponseProcessProposal.REJECT
         return abci.ResponseProcessProposal(status=status).SerializeToString()
 
     def process_finalize_block(self, request) -> bytes:
         self._block_started = time.perf_counter()
         block = convert.compute_block_request(request)
+        if self.stateless is not None:
+            self.stateless.prepare_block(block.txs)
         result = self.app.finalize_block(block)
+        if self.stateless is not None:
+            self.stateless.forget_block(block.txs)
         if self.after_finalize_block is not None:
             self.after_finalize_block(list(block.txs))
         return convert.encode_finalize_block(result)
@@ -309,6 +355,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.queued: deque[bytes] = deque()  # frames read, not yet answered (mempool connections only)
         self.queued_bytes = 0
+        self.jobs = JobQueue()  # batches taken from `queued` whose txs the verifier workers check
         self.priority: int | None = None  # from its first request other than Echo/Flush
         self.consensus = False  # this connection carries CometBFT's consensus requests
         self.reading_paused = False
@@ -380,11 +427,15 @@ class _Connection(asyncio.Protocol):
         if self.queued:
             self.server._schedule()
 
-    def take(self, limit: int) -> list[bytes]:
-        """Up to limit queued frames, oldest first; reading resumes once half the queue is done."""
-        count = min(limit, len(self.queued))
-        frames = [self.queued.popleft() for _ in range(count)]
-        self.queued_bytes -= sum(map(len, frames))
+    def take(self, limit: int, max_bytes: int = MAX_QUEUED_BYTES) -> list[bytes]:
+        """Up to limit queued frames (and max_bytes, but at least one), oldest first; reading resumes
+        once half the queue is done."""
+        frames: list[bytes] = []
+        size = 0
+        while self.queued and len(frames) < limit and (not frames or size + len(self.queued[0]) <= max_bytes):
+            frames.append(self.queued.popleft())
+            size += len(frames[-1])
+        self.queued_bytes -= size
         if (self.reading_paused and len(self.queued) <= MAX_QUEUED_FRAMES // 2
                 and self.queued_bytes <= MAX_QUEUED_BYTES // 2 and not self.closed):
             self.reading_paused = False
@@ -398,11 +449,14 @@ class AbciServer:
     def __init__(self, app: Application, address: str,
                  after_commit: Callable[[], None] | None = None,
                  after_check_tx: Callable[[bytes, TxResult, bool], None] | None = None,
-                 after_finalize_block: Callable[[list[bytes]], None] | None = None) -> None:
+                 after_finalize_block: Callable[[list[bytes]], None] | None = None,
+                 stateless: StatelessChecks | None = None) -> None:
         """The hooks, if given, run on the loop thread after each Commit, CheckTx (with its recheck
-        flag) and FinalizeBlock (with the block's txs)."""
+        flag) and FinalizeBlock (with the block's txs). stateless, if given (and started), checks
+        batches of CheckTx and unseen block txs in its verifier workers."""
         self.scheme, self._host, self._port = parse_address(address)
-        self.handler = RequestHandler(app, after_commit, after_check_tx, after_finalize_block)
+        self.stateless = stateless
+        self.handler = RequestHandler(app, after_commit, after_check_tx, after_finalize_block, stateless)
         self._server: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[_Connection] = set()
@@ -488,6 +542,9 @@ class AbciServer:
     def _release(self, connection: _Connection) -> None:
         """A connection closed; if it carried consensus and the peer closed it, CometBFT is gone."""
         self._connections.discard(connection)
+        for job in connection.jobs.jobs:
+            self.stateless.finish(job)
+        connection.jobs.clear()
         if connection is not self._consensus:
             return
         self._consensus = None
@@ -497,9 +554,9 @@ class AbciServer:
             if self._failed is not None:
                 self._failed.set()
 
-    def _answer(self, connection: _Connection, frames: list[bytes]) -> None:
+    def _answer(self, connection: _Connection, frames: list[bytes], flags: dict[bytes, int] | None = None) -> None:
         """Answer frames and write their responses; on an app failure halt, on a protocol error close."""
-        payload, status = self.handler.handle_batch(frames, connection.admit)
+        payload, status = self.handler.handle_batch(frames, connection.admit, flags)
         if connection.closed:
             return
         connection.transport.write(payload)
@@ -523,10 +580,46 @@ class AbciServer:
         for connection in sorted(self._connections, key=lambda c: PRIORITY_DEFAULT if c.priority is None else c.priority):
             if not connection.queued or connection.closed or connection.writing_paused:
                 continue
+            if connection.priority == PRIORITY_MEMPOOL and self.stateless is not None:
+                more = self._take_checks(connection) or more
+                continue
             limit = MAX_BATCH_REQUESTS if connection.priority == PRIORITY_MEMPOOL else len(connection.queued)
             self._answer(connection, connection.take(limit))
             more = more or bool(connection.queued)
         if more:
+            self._schedule()
+
+    def _take_checks(self, connection: _Connection) -> bool:
+        """Take a batch of the mempool connection's frames: a heavy one goes to the verifier
+        workers and is answered when they are done, a light one at once (in order after the
+        batches still in the workers). True if this connection should be served again."""
+        if len(connection.jobs) >= MAX_INFLIGHT_BATCHES:
+            return False  # the job that finishes reschedules
+        job = self.stateless.plan(connection.take(MAX_BATCH_REQUESTS, MAX_CHECK_BATCH_BYTES))
+        if job.done.is_set() and not connection.jobs:
+            self._answer(connection, job.frames)
+            return bool(connection.queued)
+        connection.jobs.jobs.append(job)
+        if job.done.is_set():
+            self._answer_ready(connection)
+        else:
+            self.stateless.submit_check(job, lambda done: self._post(self._answer_ready, connection))
+        return bool(connection.queued) and len(connection.jobs) < MAX_INFLIGHT_BATCHES
+
+    def _post(self, function: Callable[..., None], *args: Any) -> None:
+        """Run function(*args) on the loop thread (from the verifier's thread); dropped once closed."""
+        try:
+            self._loop.call_soon_threadsafe(function, *args)
+        except RuntimeError:  # the loop is closed: the server is gone, so are the answers
+            pass
+
+    def _answer_ready(self, connection: _Connection) -> None:
+        """Answer the connection's verified jobs from the front, in request order."""
+        while (job := connection.jobs.ready()) is not None:
+            self.stateless.finish(job)
+            if not connection.closed:
+                self._answer(connection, job.frames, job.flags)
+        if connection.queued and not connection.closed:
             self._schedule()
 
 

@@ -48,6 +48,8 @@ from cityledger.engines.cometbft.setup import (
     set_persistent_peers,
     write_genesis,
 )
+from cityledger.engines.cometbft.stateless import StatelessChecks
+from cityledger.engines.solo.verifier import default_workers
 
 log = logging.getLogger("cityledger.cometbft")
 T = TypeVar("T")
@@ -150,12 +152,15 @@ class CometEngine(Engine):
 
     def __init__(self, app: CityApp, home: Path, ports: NodePorts = DEFAULT_PORTS,
                  timeouts: ConsensusTimeouts | None = None, log_level: str = "*:error,state:info",
-                 manage_cometbft: bool = True, abci_address: str | None = None, track_txs: bool = True) -> None:
+                 manage_cometbft: bool = True, abci_address: str | None = None, track_txs: bool = True,
+                 verify_workers: int | None = None) -> None:
         """manage_cometbft=False: start() and stop() serve the app only; `cometbft node` runs elsewhere.
 
         abci_address (tcp://host:port or unix:///path) overrides the ABCI port of `ports`.
         track_txs=False: nothing submits through this engine (an app process without the API), so
         the CheckTx and FinalizeBlock hooks that serve submitters are left out of the hot path.
+        verify_workers: verifier processes for the stateless checks of CheckTx batches and unseen
+        block txs (stateless.py); None: one per core (default_workers()), 0: the app checks all.
         """
         self.app = app
         self.home = Path(home)
@@ -169,9 +174,12 @@ class CometEngine(Engine):
         self._committed = threading.Condition()
         self._waiters: dict[bytes, list[Future]] = {}
         self._waiters_lock = threading.Lock()
+        workers = default_workers() if verify_workers is None else verify_workers
+        self.stateless = StatelessChecks(app, workers) if workers > 0 else None
         self._server = AbciServer(app, abci_address or f"tcp://{LOOPBACK}:{ports.abci}", after_commit=self._on_commit,
                                   after_check_tx=self._on_check_tx if track_txs else None,
-                                  after_finalize_block=self._on_finalize_block if track_txs else None)
+                                  after_finalize_block=self._on_finalize_block if track_txs else None,
+                                  stateless=self.stateless)
         self._loop: _LoopThread | None = None
         self._process: subprocess.Popen | None = None
         self._stopped_with: tuple[BaseException | None] | None = None  # fatal_error() when stop() began
@@ -215,6 +223,8 @@ class CometEngine(Engine):
         """Serve the app over ABCI, start `cometbft node` and wait until its RPC answers."""
         if self.manage_cometbft and not (self.home / PREPARED_FILE).exists():
             raise CometEngineError(f"{self.home}: not prepared; call prepare() first")
+        if self.stateless is not None:
+            self.stateless.start()
         self._loop = _LoopThread()
         self._loop.run(self._server.start(), timeout_s=10)
         if not self.manage_cometbft:
@@ -275,6 +285,8 @@ class CometEngine(Engine):
             self._loop.run(self._server.close(), timeout_s=STOP_TIMEOUT_S)
             self._loop.close()
             self._loop = None
+        if self.stateless is not None:
+            self.stateless.stop()
         self._rpc.close()
         with self._committed:
             self._committed.notify_all()

@@ -129,13 +129,14 @@ class Testnet:
 
     def __init__(self, root: Path, chain_id: str, nodes: list[NodeSpec],
                  snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, api: bool = True,
-                 builtin_app: str | None = None) -> None:
+                 builtin_app: str | None = None, verify_workers: int | None = None) -> None:
         self.root = Path(root)
         self.chain_id = chain_id
         self.nodes = nodes
         self.snapshot_interval = snapshot_interval
         self.api = api  # each app process also serves the REST API
         self.builtin_app = builtin_app  # "kvstore": CometBFT runs its own app, no app processes
+        self.verify_workers = verify_workers  # each app's verifier processes (None: one per core, 0: none)
 
     # -- creation ----------------------------------------------------------------------------------
 
@@ -143,18 +144,21 @@ class Testnet:
     def create(cls, root: Path, validators: int = 4, full_nodes: int = 0, chain_id: str = DEFAULT_CHAIN_ID,
                app_state: dict | None = None, timeouts: ConsensusTimeouts | None = None,
                genesis_time_ns: int | None = None, snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
-               api: bool = True, builtin_app: str | None = None) -> "Testnet":
+               api: bool = True, builtin_app: str | None = None, verify_workers: int | None = None) -> "Testnet":
         """Write the homes and the shared genesis of a new network (nothing is started).
 
         The genesis validators are the validator nodes' consensus keys, both in CometBFT's genesis
         and in app_state.governance.validators (which they replace), so the app and CometBFT agree.
         builtin_app="kvstore" makes every node run CometBFT's built-in kvstore app instead of the
         ledger (benchmarks compare against it); the other app settings then do not apply.
+        verify_workers: each app process's verifier processes (engines/cometbft/stateless.py).
         """
         if builtin_app is not None and builtin_app not in BUILTIN_APPS:
             raise TestnetError(f"builtin_app: expected one of {BUILTIN_APPS} or None, got {builtin_app!r}")
         if snapshot_interval < 0:
             raise TestnetError(f"snapshot_interval: expected N >= 0, got {snapshot_interval}")
+        if verify_workers is not None and verify_workers < 0:
+            raise TestnetError(f"verify_workers: expected N >= 0 or None, got {verify_workers}")
         root = Path(root)
         if not 1 <= validators or validators + full_nodes > MAX_NODES or full_nodes < 0:
             raise TestnetError(f"validators/full_nodes: expected 1 <= validators and a total <= {MAX_NODES}, "
@@ -164,7 +168,7 @@ class Testnet:
         root.mkdir(parents=True, exist_ok=True)
         roles = ["validator"] * validators + ["full"] * full_nodes
         names = [f"validator{i}" for i in range(validators)] + [f"full{i}" for i in range(full_nodes)]
-        testnet = cls(root, chain_id, [], snapshot_interval, api and builtin_app is None, builtin_app)
+        testnet = cls(root, chain_id, [], snapshot_interval, api and builtin_app is None, builtin_app, verify_workers)
         for name, role in zip(names, roles):
             testnet.nodes.append(testnet._init_node(name, role, timeouts))
         state = app_state if app_state is not None else compute_default_app_state(root / "keys")
@@ -221,7 +225,8 @@ class Testnet:
 
     def save(self) -> None:
         document = {"chain_id": self.chain_id, "snapshot_interval": self.snapshot_interval, "api": self.api,
-                    "builtin_app": self.builtin_app, "nodes": [asdict(n) for n in self.nodes]}
+                    "builtin_app": self.builtin_app, "verify_workers": self.verify_workers,
+                    "nodes": [asdict(n) for n in self.nodes]}
         (self.root / TESTNET_FILE).write_text(json.dumps(document, indent=2) + "\n")
 
     @classmethod
@@ -234,7 +239,7 @@ class Testnet:
         nodes = [NodeSpec(n["name"], n["role"], NodePorts(**n["ports"]), n["node_id"], n["validator_pub_key"])
                  for n in document["nodes"]]
         return cls(Path(root), document["chain_id"], nodes, document.get("snapshot_interval", DEFAULT_SNAPSHOT_INTERVAL),
-                   document.get("api", False), document.get("builtin_app"))
+                   document.get("api", False), document.get("builtin_app"), document.get("verify_workers"))
 
     # -- paths -------------------------------------------------------------------------------------
 
@@ -282,6 +287,8 @@ class Testnet:
                    "--snapshot-interval", str(self.snapshot_interval)]
         if node.ports.api:
             command += ["--api-port", str(node.ports.api), "--rpc-port", str(node.ports.rpc)]
+        if self.verify_workers is not None:
+            command += ["--verify-workers", str(self.verify_workers)]
         self._spawn(node.name, "app", command)
 
     def _start_cometbft(self, node: NodeSpec) -> None:
