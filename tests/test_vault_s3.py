@@ -4,6 +4,7 @@ then what only an object store can get wrong: a server restart, credentials, hos
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -295,3 +296,16 @@ def test_sigkill_of_the_storing_process_and_of_the_server_loses_no_acknowledged_
         assert_acked_are_stored(host.vault(OWNER), key, acked)
     finally:
         seaweed.stop()
+
+
+def test_bench_vaults_runs_both_backends_on_the_same_records(capsys):
+    """`cityledger bench vaults --json`, shrunk: its last line is the JSON the docs record."""
+    _need_weed()
+    from cityledger.tools.bench_vaults import main
+
+    assert main(["--records", "12", "--batch", "5", "--rounds", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for name in ("sqlite_put_per_s", "s3_put_per_s", "sqlite_get_per_s", "s3_get_per_s", "sqlite_put_cpu_us", "s3_put_cpu_us"):
+        assert result[name] > 0, name
+    assert result["put_ratio"] == pytest.approx(result["s3_put_per_s"] / result["sqlite_put_per_s"], rel=0.01, abs=0.001)
+    assert result["records"] == 12 and result["batch"] == 5
