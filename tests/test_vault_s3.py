@@ -223,7 +223,8 @@ def _objects(client, bucket: str, prefix: str) -> list[str]:
 
 def _random_item(n: int, window: int, dataset: str = "ds") -> PutItem:
     rid = secrets.token_bytes(32)
-    keys = [KeyBlob(rid, who, secrets.token_bytes(32), secrets.token_bytes(48)) for who in (bytes([n % 256]) * 32, bytes(range(32)))]
+    recipients = (bytes([n % 256]) * 32, bytes(range(32)))
+    keys = [KeyBlob(rid, who, secrets.token_bytes(32), secrets.token_bytes(48)) for who in recipients]
     return PutItem(rid, secrets.token_bytes(300), RecordMeta(dataset, window), keys)
 
 
@@ -305,7 +306,8 @@ def test_bench_vaults_runs_both_backends_on_the_same_records(capsys):
 
     assert main(["--records", "12", "--batch", "5", "--rounds", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    for name in ("sqlite_put_per_s", "s3_put_per_s", "sqlite_get_per_s", "s3_get_per_s", "sqlite_put_cpu_us", "s3_put_cpu_us"):
+    for name in ("sqlite_put_per_s", "s3_put_per_s", "sqlite_get_per_s", "s3_get_per_s",
+                 "sqlite_put_cpu_us", "s3_put_cpu_us"):
         assert result[name] > 0, name
     assert result["put_ratio"] == pytest.approx(result["s3_put_per_s"] / result["sqlite_put_per_s"], rel=0.01, abs=0.001)
     assert result["records"] == 12 and result["batch"] == 5

@@ -359,15 +359,22 @@ class S3VaultStore:
             packed = []
             for dataset, group in by_dataset.items():
                 windows = [window for window, _ in group.values()]
-                stored = {entry.record_id for entry in self._entries(list(self._batches(dataset, min(windows), max(windows))))}
-                fresh = sorted((window, item.record_id, item) for window, item in group.values() if item.record_id not in stored)
+                overlapping = list(self._batches(dataset, min(windows), max(windows)))
+                stored = {entry.record_id for entry in self._entries(overlapping)}
+                fresh = sorted((window, rid, item) for rid, (window, item) in group.items() if rid not in stored)
                 packed += _pack(dataset, [(window, item) for window, _, item in fresh])
-            _parallel(lambda p: self._request("put_object", Key=self._keys_key(p[0]), Body=p[2]), [p for p in packed if p[2]])
-            # The batch objects go last: a record is listed, and counts as stored, only once its keys are durable.
-            _parallel(lambda p: self._request("put_object", Key=self._batch_key(p[0]), Body=p[1]), packed)
-            for batch, body, _ in packed:
-                self._remember(batch, _entries_of(batch, body))
+            self._write(packed)
         return sum(batch.records for batch, _, _ in packed)
+
+    def _write(self, packed: list[tuple[_Batch, bytes, bytes]]) -> None:
+        """Store packed batches: every keys object, then every batch object, each PUT acknowledged."""
+        keys = [(self._keys_key(batch), keys_body) for batch, _, keys_body in packed if keys_body]
+        _parallel(lambda pair: self._request("put_object", Key=pair[0], Body=pair[1]), keys)
+        # The batch objects go last: a record is listed, and counts as stored, only once its keys are durable.
+        batches = [(self._batch_key(batch), body) for batch, body, _ in packed]
+        _parallel(lambda pair: self._request("put_object", Key=pair[0], Body=pair[1]), batches)
+        for batch, body, _ in packed:
+            self._remember(batch, _entries_of(batch, body))
 
     def _check_item(self, index: int, item: PutItem) -> int:
         """The item's shifted window, once every field is checked."""
@@ -453,13 +460,9 @@ class S3VaultStore:
             kept = [(e.window, PutItem(e.record_id, body[e.offset:e.offset + e.size], RecordMeta("", 0),
                                        [KeyBlob(*w) for w in wraps if w[0] == e.record_id]))
                     for e in _entries_of(old, body) if e.record_id != record_id]
-            packed = _pack(old.dataset, kept)
-            _parallel(lambda p: self._request("put_object", Key=self._keys_key(p[0]), Body=p[2]), [p for p in packed if p[2]])
-            _parallel(lambda p: self._request("put_object", Key=self._batch_key(p[0]), Body=p[1]), packed)
+            self._write(_pack(old.dataset, kept))
             self._delete_objects([self._batch_key(old)] + ([self._keys_key(old)] if keys_body is not None else []))
             self._forget(old)
-            for batch, new_body, _ in packed:
-                self._remember(batch, _entries_of(batch, new_body))
         if self.on_delete is not None:
             self.on_delete(1 + (keys_body is not None))  # each object one needle (under MAX_BATCH_OBJECT_BYTES)
         return True
