@@ -3,16 +3,17 @@
 One owner's vault is a prefix of a shared bucket (the VaultHost names it by a digest of the owner).
 A put_many writes the records of one data set as one batch, two objects, whatever their number:
 
-    <prefix>/b/<data set digest>/<first>.<last>.<uid>.<records>.<index bytes>.<wraps>   the batch
-    <prefix>/k/<data set digest>/<first>.<last>.<uid>.<wraps>                           its wraps
+    <prefix>/b/<data set digest>/<last>.<first>.<uid>.<records>.<index bytes>.<wraps>   the batch
+    <prefix>/k/<data set digest>/<last>.<first>.<uid>.<wraps>                           its wraps
 
 The batch object is the batch's index (msgpack [(record id, window, size), ...], `index bytes`
 long) followed by the sealed records; the keys object holds every wrap of the batch's records
-(owner's and consumers'). `first` and `last` are the earliest and latest window start in the batch
-(shifted to 0..2**64-1, 20 digits), and a batch never spans MAX_BATCH_SPAN_S or more, so the
-batches that may hold a window w are those named from w - MAX_BATCH_SPAN_S to w: `list` and the
-existence check of `put_many` are one LIST of names plus, for the batches whose [first, last]
-overlaps, one ranged GET of their index (cached). A record is read with one ranged GET of the
+(owner's and consumers'). `last` and `first` are the latest and earliest window start in the batch
+(shifted to 0..2**64-1, 20 digits), names sort by `last`, and a batch never spans MAX_BATCH_SPAN_S
+or more, so the batches that may hold a window in [lo, hi] are named from `last` = lo to
+hi + MAX_BATCH_SPAN_S: `list` and the existence check of `put_many` are one LIST of names plus, for
+the batches whose [first, last] overlaps, one ranged GET of their index (cached). A put of windows
+newer than everything stored (the gateway's steady state) lists no name at all. A record is read with one ranged GET of the
 batch; its key with one GET of the keys object (wraps are never cached: an erasure by another
 process must take effect at once). A record looked up by id alone, not seen through `list` or
 `put_many`, costs a scan of the owner's batch indexes.
@@ -176,16 +177,16 @@ class _Batch:
         parts = tail.split(".")
         if len(parts) != 6 or not all(part.isdigit() for i, part in enumerate(parts) if i != 2):
             return None
-        first, last, uid, records, index_bytes, wraps = parts
+        last, first, uid, records, index_bytes, wraps = parts
         return cls(dataset, int(first), int(last), uid, int(records), int(index_bytes), int(wraps))
 
     @property
     def tail(self) -> str:
-        return f"{self.first:020d}.{self.last:020d}.{self.uid}.{self.records}.{self.index_bytes}.{self.wraps}"
+        return f"{self.last:020d}.{self.first:020d}.{self.uid}.{self.records}.{self.index_bytes}.{self.wraps}"
 
     @property
     def keys_tail(self) -> str:
-        return f"{self.first:020d}.{self.last:020d}.{self.uid}.{self.wraps}"
+        return f"{self.last:020d}.{self.first:020d}.{self.uid}.{self.wraps}"
 
 
 @dataclass(frozen=True)
@@ -255,18 +256,18 @@ class S3VaultStore:
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
     def _batches(self, dataset: str | None = None, lo: int = 0, hi: int = 2**64) -> Iterator[_Batch]:
-        """The batches of a data set digest (None: of all) that may hold a window in [lo, hi], by first window."""
+        """The batches of a data set digest (None: of all) that may hold a window in [lo, hi], by last window."""
         base = f"{self.prefix}/b/" + ("" if dataset is None else dataset + "/")
-        # '/' sorts after '.': starting after "<lo - span>/" skips the batches that begin at lo - span.
-        after = base + f"{lo - MAX_BATCH_SPAN_S:020d}/" if dataset is not None and lo >= MAX_BATCH_SPAN_S else ""
+        # '/' sorts after '.': starting after "<lo - 1>/" skips the batches whose last window is before lo.
+        after = base + f"{lo - 1:020d}/" if dataset is not None and lo >= 1 else ""
         for name in self._names(base, after):
             folder, _, tail = name[len(self.prefix) + 3:].partition("/")
             batch = _Batch.parse(folder, tail)
             if batch is None:
                 continue
-            if batch.first > hi:
-                return
-            if batch.last >= lo:
+            if dataset is not None and batch.last >= hi + MAX_BATCH_SPAN_S:
+                return  # this batch and every later one begin after hi (a batch spans less than the span)
+            if batch.first <= hi:
                 yield batch
 
     # -- the index cache ------------------------------------------------------------------------
@@ -431,8 +432,8 @@ class S3VaultStore:
         found: dict[bytes, int] = {}
         chunk: list[_Batch] = []
         for batch in self._batches(_digest(dataset), lo, hi):
-            # Every batch from here on starts at batch.first or later: records before it are all found.
-            if not chunk and sum(1 for window in found.values() if window < batch.first) >= limit:
+            # Every batch from here on begins after batch.last - span: records up to there are all found.
+            if not chunk and sum(1 for window in found.values() if window <= batch.last - MAX_BATCH_SPAN_S) >= limit:
                 break
             chunk.append(batch)
             if len(chunk) == S3_WORKERS:
