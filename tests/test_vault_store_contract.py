@@ -49,7 +49,7 @@ def item(n: int, window: int, dataset: str = "ds-a", consumer: bool = True) -> P
 
 def test_put_get_list_and_idempotence(opener):
     store = opener()
-    items = [item(i, 100 - 10 * i) for i in range(3)]  # given newest first: listed oldest first
+    items = [item(i, 100 - 10 * i) for i in range(5)]  # given newest first: listed oldest first
     assert store.put_many(items[:3] + items[:1]) == 3
     assert store.put_many(items) == 2 and store.put_many(items) == 0
     assert not store.put(items[0].record_id, items[0].blob, items[0].meta, items[0].keys)
