@@ -311,3 +311,20 @@ def test_bench_vaults_runs_both_backends_on_the_same_records(capsys):
         assert result[name] > 0, name
     assert result["put_ratio"] == pytest.approx(result["s3_put_per_s"] / result["sqlite_put_per_s"], rel=0.01, abs=0.001)
     assert result["records"] == 12 and result["batch"] == 5
+
+
+def test_large_records_split_batches_and_every_needle_is_purged(server, client):
+    """Records past MAX_BATCH_OBJECT_BYTES go in batches of their own; a record larger than one of
+    SeaweedFS's 4 MiB chunks is two needles, and deleting it purges both."""
+    store = S3VaultStore(client, server.bucket, secrets.token_hex(8), on_delete=server.purge)
+    big, medium = _random_item(1, 10), _random_item(2, 20)
+    big = PutItem(big.record_id, secrets.token_bytes(5_000_000), big.meta, big.keys)
+    medium = PutItem(medium.record_id, secrets.token_bytes(3_000_000), medium.meta, medium.keys)
+    assert store.put_many([big, medium]) == 2
+    assert sum("/b/" in name for name in _objects(client, server.bucket, store.prefix)) == 2
+    assert S3VaultStore(client, server.bucket, store.prefix).get(big.record_id) == big.blob
+    probes = [big.blob[100:164], big.blob[4_500_000:4_500_064]]  # in the first and in the second needle
+    assert all(probe in b"".join(_files_bytes(server.data_path).values()) for probe in probes)
+    assert store.delete(big.record_id)
+    contents = b"".join(_files_bytes(server.data_path).values())
+    assert not [probe for probe in probes if probe in contents] and medium.blob[:64] in contents

@@ -60,7 +60,8 @@ RECORD_ID_LEN = 32
 MAX_RECIPIENT_BYTES = 64  # a recipient key (X25519: 32 bytes); an S3 key holds no recipient, the bound keeps wraps small
 WINDOW_OFFSET = 2**63  # window starts are signed 64-bit; shifted to 0..2**64-1, 20 decimal digits
 MAX_BATCH_SPAN_S = 3_600  # a batch object's windows span less than this; list looks back this far for batches
-MAX_BATCH_OBJECT_BYTES = 4_000_000  # a batch object stays under SeaweedFS's 4 MiB chunk: one needle an object
+SEAWEED_CHUNK_BYTES = 4 * 1024 * 1024  # SeaweedFS stores an S3 object in needles of this size (what purge counts)
+MAX_BATCH_OBJECT_BYTES = 4_000_000  # a batch object closes before this: one needle, unless one record is larger
 MAX_CACHED_INDEX_RECORDS = 16_384  # batch index entries (record id, window, place) one owner's store keeps
 S3_WORKERS = 16  # concurrent S3 requests of one call (each request waits on the server's fsync)
 S3_DELETE_BATCH = 1000  # keys one DeleteObjects request takes (the S3 API's limit)
@@ -244,13 +245,13 @@ class S3VaultStore:
         except BotoCoreError as exc:
             raise explain(exc, self.bucket) from None
 
-    def _names(self, prefix: str, start_after: str = "") -> Iterator[str]:
-        """Every object key under prefix, in key order (pages of up to 1000)."""
+    def _names(self, prefix: str, start_after: str = "") -> Iterator[tuple[str, int]]:
+        """Every object under prefix as (key, size), in key order (pages of up to 1000)."""
         kwargs = {"Prefix": prefix, **({"StartAfter": start_after} if start_after else {})}
         while True:
             page = self._request("list_objects_v2", **kwargs)
             for entry in page.get("Contents", []):
-                yield entry["Key"]
+                yield entry["Key"], entry.get("Size", 0)
             if not page.get("IsTruncated"):
                 return
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
@@ -260,7 +261,7 @@ class S3VaultStore:
         base = f"{self.prefix}/b/" + ("" if dataset is None else dataset + "/")
         # '/' sorts after '.': starting after "<lo - 1>/" skips the batches whose last window is before lo.
         after = base + f"{lo - 1:020d}/" if dataset is not None and lo >= 1 else ""
-        for name in self._names(base, after):
+        for name, _ in self._names(base, after):
             folder, _, tail = name[len(self.prefix) + 3:].partition("/")
             batch = _Batch.parse(folder, tail)
             if batch is None:
@@ -465,7 +466,7 @@ class S3VaultStore:
             self._delete_objects([self._batch_key(old)] + ([self._keys_key(old)] if keys_body is not None else []))
             self._forget(old)
         if self.on_delete is not None:
-            self.on_delete(1 + (keys_body is not None))  # each object one needle (under MAX_BATCH_OBJECT_BYTES)
+            self.on_delete(_needles(len(body)) + (_needles(len(keys_body)) if keys_body is not None else 0))
         return True
 
     def destroy_keys(self, dataset: str | None) -> int:
@@ -474,10 +475,10 @@ class S3VaultStore:
         prefix = f"{self.prefix}/k/" + ("" if dataset is None else _digest(dataset) + "/")
         with self._writing:
             objects = list(self._names(prefix))
-            self._delete_objects(objects)
+            self._delete_objects([name for name, _ in objects])
         if self.on_delete is not None and objects:
-            self.on_delete(len(objects))
-        return sum(int(name.rpartition(".")[2]) for name in objects)
+            self.on_delete(sum(_needles(size) for _, size in objects))
+        return sum(int(name.rpartition(".")[2]) for name, _ in objects)
 
     def _delete_objects(self, keys: list[str]) -> None:
         for start in range(0, len(keys), S3_DELETE_BATCH):
@@ -489,7 +490,7 @@ class S3VaultStore:
 
     def key_blobs(self) -> Iterator[KeyBlob]:
         """Every wrapped key the store holds, orphans of a crashed put included (one GET per keys object)."""
-        bodies = _parallel(self._read, list(self._names(f"{self.prefix}/k/")))
+        bodies = _parallel(self._read, [name for name, _ in self._names(f"{self.prefix}/k/")])
         blobs = [KeyBlob(*wrap) for body in bodies if body is not None for wrap in _WRAPS.decode(body)]
         return iter(sorted(blobs, key=lambda blob: (blob.record_id, blob.recipient)))
 
@@ -498,6 +499,11 @@ class S3VaultStore:
 
 
 _MOVED = object()  # a read found the batch gone: look the record up again
+
+
+def _needles(size: int) -> int:
+    """The needles SeaweedFS keeps an object of `size` bytes in (an empty one has none)."""
+    return -(-size // SEAWEED_CHUNK_BYTES)
 
 
 def _pack(dataset: str, records: list[tuple[int, PutItem]]) -> list[tuple[_Batch, bytes, bytes]]:
