@@ -328,3 +328,19 @@ def test_large_records_split_batches_and_every_needle_is_purged(server, client):
     assert store.delete(big.record_id)
     contents = b"".join(_files_bytes(server.data_path).values())
     assert not [probe for probe in probes if probe in contents] and medium.blob[:64] in contents
+
+
+def test_a_cache_smaller_than_the_vault_still_finds_every_record(server, client, monkeypatch):
+    """With room for three index entries, every record is still found by id (a scan whose fetched
+    batches evict each other) and by window."""
+    from cityledger.offchain.vaults import s3_store
+
+    monkeypatch.setattr(s3_store, "MAX_CACHED_INDEX_RECORDS", 3)
+    store = S3VaultStore(client, server.bucket, secrets.token_hex(8), on_delete=server.purge)
+    items = [_random_item(i, 10 * i) for i in range(40)]
+    for start in range(0, 40, 2):
+        assert store.put_many(items[start:start + 2]) == 2
+    fresh = S3VaultStore(client, server.bucket, store.prefix, on_delete=server.purge)
+    assert [fresh.get(it.record_id) for it in items[::7]] == [it.blob for it in items[::7]]
+    assert fresh._cached <= 3 and fresh.list("ds", 0, 2**62) == [it.record_id for it in items]
+    assert fresh.get_key(items[0].record_id, items[0].keys[1].recipient) == items[0].keys[1]

@@ -318,18 +318,12 @@ class S3VaultStore:
             entry = self._where.get(record_id)
         if entry is not None:
             return entry
-        chunk: list[_Batch] = []
-        for batch in self._batches():
-            chunk.append(batch)
-            if len(chunk) == _SCAN_CHUNK:
-                self._entries(chunk)
-                chunk = []
-                with self._lock:
-                    if record_id in self._where:
-                        return self._where[record_id]
-        self._entries(chunk)
-        with self._lock:
-            return self._where.get(record_id)
+        for chunk in _chunks(self._batches(), _SCAN_CHUNK):
+            # Looked for in what was fetched, not in the cache: a large chunk may evict its own first batches.
+            entry = next((e for e in self._entries(chunk) if e.record_id == record_id), None)
+            if entry is not None:
+                return entry
+        return None
 
     def _at(self, record_id: bytes, read: Callable[[_Entry], object]):
         """read(entry) for the record's place; once more from a fresh scan if its batch was replaced
@@ -431,16 +425,11 @@ class S3VaultStore:
         lo = max(start_s, -WINDOW_OFFSET) + WINDOW_OFFSET
         hi = min(end_s, WINDOW_OFFSET) + WINDOW_OFFSET - 1
         found: dict[bytes, int] = {}
-        chunk: list[_Batch] = []
-        for batch in self._batches(_digest(dataset), lo, hi):
-            # Every batch from here on begins after batch.last - span: records up to there are all found.
-            if not chunk and sum(1 for window in found.values() if window <= batch.last - MAX_BATCH_SPAN_S) >= limit:
+        for chunk in _chunks(self._batches(_digest(dataset), lo, hi), S3_WORKERS):
+            # Every batch from here on begins after chunk[0].last - span: records up to there are all found.
+            if sum(1 for window in found.values() if window <= chunk[0].last - MAX_BATCH_SPAN_S) >= limit:
                 break
-            chunk.append(batch)
-            if len(chunk) == S3_WORKERS:
-                found.update((e.record_id, e.window) for e in self._entries(chunk) if lo <= e.window <= hi)
-                chunk = []
-        found.update((e.record_id, e.window) for e in self._entries(chunk) if lo <= e.window <= hi)
+            found.update((e.record_id, e.window) for e in self._entries(chunk) if lo <= e.window <= hi)
         return [record_id for window, record_id in sorted((w, r) for r, w in found.items())[:limit]]
 
     def delete(self, record_id: bytes) -> bool:
@@ -499,6 +488,18 @@ class S3VaultStore:
 
 
 _MOVED = object()  # a read found the batch gone: look the record up again
+
+
+def _chunks(batches: Iterator[_Batch], size: int) -> Iterator[list[_Batch]]:
+    """Batches in lists of `size` (the last one shorter), fetched side by side by the caller."""
+    chunk: list[_Batch] = []
+    for batch in batches:
+        chunk.append(batch)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _needles(size: int) -> int:
