@@ -27,7 +27,8 @@ returns; a record counts as stored once its batch object exists. A crash before 
 objects that no batch names (the next put writes a new batch with a fresh uid; an erasure deletes
 the orphans with the rest). Objects are never overwritten: SeaweedFS would keep the old bytes as a
 deleted needle. The server must acknowledge a PUT only once it is durable: AWS S3 does; the
-project's SeaweedFS gets an fsync rule on the bucket (seaweedfs.py).
+project's SeaweedFS gets an fsync rule on the bucket (seaweedfs.py). One process writes an owner's
+vault at a time (the gateway), as with SQLite; any number may read it.
 
 Erasure: destroy_keys deletes the keys objects of a data set (or all), which hold nothing else,
 then calls `on_delete(count)`; with the project's SeaweedFS that waits for the deletions to reach
