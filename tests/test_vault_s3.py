@@ -4,6 +4,7 @@ then what only an object store can get wrong: a server restart, credentials, hos
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -18,6 +19,8 @@ from telemetry_helpers import OWNER, vehicle_samples
 from test_vaults import (  # noqa: F401 - collected by pytest
     START,
     _files_bytes,
+    assert_acked_are_stored,
+    crash_rounds,
     fleet,
     test_consumer_gets_only_its_own_wrap_and_only_under_consent,
     test_erase_all_destroys_every_key_and_the_owner_key_file,
@@ -213,19 +216,131 @@ def test_deleted_record_bytes_leave_the_volume_files(server, client, fleet):
     assert not any(record.stored.ciphertext in data for data in _files_bytes(server.data_path).values())
 
 
-def test_existence_check_past_one_listed_page(server, client):
-    """A batch whose windows span more stored records than one LIST page checks the rest by HEAD:
-    stored ones are still skipped (their erased keys stay erased), new ones stored."""
+def _objects(client, bucket: str, prefix: str) -> list[str]:
+    return [entry["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+            for entry in page.get("Contents", [])]
+
+
+def _random_item(n: int, window: int, dataset: str = "ds") -> PutItem:
+    rid = secrets.token_bytes(32)
+    recipients = (bytes([n % 256]) * 32, bytes(range(32)))
+    keys = [KeyBlob(rid, who, secrets.token_bytes(32), secrets.token_bytes(48)) for who in recipients]
+    return PutItem(rid, secrets.token_bytes(300), RecordMeta(dataset, window), keys)
+
+
+def test_a_batch_is_two_objects_and_a_stored_record_is_never_stored_again(server, client):
+    """put_many writes one batch object and one keys object per data set, whatever the record count;
+    a later batch whose windows overlap stored batches skips the stored records (their erased keys
+    stay erased) and stores the new ones."""
     store = S3VaultStore(client, server.bucket, secrets.token_hex(8), on_delete=server.purge)
-    owner = bytes(range(32))
+    first = [_random_item(i, 10 * i) for i in range(50)]
+    assert store.put_many(first) == 50
+    names = _objects(client, server.bucket, store.prefix)
+    assert len(names) == 2 and sum("/b/" in n for n in names) == 1 and sum("/k/" in n for n in names) == 1
+    second = [_random_item(i, 10 * i + 5, "ds" if i % 2 else "ds-2") for i in range(50)]
+    assert store.put_many(second) == 50 and len(_objects(client, server.bucket, store.prefix)) == 6
+    assert store.destroy_keys("ds") == 2 * 75
+    again = S3VaultStore(client, server.bucket, store.prefix, on_delete=server.purge)  # nothing cached
+    fresh = _random_item(99, 333)
+    assert again.put_many([first[0], second[1], first[49], fresh, second[0]]) == 1
+    assert again.get_key(first[49].record_id, first[49].keys[0].recipient) is None
+    assert again.get_key(fresh.record_id, fresh.keys[1].recipient) == fresh.keys[1]
+    assert len(again.list("ds", 0, 2**62)) == 76 and again.list("ds-2", 0, 2**62) == [i.record_id for i in second[::2]]
 
-    def item(i: int) -> PutItem:
-        rid = (1000 + i).to_bytes(32, "big")
-        return PutItem(rid, b"blob-%d" % i, RecordMeta("ds", 10 * i), [KeyBlob(rid, owner, b"e" * 32, b"c" * 48)])
 
-    assert store.put_many([item(i) for i in range(40)]) == 40
-    assert store.destroy_keys("ds") == 40 and list(store.key_blobs()) == []
-    # Windows 0 and 390 are stored, 400 is new: the page from window 0 holds 2 * 3 + 16 = 22 marks.
-    assert store.put_many([item(0), item(39), item(40)]) == 1
-    assert store.get_key(item(39).record_id, owner) is None and store.get_key(item(40).record_id, owner) is not None
-    assert len(store.list("ds", 0, 2**62)) == 41
+def test_deleting_a_record_rewrites_its_batch_and_purges_the_old_bytes(server, client):
+    store = S3VaultStore(client, server.bucket, secrets.token_hex(8), on_delete=server.purge)
+    items = [_random_item(i, 10 * i) for i in range(3)]
+    store.put_many(items)
+    before = _objects(client, server.bucket, store.prefix)
+    contents = b"".join(_files_bytes(server.data_path).values())
+    secrets_of = lambda it: [it.blob, *(k.enc for k in it.keys), *(k.ct for k in it.keys)]  # noqa: E731
+    assert all(secret in contents for it in items for secret in secrets_of(it))  # the scan can find them
+    assert store.delete(items[1].record_id)
+    after = _objects(client, server.bucket, store.prefix)
+    assert len(after) == 2 and not set(after) & set(before)
+    contents = b"".join(_files_bytes(server.data_path).values())
+    assert not [secret for secret in secrets_of(items[1]) if secret in contents]
+    assert all(secret in contents for it in (items[0], items[2]) for secret in secrets_of(it))
+    assert [store.get(it.record_id) for it in items] == [items[0].blob, None, items[2].blob]
+    assert store.get_key(items[2].record_id, items[2].keys[0].recipient) == items[2].keys[0]
+
+
+def test_a_store_whose_batch_another_process_rewrote_finds_the_record_again(server, client):
+    """Batches are never overwritten: a store holding a stale index (another vault-service process
+    deleted a record of that batch) finds its records in the new batch."""
+    prefix = secrets.token_hex(8)
+    reader, writer = (S3VaultStore(client, server.bucket, prefix, on_delete=server.purge) for _ in range(2))
+    items = [_random_item(i, 10 * i) for i in range(3)]
+    writer.put_many(items)
+    assert reader.list("ds", 0, 2**62) == [it.record_id for it in items]  # reader caches the old batch
+    assert writer.delete(items[0].record_id)
+    assert reader.get(items[2].record_id) == items[2].blob
+    assert reader.get_key(items[1].record_id, items[1].keys[1].recipient) == items[1].keys[1]
+    assert reader.get(items[0].record_id) is None and reader.list("ds", 0, 2**62) == [it.record_id for it in items[1:]]
+
+
+def test_sigkill_of_the_storing_process_and_of_the_server_loses_no_acknowledged_record(tmp_path):
+    """The SQLite crash test on S3: the storing process killed at arbitrary points, then the server
+    killed with SIGKILL and started again on its files: every acknowledged record is there, once."""
+    _need_weed()
+    seaweed = SeaweedServer(tmp_path / "seaweedfs")
+    seaweed.start()
+    try:
+        key, acked = crash_rounds(tmp_path, str(seaweed.folder))
+        os.killpg(seaweed.process.pid, signal.SIGKILL)
+        seaweed.process.wait()
+        seaweed.process = None
+        seaweed.start()
+        client = make_client(seaweed.endpoint, seaweed.credentials)
+        host = VaultHost(tmp_path / "unused", open_store=lambda name: S3VaultStore(client, seaweed.bucket, name))
+        assert_acked_are_stored(host.vault(OWNER), key, acked)
+    finally:
+        seaweed.stop()
+
+
+def test_bench_vaults_runs_both_backends_on_the_same_records(capsys):
+    """`cityledger bench vaults --json`, shrunk: its last line is the JSON the docs record."""
+    _need_weed()
+    from cityledger.tools.bench_vaults import main
+
+    assert main(["--records", "12", "--batch", "5", "--rounds", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for name in ("sqlite_put_per_s", "s3_put_per_s", "sqlite_get_per_s", "s3_get_per_s",
+                 "sqlite_put_cpu_us", "s3_put_cpu_us"):
+        assert result[name] > 0, name
+    assert result["put_ratio"] == pytest.approx(result["s3_put_per_s"] / result["sqlite_put_per_s"], rel=0.01, abs=0.001)
+    assert result["records"] == 12 and result["batch"] == 5
+
+
+def test_large_records_split_batches_and_every_needle_is_purged(server, client):
+    """Records past MAX_BATCH_OBJECT_BYTES go in batches of their own; a record larger than one of
+    SeaweedFS's 4 MiB chunks is two needles, and deleting it purges both."""
+    store = S3VaultStore(client, server.bucket, secrets.token_hex(8), on_delete=server.purge)
+    big, medium = _random_item(1, 10), _random_item(2, 20)
+    big = PutItem(big.record_id, secrets.token_bytes(5_000_000), big.meta, big.keys)
+    medium = PutItem(medium.record_id, secrets.token_bytes(3_000_000), medium.meta, medium.keys)
+    assert store.put_many([big, medium]) == 2
+    assert sum("/b/" in name for name in _objects(client, server.bucket, store.prefix)) == 2
+    assert S3VaultStore(client, server.bucket, store.prefix).get(big.record_id) == big.blob
+    probes = [big.blob[100:164], big.blob[4_500_000:4_500_064]]  # in the first and in the second needle
+    assert all(probe in b"".join(_files_bytes(server.data_path).values()) for probe in probes)
+    assert store.delete(big.record_id)
+    contents = b"".join(_files_bytes(server.data_path).values())
+    assert not [probe for probe in probes if probe in contents] and medium.blob[:64] in contents
+
+
+def test_a_cache_smaller_than_the_vault_still_finds_every_record(server, client, monkeypatch):
+    """With room for three index entries, every record is still found by id (a scan whose fetched
+    batches evict each other) and by window."""
+    from cityledger.offchain.vaults import s3_store
+
+    monkeypatch.setattr(s3_store, "MAX_CACHED_INDEX_RECORDS", 3)
+    store = S3VaultStore(client, server.bucket, secrets.token_hex(8), on_delete=server.purge)
+    items = [_random_item(i, 10 * i) for i in range(40)]
+    for start in range(0, 40, 2):
+        assert store.put_many(items[start:start + 2]) == 2
+    fresh = S3VaultStore(client, server.bucket, store.prefix, on_delete=server.purge)
+    assert [fresh.get(it.record_id) for it in items[::7]] == [it.blob for it in items[::7]]
+    assert fresh._cached <= 3 and fresh.list("ds", 0, 2**62) == [it.record_id for it in items]
+    assert fresh.get_key(items[0].record_id, items[0].keys[1].recipient) == items[0].keys[1]

@@ -97,7 +97,7 @@ def test_store_refuses_malformed_items_before_any_request():
         (PutItem(b"short", b"x", RecordMeta("ds", 0), []), "items[0].record_id"),
         (PutItem(rid, "text", RecordMeta("ds", 0), []), "items[0].blob"),
         (PutItem(rid, b"x", RecordMeta("", 0), []), "items[0].meta.dataset"),
-        (PutItem(rid, b"x", RecordMeta("ds", 2**63), []), "meta.window_start_s"),
+        (PutItem(rid, b"x", RecordMeta("ds", 2**63), []), "items[0].meta.window_start_s"),
         (PutItem(rid, b"x", RecordMeta("ds", 0), [KeyBlob(bytes(31) + b"\x01", b"r", b"e", b"c")]), "items[0].keys"),
         (PutItem(rid, b"x", RecordMeta("ds", 0), [KeyBlob(rid, b"r" * 65, b"e", b"c")]), "items[0].keys.recipient"),
         (PutItem(rid, b"x", RecordMeta("ds", 0), [KeyBlob(rid, b"", b"e", b"c")]), "items[0].keys.recipient"),

@@ -346,10 +346,9 @@ def test_host_keeps_few_vaults_open_and_reopens_them(fleet, tmp_path):
     host.close()
 
 
-@pytest.mark.slow
-def test_sigkill_loses_no_acknowledged_record(tmp_path):
-    """A storing process killed at arbitrary points: every record acknowledged before the kill is
-    there and opens to exactly its samples; restarting appends after any torn tail."""
+def crash_rounds(tmp_path: Path, *driver_args: str) -> tuple[VaultKey, dict[int, bytes]]:
+    """Runs vault_crash_driver.py three times, each killed with SIGKILL once it acknowledged more
+    records; the owner's key and what was acknowledged (index -> record id)."""
     import os
     import signal
     import subprocess
@@ -363,7 +362,7 @@ def test_sigkill_loses_no_acknowledged_record(tmp_path):
     acked: dict[int, bytes] = {}
     for round_no, wanted in enumerate((25, 60, 110)):
         proc = subprocess.Popen([sys.executable, str(driver), str(tmp_path / "vaults"), str(tmp_path / "owner.key"),
-                                 str(len(acked))], env=env, stdout=subprocess.PIPE, text=True)
+                                 str(len(acked)), *driver_args], env=env, stdout=subprocess.PIPE, text=True)
         for line in proc.stdout:
             index, record_id = line.split()
             acked[int(index)] = bytes.fromhex(record_id)
@@ -372,11 +371,23 @@ def test_sigkill_loses_no_acknowledged_record(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert len(acked) >= wanted, f"round {round_no}: the driver stopped on its own"
-    host = VaultHost(tmp_path / "vaults")
-    vault = host.vault(OWNER)
+    return key, acked
+
+
+def assert_acked_are_stored(vault, key: VaultKey, acked: dict[int, bytes]) -> None:
+    """Every acknowledged record is there and opens to exactly its samples, listed once."""
     for index, record_id in sorted(acked.items()):
         start = START + 10 * index
         assert vault.read_owner(record_id, key).samples == vehicle_samples(random.Random(index), start)
     listed = vault.list("ds-crash", 0, 2**62)
     assert set(acked.values()) <= set(listed) and len(listed) == len(set(listed))
+
+
+@pytest.mark.slow
+def test_sigkill_loses_no_acknowledged_record(tmp_path):
+    """A storing process killed at arbitrary points: every record acknowledged before the kill is
+    there and opens to exactly its samples; restarting appends after any torn tail."""
+    key, acked = crash_rounds(tmp_path)
+    host = VaultHost(tmp_path / "vaults")
+    assert_acked_are_stored(host.vault(OWNER), key, acked)
     host.close()

@@ -74,6 +74,8 @@ class SqliteVaultStore:
                 raise ValueError(f"items[{index}].record_id: expected {RECORD_ID_LEN} bytes")
             if any(key.record_id != item.record_id for key in item.keys):
                 raise ValueError(f"items[{index}].keys: expected every key to name the item's record_id")
+            if not isinstance(item.meta.window_start_s, int) or not -(2**63) <= item.meta.window_start_s < 2**63:
+                raise ValueError(f"items[{index}].meta.window_start_s: expected a signed 64-bit integer")
         with self._lock:
             known = self._known([item.record_id for item in items])
             fresh = list({item.record_id: item for item in items if item.record_id not in known}.values())
@@ -151,10 +153,14 @@ class SqliteVaultStore:
         """Ids of the data set's records whose window starts in [start_s, end_s), oldest first."""
         if not 1 <= limit <= MAX_LIST_RECORDS:
             raise ValueError(f"limit: expected 1 to {MAX_LIST_RECORDS}, got {limit}")
+        # SQLite integers are 64-bit, as window starts are: wider bounds mean "from the first" / "to the last".
+        first, last = max(start_s, -(2**63)), min(end_s - 1, 2**63 - 1)
+        if first > last:
+            return []
         with self._lock:
             rows = self._db.execute(
-                "SELECT record_id FROM records WHERE dataset = ? AND window_start_s >= ? AND window_start_s < ?"
-                " ORDER BY window_start_s, record_id LIMIT ?", (dataset, start_s, end_s, limit)).fetchall()
+                "SELECT record_id FROM records WHERE dataset = ? AND window_start_s >= ? AND window_start_s <= ?"
+                " ORDER BY window_start_s, record_id LIMIT ?", (dataset, first, last, limit)).fetchall()
         return [row[0] for row in rows]
 
     def delete(self, record_id: bytes) -> bool:
