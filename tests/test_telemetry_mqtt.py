@@ -227,25 +227,27 @@ def test_a_gateway_failing_after_the_vault_write_loses_nothing_and_counts_nothin
     rng = random.Random(5)
     sealer, creds, client = device(broker, fleet)
 
-    def crash(interval, records):
+    def crash(parts, applied):
         raise OSError("disk gone between the vault write and the gateway's commit")
 
-    gw.state.commit = crash  # the records reach the vault, the sequence numbers and the interval do not
+    gw.state.commit_batches = crash  # the records reach the journal and the vault, the state does not
     publish(client, creds.topic, [sealer.seal(T0 + 10 * i, vehicle_samples(rng, T0 + 10 * i)) for i in range(3)])
     with gw._done:
         assert gw._done.wait_for(lambda: gw.failure is not None, WAIT_S)
-    assert gw.stored == 0 and len(stored_ids(vaults)) > 0  # stored, never acknowledged
+    assert gw.stored == 0 and len(stored_ids(vaults)) > 0  # acknowledged once journalled, filed halfway
     gw.stop()
-    restarted = make_gateway()
-    restarted.start()  # the broker delivers the unacknowledged messages again
+    restarted = make_gateway()  # files the journal's batches past the last one the state marked filed
+    restarted.start()
     try:
-        assert restarted.wait_processed(3, WAIT_S)
-        assert restarted.stored == 3 and not restarted.refused
+        assert restarted.replayed == 3 and restarted.stored == 0 and not restarted.refused
         assert len(stored_ids(vaults)) == 3
+        # The broker has nothing to deliver again (acknowledged): a fourth window is the next seq.
+        publish(client, creds.topic, [sealer.seal(T0 + 30, vehicle_samples(rng, T0 + 30))])
+        assert restarted.wait_processed(1, WAIT_S) and restarted.stored == 1 and not restarted.refused
         now[0] = float(T0 + 60)
         assert anchors.wait(1)
-        assert [(count, interval) for _, count, interval in anchors.calls] == [(3, T0 // 60)]
-        assert len(set(restarted.state.record_ids(T0 // 60))) == 3
+        assert [(count, interval) for _, count, interval in anchors.calls] == [(4, T0 // 60)]
+        assert len(set(restarted.state.record_ids(T0 // 60))) == 4
     finally:
         restarted.close()
         client.disconnect()
