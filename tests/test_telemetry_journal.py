@@ -83,7 +83,8 @@ def test_release_deletes_only_files_whose_batches_are_all_filed(fleet, tmp_path,
         log.append(index, [record])
     assert len(list((tmp_path / "j").glob("*.jnl"))) == 4
     assert log.release(2) == 2 and [e.batch for e in log.replay()] == [3, 4]
-    assert log.release(4) == 1  # the file appended to stays
+    assert log.release(4) == 1  # the file appended to stays, emptied: no wrapped key outlives its filing
+    assert [path.stat().st_size for path in (tmp_path / "j").glob("*.jnl")] == [0]
     assert log.append(9, records[:1]) == 5  # numbers go on after the deleted files
     log.close()
     assert Journal(tmp_path / "j", applied=4).append(9, records[:1]) == 6

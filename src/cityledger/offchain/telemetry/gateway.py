@@ -52,14 +52,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import paho.mqtt.client as mqtt
-
 from ...modules.consent.messages import AnchorRecordsRoot
 from ..vaults import VaultHost
 from .anchor import MAX_RECORDS_PER_ROOT, InclusionProof, compute_inclusion_proof, compute_records_root
 from .broker import GATEWAY_USER, TOPIC_PREFIX, device_topic
 from .format import TelemetryError
 from .journal import Journal
+from .subscriber import Delivery, Subscriber, SubscriberError
 from .verify import CheckedMessage, DeviceLookup, VerifiedRecord, check_checked_signature, check_message, finish_message
 from .workers import MAX_VERIFY_WORKERS, SignatureWorkers, Ticket, default_verify_workers
 
@@ -307,8 +306,7 @@ class Gateway:
         self._processed = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._client: mqtt.Client | None = None
-        self._subscribed = threading.Event()
+        self._client: Subscriber | None = None
         self.failure: BaseException | None = None
         self.recover()
 
@@ -319,15 +317,8 @@ class Gateway:
     # -- MQTT ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the signature workers, connect (persistent session, manual acks), subscribe to
-        telemetry/# at QoS 1, start the checking and storing threads."""
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=GATEWAY_CLIENT_ID,
-                             clean_session=False, manual_ack=True)
-        client.username_pw_set(GATEWAY_USER, self.password)
-        client.on_connect = self._on_connect
-        client.on_subscribe = lambda *args: self._subscribed.set()
-        client.on_message = self._on_message
-        self._client = client
+        """File what the journal holds, start the signature workers and the three threads, connect
+        (persistent session) and subscribe to telemetry/# at QoS 1."""
         self._stop.clear()
         if self.workers is not None:
             self.workers.start()
@@ -340,43 +331,33 @@ class Gateway:
                          threading.Thread(target=self._file_loop, name="telemetry-gateway-file", daemon=True)]
         for thread in self._threads:
             thread.start()
+        client = Subscriber(self.host, self.port, GATEWAY_CLIENT_ID, GATEWAY_USER, self.password,
+                            [TOPIC_PREFIX + "#"], self._on_messages, KEEPALIVE_S)
         try:
-            client.connect(self.host, self.port, KEEPALIVE_S)
-        except OSError as exc:
+            client.start(CONNECT_S)
+        except (OSError, SubscriberError) as exc:
             self.stop()
             raise GatewayError(f"broker {self.host}:{self.port}: {exc}") from None
-        client.loop_start()
-        if not self._subscribed.wait(CONNECT_S):
-            self.stop()
-            raise GatewayError(f"broker {self.host}:{self.port}: not connected and subscribed after {CONNECT_S} s")
+        self._client = client
 
-    def _on_message(self, _client, _userdata, message) -> None:
-        # A deque and an event, not a queue.Queue: no lock taken per message on paho's thread.
-        self._inbox.append(message)
+    def _on_messages(self, deliveries: list[Delivery]) -> None:
+        # A deque and an event, not a queue.Queue: no lock taken per message on the reading thread.
+        self._inbox.extend(deliveries)
         if not self._arrived.is_set():
             self._arrived.set()
-
-    def _on_connect(self, client, _userdata, _flags, reason, _properties) -> None:
-        if reason.is_failure:
-            log.error("gateway: broker refused the connection: %s", reason)
-            return
-        # Subscribed on every (re)connect; the persistent session also keeps it across restarts.
-        client.subscribe(TOPIC_PREFIX + "#", qos=1)
 
     def stop(self) -> None:
         """Disconnect and stop the threads after the batches in hand; unacknowledged messages stay
         with the broker for the next start."""
-        if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
-            self._client = None
+        client, self._client = self._client, None
+        if client is not None:
+            client.stop()
         self._stop.set()
         for thread in self._threads:
             thread.join()
         self._threads = []
         if self.workers is not None:
             self.workers.close()
-        self._subscribed.clear()
 
     def close(self) -> None:
         """Stop and close the state database and the journal."""
@@ -476,9 +457,9 @@ class Gateway:
         self.failure = exc
         self._stop.set()
         # Disconnect: the broker keeps what was not acknowledged for the next start.
-        client = self._client
+        client, self._client = self._client, None
         if client is not None:
-            client.disconnect()
+            client.stop()
         with self._done:
             self._done.notify_all()
 
@@ -531,9 +512,8 @@ class Gateway:
             with self._seq_lock:
                 self._journalled_seq.update(seen)
         client = self._client
-        for message in staged.messages:
-            if client is not None:
-                client.ack(message.mid, message.qos)
+        if client is not None:
+            client.ack(staged.messages)  # one write for the batch
         return _Journalled(number, interval, accepted, refused, len(staged.messages))
 
     def _file(self, batches: list[_Journalled]) -> None:

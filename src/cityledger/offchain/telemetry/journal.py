@@ -11,6 +11,10 @@ Files: journal/<first batch number, 16 digits>.jnl, a new one past JOURNAL_SEGME
   (8 bytes), interval (8 bytes), record count (4 bytes), then per record: record id (32 bytes),
   owner (2-byte length, UTF-8), the stored record's canonical bytes (4-byte length), wraps count
   (1 byte), per wrap recipient, enc (32 bytes each) and ct (WRAP_CT_LEN bytes), the owner's first.
+Wrapped data keys are in the journal until their batch is filed: once every batch is filed the file
+appended to is cut to nothing, and older files are deleted as soon as all their batches are filed,
+so an erasure (which destroys the keys in the vault) leaves no copy here beyond the batches still
+being filed (docs/PRIVACY.md).
 A crash mid-append leaves a torn last entry: it was never acknowledged (the fsync had not returned),
 so opening the journal cuts it off and the broker delivers those messages again.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +34,9 @@ from ...core.files import fsync_folder
 from .format import WRAP_CT_LEN, X25519_KEY_LEN, StoredRecord, WrappedKey
 from .verify import VerifiedRecord
 
-JOURNAL_SEGMENT_BYTES = 64 * 1024 * 1024  # a journal file takes entries until it is this large
+# A journal file takes entries until it is this large (~14,000 records): small, so that the wrapped
+# keys of filed records leave the journal soon even when the filing never quite catches up.
+JOURNAL_SEGMENT_BYTES = 8 * 1024 * 1024
 FILE_MODE = 0o600
 _SUFFIX = ".jnl"
 _ENTRY = struct.Struct(">II")  # body length, CRC-32
@@ -127,6 +134,7 @@ class Journal:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.applied = applied
+        self._lock = threading.Lock()  # append (storing thread) against release (filing thread)
         segments = self._segments()
         self._next = applied + 1
         self._fd = -1
@@ -160,24 +168,31 @@ class Journal:
 
     def append(self, interval: int, records: Sequence[VerifiedRecord]) -> int:
         """Append a batch and fsync it: durable when this returns. The batch's number."""
-        if self._fd < 0 or self._size >= JOURNAL_SEGMENT_BYTES:
-            if self._fd >= 0:
-                os.close(self._fd)
-            self._open(self.folder / f"{self._next:016d}{_SUFFIX}")
-        number = self._next
-        data = memoryview(encode_entry(number, interval, records))
-        self._size += len(data)
-        while data:
-            data = data[os.write(self._fd, data):]
-        os.fsync(self._fd)  # the one fsync a batch costs before its acknowledgements
-        self._next = number + 1
-        return number
+        with self._lock:
+            if self._fd < 0 or self._size >= JOURNAL_SEGMENT_BYTES:
+                if self._fd >= 0:
+                    os.close(self._fd)
+                self._open(self.folder / f"{self._next:016d}{_SUFFIX}")
+            number = self._next
+            data = memoryview(encode_entry(number, interval, records))
+            self._size += len(data)
+            while data:
+                data = data[os.write(self._fd, data):]
+            os.fsync(self._fd)  # the one fsync a batch costs before its acknowledgements
+            self._next = number + 1
+            return number
 
     def release(self, applied: int) -> int:
         """Remember that every batch up to `applied` is filed; delete the segment files holding only
-        such batches (never the one appended to). The number of files deleted."""
-        self.applied = max(self.applied, applied)
-        segments = self._segments()
+        such batches, and empty the one appended to once all of it is filed. The number of files
+        deleted."""
+        with self._lock:
+            self.applied = max(self.applied, applied)
+            if self._fd >= 0 and self._size and self.applied >= self._next - 1:
+                os.ftruncate(self._fd, 0)  # O_APPEND: the next entry goes at the start
+                os.fsync(self._fd)
+                self._size = 0
+            segments = self._segments()
         deleted = 0
         for (_, path), (next_first, _) in zip(segments, segments[1:]):
             if next_first - 1 > self.applied:
