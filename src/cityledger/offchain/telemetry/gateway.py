@@ -554,9 +554,9 @@ class Gateway:
         for first in range(0, len(owners), step):
             vaults = [(self.vaults.vault(owner), by_owner[owner]) for owner in owners[first:first + step]]
             if len(vaults) == 1:
-                vaults[0][0].put_verified(vaults[0][1])
+                vaults[0][0].put_verified(vaults[0][1], ids_computed=True)
                 continue
-            for done in [self._store_pool.submit(vault.put_verified, records) for vault, records in vaults]:
+            for done in [self._store_pool.submit(vault.put_verified, records, True) for vault, records in vaults]:
                 done.result()  # raises the first failure: nothing of the batch is acknowledged
 
     def _finish(self, message, checked: CheckedMessage, signature_ok: bool, seen: dict[str, int],

@@ -28,6 +28,7 @@ SEGMENT_BYTES = 64 * 1024 * 1024  # a segment file takes appends until it is thi
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 BUSY_TIMEOUT_MS = 5_000
+KNOWN_CHUNK = 500  # record ids one duplicate check asks SQLite about (under its 999 parameters)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS records (record_id BLOB PRIMARY KEY, dataset TEXT NOT NULL,"
@@ -119,10 +120,13 @@ class SqliteVaultStore:
         return self._segment, offsets
 
     def _known(self, record_ids: list[bytes]) -> set[bytes]:
+        # One query per KNOWN_CHUNK ids, not one per record: the gateway files hundreds at once.
         known: set[bytes] = set()
-        for record_id in record_ids:
-            if self._db.execute("SELECT 1 FROM records WHERE record_id = ?", (record_id,)).fetchone():
-                known.add(record_id)
+        for first in range(0, len(record_ids), KNOWN_CHUNK):
+            chunk = record_ids[first:first + KNOWN_CHUNK]
+            rows = self._db.execute(f"SELECT record_id FROM records WHERE record_id IN ({','.join('?' * len(chunk))})",
+                                    chunk).fetchall()
+            known.update(row[0] for row in rows)
         return known
 
     def get(self, record_id: bytes) -> bytes | None:
