@@ -113,3 +113,25 @@ def test_a_gateway_files_what_its_journal_holds_once(fleet, tmp_path):
     again = open_gateway()
     assert again.replayed == 0 and len(again.state.record_ids(T0 // 60)) == 5
     again.close()
+
+
+def test_every_topic_bucket_belongs_to_exactly_one_shard_and_a_device_topic_to_its_bucket():
+    from cityledger.offchain.telemetry.broker import (
+        MAX_GATEWAYS,
+        TOPIC_BUCKETS,
+        device_shard,
+        device_topic,
+        shard_topics,
+        topic_bucket,
+    )
+
+    assert shard_topics(0, 1) == ["telemetry/#"]
+    for shards in (2, 3, 7):
+        filters = [topic for k in range(shards) for topic in shard_topics(k, shards)]
+        assert sorted(filters) == sorted(f"telemetry/{b:02x}/#" for b in range(TOPIC_BUCKETS))
+    did = "did:city:car-1"
+    assert device_topic(did) == f"telemetry/{topic_bucket(did):02x}/{did}"
+    assert device_topic(did).startswith(shard_topics(device_shard(did, 3), 3)[topic_bucket(did) // 3][:-1])
+    for shard, shards in [(2, 2), (-1, 2), (0, 0), (0, MAX_GATEWAYS + 1)]:
+        with pytest.raises(ValueError, match="shard: expected"):
+            shard_topics(shard, shards)

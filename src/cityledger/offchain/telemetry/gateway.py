@@ -3,6 +3,7 @@ and anchors one Merkle root per interval over every record it received in it.
 
     gateway = Gateway(folder, vaults, lookup, anchor, host, port, password)
     gateway.start()   # subscribes to telemetry/# as the gateway user, QoS 1, a persistent session
+                      # (shard=k, shards=n: gateway k of n, only its topic buckets, broker.shard_topics)
     gateway.stop()
 
 Per batch of what has arrived (up to MAX_BATCH messages), in three threads and the worker processes:
@@ -55,7 +56,7 @@ from typing import Callable
 from ...modules.consent.messages import AnchorRecordsRoot
 from ..vaults import VaultHost
 from .anchor import MAX_RECORDS_PER_ROOT, InclusionProof, compute_inclusion_proof, compute_records_root
-from .broker import GATEWAY_USER, TOPIC_PREFIX, device_topic
+from .broker import GATEWAY_USER, TOPIC_PREFIX, device_topic, shard_topics
 from .format import TelemetryError
 from .journal import Journal
 from .subscriber import Delivery, Subscriber, SubscriberError
@@ -271,7 +272,11 @@ class Gateway:
     def __init__(self, folder: Path | str, vaults: VaultHost, lookup: DeviceLookup, anchor: AnchorFn,
                  host: str, port: int, password: str, interval_s: int = INTERVAL_S,
                  clock: Callable[[], float] = time.time, verify_workers: int | None = None,
-                 on_stored: StoredFn | None = None, proof_retention_s: int = PROOF_RETENTION_S) -> None:
+                 on_stored: StoredFn | None = None, proof_retention_s: int = PROOF_RETENTION_S,
+                 shard: int = 0, shards: int = 1) -> None:
+        self.topics = shard_topics(shard, shards)  # raises on a shard out of range
+        # Each shard its own persistent session at the broker (and its own folder: the caller's).
+        self.client_id = GATEWAY_CLIENT_ID if shards == 1 else f"{GATEWAY_CLIENT_ID}-{shard}-of-{shards}"
         if not 1 <= interval_s <= MAX_INTERVAL_S:
             raise ValueError(f"interval_s: expected 1 to {MAX_INTERVAL_S}, got {interval_s}")
         workers = default_verify_workers() if verify_workers is None else verify_workers
@@ -331,8 +336,8 @@ class Gateway:
                          threading.Thread(target=self._file_loop, name="telemetry-gateway-file", daemon=True)]
         for thread in self._threads:
             thread.start()
-        client = Subscriber(self.host, self.port, GATEWAY_CLIENT_ID, GATEWAY_USER, self.password,
-                            [TOPIC_PREFIX + "#"], self._on_messages, KEEPALIVE_S)
+        client = Subscriber(self.host, self.port, self.client_id, GATEWAY_USER, self.password, self.topics,
+                            self._on_messages, KEEPALIVE_S)
         try:
             client.start(CONNECT_S)
         except (OSError, SubscriberError) as exc:

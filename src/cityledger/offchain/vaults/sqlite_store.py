@@ -14,6 +14,7 @@ folder keeps a destroyed key.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
@@ -103,6 +104,9 @@ class SqliteVaultStore:
         created = not path.exists()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
         try:
+            # Several gateway processes (shards) may file one owner's records: the lock keeps the
+            # offsets read here those the bytes land at.
+            fcntl.flock(fd, fcntl.LOCK_EX)
             # Appends start at the true end: past any torn tail a crash left, which no row names.
             offset = os.fstat(fd).st_size
             offsets = []
