@@ -405,12 +405,7 @@ class Gateway:
             except Exception as exc:  # a worker died: nothing of this batch is acknowledged
                 self._fail(exc)
                 return
-            while not self._stop.is_set():
-                try:
-                    self._staged.put(staged, timeout=TICK_S)
-                    break
-                except queue.Full:
-                    continue
+            self._put_unless_stopping(self._staged, staged)
 
     def _run(self) -> None:
         """Stage two: journal the checked batches in order and acknowledge them; stop on a failure."""
@@ -420,19 +415,20 @@ class Gateway:
             except queue.Empty:
                 continue
             try:
-                self._hand_to_filer(self._commit_staged(staged))
+                # Stopping: a batch not handed over stays in the journal and is filed by recover().
+                self._put_unless_stopping(self._unfiled, self._commit_staged(staged))
             except Exception as exc:  # the journal failed: keep nothing unacknowledged as done
                 self._fail(exc)
                 return
 
-    def _hand_to_filer(self, batch: _Journalled) -> None:
+    def _put_unless_stopping(self, into: queue.Queue, item) -> None:
+        """Put item in a bounded queue, waiting while it is full, unless the gateway stops meanwhile."""
         while not self._stop.is_set():
             try:
-                self._unfiled.put(batch, timeout=TICK_S)
+                into.put(item, timeout=TICK_S)
                 return
             except queue.Full:
                 continue
-        # Stopping: a batch not handed over stays in the journal and is filed by recover().
 
     def _file_loop(self) -> None:
         """Stage three: file journalled batches into the vaults and the state (several at once when
