@@ -14,7 +14,7 @@ Per batch of what has arrived (up to MAX_BATCH messages), in three threads and t
      message by message in arrival order (finish_message): a refusal stores nothing and is
      acknowledged (dropped);
   3. the accepted records are appended to the gateway's journal (journal.py) with one fsync;
-  4. only then are the messages acknowledged to the broker (paho's manual acks);
+  4. only then are the messages acknowledged to the broker (subscriber.py: one write of PUBACKs a batch);
   5. (filing thread, several journalled batches at once) the records go into their owners' vaults,
      durably, then the devices' last sequence numbers, the records' places in their interval and the
      last journal batch filed are committed together to the gateway's own SQLite file (state.sqlite).
