@@ -28,7 +28,26 @@ def test_bench_telemetry_stores_and_anchors_every_message_once():
         assert figures[name] > 0, name
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(find_binary("mosquitto") is None, reason="mosquitto not installed: run scripts/install_mosquitto.sh")
+def test_bench_telemetry_over_two_gateway_processes_with_a_longer_window():
+    result = runner.invoke(app, ["bench", "telemetry", "--devices", "8", "--owners", "4", "--messages", "200",
+                                 "--publishers", "1", "--interval", "1", "--gateways", "2", "--window-s", "30",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["messages"] == figures["stored"] == figures["anchored_records"] == 200 and figures["refused"] == {}
+    assert figures["gateways"] == 2 and figures["window_s"] == 30
+    # Each gateway anchors its own root: one tx per gateway per interval, two in all at most.
+    assert figures["anchor_txs_per_interval_per_gateway"] == 1 and 1 <= figures["anchor_txs_per_interval"] <= 2
+    assert abs(figures["samples_per_s"] - 30 * figures["msgs_per_s"]) <= 30  # thirty 1 Hz samples a message
+    for name in ("cpu_us_per_msg_gateway_process", "cpu_us_per_msg_verify_workers"):
+        assert figures[name] > 0, name
+
+
 @pytest.mark.parametrize("args, field", [(["--devices", "0"], "--devices"), (["--owners", "50"], "--owners"),
+                                         (["--gateways", "0"], "--gateways"), (["--gateways", "17"], "--gateways"),
+                                         (["--window-s", "0"], "--window-s"), (["--window-s", "61"], "--window-s"),
                                          (["--messages", "3"], "--messages"), (["--publishers", "0"], "--publishers"),
                                          (["--interval", "0"], "--interval")])
 def test_bench_telemetry_refuses_bad_arguments(args, field):

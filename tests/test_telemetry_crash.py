@@ -21,6 +21,7 @@ import pytest
 from cityledger.core.encoding import encode
 from cityledger.offchain.telemetry import VaultKey, compute_records_root, seal_window, verify_message
 from cityledger.offchain.telemetry.broker import Broker, find_binary
+from cityledger.offchain.telemetry.journal import read_last_batch
 from cityledger.offchain.vaults import VaultHost
 from telemetry_helpers import OWNER, Fleet, vehicle_samples
 
@@ -72,11 +73,11 @@ class World:
         part.write_text(str(t))
         part.replace(self.clock)
 
-    def start_gateway(self) -> None:
+    def start_gateway(self, filing_pause_s: float = 0) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1] / "src"),
                                                            os.environ.get("PYTHONPATH", "")]))
         args = [self.tmp / "gateway", self.tmp / "vaults", self.tmp / "registry.json", self.broker.host,
-                self.broker.port, self.tmp / "gateway.password", self.clock, self.anchors]
+                self.broker.port, self.tmp / "gateway.password", self.clock, self.anchors, filing_pause_s]
         self.proc = subprocess.Popen([sys.executable, str(DRIVER), *map(str, args)], env=env,
                                      stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "ready", "the gateway driver did not start"
@@ -117,6 +118,21 @@ class World:
         finally:
             db.close()
 
+    def applied_batch(self) -> int:
+        """The last journal batch the gateway's state marks filed (read-only)."""
+        db = sqlite3.connect(f"file:{self.tmp / 'gateway' / 'state.sqlite'}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT batch FROM journal_applied").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        finally:
+            db.close()
+        return 0 if row is None else row[0]
+
+    def unfiled_batches(self) -> int:
+        """Batches journalled (so acknowledged) that the state does not mark filed yet."""
+        return read_last_batch(self.tmp / "gateway" / "journal") - self.applied_batch()
+
     def anchored(self) -> list[tuple[int, str, int]]:
         return [(int(i), root, int(count)) for i, root, count in
                 (line.split() for line in self.anchors.read_text().splitlines())]
@@ -155,20 +171,19 @@ def test_sigkill_mid_interval_loses_no_acknowledged_record_and_anchors_none_twic
     # 1. Killed while it files the first phase (the devices go on publishing), the clock in the
     #    middle of interval 0.
     killed: list[int] = []
+    rounds = [0]
 
     def kill_once_some_are_taken() -> None:
-        if killed:
+        # After 8 rounds (32 windows) wait for the gateway to take 16, then kill it: the kill lands
+        # mid-stream however fast or slow the machine is; the devices go on publishing after it.
+        rounds[0] += 1
+        if killed or rounds[0] <= 8:
             return
-        time.sleep(0.01)  # paced until the kill, so the gateway files the phase in many small batches
-        if world.received() >= DEVICES * 4:
-            world.kill_gateway()
-            killed.append(world.received())
-
-    pending = world.publish_phase(kill_once_some_are_taken)
-    if not killed:
         wait_until(lambda: world.received() >= DEVICES * 4, "the gateway to take some records")
         world.kill_gateway()
         killed.append(world.received())
+
+    pending = world.publish_phase(kill_once_some_are_taken)
     acked_by_broker(pending)  # the broker took every message: they are the devices' acknowledged records
     taken_before_kill = killed[0]
     world.start_gateway()
@@ -199,6 +214,31 @@ def test_sigkill_mid_interval_loses_no_acknowledged_record_and_anchors_none_twic
     world.kill_gateway()
     assert 0 < taken_before_kill < DEVICES * PER_PHASE  # the first kill did land mid-stream
     check_each_record_anchored_once_and_stored(world, state_path)
+
+
+def test_sigkill_with_batches_acknowledged_but_not_filed_files_them_from_the_journal(world):
+    """The filing thread held back (the driver's pause), so batches are journalled and acknowledged
+    to the broker but not in the vaults or the state when the gateway is killed: the broker will not
+    deliver them again, only the journal has them."""
+    world.start_gateway(filing_pause_s=0.5)
+    pending = world.publish_phase()
+    wait_until(lambda: world.unfiled_batches() >= 2, "batches journalled and not yet filed")
+    world.kill_gateway()
+    unfiled = world.unfiled_batches()
+    acked_by_broker(pending)
+    assert unfiled >= 2 and world.received() < len(world.published)
+    world.start_gateway()
+    wait_until(lambda: world.received() == len(world.published), "every record of the phase")
+    assert world.unfiled_batches() <= 0
+    world.set_clock(T0 + 60)
+    wait_until(lambda: any(i == T0 // 60 for i, _, _ in world.anchored()), "interval 0's root")
+    pending = world.publish_phase()  # sequence numbers go on where the journal left them: none refused
+    acked_by_broker(pending)
+    wait_until(lambda: world.received() == len(world.published), "every record of phase 2")
+    world.set_clock(T0 + 120)
+    wait_until(lambda: sum(count for _, _, count in world.anchored()) >= len(world.published), "phase 2's root")
+    world.kill_gateway()
+    check_each_record_anchored_once_and_stored(world, world.tmp / "gateway" / "state.sqlite")
 
 
 def check_each_record_anchored_once_and_stored(world: World, state_path: Path) -> None:

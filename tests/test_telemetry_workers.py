@@ -8,6 +8,7 @@ import pytest
 
 from cityledger.core.keys import SCHEME_ED25519, SCHEME_P256, PrivateKey, PublicKey
 from cityledger.offchain.telemetry import VaultKey, verify_message
+from cityledger.offchain.telemetry.broker import device_topic
 from cityledger.offchain.telemetry.gateway import GatewayState
 from cityledger.offchain.telemetry.verify import check_checked_signature, check_message, finish_message
 from cityledger.offchain.telemetry.workers import MAX_VERIFY_WORKERS, SignatureWorkers, WorkerError
@@ -130,7 +131,7 @@ def test_gateway_answers_proofs_within_the_retention_window_then_prunes(fleet, t
         now[0] = float(T0 + 60 * step)
         start = T0 + 10 * step
         raw = device.seal(start, vehicle_samples(random.Random(step), start))
-        gateway.process_batch([SimpleNamespace(topic="telemetry/" + device.config.device_did, payload=raw, mid=step, qos=1)])
+        gateway.process_batch([SimpleNamespace(topic=device_topic(device.config.device_did), payload=raw, mid=step, qos=1)])
         ids[gateway.current_interval()] = verify_message(raw, fleet.lookup, None).record_id
         gateway.close_finished_intervals()
     now[0] = float(T0 + 60 * 4)

@@ -18,21 +18,31 @@ Every publisher publishes at QoS 1 and has all its messages acknowledged by the 
 messages over the wall time from the start signal to the last message received (raw) or stored and
 acknowledged (gateway), publishers included: they run on the same machine.
 
+With `--gateways N` (N > 1) the gateway round runs N gateway processes instead, gateway k taking the
+devices of the topic buckets b with b % N == k (broker.shard_topics), each with its own folder, state,
+journal, persistent session, verify workers (cores / N) and gateway DID, the owners' vaults shared.
+`--window-s` sets the devices' window (default 10 s): a longer window packs more 1 Hz samples into
+each message, so samples_per_s = msgs_per_s x window_s; say which window a figure was measured with.
+
 Run: cityledger bench telemetry [--devices 40] [--owners 40] [--messages 20000] [--publishers 2]
-                                [--interval 2] [--json]
+                                [--interval 2] [--gateways 1] [--window-s 10] [--json]
 The last line of output is one JSON object:
   msgs_per_s              messages stored in vaults per second, end to end
-  samples_per_s           msgs_per_s x 10: each message is one vehicle's 10 s window of 1 Hz samples,
-                          and a sample is one reading at one second (position and speed together)
+  samples_per_s           msgs_per_s x window_s: each message is one vehicle's window of 1 Hz samples
+                          (10 s unless --window-s), a sample one reading at one second (position and
+                          speed together)
   values_per_s            samples_per_s x 3 (lat_e7, lon_e7, speed_cm_s: the sensor channels)
+  window_s, gateways      the window and the number of gateway processes of the run
   raw_broker_msgs_per_s   the same messages to a subscriber doing nothing, QoS 1 (the gateway's QoS)
   raw_broker_qos0_msgs_per_s   the same at QoS 0
   ratio_to_raw            msgs_per_s / raw_broker_msgs_per_s (and ratio_to_raw_qos0)
   p99_ingest_ms           per message, publish call -> stored and acknowledged by the gateway, 99th
                           percentile, under the full load (so it includes queueing)
-  anchor_txs_per_interval the most anchor txs in any interval (1 whatever the fleet size), intervals
-  cpu_us_per_msg          CPU time of every process of the gateway round (devices, broker, gateway,
-                          its verify workers) per message, and split: _gateway_process,
+  anchor_txs_per_interval the most anchor txs in any interval, every gateway's together (1 per gateway
+                          whatever the fleet size: each gateway anchors its own root under its own
+                          DID), intervals; anchor_txs_per_interval_per_gateway the most of one gateway
+  cpu_us_per_msg          CPU time of every process of the gateway round (devices, broker, gateway(s),
+                          verify workers) per message, and split: _gateway_process (all of them),
                           _verify_workers, _devices_and_broker; raw_cpu_us_per_msg for the raw QoS 1
                           round. Read from /proc: unlike the rates, it hardly moves when other jobs
                           share the machine
@@ -60,14 +70,14 @@ import paho.mqtt.client as mqtt
 from ..core.encoding import encode
 from ..core.keys import SCHEME_ED25519, PrivateKey
 from ..offchain.telemetry import DeviceConfig, DeviceEntry, Sample, VaultKey, seal_window
-from ..offchain.telemetry.broker import GATEWAY_USER, TOPIC_PREFIX, Broker
+from ..offchain.telemetry.broker import GATEWAY_USER, TOPIC_PREFIX, Broker, device_shard
+from ..offchain.telemetry.format import MAX_WINDOW_S
 from ..offchain.telemetry.gateway import Gateway
 from ..offchain.vaults import VaultHost
 from ..sdk.telemetry import anchor_gateway_root
 
 CHAIN_ID = "bench-city-1"
-WINDOW_S = 10
-SAMPLES_PER_MESSAGE = WINDOW_S  # one 1 Hz sample per second of the window
+WINDOW_S = 10  # the devices' default window: one message per 10 s of 1 Hz samples
 CHANNELS = 3  # lat_e7, lon_e7, speed_cm_s
 T0 = 1_800_000_000  # the first window's start (a multiple of WINDOW_S)
 GUARD_S = 300  # only keeps a broken run from hanging
@@ -75,6 +85,7 @@ PUBLISHER_INFLIGHT = 1_000  # QoS 1 messages a device's client keeps unacknowled
 MAX_DEVICES = 2_000
 MAX_MESSAGES = 1_000_000
 MAX_PUBLISHERS = 16
+MAX_BENCH_GATEWAYS = 16  # gateway processes the bench starts at most
 
 
 def _cpu_s(pids: list[int]) -> float:
@@ -89,19 +100,20 @@ def _cpu_s(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _samples(rng: random.Random, start: int) -> list[Sample]:
+def _samples(rng: random.Random, start: int, window_s: int) -> list[Sample]:
     return [Sample(start + i, (rng.randrange(400_000_000, 600_000_000), rng.randrange(100_000_000, 1_500_000_000),
-                               rng.randrange(0, 20_000))) for i in range(SAMPLES_PER_MESSAGE)]
+                               rng.randrange(0, 20_000))) for i in range(window_s)]
 
 
-def _seal_all(devices: list[dict], per_device: int) -> list[tuple[int, int, bytes]]:
+def _seal_all(devices: list[dict], per_device: int, window_s: int) -> list[tuple[int, int, bytes]]:
     """(device index in this publisher, seq, message) for every window, interleaved across devices."""
     rng = random.Random(os.getpid())
     sealed: list[list[bytes]] = []
     for device in devices:
         key = PrivateKey(SCHEME_ED25519, device["seed"])
-        config = DeviceConfig(device["did"], device["owner_key"], device["dataset"], "vehicle/1", WINDOW_S)
-        sealed.append([encode(seal_window(key, config, seq, T0 + WINDOW_S * seq, _samples(rng, T0 + WINDOW_S * seq)))
+        config = DeviceConfig(device["did"], device["owner_key"], device["dataset"], "vehicle/1", window_s)
+        sealed.append([encode(seal_window(key, config, seq, T0 + window_s * seq, _samples(rng, T0 + window_s * seq,
+                                                                                          window_s)))
                        for seq in range(per_device)])
     return [(index, seq, sealed[index][seq]) for seq in range(per_device) for index in range(len(devices))]
 
@@ -119,7 +131,8 @@ def _connect(device: dict, port: int) -> mqtt.Client:
 class _Publishers:
     """The device processes and the signals that start each round."""
 
-    def __init__(self, devices: list[dict], per_device: int, count: int, port: int, rounds: int) -> None:
+    def __init__(self, devices: list[dict], per_device: int, count: int, port: int, rounds: int,
+                 window_s: int) -> None:
         context = multiprocessing.get_context("spawn")
         self.out = context.Queue()
         self.gos = [context.Event() for _ in range(rounds)]
@@ -127,7 +140,8 @@ class _Publishers:
         self._early: list[tuple[str, Any]] = []
         for index in range(count):
             share = devices[index::count]
-            proc = context.Process(target=_round_runner, args=(share, per_device, port, self.gos, self.out), daemon=True)
+            proc = context.Process(target=_round_runner, args=(share, per_device, port, self.gos, self.out, window_s),
+                                   daemon=True)
             proc.start()
             self.procs.append(proc)
         self._expect("sealed")
@@ -165,9 +179,9 @@ class _Publishers:
                 proc.kill()
 
 
-def _round_runner(devices: list[dict], per_device: int, port: int, gos: list, out: Any) -> None:
+def _round_runner(devices: list[dict], per_device: int, port: int, gos: list, out: Any, window_s: int) -> None:
     """A device process over several rounds, each started by its own event."""
-    messages = _seal_all(devices, per_device)
+    messages = _seal_all(devices, per_device, window_s)
     out.put(("sealed", len(messages)))
     for go in gos:
         clients = [_connect(device, port) for device in devices]
@@ -222,13 +236,14 @@ def _raw_round(broker: Broker, publishers: _Publishers, total: int, qos: int) ->
 class _Anchors:
     """The gateway's anchor callable: a signed AnchorGatewayRoot tx per call, counted per interval."""
 
-    def __init__(self) -> None:
+    def __init__(self, gateway_did: str = "did:city:bench-gateway") -> None:
         self.key = PrivateKey.generate()
+        self.gateway_did = gateway_did
         self.txs: dict[int, list[bytes]] = {}
         self.nonce = 0
 
     def __call__(self, root: bytes, count: int, interval: int) -> None:
-        tx = anchor_gateway_root(CHAIN_ID, self.key, self.nonce, "did:city:bench-gateway", root, count, interval)
+        tx = anchor_gateway_root(CHAIN_ID, self.key, self.nonce, self.gateway_did, root, count, interval)
         self.nonce += 1
         self.txs.setdefault(interval, []).append(tx)
 
@@ -271,7 +286,110 @@ def _gateway_round(home: Path, broker: Broker, publishers: _Publishers, registry
     latencies = sorted(stored_at[key] - published[key] for key in published if key in stored_at)
     return {"elapsed": elapsed, "stored": gateway.stored, "cpu": cpu, "refused": dict(gateway.refused),
             "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None,
-            "anchors": anchors.txs, "anchored_records": anchored}
+            "anchor_txs": {i: len(txs) for i, txs in anchors.txs.items()},
+            "anchor_txs_per_gateway": max((len(txs) for txs in anchors.txs.values()), default=0),
+            "anchored_records": anchored, "verify_workers": len(workers)}
+
+
+def _shard_main(shard: int, shards: int, home: Path, broker: tuple[str, int, str], registry: dict[str, DeviceEntry],
+                expected: int, interval_s: int, workers: int, out: Any, release: Any) -> None:
+    """Gateway `shard` of `shards` in its own process: its own folder, state, journal, persistent
+    session and gateway DID (one root per interval of its own), the owners' vaults shared."""
+    try:
+        stored_at: dict[tuple[str, int], float] = {}
+
+        def on_stored(records) -> None:
+            now = time.monotonic()
+            for record in records:
+                stored_at[(record.stored.header.device, record.stored.header.seq)] = now
+
+        anchors = _Anchors(f"did:city:bench-gateway-{shard}")
+        vaults = VaultHost(home / "vaults")
+        gateway = Gateway(home / f"gateway-{shard}", vaults, registry.get, anchors, *broker, interval_s=interval_s,
+                          on_stored=on_stored, verify_workers=workers, shard=shard, shards=shards)
+        gateway.start()
+        out.put(("ready", (shard, os.getpid(), gateway.workers.pids() if gateway.workers else [])))
+        if not gateway.wait_processed(expected, GUARD_S):
+            raise RuntimeError(f"gateway {shard}: {gateway.stored} of {expected} stored, failure {gateway.failure!r}")
+        end = time.monotonic()
+        out.put(("processed", shard))  # the bench reads every process's CPU time now
+        deadline = end + 2 * interval_s + GUARD_S / 10
+        while sum(r.count for r in gateway.roots() if r.anchored) < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        anchored = sum(r.count for r in gateway.roots() if r.anchored)
+        out.put(("done", {"end": end, "stored": gateway.stored, "refused": dict(gateway.refused), "anchored": anchored,
+                          "stored_at": stored_at, "txs": {i: len(txs) for i, txs in anchors.txs.items()}}))
+        release.wait(GUARD_S)  # the workers stay until the bench has read their CPU time
+        gateway.close()
+        vaults.close()
+    except Exception as exc:  # noqa: BLE001 - reported to the bench's process, which stops
+        out.put(("failed", f"gateway {shard}: {exc!r}"))
+
+
+def _sharded_round(home: Path, broker: Broker, publishers: _Publishers, registry: dict[str, DeviceEntry],
+                   per_device: int, interval_s: int, shards: int) -> dict[str, Any]:
+    """End to end through `shards` gateway processes, each taking its topic buckets' devices."""
+    context = multiprocessing.get_context("spawn")
+    out, release = context.Queue(), context.Event()
+    reports = _Reports(out)
+    expected = [0] * shards
+    for did in registry:
+        expected[device_shard(did, shards)] += per_device
+    workers = max(1, (os.cpu_count() or 1) // shards)
+    procs = [context.Process(target=_shard_main, daemon=True,
+                             args=(k, shards, home, (broker.host, broker.port, broker.gateway_password()), registry,
+                                   expected[k], interval_s, workers, out, release)) for k in range(shards)]
+    for proc in procs:
+        proc.start()
+    try:
+        ready = reports.take("ready", shards)
+        gateways = [pid for _, pid, _ in ready]
+        verifiers = [pid for _, _, pids in ready for pid in pids]
+        others = [broker.process.pid, *(proc.pid for proc in publishers.procs)]
+        cpu = (_cpu_s(gateways), _cpu_s(verifiers), _cpu_s(others))
+        start = publishers.run_round()
+        reports.take("processed", shards)
+        cpu = (_cpu_s(gateways) - cpu[0], _cpu_s(verifiers) - cpu[1], _cpu_s(others) - cpu[2])
+        published = publishers.publish_times()
+        done = reports.take("done", shards)
+    finally:
+        release.set()
+        for proc in procs:
+            proc.join(timeout=GUARD_S / 10)
+            if proc.is_alive():
+                proc.kill()
+    stored_at = {key: t for report in done for key, t in report["stored_at"].items()}
+    latencies = sorted(stored_at[key] - published[key] for key in published if key in stored_at)
+    anchors: dict[int, list[int]] = {}
+    for report in done:
+        for interval, txs in report["txs"].items():
+            anchors.setdefault(interval, []).append(txs)
+    refused: dict[str, int] = {}
+    for report in done:
+        for code, count in report["refused"].items():
+            refused[code] = refused.get(code, 0) + count
+    return {"elapsed": max(r["end"] for r in done) - start, "stored": sum(r["stored"] for r in done), "cpu": cpu,
+            "refused": refused, "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None,
+            "anchor_txs": {i: sum(txs) for i, txs in anchors.items()},
+            "anchor_txs_per_gateway": max((max(txs) for txs in anchors.values()), default=0),
+            "anchored_records": sum(r["anchored"] for r in done), "verify_workers": workers * shards}
+
+
+class _Reports:
+    """The gateway processes' reports, taken by kind (a faster process's later ones kept for later)."""
+
+    def __init__(self, out: Any) -> None:
+        self.out, self.early = out, []
+
+    def take(self, kind: str, count: int) -> list:
+        got = [value for what, value in self.early if what == kind]
+        self.early = [(what, value) for what, value in self.early if what != kind]
+        while len(got) < count:
+            what, value = self.out.get(timeout=GUARD_S)
+            if what == "failed":
+                raise RuntimeError(value)
+            (got if what == kind else self.early).append(value if what == kind else (what, value))
+        return got
 
 
 def _devices(broker: Broker, count: int, owners: int) -> tuple[list[dict], dict[str, DeviceEntry]]:
@@ -290,7 +408,8 @@ def _devices(broker: Broker, count: int, owners: int) -> tuple[list[dict], dict[
     return devices, registry
 
 
-def run(devices: int, owners: int, messages: int, publishers: int, interval_s: int) -> dict[str, Any]:
+def run(devices: int, owners: int, messages: int, publishers: int, interval_s: int, gateways: int = 1,
+        window_s: int = WINDOW_S) -> dict[str, Any]:
     """The whole bench in a temporary folder; its summary."""
     per_device = messages // devices
     total = per_device * devices
@@ -300,26 +419,32 @@ def run(devices: int, owners: int, messages: int, publishers: int, interval_s: i
         broker.gateway_password()
         device_list, registry = _devices(broker, devices, owners)
         broker.start()
-        pubs = _Publishers(device_list, per_device, publishers, broker.port, rounds=3)
+        pubs = _Publishers(device_list, per_device, publishers, broker.port, rounds=3, window_s=window_s)
         try:
             raw, raw_cpu = _raw_round(broker, pubs, total, qos=1)
             raw0, _ = _raw_round(broker, pubs, total, qos=0)
-            gw = _gateway_round(home, broker, pubs, registry, total, interval_s)
+            if gateways == 1:  # in this process, as the earlier figures were measured
+                gw = _gateway_round(home, broker, pubs, registry, total, interval_s)
+            else:
+                gw = _sharded_round(home, broker, pubs, registry, per_device, interval_s, gateways)
         finally:
             pubs.close()
             broker.stop()
     msgs_per_s = gw["stored"] / gw["elapsed"]
-    per_interval = [len(txs) for txs in gw["anchors"].values()]
+    per_interval = list(gw["anchor_txs"].values())
     return {
         "msgs_per_s": round(msgs_per_s),
-        "samples_per_s": round(msgs_per_s * SAMPLES_PER_MESSAGE),
-        "values_per_s": round(msgs_per_s * SAMPLES_PER_MESSAGE * CHANNELS),
+        "samples_per_s": round(msgs_per_s * window_s),  # one 1 Hz sample per second of a window
+        "values_per_s": round(msgs_per_s * window_s * CHANNELS),
+        "window_s": window_s,
+        "gateways": gateways,
         "raw_broker_msgs_per_s": round(raw),
         "raw_broker_qos0_msgs_per_s": round(raw0),
         "ratio_to_raw": round(msgs_per_s / raw, 3),
         "ratio_to_raw_qos0": round(msgs_per_s / raw0, 3),
         "p99_ingest_ms": None if gw["p99_ms"] is None else round(gw["p99_ms"], 1),
-        "anchor_txs_per_interval": max(per_interval, default=0),
+        "anchor_txs_per_interval": max(per_interval, default=0),  # every gateway's, together
+        "anchor_txs_per_interval_per_gateway": gw["anchor_txs_per_gateway"],
         # CPU per message, every process of the round (publishers and broker included): stable when
         # other jobs share the machine, unlike the rates.
         "cpu_us_per_msg": round(sum(gw["cpu"]) / total * 1e6, 1),
@@ -332,7 +457,7 @@ def run(devices: int, owners: int, messages: int, publishers: int, interval_s: i
         "anchored_records": gw["anchored_records"],
         "messages": total, "stored": gw["stored"], "refused": gw["refused"], "devices": devices, "owners": owners,
         "publishers": publishers, "interval_s": interval_s, "seconds": round(gw["elapsed"], 2),
-        "verify_workers": os.cpu_count(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "verify_workers": gw["verify_workers"], "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "python": platform.python_version(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -346,6 +471,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000, help="sealed windows in all (per round)")
     parser.add_argument("--publishers", type=int, default=2, help="device processes")
     parser.add_argument("--interval", type=int, default=2, help="the gateway's anchoring interval, seconds")
+    parser.add_argument("--gateways", type=int, default=1,
+                        help="gateway processes the fleet is split over by topic bucket (1: in the bench's process)")
+    parser.add_argument("--window-s", type=int, default=WINDOW_S,
+                        help="the devices' window, seconds of 1 Hz samples per message (default 10)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not 1 <= args.devices <= MAX_DEVICES:
@@ -358,7 +487,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--publishers: expected 1 to {min(MAX_PUBLISHERS, args.devices)}")
     if not 1 <= args.interval <= 3600:
         parser.error("--interval: expected 1 to 3600")
-    result = run(args.devices, args.owners, args.messages, args.publishers, args.interval)
+    if not 1 <= args.gateways <= MAX_BENCH_GATEWAYS:
+        parser.error(f"--gateways: expected 1 to {MAX_BENCH_GATEWAYS}")
+    if not 1 <= args.window_s <= MAX_WINDOW_S:
+        parser.error(f"--window-s: expected 1 to {MAX_WINDOW_S}")
+    result = run(args.devices, args.owners, args.messages, args.publishers, args.interval, args.gateways,
+                 args.window_s)
     if not args.json:
         print(f"{result['stored']} messages in {result['seconds']} s: {result['msgs_per_s']} msgs/s "
               f"({result['samples_per_s']} samples/s), raw broker {result['raw_broker_msgs_per_s']} msgs/s "

@@ -6,7 +6,9 @@
              compute_records_root(record ids)           -> one root per interval to anchor
     owner:   open_record(stored, wrap, vault key)       -> samples
     broker:  broker.Broker(folder).add_device(did)      -> the device's MQTT password (Mosquitto, a child process)
-    gateway: gateway.Gateway(...).start()               -> subscribes, verifies, stores in vaults, anchors roots
+    gateway: gateway.Gateway(...).start()               -> subscribes, verifies, journals, acknowledges, files in
+                                                           vaults, anchors roots (shard=k, shards=n: a share of the fleet)
+             journal.Journal, subscriber.Subscriber     -> its journal (one fsync a batch), its MQTT connection
 
 docs/PRIVACY.md says who can read what.
 """

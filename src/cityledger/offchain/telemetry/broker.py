@@ -11,8 +11,11 @@ are generated from: device DID -> its MQTT user name and password hash; never a 
     broker.stop()
 
 Devices authenticate with a per-device random password (PBKDF2-SHA512, Mosquitto's `$7$` format,
-so no mosquitto_passwd call per device); the ACL lets each device write only `telemetry/<its DID>`
-and lets the gateway user alone read `telemetry/#`. Anonymous clients are refused.
+so no mosquitto_passwd call per device); the ACL lets each device write only its own topic,
+`telemetry/<bucket>/<its DID>`, and lets the gateway user alone read `telemetry/#`. Anonymous
+clients are refused. The bucket (two hex digits of the DID's SHA-256, TOPIC_BUCKETS of them) lets
+several gateway processes share the fleet: gateway k of n subscribes to the buckets b with
+b % n == k (shard_topics), so every device's messages reach one gateway, in order.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from ...core.files import write_secret_file
 from .format import MAX_MESSAGE_BYTES, is_valid_id
 
 TOPIC_PREFIX = "telemetry/"
+TOPIC_BUCKETS = 256  # a device's topic bucket: the first byte of its DID's SHA-256
+MAX_GATEWAYS = TOPIC_BUCKETS  # gateway processes one fleet can be split over
 GATEWAY_USER = "gateway"
 LOOPBACK = "127.0.0.1"
 PASSWORD_BYTES = 24  # random bytes of a generated password (32 URL-safe characters)
@@ -80,9 +85,28 @@ def find_binary(name: str) -> str | None:
     return None
 
 
+def topic_bucket(did: str) -> int:
+    """A device's bucket, 0 to TOPIC_BUCKETS - 1."""
+    return hashlib.sha256(did.encode()).digest()[0] % TOPIC_BUCKETS
+
+
 def device_topic(did: str) -> str:
-    """The one topic a device may publish to."""
-    return TOPIC_PREFIX + did
+    """The one topic a device may publish to: telemetry/<bucket, 2 hex digits>/<DID>."""
+    return f"{TOPIC_PREFIX}{topic_bucket(did):02x}/{did}"
+
+
+def device_shard(did: str, shards: int) -> int:
+    """Which of `shards` gateways takes a device's messages."""
+    return topic_bucket(did) % shards
+
+
+def shard_topics(shard: int, shards: int) -> list[str]:
+    """The topic filters gateway `shard` of `shards` subscribes to (all of telemetry/ for one)."""
+    if not 1 <= shards <= MAX_GATEWAYS or not 0 <= shard < shards:
+        raise ValueError(f"shard: expected 0 to shards - 1 and shards 1 to {MAX_GATEWAYS}, got {shard} of {shards}")
+    if shards == 1:
+        return [TOPIC_PREFIX + "#"]
+    return [f"{TOPIC_PREFIX}{bucket:02x}/#" for bucket in range(shard, TOPIC_BUCKETS, shards)]
 
 
 def device_username(did: str) -> str:

@@ -3,21 +3,27 @@ and anchors one Merkle root per interval over every record it received in it.
 
     gateway = Gateway(folder, vaults, lookup, anchor, host, port, password)
     gateway.start()   # subscribes to telemetry/# as the gateway user, QoS 1, a persistent session
+                      # (shard=k, shards=n: gateway k of n, only its topic buckets, broker.shard_topics)
     gateway.stop()
 
-Per batch of what has arrived (up to MAX_BATCH messages), in two threads and the worker processes:
+Per batch of what has arrived (up to MAX_BATCH messages), in three threads and the worker processes:
   1. (checking thread) the stateless checks of verify.check_message (format, registration, wraps,
      and the topic must be the device's own); the signatures go to the worker processes
-     (workers.py), a slice each, while the storing thread files the batch before;
+     (workers.py), a slice each, while the storing thread journals the batch before;
   2. (storing thread, batches in arrival order) the workers' verdicts and the sequence checks,
      message by message in arrival order (finish_message): a refusal stores nothing and is
      acknowledged (dropped);
-  3. the accepted records go into their owners' vaults, durably;
-  4. the devices' last sequence numbers and the records' places in the open interval are committed
-     together to the gateway's own SQLite file (state.sqlite), so a restart keeps replay protection;
-  5. only then are the messages acknowledged to the broker (paho's manual acks). A crash before 5
-     makes the broker deliver them again: before 4 they are stored again idempotently (same record
-     id) and counted once, after 4 they are replays and dropped. No acknowledged record is lost.
+  3. the accepted records are appended to the gateway's journal (journal.py) with one fsync;
+  4. only then are the messages acknowledged to the broker (subscriber.py: one write of PUBACKs a batch);
+  5. (filing thread, several journalled batches at once) the records go into their owners' vaults,
+     durably, then the devices' last sequence numbers, the records' places in their interval and the
+     last journal batch filed are committed together to the gateway's own SQLite file (state.sqlite).
+A crash before 3 ends makes the broker deliver the batch again; after it, the journal has it and
+recover() (run when a gateway opens its folder, and on start) files every batch past the last one
+state.sqlite marks filed: again into the vaults idempotently (same record id), once into the state
+(the mark and the records in one transaction). Sequence checks see journalled batches before they
+are filed, so a batch the broker delivers again after 3 is dropped as replays. No acknowledged record
+is lost, none is placed in an interval twice.
 
 Intervals are the gateway's clock cut into interval_s slices, numbered time // interval_s. Once the
 clock has left an interval, its records' ids in the order received give one root (anchor.py), kept
@@ -47,13 +53,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import paho.mqtt.client as mqtt
-
 from ...modules.consent.messages import AnchorRecordsRoot
 from ..vaults import VaultHost
 from .anchor import MAX_RECORDS_PER_ROOT, InclusionProof, compute_inclusion_proof, compute_records_root
-from .broker import GATEWAY_USER, TOPIC_PREFIX, device_topic
+from .broker import GATEWAY_USER, TOPIC_PREFIX, device_topic, shard_topics
 from .format import TelemetryError
+from .journal import Journal
+from .subscriber import Delivery, Subscriber, SubscriberError
 from .verify import CheckedMessage, DeviceLookup, VerifiedRecord, check_checked_signature, check_message, finish_message
 from .workers import MAX_VERIFY_WORKERS, SignatureWorkers, Ticket, default_verify_workers
 
@@ -65,6 +71,8 @@ MAX_BATCH = 2_000  # messages the gateway verifies and stores in one durable ste
 MAX_SEQ_CACHE = 1_000_000  # devices whose last sequence number the gateway keeps in memory (~100 MB at most)
 STORE_THREADS = 16  # owners' vaults one batch writes at once (their fsyncs overlap)
 MAX_STAGED_BATCHES = 2  # batches checked and at the signature workers while the one before is stored
+MAX_UNFILED_BATCHES = 8  # batches journalled and acknowledged, not yet filed into the vaults
+MAX_FILE_BATCHES = 8  # journalled batches the filing thread files in one vault write per owner
 TICK_S = 0.2  # how often an idle worker looks at the clock for a finished interval
 CONNECT_S = 10.0  # how long start() waits for the broker's CONNACK and SUBACK
 KEEPALIVE_S = 30
@@ -88,6 +96,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS open_intervals (interval INTEGER PRIMARY KEY)",
     # An owner's proof request finds its record without scanning every interval.
     "CREATE INDEX IF NOT EXISTS received_by_id ON received (record_id)",
+    # The last journal batch filed into the vaults and this state (journal.py): replay starts after it.
+    "CREATE TABLE IF NOT EXISTS journal_applied (id INTEGER PRIMARY KEY CHECK (id = 0), batch INTEGER NOT NULL)",
 )
 
 
@@ -132,31 +142,51 @@ class GatewayState:
             row = self._db.execute("SELECT seq FROM last_seq WHERE device = ?", (device,)).fetchone()
         return None if row is None else row[0]
 
+    def applied_batch(self) -> int:
+        """The last journal batch filed (0 before the first)."""
+        with self._lock:
+            row = self._db.execute("SELECT batch FROM journal_applied WHERE id = 0").fetchone()
+        return 0 if row is None else row[0]
+
     def commit(self, interval: int, records: list[VerifiedRecord]) -> None:
-        """Advance the senders' sequence numbers and append the records to the interval (or the first
-        one after the last rooted), atomically."""
+        """Advance the senders' sequence numbers and append the records to the interval, atomically."""
+        self.commit_batches([(interval, records)], None)
+
+    def commit_batches(self, parts: list[tuple[int, list[VerifiedRecord]]], applied: int | None) -> None:
+        """Per (interval, records): advance the senders' sequence numbers and append the records to
+        the interval (or the first one after the last rooted); and mark journal batches up to
+        `applied` filed; all in one transaction."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                # Never into an interval already rooted (a clock set back): its root is final.
-                rooted = self._db.execute("SELECT COALESCE(MAX(interval) + 1, 0) FROM roots").fetchone()[0]
-                interval = max(interval, rooted)
-                pos = self._db.execute("SELECT COUNT(*) FROM received WHERE interval = ?", (interval,)).fetchone()[0]
-                if pos + len(records) > MAX_RECORDS_PER_ROOT:
-                    raise GatewayError(f"interval {interval}: more than {MAX_RECORDS_PER_ROOT} records")
-                self._db.executemany("INSERT OR REPLACE INTO last_seq VALUES (?, ?)",
-                                     [(r.stored.header.device, r.stored.header.seq) for r in records])
-                self._db.executemany("INSERT INTO received VALUES (?, ?, ?)",
-                                     [(interval, pos + i, r.record_id) for i, r in enumerate(records)])
-                self._db.execute("INSERT OR IGNORE INTO open_intervals VALUES (?)", (interval,))
+                for interval, records in parts:
+                    self._append(interval, records)
+                if applied is not None:
+                    self._db.execute("INSERT OR REPLACE INTO journal_applied VALUES (0, ?)", (applied,))
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-            if len(self._seq_cache) + len(records) > MAX_SEQ_CACHE:
+            count = sum(len(records) for _, records in parts)
+            if len(self._seq_cache) + count > MAX_SEQ_CACHE:
                 self._seq_cache.clear()
-            for record in records:
-                self._seq_cache[record.stored.header.device] = record.stored.header.seq
+            for _, records in parts:
+                for record in records:
+                    self._seq_cache[record.stored.header.device] = record.stored.header.seq
+
+    def _append(self, interval: int, records: list[VerifiedRecord]) -> None:
+        # Never into an interval already rooted (a clock set back): its root is final.
+        rooted = self._db.execute("SELECT COALESCE(MAX(interval) + 1, 0) FROM roots").fetchone()[0]
+        interval = max(interval, rooted)
+        pos = self._db.execute("SELECT COALESCE(MAX(pos) + 1, 0) FROM received WHERE interval = ?",
+                               (interval,)).fetchone()[0]
+        if pos + len(records) > MAX_RECORDS_PER_ROOT:
+            raise GatewayError(f"interval {interval}: more than {MAX_RECORDS_PER_ROOT} records")
+        self._db.executemany("INSERT OR REPLACE INTO last_seq VALUES (?, ?)",
+                             [(r.stored.header.device, r.stored.header.seq) for r in records])
+        self._db.executemany("INSERT INTO received VALUES (?, ?, ?)",
+                             [(interval, pos + i, r.record_id) for i, r in enumerate(records)])
+        self._db.execute("INSERT OR IGNORE INTO open_intervals VALUES (?)", (interval,))
 
     def record_ids(self, interval: int) -> list[bytes]:
         """The ids of the interval's records, in the order received."""
@@ -225,13 +255,28 @@ class _Staged:
     verdicts: Ticket | list[bool]  # signature verdicts of the CheckedMessages, in order
 
 
+@dataclass
+class _Journalled:
+    """A batch journalled and acknowledged, waiting to be filed into the vaults and the state."""
+
+    number: int | None  # the journal's batch number (None: nothing accepted, nothing journalled)
+    interval: int
+    records: list[VerifiedRecord]
+    refused: Counter
+    messages: int
+
+
 class Gateway:
     """Subscribes as the gateway user and files every accepted message in its owner's vault."""
 
     def __init__(self, folder: Path | str, vaults: VaultHost, lookup: DeviceLookup, anchor: AnchorFn,
                  host: str, port: int, password: str, interval_s: int = INTERVAL_S,
                  clock: Callable[[], float] = time.time, verify_workers: int | None = None,
-                 on_stored: StoredFn | None = None, proof_retention_s: int = PROOF_RETENTION_S) -> None:
+                 on_stored: StoredFn | None = None, proof_retention_s: int = PROOF_RETENTION_S,
+                 shard: int = 0, shards: int = 1) -> None:
+        self.topics = shard_topics(shard, shards)  # raises on a shard out of range
+        # Each shard its own persistent session at the broker (and its own folder: the caller's).
+        self.client_id = GATEWAY_CLIENT_ID if shards == 1 else f"{GATEWAY_CLIENT_ID}-{shard}-of-{shards}"
         if not 1 <= interval_s <= MAX_INTERVAL_S:
             raise ValueError(f"interval_s: expected 1 to {MAX_INTERVAL_S}, got {interval_s}")
         workers = default_verify_workers() if verify_workers is None else verify_workers
@@ -244,6 +289,7 @@ class Gateway:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.state = GatewayState(self.folder / "state.sqlite")
+        self.journal = Journal(self.folder / "journal", self.state.applied_batch())
         self.vaults, self.lookup, self.anchor = vaults, lookup, anchor
         self.host, self.port, self.password = host, port, password
         self.interval_s, self.clock = interval_s, clock
@@ -251,17 +297,23 @@ class Gateway:
         self.workers = SignatureWorkers(workers) if workers else None
         self._store_pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="telemetry-vault-write")
         self.stored = 0
+        self.replayed = 0  # records journalled before a restart and filed by recover()
         self.refused: Counter[str] = Counter()
         self._inbox: deque = deque()
         self._arrived = threading.Event()
         self._staged: queue.Queue = queue.Queue(maxsize=MAX_STAGED_BATCHES)
+        self._unfiled: queue.Queue = queue.Queue(maxsize=MAX_UNFILED_BATCHES)
+        # Sequence numbers journalled and acknowledged but not yet in state.sqlite: the storing
+        # thread checks against these first.
+        self._journalled_seq: dict[str, int] = {}
+        self._seq_lock = threading.Lock()
         self._done = threading.Condition()
         self._processed = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._client: mqtt.Client | None = None
-        self._subscribed = threading.Event()
+        self._client: Subscriber | None = None
         self.failure: BaseException | None = None
+        self.recover()
 
     def current_interval(self) -> int:
         """The interval the clock is in now."""
@@ -270,65 +322,71 @@ class Gateway:
     # -- MQTT ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the signature workers, connect (persistent session, manual acks), subscribe to
-        telemetry/# at QoS 1, start the checking and storing threads."""
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=GATEWAY_CLIENT_ID,
-                             clean_session=False, manual_ack=True)
-        client.username_pw_set(GATEWAY_USER, self.password)
-        client.on_connect = self._on_connect
-        client.on_subscribe = lambda *args: self._subscribed.set()
-        client.on_message = self._on_message
-        self._client = client
+        """File what the journal holds, start the signature workers and the three threads, connect
+        (persistent session) and subscribe to telemetry/# at QoS 1."""
         self._stop.clear()
         if self.workers is not None:
             self.workers.start()
+        for stale in (self._staged, self._unfiled):  # a stop's leftovers: unacknowledged, or in the journal
+            while not stale.empty():
+                stale.get_nowait()
+        self.recover()  # what a failure left in the journal, before the broker hands over anything new
         self._threads = [threading.Thread(target=self._check_loop, name="telemetry-gateway-check", daemon=True),
-                         threading.Thread(target=self._run, name="telemetry-gateway", daemon=True)]
+                         threading.Thread(target=self._run, name="telemetry-gateway", daemon=True),
+                         threading.Thread(target=self._file_loop, name="telemetry-gateway-file", daemon=True)]
         for thread in self._threads:
             thread.start()
+        client = Subscriber(self.host, self.port, self.client_id, GATEWAY_USER, self.password, self.topics,
+                            self._on_messages, KEEPALIVE_S)
         try:
-            client.connect(self.host, self.port, KEEPALIVE_S)
-        except OSError as exc:
+            client.start(CONNECT_S)
+        except (OSError, SubscriberError) as exc:
             self.stop()
             raise GatewayError(f"broker {self.host}:{self.port}: {exc}") from None
-        client.loop_start()
-        if not self._subscribed.wait(CONNECT_S):
-            self.stop()
-            raise GatewayError(f"broker {self.host}:{self.port}: not connected and subscribed after {CONNECT_S} s")
+        self._client = client
 
-    def _on_message(self, _client, _userdata, message) -> None:
-        # A deque and an event, not a queue.Queue: no lock taken per message on paho's thread.
-        self._inbox.append(message)
+    def _on_messages(self, deliveries: list[Delivery]) -> None:
+        # A deque and an event, not a queue.Queue: no lock taken per message on the reading thread.
+        self._inbox.extend(deliveries)
         if not self._arrived.is_set():
             self._arrived.set()
-
-    def _on_connect(self, client, _userdata, _flags, reason, _properties) -> None:
-        if reason.is_failure:
-            log.error("gateway: broker refused the connection: %s", reason)
-            return
-        # Subscribed on every (re)connect; the persistent session also keeps it across restarts.
-        client.subscribe(TOPIC_PREFIX + "#", qos=1)
 
     def stop(self) -> None:
         """Disconnect and stop the threads after the batches in hand; unacknowledged messages stay
         with the broker for the next start."""
-        if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
-            self._client = None
+        client, self._client = self._client, None
+        if client is not None:
+            client.stop()
         self._stop.set()
         for thread in self._threads:
             thread.join()
         self._threads = []
         if self.workers is not None:
             self.workers.close()
-        self._subscribed.clear()
 
     def close(self) -> None:
-        """Stop and close the state database."""
+        """Stop and close the state database and the journal."""
         self.stop()
         self._store_pool.shutdown()
+        self.journal.close()
         self.state.close()
+
+    def recover(self) -> int:
+        """File what the journal holds past the last batch filed (a crash or failure between the
+        acknowledgement and the filing); the number of records filed. Idempotent: a vault keeps a
+        record once, and the state marks each batch filed in the same transaction as its records."""
+        filed = 0
+        for entry in self.journal.replay():
+            self._store(entry.records)
+            self.state.commit_batches([(entry.interval, entry.records)], entry.batch)
+            filed += len(entry.records)
+        self.journal.release(self.state.applied_batch())
+        with self._seq_lock:
+            self._journalled_seq.clear()
+        self.replayed += filed
+        if filed:
+            log.warning("gateway: filed %d journalled record(s) left unfiled by a stop or crash", filed)
+        return filed
 
     # -- the two stages -----------------------------------------------------------------------
 
@@ -347,26 +405,52 @@ class Gateway:
             except Exception as exc:  # a worker died: nothing of this batch is acknowledged
                 self._fail(exc)
                 return
-            while not self._stop.is_set():
-                try:
-                    self._staged.put(staged, timeout=TICK_S)
-                    break
-                except queue.Full:
-                    continue
+            self._put_unless_stopping(self._staged, staged)
 
     def _run(self) -> None:
-        """Stage two: file the checked batches in order, close finished intervals; stop on a failure."""
+        """Stage two: journal the checked batches in order and acknowledge them; stop on a failure."""
         while not self._stop.is_set():
             try:
                 staged = self._staged.get(timeout=TICK_S)
             except queue.Empty:
-                staged = None
+                continue
             try:
-                if staged is not None:
-                    self._commit_staged(staged)
-                self.close_finished_intervals()
-            except Exception as exc:  # storage or state failed: keep nothing unacknowledged as done
+                # Stopping: a batch not handed over stays in the journal and is filed by recover().
+                self._put_unless_stopping(self._unfiled, self._commit_staged(staged))
+            except Exception as exc:  # the journal failed: keep nothing unacknowledged as done
                 self._fail(exc)
+                return
+
+    def _put_unless_stopping(self, into: queue.Queue, item) -> None:
+        """Put item in a bounded queue, waiting while it is full, unless the gateway stops meanwhile."""
+        while not self._stop.is_set():
+            try:
+                into.put(item, timeout=TICK_S)
+                return
+            except queue.Full:
+                continue
+
+    def _file_loop(self) -> None:
+        """Stage three: file journalled batches into the vaults and the state (several at once when
+        they queue up), close finished intervals; after stop(), file what is queued, then end."""
+        while True:
+            try:
+                batches = [self._unfiled.get(timeout=TICK_S)]
+            except queue.Empty:
+                batches = []
+            while batches and len(batches) < MAX_FILE_BATCHES:
+                try:
+                    batches.append(self._unfiled.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                if batches:
+                    self._file(batches)
+                self.close_finished_intervals()
+            except Exception as exc:  # a vault or the state failed: the journal keeps the batches
+                self._fail(exc)
+                return
+            if not batches and self._stop.is_set() and self._unfiled.empty():
                 return
 
     def _fail(self, exc: BaseException) -> None:
@@ -374,15 +458,15 @@ class Gateway:
         self.failure = exc
         self._stop.set()
         # Disconnect: the broker keeps what was not acknowledged for the next start.
-        client = self._client
+        client, self._client = self._client, None
         if client is not None:
-            client.disconnect()
+            client.stop()
         with self._done:
             self._done.notify_all()
 
     def process_batch(self, messages: list) -> None:
-        """Verify, store, commit, then acknowledge a batch of MQTT messages (refusals acknowledged too)."""
-        self._commit_staged(self._prepare(messages))
+        """Verify, journal, acknowledge, then file a batch of MQTT messages (refusals acknowledged too)."""
+        self._file([self._commit_staged(self._prepare(messages))])
 
     def _prepare(self, messages: list) -> _Staged:
         """Every check but the sequence numbers; the signatures go to the workers (or are checked here)."""
@@ -409,8 +493,8 @@ class Gateway:
             return "wrong_topic"
         return checked
 
-    def _commit_staged(self, staged: _Staged) -> None:
-        """Sequence checks in arrival order, then store, commit and acknowledge the batch."""
+    def _commit_staged(self, staged: _Staged) -> _Journalled:
+        """Sequence checks in arrival order, then journal the batch (one fsync) and acknowledge it."""
         verdicts = iter(staged.verdicts if isinstance(staged.verdicts, list) else self.workers.result(staged.verdicts))
         accepted: list[VerifiedRecord] = []
         refused: Counter[str] = Counter()
@@ -423,20 +507,41 @@ class Gateway:
             if record is not None:
                 accepted.append(record)
                 seen[record.stored.header.device] = record.stored.header.seq
-        self._store(accepted)  # durable before anything is acknowledged
+        interval, number = self.current_interval(), None
         if accepted:
-            self.state.commit(self.current_interval(), accepted)
+            number = self.journal.append(interval, accepted)  # durable before anything is acknowledged
+            with self._seq_lock:
+                self._journalled_seq.update(seen)
         client = self._client
-        for message in staged.messages:
-            if client is not None:
-                client.ack(message.mid, message.qos)
+        if client is not None:
+            client.ack(staged.messages)  # one write for the batch
+        return _Journalled(number, interval, accepted, refused, len(staged.messages))
+
+    def _file(self, batches: list[_Journalled]) -> None:
+        """File journalled batches in their owners' vaults, then in the state (their sequence
+        numbers, their places in the intervals, the journal batch they reach), then count them."""
+        # A batch already filed (by recover() after a stop) is never filed twice.
+        batches = [batch for batch in batches if batch.number is None or batch.number > self.journal.applied]
+        records = [record for batch in batches for record in batch.records]
+        self._store(records)
+        numbers = [batch.number for batch in batches if batch.number is not None]
+        if records:
+            self.state.commit_batches([(batch.interval, batch.records) for batch in batches if batch.records],
+                                      max(numbers))
+            with self._seq_lock:
+                for record in records:
+                    header = record.stored.header
+                    if self._journalled_seq.get(header.device) == header.seq:
+                        del self._journalled_seq[header.device]  # state.sqlite has it now
+            self.journal.release(max(numbers))
         with self._done:
-            self.stored += len(accepted)
-            self.refused.update(refused)
-            self._processed += len(staged.messages)
+            self.stored += len(records)
+            for batch in batches:
+                self.refused.update(batch.refused)
+                self._processed += batch.messages
             self._done.notify_all()
-        if accepted and self.on_stored is not None:
-            self.on_stored(accepted)
+        if records and self.on_stored is not None:
+            self.on_stored(records)
 
     def _store(self, accepted: list[VerifiedRecord]) -> None:
         """Put the records in their owners' vaults, the owners' vaults written side by side (each
@@ -450,16 +555,22 @@ class Gateway:
         for first in range(0, len(owners), step):
             vaults = [(self.vaults.vault(owner), by_owner[owner]) for owner in owners[first:first + step]]
             if len(vaults) == 1:
-                vaults[0][0].put_verified(vaults[0][1])
+                vaults[0][0].put_verified(vaults[0][1], ids_computed=True)
                 continue
-            for done in [self._store_pool.submit(vault.put_verified, records) for vault, records in vaults]:
+            for done in [self._store_pool.submit(vault.put_verified, records, True) for vault, records in vaults]:
                 done.result()  # raises the first failure: nothing of the batch is acknowledged
 
     def _finish(self, message, checked: CheckedMessage, signature_ok: bool, seen: dict[str, int],
                 refused: Counter[str]) -> VerifiedRecord | None:
         """The verified record of a checked message, or None (counted by reason) if refused."""
         device = checked.message.header.device
-        last = seen[device] if device in seen else self.state.last_seq(device)
+        if device in seen:
+            last = seen[device]
+        else:
+            with self._seq_lock:
+                last = self._journalled_seq.get(device)
+            if last is None:
+                last = self.state.last_seq(device)
         try:
             record = finish_message(checked, last, signature_ok)
         except TelemetryError as exc:
