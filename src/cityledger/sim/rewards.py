@@ -24,7 +24,7 @@ from ..modules.mobility import circuit_dir
 from ..modules.mobility.messages import MAX_PERIOD_BLOCKS
 from ..offchain.mobility.circuit import Prover
 from ..offchain.mobility.rewards import SignedTrip, build_claim, close_trip, issue_enrollment
-from ..offchain.mobility.score import SCORE_ONE
+from ..offchain.mobility.score import DISTANCE_INDEX, SCORE_ONE
 from ..sdk import Client, TxRejected
 from ..sdk.mobility import claim, create_programme, enroll
 from .drivers import CLASS_NAMES
@@ -44,6 +44,10 @@ class Terms:
     reward_per_km: int = 2_000
     cap_per_trip: int = 20_000
     cap_per_enrollee: int = 200_000
+
+    def trip_reward(self, distance_km: int) -> int:
+        """A qualifying trip's reward before the enrollee's cap and the budget (as the programme computes it)."""
+        return min(self.reward_per_trip + self.reward_per_km * distance_km, self.cap_per_trip)
 
 
 @dataclass
@@ -105,19 +109,23 @@ def trip_closer(owners: list[Owner], chain_id: str, programme_id: int) -> Callab
     return on_trip
 
 
-def claim_trips(client: Client, chain_id: str, programme_id: int, owners: list[Owner], min_score: int, work: Path,
+def claim_trips(client: Client, chain_id: str, programme_id: int, owners: list[Owner], terms: Terms, work: Path,
                 on_claim: Callable[[], None] | None = None) -> dict[str, int]:
-    """Each owner proves and claims its trips scoring at least `min_score` while the programme has budget
-    left; returns counts of claims sent, refused at admission and refused in their block."""
+    """Each owner proves and claims its trips reaching the programme's threshold while the programme has
+    budget left and the owner's cap for the period is not reached; returns counts of claims sent, refused
+    at admission and refused in their block."""
     prover = Prover(circuit_dir(), str(work / "prover"))
     sent, refused = [], 0
     for owner in owners:
-        nonce = 1
+        nonce, due = 1, 0
         for trip, score in zip(owner.trips, owner.scores):
-            if score < min_score:
+            if score < terms.min_score:
                 continue  # the owner sees the score first: a trip below the threshold is not worth a proof
+            if due >= terms.cap_per_enrollee:
+                break  # the owner's claims already fill its cap for the period: another would be refused
             if client.query("mobility", "programme", id=str(programme_id))["remaining"] == 0:
                 break  # the budget is spent: no owner proves any more
+            due += terms.trip_reward(trip.features[DISTANCE_INDEX])
             tx = claim(chain_id, owner.pseudonym, nonce, build_claim(prover, trip))
             try:
                 sent.append((owner, client.submit(tx).tx_id))
@@ -204,9 +212,21 @@ def ledger_haystacks(url: str, programme_id: int, owners: list[Owner]) -> list[b
 
 
 def scan(forms: set[bytes], haystacks: list[bytes]) -> list[bytes]:
-    """The forms found in any haystack."""
-    joined = b"\x00".join(haystacks)
-    return sorted(form for form in forms if form in joined)
+    """The forms found in any haystack, in one pass over each (Aho-Corasick: linear in the bytes scanned
+    plus the matches, whatever the number of forms; testing each form with `in` was forms x bytes)."""
+    import ahocorasick  # the sim extra's; its wheels search text, so bytes travel as latin-1 (one char a byte)
+
+    automaton = ahocorasick.Automaton()
+    for form in forms:
+        automaton.add_word(form.decode("latin-1"), len(form))
+    if len(automaton) == 0:
+        return []
+    automaton.make_automaton()
+    found: set[bytes] = set()
+    for haystack in haystacks:  # one at a time: a form cannot match across two haystacks' boundary
+        for end, length in automaton.iter(haystack.decode("latin-1")):
+            found.add(haystack[end + 1 - length:end + 1])
+    return sorted(found)
 
 
 def run_rewarded_traffic(url: str, sponsor: PrivateKey, office: PrivateKey, office_secret: bytes, sim: TrafficSim,
@@ -220,7 +240,7 @@ def run_rewarded_traffic(url: str, sponsor: PrivateKey, office: PrivateKey, offi
         closer = trip_closer(owners, chain_id, programme_id)
         traffic = sim.run(on_trip=lambda trip: (trips.append(trip), closer(trip)), on_step=on_step)
         phase("proving and claiming", claimable(owners, terms.min_score))
-        counts = claim_trips(client, chain_id, programme_id, owners, terms.min_score, sim.work, on_claim)
+        counts = claim_trips(client, chain_id, programme_id, owners, terms, sim.work, on_claim)
         summary = rewards_summary(client, programme_id, owners)
     forms = sample_forms(trips)
     found = scan(forms, ledger_haystacks(url, programme_id, owners))
