@@ -83,6 +83,9 @@ def test_the_scan_finds_each_form_of_a_sample_planted_alone_and_nothing_in_a_cle
     for form in planted:  # text and binary forms alike, each planted alone in the middle of a haystack
         dump = clean[:10] + [clean[10][:1_000] + form + clean[10][1_000:]] + clean[11:]
         assert form in scan(forms, dump), form
+    text = str(lat).encode()
+    assert scan(forms, [b"7" + text + b"3"]) == []  # inside a longer number (an AnonCreds proof's digits)
+    assert scan(forms, [b'{"lat":' + text + b"}", b"x" + text]) == [text]
 
 
 def test_the_scan_finds_every_form_of_a_real_run_planted_in_a_large_dump(tmp_path):
@@ -93,7 +96,7 @@ def test_the_scan_finds_every_form_of_a_real_run_planted_in_a_large_dump(tmp_pat
     chosen = sorted(rng.sample(sorted(forms), 500))
     dump = bytearray(rng.randbytes(200_000))
     for offset, form in zip(range(100, len(dump), 390), chosen):
-        dump[offset:offset + len(form)] = form
+        dump[offset:offset + len(form) + 2] = b'"' + form + b'"'  # as a program would write it, quoted
     assert set(chosen) <= set(scan(forms, [bytes(dump)]))
     leak = b"tx..." + struct.pack("<2i", *trips[0].telemetry[5].values[:2]) + b"..." + \
         str(trips[0].telemetry[7].t_s).encode()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,11 +25,14 @@ from ..modules.mobility import circuit_dir
 from ..modules.mobility.messages import MAX_PERIOD_BLOCKS
 from ..offchain.mobility.circuit import Prover
 from ..offchain.mobility.rewards import SignedTrip, build_claim, close_trip, issue_enrollment
-from ..offchain.mobility.score import DISTANCE_INDEX, SCORE_ONE
-from ..sdk import Client, TxRejected
+from ..offchain.mobility.features import compute_features
+from ..offchain.mobility.score import DISTANCE_INDEX, SCORE_ONE, compute_score_fixed
+from ..sdk import Client, IdentityClient, TxRejected
 from ..sdk.mobility import claim, create_programme, enroll
+from .citymap import CityMap, feature_samples
 from .drivers import CLASS_NAMES
 from .traffic import TrafficSim, Trip
+from .vaults import ConnectedVehicle, NodeHost, connect_fleet, publish_trip, read_trip
 
 WAIT_S = 60.0  # per committed tx the run waits for
 PROGRAMME_BLOCKS = 1_000_000  # the programme's life from its creation height
@@ -58,6 +62,7 @@ class Owner:
     pseudonym: PrivateKey
     trips: list[SignedTrip] = field(default_factory=list)
     scores: list[int] = field(default_factory=list)  # whole points, as the owner sees them locally
+    spans: list[tuple[int, int, int]] = field(default_factory=list)  # each trip's first and last second, samples
     claimed: int = 0  # claims committed and paid
     reward: int = 0  # what they paid (the claim_paid events' rewards)
 
@@ -106,7 +111,28 @@ def trip_closer(owners: list[Owner], chain_id: str, programme_id: int) -> Callab
         owner = owners[trip.vehicle]
         owner.trips.append(close_trip(owner.pseudonym, chain_id, programme_id, trip.features.model_inputs()))
         owner.scores.append(trip.score_fixed // SCORE_ONE)
+        owner.spans.append((trip.telemetry[0].t_s, trip.telemetry[-1].t_s, len(trip.telemetry)))
     return on_trip
+
+
+def read_back(url: str, owners: list[Owner], fleet: list[ConnectedVehicle], city: CityMap) -> dict:
+    """Each owner reads its trips' samples from its vault and scores them itself: the scores it sees
+    (and claims by) are these; they must equal what each vehicle committed to."""
+    started, read, trips, matching = time.perf_counter(), 0, 0, 0
+    with IdentityClient(url, timeout_s=WAIT_S) as client:
+        chain_id = client.status().chain_id
+        for owner, vehicle in zip(owners, fleet):
+            for index, (first_s, last_s, count) in enumerate(owner.spans):
+                samples = read_trip(client, chain_id, vehicle, first_s, last_s, count)
+                read += len(samples)
+                trips += len(samples) == count
+                inputs = compute_features(feature_samples(samples, city)).model_inputs() if samples else []
+                matching += inputs == owner.trips[index].features[:len(inputs)] and len(samples) == count
+                owner.scores[index] = compute_score_fixed(inputs)[0] // SCORE_ONE if samples else 0
+    return {"vehicles": len(fleet), "windows_published": sum(vehicle.windows for vehicle in fleet),
+            "samples_published": sum(count for owner in owners for _, _, count in owner.spans),
+            "samples_read_back": read, "trips_read_back": trips, "trips_matching_commitment": matching,
+            "read_back_s": round(time.perf_counter() - started, 2)}
 
 
 def claim_trips(client: Client, chain_id: str, programme_id: int, owners: list[Owner], terms: Terms, work: Path,
@@ -213,7 +239,9 @@ def ledger_haystacks(url: str, programme_id: int, owners: list[Owner]) -> list[b
 
 def scan(forms: set[bytes], haystacks: list[bytes]) -> list[bytes]:
     """The forms found in any haystack, in one pass over each (Aho-Corasick: linear in the bytes scanned
-    plus the matches, whatever the number of forms; testing each form with `in` was forms x bytes)."""
+    plus the matches, whatever the number of forms; testing each form with `in` was forms x bytes). A
+    form written as digits counts only where no digit touches it: a number's text inside a longer one
+    is not that number."""
     import ahocorasick  # the sim extra's; its wheels search text, so bytes travel as latin-1 (one char a byte)
 
     automaton = ahocorasick.Automaton()
@@ -225,20 +253,44 @@ def scan(forms: set[bytes], haystacks: list[bytes]) -> list[bytes]:
     found: set[bytes] = set()
     for haystack in haystacks:  # one at a time: a form cannot match across two haystacks' boundary
         for end, length in automaton.iter(haystack.decode("latin-1")):
-            found.add(haystack[end + 1 - length:end + 1])
+            form = haystack[end + 1 - length:end + 1]
+            if _is_number_text(form) and (_is_digit(haystack, end + 1 - length - 1) or _is_digit(haystack, end + 1)):
+                continue  # digits inside a longer number (AnonCreds proofs are thousands of digits) are not a value
+            found.add(form)
     return sorted(found)
 
 
+def _is_number_text(form: bytes) -> bool:
+    return form[:1].isdigit() and form[-1:].isdigit()
+
+
+def _is_digit(haystack: bytes, index: int) -> bool:
+    return 0 <= index < len(haystack) and haystack[index:index + 1].isdigit()
+
+
 def run_rewarded_traffic(url: str, sponsor: PrivateKey, office: PrivateKey, office_secret: bytes, sim: TrafficSim,
-                         terms: Terms = Terms(), on_step=None, on_claim=None, on_phase=None) -> dict:
-    """The whole run against the node at `url`: programme, enrollment, traffic, claims, summary, scan."""
+                         terms: Terms = Terms(), on_step=None, on_claim=None, on_phase=None,
+                         host: NodeHost | None = None, say: Callable[[str], None] = lambda _: None) -> dict:
+    """The whole run against the node at `url`: programme, enrollment, (with `host`: the fleet connected,
+    each trip published into its owner's vault and read back by the owner), traffic, claims, summary, scan."""
     phase = on_phase or (lambda name, total: None)
     with Client(url, timeout_s=WAIT_S) as client:
         chain_id, programme_id, period = start_programme(client, sponsor, office, terms)
         owners = enroll_fleet(client, chain_id, programme_id, period, office, office_secret, sim.classes)
+        fleet = [] if host is None else connect_fleet(url, host, len(owners), sim.work / "fleet", say)
         trips: list[Trip] = []
         closer = trip_closer(owners, chain_id, programme_id)
-        traffic = sim.run(on_trip=lambda trip: (trips.append(trip), closer(trip)), on_step=on_step)
+
+        def on_trip(trip: Trip) -> None:
+            trips.append(trip)
+            closer(trip)
+            if fleet:
+                publish_trip(fleet[trip.vehicle], trip.telemetry)
+
+        traffic = sim.run(on_trip=on_trip, on_step=on_step)
+        if fleet:
+            say("owners reading their trips back from their vaults")
+            traffic["vaults"] = read_back(url, owners, fleet, sim.city)
         phase("proving and claiming", claimable(owners, terms.min_score))
         counts = claim_trips(client, chain_id, programme_id, owners, terms, sim.work, on_claim)
         summary = rewards_summary(client, programme_id, owners)
