@@ -1,8 +1,8 @@
 """`cityledger sim traffic --node` with connected cars: a small fleet registered as devices by the car maker,
 bound with the hosted transport office's registration credentials, publishes each trip sealed through the
-node's Mosquitto into its owners' vaults; each owner reads its trips back, scores them from what it read
-(the same features its car committed to), and claims; the ledger scan (AnonCreds proofs on chain now)
-finds none of the simulated values."""
+node's Mosquitto into its owners' vaults; each owner enrolls at the office's EnrollmentDesk with its car's
+credential, reads its trips back, scores them from what it read (the same features its car committed
+to), and claims; the ledger scan (AnonCreds proofs on chain now) finds none of the simulated values."""
 
 from __future__ import annotations
 
@@ -80,6 +80,7 @@ def test_cars_publish_into_their_owners_vaults_and_owners_score_what_they_read_b
     assert vaults["trips_read_back"] == vaults["trips_matching_commitment"] == trips
     rewards = result["rewards"]
     assert rewards["budget_held"] and rewards["balances_match"] and rewards["claims_paid"] > 0
+    assert rewards["enrollment"] == "desk"  # each owner presented its car's registration at the office's desk
     scanned = result["privacy_scan"]
     assert scanned["forms"] > 1_000 and scanned["found"] == 0, scanned
 

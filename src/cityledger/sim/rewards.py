@@ -3,9 +3,11 @@ transport office's tickets, each vehicle committing to its trips' features at tr
 and claiming the trips that reach the programme's threshold through the SDK; then rewards per driver
 class, the budget check and a scan of everything the ledger serves for the simulated values.
 
-Stand-in: the office signs each ticket directly with its key (issue_enrollment), as if it had checked
-each vehicle's registration; the presentation step (EnrollmentDesk) is tested in
-tests/test_mobility_enrollment.py.
+With the node's host (`NodeHost`, sim/vaults.py) the cars are connected: registered devices publishing
+their trips into their owners' vaults, the owners scoring the trips they read back, and each owner
+enrolling at the office's EnrollmentDesk with a presentation of its car's registration credential.
+Without it, the office signs each ticket directly (issue_enrollment), as if it had checked each
+vehicle's registration.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from ..core.keys import PrivateKey
 from ..modules.identity import compute_did
 from ..modules.mobility import circuit_dir
 from ..modules.mobility.messages import MAX_PERIOD_BLOCKS
+from ..offchain.identity import VEHICLE_REGISTRATION
 from ..offchain.mobility.circuit import Prover
-from ..offchain.mobility.rewards import SignedTrip, build_claim, close_trip, issue_enrollment
 from ..offchain.mobility.features import compute_features
+from ..offchain.mobility.rewards import (EnrollmentDesk, EnrollmentRefused, SignedTrip, build_claim, close_trip,
+                                         issue_enrollment)
 from ..offchain.mobility.score import DISTANCE_INDEX, SCORE_ONE, compute_score_fixed
 from ..sdk import Client, IdentityClient, TxRejected
 from ..sdk.mobility import claim, create_programme, enroll
@@ -88,21 +92,51 @@ def start_programme(client: Client, sponsor: PrivateKey, office: PrivateKey, ter
     return status.chain_id, programme_id, result.height // MAX_PERIOD_BLOCKS
 
 
-def enroll_fleet(client: Client, chain_id: str, programme_id: int, period: int, office: PrivateKey,
-                 office_secret: bytes, classes: list[str]) -> list[Owner]:
-    """One owner per vehicle, each enrolled with a ticket naming a vehicle of its own."""
+def enroll_fleet(client: IdentityClient, chain_id: str, programme_id: int, period: int, office: PrivateKey,
+                 office_secret: bytes, classes: list[str], fleet: list[ConnectedVehicle] | None = None) -> list[Owner]:
+    """One owner per vehicle, each enrolled with a ticket naming a vehicle of its own: with a connected
+    `fleet`, from the office's EnrollmentDesk for a presentation of the car's registration credential in
+    its owner's wallet; without, signed by the office directly (the stand-in)."""
     owners = [Owner(driver, PrivateKey.generate()) for driver in classes]
     run_tag = os.urandom(8).hex()  # vehicles of another run on the same node are other vehicles
+    desk = None if not fleet else _desk(client, chain_id, office, office_secret)
     sent = []
     for index, owner in enumerate(owners):
-        ticket = issue_enrollment(office, office_secret, chain_id, programme_id, period, f"sim-{run_tag}-{index}",
-                                  owner.pseudonym.public_key, owner.pseudonym.address())
+        if desk is None:
+            ticket = issue_enrollment(office, office_secret, chain_id, programme_id, period, f"sim-{run_tag}-{index}",
+                                      owner.pseudonym.public_key, owner.pseudonym.address())
+        else:
+            ticket = _desk_ticket(client, desk, fleet[index], programme_id, period, owner.pseudonym)
         sent.append(client.submit(enroll(chain_id, owner.pseudonym, 0, ticket)).tx_id)
     for tx_id in sent:
         done = client.wait(tx_id, timeout_s=WAIT_S)
         if done.result is None or not done.result.ok:
             raise RuntimeError(f"enroll: tx {tx_id} not committed ({done.status}: {done.result and done.result.log})")
     return owners
+
+
+def _desk(client: IdentityClient, chain_id: str, office: PrivateKey, secret: bytes) -> EnrollmentDesk:
+    """The office's desk, checking presentations against its own vehicle-registration definition."""
+    did = compute_did(office.signer(), b"")
+    publication = client.get_publication(did, VEHICLE_REGISTRATION)
+    if publication["state"] != "published":
+        raise RuntimeError(f"--office: {did} has not published {VEHICLE_REGISTRATION} ({publication['state']}): "
+                           f"expected the office that issued the cars' registrations")
+    return EnrollmentDesk(office, secret, chain_id, publication["cred_def_id"])
+
+
+def _desk_ticket(client: IdentityClient, desk: EnrollmentDesk, vehicle: ConnectedVehicle, programme_id: int,
+                 period: int, pseudonym: PrivateKey):
+    """The owner answers the desk's request with its car's registration and gets the enrollment ticket."""
+    height = client.status().height
+    request = desk.request(programme_id, period, pseudonym.public_key, pseudonym.address(), height)
+    presentation = client.present(vehicle.wallet, request)
+    current = client.status().height
+    try:
+        return desk.issue(client.ledger.state_at(current), current, programme_id, period, pseudonym.public_key,
+                          pseudonym.address(), height, presentation)
+    except EnrollmentRefused as exc:
+        raise RuntimeError(f"enrollment desk: {vehicle.did}: {exc}") from None
 
 
 def trip_closer(owners: list[Owner], chain_id: str, programme_id: int) -> Callable[[Trip], None]:
@@ -274,10 +308,11 @@ def run_rewarded_traffic(url: str, sponsor: PrivateKey, office: PrivateKey, offi
     """The whole run against the node at `url`: programme, enrollment, (with `host`: the fleet connected,
     each trip published into its owner's vault and read back by the owner), traffic, claims, summary, scan."""
     phase = on_phase or (lambda name, total: None)
-    with Client(url, timeout_s=WAIT_S) as client:
+    with IdentityClient(url, timeout_s=WAIT_S) as client:
         chain_id, programme_id, period = start_programme(client, sponsor, office, terms)
-        owners = enroll_fleet(client, chain_id, programme_id, period, office, office_secret, sim.classes)
-        fleet = [] if host is None else connect_fleet(url, host, len(owners), sim.work / "fleet", say)
+        fleet = [] if host is None else connect_fleet(url, host, len(sim.classes), sim.work / "fleet", say)
+        say(f"enrolling {len(sim.classes)} owners" + (" at the office's enrollment desk" if fleet else ""))
+        owners = enroll_fleet(client, chain_id, programme_id, period, office, office_secret, sim.classes, fleet)
         trips: list[Trip] = []
         closer = trip_closer(owners, chain_id, programme_id)
 
@@ -296,6 +331,6 @@ def run_rewarded_traffic(url: str, sponsor: PrivateKey, office: PrivateKey, offi
         summary = rewards_summary(client, programme_id, owners)
     forms = sample_forms(trips)
     found = scan(forms, ledger_haystacks(url, programme_id, owners))
-    summary.update(counts)
+    summary.update(counts, enrollment="desk" if fleet else "office-signed")
     return {**traffic, "rewards": summary, "privacy_scan": {"forms": len(forms), "found": len(found),
                                                             "examples": [form.hex() for form in found[:5]]}}

@@ -63,6 +63,7 @@ class ConnectedVehicle:
     vault_key: VaultKey
     data_set: str
     credentials: dict[str, Any]
+    wallet: Any = None  # the owner's wallet, holding the car's vehicle-registration credential
     sealer: DeviceSealer | None = None
     consumers: list[bytes] = field(default_factory=list)
     windows: int = 0  # published
@@ -119,7 +120,7 @@ def _own(client: IdentityClient, office: IdentityClient, host: NodeHost, chain_i
                 RegisterVaultKey(account, vault_key.public),
                 RegisterDataSet(SCHEMA_ID, commitment, did, host.gateway_did, "")]
     data_set = compute_data_set_id(owner.address(), did, SCHEMA_ID, commitment)
-    vehicle = ConnectedVehicle(device, did, owner, vault_key, data_set, {})
+    vehicle = ConnectedVehicle(device, did, owner, vault_key, data_set, {}, wallet)
     return vehicle, sign(chain_id, [owner], client.get_nonce(owner.address()), messages)
 
 
