@@ -12,6 +12,7 @@ vehicle's registration.
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 import time
@@ -36,7 +37,7 @@ from ..sdk.mobility import claim, create_programme, enroll
 from .citymap import CityMap, feature_samples
 from .drivers import CLASS_NAMES
 from .traffic import TrafficSim, Trip
-from .vaults import ConnectedVehicle, NodeHost, connect_fleet, publish_trip, read_trip
+from .vaults import ConnectedVehicle, NodeHost, connect_fleet, publish_trip, read_samples
 
 WAIT_S = 60.0  # per committed tx the run waits for
 PROGRAMME_BLOCKS = 1_000_000  # the programme's life from its creation height
@@ -156,13 +157,18 @@ def read_back(url: str, owners: list[Owner], fleet: list[ConnectedVehicle], city
     with IdentityClient(url, timeout_s=WAIT_S) as client:
         chain_id = client.status().chain_id
         for owner, vehicle in zip(owners, fleet):
+            if not owner.spans:
+                continue
+            samples = read_samples(client, chain_id, vehicle, owner.spans[0][0], owner.spans[-1][1],
+                                   sum(count for _, _, count in owner.spans))
+            times = [sample.t_s for sample in samples]
+            read += len(samples)
             for index, (first_s, last_s, count) in enumerate(owner.spans):
-                samples = read_trip(client, chain_id, vehicle, first_s, last_s, count)
-                read += len(samples)
-                trips += len(samples) == count
-                inputs = compute_features(feature_samples(samples, city)).model_inputs() if samples else []
-                matching += inputs == owner.trips[index].features[:len(inputs)] and len(samples) == count
-                owner.scores[index] = compute_score_fixed(inputs)[0] // SCORE_ONE if samples else 0
+                trip = samples[bisect.bisect_left(times, first_s):bisect.bisect_right(times, last_s)]
+                inputs = compute_features(feature_samples(trip, city)).model_inputs() if trip else []
+                trips += len(trip) == count
+                matching += len(trip) == count and inputs == owner.trips[index].features[:len(inputs)]
+                owner.scores[index] = compute_score_fixed(inputs)[0] // SCORE_ONE if trip else 0
     return {"vehicles": len(fleet), "windows_published": sum(vehicle.windows for vehicle in fleet),
             "samples_published": sum(count for owner in owners for _, _, count in owner.spans),
             "samples_read_back": read, "trips_read_back": trips, "trips_matching_commitment": matching,

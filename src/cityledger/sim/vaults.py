@@ -38,6 +38,9 @@ BROKER_WAIT_S = 120.0  # for the node to take a new device's broker credentials 
 VAULT_WAIT_S = 120.0  # for the gateway to file a trip's last windows in the owner's vault
 RETRY_S = 0.5
 PUBLISH_TIMEOUT_S = 60.0  # for the broker to acknowledge a trip's windows
+# windows one owner read asks for: at most two records a window (a trip ending and the next starting
+# in it), within the vault service's MAX_RELEASE_RECORDS (1,000) a read answers
+READ_CHUNK_WINDOWS = 400
 
 
 @dataclass(frozen=True)
@@ -152,18 +155,26 @@ def publish_trip(vehicle: ConnectedVehicle, telemetry: list[TelemetrySample]) ->
     vehicle.windows += len(payloads)
 
 
-def read_trip(client: IdentityClient, chain_id: str, vehicle: ConnectedVehicle, first_s: int, last_s: int,
-              expected: int) -> list[TelemetrySample]:
-    """The owner's samples of [first_s, last_s] from its vault, once the gateway filed all `expected`."""
-    start = first_s - first_s % vehicle.sealer.config.window_s
-    account = address_to_str(vehicle.owner.address())
+def read_samples(client: IdentityClient, chain_id: str, vehicle: ConnectedVehicle, first_s: int, last_s: int,
+                 expected: int) -> list[TelemetrySample]:
+    """The owner's samples of [first_s, last_s] from its vault in time order, once the gateway filed all
+    `expected` (or VAULT_WAIT_S passed): signed owner reads of READ_CHUNK_WINDOWS windows each."""
+    window_s = vehicle.sealer.config.window_s
     deadline = time.monotonic() + VAULT_WAIT_S
     while True:
-        height = client.status().height
-        body = sign_request(chain_id, [vehicle.owner], "read", account, height, data_set=vehicle.data_set,
-                            start_s=start, end_s=last_s + 1)
-        samples = [sample for _, window in open_records(client.vault_read(body), vehicle.vault_key)
-                   for sample in window if first_s <= sample.t_s <= last_s]
+        samples: list[TelemetrySample] = []
+        for start in range(first_s - first_s % window_s, last_s + 1, window_s * READ_CHUNK_WINDOWS):
+            end = min(start + window_s * READ_CHUNK_WINDOWS, last_s + 1)
+            samples += [sample for _, window in _read(client, chain_id, vehicle, start, end)
+                        for sample in window if first_s <= sample.t_s <= last_s]
         if len(samples) >= expected or time.monotonic() > deadline:
             return sorted(samples, key=lambda sample: sample.t_s)
         time.sleep(RETRY_S)
+
+
+def _read(client: IdentityClient, chain_id: str, vehicle: ConnectedVehicle, start_s: int, end_s: int):
+    """One signed owner read of the records whose window starts in [start_s, end_s), opened."""
+    account = address_to_str(vehicle.owner.address())
+    body = sign_request(chain_id, [vehicle.owner], "read", account, client.status().height,
+                        data_set=vehicle.data_set, start_s=start_s, end_s=end_s)
+    return open_records(client.vault_read(body), vehicle.vault_key)
