@@ -67,8 +67,8 @@ def _planted_forms(lat: int, lon: int, speeds: tuple[int, int], t_s: int) -> lis
         forms += [str(value).encode(), f"{value / 1e7:.7f}".encode(), struct.pack(">d", value / 1e7),
                   struct.pack("<d", value / 1e7)]
     forms += [struct.pack(fmt, lat, lon) for fmt in (">2i", "<2i", ">2q", "<2q")]
-    forms += [str(t_s).encode(), struct.pack(">q", t_s), struct.pack("<q", t_s), struct.pack(">3q", lat, lon, speeds[0]),
-              f"{speeds[0]},{speeds[1]}".encode()]
+    forms += [str(t_s).encode(), struct.pack(">q", t_s), struct.pack("<q", t_s),
+              struct.pack(">3q", lat, lon, speeds[0]), f"{speeds[0]},{speeds[1]}".encode()]
     return forms
 
 
