@@ -80,11 +80,12 @@ def test_the_scan_finds_each_form_of_a_sample_planted_alone_and_nothing_in_a_cle
     assert scan(forms, clean) == []
     planted = _planted_forms(lat, lon, speeds, t_s)
     assert set(planted) <= forms
-    for form in planted:  # text and binary forms alike, each planted alone in the middle of a haystack
-        dump = clean[:10] + [clean[10][:1_000] + form + clean[10][1_000:]] + clean[11:]
+    for form in planted:  # text and binary forms alike, each planted alone (quoted) amid random bytes
+        dump = clean[:10] + [clean[10][:1_000] + b'"' + form + b'"' + clean[10][1_000:]] + clean[11:]
         assert form in scan(forms, dump), form
     text = str(lat).encode()
     assert scan(forms, [b"7" + text + b"3"]) == []  # inside a longer number (an AnonCreds proof's digits)
+    assert scan(forms, [b"'hash': 'a" + text + b"f0'", b"time_ns: 17" + text]) == []  # in hex, in a longer time
     assert scan(forms, [b'{"lat":' + text + b"}", b"x" + text]) == [text]
 
 

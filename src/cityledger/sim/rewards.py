@@ -280,8 +280,8 @@ def ledger_haystacks(url: str, programme_id: int, owners: list[Owner]) -> list[b
 def scan(forms: set[bytes], haystacks: list[bytes]) -> list[bytes]:
     """The forms found in any haystack, in one pass over each (Aho-Corasick: linear in the bytes scanned
     plus the matches, whatever the number of forms; testing each form with `in` was forms x bytes). A
-    form written as digits counts only where no digit touches it: a number's text inside a longer one
-    is not that number."""
+    form written as digits counts only where no letter or digit touches it: a number's text inside a
+    longer number (a block's time in ns, an AnonCreds proof) or a hash's hex is not that number."""
     import ahocorasick  # the sim extra's; its wheels search text, so bytes travel as latin-1 (one char a byte)
 
     automaton = ahocorasick.Automaton()
@@ -294,8 +294,8 @@ def scan(forms: set[bytes], haystacks: list[bytes]) -> list[bytes]:
     for haystack in haystacks:  # one at a time: a form cannot match across two haystacks' boundary
         for end, length in automaton.iter(haystack.decode("latin-1")):
             form = haystack[end + 1 - length:end + 1]
-            if _is_number_text(form) and (_is_digit(haystack, end + 1 - length - 1) or _is_digit(haystack, end + 1)):
-                continue  # digits inside a longer number (AnonCreds proofs are thousands of digits) are not a value
+            if _is_number_text(form) and (_in_token(haystack, end - length) or _in_token(haystack, end + 1)):
+                continue  # digits inside a longer number or a hash's hex are not that number
             found.add(form)
     return sorted(found)
 
@@ -304,8 +304,9 @@ def _is_number_text(form: bytes) -> bool:
     return form[:1].isdigit() and form[-1:].isdigit()
 
 
-def _is_digit(haystack: bytes, index: int) -> bool:
-    return 0 <= index < len(haystack) and haystack[index:index + 1].isdigit()
+def _in_token(haystack: bytes, index: int) -> bool:
+    """A letter or digit at `index`: the match continues a longer word (hex, a nanosecond time, a proof)."""
+    return 0 <= index < len(haystack) and haystack[index:index + 1].isalnum()
 
 
 def run_rewarded_traffic(url: str, sponsor: PrivateKey, office: PrivateKey, office_secret: bytes, sim: TrafficSim,
