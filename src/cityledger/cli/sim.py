@@ -12,7 +12,10 @@ from typing import Optional
 
 import typer
 
-from .common import HomeOption, JsonOption, PassphraseEnvOption, console, err_console, fail, print_json
+from .common import (HomeOption, JsonOption, PassphraseEnvOption, console, err_console, fail, print_json,
+                     resolve_home)
+
+OFFICE = "issuers/transport-office"  # the node's hosted office that issues vehicle registrations
 
 app = typer.Typer(help="Simulated city traffic (Eclipse SUMO, the `sim` extra).", no_args_is_help=True)
 
@@ -30,6 +33,10 @@ def traffic(vehicles: int = typer.Option(60, "--vehicles", help="Fleet size (eac
                                                  "office (its DID accredited for vehicle-registration)"),
             budget: int = typer.Option(2_000_000, "--budget", min=1, help="With --node: the programme's budget"),
             min_score: int = typer.Option(60, "--min-score", min=0, max=100, help="With --node: points a trip needs"),
+            vaults: bool = typer.Option(True, "--vaults/--no-vaults", help="With --node: vehicles registered as "
+                                        "devices publish their trips into their owners' vaults through the node's "
+                                        "Mosquitto, and owners score their trips from what they read back (needs "
+                                        "--home to be the node's home, [telemetry] enabled)"),
             home: Optional[Path] = HomeOption, passphrase_env: Optional[str] = PassphraseEnvOption,
             as_json: bool = JsonOption) -> None:
     """Run the fleet and print each driver class's km, trips, harsh brakes per 100 km and mean trip score;
@@ -43,6 +50,7 @@ def traffic(vehicles: int = typer.Option(60, "--vehicles", help="Fleet size (eac
     except ValueError as exc:
         fail(str(exc))
     keys = _node_keys(node, sponsor, office, home, passphrase_env)
+    host = _node_host(home) if keys is not None and vaults else None
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="cityledger-sim-") as tmp:
@@ -56,7 +64,7 @@ def traffic(vehicles: int = typer.Option(60, "--vehicles", help="Fleet size (eac
             task = progress.add_task("simulating (s)", total=sim.steps)
             on_step = (lambda step: progress.update(task, completed=step))
             try:
-                summary = sim.run(on_step=on_step) if keys is None else _rewarded(node, keys, sim, budget,
+                summary = sim.run(on_step=on_step) if keys is None else _rewarded(node, keys, host, sim, budget,
                                                                                    min_score, progress, on_step)
             except (ValueError, RuntimeError) as exc:
                 fail(str(exc))
@@ -82,8 +90,55 @@ def _node_keys(node, sponsor, office, home, passphrase_env):
             _keystore_key(home, office, passphrase_env, "--office"))
 
 
-def _rewarded(node, keys, sim, budget: int, min_score: int, progress, on_step) -> dict:
+def _node_host(home: Optional[Path]):
+    """The node host's side of connected simulated cars, read from the node's home (--home)."""
+    import re
+    from dataclasses import asdict
+
+    from ..modules.identity import compute_did
+    from ..node.home import load_config, load_key
+    from ..offchain.telemetry.broker import Broker
+    from ..sim.vaults import NodeHost
+
+    folder = resolve_home(home)
+    try:
+        config = load_config(folder)
+        maker = load_key(folder / "keys" / "car-maker.json")
+        office_key = load_key(folder / OFFICE / "key.json")
+        token = (folder / OFFICE / "token").read_text().strip()
+    except (OSError, ValueError) as exc:
+        fail(f"--home: expected the node's home with its car maker and hosted transport office ({exc}); "
+             f"or give --no-vaults")
+    if not config.telemetry.enabled or not config.telemetry.gateway_did:
+        fail(f"--home: {folder} has telemetry.enabled = false in config.toml: enable it (docs/PRIVACY.md) or "
+             f"give --no-vaults")
+    broker_folder = config.telemetry_path / "broker"
+    port = config.telemetry.port
+    if port == 0:  # picked at the node's start: the running broker's configuration says which
+        found = re.search(r"^listener (\d+) ", _read(broker_folder / "mosquitto.conf"), re.M)
+        if found is None:
+            fail(f"--home: no running broker's configuration in {broker_folder}: is the node up?")
+        port = int(found.group(1))
+
+    def add_device(did: str) -> dict:
+        creds = asdict(Broker(broker_folder, config.telemetry.host, port).add_device(did))
+        return dict(creds, port=port)
+
+    return NodeHost(maker, compute_did(maker.signer(), b""), compute_did(office_key.signer(), b""), token,
+                    config.telemetry.gateway_did, add_device)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _rewarded(node, keys, host, sim, budget: int, min_score: int, progress, on_step) -> dict:
     import os
+
+    import httpx
 
     from ..sdk import CityLedgerError
     from ..sim.rewards import Terms, run_rewarded_traffic
@@ -97,8 +152,8 @@ def _rewarded(node, keys, sim, budget: int, min_score: int, progress, on_step) -
     terms = Terms(budget=budget, min_score=min_score)
     try:
         return run_rewarded_traffic(node, keys[0], keys[1], os.urandom(32), sim, terms, on_step=on_step,
-                                    on_claim=on_claim, on_phase=phase)
-    except (CityLedgerError, OSError) as exc:
+                                    on_claim=on_claim, on_phase=phase, host=host, say=progress.console.log)
+    except (CityLedgerError, OSError, httpx.HTTPError) as exc:
         fail(f"--node: {node}: {exc}")
         return {}
 
@@ -135,3 +190,8 @@ def _print_rewards(summary: dict) -> None:
     scanned = summary["privacy_scan"]
     console.print(f"budget {held}; claims sent {rewards['claims_sent']}, refused {rewards['claims_refused']}; "
                   f"ledger scan: {scanned['found']} of {scanned['forms']:,} simulated values found")
+    if "vaults" in summary:
+        vaults = summary["vaults"]
+        console.print(f"vaults: {vaults['windows_published']:,} sealed windows published by {vaults['vehicles']} cars; "
+                      f"owners read back {vaults['samples_read_back']:,} of {vaults['samples_published']:,} samples, "
+                      f"{vaults['trips_matching_commitment']} trip(s) scoring as committed")

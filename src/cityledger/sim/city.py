@@ -51,6 +51,12 @@ def to_lat_lon_e7(x_m: float, y_m: float) -> tuple[int, int]:
     return lat, lon
 
 
+def from_lat_lon_e7(lat_e7: int, lon_e7: int) -> tuple[float, float]:
+    """The inverse of to_lat_lon_e7: a vehicle/1 position as metres from the city origin (x east, y north)."""
+    return ((lon_e7 - CITY_ORIGIN_LON_E7) / _DEG_E7 * EARTH_RADIUS_M * _COS_ORIGIN,
+            (lat_e7 - CITY_ORIGIN_LAT_E7) / _DEG_E7 * EARTH_RADIUS_M)
+
+
 def generate_grid(out: Path, seed: int) -> Path:
     """A city grid with traffic lights made by the wheel's netgenerate; returns the .net.xml path."""
     net = out / "grid.net.xml"

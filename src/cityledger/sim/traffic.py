@@ -1,6 +1,7 @@
 """The traffic run: SUMO steps the city 1 s at a time, each vehicle reads its own state through libsumo
-subscriptions, records 1 Hz samples (telemetry vehicle/1 units and the trip features' inputs) and,
-at each arrival, closes the trip on board and starts the next one, so the fleet stays the same size.
+subscriptions, records 1 Hz telemetry samples (vehicle/1 units) and, at each arrival, closes the trip on
+board (its features from those samples and the city map, sim/citymap.py) and starts the next one, so
+the fleet stays the same size.
 
 Deterministic for a seed: SUMO's own randomness (--seed), the drivers' parameters (drawn with the
 seed) and the trips' origins and destinations (random.Random(seed)) all follow from it.
@@ -8,17 +9,17 @@ seed) and the trips' origins and destinations (random.Random(seed)) all follow f
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..offchain.mobility.features import MAX_ACCEL_MM_S2, MAX_SPEED_MM_S, Sample, TripFeatures, compute_features
+from ..offchain.mobility.features import MAX_SPEED_MM_S, Sample, TripFeatures, compute_features
 from ..offchain.mobility.score import SCORE_ONE, compute_score_fixed
 from ..offchain.telemetry.format import Sample as TelemetrySample
 from .city import check_net, generate_grid, to_lat_lon_e7
+from .citymap import CityMap, feature_samples
 from .drivers import CLASS_NAMES, assign_classes, write_vtypes
 
 MAX_SIM_VEHICLES = 5_000
@@ -62,14 +63,11 @@ class ClassTotals:
 
 @dataclass
 class _OnBoard:
-    """A vehicle's trip in progress: its SUMO id, samples so far, last heading."""
+    """A vehicle's trip in progress: its SUMO id, samples so far, the last road edge it was on."""
 
     sumo_id: str
     trip: int = 0
     telemetry: list = field(default_factory=list)
-    samples: list = field(default_factory=list)
-    angle: float | None = None
-    speed: float = 0.0
     edge: str = ""
 
 
@@ -94,6 +92,7 @@ class TrafficSim:
         self.work, self.seed, self.steps = Path(work), seed, round(hours * 3_600)
         self.start_s = start_hour * 3_600
         self.net = check_net(Path(net)) if net is not None else generate_grid(self.work, seed)
+        self.city = CityMap.from_net(self.net)  # the public map vehicles and owners read limits from
         self.classes = assign_classes(vehicles)
         self.vtypes_path, self.vtypes = write_vtypes(self.work, self.classes, seed)
         self.rng = random.Random(seed)
@@ -108,15 +107,13 @@ class TrafficSim:
         import libsumo
 
         # what each vehicle reads of itself every step (libsumo is imported only when a run starts)
-        self.vars = (libsumo.VAR_SPEED, libsumo.VAR_POSITION, libsumo.VAR_ANGLE, libsumo.VAR_LANE_ID,
-                 libsumo.VAR_ROAD_ID)
+        self.vars = (libsumo.VAR_SPEED, libsumo.VAR_POSITION, libsumo.VAR_ROAD_ID)
         libsumo.start(["sumo", "-n", str(self.net), "-a", str(self.vtypes_path), "--step-length", "1",
                        "--seed", str(self.seed), "--no-step-log", "--no-warnings", "--begin", "0",
                        "--end", str(self.steps + 1), "--ignore-route-errors", "--time-to-teleport", "300"])
         started = time.perf_counter()
         try:
             self.edges = _passenger_edges(libsumo)
-            self.limits = _lane_limits(libsumo)
             if len(self.edges) < 2:
                 raise ValueError(f"--net: expected a network with at least 2 edges open to cars, "
                                  f"found {len(self.edges)}")
@@ -157,33 +154,23 @@ class TrafficSim:
         libsumo.route.add(f"r.{board.sumo_id}", list(route))
         libsumo.vehicle.add(board.sumo_id, f"r.{board.sumo_id}", typeID=vtype, depart="now",
                             departLane="best", departSpeed="0")
-        board.telemetry, board.samples, board.angle, board.edge = [], [], None, origin
+        board.telemetry, board.edge = [], origin
 
     def _depart(self, libsumo) -> None:
         for sumo_id in libsumo.simulation.getDepartedIDList():
             libsumo.vehicle.subscribe(sumo_id, self.vars)
 
     def _sample(self, libsumo, fleet: list[_OnBoard], by_id: dict[str, int], step: int) -> None:
-        """One second of every driving vehicle, in integers (the units the vehicle's devices use)."""
+        """One second of every driving vehicle, in the integers of the vehicle's telemetry (vehicle/1)."""
         t_s = SIM_START_UNIX_S + self.start_s + step
-        second_of_day = (self.start_s + step) % 86_400
-        speed_v, pos_v, angle_v, lane_v, road_v = self.vars
-        limits = self.limits
+        speed_v, pos_v, road_v = self.vars
         results = libsumo.vehicle.getAllSubscriptionResults()
         self.vehicle_steps += len(results)
         for sumo_id, values in results.items():
             if values[pos_v][0] == libsumo.INVALID_DOUBLE_VALUE:
                 continue  # off the network this second (SUMO teleports a vehicle stuck in a jam): no sample
             board = fleet[by_id[sumo_id]]
-            speed = max(values[speed_v], 0.0)
-            angle = values[angle_v]
-            turn = 0.0 if board.angle is None else (angle - board.angle + 180.0) % 360.0 - 180.0
-            mean_speed = speed if board.angle is None else (speed + board.speed) / 2
-            board.angle, board.speed = angle, speed
-            speed_mm_s = min(round(speed * 1_000), MAX_SPEED_MM_S)
-            # the second's mean lateral acceleration: its mean speed times its heading change per second
-            lateral = max(-MAX_ACCEL_MM_S2, min(MAX_ACCEL_MM_S2, round(mean_speed * math.radians(turn) * 1_000)))
-            board.samples.append(Sample(speed_mm_s, limits.get(values[lane_v], 0), lateral, second_of_day))
+            speed_mm_s = min(round(max(values[speed_v], 0.0) * 1_000), MAX_SPEED_MM_S)
             lat, lon = to_lat_lon_e7(*values[pos_v])
             board.telemetry.append(TelemetrySample(t_s, (lat, lon, min(speed_mm_s // 10, MAX_TELEMETRY_SPEED_CM_S))))
             if not values[road_v].startswith(":"):
@@ -194,13 +181,14 @@ class TrafficSim:
         for sumo_id in libsumo.simulation.getArrivedIDList():
             index = by_id.pop(sumo_id)
             board = fleet[index]
-            if board.samples:
+            if board.telemetry:
                 self._close(index, board, on_trip)
             self._start_trip(libsumo, fleet, index, board.edge)
             by_id[board.sumo_id] = index
 
     def _close(self, index: int, board: _OnBoard, on_trip) -> None:
-        features = compute_features(board.samples)
+        samples = feature_samples(board.telemetry, self.city)
+        features = compute_features(samples)
         score, _ = compute_score_fixed(features.model_inputs())
         totals = self.totals[self.classes[index]]
         totals.trips += 1
@@ -208,7 +196,7 @@ class TrafficSim:
         totals.harsh_brakes += features.harsh_brakes
         totals.score_fixed_sum += score
         if on_trip is not None:
-            on_trip(Trip(index, self.classes[index], board.telemetry, board.samples, features, score))
+            on_trip(Trip(index, self.classes[index], board.telemetry, samples, features, score))
 
     def summary(self) -> dict:
         """The run's figures, per driver class."""
@@ -229,13 +217,6 @@ def _passenger_edges(libsumo) -> list[str]:
         if any(_allows_cars(libsumo, lane) for lane in lanes):
             out.append(edge)
     return sorted(out)
-
-
-def _lane_limits(libsumo) -> dict[str, int]:
-    """Each road lane's posted limit in mm/s. Lanes inside junctions are left out (their turn speeds are
-    no legal limit: a vehicle there is never "over")."""
-    return {lane: min(round(libsumo.lane.getMaxSpeed(lane) * 1_000), MAX_SPEED_MM_S)
-            for lane in libsumo.lane.getIDList() if not lane.startswith(":")}
 
 
 def _allows_cars(libsumo, lane: str) -> bool:
