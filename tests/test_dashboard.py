@@ -27,7 +27,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from browser_helpers import chromium, chromium_path, open_page
+from browser_helpers import chromium, chromium_path, open_page, search_by_keyboard
 from test_api_helpers import free_port
 from test_batteries import Batteries
 from test_identity_fixtures import ALICE, City
@@ -48,6 +48,7 @@ from cityledger.modules.mobility import CreateProgramme
 from cityledger.node.passports import open_passport_store
 from cityledger.offchain.passport.reports import VerifiedReport
 from cityledger.offchain.passport.store import ReportBook
+from cityledger.sdk.txs import tx_id
 from cityledger.wire import (BatteryAlertsView, DevicesByKindView, PaymentsPerDayView, RecyclingView, RewardsView)
 
 with warnings.catch_warnings():
@@ -403,4 +404,28 @@ def test_first_load_weighs_at_most_1_mb_with_plotly_cached(served, browser):
     assert any(url.endswith("/dashboard/data/recycling") for url in loaded)
     assert 0 < weight <= MAX_FIRST_LOAD_BYTES, weight
     assert watch.clean()
+    page.context.close()
+
+
+@pytest.mark.slow
+def test_search_from_the_keyboard_finds_block_tx_address_did_and_passport(served, browser):
+    store = served.node.store
+    height = next(h for h in range(store.last_height(), 0, -1) if store.get_block(h).txs)
+    committed = tx_id(store.get_block(height).txs[0])
+    address = "city" + served.city.chain.accounts[3].address().hex()
+    passport, did = served.ids["in_service"], served.ids["first"]
+    cases = [(str(height), f"/explorer/block/{height}", f"Block {height}", None),
+             (committed, f"/explorer/tx/{committed}", "Transaction", committed),
+             (address, f"/explorer/account/{address}", "Account", address),
+             (did, "/explorer/dids", "DIDs", did),
+             (passport, "/explorer/passports", "Battery passports", passport)]
+    page, watch = open_page(browser, served.url)
+    for text, path, heading, shown in cases:
+        page.goto(served.url + "/")
+        search_by_keyboard(page, text)
+        assert page.url.startswith(served.url + path), (text, page.url)
+        assert page.locator("h1").inner_text().startswith(heading), (text, page.locator("h1").inner_text())
+        assert shown is None or shown in page.locator("main").inner_text(), text
+    assert "in_service" in page.locator("main").inner_text()  # the passport's record: its stage on chain
+    assert watch.console_errors == [] and watch.outside_requests == []
     page.context.close()
