@@ -329,6 +329,46 @@ def test_past_their_bounds_the_alert_and_recycling_answers_say_incomplete(world,
     assert (recycling["recyclers"], recycling["complete"], recycling["batches"]) == (1, False, 1)
 
 
+def _listed(world, slug: str, field: str) -> list[str]:
+    """Every id a city-wide explorer list shows, following its "Next page" links."""
+    import re
+
+    path, seen = f"/explorer/{slug}", []
+    while path:
+        page = world.client.get(path)
+        assert page.status_code == 200, page.text
+        seen += re.findall(rf"<dt>{field}</dt><dd>(?:<a [^>]*>|<span class=\"v\">)([^<]+)<", page.text)
+        found = re.search(rf'href="(/explorer/{slug}\?after=[0-9a-f]+)">Next page', page.text)
+        path = found.group(1) if found else ""
+    return seen
+
+
+def test_explorer_lists_every_device_and_passport_in_pages(world, monkeypatch):
+    import cityledger.modules.paging as paging
+    from cityledger.modules.batteries.handlers import decode_passport
+    from cityledger.modules.batteries.keys import PASSPORTS_PREFIX
+
+    store = world.city.ledger.store
+    devices = sorted(decode_device(raw).did for _, raw in store.iter_prefix(DEVICES_PREFIX))
+    passports = sorted(decode_passport(raw).passport for _, raw in store.iter_prefix(PASSPORTS_PREFIX))
+    assert len(devices) >= 6 and len(passports) == 4
+    monkeypatch.setattr(paging, "MAX_OWNED_RESULTS", 2)
+    assert sorted(_listed(world, "devices", "did")) == devices
+    assert sorted(_listed(world, "passports", "passport")) == passports
+    page = world.client.get("/explorer/passports").text
+    assert "Battery passports by id" in page and "vehicle" not in page.split('<section aria-labelledby="record-h"')[1]
+
+
+@pytest.mark.parametrize("after", ["zz", "abc", "ab cd", "ab\ncd", "ab" * 513, "-1", "\u0661\u0662"])
+def test_hostile_list_cursors_are_400_naming_after(world, after):
+    for slug in ("devices", "passports"):
+        answer = world.client.get(f"/explorer/{slug}", params={"after": after})
+        assert answer.status_code == 400 and '<p role="alert"><span class="v">after: ' in answer.text
+    for path in ("/devices/list", "/batteries/list"):
+        with pytest.raises(ValueError, match="^after: "):
+            world.city.ledger.query(path, after=after)
+
+
 # -- validators up, charging per day ----------------------------------------------------------------
 
 def _address(pub_key_hex: str) -> bytes:

@@ -114,7 +114,8 @@ class Pages:
         view = msgspec.to_builtins(self.service.account(address))
         return self.render("account.html", title=f"Account {view['address'][:14]}…", account=view)
 
-    def section(self, section: Section, key: str | None, before: int | None = None) -> Response:
+    def section(self, section: Section, key: str | None, before: int | None = None,
+                after: str | None = None) -> Response:
         result, asked = None, key is not None or not section.arg
         if key is not None and (not key.strip() or len(key) > MAX_ID_CHARS):
             raise ApiError(400, "api/invalid_param",
@@ -122,11 +123,14 @@ class Pages:
         if asked:
             args = {section.arg: key.strip()} if section.arg and key is not None else {}
             result = section.public(self.service.query(section.module, section.query, args).result)
-        elif section.listing:  # no id: the newest records, paged back with ?before=
-            args = {} if before is None else {"before": str(before)}
+        elif section.listing:  # no id: a page of records, paged on with ?before= or ?after=
+            cursor = before if section.paged_by == "before" else after
+            args = {} if cursor is None else {section.paged_by: str(cursor)}
             result = self.service.query(section.module, section.listing, args).result
+        listed = key is None and isinstance(result, dict)
+        following = result.get("before" if section.paged_by == "before" else "next") if listed else None
         return self.render("section.html", title=section.title, section=section, key=key or "", result=result,
-                           older=result.get("before") if key is None and isinstance(result, dict) else None)
+                           following=following)
 
     def search(self, text: str) -> Response:
         text = text.strip()
@@ -178,11 +182,11 @@ def include_pages(app: FastAPI, service: NodeService) -> Pages:
 
     @router.get("/explorer/{slug}", response_class=HTMLResponse)
     def section(slug: str, id: str | None = None,  # noqa: A002 - the query parameter's name
-                before: int | None = Query(None, ge=1, le=2**63 - 1)) -> Response:
+                before: int | None = Query(None, ge=1, le=2**63 - 1), after: str | None = None) -> Response:
         found = find(pages.sections, slug)
         if found is None:
             return pages.error(ApiError(404, "api/not_found", f"slug: no explorer section {slug[:80]!r}"))
-        return pages.guarded(lambda: pages.section(found, id, before))
+        return pages.guarded(lambda: pages.section(found, id, before, after))
 
     app.include_router(router)
     return pages
