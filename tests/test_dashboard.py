@@ -51,8 +51,8 @@ from cityledger.node.passports import open_passport_store
 from cityledger.offchain.passport.reports import VerifiedReport
 from cityledger.offchain.passport.store import ReportBook
 from cityledger.sdk.txs import tx_id
-from cityledger.wire import (BatteryAlertsView, ChargingPerDayView, DevicesByKindView, PaymentsPerDayView, RecyclingView,
-                             RewardsView, ValidatorsView)
+from cityledger.wire import (BatteryAlertsView, ChargingPerDayView, DevicesByKindView, PaymentsPerDayView,
+                             RecyclingView, RewardsView, ValidatorsView)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -421,7 +421,8 @@ def test_cometbft_votes_from_finalize_block_say_who_signed(world, monkeypatch):
     assert world.get("/dashboard/data/validators", ValidatorsView, blocks=1)["heights"] == [4]
 
 
-@pytest.mark.parametrize("blocks", ["0", "-1", str(MAX_CHART_BLOCKS + 1), "9" * 400, "abc", "1\n2", "", "0x10", "\u0661"])
+@pytest.mark.parametrize("blocks", ["0", "-1", str(MAX_CHART_BLOCKS + 1), "9" * 400, "abc", "1\n2", "", "0x10",
+                                    "\u0661"])
 def test_hostile_block_counts_of_validators_are_400_naming_the_field(world, blocks):
     answer = world.client.get("/dashboard/data/validators", params={"blocks": blocks})
     assert answer.status_code == 400 and answer.json()["error"]["field"] == "blocks"
@@ -492,8 +493,8 @@ def test_hostile_day_counts_of_charging_are_400_naming_the_field(world, days):
 
 # -- in the browser ---------------------------------------------------------------------------------
 
-CHARTS = ("c-interval", "c-txs", "c-modules", "c-validators", "c-devices", "c-charging", "c-paid", "c-stages", "c-alerts",
-          "c-recovery", "c-rewards", "c-claims")
+CHARTS = ("c-interval", "c-txs", "c-modules", "c-validators", "c-energy", "c-devices", "c-charging", "c-paid",
+          "c-stages", "c-alerts", "c-recovery", "c-rewards", "c-claims")
 PHONE_WIDTH = 375
 MAX_FIRST_LOAD_BYTES = 1_000_000  # the issue's bound on a page's first load, plotly's bundle cached
 START_GUARD_S = 120  # a hang guard for uvicorn's start on a loaded machine, not a speed bound
@@ -533,7 +534,8 @@ def wait_for_charts(page) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, PHONE_WIDTH])
-def test_every_chart_draws_its_route_with_no_console_error(served, browser, width):
+def test_every_chart_draws_its_route_with_no_console_error(served, browser, width, csms_store, monkeypatch):
+    monkeypatch.setattr(served.node, "charging", types.SimpleNamespace(store=csms_store), raising=False)
     page, watch = open_page(browser, served.url, width=width)
     page.goto(served.url + "/dashboard")
     wait_for_charts(page)
@@ -558,7 +560,8 @@ def test_every_chart_draws_its_route_with_no_console_error(served, browser, widt
 
 
 @pytest.mark.slow
-def test_first_load_weighs_at_most_1_mb_with_plotly_cached(served, browser):
+def test_first_load_weighs_at_most_1_mb_with_plotly_cached(served, browser, csms_store, monkeypatch):
+    monkeypatch.setattr(served.node, "charging", types.SimpleNamespace(store=csms_store), raising=False)
     page, watch = open_page(browser, served.url)
     loaded: dict[str, int] = {}
     page.on("requestfinished", lambda request: loaded.__setitem__(request.url, request.sizes()["responseBodySize"]))
@@ -595,13 +598,20 @@ def test_search_from_the_keyboard_finds_block_tx_address_did_and_passport(served
     page.context.close()
 
 
-@pytest.mark.slow
-def test_energy_and_validator_charts_draw_on_a_node_with_a_csms(served, browser, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def csms_store(tmp_path_factory):
+    """A CSMS store holding three sessions over two days, run through a real CSMS."""
     from cityledger.offchain.charging.store import CsmsStore
 
-    store = CsmsStore(tmp_path / "csms.sqlite")
+    store = CsmsStore(tmp_path_factory.mktemp("csms") / "csms.sqlite")
     _charge(store)
-    monkeypatch.setattr(served.node, "charging", types.SimpleNamespace(store=store), raising=False)
+    yield store
+    store.close()
+
+
+@pytest.mark.slow
+def test_energy_and_validator_charts_draw_on_a_node_with_a_csms(served, browser, csms_store, monkeypatch):
+    monkeypatch.setattr(served.node, "charging", types.SimpleNamespace(store=csms_store), raising=False)
     page, watch = open_page(browser, served.url, width=PHONE_WIDTH)
     page.goto(served.url + "/dashboard")
     for chart in ("c-energy", "c-validators"):
@@ -613,4 +623,3 @@ def test_energy_and_validator_charts_draw_on_a_node_with_a_csms(served, browser,
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0 and watch.clean(), (overflow, watch)
     page.context.close()
-    store.close()

@@ -40,8 +40,8 @@ LIVE_TIMEOUT_MS = 30_000
 PHONE_WIDTH = 375
 MAX_CRAWL_PAGES = 400
 MAX_FIRST_LOAD_BYTES = 1_000_000  # the bound on a page's first load, plotly's bundle cached
-CHARTS = ("c-interval", "c-txs", "c-modules", "c-validators", "c-devices", "c-charging", "c-paid", "c-stages", "c-alerts", "c-recovery",
-          "c-rewards", "c-claims")
+CHARTS = ("c-interval", "c-txs", "c-modules", "c-validators", "c-devices", "c-charging", "c-paid", "c-stages",
+          "c-alerts", "c-recovery", "c-rewards", "c-claims")
 RESIDENTS = [
     {"name": "Quirina Portalova", "birth_date": 19771231, "district": "Zederwinkel", "resident_since": 20190707,
      "id_number": "PX-7730001"},

@@ -17,8 +17,8 @@ import msgspec
 
 from ..core.types import address_to_str
 from ..wire.batteries import PutPassportBody, ReadPassportBody, ReportBatchBody
-from ..wire.dashboard import (BatteryAlertsView, ChargingPerDayView, DevicesByKindView, PaymentsPerDayView, RecyclingView,
-                              RewardsView, ValidatorsView)
+from ..wire.dashboard import (BatteryAlertsView, ChargingPerDayView, DevicesByKindView, PaymentsPerDayView,
+                              RecyclingView, RewardsView, ValidatorsView)
 from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedView, PolicyView, VoucherCheckBody,
                              VoucherCheckView)
 from ..wire.owned import (OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView, OwnedEnrollmentsView,

@@ -155,5 +155,5 @@ class ChargingPerDayView(_View):
     energy_wh: list[int]
 
 
-DASHBOARD_VIEW_TYPES = (ValidatorsView, ChargingPerDayView, ChainChartView, BatteryStagesView, DevicesByKindView, PaymentsPerDayView, RecyclingView,
-                        BatteryAlertsView, RewardsView)
+DASHBOARD_VIEW_TYPES = (ValidatorsView, ChargingPerDayView, ChainChartView, BatteryStagesView, DevicesByKindView,
+                        PaymentsPerDayView, RecyclingView, BatteryAlertsView, RewardsView)

@@ -57,9 +57,8 @@ from .messages import (
     UpdateDocument,
 )
 from .queries import (query_access_log, query_awaiting_recycling, query_by_stage, query_list, query_log_root,
-                      query_passport,
-                      query_recycling, query_report_root, query_second_life, query_recycler, query_reports, query_stages,
-                      query_targets)
+                      query_passport, query_recycling, query_report_root, query_second_life, query_recycler,
+                      query_reports, query_stages, query_targets)
 from .recycling import get_batch, get_recycler_totals, process_recycle
 from .targets import TARGETS, Target
 

@@ -8,7 +8,8 @@ from typing import Any
 from ...core.state import StateReader
 from .accesslog import get_anchor, get_last_anchor, get_log_root, get_report_root
 from ..paging import scan_owned
-from .handlers import decode_passport, get_history, is_passport_id, get_passport, get_passport_by_dmc, get_report, get_stage_count
+from .handlers import (decode_passport, get_history, is_passport_id, get_passport, get_passport_by_dmc, get_report,
+                       get_stage_count)
 from .keys import PASSPORTS_PREFIX, RECYCLERS_PREFIX, SECOND_LIFE_PREFIX, stage_index_prefix
 from .messages import (ELEMENTS, MAX_LOG_ANCHORS, MAX_LOG_ROOTS, MAX_REPORTS, STAGE_WASTE, STAGES, TIERS, PassportRecord,
                        RecyclerTotals)
