@@ -3,8 +3,9 @@
 One in-process chain (the modules' own test worlds: a market with a charger whose operator declared
 itself a charging counterparty, an accredited battery industry, a reward sponsor) is served by the
 dashboard's real routes through NodeService; every answer is checked against the ledger read
-another way (a state scan, the per-recycler query, the programme records). Hostile parameters get a
-400 naming the field. Then, in a real headless browser (Debian's chromium through Playwright, `slow`), the same world's
+another way (a state scan, the per-recycler query, the programme records); validators up from solo
+and from FinalizeBlock's commit votes; charging per day from a real CSMS's store; the city-wide
+device and passport lists. Hostile parameters get a 400 naming the field. Then, in a real headless browser (Debian's chromium through Playwright, `slow`), the same world's
 dashboard under uvicorn in a thread: with every request off that origin blocked and recorded, the page
 loads with no console error at desktop and phone width, every chart draws from its JSON route (the
 axes are the routes' answers), and the first load is at most 1 MB with plotly's bundle cached.
@@ -21,6 +22,7 @@ import types
 import time
 import warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -458,7 +460,9 @@ def _charge(store) -> str:
                 loop.cancel()
             return csms.id_token
 
-    return asyncio.run(scenario())
+    # A thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(scenario())).result()
 
 
 def test_charging_per_day_comes_from_the_nodes_csms_and_names_nobody(world, tmp_path, monkeypatch):
