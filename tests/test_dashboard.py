@@ -354,11 +354,12 @@ def test_explorer_lists_every_device_and_passport_in_pages(world, monkeypatch):
     devices = sorted(decode_device(raw).did for _, raw in store.iter_prefix(DEVICES_PREFIX))
     passports = sorted(decode_passport(raw).passport for _, raw in store.iter_prefix(PASSPORTS_PREFIX))
     assert len(devices) >= 6 and len(passports) == 4
+    page = world.client.get("/explorer/passports").text
     monkeypatch.setattr(paging, "MAX_OWNED_RESULTS", 2)
     assert sorted(_listed(world, "devices", "did")) == devices
     assert sorted(_listed(world, "passports", "passport")) == passports
-    page = world.client.get("/explorer/passports").text
     assert "Battery passports by id" in page and "vehicle" not in page.split('<section aria-labelledby="record-h"')[1]
+    assert all(f'href="/explorer/passports?id={passport}"' in page for passport in passports)  # each its page
 
 
 @pytest.mark.parametrize("after", ["zz", "abc", "ab cd", "ab\ncd", "ab" * 513, "-1", "\u0661\u0662"])

@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from ...core.hashing import compute_tx_id
 from ..errors import ApiError
 from ..service import NodeService
-from .sections import MAX_ID_CHARS, Section, available, find
+from .sections import MAX_ID_CHARS, UUID4, Section, available, find
 
 HERE = Path(__file__).resolve().parent
 PAGE_BLOCKS = 20  # blocks per page of the block list (one indexed read each, by height)
@@ -31,13 +31,17 @@ POLL_MS = 1000  # how often the block list asks /status for a new height (explor
 # Pages load nothing from another origin: scripts, styles and data are the node's own.
 CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 _ADDRESS = re.compile(r"city[0-9a-f]{40}")
+_PASSPORT = re.compile(UUID4)
+PASSPORT_FIELDS = ("passport", "predecessor", "successor")  # fields whose value is a battery passport id
 _TX_ID = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def link_for(value: Any) -> str | None:
-    """The explorer page of a value that names a ledger object (an address or a DID), if any."""
+def link_for(value: Any, field: str = "") -> str | None:
+    """The explorer page of a value that names a ledger object (an address, a DID, a passport field), if any."""
     if not isinstance(value, str):
         return None
+    if field in PASSPORT_FIELDS and _PASSPORT.fullmatch(value):
+        return f"/explorer/passports?id={value}"
     if _ADDRESS.fullmatch(value):
         return f"/explorer/account/{value}"
     if value.startswith("did:city:") and len(value) <= MAX_ID_CHARS:
