@@ -5,7 +5,7 @@ scripts/install_chromium.sh, which `make install` runs) through executable_path.
 watched for console errors, uncaught exceptions and any request that leaves the node's origin;
 those requests are blocked (the network cut off) and recorded, so a test can assert there were none.
 
-(No tests here; the file serves tests/test_portal_browser.py.)
+(No tests here; the file serves tests/test_portal_browser.py and tests/test_dashboard.py.)
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 LOCAL_SCHEMES = ("data:", "blob:", "about:")
+MAX_TABS_TO_SEARCH = 10
 
 
 def chromium_path() -> str:
@@ -77,3 +78,16 @@ def open_page(browser, origin: str, width: int = 1280, height: int = 800):
     page.on("console", lambda message: message.type == "error" and watch.console_errors.append(message.text))
     page.on("pageerror", lambda error: watch.console_errors.append(f"uncaught: {error}"))
     return page, watch
+
+
+def search_by_keyboard(page, text: str) -> None:
+    """Tab from the page's start to the search box, type, press Enter."""
+    page.locator("body").focus()
+    for _ in range(MAX_TABS_TO_SEARCH):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "q":
+            break
+    assert page.evaluate("document.activeElement.id") == "q"
+    page.keyboard.type(text)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")

@@ -3,8 +3,9 @@
 One in-process chain (the modules' own test worlds: a market with a charger whose operator declared
 itself a charging counterparty, an accredited battery industry, a reward sponsor) is served by the
 dashboard's real routes through NodeService; every answer is checked against the ledger read
-another way (a state scan, the per-recycler query, the programme records). Hostile parameters get a
-400 naming the field. Then, in a real headless browser (Debian's chromium through Playwright, `slow`), the same world's
+another way (a state scan, the per-recycler query, the programme records); validators up from solo
+and from FinalizeBlock's commit votes; charging per day from a real CSMS's store; the city-wide
+device and passport lists. Hostile parameters get a 400 naming the field. Then, in a real headless browser (Debian's chromium through Playwright, `slow`), the same world's
 dashboard under uvicorn in a thread: with every request off that origin blocked and recorded, the page
 loads with no console error at desktop and phone width, every chart draws from its JSON route (the
 axes are the routes' answers), and the first load is at most 1 MB with plotly's bundle cached.
@@ -14,11 +15,14 @@ node's dashboard is checked in tests/test_portal_browser.py.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+import types
 import time
 import warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -27,13 +31,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from browser_helpers import chromium, chromium_path, open_page
+from browser_helpers import chromium, chromium_path, open_page, search_by_keyboard
 from test_api_helpers import free_port
 from test_batteries import Batteries
 from test_identity_fixtures import ALICE, City
 from test_payments import Market
 from cityledger.api.errors import install_handlers
-from cityledger.api.explorer.dashboard import PLOTLY_URL
+from cityledger.api.explorer.dashboard import MAX_CHART_BLOCKS, PLOTLY_URL
 from cityledger.api.explorer import include_explorer
 from cityledger.api.explorer.tally import MAX_CHART_DAYS, Tally
 from cityledger.api.metrics import ApiMetrics, read_engine
@@ -48,7 +52,9 @@ from cityledger.modules.mobility import CreateProgramme
 from cityledger.node.passports import open_passport_store
 from cityledger.offchain.passport.reports import VerifiedReport
 from cityledger.offchain.passport.store import ReportBook
-from cityledger.wire import (BatteryAlertsView, DevicesByKindView, PaymentsPerDayView, RecyclingView, RewardsView)
+from cityledger.sdk.txs import tx_id
+from cityledger.wire import (BatteryAlertsView, ChargingPerDayView, DevicesByKindView, PaymentsPerDayView,
+                             RecyclingView, RewardsView, ValidatorsView)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -325,10 +331,175 @@ def test_past_their_bounds_the_alert_and_recycling_answers_say_incomplete(world,
     assert (recycling["recyclers"], recycling["complete"], recycling["batches"]) == (1, False, 1)
 
 
+def _listed(world, slug: str, field: str) -> list[str]:
+    """Every id a city-wide explorer list shows, following its "Next page" links."""
+    import re
+
+    path, seen = f"/explorer/{slug}", []
+    while path:
+        page = world.client.get(path)
+        assert page.status_code == 200, page.text
+        seen += re.findall(rf"<dt>{field}</dt><dd>(?:<a [^>]*>|<span class=\"v\">)([^<]+)<", page.text)
+        found = re.search(rf'href="(/explorer/{slug}\?after=[0-9a-f]+)">Next page', page.text)
+        path = found.group(1) if found else ""
+    return seen
+
+
+def test_explorer_lists_every_device_and_passport_in_pages(world, monkeypatch):
+    import cityledger.modules.paging as paging
+    from cityledger.modules.batteries.handlers import decode_passport
+    from cityledger.modules.batteries.keys import PASSPORTS_PREFIX
+
+    store = world.city.ledger.store
+    devices = sorted(decode_device(raw).did for _, raw in store.iter_prefix(DEVICES_PREFIX))
+    passports = sorted(decode_passport(raw).passport for _, raw in store.iter_prefix(PASSPORTS_PREFIX))
+    assert len(devices) >= 6 and len(passports) == 4
+    page = world.client.get("/explorer/passports").text
+    monkeypatch.setattr(paging, "MAX_OWNED_RESULTS", 2)
+    assert sorted(_listed(world, "devices", "did")) == devices
+    assert sorted(_listed(world, "passports", "passport")) == passports
+    assert "Battery passports by id" in page and "vehicle" not in page.split('<section aria-labelledby="record-h"')[1]
+    assert all(f'href="/explorer/passports?id={passport}"' in page for passport in passports)  # each its page
+
+
+@pytest.mark.parametrize("after", ["zz", "abc", "ab cd", "ab\ncd", "ab" * 513, "-1", "\u0661\u0662"])
+def test_hostile_list_cursors_are_400_naming_after(world, after):
+    for slug in ("devices", "passports"):
+        answer = world.client.get(f"/explorer/{slug}", params={"after": after})
+        assert answer.status_code == 400 and '<p role="alert"><span class="v">after: ' in answer.text
+    for path in ("/devices/list", "/batteries/list"):
+        with pytest.raises(ValueError, match="^after: "):
+            world.city.ledger.query(path, after=after)
+
+
+# -- validators up, charging per day ----------------------------------------------------------------
+
+def _address(pub_key_hex: str) -> bytes:
+    return hashlib.sha256(bytes.fromhex(pub_key_hex)).digest()[:20]
+
+
+def test_solo_validators_sign_every_stored_block(world):
+    answer = world.get("/dashboard/data/validators", ValidatorsView, blocks=5)
+    top = world.city.ledger.height()
+    members = world.service.query("governance", "validators", {}).result["validators"]
+    assert (answer["engine"], answer["source"], answer["height"]) == ("solo", "solo", top)
+    assert answer["heights"] == list(range(top - 4, top + 1)) and answer["up"] == len(members) == 1
+    assert answer["signed_power"] == [answer["total_power"]] * 5 == [members[0]["power"]] * 5
+    [one] = answer["validators"]
+    assert one["address"] == _address(members[0]["pub_key"]).hex().upper()
+    assert (one["signed"], one["last_signed"], one["up"]) == (5, top, True)
+
+
+def _finalize(handler, height: int, votes: list[tuple[bytes, int, bool]]) -> None:
+    """FinalizeBlock of `height` through the ABCI handler, carrying the votes on the commit of height - 1."""
+    from cityledger.engines.cometbft.proto import abci, types_validator
+
+    flag = {True: types_validator.BLOCK_ID_FLAG_COMMIT, False: types_validator.BLOCK_ID_FLAG_ABSENT}
+    handler.process_finalize_block(abci.RequestFinalizeBlock(height=height, decided_last_commit=abci.CommitInfo(
+        votes=[abci.VoteInfo(validator=abci.Validator(address=a, power=p), block_id_flag=flag[s])
+               for a, p, s in votes])))
+
+
+def test_cometbft_votes_from_finalize_block_say_who_signed(world, monkeypatch):
+    from test_abci_server import KvApp
+    from cityledger.engines.cometbft import abci_server
+    from cityledger.engines.cometbft.abci_server import RequestHandler
+    from cityledger.engines.cometbft.node import CometEngine
+
+    monkeypatch.setattr(abci_server, "MAX_KEPT_COMMITS", 3)
+    handler = RequestHandler(KvApp())
+    member = _address(world.service.query("governance", "validators", {}).result["validators"][0]["pub_key"])
+    outsider = b"\x09" * 20  # a validator no longer in the set: its power counts, it is not listed
+    _finalize(handler, 1, [])  # height 1 carries no commit
+    for height, signed in ((2, True), (3, True), (4, True), (5, False)):
+        _finalize(handler, height, [(member, 10, signed), (outsider, 5, True)])
+    engine = object.__new__(CometEngine)  # the engine's reader over this handler (no CometBFT process)
+    engine._server = abci_server.AbciServer.__new__(abci_server.AbciServer)
+    engine._server.handler = handler
+    monkeypatch.setattr(world.node, "engine", engine)
+    answer = world.get("/dashboard/data/validators", ValidatorsView, blocks=10)
+    assert (answer["engine"], answer["source"], answer["heights"]) == ("cometbft", "votes", [2, 3, 4])  # 3 kept
+    assert answer["signed_power"] == [15, 15, 5] and answer["up"] == 0
+    assert [(v["signed"], v["last_signed"], v["up"]) for v in answer["validators"]] == [(2, 3, False)]
+    assert world.get("/dashboard/data/validators", ValidatorsView, blocks=1)["heights"] == [4]
+
+
+@pytest.mark.parametrize("blocks", ["0", "-1", str(MAX_CHART_BLOCKS + 1), "9" * 400, "abc", "1\n2", "", "0x10",
+                                    "\u0661"])
+def test_hostile_block_counts_of_validators_are_400_naming_the_field(world, blocks):
+    answer = world.client.get("/dashboard/data/validators", params={"blocks": blocks})
+    assert answer.status_code == 400 and answer.json()["error"]["field"] == "blocks"
+
+
+def _transaction(kind: str, transaction_id: str, seq: int, wh: int, minutes: int, token: str | None = None):
+    from ocpp.v201 import call as call201
+
+    from test_charging import at, energy
+
+    return call201.TransactionEvent(
+        event_type=kind, timestamp=at(minutes), trigger_reason="Authorized" if kind == "Started" else "EVDeparted",
+        seq_no=seq, transaction_info={"transaction_id": transaction_id}, meter_value=energy(wh, minutes),
+        id_token={"id_token": token, "type": "Central"} if token else None, evse={"id": 1, "connector_id": 1})
+
+
+def _charge(store) -> str:
+    """Three sessions through a real CSMS (OCPP 2.0.1 over WebSockets) writing `store`; the vehicle's idToken."""
+    import asyncio
+
+    from test_charging import Station201, World as Csms
+
+    async def scenario():
+        async with Csms() as csms:
+            csms.csms.store = store
+            async with csms.charger(None, "ocpp2.0.1") as ws:
+                station = Station201("CP-1", ws)
+                loop = asyncio.create_task(station.start())
+                for name, start, wh, minutes in (("tx-1", 0, 3_500, 40), ("tx-2", 60, 1_250, 30),
+                                                 ("tx-3", 24 * 60, 10_000, 90)):
+                    await station.call(_transaction("Started", name, 0, 1_000, start, csms.id_token))
+                    await station.call(_transaction("Ended", name, 1, 1_000 + wh, start + minutes))
+                loop.cancel()
+            return csms.id_token
+
+    # A thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(scenario())).result()
+
+
+def test_charging_per_day_comes_from_the_nodes_csms_and_names_nobody(world, tmp_path, monkeypatch):
+    from cityledger.offchain.charging.store import CsmsStore
+
+    answer = world.client.get("/dashboard/data/charging")
+    assert answer.status_code == 503 and answer.json()["error"]["field"] == "charging"
+    assert "runs no CSMS" in answer.json()["error"]["message"]
+    store = CsmsStore(tmp_path / "csms.sqlite")
+    token = _charge(store)
+    _, sessions = store.load()
+    store.save({}, list(sessions.values()))  # an ended session written again is counted once
+    monkeypatch.setattr(world.node, "charging", types.SimpleNamespace(store=store), raising=False)
+    answer = world.get("/dashboard/data/charging", ChargingPerDayView, days=MAX_CHART_DAYS)
+    assert answer == {"days": ["2026-01-01", "2026-01-02"], "sessions": [2, 1], "energy_wh": [4_750, 10_000]}
+    assert world.get("/dashboard/data/charging", ChargingPerDayView, days=1)["days"] == ["2026-01-02"]
+    body = world.client.get("/dashboard/data/charging").text
+    assert all(secret not in body for secret in (token, "tx-1", "CP-1"))
+    page = world.client.get("/dashboard").text
+    assert 'data-charging="yes"' in page and 'id="c-energy"' in page
+    for name in ("tx-1", "tx-2"):
+        store.delete_session(name)  # redeemed on chain: the per-day figures stay
+    assert world.get("/dashboard/data/charging", ChargingPerDayView)["sessions"] == [2, 1]
+    store.close()
+
+
+@pytest.mark.parametrize("days", ["0", "-1", str(MAX_CHART_DAYS + 1), "9" * 400, "abc", "1\n2", "", "\u0661"])
+def test_hostile_day_counts_of_charging_are_400_naming_the_field(world, days):
+    answer = world.client.get("/dashboard/data/charging", params={"days": days})
+    assert answer.status_code == 400 and answer.json()["error"]["field"] == "days"
+
+
 # -- in the browser ---------------------------------------------------------------------------------
 
-CHARTS = ("c-interval", "c-txs", "c-modules", "c-devices", "c-charging", "c-paid", "c-stages", "c-alerts",
-          "c-recovery", "c-rewards", "c-claims")
+CHARTS = ("c-interval", "c-txs", "c-modules", "c-validators", "c-energy", "c-devices", "c-charging", "c-paid",
+          "c-stages", "c-alerts", "c-recovery", "c-rewards", "c-claims")
 PHONE_WIDTH = 375
 MAX_FIRST_LOAD_BYTES = 1_000_000  # the issue's bound on a page's first load, plotly's bundle cached
 START_GUARD_S = 120  # a hang guard for uvicorn's start on a loaded machine, not a speed bound
@@ -368,7 +539,8 @@ def wait_for_charts(page) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, PHONE_WIDTH])
-def test_every_chart_draws_its_route_with_no_console_error(served, browser, width):
+def test_every_chart_draws_its_route_with_no_console_error(served, browser, width, csms_store, monkeypatch):
+    monkeypatch.setattr(served.node, "charging", types.SimpleNamespace(store=csms_store), raising=False)
     page, watch = open_page(browser, served.url, width=width)
     page.goto(served.url + "/dashboard")
     wait_for_charts(page)
@@ -393,7 +565,8 @@ def test_every_chart_draws_its_route_with_no_console_error(served, browser, widt
 
 
 @pytest.mark.slow
-def test_first_load_weighs_at_most_1_mb_with_plotly_cached(served, browser):
+def test_first_load_weighs_at_most_1_mb_with_plotly_cached(served, browser, csms_store, monkeypatch):
+    monkeypatch.setattr(served.node, "charging", types.SimpleNamespace(store=csms_store), raising=False)
     page, watch = open_page(browser, served.url)
     loaded: dict[str, int] = {}
     page.on("requestfinished", lambda request: loaded.__setitem__(request.url, request.sizes()["responseBodySize"]))
@@ -403,4 +576,55 @@ def test_first_load_weighs_at_most_1_mb_with_plotly_cached(served, browser):
     assert any(url.endswith("/dashboard/data/recycling") for url in loaded)
     assert 0 < weight <= MAX_FIRST_LOAD_BYTES, weight
     assert watch.clean()
+    page.context.close()
+
+
+@pytest.mark.slow
+def test_search_from_the_keyboard_finds_block_tx_address_did_and_passport(served, browser):
+    store = served.node.store
+    height = next(h for h in range(store.last_height(), 0, -1) if store.get_block(h).txs)
+    committed = tx_id(store.get_block(height).txs[0])
+    address = "city" + served.city.chain.accounts[3].address().hex()
+    passport, did = served.ids["in_service"], served.ids["first"]
+    cases = [(str(height), f"/explorer/block/{height}", f"Block {height}", None),
+             (committed, f"/explorer/tx/{committed}", "Transaction", committed),
+             (address, f"/explorer/account/{address}", "Account", address),
+             (did, "/explorer/dids", "DIDs", did),
+             (passport, "/explorer/passports", "Battery passports", passport)]
+    page, watch = open_page(browser, served.url)
+    for text, path, heading, shown in cases:
+        page.goto(served.url + "/")
+        search_by_keyboard(page, text)
+        assert page.url.startswith(served.url + path), (text, page.url)
+        assert page.locator("h1").inner_text().startswith(heading), (text, page.locator("h1").inner_text())
+        assert shown is None or shown in page.locator("main").inner_text(), text
+    assert "in_service" in page.locator("main").inner_text()  # the passport's record: its stage on chain
+    assert watch.console_errors == [] and watch.outside_requests == []
+    page.context.close()
+
+
+@pytest.fixture(scope="module")
+def csms_store(tmp_path_factory):
+    """A CSMS store holding three sessions over two days, run through a real CSMS."""
+    from cityledger.offchain.charging.store import CsmsStore
+
+    store = CsmsStore(tmp_path_factory.mktemp("csms") / "csms.sqlite")
+    _charge(store)
+    yield store
+    store.close()
+
+
+@pytest.mark.slow
+def test_energy_and_validator_charts_draw_on_a_node_with_a_csms(served, browser, csms_store, monkeypatch):
+    monkeypatch.setattr(served.node, "charging", types.SimpleNamespace(store=csms_store), raising=False)
+    page, watch = open_page(browser, served.url, width=PHONE_WIDTH)
+    page.goto(served.url + "/dashboard")
+    for chart in ("c-energy", "c-validators"):
+        page.wait_for_selector(f'#{chart}[data-drawn="yes"] svg.main-svg')
+    assert page.locator("#c-energy .xtick text").all_text_contents() == ["2026-01-01", "2026-01-02"]
+    assert page.locator("#c-energy .legendtext").all_text_contents() == ["sessions", "kWh"]
+    assert page.locator("#d-validators").inner_text() == "1 of 1"
+    assert page.locator("#d-signing").inner_text().startswith("Solo engine")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0 and watch.clean(), (overflow, watch)
     page.context.close()

@@ -90,6 +90,14 @@ class Misbehavior:
 
 
 @dataclass(frozen=True)
+class CommitVotes:
+    """Who signed the commit of one height, as consensus handed it to the next block (votes of the set)."""
+
+    height: int
+    votes: tuple[tuple[bytes, int, bool], ...]  # (validator address, power, signed the block), as consensus orders them
+
+
+@dataclass(frozen=True)
 class BlockRequest:
     """What FinalizeBlock, PrepareProposal and ProcessProposal are given."""
 
@@ -237,6 +245,11 @@ class Engine(ABC):
     @abstractmethod
     def run_in_app(self, function, *args):
         """Call function(*args) while no other call is inside the app (reads that must see one state)."""
+
+    def recent_commits(self, count: int) -> list[CommitVotes] | None:
+        """The newest `count` commits' votes this process saw, oldest first; None: the engine has no votes
+        (solo: this node alone commits every block)."""
+        return None
 
     @abstractmethod
     def fatal_error(self) -> BaseException | None:

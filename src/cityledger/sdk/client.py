@@ -17,7 +17,8 @@ import msgspec
 
 from ..core.types import address_to_str
 from ..wire.batteries import PutPassportBody, ReadPassportBody, ReportBatchBody
-from ..wire.dashboard import BatteryAlertsView, DevicesByKindView, PaymentsPerDayView, RecyclingView, RewardsView
+from ..wire.dashboard import (BatteryAlertsView, ChargingPerDayView, DevicesByKindView, PaymentsPerDayView,
+                              RecyclingView, RewardsView, ValidatorsView)
 from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedView, PolicyView, VoucherCheckBody,
                              VoucherCheckView)
 from ..wire.owned import (OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView, OwnedEnrollmentsView,
@@ -66,7 +67,7 @@ _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, 
                                           VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView,
                                           ScoreModel, ReportBatch, Alerts, RecycledContent, ChainChart, BatteryStages)}
 _CHARTS = {kind: _decoder(kind) for kind in (DevicesByKindView, PaymentsPerDayView, BatteryAlertsView, RecyclingView,
-                                            RewardsView)}
+                                            RewardsView, ValidatorsView, ChargingPerDayView)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
 
 
@@ -305,6 +306,14 @@ class Client:
         """The dashboard's chain data: the last `blocks` blocks' intervals, txs and messages by module."""
         return self._do(_Calls.chain_chart(blocks))
 
+    def validators_chart(self, blocks: int = 100) -> ValidatorsView:
+        """The dashboard's validator set and who signed the last `blocks` commits the node's engine saw."""
+        return self._do(_Calls.chart("validators", ValidatorsView, {"blocks": int(blocks)}))
+
+    def charging_per_day(self, days: int = 30) -> ChargingPerDayView:
+        """The dashboard's charging sessions and energy per day, from the node's CSMS (503 without one)."""
+        return self._do(_Calls.chart("charging", ChargingPerDayView, {"days": int(days)}))
+
     def battery_stages(self) -> BatteryStages:
         """The dashboard's battery data: passports by life-cycle stage."""
         return self._do(_Calls.battery_stages())
@@ -495,6 +504,12 @@ class AsyncClient:
 
     async def chain_chart(self, blocks: int = 100) -> ChainChart:
         return await self._do(_Calls.chain_chart(blocks))
+
+    async def validators_chart(self, blocks: int = 100) -> ValidatorsView:
+        return await self._do(_Calls.chart("validators", ValidatorsView, {"blocks": int(blocks)}))
+
+    async def charging_per_day(self, days: int = 30) -> ChargingPerDayView:
+        return await self._do(_Calls.chart("charging", ChargingPerDayView, {"days": int(days)}))
 
     async def battery_stages(self) -> BatteryStages:
         return await self._do(_Calls.battery_stages())

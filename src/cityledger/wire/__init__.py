@@ -49,6 +49,7 @@ from .dashboard import (
     BatteryAlertsView,
     BatteryStagesView,
     ChainChartView,
+    ChargingPerDayView,
     DevicesByKindView,
     MaterialRecovery,
     PaymentsPerDayView,
@@ -57,6 +58,8 @@ from .dashboard import (
     RecyclingView,
     RewardsView,
     TargetVerdict,
+    ValidatorSigning,
+    ValidatorsView,
 )
 from .identity import (
     IDENTITY_BODY_TYPES,
@@ -185,6 +188,7 @@ __all__ = [
     "BatteryAlertsView",
     "BatteryStagesView",
     "ChainChartView",
+    "ChargingPerDayView",
     "DevicesByKindView",
     "MaterialRecovery",
     "PaymentsPerDayView",
@@ -193,6 +197,8 @@ __all__ = [
     "RecyclingView",
     "RewardsView",
     "TargetVerdict",
+    "ValidatorSigning",
+    "ValidatorsView",
     "Attribute",
     "BatchView",
     "BlockView",

@@ -118,5 +118,42 @@ class RewardsView(_View):
     programmes: list[ProgrammeBudget]
 
 
-DASHBOARD_VIEW_TYPES = (ChainChartView, BatteryStagesView, DevicesByKindView, PaymentsPerDayView, RecyclingView,
-                        BatteryAlertsView, RewardsView)
+class ValidatorSigning(_View):
+    """One validator of the set in state, and the recent commits it signed."""
+
+    pub_key: str  # hex Ed25519 public key
+    address: str  # its consensus address, upper-case hex (the first 20 bytes of the key's SHA-256)
+    power: int
+    signed: int  # of `heights`, the commits carrying its signature for the block
+    last_signed: int | None  # the newest of `heights` it signed; None: none of them
+    up: bool  # signed the newest commit known
+
+
+class ValidatorsView(_View):
+    """The validator set and who signed the recent commits, as this node's engine saw them, oldest first.
+
+    source "votes": the commit signatures consensus handed to FinalizeBlock (CometBFT's decided_last_commit),
+    kept since this process started; "solo": this node commits every block alone, so the set's validator
+    signs each stored block."""
+
+    height: int
+    engine: str
+    source: str
+    heights: list[int]
+    signed_power: list[int]  # per height: the power whose signatures the commit carries
+    total_power: int  # of the set in state now
+    up: int  # validators of the set that signed the newest commit known
+    validators: list[ValidatorSigning]
+
+
+class ChargingPerDayView(_View):
+    """Per day (UTC, the day a session ended), oldest first: the node's CSMS's ended sessions and the energy they
+    delivered. Aggregates only: no session, charger, idToken, vehicle or meter series."""
+
+    days: list[str]  # YYYY-MM-DD, only days with ended sessions
+    sessions: list[int]
+    energy_wh: list[int]
+
+
+DASHBOARD_VIEW_TYPES = (ValidatorsView, ChargingPerDayView, ChainChartView, BatteryStagesView, DevicesByKindView,
+                        PaymentsPerDayView, RecyclingView, BatteryAlertsView, RewardsView)

@@ -7,6 +7,7 @@ installed `plotly` package, served by the node under a versioned URL (no CDN, ca
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import Counter
 from functools import partial
@@ -26,11 +27,14 @@ from ...wire.dashboard import (
     BatteryAlertsView,
     BatteryStagesView,
     ChainChartView,
+    ChargingPerDayView,
     DevicesByKindView,
     PaymentsPerDayView,
     ProgrammeBudget,
     RecyclingView,
     RewardsView,
+    ValidatorSigning,
+    ValidatorsView,
 )
 from ..codec import json_response
 from ..errors import ApiError
@@ -53,9 +57,13 @@ DASHBOARD_CSP = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 
 CACHE_FOREVER = "public, max-age=31536000, immutable"  # the URL changes with plotly's version
 
 
-def _doc(view: str) -> dict:
-    return {200: {"description": "OK", "content": {"application/json": {"schema": {
+def _doc(view: str, *refusals: int) -> dict:
+    out: dict = {200: {"description": "OK", "content": {"application/json": {"schema": {
         "$ref": f"#/components/schemas/{view}"}}}}}
+    for status in refusals:
+        out[status] = {"description": "Refused or unavailable, the field named in error.field",
+                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    return out
 
 
 def compute_module(tag: str) -> str:
@@ -88,6 +96,45 @@ def chain_chart(service: NodeService, count: int) -> ChainChartView:
     return ChainChartView(from_height=heights[0] if heights else 0, to_height=top, heights=heights,
                           interval_ms=intervals, txs=txs, txs_by_module=dict(sorted(modules.items())),
                           mempool_size=service.status().mempool_size, validators=len(validators))
+
+
+def validators_chart(service: NodeService, count: int) -> ValidatorsView:
+    """The validator set in state and who signed the newest `count` commits, as the engine saw them."""
+    node = service.node
+    top = node.store.last_height()
+    members = service.query("governance", "validators", {}).result["validators"]
+    addresses = {hashlib.sha256(bytes.fromhex(v["pub_key"])).digest()[:20]: v for v in members}
+    commits = node.engine.recent_commits(count)
+    if commits is None:  # solo: this node alone commits each block, so the set signs every stored one
+        source = "solo"
+        rows = [(height, set(addresses)) for height in range(max(top - count + 1, 1), top + 1)]
+        power = {address: v["power"] for address, v in addresses.items()}
+    else:
+        source = "votes"
+        rows = [(c.height, {address for address, _, signed in c.votes if signed}) for c in commits]
+        power = {address: p for c in commits for address, p, _ in c.votes}
+        power.update({address: v["power"] for address, v in addresses.items()})
+    newest = rows[-1][1] if rows else set()
+    signing = [ValidatorSigning(pub_key=v["pub_key"], address=address.hex().upper(), power=v["power"],
+                                signed=sum(address in signers for _, signers in rows),
+                                last_signed=next((h for h, signers in reversed(rows) if address in signers), None),
+                                up=address in newest)
+               for address, v in sorted(addresses.items(), key=lambda item: item[1]["pub_key"])]
+    return ValidatorsView(height=top, engine=node.engine.name, source=source, heights=[h for h, _ in rows],
+                          signed_power=[sum(power.get(a, 0) for a in signers) for _, signers in rows],
+                          total_power=sum(v["power"] for v in members), up=sum(v.up for v in signing),
+                          validators=signing)
+
+
+def charging_chart(service: NodeService, days: int) -> ChargingPerDayView:
+    """The node's CSMS's ended sessions and energy per day (its own store); 503 on a node without a CSMS."""
+    charging = getattr(service.node, "charging", None)
+    if charging is None:
+        raise ApiError(503, "charging/unavailable", "charging: this node runs no CSMS ([charging] enabled = false); "
+                       "energy is not on the ledger, only a CSMS's store holds it")
+    rows = charging.store.days(days)
+    return ChargingPerDayView(days=[day for day, _, _ in rows], sessions=[count for _, count, _ in rows],
+                              energy_wh=[energy for _, _, energy in rows])
 
 
 class PerHeight:
@@ -157,6 +204,7 @@ def include_dashboard(app: FastAPI, service: NodeService, pages: Pages) -> None:
     @router.get("/dashboard", include_in_schema=False, response_class=HTMLResponse)
     def dashboard() -> Response:
         page = pages.render("dashboard.html", title="City dashboard", plotly_url=PLOTLY_URL, modules=modules,
+                            charging=getattr(service.node, "charging", None) is not None,
                             chart_blocks=DEFAULT_CHART_BLOCKS, chart_days=DEFAULT_CHART_DAYS)
         page.headers["Content-Security-Policy"] = DASHBOARD_CSP
         return page
@@ -169,6 +217,16 @@ def include_dashboard(app: FastAPI, service: NodeService, pages: Pages) -> None:
                 responses=_doc("ChainChartView"))
     def chain(blocks: int = Query(DEFAULT_CHART_BLOCKS, ge=1, le=MAX_CHART_BLOCKS)) -> Response:
         return json_response(chain_chart(service, blocks))
+
+    @router.get("/dashboard/data/validators", summary="The validator set and who signed the recent commits",
+                responses=_doc("ValidatorsView", 400))
+    def validators(blocks: int = Query(DEFAULT_CHART_BLOCKS, ge=1, le=MAX_CHART_BLOCKS)) -> Response:
+        return json_response(validators_chart(service, blocks))
+
+    @router.get("/dashboard/data/charging", summary="Charging sessions ended and energy delivered per day, from "
+                "this node's CSMS (503 without one)", responses=_doc("ChargingPerDayView", 400, 503))
+    def charging(days: int = Query(DEFAULT_CHART_DAYS, ge=1, le=MAX_CHART_DAYS)) -> Response:
+        return json_response(charging_chart(service, days))
 
     _city_routes(router, service, Tally(service.node.store, lambda m, q, a: service.query(m, q, a).result), modules)
     if "batteries" in modules:

@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from ...core.hashing import compute_tx_id
 from ..errors import ApiError
 from ..service import NodeService
-from .sections import MAX_ID_CHARS, Section, available, find
+from .sections import MAX_ID_CHARS, UUID4, Section, available, find
 
 HERE = Path(__file__).resolve().parent
 PAGE_BLOCKS = 20  # blocks per page of the block list (one indexed read each, by height)
@@ -31,13 +31,17 @@ POLL_MS = 1000  # how often the block list asks /status for a new height (explor
 # Pages load nothing from another origin: scripts, styles and data are the node's own.
 CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 _ADDRESS = re.compile(r"city[0-9a-f]{40}")
+_PASSPORT = re.compile(UUID4)
+PASSPORT_FIELDS = ("passport", "predecessor", "successor")  # fields whose value is a battery passport id
 _TX_ID = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def link_for(value: Any) -> str | None:
-    """The explorer page of a value that names a ledger object (an address or a DID), if any."""
+def link_for(value: Any, field: str = "") -> str | None:
+    """The explorer page of a value that names a ledger object (an address, a DID, a passport field), if any."""
     if not isinstance(value, str):
         return None
+    if field in PASSPORT_FIELDS and _PASSPORT.fullmatch(value):
+        return f"/explorer/passports?id={value}"
     if _ADDRESS.fullmatch(value):
         return f"/explorer/account/{value}"
     if value.startswith("did:city:") and len(value) <= MAX_ID_CHARS:
@@ -114,7 +118,8 @@ class Pages:
         view = msgspec.to_builtins(self.service.account(address))
         return self.render("account.html", title=f"Account {view['address'][:14]}…", account=view)
 
-    def section(self, section: Section, key: str | None, before: int | None = None) -> Response:
+    def section(self, section: Section, key: str | None, before: int | None = None,
+                after: str | None = None) -> Response:
         result, asked = None, key is not None or not section.arg
         if key is not None and (not key.strip() or len(key) > MAX_ID_CHARS):
             raise ApiError(400, "api/invalid_param",
@@ -122,11 +127,14 @@ class Pages:
         if asked:
             args = {section.arg: key.strip()} if section.arg and key is not None else {}
             result = section.public(self.service.query(section.module, section.query, args).result)
-        elif section.listing:  # no id: the newest records, paged back with ?before=
-            args = {} if before is None else {"before": str(before)}
+        elif section.listing:  # no id: a page of records, paged on with ?before= or ?after=
+            cursor = before if section.paged_by == "before" else after
+            args = {} if cursor is None else {section.paged_by: str(cursor)}
             result = self.service.query(section.module, section.listing, args).result
+        listed = key is None and isinstance(result, dict)
+        following = result.get("before" if section.paged_by == "before" else "next") if listed else None
         return self.render("section.html", title=section.title, section=section, key=key or "", result=result,
-                           older=result.get("before") if key is None and isinstance(result, dict) else None)
+                           following=following)
 
     def search(self, text: str) -> Response:
         text = text.strip()
@@ -178,11 +186,11 @@ def include_pages(app: FastAPI, service: NodeService) -> Pages:
 
     @router.get("/explorer/{slug}", response_class=HTMLResponse)
     def section(slug: str, id: str | None = None,  # noqa: A002 - the query parameter's name
-                before: int | None = Query(None, ge=1, le=2**63 - 1)) -> Response:
+                before: int | None = Query(None, ge=1, le=2**63 - 1), after: str | None = None) -> Response:
         found = find(pages.sections, slug)
         if found is None:
             return pages.error(ApiError(404, "api/not_found", f"slug: no explorer section {slug[:80]!r}"))
-        return pages.guarded(lambda: pages.section(found, id, before))
+        return pages.guarded(lambda: pages.section(found, id, before, after))
 
     app.include_router(router)
     return pages

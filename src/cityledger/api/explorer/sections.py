@@ -28,7 +28,8 @@ class Section:
     label: str  # the lookup field's label
     search: str = ""  # a regular expression: search input this section recognises ("" for none)
     fields: tuple[str, ...] = ()  # the result's fields shown, in order; () shows all
-    listing: str = ""  # a module query answering the newest records, newest first, shown without an id
+    listing: str = ""  # a module query answering a page of records, shown without an id
+    paged_by: str = "before"  # the listing's cursor: "before" (a record number, newest first) or "after" (a key)
 
     def recognises(self, text: str) -> bool:
         """True when the search box's text has this section's id syntax."""
@@ -48,7 +49,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("issuers", "Issuers", "identity", "issuers", "", "Credential type"),
     Section("cred-defs", "Credential definitions", "identity", "cred_def", "id", "Credential definition id"),
     Section("schemas", "Credential schemas", "identity", "schema", "id", "Schema id"),
-    Section("devices", "Devices", "devices", "device", "did", "Device DID"),
+    # No creation index in the state: the city-wide lists run in id order, a key cursor per page.
+    Section("devices", "Devices", "devices", "device", "did", "Device DID", listing="list", paged_by="after"),
     Section("consortium", "Consortium", "governance", "consortium", "", "Members"),
     Section("validators", "Validators", "governance", "validators", "", "Validators"),
     # Votes are the proposal's approvals: who approved, until it passed or expired.
@@ -62,7 +64,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("passports", "Battery passports", "batteries", "passport", "id", "Passport id", search=UUID4,
             fields=("passport", "id_dmc", "battery", "operator", "stage", "predecessor", "successor",
                     "recycling_batch", "report_count", "created_height", "updated_height", "documents",
-                    "history")),
+                    "history"), listing="list", paged_by="after"),
     Section("programmes", "Reward programmes", "mobility", "programme", "id", "Programme number",
             listing="programmes"),
 )

@@ -41,12 +41,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cityledger.app.abc import Application, QueryResult, TxResult
+from cityledger.app.abc import Application, CommitVotes, QueryResult, TxResult
 from cityledger.core.errors import TxError
 from cityledger.core.hashing import sha256
 from cityledger.engines.cometbft import convert
@@ -64,6 +65,7 @@ T = TypeVar("T")
 
 MAX_BATCH_REQUESTS = 64  # queued CheckTx answered per slice, or per job of the verifier workers (consensus work waits at most one)
 MAX_QUEUED_FRAMES = 32_768  # per connection: past this it stops reading (back-pressure) until half is done
+MAX_KEPT_COMMITS = 500  # commits' votes kept in memory for the dashboard (its MAX_CHART_BLOCKS): older ones drop
 MAX_CONNECTIONS = 16  # CometBFT opens 4; the rest leaves room for tools such as abci-cli
 MAX_QUEUED_BYTES = 16 * 1024 * 1024  # per connection: past this it also stops reading until half is done
 # The answer to a CheckTx or Query in which the app raised: those change no committed state, so the
@@ -163,6 +165,9 @@ class RequestHandler:
         self._flags: dict[bytes, int] | None = None  # the workers' flags of the batch being answered
         self.fatal_error: BaseException | None = None
         self.last_block_ms = 0.0  # FinalizeBlock to Commit done, of the last block
+        # The previous heights' commit signatures that FinalizeBlock carried: the dashboard's "validators up".
+        self.commits: deque[CommitVotes] = deque(maxlen=MAX_KEPT_COMMITS)
+        self.commits_lock = threading.Lock()
         self._block_started = 0.0
         # Request kind -> a method answering with the serialised response of the same kind.
         self._methods: dict[str, Callable[[Any], bytes]] = {
@@ -304,6 +309,10 @@ class RequestHandler:
         block = convert.compute_block_request(request)
         if self.stateless is not None:
             self.stateless.prepare_block(block.txs)
+        if block.height > 1:
+            votes = convert.compute_commit_votes(block.height - 1, request.decided_last_commit)
+            with self.commits_lock:
+                self.commits.append(votes)
         result = self.app.finalize_block(block)
         if self.stateless is not None:
             self.stateless.forget_block(block.txs)

@@ -9,6 +9,7 @@ generated classes.
 from __future__ import annotations
 
 from cityledger.app.abc import (
+    CommitVotes,
     BlockRequest,
     FinalizeBlockResult,
     InfoResult,
@@ -21,7 +22,7 @@ from cityledger.app.abc import (
 )
 from cityledger.core.events import Event, ValidatorUpdate
 from cityledger.engines.cometbft.framing import encode_uvarint
-from cityledger.engines.cometbft.proto import abci, crypto_keys, crypto_proof
+from cityledger.engines.cometbft.proto import abci, crypto_keys, crypto_proof, types_validator
 
 NS_PER_S = 1_000_000_000
 # The type of the single ProofOp that carries the app's canonical proof encoding in ResponseQuery.
@@ -56,6 +57,13 @@ def compute_misbehavior(item) -> Misbehavior:
         time_ns=compute_time_ns(item.time),
         total_voting_power=item.total_voting_power,
     )
+
+
+def compute_commit_votes(height: int, commit_info) -> CommitVotes:
+    """A CommitInfo (FinalizeBlock's decided_last_commit, the votes for `height`) as CommitVotes."""
+    return CommitVotes(height=height, votes=tuple(
+        (vote.validator.address, vote.validator.power, vote.block_id_flag == types_validator.BLOCK_ID_FLAG_COMMIT)
+        for vote in commit_info.votes))
 
 
 def compute_block_request(request) -> BlockRequest:

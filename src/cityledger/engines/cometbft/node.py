@@ -29,7 +29,7 @@ from typing import Any, Callable, TypeVar
 import httpx
 import uvloop
 
-from cityledger.app.abc import Engine, Submitted, TxResult
+from cityledger.app.abc import CommitVotes, Engine, Submitted, TxResult
 from cityledger.app.application import CityApp
 from cityledger.core.errors import ERR_DUPLICATE, ERR_MEMPOOL_FULL, ERR_TOO_LARGE
 from cityledger.engines.cometbft.abci_server import AbciServer
@@ -307,6 +307,12 @@ class CometEngine(Engine):
     def last_block_ms(self) -> float:  # type: ignore[override]
         """FinalizeBlock to Commit of the last block, as the ABCI server timed it."""
         return self._server.handler.last_block_ms
+
+    def recent_commits(self, count: int) -> list[CommitVotes]:
+        """The votes of the newest `count` commits FinalizeBlock carried since this process started, oldest first."""
+        handler = self._server.handler
+        with handler.commits_lock:
+            return list(handler.commits)[-count:] if count > 0 else []
 
     def _on_finalize_block(self, txs: list[bytes]) -> None:
         self.mempool.on_finalize_block([hashlib.sha256(tx).digest() for tx in txs])

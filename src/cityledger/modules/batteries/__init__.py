@@ -56,9 +56,9 @@ from .messages import (
     Repurpose,
     UpdateDocument,
 )
-from .queries import (query_access_log, query_awaiting_recycling, query_by_stage, query_log_root, query_passport,
-                      query_recycling, query_report_root, query_second_life, query_recycler, query_reports, query_stages,
-                      query_targets)
+from .queries import (query_access_log, query_awaiting_recycling, query_by_stage, query_list, query_log_root,
+                      query_passport, query_recycling, query_report_root, query_second_life, query_recycler,
+                      query_reports, query_stages, query_targets)
 from .recycling import get_batch, get_recycler_totals, process_recycle
 from .targets import TARGETS, Target
 
@@ -88,7 +88,7 @@ def new_module(identity: Identity, devices: Devices) -> Module:
                  "recycler": query_recycler, "recycling": query_recycling, "targets": query_targets,
                  "access_log": query_access_log, "log_root": query_log_root, "by_stage": query_by_stage,
                  "second_life": query_second_life, "awaiting_recycling": query_awaiting_recycling,
-                 "report_root": query_report_root},
+                 "report_root": query_report_root, "list": query_list},
         init_genesis=init_genesis,
         invariants=(partial(check_passports, devices),),
     )

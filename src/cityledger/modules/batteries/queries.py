@@ -7,8 +7,10 @@ from typing import Any
 
 from ...core.state import StateReader
 from .accesslog import get_anchor, get_last_anchor, get_log_root, get_report_root
-from .handlers import get_history, is_passport_id, get_passport, get_passport_by_dmc, get_report, get_stage_count
-from .keys import RECYCLERS_PREFIX, SECOND_LIFE_PREFIX, stage_index_prefix
+from ..paging import scan_owned
+from .handlers import (decode_passport, get_history, is_passport_id, get_passport, get_passport_by_dmc, get_report,
+                       get_stage_count)
+from .keys import PASSPORTS_PREFIX, RECYCLERS_PREFIX, SECOND_LIFE_PREFIX, stage_index_prefix
 from .messages import (ELEMENTS, MAX_LOG_ANCHORS, MAX_LOG_ROOTS, MAX_REPORTS, STAGE_WASTE, STAGES, TIERS, PassportRecord,
                        RecyclerTotals)
 from .recycling import (MAX_YEAR, MIN_YEAR, NO_MATERIALS, add_totals, compute_rates, decode_totals,
@@ -156,6 +158,13 @@ def _list_page(state: StateReader, prefix: bytes, args: dict[str, str]) -> tuple
             if len(found) > MAX_QUERY_PASSPORTS:
                 return found[:-1], found[-2]
     return found, None
+
+
+def query_list(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """Every passport in id order (the explorer's city-wide list), public fields only, paged by {'after'}."""
+    return scan_owned(state, PASSPORTS_PREFIX, args, decode_passport, lambda record: True, lambda record: {
+        "passport": record.passport, "stage": record.stage, "operator": record.operator,
+        "created_height": record.created_height, "updated_height": record.updated_height})
 
 
 def query_by_stage(state: StateReader, args: dict[str, str]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from .messages import (
     OfferTransfer,
     RegisterDevice,
 )
-from .owned import query_owned
+from .owned import query_list, query_owned
 from .queries import query_device, query_verify
 
 
@@ -50,7 +50,8 @@ def new_module(identity: Identity) -> Module:
             AcceptTransfer: partial(process_accept_transfer, identity),
             Decommission: partial(process_decommission, identity),
         },
-        queries={"device": query_device, "verify": partial(query_verify, identity), "owned": query_owned},
+        queries={"device": query_device, "verify": partial(query_verify, identity), "owned": query_owned,
+                 "list": query_list},
         init_genesis=init_genesis,
         invariants=(partial(check_devices, identity),),
     )

@@ -20,7 +20,7 @@ import json
 import os
 import sqlite3
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS books (id_token TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ended (session_id TEXT NOT NULL, charger_id TEXT NOT NULL, started_at TEXT NOT NULL,
+    day TEXT NOT NULL, energy_wh INTEGER NOT NULL, PRIMARY KEY (session_id, charger_id, started_at));
+CREATE INDEX IF NOT EXISTS ended_by_day ON ended (day);
 """
 SECRET_BYTES = 32
 SYNC_LEVELS = {"normal": "NORMAL", "full": "FULL"}
@@ -96,7 +99,19 @@ class CsmsStore:
                       for token, book in books.items()]
         statements += [("INSERT OR REPLACE INTO sessions VALUES (?, ?)", (s.session_id, json.dumps(_session_json(s))))
                        for s in sessions]
+        # An ended session is counted once, on the day (UTC) of its last reading: it outlives the session's
+        # row (deleted once redeemed), so the dashboard's per-day figures stay.
+        statements += [("INSERT OR IGNORE INTO ended VALUES (?, ?, ?, ?, ?)",
+                        (s.session_id, s.charger_id, s.started_at.isoformat(), _utc_day(s.last_at), s.energy_wh))
+                       for s in sessions if s.ended]
         self._write(statements)
+
+    def days(self, count: int) -> list[tuple[str, int, int]]:
+        """The newest `count` days with ended sessions, oldest first: (YYYY-MM-DD, sessions, Wh delivered)."""
+        with self._lock:
+            rows = self._db.execute("SELECT day, COUNT(*), SUM(energy_wh) FROM ended GROUP BY day ORDER BY day DESC "
+                                    "LIMIT ?", (count,)).fetchall()
+        return [(day, sessions, energy) for day, sessions, energy in reversed(rows)]
 
     def delete_session(self, session_id: str) -> None:
         """Forget a session (redeemed on chain)."""
@@ -107,6 +122,11 @@ class CsmsStore:
         books = {token: _book_from(json.loads(body)) for token, body in self._db.execute("SELECT * FROM books")}
         sessions = {sid: _session_from(json.loads(body)) for sid, body in self._db.execute("SELECT * FROM sessions")}
         return books, sessions
+
+
+def _utc_day(at: datetime) -> str:
+    """YYYY-MM-DD of a charger's timestamp in UTC (one without a zone is taken as UTC)."""
+    return (at.astimezone(timezone.utc) if at.tzinfo is not None else at).date().isoformat()
 
 
 def _book_json(book: VoucherBook) -> dict[str, Any]:

@@ -28,12 +28,31 @@
     const data = await get("/dashboard/data/chain?blocks=" + blocks);
     document.getElementById("d-height").textContent = String(data.to_height);
     document.getElementById("d-mempool").textContent = String(data.mempool_size);
-    document.getElementById("d-validators").textContent = String(data.validators);
     draw("c-interval", [{x: data.heights, y: data.interval_ms, type: "scatter", mode: "lines+markers"}],
          layout("height", "ms"));
     draw("c-txs", [bar(data.heights, data.txs)], layout("height", "txs"));
     draw("c-modules", [bar(Object.keys(data.txs_by_module), Object.values(data.txs_by_module))],
          layout("module", "messages"));
+  }
+  async function validators() {
+    const data = await get("/dashboard/data/validators?blocks=" + blocks);
+    document.getElementById("d-validators").textContent = data.up + " of " + data.validators.length;
+    const names = data.validators.map((v) => v.address.slice(0, 8));
+    document.getElementById("d-signing").textContent = (data.source === "solo" ?
+      "Solo engine: this node commits every block alone. " : "Signatures on the commits CometBFT handed this node. ") +
+      data.heights.length + " commits, signed power " + (data.signed_power.length ?
+      data.signed_power[data.signed_power.length - 1] : 0) + " of " + data.total_power + " in the newest.";
+    draw("c-validators", [bar(names, data.validators.map((v) => v.signed), "commits signed"),
+      bar(names, data.validators.map((v) => data.heights.length - v.signed), "missed")],
+      layout("validator (address)", "commits", {barmode: "stack"}));
+  }
+  async function energy() {
+    const data = await get("/dashboard/data/charging?days=" + days);
+    draw("c-energy", [bar(data.days, data.sessions, "sessions"),
+      {x: data.days, y: data.energy_wh.map((wh) => wh / 1000), type: "scatter", mode: "lines+markers", name: "kWh",
+       yaxis: "y2"}],
+      layout("day (UTC)", "sessions", {yaxis2: {title: {text: "kWh"}, overlaying: "y", side: "right",
+        rangemode: "tozero", automargin: true}}));
   }
   async function devices() {
     const data = await get("/dashboard/data/devices");
@@ -74,7 +93,8 @@
          layout("programme", "micro-credits", {barmode: "group"}));
     draw("c-claims", [bar(names, data.programmes.map((p) => p.claims), "claims")], layout("programme", "claims"));
   }
-  const charts = [chain];
+  const charts = [chain, validators];
+  if (root.dataset.charging === "yes") charts.push(energy);
   if (modules.has("devices")) charts.push(devices);
   if (modules.has("payments")) charts.push(payments);
   if (modules.has("batteries")) charts.push(batteries);
