@@ -196,7 +196,7 @@ async def _drive_with_sdk(tn, transport) -> None:
         assert (await client.validators_chart(3)).up == 1
         with pytest.raises(cityledger.sdk.ApiError) as no_csms:  # a node without [charging]
             await client.charging_per_day(7)
-        assert no_csms.value.status == 503 and no_csms.value.field == "charging"
+        assert no_csms.value.status == 404 and no_csms.value.field == "charging"
         proven = await client.get_state(account_key(dest), prove=True)
         assert verify_state_proof(account_key(dest), proven.value_bytes, proven.proof, proven.app_hash)
         assert (await client.get_state(account_key(dest))).proof is None

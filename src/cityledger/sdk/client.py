@@ -311,7 +311,7 @@ class Client:
         return self._do(_Calls.chart("validators", ValidatorsView, {"blocks": int(blocks)}))
 
     def charging_per_day(self, days: int = 30) -> ChargingPerDayView:
-        """The dashboard's charging sessions and energy per day, from the node's CSMS (503 without one)."""
+        """The dashboard's charging sessions and energy per day, from the node's CSMS (404 without one)."""
         return self._do(_Calls.chart("charging", ChargingPerDayView, {"days": int(days)}))
 
     def battery_stages(self) -> BatteryStages:

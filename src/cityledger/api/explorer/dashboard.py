@@ -127,10 +127,10 @@ def validators_chart(service: NodeService, count: int) -> ValidatorsView:
 
 
 def charging_chart(service: NodeService, days: int) -> ChargingPerDayView:
-    """The node's CSMS's ended sessions and energy per day (its own store); 503 on a node without a CSMS."""
+    """The node's CSMS's ended sessions and energy per day (its own store); 404 on a node without a CSMS."""
     charging = getattr(service.node, "charging", None)
     if charging is None:
-        raise ApiError(503, "charging/unavailable", "charging: this node runs no CSMS ([charging] enabled = false); "
+        raise ApiError(404, "charging/unavailable", "charging: this node runs no CSMS ([charging] enabled = false); "
                        "energy is not on the ledger, only a CSMS's store holds it")
     rows = charging.store.days(days)
     return ChargingPerDayView(days=[day for day, _, _ in rows], sessions=[count for _, count, _ in rows],
@@ -224,7 +224,7 @@ def include_dashboard(app: FastAPI, service: NodeService, pages: Pages) -> None:
         return json_response(validators_chart(service, blocks))
 
     @router.get("/dashboard/data/charging", summary="Charging sessions ended and energy delivered per day, from "
-                "this node's CSMS (503 without one)", responses=_doc("ChargingPerDayView", 400, 503))
+                "this node's CSMS (404 without one)", responses=_doc("ChargingPerDayView", 400, 404))
     def charging(days: int = Query(DEFAULT_CHART_DAYS, ge=1, le=MAX_CHART_DAYS)) -> Response:
         return json_response(charging_chart(service, days))
 
