@@ -14,20 +14,17 @@ produced, and the raw bytes against every produced string long enough not to occ
 from __future__ import annotations
 
 import datetime
-import json
 import re
 
 import msgspec
 import pytest
 
+from passport_home import passport_home
 from test_api_helpers import LiveServer
 from cityledger.core.keys import PrivateKey
 from cityledger.core.types import address_to_str
-from cityledger.modules.batteries import (ROLE_MANUFACTURER, ROLE_PASSPORT_SERVICE, ROLE_VEHICLE_MAKER,
-                                          get_report_root)
+from cityledger.modules.batteries import get_report_root
 from cityledger.modules.identity import compute_did
-from cityledger.node.home import PassportsConfig, init_home, load_config, load_key
-from cityledger.node.issuers import compute_manufacturer_entry
 from cityledger.node.runner import Node
 from cityledger.offchain.passport import split
 from cityledger.sdk import Client
@@ -89,20 +86,7 @@ def value_at(document: dict, path: tuple[str, ...]):
 
 def _node(tmp_path) -> tuple[Node, PrivateKey]:
     """A solo node whose passport service commits report roots; its car maker makes batteries and vehicles."""
-    home = tmp_path / "home"
-    init_home(home)
-    genesis = json.loads((home / "genesis.json").read_text())
-    maker = load_key(home / "keys" / "car-maker.json")
-    dids = genesis["app_state"]["identity"]["dids"]
-    entry = next(e for e in dids if e["controller"]["keys"][0]["key"] == maker.public_key.key.hex())
-    entry["accreditations"] += [ROLE_MANUFACTURER, ROLE_VEHICLE_MAKER]
-    service = compute_manufacturer_entry(load_key(home / "node_key.json"))
-    service["accreditations"] = [ROLE_PASSPORT_SERVICE]
-    dids.append(service)
-    (home / "genesis.json").write_text(json.dumps(genesis))
-    config = load_config(home)
-    config.solo.block_interval_ms = 20
-    config.passports = PassportsConfig(anchor=True, anchor_interval_s=3600)
+    config, maker = passport_home(tmp_path / "home")
     return Node(config), maker
 
 

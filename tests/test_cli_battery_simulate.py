@@ -8,13 +8,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from passport_home import passport_home
 from test_api_helpers import LiveServer
 from cityledger.api.routes.batteries import PassportApi, _export
 from cityledger.cli.main import app
-from cityledger.modules.batteries import (ROLE_MANUFACTURER, ROLE_PASSPORT_SERVICE, ROLE_VEHICLE_MAKER,
-                                          get_report_root)
-from cityledger.node.home import PassportsConfig, init_home, load_config, load_key
-from cityledger.node.issuers import compute_manufacturer_entry
+from cityledger.modules.batteries import get_report_root
 from cityledger.node.runner import Node
 from cityledger.offchain.passport.reports import check_dynamic
 from cityledger.offchain.passport.store import ReportBook
@@ -30,20 +28,8 @@ runner = CliRunner()
 def served(tmp_path_factory):
     """A live node committing report batches, whose car maker is also battery manufacturer and vehicle maker."""
     home = tmp_path_factory.mktemp("battery-sim") / "home"
-    init_home(home)
-    genesis = json.loads((home / "genesis.json").read_text())
-    maker = load_key(home / "keys" / "car-maker.json")
-    dids = genesis["app_state"]["identity"]["dids"]
-    entry = next(e for e in dids if e["controller"]["keys"][0]["key"] == maker.public_key.key.hex())
-    entry["accreditations"] += [ROLE_MANUFACTURER, ROLE_VEHICLE_MAKER]
-    service = compute_manufacturer_entry(load_key(home / "node_key.json"))  # the node's own passport service
-    service["accreditations"] = [ROLE_PASSPORT_SERVICE]
-    dids.append(service)
-    (home / "genesis.json").write_text(json.dumps(genesis))
+    config, maker = passport_home(home)
     Keystore(home / "keystore", scrypt_n=MIN_SCRYPT_N).import_key("maker", maker, PASS_ENV["CL_TEST_PASS"])
-    config = load_config(home)
-    config.solo.block_interval_ms = 20
-    config.passports = PassportsConfig(anchor=True, anchor_interval_s=3600)
     node = Node(config)
     with LiveServer(node) as server:
         yield home, node, server
