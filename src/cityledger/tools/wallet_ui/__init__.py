@@ -84,6 +84,26 @@ def _env() -> Environment:
     return Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
 
 
+async def _read_form(session: WalletSession, request: Request) -> tuple[Response | None, dict[str, str]]:
+    """A checked request's form fields (at most MAX_FORM_BYTES, 4 fields, the CSRF token right), or the refusal."""
+    refused = session.refusal(request)
+    if refused is not None:
+        return refused, {}
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return HTMLResponse("body: too large", status_code=413), {}
+    # application/x-www-form-urlencoded, the only encoding these forms send.
+    try:
+        fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), max_num_fields=4).items()}
+    except ValueError:
+        return HTMLResponse("body: expected at most 4 form fields", status_code=400), {}
+    if not same_secret(fields.get("csrf", ""), session.csrf):
+        return HTMLResponse("csrf: the form's token is missing or wrong", status_code=403), {}
+    return None, fields
+
+
 def create_wallet_app(session: WalletSession) -> Starlette:
     """The page's routes: / (locked or the wallet), /unlock, /lock; every request checked first."""
     env = _env()
@@ -111,26 +131,8 @@ def create_wallet_app(session: WalletSession) -> Starlette:
             return page(502, locked=False, credentials=[], error=f"node: {exc}")
         return page(locked=False, credentials=rows, error=None, **read_holdings(session.node, session.wallet))
 
-    async def form(request: Request) -> tuple[Response | None, dict[str, str]]:
-        refused = session.refusal(request)
-        if refused is not None:
-            return refused, {}
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return HTMLResponse("body: too large", status_code=413), {}
-        # application/x-www-form-urlencoded, the only encoding these forms send.
-        try:
-            fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), max_num_fields=4).items()}
-        except ValueError:
-            return HTMLResponse("body: expected at most 4 form fields", status_code=400), {}
-        if not same_secret(fields.get("csrf", ""), session.csrf):
-            return HTMLResponse("csrf: the form's token is missing or wrong", status_code=403), {}
-        return None, fields
-
     async def unlock(request: Request) -> Response:
-        refused, fields = await form(request)
+        refused, fields = await _read_form(session, request)
         if refused is not None:
             return refused
         try:
@@ -141,7 +143,7 @@ def create_wallet_app(session: WalletSession) -> Starlette:
         return RedirectResponse("/", status_code=303)
 
     async def lock(request: Request) -> Response:
-        refused, _ = await form(request)
+        refused, _ = await _read_form(session, request)
         if refused is not None:
             return refused
         session.wallet = None
