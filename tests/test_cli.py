@@ -37,6 +37,26 @@ def test_init_writes_a_home_and_refuses_to_overwrite(tmp_path):
     assert run("init", "--home", str(home), "--force").exit_code == 0
 
 
+def test_init_with_telemetry_accredits_the_gateway_and_vault_service_and_enables_them(tmp_path):
+    from cityledger.modules.identity import compute_did
+    from cityledger.node.home import load_config, load_key
+
+    home = tmp_path / "h"
+    assert run("init", "--home", str(home), "--telemetry", "--json").exit_code == 0
+    telemetry = load_config(home).telemetry
+    assert telemetry.enabled and telemetry.port == 0
+    accredited = {}
+    for entry in json.loads((home / "genesis.json").read_text())["app_state"]["identity"]["dids"]:
+        key = entry["controller"]["keys"][0]["key"]
+        accredited[key] = entry["accreditations"]
+    for did, key_file, accreditation in ((telemetry.gateway_did, telemetry.gateway_key, "telemetry-gateway"),
+                                         (telemetry.vault_service_did, telemetry.vault_service_key, "vault-service")):
+        key = load_key(home / key_file)
+        assert did == compute_did(key.signer(), b"") and accredited[key.public_key.key.hex()] == [accreditation]
+    assert run("init", "--home", str(tmp_path / "plain")).exit_code == 0
+    assert not load_config(tmp_path / "plain").telemetry.enabled
+
+
 def test_home_comes_from_the_environment(tmp_path):
     result = run("init", "--json", env={"CITYLEDGER_HOME": str(tmp_path / "envhome")})
     assert result.exit_code == 0 and (tmp_path / "envhome" / "config.toml").exists()

@@ -89,6 +89,19 @@ def test_the_scan_finds_each_form_of_a_sample_planted_alone_and_nothing_in_a_cle
     assert scan(forms, [b'{"lat":' + text + b"}", b"x" + text]) == [text]
 
 
+def test_a_round_value_is_caught_by_its_other_forms_not_by_two_bytes_after_zeros():
+    # the 200-car run's one hit: a longitude of exactly 10.0 deg (the city's west edge) as float64 LE is
+    # 00 00 00 00 00 00 24 40, found inside an ezkl proof after a zero element: not a leak
+    lat, lon, speeds, t_s = 484_123_456, 100_000_000, (1_234, 1_567), 1_772_435_201
+    forms = sample_forms([_one_sample_trip(lat, lon, speeds, t_s)])
+    weak = struct.pack("<d", lon / 1e7)
+    assert weak == bytes.fromhex("0000000000002440") and weak not in forms
+    proof = random.Random(5).randbytes(2_000) + bytes(32) + b"\x24\x40" + random.Random(6).randbytes(2_000)
+    assert scan(forms, [proof]) == []
+    for leak in (struct.pack("<2i", lat, lon), str(lon).encode(), b"10.0000000"):
+        assert scan(forms, [proof + b'"' + leak + b'"']) == [leak], leak
+
+
 def test_the_scan_finds_every_form_of_a_real_run_planted_in_a_large_dump(tmp_path):
     trips = []
     TrafficSim(tmp_path, 3, 0.05, seed=2).run(on_trip=trips.append)

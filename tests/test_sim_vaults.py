@@ -16,14 +16,11 @@ from typer.testing import CliRunner  # noqa: E402
 
 from cityledger.cli.main import app  # noqa: E402
 from cityledger.core.keys import PrivateKey  # noqa: E402
-from cityledger.modules.consent.messages import GATEWAY_TYPE, VAULT_SERVICE_TYPE  # noqa: E402
-from cityledger.modules.identity import compute_did  # noqa: E402
-from cityledger.node.home import init_home, load_config, load_key, write_key_file  # noqa: E402
+from cityledger.node.home import init_home, load_config, load_key, set_section  # noqa: E402
 from cityledger.node.runner import Node  # noqa: E402
 from cityledger.offchain.telemetry.broker import find_binary  # noqa: E402
 from cityledger.sdk import Keystore  # noqa: E402
 from cityledger.sdk.keystore import MIN_SCRYPT_N  # noqa: E402
-from cityledger.tools.bench_rewards import _office_entry  # noqa: E402
 
 from test_api_helpers import LiveServer, free_port  # noqa: E402
 
@@ -37,23 +34,11 @@ PASS_ENV = {"CL_SIM_PASS": "sim pass"}
 
 
 def telemetry_home(home, broker_port: int = 0) -> None:
-    """An `init` home (its hosted transport office and car maker) with [telemetry] enabled, the gateway's and
-    the vault service's DIDs accredited in the genesis, the sponsor and the office in the keystore."""
-    init_home(home, members=2, port=free_port())
-    offices = {"gateway": PrivateKey(1, b"\x81" * 32), "vault-service": PrivateKey(1, b"\x82" * 32)}
-    genesis = json.loads((home / "genesis.json").read_text())
-    for (name, key), accreditation in zip(offices.items(), (GATEWAY_TYPE, VAULT_SERVICE_TYPE)):
-        write_key_file(home / "keys" / f"{name}.json", key, name)
-        genesis["app_state"]["identity"]["dids"].append(dict(_office_entry(key), accreditations=[accreditation]))
-    (home / "genesis.json").write_text(json.dumps(genesis, indent=2, sort_keys=True) + "\n")
-    text = (home / "config.toml").read_text()
-    head, tail = text.split("[telemetry]\n", 1)
-    dids = {name: compute_did(key.signer(), b"") for name, key in offices.items()}
-    (home / "config.toml").write_text(
-        head + f"[telemetry]\nenabled = true\ninterval_s = 1\nport = {broker_port}\n"
-        f'gateway_did = "{dids["gateway"]}"\ngateway_key = "keys/gateway.json"\n'
-        f'vault_service_did = "{dids["vault-service"]}"\nvault_service_key = "keys/vault-service.json"\n'
-        + tail[tail.index("\n["):])
+    """An `init --telemetry` home (its hosted transport office, car maker, gateway and vault service) with a
+    1 s anchoring interval, the sponsor and the office in the keystore."""
+    init_home(home, members=2, port=free_port(), telemetry=True)
+    config = home / "config.toml"
+    config.write_text(set_section(config.read_text(), "telemetry", {"interval_s": 1, "port": broker_port}))
     keystore = Keystore(home / "keystore", scrypt_n=MIN_SCRYPT_N)
     keystore.import_key("sponsor", load_key(home / "keys" / "city-government.json"), PASS_ENV["CL_SIM_PASS"])
     keystore.import_key("office", load_key(home / "issuers" / "transport-office" / "key.json"),

@@ -28,13 +28,15 @@ def init(home: Optional[Path] = HomeOption,
          chain_id: str = typer.Option("city-local-1", "--chain-id", help="Chain id written into the genesis"),
          port: int = typer.Option(8080, "--port", min=1, max=65535, help="API port written into config.toml"),
          force: bool = typer.Option(False, "--force", help="Overwrite an existing home (its ledger data is kept)"),
+         telemetry: bool = typer.Option(False, "--telemetry", help="Enable [telemetry]: the node's Mosquitto, "
+                                        "gateway and vault service, their DIDs accredited in the genesis"),
          as_json: bool = JsonOption) -> None:
     """Write a home folder: config.toml, genesis.json, the node key and the consortium's keys."""
     from ..node.home import init_home
 
     folder = resolve_home(home)
     try:
-        summary = init_home(folder, chain_id=chain_id, port=port, overwrite=force)
+        summary = init_home(folder, chain_id=chain_id, port=port, overwrite=force, telemetry=telemetry)
     except FileExistsError as exc:
         fail(f"{exc}; pass --force to overwrite")
     except ValueError as exc:

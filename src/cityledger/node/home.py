@@ -169,12 +169,13 @@ class NodeConfig:
 
 
 def init_home(home: Path, chain_id: str = DEFAULT_CHAIN_ID, port: int = 8080, members: int = 5,
-              overwrite: bool = False, issuers: bool = True) -> dict:
+              overwrite: bool = False, issuers: bool = True, telemetry: bool = False) -> dict:
     """Write config.toml, genesis.json, node_key.json and the consortium's keys; return a summary.
 
     With issuers, the city's ID office and transport office get folders under issuers/ and their
     DIDs and accreditations go into the genesis (node/issuers.py); the car maker's key also
-    controls a DID accredited as device manufacturer.
+    controls a DID accredited as device manufacturer. With telemetry, the node's gateway and vault
+    service get keys and accredited DIDs, and [telemetry] is enabled.
     """
     home = Path(home)
     if (home / "config.toml").exists() and not overwrite:
@@ -203,16 +204,55 @@ def init_home(home: Path, chain_id: str = DEFAULT_CHAIN_ID, port: int = 8080, me
                                      for m in member_entries]},
         },
     }
+    config = CONFIG_TEMPLATE.format(chain_id=chain_id, port=port)
+    dids = []
     if issuers:
         from .issuers import compute_manufacturer_entry, init_issuers
 
         dids = init_issuers(home, f"http://127.0.0.1:{port}")
         if "Car Maker" in member_keys:
             dids.append(compute_manufacturer_entry(member_keys["Car Maker"]))
+    if telemetry:
+        entries, settings = _telemetry_services(home)
+        dids += entries
+        config = set_section(config, "telemetry", settings)
+    if dids:
         genesis["app_state"]["identity"] = {"dids": dids}
     (home / "genesis.json").write_text(json.dumps(genesis, indent=2, sort_keys=True) + "\n")
-    (home / "config.toml").write_text(CONFIG_TEMPLATE.format(chain_id=chain_id, port=port))
-    return {"home": str(home), "chain_id": chain_id, "members": member_entries}
+    (home / "config.toml").write_text(config)
+    return {"home": str(home), "chain_id": chain_id, "members": member_entries, "telemetry": telemetry}
+
+
+def _telemetry_services(home: Path) -> tuple[list[dict], dict[str, object]]:
+    """Keys for the node's telemetry gateway and vault service: their genesis DID entries (accredited)
+    and the [telemetry] settings that name them."""
+    from ..modules.consent.messages import GATEWAY_TYPE, VAULT_SERVICE_TYPE
+    from ..modules.identity import compute_did
+    from .issuers import compute_organisation_entry
+
+    entries, settings = [], {"enabled": True}
+    for name, accreditation in (("gateway", GATEWAY_TYPE), ("vault_service", VAULT_SERVICE_TYPE)):
+        key = PrivateKey.generate()
+        file_name = f"keys/{name.replace('_', '-')}.json"
+        write_key_file(home / file_name, key, name.replace("_", " "))
+        entries.append(compute_organisation_entry(key, [accreditation]))
+        settings |= {f"{name}_did": compute_did(key.signer(), b""), f"{name}_key": file_name}
+    return entries, settings
+
+
+def set_section(text: str, section: str, values: dict[str, object]) -> str:
+    """The config text with `values` set in `[section]` (each key's line replaced, its comment kept)."""
+    head, rest = text.split(f"[{section}]\n", 1)
+    body, sep, tail = rest.partition("\n[")
+    lines = []
+    for line in body.split("\n"):
+        name = line.split("=", 1)[0].strip()
+        if name in values:
+            value = json.dumps(values[name])  # TOML's booleans and basic strings are JSON's
+            comment = line[line.index("#"):] if "#" in line else ""
+            line = f"{name} = {value}".ljust(26) + (" " + comment if comment else "")
+        lines.append(line)
+    return head + f"[{section}]\n" + "\n".join(lines) + sep + tail
 
 
 def load_config(home: Path) -> NodeConfig:

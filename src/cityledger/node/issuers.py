@@ -146,12 +146,17 @@ def init_issuers(home: Path, public_url: str) -> list[dict[str, Any]]:
     return entries
 
 
-def compute_manufacturer_entry(key: PrivateKey) -> dict[str, Any]:
-    """The genesis DID entry of an organisation key accredited as a device manufacturer."""
+def compute_organisation_entry(key: PrivateKey, accreditations: list[str]) -> dict[str, Any]:
+    """The genesis DID entry of an organisation key (its controller and its key-1) with accreditations."""
     public = {"scheme": "ed25519", "key": key.public_key.key.hex()}
     return {"controller": {"threshold": 1, "keys": [public]}, "salt": "",
             "keys": [dict(public, fragment="key-1", purposes=[PURPOSE_ASSERTION, PURPOSE_AUTHENTICATION])],
-            "services": [], "accreditations": [MANUFACTURER_TYPE]}
+            "services": [], "accreditations": accreditations}
+
+
+def compute_manufacturer_entry(key: PrivateKey) -> dict[str, Any]:
+    """The genesis DID entry of an organisation key accredited as a device manufacturer."""
+    return compute_organisation_entry(key, [MANUFACTURER_TYPE])
 
 
 @dataclass(frozen=True)

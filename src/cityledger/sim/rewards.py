@@ -41,6 +41,11 @@ from .vaults import ConnectedVehicle, NodeHost, connect_fleet, publish_trip, rea
 
 WAIT_S = 60.0  # per committed tx the run waits for
 PROGRAMME_BLOCKS = 1_000_000  # the programme's life from its creation height
+# A packed value needs this many bytes between its first and last non-zero byte to be a form: a
+# round value (a longitude of exactly 10.0 as float64 is 00 00 00 00 00 00 24 40) is two bytes of
+# information and sits by chance after any run of zeros (an ezkl proof's zero element, padding).
+# The sample is still caught by its text forms and its packed (lat, lon) pair.
+MIN_SIGNIFICANT_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -242,7 +247,8 @@ def rewards_summary(client: Client, programme_id: int, owners: list[Owner]) -> d
 def sample_forms(trips: list[Trip]) -> set[bytes]:
     """The ways a simulated sample could sit in the ledger in clear (each at least 8 bytes): positions
     as decimal 1e-7 degrees, degrees text and float64, integer pairs; timestamps as decimal and int64;
-    speeds as pairs of consecutive seconds' text; each sample packed as the device would."""
+    speeds as pairs of consecutive seconds' text; each sample packed as the device would. A packed form
+    with fewer than MIN_SIGNIFICANT_BYTES between its zero bytes is left out (it matches by chance)."""
     forms: set[bytes] = set()
     for trip in trips:
         samples = trip.telemetry
@@ -256,7 +262,7 @@ def sample_forms(trips: list[Trip]) -> set[bytes]:
                       struct.pack(">3q", lat, lon, speed)}
             if index + 1 < len(samples):
                 forms.add(f"{speed},{samples[index + 1].values[2]}".encode())
-    return {form for form in forms if len(form) >= 8}
+    return {form for form in forms if len(form) >= 8 and len(form.strip(b"\0")) >= MIN_SIGNIFICANT_BYTES}
 
 
 def ledger_haystacks(url: str, programme_id: int, owners: list[Owner]) -> list[bytes]:
