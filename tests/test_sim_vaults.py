@@ -68,6 +68,7 @@ def test_cars_publish_into_their_owners_vaults_and_owners_score_what_they_read_b
     assert rewards["enrollment"] == "desk"  # each owner presented its car's registration at the office's desk
     scanned = result["privacy_scan"]
     assert scanned["forms"] > 1_000 and scanned["found"] == 0, scanned
+    assert scanned["api_bytes"] > 0 and scanned["store_bytes"] > scanned["api_bytes"]  # the node's files too
 
 
 def test_without_telemetry_the_cli_names_the_setting_and_no_vaults_skips_it(tmp_path):

@@ -125,7 +125,7 @@ def _node_host(home: Optional[Path]):
         return dict(creds, port=port)
 
     return NodeHost(maker, compute_did(maker.signer(), b""), compute_did(office_key.signer(), b""), token,
-                    config.telemetry.gateway_did, add_device)
+                    config.telemetry.gateway_did, add_device, ledger_folder=config.db_path.parent)
 
 
 def _read(path: Path) -> str:
@@ -189,7 +189,9 @@ def _print_rewards(summary: dict) -> None:
     held = "held" if rewards["budget_held"] else "[bold red]EXCEEDED[/]"
     scanned = summary["privacy_scan"]
     console.print(f"budget {held}; claims sent {rewards['claims_sent']}, refused {rewards['claims_refused']}; "
-                  f"ledger scan: {scanned['found']} of {scanned['forms']:,} simulated values found")
+                  f"ledger scan: {scanned['found']} of {scanned['forms']:,} simulated values found in "
+                  f"{scanned['api_bytes']:,} bytes served by the node"
+                  + (f" and {scanned['store_bytes']:,} of its store's files" if scanned["store_bytes"] else ""))
     if "vaults" in summary:
         vaults = summary["vaults"]
         console.print(f"vaults: {vaults['windows_published']:,} sealed windows published by {vaults['vehicles']} cars; "

@@ -283,6 +283,12 @@ def ledger_haystacks(url: str, programme_id: int, owners: list[Owner]) -> list[b
     return out
 
 
+def store_files(folder: Path) -> list[bytes]:
+    """Every file of the node's store as it lies on disk (the SQLite database and its WAL: blocks, the
+    state at every version kept, indexes), for a scan of what the host itself holds."""
+    return [path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()]
+
+
 def scan(forms: set[bytes], haystacks: list[bytes]) -> list[bytes]:
     """The forms found in any haystack, in one pass over each (Aho-Corasick: linear in the bytes scanned
     plus the matches, whatever the number of forms; testing each form with `in` was forms x bytes). A
@@ -343,7 +349,12 @@ def run_rewarded_traffic(url: str, sponsor: PrivateKey, office: PrivateKey, offi
         counts = claim_trips(client, chain_id, programme_id, owners, terms, sim.work, on_claim)
         summary = rewards_summary(client, programme_id, owners)
     forms = sample_forms(trips)
-    found = scan(forms, ledger_haystacks(url, programme_id, owners))
+    haystacks = ledger_haystacks(url, programme_id, owners)
+    served = sum(map(len, haystacks))
+    if host is not None and host.ledger_folder is not None:
+        haystacks += store_files(host.ledger_folder)
+    found = scan(forms, haystacks)
     summary.update(counts, enrollment="desk" if fleet else "office-signed")
-    return {**traffic, "rewards": summary, "privacy_scan": {"forms": len(forms), "found": len(found),
-                                                            "examples": [form.hex() for form in found[:5]]}}
+    return {**traffic, "rewards": summary,
+            "privacy_scan": {"forms": len(forms), "found": len(found), "examples": [form.hex() for form in found[:5]],
+                             "api_bytes": served, "store_bytes": sum(map(len, haystacks)) - served}}

@@ -54,6 +54,7 @@ class NodeHost:
     office_token: str
     gateway_did: str
     add_device: Callable[[str], dict[str, Any]]  # a DID -> {username, password, topic, host, port}
+    ledger_folder: Path | None = None  # the node's data folder: the scan reads its store's files too
 
 
 @dataclass
