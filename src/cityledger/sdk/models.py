@@ -35,7 +35,8 @@ from ..wire.vaults import (
     VaultRecordsView,
     WrapView,
 )
-from ..wire.mobility import ScoreFeatureView as ScoreFeature, ScoreModelView as ScoreModel
+from ..wire.mobility import (ClaimView as Claim, ProgrammesView as Programmes, ProgrammeView as Programme,
+                             ScoreFeatureView as ScoreFeature, ScoreModelView as ScoreModel)
 from ..wire.dashboard import BatteryStagesView as BatteryStages, ChainChartView as ChainChart
 from ..wire.owned import (DataSetView as DataSet, DeviceView as Device, EnrollmentView as Enrollment,
                           OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView, OwnedEnrollmentsView,
@@ -77,6 +78,9 @@ __all__ = [
     "VoucherKey",
     "AccessEntry",
     "AccessLog",
+    "Claim",
+    "Programme",
+    "Programmes",
     "ScoreFeature",
     "ScoreModel",
     "Alert",

@@ -86,7 +86,14 @@ from .payments import (
     VoucherCheckView,
     VoucherKeyView,
 )
-from .mobility import MOBILITY_VIEW_TYPES, ScoreFeatureView, ScoreModelView
+from .mobility import (
+    MOBILITY_VIEW_TYPES,
+    ClaimView,
+    ProgrammesView,
+    ProgrammeView,
+    ScoreFeatureView,
+    ScoreModelView,
+)
 from .owned import (
     OWNED_VIEW_TYPES,
     DataSetView,
@@ -178,6 +185,9 @@ __all__ = [
     "VoucherCheckView",
     "VoucherKeyView",
     "MOBILITY_VIEW_TYPES",
+    "ClaimView",
+    "ProgrammesView",
+    "ProgrammeView",
     "ScoreFeatureView",
     "ScoreModelView",
     "IDENTITY_BODY_TYPES",
