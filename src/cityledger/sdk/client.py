@@ -21,7 +21,7 @@ from ..wire.dashboard import (BatteryAlertsView, ChargingPerDayView, DevicesByKi
                               RecyclingView, RewardsView, ValidatorsView)
 from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedView, PolicyView, VoucherCheckBody,
                              VoucherCheckView)
-from ..wire.mobility import ClaimView, ProgrammesView, ProgrammeView
+from ..wire.mobility import ClaimCheckBody, ClaimCheckView, ClaimView, ProgrammesView, ProgrammeView
 from ..wire.owned import (EnrollmentView, OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView, OwnedEnrollmentsView,
                           OwnedEscrowsView)
 from ..wire.vaults import VaultErasureView, VaultLogView, VaultRecordsView, VaultRequestBody
@@ -65,7 +65,8 @@ _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, 
                                           ChannelView, EscrowView, PolicyView, CounterpartyView, LockedView,
                                           OwnedDevicesView, OwnedChannelsView, OwnedEscrowsView, OwnedDataSetsView,
                                           OwnedEnrollmentsView, ProgrammeView, ProgrammesView, EnrollmentView,
-                                          ClaimView, VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView,
+                                          ClaimView, ClaimCheckView,
+                                          VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView,
                                           ScoreModel, ReportBatch, Alerts, RecycledContent, ChainChart, BatteryStages)}
 _CHARTS = {kind: _decoder(kind) for kind in (DevicesByKindView, PaymentsPerDayView, BatteryAlertsView, RecyclingView,
                                             RewardsView, ValidatorsView, ChargingPerDayView)}
@@ -210,6 +211,10 @@ class _Calls:
         text = commitment.hex() if isinstance(commitment, (bytes, bytearray)) else quote(commitment, safe="")
         return _Call("GET", f"/mobility/programmes/{int(programme_id)}/claims/{text}", _READ[ClaimView],
                      {"height": height})
+
+    @staticmethod
+    def check_claim(body: bytes) -> _Call:
+        return _Call("POST", "/mobility/claims/check", _READ[ClaimCheckView], body=body)
 
     @staticmethod
     def check_voucher(body: bytes) -> _Call:
@@ -440,6 +445,11 @@ class Client:
         """A paid claim by its commitment (bytes or 64 hex digits): score, km, reward, height."""
         return self._do(_Calls.get_claim(programme_id, commitment, height))
 
+    def check_claim(self, body: ClaimCheckBody) -> ClaimCheckView:
+        """Would the chain pay this claim now, and how much (ApiError 409 naming why not)?
+        Build the body with sdk.mobility.claim_check_body."""
+        return self._do(_Calls.check_claim(msgspec.json.encode(body)))
+
     def check_voucher(self, body: VoucherCheckBody) -> VoucherCheckView:
         """Would the chain redeem this voucher now (ApiError 409 naming why not)?"""
         return self._do(_Calls.check_voucher(msgspec.json.encode(body)))
@@ -628,6 +638,9 @@ class AsyncClient:
 
     async def get_claim(self, programme_id: int, commitment: str | bytes, height: int = 0) -> ClaimView:
         return await self._do(_Calls.get_claim(programme_id, commitment, height))
+
+    async def check_claim(self, body: ClaimCheckBody) -> ClaimCheckView:
+        return await self._do(_Calls.check_claim(msgspec.json.encode(body)))
 
     async def check_voucher(self, body: VoucherCheckBody) -> VoucherCheckView:
         return await self._do(_Calls.check_voucher(msgspec.json.encode(body)))

@@ -35,7 +35,7 @@ from ..wire.vaults import (
     VaultRecordsView,
     WrapView,
 )
-from ..wire.mobility import (ClaimView as Claim, ProgrammesView as Programmes, ProgrammeView as Programme,
+from ..wire.mobility import (ClaimCheckView as ClaimCheck, ClaimView as Claim, ProgrammesView as Programmes, ProgrammeView as Programme,
                              ScoreFeatureView as ScoreFeature, ScoreModelView as ScoreModel)
 from ..wire.dashboard import BatteryStagesView as BatteryStages, ChainChartView as ChainChart
 from ..wire.owned import (DataSetView as DataSet, DeviceView as Device, EnrollmentView as Enrollment,
@@ -79,6 +79,7 @@ __all__ = [
     "AccessEntry",
     "AccessLog",
     "Claim",
+    "ClaimCheck",
     "Programme",
     "Programmes",
     "ScoreFeature",

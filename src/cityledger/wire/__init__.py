@@ -87,7 +87,10 @@ from .payments import (
     VoucherKeyView,
 )
 from .mobility import (
+    MOBILITY_BODY_TYPES,
     MOBILITY_VIEW_TYPES,
+    ClaimCheckBody,
+    ClaimCheckView,
     ClaimView,
     ProgrammesView,
     ProgrammeView,
@@ -184,7 +187,10 @@ __all__ = [
     "VoucherCheckBody",
     "VoucherCheckView",
     "VoucherKeyView",
+    "MOBILITY_BODY_TYPES",
     "MOBILITY_VIEW_TYPES",
+    "ClaimCheckBody",
+    "ClaimCheckView",
     "ClaimView",
     "ProgrammesView",
     "ProgrammeView",

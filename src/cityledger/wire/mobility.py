@@ -10,6 +10,10 @@ from __future__ import annotations
 import msgspec
 
 
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of request bodies: unknown fields are an error, so typos are reported."""
+
+
 class _View(msgspec.Struct, kw_only=True, frozen=True):
     """Base of response bodies."""
 
@@ -80,4 +84,31 @@ class ClaimView(_View):
     height: int  # of the block that paid it
 
 
-MOBILITY_VIEW_TYPES = (ScoreFeatureView, ScoreModelView, ProgrammeView, ProgrammesView, ClaimView)
+class ClaimCheckBody(_Body):
+    """POST /mobility/claims/check: would the chain pay this claim (a ClaimTrip, bytes in hex) to `account` now?"""
+
+    account: str  # the enrolled pseudonymous account that would send it
+    programme_id: int
+    trip_id: str
+    commitment: str
+    commitment_signature: str
+    score_fixed: int  # score x score_one, as proven
+    distance_fixed: int  # km x score_one, as proven
+    proof: str
+
+
+class ClaimCheckView(_View):
+    """A claim the chain would pay in the block after `height`, and what it would pay."""
+
+    programme_id: int
+    account: str
+    period: int
+    score: int
+    distance_km: int
+    reward: int
+    height: int  # the committed height it was checked against
+
+
+MOBILITY_BODY_TYPES = (ClaimCheckBody,)
+MOBILITY_VIEW_TYPES = (ScoreFeatureView, ScoreModelView, ProgrammeView, ProgrammesView, ClaimView,
+                       ClaimCheckView)

@@ -12,31 +12,55 @@
     GET /mobility/programmes/{programme_id}/claims/{commitment}?height=
                                                a paid claim by its commitment (64 hex digits): score, km,
                                                reward, height; all the chain keeps of a trip
+    POST /mobility/claims/check {account, programme_id, trip_id, commitment, commitment_signature,
+                                 score_fixed, distance_fixed, proof}
+                                               would the chain pay this claim to `account` now, and how much
 
-Each reads the module's own queries (modules/mobility/queries.py) on the state at `height` (0, the
-default: the latest), as payments' routes do; transactions go through POST /txs (the SDK's
-cityledger.sdk.mobility builds them). A trip's samples and features never reach the node.
+The GETs read the module's own queries (modules/mobility/queries.py) on the state at `height` (0,
+the default: the latest), as payments' routes do; transactions go through POST /txs (the SDK's
+cityledger.sdk.mobility builds them). The claim check runs the node's own ClaimTrip handler (shape,
+programme, enrollment, not yet paid, threshold, budget and caps, the pseudonym's signature, the
+proof) on a throwaway layer over the latest committed state, as for the next block, and keeps none
+of its writes: an owner learns why a claim would be refused before spending a nonce on it. A trip's
+samples and features never reach the node.
 """
 
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Query
+import msgspec
+from fastapi import APIRouter, FastAPI, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...modules.mobility import MODEL_DRIVING_SCORE_V1
+from ...core.errors import TxError
+from ...core.state import Overlay
+from ...core.types import address_from_str, address_to_str
+from ...modules.base import Context
+from ...modules.mobility import MODEL_DRIVING_SCORE_V1, ClaimTrip, compute_period, get_programme
+from ...modules.mobility.messages import COMMITMENT_LEN, MAX_PROOF_BYTES, TRIP_ID_LEN
 from ...modules.mobility.proofs import PINNED_DIGESTS
 from ...offchain.mobility.circuit import LOGROWS
 from ...offchain.mobility.score import FEATURES, MAX_DISTANCE_KM, MAX_POINTS, SALT_BITS, SALT_INPUTS, SCORE_ONE
-from ...wire.mobility import MOBILITY_VIEW_TYPES, ScoreFeatureView, ScoreModelView
+from ...wire.mobility import (MOBILITY_BODY_TYPES, MOBILITY_VIEW_TYPES, ClaimCheckBody, ClaimCheckView,
+                              ScoreFeatureView, ScoreModelView)
 from ...wire.owned import EnrollmentView
-from ..codec import json_response
-from ..errors import invalid_param, not_found
+from ..codec import decode_json, json_response, read_body
+from ..errors import ApiError, invalid_body, invalid_param, not_found
 from .common import MAX_INT64, add_schemas
+from .payments import MAX_SIGNATURE_HEX
 
+# A claim check is a ClaimTrip in hex: a proof of at most MAX_PROOF_BYTES is most of it.
+MAX_CLAIM_CHECK_BODY_BYTES = 2 * MAX_PROOF_BYTES + 4 * 1024
 _TAGS = ["mobility"]
+_CLAIM_CHECK = msgspec.json.Decoder(ClaimCheckBody)
+# Byte fields of a claim check: (name, most hex digits, exact or at most).
+_HEX_FIELDS = (("trip_id", 2 * TRIP_ID_LEN, True), ("commitment", 2 * COMMITMENT_LEN, True),
+               ("commitment_signature", MAX_SIGNATURE_HEX, False), ("proof", 2 * MAX_PROOF_BYTES, False))
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 _MODEL = ScoreModelView(
     model=MODEL_DRIVING_SCORE_V1, max_points=MAX_POINTS, score_one=SCORE_ONE, max_distance_km=MAX_DISTANCE_KM,
     features=[ScoreFeatureView(name=f.name, cap=f.cap, penalty_fixed=f.penalty_fixed, unit=f.unit) for f in FEATURES],
@@ -44,19 +68,22 @@ _MODEL = ScoreModelView(
 # Path values are parsed here, not by FastAPI's int: it would take "1\n", "+1", "1_0" and "1.0" as ids.
 _ID = re.compile(r"[0-9]{1,19}")
 _COMMITMENT = re.compile(r"[0-9a-fA-F]{64}")
-# The queries' argument names -> this API's parameter names, for the field their errors name.
-_RENAMED = {"id": "programme_id", "programme": "programme_id"}
+# The queries' argument names (and the handler's sender) -> this API's names, for the field errors name.
+_RENAMED = {"id": "programme_id", "programme": "programme_id", "sender": "account"}
 
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _doc(view: str) -> dict:
+def _doc(view: str, *more: int) -> dict:
     error = {"application/json": {"schema": _ref("ErrorBody")}}
-    return {200: {"description": "OK", "content": {"application/json": {"schema": _ref(view)}}},
-            400: {"description": "Invalid input, named in error.field", "content": error},
-            404: {"description": "Not found (error.field names what)", "content": error}}
+    described = {400: "Invalid input, named in error.field", 404: "Not found (error.field names what)",
+                 409: "The chain would refuse this claim (error.code names why, error.field what)"}
+    out: dict = {200: {"description": "OK", "content": {"application/json": {"schema": _ref(view)}}}}
+    for status in (400, 404, *more):
+        out[status] = {"description": described[status], "content": error}
+    return out
 
 
 def _id(text: str, name: str) -> int:
@@ -65,9 +92,9 @@ def _id(text: str, name: str) -> int:
     return int(text)
 
 
-def _int(value: int, name: str, low: int, high: int, hint: str = "") -> int:
+def _int(value: int, name: str, low: int, high: int = MAX_INT64, hint: str = "", error=invalid_param) -> int:
     if not low <= value <= high:
-        raise invalid_param(f"{name}: expected {low} to {high}{hint}, got {value}")
+        raise error(f"{name}: expected {low} to {high}{hint}, got {value}")
     return value
 
 
@@ -79,27 +106,13 @@ def _renamed(message: str) -> str:
 def include_mobility(app: FastAPI) -> None:
     """Add the mobility routes (they read through the identity routes' state access) and their schemas."""
     app.include_router(mobility_router(app))
-    add_schemas(app, MOBILITY_VIEW_TYPES + (EnrollmentView,))
+    add_schemas(app, MOBILITY_BODY_TYPES + MOBILITY_VIEW_TYPES + (EnrollmentView,))
 
 
 def mobility_router(app: FastAPI) -> APIRouter:
     """The mobility routes."""
     router = APIRouter(tags=_TAGS)
-
-    def read(name: str, args: dict[str, str], height: int) -> Any:
-        """A mobility query's answer on the state at `height`; its errors as 400/404 naming our parameter."""
-        reader = app.state.identity  # state at a height, and the node's own module queries
-        try:
-            query = reader.module_query("mobility", name)
-        except LookupError as exc:
-            raise not_found(str(exc).strip("'\"")) from None
-        state = reader.state(height)
-        try:
-            return query(state, args)
-        except LookupError as exc:
-            raise not_found(_renamed(str(exc).strip("'\""))) from None
-        except ValueError as exc:
-            raise invalid_param(_renamed(str(exc))) from None
+    read = partial(_read, app)
 
     def at(height: int) -> int:
         """The committed height asked for (0: the latest), so that a default period and the state agree."""
@@ -146,4 +159,72 @@ def mobility_router(app: FastAPI) -> APIRouter:
         read("programme", {"id": str(number)}, height)  # an unknown programme is a 404 naming programme_id
         return json_response(read("claim", {"programme": str(number), "commitment": commitment.lower()}, height))
 
+    @router.post("/mobility/claims/check", summary="Would the chain pay this claim now?",
+                 openapi_extra={"requestBody": {"required": True, "content": {
+                     "application/json": {"schema": _ref("ClaimCheckBody")}}}},
+                 responses=_doc("ClaimCheckView", 409))
+    async def check_claim(request: Request) -> Response:
+        body: ClaimCheckBody = decode_json(await read_body(request, MAX_CLAIM_CHECK_BODY_BYTES), _CLAIM_CHECK)
+        message, account = _claim_of(body)
+        return json_response(await run_in_threadpool(_check, app.state.identity, message, account))
+
     return router
+
+
+def _read(app: FastAPI, name: str, args: dict[str, str], height: int) -> Any:
+    """A mobility query's answer on the state at `height`; its errors as 400/404 naming our parameter."""
+    reader = app.state.identity  # state at a height, and the node's own module queries
+    try:
+        query = reader.module_query("mobility", name)
+    except LookupError as exc:
+        raise not_found(str(exc).strip("'\"")) from None
+    state = reader.state(height)
+    try:
+        return query(state, args)
+    except LookupError as exc:
+        raise not_found(_renamed(str(exc).strip("'\""))) from None
+    except ValueError as exc:
+        raise invalid_param(_renamed(str(exc))) from None
+
+
+def _claim_of(body: ClaimCheckBody) -> tuple[ClaimTrip, bytes]:
+    """The ClaimTrip and sending account of a check's body; 400 naming the first bad field."""
+    try:
+        account = address_from_str(body.account, "account")
+    except ValueError as exc:
+        raise invalid_body(str(exc)) from None
+    _int(body.programme_id, "programme_id", 1, error=invalid_body)
+    for name in ("score_fixed", "distance_fixed"):
+        _int(getattr(body, name), name, 0, error=invalid_body)
+    raw = {}
+    for name, digits, exact in _HEX_FIELDS:
+        text = getattr(body, name)
+        if len(text) > digits or (exact and len(text) != digits) or not _HEX.fullmatch(text):
+            size = f"{digits}" if exact else f"an even number of, at most {digits},"
+            raise invalid_body(f"{name}: expected {size} hex digits, got {text[:40]!r} ({len(text)} characters)")
+        raw[name] = bytes.fromhex(text)
+    return ClaimTrip(body.programme_id, raw["trip_id"], raw["commitment"], raw["commitment_signature"],
+                     body.score_fixed, body.distance_fixed, raw["proof"]), account
+
+
+def _check(reader: Any, message: ClaimTrip, account: bytes) -> ClaimCheckView:
+    """Run the node's own ClaimTrip handler as for the next block, on a layer over the latest
+    committed state that is then dropped: its verdict, and the payment it would make."""
+    node = reader.node
+    height = node.store.last_height()
+    module = next((m for m in node.app.modules if m.name == "mobility"), None)
+    if module is None:
+        raise not_found("path: this node runs no mobility module")
+    state = reader.state(height)
+    if get_programme(state, message.programme_id) is None:
+        raise not_found(f"programme_id: no programme {message.programme_id}")
+    ctx = Context(Overlay(state), node.app.chain_id, height + 1, 0, account)
+    try:
+        module.handlers[ClaimTrip](ctx, message)
+    except TxError as exc:
+        raise ApiError(409, f"{exc.codespace}/{exc.code}", _renamed(exc.message)) from None
+    paid = dict(next(event for event in ctx.events if event.type == "mobility.claim_paid").attributes)
+    programme = get_programme(state, message.programme_id)  # there: the handler paid from it
+    return ClaimCheckView(programme_id=message.programme_id, account=address_to_str(account),
+                          period=compute_period(programme, height + 1), score=int(paid["score"]),
+                          distance_km=int(paid["distance_km"]), reward=int(paid["reward"]), height=height)
