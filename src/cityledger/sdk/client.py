@@ -22,8 +22,8 @@ from ..wire.dashboard import (BatteryAlertsView, ChargingPerDayView, DevicesByKi
 from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedView, PolicyView, VoucherCheckBody,
                              VoucherCheckView)
 from ..wire.mobility import ClaimCheckBody, ClaimCheckView, ClaimView, ProgrammesView, ProgrammeView
-from ..wire.owned import (EnrollmentView, OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView, OwnedEnrollmentsView,
-                          OwnedEscrowsView)
+from ..wire.owned import (EnrollmentView, OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView,
+                          OwnedEnrollmentsView, OwnedEscrowsView)
 from ..wire.vaults import VaultErasureView, VaultLogView, VaultRecordsView, VaultRequestBody
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
