@@ -333,16 +333,22 @@ def test_claims_on_two_validators_one_never_sees_the_txs(tmp_path):
 
 
 def _same_reads_over_rest(net, driver, height: int) -> None:
-    """Each validator's typed reward routes answer the same programme, claims and enrollment at `height`."""
+    """Each validator's typed reward routes answer the same programme, claims and enrollment at `height`,
+    and its claim check refuses the paid claim again."""
     import httpx
 
     claims = stored_claims()
     paths = ["/mobility/programmes/1", f"/mobility/programmes/1/enrollments/city{driver.address().hex()}",
              *(f"/mobility/programmes/1/claims/{claims[name].commitment.hex()}" for name in ("good", "fair"))]
+    from cityledger.sdk.mobility import claim_check_body
+
+    check = msgspec.json.encode(claim_check_body(claims["good"], driver.address()))
     answers = []
     for name in ("validator0", "validator1"):
         with httpx.Client(base_url=net.node(name).api_url, timeout=60) as api:
             answers.append([api.get(path, params={"height": height}).json() for path in paths])
+            refused = api.post("/mobility/claims/check", content=check, headers={"content-type": "application/json"})
+            assert refused.status_code == 409 and refused.json()["error"]["field"] == "commitment", refused.text
     assert answers[0] == answers[1], answers
     programme, enrollment, good, fair = answers[0]
     assert (programme["claims"], enrollment["paid"], enrollment["trips"]) == (2, 720, 2), answers[0]
