@@ -293,7 +293,8 @@ def _reward_txs(chain_id: str, keys, office) -> list[list[bytes]]:
 def test_claims_on_two_validators_one_never_sees_the_txs(tmp_path):
     """Claims through validator0's API: the forged one refused by its CheckTx (workers, then the
     handler), the others committed; validator1, whose mempool never held them, verifies them in its
-    workers when validator0's proposal arrives, pays the same and reaches the same app hashes."""
+    workers when validator0's proposal arrives, pays the same and reaches the same app hashes; both
+    answer the same over the typed reward routes (api/routes/mobility.py)."""
     import httpx
     from test_cometbft_network import _app_hashes, _committed, _member_key, _wait_until
 
@@ -323,8 +324,32 @@ def test_claims_on_two_validators_one_never_sees_the_txs(tmp_path):
             assert _programme(net, name)["claims"] == 2
         top = min(net.heights().values())
         assert _app_hashes(net, "validator0", top) == _app_hashes(net, "validator1", top)
+        _same_reads_over_rest(net, keys[1], top)
     finally:
         net.stop()
     unseen = "had not checked go to the verifier workers"
     assert unseen in net.log_tail("validator1", "app", 200_000)  # validator0's proposals
     assert unseen not in net.log_tail("validator0", "app", 200_000)  # its own CheckTx saw them all
+
+
+def _same_reads_over_rest(net, driver, height: int) -> None:
+    """Each validator's typed reward routes answer the same programme, claims and enrollment at `height`,
+    and its claim check refuses the paid claim again."""
+    import httpx
+
+    claims = stored_claims()
+    paths = ["/mobility/programmes/1", f"/mobility/programmes/1/enrollments/city{driver.address().hex()}",
+             *(f"/mobility/programmes/1/claims/{claims[name].commitment.hex()}" for name in ("good", "fair"))]
+    from cityledger.sdk.mobility import claim_check_body
+
+    check = msgspec.json.encode(claim_check_body(claims["good"], driver.address()))
+    answers = []
+    for name in ("validator0", "validator1"):
+        with httpx.Client(base_url=net.node(name).api_url, timeout=60) as api:
+            answers.append([api.get(path, params={"height": height}).json() for path in paths])
+            refused = api.post("/mobility/claims/check", content=check, headers={"content-type": "application/json"})
+            assert refused.status_code == 409 and refused.json()["error"]["field"] == "commitment", refused.text
+    assert answers[0] == answers[1], answers
+    programme, enrollment, good, fair = answers[0]
+    assert (programme["claims"], enrollment["paid"], enrollment["trips"]) == (2, 720, 2), answers[0]
+    assert (good["score"], good["reward"], fair["distance_km"], fair["reward"]) == (100, 220, 40, 500), answers[0]

@@ -212,6 +212,23 @@ async def _drive_with_sdk(tn, transport) -> None:
             assert (await owned(tn.alice.address())).next is None
         model = await client.get_score_model()
         assert model.model == "driving-score-v1" and len(model.features) == 6 and model.score_one == 128
+        await _drive_mobility(client, tn)
+
+
+async def _drive_mobility(client, tn) -> None:
+    """The reward routes of a chain without programmes: an empty list, misses answer ErrorBody (200s field for
+    field: tests/test_api_mobility.py)."""
+    page = await client.get_programmes()
+    assert (page.count, page.items, page.next) == (0, [], None)
+    from cityledger.sdk.mobility import claim_check_body
+    from mobility_fixtures import stored_claims
+
+    for missing in (client.get_programme(1), client.get_enrollment(1, tn.alice.address()),
+                    client.get_claim(1, b"\x01" * 32),
+                    client.check_claim(claim_check_body(stored_claims()["good"], tn.alice.address()))):
+        with pytest.raises(cityledger.sdk.ApiError) as absent:
+            await missing
+        assert (absent.value.status, absent.value.field) == (404, "programme_id")
 
 
 async def _drive_passports(client, tn) -> None:

@@ -93,9 +93,11 @@ def programme_withdraw(programme_id: int = ProgrammeArg, from_key: str = FromOpt
 def programme_show(programme_id: int = ProgrammeArg, home: Optional[Path] = HomeOption,
                    node: Optional[str] = NodeOption, as_json: bool = JsonOption) -> None:
     """A programme's terms, budget and what remains."""
+    import msgspec
+
     url, client = _client(node, home)
     with node_errors(url), client:
-        record = client.query("mobility", "programme", id=str(programme_id))
+        record = msgspec.structs.asdict(client.get_programme(programme_id))
     if as_json:
         print_json(record)
         return

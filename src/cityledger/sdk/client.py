@@ -21,8 +21,9 @@ from ..wire.dashboard import (BatteryAlertsView, ChargingPerDayView, DevicesByKi
                               RecyclingView, RewardsView, ValidatorsView)
 from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedView, PolicyView, VoucherCheckBody,
                              VoucherCheckView)
-from ..wire.owned import (OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView, OwnedEnrollmentsView,
-                          OwnedEscrowsView)
+from ..wire.mobility import ClaimCheckBody, ClaimCheckView, ClaimView, ProgrammesView, ProgrammeView
+from ..wire.owned import (EnrollmentView, OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView,
+                          OwnedEnrollmentsView, OwnedEscrowsView)
 from ..wire.vaults import VaultErasureView, VaultLogView, VaultRecordsView, VaultRequestBody
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
@@ -63,7 +64,8 @@ _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, 
                                           SubmitResult, TxStatus, PassportStored, PassportDocument, AccessLog,
                                           ChannelView, EscrowView, PolicyView, CounterpartyView, LockedView,
                                           OwnedDevicesView, OwnedChannelsView, OwnedEscrowsView, OwnedDataSetsView,
-                                          OwnedEnrollmentsView,
+                                          OwnedEnrollmentsView, ProgrammeView, ProgrammesView, EnrollmentView,
+                                          ClaimView, ClaimCheckView,
                                           VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView,
                                           ScoreModel, ReportBatch, Alerts, RecycledContent, ChainChart, BatteryStages)}
 _CHARTS = {kind: _decoder(kind) for kind in (DevicesByKindView, PaymentsPerDayView, BatteryAlertsView, RecyclingView,
@@ -73,6 +75,10 @@ _ERROR = msgspec.json.Decoder(ErrorBody)
 
 def _counterparty_path(address: str | bytes) -> str:
     return f"counterparties/{address_to_str(to_address(address, 'address'))}"
+
+
+def _account_path(address: str | bytes) -> str:
+    return quote(address_to_str(address) if isinstance(address, (bytes, bytearray)) else address, safe="")
 
 
 def _hex_id(tx_id: str | bytes) -> str:
@@ -183,8 +189,32 @@ class _Calls:
 
     @staticmethod
     def owned(address: str | bytes, segment: str, kind: type, after: str) -> _Call:
-        account = address_to_str(address) if isinstance(address, bytes) else address
-        return _Call("GET", f"/accounts/{quote(account, safe='')}/{segment}", _READ[kind], {"after": after})
+        return _Call("GET", f"/accounts/{_account_path(address)}/{segment}", _READ[kind], {"after": after})
+
+    @staticmethod
+    def get_programmes(before: int | None, height: int) -> _Call:
+        params = {"height": height} if before is None else {"before": int(before), "height": height}
+        return _Call("GET", "/mobility/programmes", _READ[ProgrammesView], params)
+
+    @staticmethod
+    def get_programme(programme_id: int, height: int) -> _Call:
+        return _Call("GET", f"/mobility/programmes/{int(programme_id)}", _READ[ProgrammeView], {"height": height})
+
+    @staticmethod
+    def get_enrollment(programme_id: int, account: str | bytes, period: int | None, height: int) -> _Call:
+        params = {"height": height} if period is None else {"period": int(period), "height": height}
+        return _Call("GET", f"/mobility/programmes/{int(programme_id)}/enrollments/{_account_path(account)}",
+                     _READ[EnrollmentView], params)
+
+    @staticmethod
+    def get_claim(programme_id: int, commitment: str | bytes, height: int) -> _Call:
+        text = commitment.hex() if isinstance(commitment, (bytes, bytearray)) else quote(commitment, safe="")
+        return _Call("GET", f"/mobility/programmes/{int(programme_id)}/claims/{text}", _READ[ClaimView],
+                     {"height": height})
+
+    @staticmethod
+    def check_claim(body: bytes) -> _Call:
+        return _Call("POST", "/mobility/claims/check", _READ[ClaimCheckView], body=body)
 
     @staticmethod
     def check_voucher(body: bytes) -> _Call:
@@ -398,6 +428,28 @@ class Client:
         """A page of an account's reward enrollments (rewards paid and trips, per programme period)."""
         return self._do(_Calls.owned(address, "enrollments", OwnedEnrollmentsView, after))
 
+    def get_programmes(self, before: int | None = None, height: int = 0) -> ProgrammesView:
+        """A page of reward programmes, newest first, below id `before` (`next` is the next page's before)."""
+        return self._do(_Calls.get_programmes(before, height))
+
+    def get_programme(self, programme_id: int, height: int = 0) -> ProgrammeView:
+        """A reward programme's terms, budget and what remains (height 0: the latest)."""
+        return self._do(_Calls.get_programme(programme_id, height))
+
+    def get_enrollment(self, programme_id: int, account: str | bytes, period: int | None = None,
+                       height: int = 0) -> EnrollmentView:
+        """What an enrolled account was paid in a programme period (None: the period `height` falls in)."""
+        return self._do(_Calls.get_enrollment(programme_id, account, period, height))
+
+    def get_claim(self, programme_id: int, commitment: str | bytes, height: int = 0) -> ClaimView:
+        """A paid claim by its commitment (bytes or 64 hex digits): score, km, reward, height."""
+        return self._do(_Calls.get_claim(programme_id, commitment, height))
+
+    def check_claim(self, body: ClaimCheckBody) -> ClaimCheckView:
+        """Would the chain pay this claim now, and how much (ApiError 409 naming why not)?
+        Build the body with sdk.mobility.claim_check_body."""
+        return self._do(_Calls.check_claim(msgspec.json.encode(body)))
+
     def check_voucher(self, body: VoucherCheckBody) -> VoucherCheckView:
         """Would the chain redeem this voucher now (ApiError 409 naming why not)?"""
         return self._do(_Calls.check_voucher(msgspec.json.encode(body)))
@@ -573,6 +625,22 @@ class AsyncClient:
 
     async def enrollments_of(self, address: str | bytes, after: str = "") -> OwnedEnrollmentsView:
         return await self._do(_Calls.owned(address, "enrollments", OwnedEnrollmentsView, after))
+
+    async def get_programmes(self, before: int | None = None, height: int = 0) -> ProgrammesView:
+        return await self._do(_Calls.get_programmes(before, height))
+
+    async def get_programme(self, programme_id: int, height: int = 0) -> ProgrammeView:
+        return await self._do(_Calls.get_programme(programme_id, height))
+
+    async def get_enrollment(self, programme_id: int, account: str | bytes, period: int | None = None,
+                             height: int = 0) -> EnrollmentView:
+        return await self._do(_Calls.get_enrollment(programme_id, account, period, height))
+
+    async def get_claim(self, programme_id: int, commitment: str | bytes, height: int = 0) -> ClaimView:
+        return await self._do(_Calls.get_claim(programme_id, commitment, height))
+
+    async def check_claim(self, body: ClaimCheckBody) -> ClaimCheckView:
+        return await self._do(_Calls.check_claim(msgspec.json.encode(body)))
 
     async def check_voucher(self, body: VoucherCheckBody) -> VoucherCheckView:
         return await self._do(_Calls.check_voucher(msgspec.json.encode(body)))

@@ -8,8 +8,9 @@
     tx = claim(chain_id, account, nonce, build_claim(Prover(circuit_dir(), work_dir), trip))
 
 A ticket (`Enroll`) and a vehicle's signed trip travel as JSON: `ticket_to_json` / `ticket_from_json`,
-`trip_to_json` / `trip_from_json` (bytes in hex). Programme state: Client.query("mobility", "programme",
-id=…), "enrollment" (programme, period, account), "claim" (programme, commitment).
+`trip_to_json` / `trip_from_json` (bytes in hex). Programme state: Client.get_programmes(),
+get_programme(id), get_enrollment(id, account, period), get_claim(id, commitment); whether the chain
+would pay a claim now: Client.check_claim(claim_check_body(claim, account)).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.keys import PublicKey, Signer
+from ..core.types import address_to_str
 from ..modules.mobility import (
     MODEL_DRIVING_SCORE_V1,
     ClaimTrip,
@@ -28,7 +30,8 @@ from ..modules.mobility import (
 from ..offchain.mobility.features import Sample, compute_features
 from ..offchain.mobility.rewards import SignedTrip
 from ..offchain.mobility.score import explain
-from .txs import KeyOrKeys, sign
+from ..wire.mobility import ClaimCheckBody
+from .txs import KeyOrKeys, sign, to_address
 
 
 def create_programme(chain_id: str, keys: KeyOrKeys, nonce: int, *, budget: int, min_score: int,
@@ -61,6 +64,15 @@ def enroll(chain_id: str, keys: KeyOrKeys, nonce: int, ticket: Enroll, *, signer
 def claim(chain_id: str, keys: KeyOrKeys, nonce: int, trip_claim: ClaimTrip, *, signer: Signer | None = None) -> bytes:
     """The enrolled account claims a proven trip's reward."""
     return sign(chain_id, keys, nonce, [trip_claim], signer=signer)
+
+
+def claim_check_body(trip_claim: ClaimTrip, account: str | bytes) -> ClaimCheckBody:
+    """The body of POST /mobility/claims/check: this claim, as `account` would send it."""
+    return ClaimCheckBody(account=address_to_str(to_address(account, "account")), programme_id=trip_claim.programme_id,
+                          trip_id=trip_claim.trip_id.hex(), commitment=trip_claim.commitment.hex(),
+                          commitment_signature=trip_claim.commitment_signature.hex(),
+                          score_fixed=trip_claim.score_fixed, distance_fixed=trip_claim.distance_fixed,
+                          proof=trip_claim.proof.hex())
 
 
 def score_samples(samples: list[Sample]) -> dict[str, Any]:

@@ -35,7 +35,9 @@ from ..wire.vaults import (
     VaultRecordsView,
     WrapView,
 )
-from ..wire.mobility import ScoreFeatureView as ScoreFeature, ScoreModelView as ScoreModel
+from ..wire.mobility import (ClaimCheckView as ClaimCheck, ClaimView as Claim, ProgrammesView as Programmes,
+                             ProgrammeView as Programme, ScoreFeatureView as ScoreFeature,
+                             ScoreModelView as ScoreModel)
 from ..wire.dashboard import BatteryStagesView as BatteryStages, ChainChartView as ChainChart
 from ..wire.owned import (DataSetView as DataSet, DeviceView as Device, EnrollmentView as Enrollment,
                           OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView, OwnedEnrollmentsView,
@@ -77,6 +79,10 @@ __all__ = [
     "VoucherKey",
     "AccessEntry",
     "AccessLog",
+    "Claim",
+    "ClaimCheck",
+    "Programme",
+    "Programmes",
     "ScoreFeature",
     "ScoreModel",
     "Alert",

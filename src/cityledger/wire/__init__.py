@@ -86,7 +86,17 @@ from .payments import (
     VoucherCheckView,
     VoucherKeyView,
 )
-from .mobility import MOBILITY_VIEW_TYPES, ScoreFeatureView, ScoreModelView
+from .mobility import (
+    MOBILITY_BODY_TYPES,
+    MOBILITY_VIEW_TYPES,
+    ClaimCheckBody,
+    ClaimCheckView,
+    ClaimView,
+    ProgrammesView,
+    ProgrammeView,
+    ScoreFeatureView,
+    ScoreModelView,
+)
 from .owned import (
     OWNED_VIEW_TYPES,
     DataSetView,
@@ -177,7 +187,13 @@ __all__ = [
     "VoucherCheckBody",
     "VoucherCheckView",
     "VoucherKeyView",
+    "MOBILITY_BODY_TYPES",
     "MOBILITY_VIEW_TYPES",
+    "ClaimCheckBody",
+    "ClaimCheckView",
+    "ClaimView",
+    "ProgrammesView",
+    "ProgrammeView",
     "ScoreFeatureView",
     "ScoreModelView",
     "IDENTITY_BODY_TYPES",
