@@ -192,6 +192,20 @@ def test_claim_check_refusals_name_the_field_and_change_nothing(api):
     assert _unchanged(api) == before
 
 
+def test_claim_checks_past_the_limit_at_once_are_told_to_come_back(api):
+    from cityledger.api.routes import mobility as routes
+
+    held = [routes._CLAIM_CHECKS.acquire(blocking=False) for _ in range(routes.MAX_CLAIM_CHECKS_AT_ONCE)]
+    try:
+        assert all(held)  # as if that many checks were verifying proofs right now
+        busy = _check(api, api.world.claims["fair"])
+        assert busy.status_code == 429 and busy.json()["error"]["code"] == "mobility/busy", busy.text
+    finally:
+        for _ in held:
+            routes._CLAIM_CHECKS.release()
+    assert _check(api, api.world.claims["fair"]).status_code == 200
+
+
 def test_sdk_checks_a_claim(api):
     with sdk.Client(base_url=str(api.base_url), transport=api._transport) as node:
         assert node.check_claim(claim_check_body(api.world.claims["fair"], _driver(api))).reward == 500

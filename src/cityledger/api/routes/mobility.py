@@ -28,6 +28,7 @@ samples and features never reach the node.
 from __future__ import annotations
 
 import re
+import threading
 from functools import partial
 from typing import Any
 
@@ -57,6 +58,10 @@ from .payments import MAX_SIGNATURE_HEX
 MAX_CLAIM_CHECK_BODY_BYTES = 2 * MAX_PROOF_BYTES + 4 * 1024
 _TAGS = ["mobility"]
 _CLAIM_CHECK = msgspec.json.Decoder(ClaimCheckBody)
+# A check that passes the cheap checks costs a proof verification (~8 ms of a core) and, unlike
+# POST /txs, no sender quota: at most this many run at once, the others are told to come back (429).
+MAX_CLAIM_CHECKS_AT_ONCE = 2
+_CLAIM_CHECKS = threading.BoundedSemaphore(MAX_CLAIM_CHECKS_AT_ONCE)
 # Byte fields of a claim check: (name, most hex digits, exact or at most).
 _HEX_FIELDS = (("trip_id", 2 * TRIP_ID_LEN, True), ("commitment", 2 * COMMITMENT_LEN, True),
                ("commitment_signature", MAX_SIGNATURE_HEX, False), ("proof", 2 * MAX_PROOF_BYTES, False))
@@ -79,7 +84,8 @@ def _ref(name: str) -> dict:
 def _doc(view: str, *more: int) -> dict:
     error = {"application/json": {"schema": _ref("ErrorBody")}}
     described = {400: "Invalid input, named in error.field", 404: "Not found (error.field names what)",
-                 409: "The chain would refuse this claim (error.code names why, error.field what)"}
+                 409: "The chain would refuse this claim (error.code names why, error.field what)",
+                 429: "Too many claim checks running at once: retry shortly"}
     out: dict = {200: {"description": "OK", "content": {"application/json": {"schema": _ref(view)}}}}
     for status in (400, 404, *more):
         out[status] = {"description": described[status], "content": error}
@@ -162,11 +168,17 @@ def mobility_router(app: FastAPI) -> APIRouter:
     @router.post("/mobility/claims/check", summary="Would the chain pay this claim now?",
                  openapi_extra={"requestBody": {"required": True, "content": {
                      "application/json": {"schema": _ref("ClaimCheckBody")}}}},
-                 responses=_doc("ClaimCheckView", 409))
+                 responses=_doc("ClaimCheckView", 409, 429))
     async def check_claim(request: Request) -> Response:
         body: ClaimCheckBody = decode_json(await read_body(request, MAX_CLAIM_CHECK_BODY_BYTES), _CLAIM_CHECK)
         message, account = _claim_of(body)
-        return json_response(await run_in_threadpool(_check, app.state.identity, message, account))
+        if not _CLAIM_CHECKS.acquire(blocking=False):
+            raise ApiError(429, "mobility/busy", f"claim checks: {MAX_CLAIM_CHECKS_AT_ONCE} already running; "
+                                                 f"retry shortly", field="body")
+        try:
+            return json_response(await run_in_threadpool(_check, app.state.identity, message, account))
+        finally:
+            _CLAIM_CHECKS.release()
 
     return router
 
