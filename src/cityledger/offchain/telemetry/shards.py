@@ -187,6 +187,24 @@ class ShardLink:
             self._closed_below = current
 
 
+def answer_shard(fleet: FleetAnchor, shard: int, message: tuple, send) -> bool:
+    """The node's answer to a shard's "root" (kept, then acknowledged) or "closed"; False for other kinds."""
+    if message[0] == "root":
+        _, interval, root, count = message
+        try:
+            fleet.hand(ShardRoot(shard, interval, root, count))
+            error = ""
+        except (FleetError, OSError, sqlite3.Error) as exc:
+            log.error("telemetry: gateway %d's root for interval %d: %s", shard, interval, exc)
+            error = str(exc)
+        send("ack", interval, error)
+        return True
+    if message[0] == "closed":
+        fleet.closed(shard, message[1])
+        return True
+    return False
+
+
 def lock_folder(folder: Path, wait_s: float = LOCK_S) -> int:
     """An exclusive lock on the shard's folder (released when the process ends, however it ends)."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -288,18 +306,9 @@ class ShardProcess:
 
     def _answer(self, message: tuple) -> None:
         kind = message[0]
-        if kind == "root":
-            _, interval, root, count = message
-            try:
-                self.fleet.hand(ShardRoot(self.spec.shard, interval, root, count))
-                error = ""
-            except (FleetError, OSError, sqlite3.Error) as exc:
-                log.error("telemetry: gateway %d's root for interval %d: %s", self.spec.shard, interval, exc)
-                error = str(exc)
-            self._send("ack", interval, error)
-        elif kind == "closed":
-            self.fleet.closed(self.spec.shard, message[1])
-        elif kind == "ready":
+        if answer_shard(self.fleet, self.spec.shard, message, self._send):
+            return
+        if kind == "ready":
             self.pids = [message[1], *message[2]]
             self._ready.set()
         elif kind == "failed":
