@@ -194,3 +194,36 @@ def test_the_ledger_file_reader_sees_another_connection_commit(tmp_path):
     assert reader.version() != version and reader.get(b"k") == b"v"
     reader.close()
     writer.close()
+
+
+def _state_with(folder, interval: int, ids: list[bytes]) -> None:
+    """A gateway folder whose state.sqlite holds `ids` received in `interval` (written as the gateway does)."""
+    from cityledger.offchain.telemetry.gateway import GatewayState
+
+    folder.mkdir(parents=True)
+    state = GatewayState(folder / "state.sqlite")
+    state._db.executemany("INSERT INTO received VALUES (?, ?, ?)", [(interval, i, r) for i, r in enumerate(ids)])
+    state.close()
+
+
+def test_fleet_records_answer_proofs_for_the_shards_and_the_one_gateway_before(tmp_path):
+    from cityledger.offchain.telemetry.shards import FleetRecords
+
+    ledger, clock = Ledger(), Clock(101 * INTERVAL_S + 1)
+    fleet = _fleet(tmp_path, ledger, clock)
+    shard1, before = _ids("s1", 3), _ids("before", 4)
+    _state_with(tmp_path / "g1", 100, shard1)
+    _state_with(tmp_path / "single", 90, before)
+    fleet.hand(ShardRoot(1, 100, compute_records_root(shard1), 3))
+    records = FleetRecords(fleet, [tmp_path / "g0", tmp_path / "g1"], tmp_path / "single")
+    assert records.find_record(shard1[2]) is None and records.inclusion_proof(shard1[2]) is None  # not placed yet
+    fleet.closed(0, 101)
+    fleet.closed(1, 101)
+    fleet.tick()
+    assert records.find_record(shard1[2]) == (100, 2)
+    interval, proof = records.inclusion_proof(shard1[2])
+    assert interval == 100 and isinstance(proof, FleetProof) and is_included(ledger.roots[100][0], shard1[2], proof)
+    interval, proof = records.inclusion_proof(before[1])  # the one gateway's own root for interval 90
+    assert interval == 90 and is_included(compute_records_root(before), before[1], proof)
+    assert records.find_record(sha256(b"unknown")) is None
+    records.close()

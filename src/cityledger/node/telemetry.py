@@ -150,7 +150,7 @@ class TelemetryService:
         count = self.settings.gateways
         self.fleet = FleetAnchor(self.folder / "fleet.sqlite", count, self.settings.interval_s, self.anchor_root,
                                  lambda: get_gateway_last_interval(self.node.store, self.gateway_did))
-        self.records = FleetRecords(self.fleet, [self.shard_folder(k) for k in range(count)])
+        self.records = FleetRecords(self.fleet, [self.shard_folder(k) for k in range(count)], self.folder / "gateway")
         workers = max(1, (os.cpu_count() or 1) // count)
         ledger = str(getattr(self.node, "db_path", self.node.config.db_path))
         self.shards = [ShardProcess(ShardSpec(k, count, str(self.shard_folder(k)), str(self.folder / "vaults"),

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .anchor import FleetProof, ShardRoot, compute_inclusion_proof
+from .anchor import FleetProof, InclusionProof, ShardRoot, compute_inclusion_proof
 from .fleet import FleetAnchor, FleetError
 from .registry import LedgerDevices
 from .verify import DeviceEntry
@@ -347,25 +347,29 @@ class FleetRecords:
     """Where a record stands under the fleet's roots, read from the shards' state files: what the vault
     service's GatewayHeights and an owner's inclusion proof ask."""
 
-    def __init__(self, fleet: FleetAnchor, folders: list[Path]) -> None:
-        self.fleet, self.folders = fleet, folders
+    def __init__(self, fleet: FleetAnchor, folders: list[Path], single: Path | None = None) -> None:
+        """folders: the shards' folders, in shard order; single: the folder of the one gateway the node
+        ran before (its records were anchored root by root, with plain proofs)."""
+        self.fleet, self.folders, self.single = fleet, folders, single
         self._states: dict[int, Any] = {}
         self._lock = threading.Lock()
 
     def _state(self, shard: int):
+        """Shard `shard`'s state (-1: the single gateway's before), None if it has none."""
         from .gateway import GatewayState
 
         with self._lock:
             if shard not in self._states:
-                path = self.folders[shard] / "state.sqlite"
-                if not path.exists():
+                folder = self.single if shard < 0 else self.folders[shard]
+                if folder is None or not (folder / "state.sqlite").exists():
                     return None
-                self._states[shard] = GatewayState(path)
+                self._states[shard] = GatewayState(folder / "state.sqlite")
             return self._states[shard]
 
     def _find(self, record_id: bytes) -> tuple[int, int, int] | None:
-        """(shard, shard interval, position) of a record a shard has filed, or None."""
-        for shard in range(len(self.folders)):
+        """(shard, shard interval, position) of a record a shard (-1: the single gateway before) has
+        filed, or None."""
+        for shard in [*range(len(self.folders)), -1]:
             state = self._state(shard)
             found = None if state is None else state.find_record(record_id)
             if found is not None:
@@ -378,10 +382,12 @@ class FleetRecords:
         found = self._find(record_id)
         if found is None:
             return None
+        if found[0] < 0:  # anchored by the one gateway itself, root by root
+            return found[1:]
         fleet = self.fleet.fleet_interval(found[0], found[1])
         return None if fleet is None else (fleet, found[2])
 
-    def inclusion_proof(self, record_id: bytes) -> tuple[int, FleetProof] | None:
+    def inclusion_proof(self, record_id: bytes) -> tuple[int, FleetProof | InclusionProof] | None:
         """(fleet interval, proof against its anchored root) of a record, or None (unknown, not placed
         yet, or pruned from its shard's state after PROOF_RETENTION_S)."""
         found = self._find(record_id)
@@ -389,7 +395,7 @@ class FleetRecords:
             return None
         shard, interval, pos = found
         record = compute_inclusion_proof(self._state(shard).record_ids(interval), pos)
-        return self.fleet.proof(shard, interval, record)
+        return (interval, record) if shard < 0 else self.fleet.proof(shard, interval, record)
 
     def close(self) -> None:
         """Close the shards' state files."""
