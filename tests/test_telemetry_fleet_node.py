@@ -63,8 +63,9 @@ class Car:
     windows: list = field(default_factory=list)  # the samples of each window published, in order
 
 
-def _cars(consents: Consents) -> list[Car]:
-    """PER_SHARD bound vehicles in each shard, each of its own owner with a vault key and a data set."""
+def _cars(consents: Consents, insurer_key: VaultKey) -> list[Car]:
+    """PER_SHARD bound vehicles in each shard, each of its own owner with a vault key and a data set
+    the insurer may read (consent for insurance-pricing)."""
     cars, seed = [], 0xA0
     while min(Counter(device_shard(car.did, SHARDS) for car in cars).get(k, 0) for k in range(SHARDS)) < PER_SHARD:
         device, seed = new_device(seed), seed + 1
@@ -81,6 +82,9 @@ def _cars(consents: Consents) -> list[Car]:
         consents.ledger.send([owner], [RegisterDataSet("car", commitment, did, consents.gateway.did, "")]) \
             .raise_for_error()
         data_set = compute_data_set_id(owner.address(), did, "car", commitment)
+        until = consents.ledger.height() + 10_000
+        consents.grant(data_set, consumer=consents.insurer.did, purpose="insurance-pricing", period=(1, until),
+                       expiry=until, key=owner).raise_for_error()
         cars.append(Car(device, did, owner, vault_key, data_set,
                         DeviceEntry(did, device.public_key, account, vault_key.public)))
     return cars
@@ -99,7 +103,10 @@ def running(tmp_path_factory):
     node = Node(config)
     with LiveServer(node) as server, Client(server.url) as client:
         consents = Consents(NodeCity(tmp, node))
-        cars = _cars(consents)  # registered after the shards started: they learn devices from the ledger
+        insurer_key = VaultKey.generate()
+        consents.ledger.send([consents.insurer.keys[0]], [RegisterVaultKey(consents.insurer.did, insurer_key.public)]) \
+            .raise_for_error()
+        cars = _cars(consents, insurer_key)  # registered after the shards started: they learn devices from the ledger
         for car in cars:
             creds = node.telemetry.broker.add_device(car.did)
             car.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=creds.username)
@@ -107,13 +114,13 @@ def running(tmp_path_factory):
             car.client.connect(creds.host, creds.port)
             car.client.loop_start()
             car.topic = creds.topic
-        yield node, consents, client, cars
+        yield node, consents, client, cars, insurer_key
         for car in cars:
             car.client.disconnect()
             car.client.loop_stop()
 
 
-def _publish_phase(cars: list[Car], start: int, published: dict, between=None) -> list:
+def _publish_phase(cars: list[Car], start: int, published: dict, consumer: bytes, between=None) -> list:
     """PHASE windows per car, interleaved, QoS 1; between() after each round; the pending PUBACKs."""
     pending = []
     for _ in range(PHASE):
@@ -123,7 +130,7 @@ def _publish_phase(cars: list[Car], start: int, published: dict, between=None) -
             window_start = start + 10 * car.seq
             samples = vehicle_samples(random.Random(f"{car.did} {car.seq}"), window_start)
             config = DeviceConfig(car.did, car.vault_key.public, car.data_set, "vehicle/1")
-            raw = encode(seal_window(car.device, config, car.seq, window_start, samples))
+            raw = encode(seal_window(car.device, config, car.seq, window_start, samples, [consumer]))
             published[verify_message(raw, {car.did: car.entry}.get, None).record_id] = car
             car.windows.append(samples)
             car.seq += 1
@@ -167,12 +174,12 @@ def _all_anchored(node: Node, published: dict) -> bool:
 
 
 def test_two_gateway_processes_one_anchor_per_interval_and_a_killed_shard_loses_nothing(running):
-    node, consents, client, cars = running
+    node, consents, client, cars, insurer_key = running
     telemetry = node.telemetry
     assert telemetry.gateway is None and [s.starts for s in telemetry.shards] == [1, 1]
     published: dict[bytes, Car] = {}
     start = int(time.time()) // 10 * 10 - 3600
-    _acked(_publish_phase(cars, start, published))
+    _acked(_publish_phase(cars, start, published, insurer_key.public))
     _wait(lambda: _all_anchored(node, published), "phase 1 anchored")
     # Phase 2: shard 0 SIGKILLed once it has taken some of the stream, the devices publishing on.
     taken, killed = _received(node, 0), []
@@ -183,24 +190,29 @@ def test_two_gateway_processes_one_anchor_per_interval_and_a_killed_shard_loses_
         telemetry.shards[0].kill()
         killed.append(_received(node, 0))
 
-    _acked(_publish_phase(cars, start, published, kill_once_some_are_taken))
+    _acked(_publish_phase(cars, start, published, insurer_key.public, kill_once_some_are_taken))
     _wait(lambda: killed or _received(node, 0) >= taken + PER_SHARD * 2, "shard 0 to take some of phase 2")
     if not killed:  # it took the stream faster than the devices sent it: kill it now, mid-interval still
         kill_once_some_are_taken()
     _wait(lambda: telemetry.shards[0].starts == 2 and telemetry.shards[0].pids, "shard 0 started again")
     _wait(lambda: _all_anchored(node, published), "phase 2 anchored")
-    _check_read_back(node, client, cars)
+    _check_read_back(client, cars, consents.insurer, insurer_key)
     _check_proofs_and_one_anchor_per_interval(node, published)
 
 
-def _check_read_back(node: Node, client: Client, cars: list[Car]) -> None:
-    """Each owner reads back exactly its car's samples, each window once, in order."""
+def _check_read_back(client: Client, cars: list[Car], insurer, insurer_key: VaultKey) -> None:
+    """Each owner reads back exactly its car's samples, each window once, in order; so does the insurer
+    under consent (which needs each record's recording height: its fleet root's on the ledger)."""
     for car in cars:
         status = client.status()
         account = address_to_str(car.owner.address())
         view = client.vault_read(sign_request(status.chain_id, [car.owner], "read", account, status.height,
                                               data_set=car.data_set, end_s=2**40))
         assert [samples for _, samples in open_records(view, car.vault_key)] == car.windows
+        released = client.vault_consumer_read(sign_request(status.chain_id, insurer.keys, "consumer-read",
+                                                           insurer.did, status.height, data_set=car.data_set,
+                                                           purpose="insurance-pricing", end_s=2**40))
+        assert [samples for _, samples in open_records(released, insurer_key)] == car.windows
 
 
 def _check_proofs_and_one_anchor_per_interval(node: Node, published: dict) -> None:
