@@ -77,9 +77,8 @@ class FleetAnchor:
         self.shards, self.interval_s, self.anchor, self.last_anchored = shards, interval_s, anchor, last_anchored
         self.wait_s, self.clock = wait_s, clock
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")
-        for statement in _SCHEMA:
+        # A hand-over is acknowledged to its shard once committed: FULL, so a power cut keeps it too.
+        for statement in ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", *_SCHEMA):
             self._db.execute(statement)
         self._lock = threading.Lock()
         self._closed_below: dict[int, int] = {}  # per shard: every root of an interval below this is handed
