@@ -161,7 +161,8 @@ def is_included(root: bytes, record_id: bytes, proof: InclusionProof | FleetProo
         except (ValueError, TypeError):
             return False
         return isinstance(proof.record, InclusionProof) and proof.record.size == proof.shard.count \
-            and _is_leaf_included(proof.shard.root, record_id, proof.record) and _is_leaf_included(root, leaf, proof.fleet)
+            and _is_leaf_included(proof.shard.root, record_id, proof.record) \
+            and _is_leaf_included(root, leaf, proof.fleet)
     return _is_leaf_included(root, record_id, proof)
 
 
