@@ -183,7 +183,11 @@ class ShardLink:
         """Tell the node the intervals before the clock's are closed, once their roots are all handed."""
         current = gateway.current_interval()
         if current > self._closed_below and not gateway.state.unanchored_before(current):
-            self.send("closed", current)
+            try:
+                self.send("closed", current)
+            except OSError:  # the node is gone: the reading thread stops the shard
+                self.stopping.set()
+                return
             self._closed_below = current
 
 
