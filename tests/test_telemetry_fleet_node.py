@@ -46,6 +46,7 @@ WAIT_S = 120.0  # upper bound on any wait below (spawned processes on a loaded m
 SHARDS = 2
 PER_SHARD = 2  # vehicles in each shard's buckets
 PHASE = 12  # windows per vehicle per phase
+INTERVAL_S = 4
 
 
 @dataclass
@@ -95,8 +96,12 @@ def running(tmp_path_factory):
     home = tmp / "home"
     _telemetry_home(home)
     text = (home / "config.toml").read_text()
-    (home / "config.toml").write_text(text.replace("[telemetry]\nenabled = true\n",
-                                                   f"[telemetry]\nenabled = true\ngateways = {SHARDS}\n"))
+    # Intervals of a few seconds: each phase's records of both shards share one (a 1 s interval could
+    # split a phase between two on a loaded machine).
+    text = text.replace("[telemetry]\nenabled = true\ninterval_s = 1\n",
+                        f"[telemetry]\nenabled = true\ninterval_s = {INTERVAL_S}\ngateways = {SHARDS}\n")
+    assert f"gateways = {SHARDS}" in text
+    (home / "config.toml").write_text(text)
     config = load_config(home)
     config.solo.block_interval_ms = 20
     node = Node(config)

@@ -297,6 +297,7 @@ class ShardProcess:
             try:
                 message = self._conn.recv()
             except (EOFError, OSError):
+                self.pids = []
                 self.process.join(STOP_S)
                 if self._stopping.is_set():
                     return
