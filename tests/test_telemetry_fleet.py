@@ -10,7 +10,15 @@ import sqlite3
 
 import pytest
 
+from test_consent import Consents
+from test_identity_fixtures import City
 from cityledger.core.hashing import sha256
+from cityledger.core.types import address_to_str
+from cityledger.modules.consent import RegisterVaultKey
+from cityledger.modules.devices import Decommission
+from cityledger.offchain.telemetry import VaultKey
+from cityledger.offchain.telemetry.gateway import GatewayState
+from cityledger.offchain.telemetry.registry import LedgerDevices
 from cityledger.offchain.telemetry.anchor import (
     EMPTY_ROOT,
     FleetProof,
@@ -24,7 +32,7 @@ from cityledger.offchain.telemetry.anchor import (
     is_included,
 )
 from cityledger.offchain.telemetry.fleet import FleetAnchor, FleetError
-from cityledger.offchain.telemetry.shards import LedgerFile
+from cityledger.offchain.telemetry.shards import FleetRecords, LedgerFile, LedgerFileDevices
 
 INTERVAL_S = 60
 
@@ -198,8 +206,6 @@ def test_the_ledger_file_reader_sees_another_connection_commit(tmp_path):
 
 def _state_with(folder, interval: int, ids: list[bytes]) -> None:
     """A gateway folder whose state.sqlite holds `ids` received in `interval` (written as the gateway does)."""
-    from cityledger.offchain.telemetry.gateway import GatewayState
-
     folder.mkdir(parents=True)
     state = GatewayState(folder / "state.sqlite")
     state._db.executemany("INSERT INTO received VALUES (?, ?, ?)", [(interval, i, r) for i, r in enumerate(ids)])
@@ -207,8 +213,6 @@ def _state_with(folder, interval: int, ids: list[bytes]) -> None:
 
 
 def test_fleet_records_answer_proofs_for_the_shards_and_the_one_gateway_before(tmp_path):
-    from cityledger.offchain.telemetry.shards import FleetRecords
-
     ledger, clock = Ledger(), Clock(101 * INTERVAL_S + 1)
     fleet = _fleet(tmp_path, ledger, clock)
     shard1, before = _ids("s1", 3), _ids("before", 4)
@@ -227,3 +231,19 @@ def test_fleet_records_answer_proofs_for_the_shards_and_the_one_gateway_before(t
     assert interval == 90 and is_included(compute_records_root(before), before[1], proof)
     assert records.find_record(sha256(b"unknown")) is None
     records.close()
+
+
+@pytest.mark.slow  # a city with offices: a few seconds
+def test_a_shard_sees_devices_from_the_ledger_file_as_blocks_commit(tmp_path):
+    consents = Consents(City(tmp_path))
+    devices = LedgerFileDevices(str(tmp_path / "ledger.sqlite"))  # another connection, as a shard process has
+    did, owner = consents.device_did, consents.owner
+    assert devices(did) is None and devices(did) is None  # bound, but its owner has no vault key yet
+    key = VaultKey.generate()
+    consents.ledger.send([owner], [RegisterVaultKey(address_to_str(owner.address()), key.public)]).raise_for_error()
+    entry = devices(did)  # the block committed: the answer kept before is dropped
+    assert entry is not None and entry == LedgerDevices(consents.ledger.store)(did)
+    assert entry.owner_vault_key == key.public
+    consents.ledger.send([owner], [Decommission(did)]).raise_for_error()
+    assert devices(did) is None
+    devices.file.close()
