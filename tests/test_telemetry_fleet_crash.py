@@ -7,26 +7,22 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
-from cityledger.core.encoding import encode
-from cityledger.offchain.telemetry import VaultKey, seal_window, verify_message
 from cityledger.offchain.telemetry.anchor import compute_fleet_root, compute_records_root
-from cityledger.offchain.telemetry.broker import Broker, device_shard, find_binary
+from cityledger.offchain.telemetry.broker import device_shard, find_binary
 from cityledger.offchain.telemetry.fleet import FleetAnchor
 from cityledger.offchain.telemetry.gateway import GatewayState
 from cityledger.offchain.vaults import VaultHost
-from telemetry_helpers import OWNER, Fleet, vehicle_samples
+from telemetry_helpers import OWNER, connect_devices
+from test_telemetry_crash import World as GatewayWorld
+from test_telemetry_crash import acked_by_broker, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,18 +30,8 @@ pytestmark = [
                        reason="mosquitto not installed: run scripts/install_mosquitto.sh (make install does)"),
 ]
 
-WAIT_S = 120.0  # upper bound on every wait; nothing asserts how long anything took
 PER_SHARD = 2
-PER_PHASE = 40  # windows per device per phase
-T0 = 1_800_000_000
 DRIVER = Path(__file__).parent / "fleet_crash_driver.py"
-
-
-def _wait(condition, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
@@ -56,40 +42,25 @@ def _alive(pid: int) -> bool:
         return False
 
 
-class World:
+class World(GatewayWorld):
+    """The gateway crash test's broker, devices and stream (more devices until each shard has
+    PER_SHARD), run by the fleet driver instead of one gateway."""
+
     def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.broker = Broker(tmp / "broker")
-        self.broker.start()
-        self.fleet = Fleet(VaultKey.generate(), tmp / "devices")
-        self.fleet.folder.mkdir()
-        self.sealers = []
-        while min(Counter(device_shard(s.config.device_did, 2) for s in self.sealers).get(k, 0) for k in (0, 1)) \
-                < PER_SHARD:
-            sealer = self.fleet.add()
-            if sum(device_shard(s.config.device_did, 2) == device_shard(sealer.config.device_did, 2)
-                   for s in self.sealers) < PER_SHARD:
-                self.sealers.append(sealer)
+        super().__init__(tmp)
+        added = []
+        while min(sum(device_shard(s.config.device_did, 2) == k for s in self.sealers) for k in (0, 1)) < PER_SHARD:
+            added.append(self.fleet.add())
+            self.sealers.append(added[-1])
         registry = {did: [e.public_key.scheme, e.public_key.key.hex(), e.owner, e.owner_vault_key.hex()]
                     for did, e in self.fleet.registry.items()}
         (tmp / "registry.json").write_text(json.dumps(registry))
-        (tmp / "gateway.password").write_text(self.broker.gateway_password())
-        self.anchors = tmp / "anchors"
-        self.anchors.touch()
-        self.clients = []
-        for sealer in self.sealers:
-            creds = self.broker.add_device(sealer.config.device_did)
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=creds.username)
-            client.username_pw_set(creds.username, creds.password)
-            client.connect(creds.host, self.broker.port)
-            client.loop_start()
-            self.clients.append((client, creds.topic))
-        self.next_seq = [0] * len(self.sealers)
-        self.published: set[bytes] = set()
-        self.proc: subprocess.Popen | None = None
+        self.clients += connect_devices(self.broker, [sealer.config.device_did for sealer in added])
+        self.next_seq += [0] * len(added)
         self.shard_pids: list[int] = []
 
     def start(self) -> None:
+        """The fleet driver; its gateway processes' pids."""
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1] / "src"),
                                                            os.environ.get("PYTHONPATH", "")]))
         args = [self.tmp / "home", self.tmp / "registry.json", self.broker.host, self.broker.port,
@@ -100,31 +71,11 @@ class World:
         assert line[:1] == ["ready"], "the fleet driver did not start"
         self.shard_pids = [int(pid) for pid in line[1:]]
 
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self.proc.stdout.close()
-
-    def publish_phase(self, between=None) -> list:
-        pending = []
-        for _ in range(PER_PHASE):
-            if between is not None:
-                between()
-            for index, sealer in enumerate(self.sealers):
-                seq = self.next_seq[index]
-                self.next_seq[index] += 1
-                start = T0 + 10 * seq
-                raw = encode(seal_window(sealer.key, sealer.config, seq, start,
-                                         vehicle_samples(random.Random(f"{index} {seq}"), start)))
-                self.published.add(verify_message(raw, self.fleet.lookup, None).record_id)
-                client, topic = self.clients[index]
-                pending.append(client.publish(topic, raw, qos=1))
-        return pending
-
-    def anchored(self) -> dict[int, tuple[str, int]]:
+    def fleet_roots(self) -> dict[int, tuple[str, int]]:
+        """What reached the ledger: interval -> (root hex, count), one root per interval."""
         roots: dict[int, tuple[str, int]] = {}
-        for interval, root, count in (line.split() for line in self.anchors.read_text().splitlines()):
-            assert roots.setdefault(int(interval), (root, int(count))) == (root, int(count)), "two roots"
+        for interval, root, count in self.anchored():
+            assert roots.setdefault(interval, (root, count)) == (root, count), f"interval {interval}: two roots"
         return roots
 
     def received(self) -> int:
@@ -143,26 +94,14 @@ class World:
                 db.close()
         return total
 
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill()
-        for client, _ in self.clients:
-            client.disconnect()
-            client.loop_stop()
-        self.broker.stop()
-
 
 @pytest.fixture
 def world(tmp_path):
     built = World(tmp_path)
-    yield built
-    built.close()
-
-
-def _acked(pending: list) -> None:
-    for info in pending:
-        info.wait_for_publish(WAIT_S)
-        assert info.is_published()
+    try:
+        yield built
+    finally:  # the driver and its gateway processes never outlive the test
+        built.close()
 
 
 def test_the_node_side_killed_mid_stream_loses_nothing_and_anchors_nothing_twice(world):
@@ -172,21 +111,21 @@ def test_the_node_side_killed_mid_stream_loses_nothing_and_anchors_nothing_twice
     def kill_once_some_are_taken() -> None:
         if killed or world.received() < 4 * PER_SHARD * 2:
             return
-        world.kill()
+        world.kill_gateway()
         killed.append(world.received())
 
     pending = world.publish_phase(kill_once_some_are_taken)
-    _wait(lambda: killed or world.received() >= 4 * PER_SHARD * 2, "the shards to take some records")
+    wait_until(lambda: killed or world.received() >= 4 * PER_SHARD * 2, "the shards to take some records")
     if not killed:
         kill_once_some_are_taken()
-    _acked(pending)
+    acked_by_broker(pending)
     orphans = world.shard_pids
-    _wait(lambda: not any(_alive(pid) for pid in orphans), "the killed node's gateway processes to stop")
+    wait_until(lambda: not any(_alive(pid) for pid in orphans), "the killed node's gateway processes to stop")
     world.start()
-    _acked(world.publish_phase())
-    _wait(lambda: sum(count for _, count in world.anchored().values()) >= len(world.published),
-          "every record anchored")
-    world.kill()
+    acked_by_broker(world.publish_phase())
+    wait_until(lambda: sum(count for _, count in world.fleet_roots().values()) >= len(world.published),
+               "every record anchored")
+    world.kill_gateway()
     assert 0 < killed[0] < len(world.published)
     _check_each_record_under_one_fleet_root(world)
 
@@ -196,14 +135,14 @@ def _check_each_record_under_one_fleet_root(world: World) -> None:
     fleet = FleetAnchor(home / "fleet.sqlite", 2, 1, lambda *_: None)
     states = [GatewayState(home / f"gateway-{k}" / "state.sqlite") for k in (0, 1)]
     placed: Counter[bytes] = Counter()
-    for interval, (root, count) in world.anchored().items():
+    for interval, (root, count) in world.fleet_roots().items():
         leaves = fleet.leaves(interval)
         assert compute_fleet_root(leaves).hex() == root and sum(leaf.count for leaf in leaves) == count
         for leaf in leaves:
             ids = states[leaf.shard].record_ids(leaf.interval) if leaf.count else []
             assert compute_records_root(ids) == leaf.root and len(ids) == leaf.count
             placed.update(ids)
-    assert set(placed) == world.published and max(placed.values()) == 1
+    assert set(placed) == set(world.published) and max(placed.values()) == 1
     for state in states:
         state.close()
     fleet.close()
