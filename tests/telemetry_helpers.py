@@ -6,6 +6,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
+
 from cityledger.core.keys import SCHEME_ED25519, PrivateKey
 from cityledger.modules.identity.did import compute_did
 from cityledger.offchain.telemetry import (
@@ -47,3 +49,23 @@ def vehicle_samples(rng: random.Random, start_s: int, count: int = 10) -> list[S
     return [Sample(start_s + i, (rng.randrange(400_000_000, 600_000_000), rng.randrange(100_000_000, 1_500_000_000),
                                  rng.randrange(10_000, 20_000)))
             for i in range(count)]
+
+
+def connect_devices(broker, dids: list[str]) -> list[tuple[mqtt.Client, str]]:
+    """Each device's own MQTT client (its broker credentials), connected and looping, with its topic."""
+    clients = []
+    for did in dids:
+        creds = broker.add_device(did)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=creds.username)
+        client.username_pw_set(creds.username, creds.password)
+        client.connect(creds.host, broker.port)
+        client.loop_start()
+        clients.append((client, creds.topic))
+    return clients
+
+
+def disconnect_devices(clients: list[tuple[mqtt.Client, str]]) -> None:
+    """Disconnect the devices' clients and stop their loops."""
+    for client, _ in clients:
+        client.disconnect()
+        client.loop_stop()

@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from cityledger.core.encoding import encode
@@ -23,7 +22,7 @@ from cityledger.offchain.telemetry import VaultKey, compute_records_root, seal_w
 from cityledger.offchain.telemetry.broker import Broker, find_binary
 from cityledger.offchain.telemetry.journal import read_last_batch
 from cityledger.offchain.vaults import VaultHost
-from telemetry_helpers import OWNER, Fleet, vehicle_samples
+from telemetry_helpers import OWNER, Fleet, connect_devices, disconnect_devices, vehicle_samples
 
 pytestmark = [
     pytest.mark.slow,
@@ -55,14 +54,7 @@ class World:
         self.clock, self.anchors = tmp / "clock", tmp / "anchors"
         self.anchors.touch()
         self.set_clock(T0)
-        self.clients = []
-        for sealer in self.sealers:
-            creds = self.broker.add_device(sealer.config.device_did)
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=creds.username)
-            client.username_pw_set(creds.username, creds.password)
-            client.connect(creds.host, self.broker.port)
-            client.loop_start()
-            self.clients.append((client, creds.topic))
+        self.clients = connect_devices(self.broker, [sealer.config.device_did for sealer in self.sealers])
         self.next_seq = [0] * DEVICES
         self.published: dict[bytes, tuple[int, int]] = {}  # record id -> (device index, seq)
         self.proc: subprocess.Popen | None = None
@@ -140,9 +132,7 @@ class World:
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.kill_gateway()
-        for client, _ in self.clients:
-            client.disconnect()
-            client.loop_stop()
+        disconnect_devices(self.clients)
         self.broker.stop()
 
 

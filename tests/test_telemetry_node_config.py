@@ -63,3 +63,27 @@ def test_up_answers_a_bad_setting_in_one_line(home):
     result = CliRunner().invoke(app, ["up", "--home", str(home)])
     assert result.exit_code != 0 and "telemetry.vault_service_key" in result.output
     assert "Traceback" not in result.output
+
+
+def _tree(home) -> dict:
+    return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "33", "2.5", '"2"', "true"])
+def test_a_bad_gateways_value_is_named_and_changes_nothing(home, value):
+    _set(home, **(GOOD | {"gateways": value}))
+    before = _tree(home)
+    with pytest.raises(ValueError, match="telemetry.gateways"):
+        load_config(home)
+    result = CliRunner().invoke(app, ["up", "--home", str(home)])
+    assert result.exit_code != 0 and "telemetry.gateways" in result.output and "Traceback" not in result.output
+    assert _tree(home) == before  # no telemetry folder, no shard folder, nothing rewritten
+
+
+def test_gateways_defaults_to_one_and_takes_the_maximum(home):
+    from cityledger.offchain.telemetry.shards import MAX_SHARD_PROCESSES
+
+    _set(home, **GOOD)
+    assert load_config(home).telemetry.gateways == 1
+    _set(home, **(GOOD | {"gateways": str(MAX_SHARD_PROCESSES)}))
+    assert load_config(home).telemetry.gateways == MAX_SHARD_PROCESSES

@@ -28,6 +28,7 @@ from ..offchain.charging.tariff import MAX_PRICE_MICRO
 from ..offchain.passport.anchoring import ANCHOR_INTERVAL_S, MAX_ANCHOR_INTERVAL_S
 from ..offchain.passport.reports import MAX_VERIFY_WORKERS
 from ..offchain.telemetry.gateway import INTERVAL_S, MAX_INTERVAL_S
+from ..offchain.telemetry.shards import MAX_SHARD_PROCESSES
 from ..offchain.vaults.backends import VaultsSettings, load_vaults_settings
 from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home
 
@@ -64,6 +65,7 @@ enabled = false            # run the project's own Mosquitto and the telemetry g
 host = "127.0.0.1"         # where the broker listens (loopback, or a LAN address for devices)
 port = 0                   # 0: a free port picked at each start
 interval_s = 60            # one Merkle root of the records received per interval
+gateways = 1               # gateway processes the fleet is split over (1: in the node's process; docs/SCALING.md)
 gateway_did = ""           # organisation DID accredited for telemetry-gateway: anchors the roots
 gateway_key = ""           # its controller's key file, in this home
 vault_service_did = ""     # organisation DID accredited for vault-service: signs and anchors the access log
@@ -103,6 +105,7 @@ class TelemetryConfig:
     host: str = "127.0.0.1"
     port: int = 0
     interval_s: int = INTERVAL_S
+    gateways: int = 1
     gateway_did: str = ""
     gateway_key: str = ""
     vault_service_did: str = ""
@@ -319,6 +322,7 @@ def _load_telemetry(section: dict) -> TelemetryConfig:
         host=_get(section, "host", str, default.host, "telemetry"),
         port=_get(section, "port", int, default.port, "telemetry"),
         interval_s=_get(section, "interval_s", int, default.interval_s, "telemetry"),
+        gateways=_get(section, "gateways", int, default.gateways, "telemetry"),
         **{name: _get(section, name, str, "", "telemetry")
            for name in ("gateway_did", "gateway_key", "vault_service_did", "vault_service_key")},
     )
@@ -330,6 +334,9 @@ def _load_telemetry(section: dict) -> TelemetryConfig:
         raise ValueError(f"telemetry.port: expected 0 (any free port) to 65535, got {telemetry.port}")
     if not 1 <= telemetry.interval_s <= MAX_INTERVAL_S:
         raise ValueError(f"telemetry.interval_s: expected 1 to {MAX_INTERVAL_S}, got {telemetry.interval_s}")
+    if not 1 <= telemetry.gateways <= MAX_SHARD_PROCESSES:
+        raise ValueError(f"telemetry.gateways: expected 1 to {MAX_SHARD_PROCESSES} gateway processes, "
+                         f"got {telemetry.gateways}")
     return telemetry
 
 

@@ -20,7 +20,9 @@ acknowledged (gateway), publishers included: they run on the same machine.
 
 With `--gateways N` (N > 1) the gateway round runs N gateway processes instead, gateway k taking the
 devices of the topic buckets b with b % N == k (broker.shard_topics), each with its own folder, state,
-journal, persistent session, verify workers (cores / N) and gateway DID, the owners' vaults shared.
+journal, persistent session and verify workers (cores / N), the owners' vaults shared; they hand their
+interval roots over a pipe to the bench's process, which anchors one fleet root per interval over them
+(offchain/telemetry/fleet.py, as a node with `[telemetry] gateways = N` does).
 `--window-s` sets the devices' window (default 10 s): a longer window packs more 1 Hz samples into
 each message, so samples_per_s = msgs_per_s x window_s; say which window a figure was measured with.
 
@@ -38,9 +40,9 @@ The last line of output is one JSON object:
   ratio_to_raw            msgs_per_s / raw_broker_msgs_per_s (and ratio_to_raw_qos0)
   p99_ingest_ms           per message, publish call -> stored and acknowledged by the gateway, 99th
                           percentile, under the full load (so it includes queueing)
-  anchor_txs_per_interval the most anchor txs in any interval, every gateway's together (1 per gateway
-                          whatever the fleet size: each gateway anchors its own root under its own
-                          DID), intervals; anchor_txs_per_interval_per_gateway the most of one gateway
+  anchor_txs_per_interval the most anchor txs in any interval (1 whatever the fleet size and the number of
+                          gateways: with N > 1 one fleet root over the gateways' roots), intervals;
+                          shard_roots_per_interval the most gateway roots one anchored root covers
   cpu_us_per_msg          CPU time of every process of the gateway round (devices, broker, gateway(s),
                           verify workers) per message, and split: _gateway_process (all of them),
                           _verify_workers, _devices_and_broker; raw_cpu_us_per_msg for the raw QoS 1
@@ -71,8 +73,11 @@ from ..core.encoding import encode
 from ..core.keys import SCHEME_ED25519, PrivateKey
 from ..offchain.telemetry import DeviceConfig, DeviceEntry, Sample, VaultKey, seal_window
 from ..offchain.telemetry.broker import GATEWAY_USER, TOPIC_PREFIX, Broker, device_shard
+from ..offchain.telemetry.fleet import SHARD_WAIT_S, FleetAnchor
 from ..offchain.telemetry.format import MAX_WINDOW_S
 from ..offchain.telemetry.gateway import Gateway
+from ..offchain.telemetry.shards import TICK_S as SHARD_TICK_S
+from ..offchain.telemetry.shards import ShardLink, answer_shard
 from ..offchain.vaults import VaultHost
 from ..sdk.telemetry import anchor_gateway_root
 
@@ -287,14 +292,15 @@ def _gateway_round(home: Path, broker: Broker, publishers: _Publishers, registry
     return {"elapsed": elapsed, "stored": gateway.stored, "cpu": cpu, "refused": dict(gateway.refused),
             "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None,
             "anchor_txs": {i: len(txs) for i, txs in anchors.txs.items()},
-            "anchor_txs_per_gateway": max((len(txs) for txs in anchors.txs.values()), default=0),
+            "shard_roots_per_interval": 1 if anchors.txs else 0,
             "anchored_records": anchored, "verify_workers": len(workers)}
 
 
 def _shard_main(shard: int, shards: int, home: Path, broker: tuple[str, int, str], registry: dict[str, DeviceEntry],
-                expected: int, interval_s: int, workers: int, out: Any, release: Any) -> None:
-    """Gateway `shard` of `shards` in its own process: its own folder, state, journal, persistent
-    session and gateway DID (one root per interval of its own), the owners' vaults shared."""
+                expected: int, interval_s: int, workers: int, out: Any, release: Any, conn: Any) -> None:
+    """Gateway `shard` of `shards` in its own process: its own folder, state, journal and persistent
+    session, the owners' vaults shared; its interval roots handed over `conn` to the bench's process,
+    which anchors one fleet root per interval (as a node's shards do, offchain/telemetry/shards.py)."""
     try:
         stored_at: dict[tuple[str, int], float] = {}
 
@@ -303,11 +309,14 @@ def _shard_main(shard: int, shards: int, home: Path, broker: tuple[str, int, str
             for record in records:
                 stored_at[(record.stored.header.device, record.stored.header.seq)] = now
 
-        anchors = _Anchors(f"did:city:bench-gateway-{shard}")
+        link = ShardLink(conn, shard)
         vaults = VaultHost(home / "vaults")
-        gateway = Gateway(home / f"gateway-{shard}", vaults, registry.get, anchors, *broker, interval_s=interval_s,
-                          on_stored=on_stored, verify_workers=workers, shard=shard, shards=shards)
+        gateway = Gateway(home / f"gateway-{shard}", vaults, registry.get, link.anchor, *broker,
+                          interval_s=interval_s, on_stored=on_stored, verify_workers=workers, shard=shard,
+                          shards=shards)
         gateway.start()
+        closer = threading.Thread(target=_report_closed, args=(link, gateway), daemon=True)
+        closer.start()
         out.put(("ready", (shard, os.getpid(), gateway.workers.pids() if gateway.workers else [])))
         if not gateway.wait_processed(expected, GUARD_S):
             raise RuntimeError(f"gateway {shard}: {gateway.stored} of {expected} stored, failure {gateway.failure!r}")
@@ -318,8 +327,9 @@ def _shard_main(shard: int, shards: int, home: Path, broker: tuple[str, int, str
             time.sleep(0.05)
         anchored = sum(r.count for r in gateway.roots() if r.anchored)
         out.put(("done", {"end": end, "stored": gateway.stored, "refused": dict(gateway.refused), "anchored": anchored,
-                          "stored_at": stored_at, "txs": {i: len(txs) for i, txs in anchors.txs.items()}}))
+                          "stored_at": stored_at}))
         release.wait(GUARD_S)  # the workers stay until the bench has read their CPU time
+        link.stopping.set()
         gateway.close()
         vaults.close()
     except Exception as exc:  # noqa: BLE001 - reported to the bench's process, which stops
@@ -336,11 +346,21 @@ def _sharded_round(home: Path, broker: Broker, publishers: _Publishers, registry
     for did in registry:
         expected[device_shard(did, shards)] += per_device
     workers = max(1, (os.cpu_count() or 1) // shards)
+    anchors = _Anchors()
+    fleet = FleetAnchor(home / "fleet.sqlite", shards, interval_s, anchors)
+    pipes = [context.Pipe() for _ in range(shards)]
     procs = [context.Process(target=_shard_main, daemon=True,
                              args=(k, shards, home, (broker.host, broker.port, broker.gateway_password()), registry,
-                                   expected[k], interval_s, workers, out, release)) for k in range(shards)]
-    for proc in procs:
+                                   expected[k], interval_s, workers, out, release, pipes[k][1]))
+             for k in range(shards)]
+    for proc, (_, theirs) in zip(procs, pipes):
         proc.start()
+        theirs.close()  # the shard's end lives in the shard only: its exit closes the pipe
+    stop = threading.Event()
+    serving = [threading.Thread(target=_serve_shard, args=(fleet, k, pipes[k][0]), daemon=True) for k in range(shards)]
+    serving.append(threading.Thread(target=_tick_fleet, args=(fleet, stop), daemon=True))
+    for thread in serving:
+        thread.start()
     try:
         ready = reports.take("ready", shards)
         gateways = [pid for _, pid, _ in ready]
@@ -352,27 +372,61 @@ def _sharded_round(home: Path, broker: Broker, publishers: _Publishers, registry
         cpu = (_cpu_s(gateways) - cpu[0], _cpu_s(verifiers) - cpu[1], _cpu_s(others) - cpu[2])
         published = publishers.publish_times()
         done = reports.take("done", shards)
+        # The fleet root of the last interval once every shard handed its root (or the wait ran out).
+        deadline = time.monotonic() + 2 * interval_s + SHARD_WAIT_S + GUARD_S / 10
+        while sum(r.count for r in fleet.roots() if r.anchored) < sum(r["anchored"] for r in done) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         release.set()
         for proc in procs:
             proc.join(timeout=GUARD_S / 10)
             if proc.is_alive():
                 proc.kill()
+        stop.set()
+        for thread in serving:
+            thread.join(timeout=GUARD_S / 10)
+    fleet_roots = [root for root in fleet.roots() if root.anchored]
+    leaves = [sum(leaf.count > 0 for leaf in fleet.leaves(root.interval)) for root in fleet_roots]
+    fleet.close()
     stored_at = {key: t for report in done for key, t in report["stored_at"].items()}
     latencies = sorted(stored_at[key] - published[key] for key in published if key in stored_at)
-    anchors: dict[int, list[int]] = {}
-    for report in done:
-        for interval, txs in report["txs"].items():
-            anchors.setdefault(interval, []).append(txs)
     refused: dict[str, int] = {}
     for report in done:
         for code, count in report["refused"].items():
             refused[code] = refused.get(code, 0) + count
     return {"elapsed": max(r["end"] for r in done) - start, "stored": sum(r["stored"] for r in done), "cpu": cpu,
             "refused": refused, "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None,
-            "anchor_txs": {i: sum(txs) for i, txs in anchors.items()},
-            "anchor_txs_per_gateway": max((max(txs) for txs in anchors.values()), default=0),
-            "anchored_records": sum(r["anchored"] for r in done), "verify_workers": workers * shards}
+            "anchor_txs": {i: len(txs) for i, txs in anchors.txs.items()},
+            "shard_roots_per_interval": max(leaves, default=0),
+            "anchored_records": sum(root.count for root in fleet_roots), "verify_workers": workers * shards}
+
+
+def _serve_shard(fleet: FleetAnchor, shard: int, conn: Any) -> None:
+    """The bench's end of a shard's link: keep its roots (acknowledged), note what it closed."""
+    send_lock = threading.Lock()
+
+    def send(*message) -> None:
+        with send_lock:
+            conn.send(message)
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        answer_shard(fleet, shard, message, send)
+
+
+def _report_closed(link: ShardLink, gateway: Gateway) -> None:
+    """A shard's intervals closed, told to the bench's fleet every TICK_S (as a node's shards do)."""
+    while not link.stopping.wait(SHARD_TICK_S):
+        link.report_closed(gateway)
+
+
+def _tick_fleet(fleet: FleetAnchor, stop: threading.Event) -> None:
+    while not stop.wait(SHARD_TICK_S):
+        fleet.tick()
 
 
 class _Reports:
@@ -443,8 +497,8 @@ def run(devices: int, owners: int, messages: int, publishers: int, interval_s: i
         "ratio_to_raw": round(msgs_per_s / raw, 3),
         "ratio_to_raw_qos0": round(msgs_per_s / raw0, 3),
         "p99_ingest_ms": None if gw["p99_ms"] is None else round(gw["p99_ms"], 1),
-        "anchor_txs_per_interval": max(per_interval, default=0),  # every gateway's, together
-        "anchor_txs_per_interval_per_gateway": gw["anchor_txs_per_gateway"],
+        "anchor_txs_per_interval": max(per_interval, default=0),  # the fleet's, every gateway's roots in one
+        "shard_roots_per_interval": gw["shard_roots_per_interval"],
         # CPU per message, every process of the round (publishers and broker included): stable when
         # other jobs share the machine, unlike the rates.
         "cpu_us_per_msg": round(sum(gw["cpu"]) / total * 1e6, 1),

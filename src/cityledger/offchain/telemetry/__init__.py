@@ -9,6 +9,9 @@
     gateway: gateway.Gateway(...).start()               -> subscribes, verifies, journals, acknowledges, files in
                                                            vaults, anchors roots (shard=k, shards=n: a share of the fleet)
              journal.Journal, subscriber.Subscriber     -> its journal (one fsync a batch), its MQTT connection
+    shards:  shards.ShardProcess(spec, fleet)           -> gateway k of n as a child process, its roots handed
+             fleet.FleetAnchor(...).tick()                 to the node, which anchors one root per interval
+                                                           over them (anchor.FleetProof: two-level proofs)
 
 docs/PRIVACY.md says who can read what.
 """

@@ -7,11 +7,20 @@ The gateway anchors one root per interval; an owner keeps a record's proof to sh
 record existed then, even after its keys were erased (the record id does not depend on them).
 A proof carries the count of records it was made for, and RFC 9162 binds that count only through
 the proof's shape: the anchor must record the count beside the root.
+
+A fleet split over several gateway processes (shards) anchors one root per interval over the shards'
+roots (fleet.py): the same tree over shard leaf ids, each SHA-256(FLEET_LEAF_DOMAIN || shard (2 bytes)
+|| interval (8) || count (4) || shard root), so the leaf binds the count of its shard's tree. A shard
+with no root for the fleet interval stands as (shard, fleet interval, EMPTY_ROOT, 0). A record's
+FleetProof is its path to its shard root plus that shard leaf's path to the fleet root; is_included
+takes either proof.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import struct
 
 from ...core.hashing import sha256
 from ...core.types import HASH_LEN
@@ -19,7 +28,12 @@ from ...core.types import HASH_LEN
 MAX_RECORDS_PER_ROOT = 1 << 24  # records one interval's root may cover
 MAX_PROOF_HASHES = 64
 
+MAX_SHARD = 0xFFFF
+FLEET_LEAF_DOMAIN = b"cityledger/telemetry/shard-root/1"
+EMPTY_ROOT = sha256(b"")  # the root of no records (compute_records_root([]))
+
 _LEAF = b"\x00"
+_SHARD_LEAF = struct.Struct(">HQI")
 _NODE = b"\x01"
 
 
@@ -30,6 +44,25 @@ class InclusionProof:
     index: int
     size: int
     path: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class ShardRoot:
+    """One shard's root for one of its intervals, as it stands in a fleet root."""
+
+    shard: int
+    interval: int
+    root: bytes
+    count: int
+
+
+@dataclass(frozen=True)
+class FleetProof:
+    """A record's path to its shard's root (`record`), that root, and its leaf's path to the fleet root."""
+
+    record: InclusionProof
+    shard: ShardRoot
+    fleet: InclusionProof
 
 
 def compute_leaf_hash(record_id: bytes) -> bytes:
@@ -98,8 +131,45 @@ def compute_inclusion_proofs(record_ids: list[bytes]) -> list[InclusionProof]:
     return [_proof_from_levels(levels, index) for index in range(len(record_ids))]
 
 
-def is_included(root: bytes, record_id: bytes, proof: InclusionProof) -> bool:
-    """True if proof shows record_id at proof.index among proof.size records under root (RFC 9162 2.1.3.2)."""
+def compute_shard_leaf_id(shard: ShardRoot) -> bytes:
+    """The 32-byte id a shard's root stands as in the fleet tree (binding shard, interval and count)."""
+    if not 0 <= shard.shard <= MAX_SHARD or not 0 <= shard.interval < 1 << 64 \
+            or not 0 <= shard.count <= MAX_RECORDS_PER_ROOT or len(shard.root) != HASH_LEN:
+        raise ValueError(f"shard root: expected shard 0 to {MAX_SHARD}, a 64-bit interval, count 0 to "
+                         f"{MAX_RECORDS_PER_ROOT} and a {HASH_LEN}-byte root, got {shard!r}")
+    return sha256(FLEET_LEAF_DOMAIN + _SHARD_LEAF.pack(shard.shard, shard.interval, shard.count) + shard.root)
+
+
+def compute_fleet_root(shards: list[ShardRoot]) -> bytes:
+    """The fleet root over shard roots, in the order given (fleet.py orders them)."""
+    return compute_records_root([compute_shard_leaf_id(shard) for shard in shards])
+
+
+def compute_fleet_proof(shards: list[ShardRoot], index: int, record: InclusionProof) -> FleetProof:
+    """The fleet proof of a record whose proof against shards[index].root is `record`."""
+    return FleetProof(record, shards[index],
+                      compute_inclusion_proof([compute_shard_leaf_id(shard) for shard in shards], index))
+
+
+def is_included(root: bytes, record_id: bytes, proof: InclusionProof | FleetProof) -> bool:
+    """True if proof shows record_id under root: an InclusionProof at proof.index among proof.size
+    records (RFC 9162 2.1.3.2); a FleetProof under its shard's root, among exactly that root's count
+    of records, that shard root's leaf under the fleet root."""
+    if isinstance(proof, FleetProof):
+        try:
+            leaf = compute_shard_leaf_id(proof.shard)
+        except (ValueError, TypeError):
+            return False
+        return isinstance(proof.record, InclusionProof) and proof.record.size == proof.shard.count \
+            and _is_leaf_included(proof.shard.root, record_id, proof.record) \
+            and _is_leaf_included(root, leaf, proof.fleet)
+    return _is_leaf_included(root, record_id, proof)
+
+
+def _is_leaf_included(root: bytes, record_id: bytes, proof: InclusionProof) -> bool:
+    """RFC 9162 2.1.3.2 for one level: proof shows record_id at proof.index among proof.size leaves."""
+    if not isinstance(proof, InclusionProof):
+        return False
     if not 0 <= proof.index < proof.size or len(proof.path) > MAX_PROOF_HASHES:
         return False
     if any(len(step) != HASH_LEN for step in proof.path):
