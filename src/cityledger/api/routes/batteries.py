@@ -267,16 +267,7 @@ def passport_router(api: PassportApi) -> APIRouter:
     async def read_restricted(passport_id: str, request: Request) -> Response:
         passport_id = api.passport_id(passport_id)
         body: ReadPassportBody = await _decode(request, ReadPassportBody, MAX_READ_BODY_BYTES)
-        try:
-            required_credential(body.tier)
-            check_reader_request(body.tier, body.request)
-        except PassportError as exc:
-            raise _refused(exc) from None
-        presentation = body.presentation
-        if not isinstance(presentation, str):
-            presentation = msgspec.json.encode(presentation).decode()
-        if len(presentation) > MAX_PRESENTATION_BYTES:
-            raise invalid_body(f"presentation: exceeds {MAX_PRESENTATION_BYTES} bytes")
+        presentation = _checked_read(body)
         if not api.store.get_versions(passport_id, "public"):  # before the request is spent on nothing
             raise not_found(f"passport_id: no passport {passport_id}")
         verdict = await run_in_threadpool(api.verifier.verify, body.request, presentation)
@@ -310,6 +301,21 @@ def passport_router(api: PassportApi) -> APIRouter:
                                            anchors=anchors))
 
     return router
+
+
+def _checked_read(body: ReadPassportBody) -> str:
+    """A restricted read's tier and request checked; its presentation as JSON text within its limit."""
+    try:
+        required_credential(body.tier)
+        check_reader_request(body.tier, body.request)
+    except PassportError as exc:
+        raise _refused(exc) from None
+    presentation = body.presentation
+    if not isinstance(presentation, str):
+        presentation = msgspec.json.encode(presentation).decode()
+    if len(presentation) > MAX_PRESENTATION_BYTES:
+        raise invalid_body(f"presentation: exceeds {MAX_PRESENTATION_BYTES} bytes")
+    return presentation
 
 
 def _put(api: PassportApi, passport_id: str, body: PutPassportBody) -> PassportStoredView:
