@@ -7,9 +7,9 @@ import struct
 
 import pytest
 
-from cityledger.offchain.telemetry.subscriber import (
+from cityledger.offchain.telemetry.packets import (
     Delivery,
-    SubscriberError,
+    MqttError,
     encode_connect,
     encode_pubacks,
     encode_subscribe,
@@ -44,9 +44,9 @@ def test_publishes_parse_whole_at_any_split_and_other_packets_apart():
 
 
 def test_a_remaining_length_past_four_bytes_or_the_limit_is_refused():
-    with pytest.raises(SubscriberError, match="past 4 bytes"):
+    with pytest.raises(MqttError, match="past 4 bytes"):
         parse_packets(bytearray(b"\x30\xff\xff\xff\xff\x01"), 1)
-    with pytest.raises(SubscriberError, match="expected at most"):
+    with pytest.raises(MqttError, match="expected at most"):
         parse_packets(bytearray(b"\x30\xff\xff\xff\x01"), 1)
 
 
