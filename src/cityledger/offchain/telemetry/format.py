@@ -158,7 +158,12 @@ def compute_signing_bytes(header: RecordHeader, ciphertext: bytes, wraps_digest:
 def compute_record_id(stored: StoredRecord) -> bytes:
     """A record's id and Merkle leaf: the digest of what the vault keeps, wraps excluded, so it
     outlives erasure."""
-    return sha256(DOMAIN_RECORD + encode(stored))
+    return compute_record_id_of_blob(encode(stored))
+
+
+def compute_record_id_of_blob(blob: bytes) -> bytes:
+    """compute_record_id of the stored record whose canonical bytes are blob (encoded once, not twice)."""
+    return sha256(DOMAIN_RECORD + blob)
 
 
 def check_header(header: RecordHeader) -> Schema:
