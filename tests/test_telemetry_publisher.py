@@ -9,7 +9,12 @@ import threading
 
 import pytest
 
-from cityledger.offchain.telemetry.packets import MAX_PACKET_BYTES, encode_pubacks, parse_packets
+from cityledger.offchain.telemetry.packets import (
+    MAX_PACKET_BYTES,
+    encode_pubacks,
+    encode_remaining_length,
+    parse_packets,
+)
 from cityledger.offchain.telemetry.publisher import MAX_INFLIGHT, Publisher, PublisherError
 
 WAIT_S = 10.0  # hang guard only: nothing below asserts how long a step took
@@ -168,15 +173,6 @@ def test_no_puback_in_time_is_an_error():
     broker.join()
 
 
-def _length(size: int) -> bytes:
-    out = bytearray()
-    while True:
-        size, digit = divmod(size, 128)
-        out.append(digit | (0x80 if size else 0))
-        if not size:
-            return bytes(out)
-
-
 @pytest.mark.parametrize("frame, error", [
     (b"\x40\x03\x00\x01\x00", "a PUBACK of 3 bytes, expected 2"),
     (b"\x40\x02\x00\x63", "a PUBACK for packet id 99, which is not in flight"),
@@ -185,7 +181,7 @@ def _length(size: int) -> bytes:
     (b"\x32\x07\x00\x01t\x00\x05hi", "an unexpected PUBLISH on 't'"),
     (b"\x32\x03\x00\x09t", "topic or packet id runs past"),
     (b"\x40\xff\xff\xff\xff\x01", "past 4 bytes"),
-    (b"\x40" + _length(MAX_PACKET_BYTES + 1), f"expected at most {MAX_PACKET_BYTES}"),
+    (b"\x40" + encode_remaining_length(MAX_PACKET_BYTES + 1), f"expected at most {MAX_PACKET_BYTES}"),
 ])
 def test_a_hostile_frame_ends_the_connection_with_a_clear_error(frame, error):
     def script(conn, broker):

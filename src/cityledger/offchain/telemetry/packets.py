@@ -38,7 +38,8 @@ class Delivery(NamedTuple):
     conn: int
 
 
-def _remaining_length(size: int) -> bytes:
+def encode_remaining_length(size: int) -> bytes:
+    """A packet's remaining length as MQTT writes it: 7 bits a byte, the high bit saying more follow."""
     out = bytearray()
     while True:
         size, digit = divmod(size, 128)
@@ -59,13 +60,13 @@ def encode_connect(client_id: str, username: str, password: str, keepalive_s: in
     flags = 0xC0 | (0x02 if clean else 0)
     body = _string("MQTT") + bytes((4, flags)) + _U16.pack(keepalive_s) + _string(client_id) + \
         _string(username) + _string(password)
-    return bytes((CONNECT << 4,)) + _remaining_length(len(body)) + body
+    return bytes((CONNECT << 4,)) + encode_remaining_length(len(body)) + body
 
 
 def encode_subscribe(packet_id: int, topics: Sequence[str], qos: int) -> bytes:
     """A SUBSCRIBE packet for every topic filter at qos."""
     body = _U16.pack(packet_id) + b"".join(_string(topic) + bytes((qos,)) for topic in topics)
-    return bytes((SUBSCRIBE << 4 | 0x02,)) + _remaining_length(len(body)) + body
+    return bytes((SUBSCRIBE << 4 | 0x02,)) + encode_remaining_length(len(body)) + body
 
 
 def encode_topic(topic: str) -> bytes:
@@ -78,7 +79,7 @@ def encode_publish(topic: bytes, packet_id: int, payload: bytes) -> bytes:
     size = len(topic) + 2 + len(payload)
     if size > MAX_PACKET_BYTES:
         raise ValueError(f"a PUBLISH of {size} bytes, expected at most {MAX_PACKET_BYTES}")
-    return b"".join((bytes((PUBLISH << 4 | 0x02,)), _remaining_length(size), topic, _U16.pack(packet_id), payload))
+    return b"".join((bytes((PUBLISH << 4 | 0x02,)), encode_remaining_length(size), topic, _U16.pack(packet_id), payload))
 
 
 def encode_pubacks(mids: Sequence[int]) -> bytes:
