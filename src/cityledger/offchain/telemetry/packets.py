@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import NamedTuple, Sequence
+from typing import Sequence
+
+import msgspec
 
 MAX_PACKET_BYTES = 1024 * 1024  # a packet longer than this ends the connection (telemetry is < 4 KiB)
 MAX_TOPIC_BYTES = 65_535  # an MQTT string's length is two bytes
@@ -28,8 +30,10 @@ class MqttError(RuntimeError):
     """The broker refused or dropped a connection, or spoke out of protocol: the message says why."""
 
 
-class Delivery(NamedTuple):
-    """One PUBLISH received: its topic, payload, packet id and QoS, and which connection brought it."""
+class Delivery(msgspec.Struct, frozen=True, gc=False):
+    """One PUBLISH received: its topic, payload, packet id and QoS, and which connection brought it.
+    Untracked by the cyclic garbage collector (it holds no container): a gateway's backlog of tens of
+    thousands of them would otherwise be walked by every full collection."""
 
     topic: str
     payload: bytes
