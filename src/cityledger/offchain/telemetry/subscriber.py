@@ -2,7 +2,7 @@
 a time. Only what the gateway uses: CONNECT, SUBSCRIBE, PUBLISH in, PUBACK out, PINGREQ, DISCONNECT.
 
     subscriber = Subscriber(host, port, client_id, user, password, topics, on_messages)
-    subscriber.start()                 # connected and subscribed, or SubscriberError
+    subscriber.start()                 # connected and subscribed, or MqttError (packets.py)
     subscriber.ack(deliveries)         # one write for the batch's PUBACKs
     subscriber.stop()
 
@@ -71,7 +71,7 @@ class Subscriber:
         self.sub_failure: str | None = None
 
     def start(self, timeout_s: float) -> None:
-        """Connect and subscribe; SubscriberError if the broker refuses or does not answer in time."""
+        """Connect and subscribe; MqttError if the broker refuses or does not answer in time."""
         self._stopping.clear()
         self._connect(timeout_s)
         self._thread = threading.Thread(target=self._read_loop, name="telemetry-gateway-mqtt", daemon=True)
