@@ -329,3 +329,38 @@ def test_two_gateway_shards_split_the_fleet_by_topic_bucket_each_device_in_one(c
             shard.close()
         for _, _, client in devices:
             client.disconnect()
+
+
+def test_the_lean_publisher_delivers_a_window_run_in_order_and_is_refused_a_wrong_login(city):
+    """The devices' own publisher (publisher.py) over the real broker: a run of windows written in lumps
+    with a small in-flight window, all acknowledged and filed in order; a wrong password or an unknown
+    user is refused with the broker's reason; another device's topic is acknowledged and dropped."""
+    from cityledger.offchain.telemetry.publisher import Publisher, PublisherError
+
+    broker, fleet, vaults, gw, _, _, _ = city
+    rng = random.Random(10)
+    sealer = fleet.add()
+    creds = broker.add_device(sealer.config.device_did)
+    windows = [vehicle_samples(rng, T0 + 10 * i) for i in range(40)]
+    with Publisher(broker.host, broker.port, creds.username, creds.username, creds.password, inflight=8,
+                   timeout_s=WAIT_S) as publisher:
+        publisher.publish(creds.topic, [sealer.seal(T0 + 10 * i, w) for i, w in enumerate(windows)])
+        publisher.publish(device_topic_of_another(broker), [sealer.seal(T0 + 400, vehicle_samples(rng, T0 + 400))])
+        # One more on its own topic: it reaches the gateway after the dropped one would have.
+        windows.append(vehicle_samples(rng, T0 + 410))
+        publisher.publish(creds.topic, [sealer.seal(T0 + 410, windows[-1])])
+        publisher.wait_acked()
+        assert publisher.acked == 42 and publisher.unacked == 0
+    assert gw.wait_processed(41, WAIT_S)
+    assert gw.stored == 41 and not gw.refused  # in order (no replay), the other topic's never delivered
+    vault = vaults.vault(OWNER)
+    got = [s for record_id in stored_ids(vaults) for s in vault.read_owner(record_id, fleet.owner_key).samples]
+    assert sorted(got, key=lambda s: s.t_s) == [s for w in windows for s in w]
+    for username, password in [(creds.username, "not-the-password"), ("dev-unregistered", creds.password)]:
+        with pytest.raises(PublisherError, match="refused the connection: not authorised"):
+            Publisher(broker.host, broker.port, username, username, password, timeout_s=WAIT_S).connect()
+
+
+def device_topic_of_another(broker: Broker) -> str:
+    """The topic of a device the broker knows, not the publisher's own."""
+    return broker.add_device("did:city:Another1").topic

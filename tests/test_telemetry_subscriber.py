@@ -7,14 +7,8 @@ import struct
 
 import pytest
 
-from cityledger.offchain.telemetry.subscriber import (
-    Delivery,
-    SubscriberError,
-    encode_connect,
-    encode_pubacks,
-    encode_subscribe,
-    parse_packets,
-)
+from cityledger.offchain.telemetry import packets
+from cityledger.offchain.telemetry.packets import Delivery, MqttError, parse_packets
 
 
 def _publish(topic: str, payload: bytes, mid: int | None) -> bytes:
@@ -44,16 +38,16 @@ def test_publishes_parse_whole_at_any_split_and_other_packets_apart():
 
 
 def test_a_remaining_length_past_four_bytes_or_the_limit_is_refused():
-    with pytest.raises(SubscriberError, match="past 4 bytes"):
+    with pytest.raises(MqttError, match="past 4 bytes"):
         parse_packets(bytearray(b"\x30\xff\xff\xff\xff\x01"), 1)
-    with pytest.raises(SubscriberError, match="expected at most"):
+    with pytest.raises(MqttError, match="expected at most"):
         parse_packets(bytearray(b"\x30\xff\xff\xff\x01"), 1)
 
 
 def test_connect_subscribe_and_pubacks_are_mqtt_311():
-    connect = encode_connect("gw", "gateway", "pw", 30, clean=False)
+    connect = packets.encode_connect("gw", "gateway", "pw", 30, clean=False)
     assert connect == b"\x10" + bytes((len(connect) - 2,)) + b"\x00\x04MQTT\x04\xc0\x00\x1e" + \
         b"\x00\x02gw" + b"\x00\x07gateway" + b"\x00\x02pw"
-    assert encode_connect("gw", "u", "p", 30, clean=True)[9] == 0xC2
-    assert encode_subscribe(1, ["a/#", "b"], 1) == b"\x82\x0c\x00\x01\x00\x03a/#\x01\x00\x01b\x01"
-    assert encode_pubacks([1, 258]) == b"\x40\x02\x00\x01\x40\x02\x01\x02"
+    assert packets.encode_connect("gw", "u", "p", 30, clean=True)[9] == 0xC2
+    assert packets.encode_subscribe(1, ["a/#", "b"], 1) == b"\x82\x0c\x00\x01\x00\x03a/#\x01\x00\x01b\x01"
+    assert packets.encode_pubacks([1, 258]) == b"\x40\x02\x00\x01\x40\x02\x01\x02"

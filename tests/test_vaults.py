@@ -391,3 +391,20 @@ def test_sigkill_loses_no_acknowledged_record(tmp_path):
     host = VaultHost(tmp_path / "vaults")
     assert_acked_are_stored(host.vault(OWNER), key, acked)
     host.close()
+
+
+def test_a_batch_with_a_stored_record_stores_the_rest_once_and_leaves_no_unindexed_copy(fleet, host):
+    """The store inserts optimistically and checks for duplicates only when the primary key refuses
+    one: the new records are stored once, and the bytes of the refused attempt are zeroed."""
+    device = fleet.add()
+    rng = random.Random(13)
+    records = [verify_message(device.seal(START + 10 * i, vehicle_samples(rng, START + 10 * i)), fleet.lookup,
+                              i - 1 if i else None) for i in range(3)]
+    vault = host.vault(OWNER)
+    assert vault.put_verified(records[:1]) == 1
+    assert vault.put_verified(records) == 2 and vault.put_verified(records) == 0
+    assert vault.list("ds-car-1", 0, 2**62) == sorted([r.record_id for r in records],
+                                                       key=lambda rid: (vault.get_record(rid).header.window_start_s, rid))
+    segment = vault.store.segment_path(1).read_bytes()
+    for record in records:  # each record's bytes once in the segment: the refused attempts left zeros
+        assert segment.count(record.blob) == 1

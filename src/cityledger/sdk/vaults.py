@@ -13,7 +13,6 @@ the anchors on the ledger.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any, Callable, Sequence
 
 from ..core.encoding import Message, decoder
@@ -21,6 +20,7 @@ from ..core.keys import SCHEME_NAMES, PrivateKey
 from ..modules.identity.did import parse_multikey
 from ..offchain.telemetry import (DeviceSealer, RecordHeader, Sample, StoredRecord, VaultKey, WrappedKey, group_windows,
                                   open_record)
+from ..offchain.telemetry.publisher import Publisher, PublisherError
 from ..offchain.vaults.accesslog import LogBroken, LogEntry, SignedEntry, verify_log
 from ..offchain.vaults.service import VaultRequest, compute_request_bytes
 from ..wire.vaults import RequestSignatureBody, VaultLogEntryView, VaultRecordsView, VaultRequestBody
@@ -149,27 +149,15 @@ def publish_sealed(host: str, port: int, username: str, password: str, topic: st
                    timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     """Publish sealed messages as the device (its broker credentials, its topic) at QoS 1; return once the
     broker acknowledged each, or raise CityLedgerError."""
-    import paho.mqtt.client as mqtt
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{username}-{os.urandom(4).hex()}")
-    client.username_pw_set(username, password)
-    answered, reasons = threading.Event(), []
-    client.on_connect = lambda _c, _u, _f, reason, _p: (reasons.append(reason), answered.set())
-    client.on_disconnect = lambda *args: answered.set()
+    publisher = Publisher(host, port, f"{username}-{os.urandom(4).hex()}", username, password, timeout_s=timeout_s)
     try:
-        client.connect(host, port)
-    except OSError as exc:
-        raise CityLedgerError(f"broker: cannot reach {host}:{port} ({exc})") from None
-    client.loop_start()
+        publisher.connect()
+    except PublisherError as exc:
+        raise CityLedgerError(str(exc)) from None
     try:
-        if not answered.wait(timeout_s) or not reasons or reasons[0].is_failure:
-            raise CityLedgerError(f"broker: {host}:{port} refused the device's login: "
-                                  f"{reasons[0] if reasons else 'no answer'}")
-        for index, payload in enumerate(payloads):
-            info = client.publish(topic, payload, qos=1)
-            info.wait_for_publish(timeout_s)
-            if not info.is_published():
-                raise CityLedgerError(f"payloads[{index}]: not acknowledged by the broker within {timeout_s} s")
+        publisher.publish(topic, payloads)
+        publisher.wait_acked()
+    except PublisherError as exc:
+        raise CityLedgerError(f"payloads: {publisher.acked} of {len(payloads)} acknowledged; {exc}") from None
     finally:
-        client.disconnect()
-        client.loop_stop()
+        publisher.disconnect()

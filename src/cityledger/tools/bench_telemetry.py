@@ -2,7 +2,8 @@
 
 The project's Mosquitto runs as a child process on a free loopback port, with a password and an ACL
 entry per device. `--publishers` device processes each take a share of `--devices` vehicles (one MQTT
-connection per vehicle, its own user and topic) and seal every window before the clock starts (one
+connection per vehicle, its own user and topic, through the devices' own lean publisher,
+offchain/telemetry/publisher.py, as the product's `telemetry publish` does) and seal every window before the clock starts (one
 message = one 10 s window of 1 Hz samples, sealed for the owner with HPKE, signed with the device's
 Ed25519 key). Then the same messages go through the same broker twice, in this order:
 
@@ -76,6 +77,7 @@ from ..offchain.telemetry.broker import GATEWAY_USER, TOPIC_PREFIX, Broker, devi
 from ..offchain.telemetry.fleet import SHARD_WAIT_S, FleetAnchor
 from ..offchain.telemetry.format import MAX_WINDOW_S
 from ..offchain.telemetry.gateway import Gateway
+from ..offchain.telemetry.publisher import KEEPALIVE_S, PUBLISH_CHUNK, Publisher
 from ..offchain.telemetry.shards import TICK_S as SHARD_TICK_S
 from ..offchain.telemetry.shards import ShardLink, answer_shard
 from ..offchain.vaults import VaultHost
@@ -110,8 +112,8 @@ def _samples(rng: random.Random, start: int, window_s: int) -> list[Sample]:
                                rng.randrange(0, 20_000))) for i in range(window_s)]
 
 
-def _seal_all(devices: list[dict], per_device: int, window_s: int) -> list[tuple[int, int, bytes]]:
-    """(device index in this publisher, seq, message) for every window, interleaved across devices."""
+def _seal_all(devices: list[dict], per_device: int, window_s: int) -> list[list[bytes]]:
+    """Every device's messages (its windows in order), sealed and encoded."""
     rng = random.Random(os.getpid())
     sealed: list[list[bytes]] = []
     for device in devices:
@@ -120,17 +122,14 @@ def _seal_all(devices: list[dict], per_device: int, window_s: int) -> list[tuple
         sealed.append([encode(seal_window(key, config, seq, T0 + window_s * seq, _samples(rng, T0 + window_s * seq,
                                                                                           window_s)))
                        for seq in range(per_device)])
-    return [(index, seq, sealed[index][seq]) for seq in range(per_device) for index in range(len(devices))]
+    return sealed
 
 
-def _connect(device: dict, port: int) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device["username"])
-    client.username_pw_set(device["username"], device["password"])
-    client.max_inflight_messages_set(PUBLISHER_INFLIGHT)
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    return client
+def _connect(device: dict, port: int) -> Publisher:
+    publisher = Publisher("127.0.0.1", port, device["username"], device["username"], device["password"],
+                          inflight=PUBLISHER_INFLIGHT, timeout_s=GUARD_S)
+    publisher.connect()
+    return publisher
 
 
 class _Publishers:
@@ -185,22 +184,26 @@ class _Publishers:
 
 
 def _round_runner(devices: list[dict], per_device: int, port: int, gos: list, out: Any, window_s: int) -> None:
-    """A device process over several rounds, each started by its own event."""
-    messages = _seal_all(devices, per_device, window_s)
-    out.put(("sealed", len(messages)))
+    """A device process over several rounds, each started by its own event: every device's windows
+    published in turns of PUBLISH_CHUNK each, then all acknowledged."""
+    sealed = _seal_all(devices, per_device, window_s)
+    out.put(("sealed", per_device * len(devices)))
     for go in gos:
-        clients = [_connect(device, port) for device in devices]
+        publishers = [_connect(device, port) for device in devices]
         out.put(("connected", None))
-        go.wait()
-        infos, times = [], []
-        for index, seq, raw in messages:
-            times.append((devices[index]["did"], seq, time.monotonic()))
-            infos.append(clients[index].publish(devices[index]["topic"], raw, qos=1))
-        for info in infos:
-            info.wait_for_publish(GUARD_S)
-        for client in clients:
-            client.disconnect()
-            client.loop_stop()
+        while not go.wait(KEEPALIVE_S / 4):  # the previous round's reports, the next subscriber's start
+            for publisher in publishers:
+                publisher.ping()
+        times = []
+        for first in range(0, per_device, PUBLISH_CHUNK):
+            for device, publisher, messages in zip(devices, publishers, sealed):
+                chunk = messages[first:first + PUBLISH_CHUNK]
+                now = time.monotonic()
+                times.extend((device["did"], seq, now) for seq in range(first, first + len(chunk)))
+                publisher.publish(device["topic"], chunk)
+        for publisher in publishers:
+            publisher.wait_acked(GUARD_S)
+            publisher.disconnect()
         out.put(("published", times))
 
 

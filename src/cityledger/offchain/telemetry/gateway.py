@@ -59,7 +59,8 @@ from .anchor import MAX_RECORDS_PER_ROOT, InclusionProof, compute_inclusion_proo
 from .broker import GATEWAY_USER, TOPIC_PREFIX, device_topic, shard_topics
 from .format import TelemetryError
 from .journal import Journal
-from .subscriber import Delivery, Subscriber, SubscriberError
+from .packets import Delivery, MqttError
+from .subscriber import Subscriber
 from .verify import CheckedMessage, DeviceLookup, VerifiedRecord, check_checked_signature, check_message, finish_message
 from .workers import MAX_VERIFY_WORKERS, SignatureWorkers, Ticket, default_verify_workers
 
@@ -340,7 +341,7 @@ class Gateway:
                             self._on_messages, KEEPALIVE_S)
         try:
             client.start(CONNECT_S)
-        except (OSError, SubscriberError) as exc:
+        except (OSError, MqttError) as exc:
             self.stop()
             raise GatewayError(f"broker {self.host}:{self.port}: {exc}") from None
         self._client = client

@@ -2,14 +2,15 @@
 a time. Only what the gateway uses: CONNECT, SUBSCRIBE, PUBLISH in, PUBACK out, PINGREQ, DISCONNECT.
 
     subscriber = Subscriber(host, port, client_id, user, password, topics, on_messages)
-    subscriber.start()                 # connected and subscribed, or SubscriberError
+    subscriber.start()                 # connected and subscribed, or MqttError (packets.py)
     subscriber.ack(deliveries)         # one write for the batch's PUBACKs
     subscriber.stop()
 
 Why not paho's client: it reads each packet with several small recv calls and builds an MQTTMessage
 (with its own lock) per message, and each manual ack is a packet queued and a wake-up of its thread;
 that was a third of the gateway's CPU per message. Here one recv takes whatever has arrived, every
-whole PUBLISH in it becomes a small tuple, and the batch goes to `on_messages` in one call.
+whole PUBLISH in it becomes a small tuple, and the batch goes to `on_messages` in one call. The
+packets are packets.py's, shared with the devices' publisher (publisher.py).
 
 A lost connection is made again (every RECONNECT_MAX_S at most) until stop(); the broker then
 delivers again what was not acknowledged. Acknowledgements of deliveries from an earlier connection
@@ -20,104 +21,35 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 import threading
 import time
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
+
+from .packets import (
+    DISCONNECT_PACKET,
+    PINGREQ_PACKET,
+    PINGRESP,
+    PUBACK,
+    SUBACK,
+    Delivery,
+    MqttError,
+    encode_connect,
+    encode_pubacks,
+    encode_subscribe,
+    parse_packets,
+    read_connack,
+)
 
 log = logging.getLogger(__name__)
 
 RECV_BYTES = 256 * 1024  # one read takes up to this much of what has arrived
-MAX_PACKET_BYTES = 1024 * 1024  # a packet longer than this ends the connection (telemetry is < 4 KiB)
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
 READ_TIMEOUT_S = 1.0  # how often the reading thread looks at the keepalive clock while idle
 
-_CONNECT, _CONNACK, _PUBLISH, _PUBACK, _SUBSCRIBE, _SUBACK = 1, 2, 3, 4, 8, 9
-_PINGREQ, _PINGRESP, _DISCONNECT = 12, 13, 14
-_U16 = struct.Struct(">H")
-_CONNACK_REASONS = {1: "unacceptable protocol version", 2: "client id refused", 3: "server unavailable",
-                    4: "bad user name or password", 5: "not authorised"}
 
-
-class SubscriberError(RuntimeError):
+class SubscriberError(MqttError):
     """The broker refused or dropped the subscriber, or spoke out of protocol: the message says why."""
-
-
-class Delivery(NamedTuple):
-    """One PUBLISH received: its topic, payload, packet id and QoS, and which connection brought it."""
-
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    conn: int
-
-
-def _remaining_length(size: int) -> bytes:
-    out = bytearray()
-    while True:
-        size, digit = divmod(size, 128)
-        out.append(digit | (0x80 if size else 0))
-        if not size:
-            return bytes(out)
-
-
-def _string(text: str) -> bytes:
-    data = text.encode()
-    return _U16.pack(len(data)) + data
-
-
-def encode_connect(client_id: str, username: str, password: str, keepalive_s: int, clean: bool) -> bytes:
-    """A CONNECT packet (MQTT 3.1.1, user name and password)."""
-    flags = 0xC0 | (0x02 if clean else 0)
-    body = _string("MQTT") + bytes((4, flags)) + _U16.pack(keepalive_s) + _string(client_id) + \
-        _string(username) + _string(password)
-    return bytes((_CONNECT << 4,)) + _remaining_length(len(body)) + body
-
-
-def encode_subscribe(packet_id: int, topics: Sequence[str], qos: int) -> bytes:
-    """A SUBSCRIBE packet for every topic filter at qos."""
-    body = _U16.pack(packet_id) + b"".join(_string(topic) + bytes((qos,)) for topic in topics)
-    return bytes((_SUBSCRIBE << 4 | 0x02,)) + _remaining_length(len(body)) + body
-
-
-def encode_pubacks(mids: Sequence[int]) -> bytes:
-    """The PUBACK packets of these packet ids, one after another."""
-    return b"".join(b"\x40\x02" + _U16.pack(mid) for mid in mids)
-
-
-def parse_packets(buf: bytearray, conn: int) -> tuple[list[Delivery], list[tuple[int, bytes]], int]:
-    """The PUBLISHes and the other packets (type, body) wholly in buf, and how many bytes they took."""
-    deliveries: list[Delivery] = []
-    others: list[tuple[int, bytes]] = []
-    at, size = 0, len(buf)
-    while at + 2 <= size:
-        first, length, shift, i = buf[at], 0, 0, at + 1
-        while i < size and buf[i] & 0x80:
-            length |= (buf[i] & 0x7F) << shift
-            shift += 7
-            i += 1
-        if i >= size:
-            break
-        if shift > 21:
-            raise SubscriberError("a packet's remaining length runs past 4 bytes")
-        length |= buf[i] << shift
-        start, end = i + 1, i + 1 + length
-        if length > MAX_PACKET_BYTES:
-            raise SubscriberError(f"a packet of {length} bytes, expected at most {MAX_PACKET_BYTES}")
-        if end > size:
-            break
-        if first >> 4 == _PUBLISH:
-            topic_end = start + 2 + (buf[start] << 8 | buf[start + 1])
-            qos = (first >> 1) & 0x03
-            mid = buf[topic_end] << 8 | buf[topic_end + 1] if qos else 0
-            deliveries.append(Delivery(bytes(buf[start + 2:topic_end]).decode(errors="replace"),
-                                       bytes(buf[topic_end + (2 if qos else 0):end]), mid, qos, conn))
-        else:
-            others.append((first >> 4, bytes(buf[start:end])))
-        at = end
-    return deliveries, others, at
 
 
 class Subscriber:
@@ -139,7 +71,7 @@ class Subscriber:
         self.sub_failure: str | None = None
 
     def start(self, timeout_s: float) -> None:
-        """Connect and subscribe; SubscriberError if the broker refuses or does not answer in time."""
+        """Connect and subscribe; MqttError if the broker refuses or does not answer in time."""
         self._stopping.clear()
         self._connect(timeout_s)
         self._thread = threading.Thread(target=self._read_loop, name="telemetry-gateway-mqtt", daemon=True)
@@ -153,15 +85,7 @@ class Subscriber:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.sendall(encode_connect(self.client_id, self.username, self.password, self.keepalive_s, self.clean))
-            connack = b""
-            while len(connack) < 4:  # exactly the CONNACK: what follows is the reading thread's
-                chunk = sock.recv(4 - len(connack))
-                if not chunk:
-                    raise SubscriberError("the broker closed the connection before its CONNACK")
-                connack += chunk
-            if connack[0] >> 4 != _CONNACK or connack[3] != 0:
-                reason = _CONNACK_REASONS.get(connack[3], f"code {connack[3]}")
-                raise SubscriberError(f"the broker refused the connection: {reason}")
+            read_connack(sock)  # exactly the CONNACK: what follows is the reading thread's
             self._subscribed.clear()
             sock.sendall(encode_subscribe(1, self.topics, 1))
             sock.settimeout(READ_TIMEOUT_S)
@@ -192,7 +116,7 @@ class Subscriber:
             try:
                 self._read_connection()
                 delay = RECONNECT_MIN_S
-            except (OSError, SubscriberError, IndexError) as exc:  # IndexError: a PUBLISH cut short
+            except (OSError, MqttError) as exc:
                 if self._stopping.is_set():
                     return
                 log.warning("gateway subscriber: connection lost: %s; reconnecting", exc)
@@ -201,7 +125,7 @@ class Subscriber:
                 try:
                     self._connect(RECONNECT_MAX_S)
                     break
-                except (OSError, SubscriberError) as exc:
+                except (OSError, MqttError) as exc:
                     log.warning("gateway subscriber: reconnect failed: %s", exc)
                     delay = min(RECONNECT_MAX_S, delay * 2)
 
@@ -225,15 +149,15 @@ class Subscriber:
                     self.on_messages(deliveries)
             if time.monotonic() - self._last_sent >= self.keepalive_s / 2:
                 with self._send_lock:
-                    self._send(bytes((_PINGREQ << 4, 0)))
+                    self._send(PINGREQ_PACKET)
 
     def _handle(self, kind: int, body: bytes) -> None:
-        if kind == _SUBACK:
+        if kind == SUBACK:
             refused = [topic for topic, code in zip(self.topics, body[2:]) if code == 0x80]
             if refused:
                 self.sub_failure = f"the broker refused the subscription to {refused[0]!r}"
             self._subscribed.set()
-        elif kind not in (_PINGRESP, _PUBACK):
+        elif kind not in (PINGRESP, PUBACK):
             raise SubscriberError(f"unexpected packet type {kind}")
 
     def _drop_socket(self) -> None:
@@ -248,7 +172,7 @@ class Subscriber:
         with self._send_lock:
             if self._sock is not None:
                 try:
-                    self._sock.sendall(bytes((_DISCONNECT << 4, 0)))
+                    self._sock.sendall(DISCONNECT_PACKET)
                     self._sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass

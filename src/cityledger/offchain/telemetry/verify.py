@@ -24,7 +24,7 @@ from .format import (
     WrappedKey,
     check_header,
     compute_ciphertext_len,
-    compute_record_id,
+    compute_record_id_of_blob,
     compute_signing_bytes,
     compute_wraps_digest,
 )
@@ -110,7 +110,8 @@ def finish_message(checked: CheckedMessage, last_seq: int | None, signature_ok: 
         raise TelemetryError("bad_signature", "signature", f"not a signature of {header.device!r}")
     stored = StoredRecord(header, message.ciphertext, checked.wraps_digest, message.signature)
     gap = 0 if last_seq is None else header.seq - last_seq - 1
-    return VerifiedRecord(compute_record_id(stored), checked.device.owner, stored, encode(stored), message.owner_wrap,
+    blob = encode(stored)
+    return VerifiedRecord(compute_record_id_of_blob(blob), checked.device.owner, stored, blob, message.owner_wrap,
                           list(message.consumer_wraps), gap)
 
 
