@@ -55,7 +55,6 @@ from typing import Callable
 
 from ...modules.consent.messages import AnchorRecordsRoot
 from ..vaults import VaultHost
-from ..vaults.sqlite_store import insert_rows
 from .anchor import MAX_RECORDS_PER_ROOT, InclusionProof, compute_inclusion_proof, compute_records_root
 from .broker import GATEWAY_USER, TOPIC_PREFIX, device_topic, shard_topics
 from .format import TelemetryError
@@ -184,11 +183,10 @@ class GatewayState:
                                (interval,)).fetchone()[0]
         if pos + len(records) > MAX_RECORDS_PER_ROOT:
             raise GatewayError(f"interval {interval}: more than {MAX_RECORDS_PER_ROOT} records")
-        # Many rows a statement (insert_rows): executemany lets go of the GIL at every row.
-        insert_rows(self._db, "INSERT OR REPLACE INTO last_seq", 2,
-                    [value for r in records for value in (r.stored.header.device, r.stored.header.seq)])
-        insert_rows(self._db, "INSERT INTO received", 3,
-                    [value for i, r in enumerate(records) for value in (interval, pos + i, r.record_id)])
+        self._db.executemany("INSERT OR REPLACE INTO last_seq VALUES (?, ?)",
+                             [(r.stored.header.device, r.stored.header.seq) for r in records])
+        self._db.executemany("INSERT INTO received VALUES (?, ?, ?)",
+                             [(interval, pos + i, r.record_id) for i, r in enumerate(records)])
         self._db.execute("INSERT OR IGNORE INTO open_intervals VALUES (?)", (interval,))
 
     def record_ids(self, interval: int) -> list[bytes]:

@@ -15,7 +15,6 @@ folder keeps a destroyed key.
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import sqlite3
 import threading
@@ -31,10 +30,6 @@ FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 BUSY_TIMEOUT_MS = 5_000
 KNOWN_CHUNK = 500  # record ids one duplicate check asks SQLite about (under its 999 parameters)
-# Rows one INSERT statement writes (6 columns: 600 parameters, under SQLite's 999). executemany
-# steps once per row and lets go of the GIL at each step: with the gateway's 16 vault-writing
-# threads that was two thread switches a row; one statement per ROWS_PER_INSERT rows lets go once.
-ROWS_PER_INSERT = 100
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS records (record_id BLOB PRIMARY KEY, dataset TEXT NOT NULL,"
@@ -47,22 +42,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS keys (record_id BLOB NOT NULL, recipient BLOB NOT NULL, dataset TEXT NOT NULL,"
     " enc BLOB NOT NULL, ct BLOB NOT NULL, PRIMARY KEY (record_id, recipient)) WITHOUT ROWID",
 )
-
-
-def insert_rows(db: sqlite3.Connection, insert: str, width: int, values: list) -> None:
-    """Run `insert` ("INSERT INTO t", "INSERT OR REPLACE INTO t") over rows of `width` values,
-    flattened in `values`, ROWS_PER_INSERT rows a statement, in order."""
-    step = width * ROWS_PER_INSERT
-    for first in range(0, len(values), step):
-        chunk = values[first:first + step]
-        db.execute(_insert_sql(insert, width, len(chunk) // width), chunk)
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_sql(insert: str, width: int, rows: int) -> str:
-    """`insert` VALUES (?, ...), ... for `rows` rows: the same text each time, so SQLite's cached statement."""
-    row = "(" + ", ".join("?" * width) + ")"
-    return f"{insert} VALUES " + ", ".join([row] * rows)
 
 
 class SqliteVaultStore:
@@ -121,12 +100,11 @@ class SqliteVaultStore:
         segment, offsets = self._append([item.blob for item in items])
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            insert_rows(self._db, "INSERT INTO records", 6,
-                        [value for i, offset in zip(items, offsets)
-                         for value in (i.record_id, i.meta.dataset, i.meta.window_start_s, segment, offset, len(i.blob))])
-            insert_rows(self._db, "INSERT INTO keys", 5,
-                        [value for i in items for k in i.keys
-                         for value in (k.record_id, k.recipient, i.meta.dataset, k.enc, k.ct)])
+            self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)",
+                                 [(i.record_id, i.meta.dataset, i.meta.window_start_s, segment, offset, len(i.blob))
+                                  for i, offset in zip(items, offsets)])
+            self._db.executemany("INSERT INTO keys VALUES (?, ?, ?, ?, ?)",
+                                 [(k.record_id, k.recipient, i.meta.dataset, k.enc, k.ct) for i in items for k in i.keys])
         except BaseException:
             self._db.execute("ROLLBACK")
             self._zero(segment, offsets[0], offsets[-1] + len(items[-1].blob) - offsets[0])
