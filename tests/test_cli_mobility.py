@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from cityledger.cli.main import app
 from cityledger.core.keys import PrivateKey
+from cityledger.core.types import address_to_str
 from cityledger.modules.identity import compute_did
 from cityledger.node.home import init_home, load_config, load_key
 from cityledger.node.runner import Node
@@ -48,6 +49,17 @@ def cli(served, *args: str):
                                "CL_TEST_PASS"], env=PASS_ENV)
 
 
+def read(served, *args: str):
+    """A read-only command: no key, so no passphrase option."""
+    return runner.invoke(app, [*args, "--home", str(served["home"]), "--node", served["url"]])
+
+
+def read_json(served, *args: str) -> dict:
+    result = read(served, *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 def ok_json(served, *args: str) -> dict:
     result = cli(served, *args, "--json")
     assert result.exit_code == 0, result.output
@@ -80,6 +92,14 @@ def test_programme_enroll_score_claim(served, tmp_path):
     shown = json.loads(runner.invoke(app, ["rewards", "programme", "show", "1", "--json", "--node",
                                            served["url"]]).stdout)
     assert (shown["remaining"], shown["claims"]) == (5000 - 350, 1)
+    listed = read_json(served, "rewards", "programme", "list")
+    assert (listed["count"], [p["programme_id"] for p in listed["items"]], listed["next"]) == (1, [1], None)
+    driver = served["driver"].address()
+    enrolled = read_json(served, "rewards", "enrollment", "1", address_to_str(driver))
+    assert (enrolled["paid"], enrolled["trips"], enrolled["period"]) == (350, 1, 0)
+    claimed = read_json(served, "rewards", "paid", "1", trip.commitment.hex())
+    assert (claimed["score"], claimed["distance_km"], claimed["reward"]) == (100, 25, 350)
+    assert set(claimed) == {"programme_id", "trip_id", "commitment", "score", "distance_km", "reward", "height"}
     again = cli(served, "rewards", "claim", "--trip", str(tmp_path / "trip.json"), "--work-dir",
                 str(tmp_path / "prover"), "--from", "driver")
     assert again.exit_code == 1 and "already paid" in again.output, again.output
@@ -97,3 +117,8 @@ def test_invalid_options_are_named(served, tmp_path):
     (tmp_path / "rows.json").write_text(json.dumps([[1, 2, 3]]))
     result = runner.invoke(app, ["rewards", "score", "--samples", str(tmp_path / "rows.json")])
     assert result.exit_code == 1 and "--samples" in result.output, result.output
+    for args, named in ((("paid", "1", "zz" * 32), "commitment"), (("paid", "99", "00" * 32), "programme"),
+                        (("enrollment", "1", "city12"), "account")):
+        result = read(served, "rewards", *args)
+        assert result.exit_code == 1 and named in result.output, (args, result.output)
+

@@ -1,6 +1,7 @@
-"""`cityledger rewards programme|enroll|score|claim`: driving rewards (docs/DRIVING_SCORE.md).
+"""`cityledger rewards programme|enroll|enrollment|score|claim|paid`: driving rewards (docs/DRIVING_SCORE.md).
 
-Sponsors create, fund, show and withdraw programmes; an owner's pseudonymous account enrolls with
+Sponsors create, fund, list, show and withdraw programmes; anyone reads an enrollment's payments
+(`enrollment`) and a paid claim by its commitment (`paid`); an owner's pseudonymous account enrolls with
 the transport office's ticket (a JSON file), scores a trip locally from the vehicle's samples, and
 claims a trip the vehicle signed (a JSON file): the proof is made here, on the owner's machine.
 Transactions are signed with a keystore key (`--from`), as `payments`.
@@ -98,6 +99,66 @@ def programme_show(programme_id: int = ProgrammeArg, home: Optional[Path] = Home
     url, client = _client(node, home)
     with node_errors(url), client:
         record = msgspec.structs.asdict(client.get_programme(programme_id))
+    if as_json:
+        print_json(record)
+        return
+    console.print(facts_table(sorted((k, v) for k, v in record.items())))
+
+
+@programme_app.command("list")
+def programme_list(before: Optional[int] = typer.Option(None, "--before", min=1, help="Only programmes older than "
+                                                         "this id (the `next` of the previous page)"),
+                   home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+                   as_json: bool = JsonOption) -> None:
+    """Reward programmes, newest first (one page)."""
+    import msgspec
+    from rich.table import Table
+
+    url, client = _client(node, home)
+    with node_errors(url), client:
+        page = client.get_programmes(before=before)
+    if as_json:
+        print_json(msgspec.to_builtins(page))
+        return
+    table = Table("id", "sponsor", "budget", "remaining", "min score", "claims", "expiry height",
+                  title=f"{page.count} programme(s)")
+    for item in page.items:
+        table.add_row(str(item.programme_id), item.sponsor, f"{item.budget:,}", f"{item.remaining:,}",
+                      str(item.min_score), str(item.claims), str(item.expiry_height))
+    console.print(table)
+    if page.next is not None:
+        console.print(f"older: --before {page.next}")
+
+
+@app.command("enrollment")
+def enrollment_show(programme_id: int = ProgrammeArg,
+                    account: str = typer.Argument(..., help="The enrolled (pseudonymous) account address"),
+                    period: Optional[int] = typer.Option(None, "--period", min=0, help="Enrollment period "
+                                                         "[default: the current one]"),
+                    home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+                    as_json: bool = JsonOption) -> None:
+    """What one account was paid in a programme period, and for how many trips."""
+    import msgspec
+
+    url, client = _client(node, home)
+    with node_errors(url), client:
+        record = msgspec.to_builtins(client.get_enrollment(programme_id, account, period))
+    if as_json:
+        print_json(record)
+        return
+    console.print(facts_table(sorted((k, v) for k, v in record.items())))
+
+
+@app.command("paid")
+def paid_show(programme_id: int = ProgrammeArg,
+              commitment: str = typer.Argument(..., help="The trip's commitment (64 hex digits)"),
+              home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption, as_json: bool = JsonOption) -> None:
+    """A paid claim by its trip commitment: score, km, reward and height (all the chain keeps of a trip)."""
+    import msgspec
+
+    url, client = _client(node, home)
+    with node_errors(url), client:
+        record = msgspec.to_builtins(client.get_claim(programme_id, commitment))
     if as_json:
         print_json(record)
         return
