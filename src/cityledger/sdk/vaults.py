@@ -52,11 +52,11 @@ def sign_request(chain_id: str, keys: Sequence[PrivateKey], action: str, reader:
                             after_seq=after_seq, height=height, record_id=record_id, signatures=signatures)
 
 
-def _hex(text: str, field: str) -> bytes:
+def _hex(text: str, field: str, error: type[CityLedgerError] = CityLedgerError) -> bytes:
     try:
         return bytes.fromhex(text)
     except (ValueError, TypeError):
-        raise CityLedgerError(f"{field}: expected hex, got {str(text)[:80]!r}") from None
+        raise error(f"{field}: expected hex, got {str(text)[:80]!r}") from None
 
 
 def open_records(view: VaultRecordsView, key: VaultKey) -> list[tuple[RecordHeader, list[Sample]]]:
@@ -156,7 +156,8 @@ class ProofRefused(CityLedgerError):
 
 
 def _proof_path(view: ProofPathView, field: str) -> InclusionProof:
-    return InclusionProof(view.index, view.size, tuple(_hex(step, f"{field}.path") for step in view.path))
+    path = tuple(_hex(step, f"{field}.path", ProofRefused) for step in view.path)
+    return InclusionProof(view.index, view.size, path)
 
 
 def proof_from_view(view: VaultProofView) -> InclusionProof | FleetProof:
@@ -167,7 +168,7 @@ def proof_from_view(view: VaultProofView) -> InclusionProof | FleetProof:
     if view.shard is None or view.fleet_proof is None:
         raise ProofRefused("shard, fleet_proof: expected both (a fleet proof) or neither")
     s = view.shard
-    return FleetProof(record, ShardRoot(s.shard, s.interval, _hex(s.root, "shard.root"), s.count),
+    return FleetProof(record, ShardRoot(s.shard, s.interval, _hex(s.root, "shard.root", ProofRefused), s.count),
                       _proof_path(view.fleet_proof, "fleet_proof"))
 
 
@@ -185,11 +186,19 @@ def anchored_root(client: Any, gateway_did: str, interval: int) -> dict:
 def verify_inclusion(client: Any, view: VaultProofView, record: str | bytes) -> bytes:
     """The record's id once `record` (the stored record's canonical bytes or their hex, as /vaults/read
     released it) is the one the proof names, the proof leads to `view.root`, and that root and count are
-    what the ledger anchored for (view.gateway_did, view.interval); raise ProofRefused otherwise."""
-    blob = record if isinstance(record, bytes) else _hex(record, "record")
+    what the ledger anchored for the record's data set's gateway and view.interval; raise ProofRefused otherwise."""
+    blob = record if isinstance(record, bytes) else _hex(record, "record", ProofRefused)
     record_id = compute_record_id_of_blob(blob)
     if record_id.hex() != view.record_id:
         raise ProofRefused(f"record: its id is {record_id.hex()}, the proof is of {view.record_id[:80]}")
+    try:
+        data_set = _STORED.decode(blob).header.dataset
+    except ValueError:
+        raise ProofRefused("record: expected a stored record's canonical bytes") from None
+    gateway = client.query("consent", "data_set", id=data_set)["gateway"]
+    if gateway != view.gateway_did:
+        raise ProofRefused(f"gateway_did: the record's data set {data_set} names gateway {gateway}, "
+                           f"the proof {view.gateway_did[:80]}")
     anchored = anchored_root(client, view.gateway_did, view.interval)
     if anchored["root"] != view.root or anchored["count"] != view.count:
         raise ProofRefused(f"root: the ledger anchored {anchored['root']} ({anchored['count']} records) for "
@@ -197,7 +206,8 @@ def verify_inclusion(client: Any, view: VaultProofView, record: str | bytes) -> 
     proof = proof_from_view(view)
     # One gateway's root covers `count` records, which RFC 9162 binds only through the proof's size; a
     # fleet's count sums its shards', each bound in its shard's leaf (is_included checks the record's).
-    if (isinstance(proof, InclusionProof) and proof.size != view.count) or not is_included(_hex(view.root, "root"), record_id, proof):
+    root = _hex(view.root, "root", ProofRefused)
+    if (isinstance(proof, InclusionProof) and proof.size != view.count) or not is_included(root, record_id, proof):
         raise ProofRefused(f"proof: does not lead from record {record_id.hex()} to root {view.root}")
     return record_id
 
