@@ -1,6 +1,6 @@
-"""`cityledger vault key-new|key-register|read|log|erase|proof|verify-proof`, `cityledger consent grant|revoke` and `cityledger
-telemetry device-add|publish`: owners' vaults (docs/PRIVACY.md), the consents that release records to
-consumers (docs/CONSENT.md), and devices publishing sealed windows.
+"""`cityledger vault key-new|key-register|read|log|erase|proof|verify-proof`, `cityledger consent
+grant|revoke` and `cityledger telemetry device-add|publish`: owners' vaults (docs/PRIVACY.md), the
+consents that release records to consumers (docs/CONSENT.md), and devices publishing sealed windows.
 
 Requests are signed with a keystore key (`--key`): an owner's account key, or the controller key of a
 consumer's DID. A vault key is an X25519 private key in an owner-only file (`key-new`); its public

@@ -33,8 +33,9 @@ from .client import DEFAULT_TIMEOUT_S
 from .errors import CityLedgerError
 from .txs import KeyOrKeys, sign
 
-__all__ = ["LogBroken", "ProofRefused", "verify_inclusion", "device_recipients", "entry_from_view", "log_anchor_sender", "open_records",
-           "publish_sealed", "seal_samples", "service_keys", "sign_request", "verify_vault_log"]
+__all__ = ["LogBroken", "ProofRefused", "device_recipients", "entry_from_view", "log_anchor_sender", "open_records",
+           "proof_from_view", "publish_sealed", "seal_samples", "service_keys", "sign_request", "verify_inclusion",
+           "verify_vault_log"]
 
 _STORED = decoder(StoredRecord)
 

@@ -137,4 +137,5 @@ class VaultProofView(_View):
 
 
 VAULT_BODY_TYPES = (VaultRequestBody, RequestSignatureBody)
-VAULT_VIEW_TYPES = (VaultProofView, ProofPathView, ShardRootView, VaultRecordsView, VaultLogView, VaultErasureView, VaultLogEntryView, SealedRecordView, WrapView)
+VAULT_VIEW_TYPES = (VaultProofView, ProofPathView, ShardRootView, VaultRecordsView, VaultLogView, VaultErasureView,
+                    VaultLogEntryView, SealedRecordView, WrapView)
