@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -34,7 +35,7 @@ from cityledger.offchain.telemetry.anchor import FleetProof, compute_fleet_root,
 from cityledger.offchain.telemetry.broker import device_shard, find_binary
 from cityledger.offchain.telemetry.gateway import GatewayState
 from cityledger.sdk import Client
-from cityledger.sdk.vaults import open_records, sign_request
+from cityledger.sdk.vaults import ProofRefused, open_records, sign_request, verify_inclusion
 
 pytestmark = [
     pytest.mark.slow,
@@ -217,6 +218,15 @@ def _check_read_back(client: Client, cars: list[Car], insurer, insurer_key: Vaul
                                                            insurer.did, status.height, data_set=car.data_set,
                                                            purpose="insurance-pricing", end_s=2**40))
         assert [samples for _, samples in open_records(released, insurer_key)] == car.windows
+    # One fleet proof through the route: record -> shard root -> fleet root, checked against the ledger.
+    item = view.records[0]
+    proof = client.vault_proof(sign_request(status.chain_id, [car.owner], "proof", account, status.height,
+                                            record_id=item.record_id))
+    assert proof.shard is not None and proof.fleet_proof is not None and proof.shard.count == proof.proof.size
+    assert verify_inclusion(client, proof, item.record).hex() == item.record_id
+    with pytest.raises(ProofRefused):  # a shard count other than the one its fleet leaf binds
+        verify_inclusion(client, msgspec.structs.replace(
+            proof, shard=msgspec.structs.replace(proof.shard, count=proof.shard.count + 1)), item.record)
 
 
 def _check_proofs_and_one_anchor_per_interval(node: Node, published: dict) -> None:

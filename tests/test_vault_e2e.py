@@ -12,6 +12,7 @@ import struct
 import threading
 import time
 
+import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -38,7 +39,8 @@ from cityledger.sdk import Client, Keystore
 from cityledger.sdk.keystore import MIN_SCRYPT_N
 from typer.testing import CliRunner
 from cityledger.sdk.errors import ApiError
-from cityledger.sdk.vaults import device_recipients, open_records, sign_request, verify_vault_log
+from cityledger.sdk.vaults import (ProofRefused, device_recipients, open_records, sign_request, verify_inclusion,
+                                   verify_vault_log)
 
 pytestmark = [
     pytest.mark.slow,
@@ -210,6 +212,63 @@ def test_a_vehicle_publishes_and_only_its_owner_and_consenting_consumers_read(ru
     verify_vault_log(client, page.service, account, page.entries)
     _assert_no_sample_in_clear(node, [sample for window in windows for sample in window])
     shared.update(owner=owner, vault_key=vault_key, insurer_key=insurer_key, data_set=data_set, windows=windows)
+
+
+def test_the_owner_proves_a_record_and_anyone_checks_it_against_the_ledger(running):
+    node, consents, client, tmp, server, shared = running
+    if not shared:
+        pytest.skip("proves the records of test_a_vehicle_publishes_and_only_its_owner_and_consenting_consumers_read")
+    owner, data_set = shared["owner"], shared["data_set"]
+    account = address_to_str(owner.address())
+
+    def signed(keys, action, reader=account, **fields):
+        status = client.status()
+        return sign_request(status.chain_id, keys, action, reader, status.height, **fields)
+
+    records = client.vault_read(signed([owner], "read", data_set=data_set, end_s=2**40)).records
+    assert len(records) == WINDOWS
+    for item in records:
+        view = client.vault_proof(signed([owner], "proof", record_id=item.record_id))
+        assert (view.owner, view.record_id, view.record, view.shard) == (account, item.record_id, item.record, None)
+        assert verify_inclusion(client, view, item.record).hex() == item.record_id
+    blob = bytearray(bytes.fromhex(item.record))
+    blob[-1] ^= 1
+    path = [("0" if view.proof.path[0][0] != "0" else "1") + view.proof.path[0][1:], *view.proof.path[1:]] \
+        if view.proof.path else ["00" * 32]
+    roots = client.query("consent", "gateway_roots", gateway=view.gateway_did)["items"]
+    other = next((r for r in roots if r["interval"] != view.interval), None)
+    assert other is not None or view.count == WINDOWS  # the windows spread over intervals, or share one
+    hostile = [(view, bytes(blob)),
+               (msgspec.structs.replace(view, proof=msgspec.structs.replace(view.proof, path=path)), item.record),
+               (msgspec.structs.replace(view, interval=view.interval + 10**6), item.record)]
+    if other is not None:
+        hostile.append((msgspec.structs.replace(view, interval=other["interval"], root=other["root"],
+                                                count=other["count"]), item.record))
+    for tampered, record in hostile:
+        with pytest.raises(ProofRefused):
+            verify_inclusion(client, tampered, record)
+    for keys, record_id, reader, status in (([owner], "ab" * 32, account, 404),
+                                            (consents.insurer.keys, item.record_id,
+                                             address_to_str(consents.insurer.keys[0].address()), 403)):
+        with pytest.raises(ApiError) as caught:
+            client.vault_proof(signed(keys, "proof", reader, record_id=record_id))
+        assert (caught.value.status, caught.value.field) == (status, "record_id"), caught.value
+
+    # The CLI: the owner prints the proof, anyone checks it (and a tampered record is refused).
+    keystore = Keystore(node.config.home / "keystore", scrypt_n=MIN_SCRYPT_N)
+    keystore.import_key("prover", owner, PASS_ENV["CL_TEST_PASS"])
+    common = ["--home", str(node.config.home), "--node", server.url]
+    printed = runner.invoke(app, ["vault", "proof", item.record_id, "--key", "prover", *common, "--passphrase-env",
+                                  "CL_TEST_PASS"], env=PASS_ENV)
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.output)["record_id"] == item.record_id
+    (tmp / "proof.json").write_text(printed.output)
+    (tmp / "tampered.hex").write_text(bytes(blob).hex())
+    checked = runner.invoke(app, ["vault", "verify-proof", "--proof", str(tmp / "proof.json"), *common])
+    assert checked.exit_code == 0 and "verified" in checked.output, checked.output
+    refused = runner.invoke(app, ["vault", "verify-proof", "--proof", str(tmp / "proof.json"), "--record",
+                                  str(tmp / "tampered.hex"), *common])
+    assert refused.exit_code != 0 and "refused" in refused.output, refused.output
 
 
 def _assert_no_sample_in_clear(node: Node, samples: list) -> None:

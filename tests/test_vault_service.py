@@ -351,10 +351,17 @@ def _hostile_bodies(world) -> list[tuple[bytes, str]]:
         (deep, "body"),
         (msgspec.json.encode(good).replace(world.owner.encode(), b"city\xff\xfe"), "body"),
         (b'{"reader": "' + b"a" * (70 * 1024) + b'"}', "body"),
+        (with_(record_id="zz" * 32), "record_id"),
+        (with_(record_id="abc"), "record_id"),
+        (with_(record_id="AB" * 32), "record_id"),
+        (with_(record_id="ab" * 33), "record_id"),
+        (with_(record_id="ab" * 32 + "\n"), "record_id"),
+        (with_(record_id="a" * 5000), "record_id"),
+        (msgspec.json.encode(good | {"record_id": "RID"}).replace(b"RID", b"ab\xff\xfe"), "body"),
     ]
 
 
-@pytest.mark.parametrize("route", ["read", "consumer-read", "log", "erase"])
+@pytest.mark.parametrize("route", ["read", "consumer-read", "log", "erase", "proof"])
 def test_rest_hostile_values_are_named_4xx_and_change_nothing(world, api, route):
     head, keys = world.log.head(world.owner), list(world.host.vault(world.owner).store.key_blobs())
     for body, field in _hostile_bodies(world):
@@ -365,6 +372,23 @@ def test_rest_hostile_values_are_named_4xx_and_change_nothing(world, api, route)
         assert error["message"].startswith(field) or error.get("field") == field, (route, field, error)
     assert world.log.head(world.owner) == head
     assert list(world.host.vault(world.owner).store.key_blobs()) == keys
+
+
+def test_rest_proof_refuses_another_owners_signature_and_a_missing_record_id(world, api):
+    """Signed by another owner's key, for another action, or naming no record: refused before any lookup."""
+    rogue = PrivateKey(1, b"\x66" * 32)
+    cases = [(_sign(world, [rogue], "proof", world.owner, record_id="ab" * 32), 403, "signatures"),
+             (_sign(world, [world.owner_key], "proof", world.owner), 400, "record_id"),
+             (_sign(world, [world.owner_key], "read", world.owner, record_id="ab" * 32), 403, "signatures")]
+    for body, status, field in cases:
+        response = httpx.post(f"{api_url(api)}/vaults/proof", content=msgspec.json.encode(body),
+                              headers={"content-type": "application/json"})
+        assert (response.status_code, response.json()["error"]["field"]) == (status, field), response.text
+    # A well-formed request of the owner on a node whose vault service proves nothing: 503, not 500.
+    response = httpx.post(f"{api_url(api)}/vaults/proof", content=msgspec.json.encode(
+        _sign(world, [world.owner_key], "proof", world.owner, record_id="ab" * 32)),
+        headers={"content-type": "application/json"})
+    assert response.status_code == 503 and response.json()["error"]["field"] == "vaults"
 
 
 def test_rest_answers_503_without_a_vault_service(world):

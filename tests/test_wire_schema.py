@@ -288,7 +288,7 @@ async def _drive_vaults(client, tn) -> None:
 
     height = (await client.status()).height
     for action, call in (("read", client.vault_read), ("consumer-read", client.vault_consumer_read),
-                         ("log", client.vault_log), ("erase", client.vault_erase)):
+                         ("log", client.vault_log), ("erase", client.vault_erase), ("proof", client.vault_proof)):
         with pytest.raises(cityledger.sdk.ApiError) as off:
             await call(sign_request(tn.chain_id, [tn.bob], action, "city" + "00" * 20, height))
         assert off.value.status == 503 and off.value.field == "vaults"

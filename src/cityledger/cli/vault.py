@@ -1,6 +1,6 @@
-"""`cityledger vault key-new|key-register|read|log|erase`, `cityledger consent grant|revoke` and `cityledger
-telemetry device-add|publish`: owners' vaults (docs/PRIVACY.md), the consents that release records to
-consumers (docs/CONSENT.md), and devices publishing sealed windows.
+"""`cityledger vault key-new|key-register|read|log|erase|proof|verify-proof`, `cityledger consent
+grant|revoke` and `cityledger telemetry device-add|publish`: owners' vaults (docs/PRIVACY.md), the
+consents that release records to consumers (docs/CONSENT.md), and devices publishing sealed windows.
 
 Requests are signed with a keystore key (`--key`): an owner's account key, or the controller key of a
 consumer's DID. A vault key is an X25519 private key in an owner-only file (`key-new`); its public
@@ -101,8 +101,9 @@ def read(key: str = KeyOption, vault_key: Path = VaultKeyOption,
         opened = open_records(view, opener)
     except ValueError as exc:
         fail(f"--vault-key: {exc}")
-    print_json([{"device": header.device, "seq": header.seq, "window_start_s": header.window_start_s,
-                 "samples": [[s.t_s, *s.values] for s in samples]} for header, samples in opened])
+    print_json([{"record_id": item.record_id, "device": header.device, "seq": header.seq,
+                 "window_start_s": header.window_start_s, "samples": [[s.t_s, *s.values] for s in samples]}
+                for item, (header, samples) in zip(view.records, opened)])
 
 
 @app.command("log")
@@ -158,6 +159,61 @@ def erase(key: str = KeyOption, data_set: Optional[str] = typer.Option(None, "--
                                                status.height, data_set=data_set or ""))
     console.print(f"erased {done.data_set or 'the whole vault'}: {done.keys_destroyed} key(s) destroyed "
                   f"(log entry {done.log_entry.seq})", highlight=False)
+
+
+@app.command("proof")
+def proof(record_id: str = typer.Argument(..., help="The record's id (64 hex digits, as `vault read` prints it)"),
+          key: str = KeyOption, home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
+          passphrase_env: Optional[str] = PassphraseEnvOption) -> None:
+    """Print (JSON) your record, its anchored root and inclusion proof, for anyone's `vault verify-proof`."""
+    from ..sdk.vaults import sign_request
+
+    record_id = record_id.strip().lower()
+    [signer] = load_keys(home, [key], passphrase_env)
+    url, client = open_client(node, home)
+    with node_errors(url), client:
+        status = client.status()
+        view = client.vault_proof(sign_request(status.chain_id, [signer], "proof", _reader(signer, None),
+                                               status.height, record_id=record_id))
+    print_json(view)
+
+
+def _read_file(path: Path, option: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        fail(f"{option}: {exc}")
+
+
+@app.command("verify-proof")
+def verify_proof(proof_file: Path = typer.Option(..., "--proof", help="The JSON `vault proof` printed"),
+                 record_file: Optional[Path] = typer.Option(None, "--record", help="The record shown (hex or its "
+                                                            "bytes) [default: the one in the proof file]"),
+                 home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption) -> None:
+    """Check a record's inclusion proof against the root the ledger anchored for its gateway and interval."""
+    import msgspec
+
+    from ..sdk.vaults import ProofRefused, verify_inclusion
+    from ..wire.vaults import VaultProofView
+
+    try:
+        view = msgspec.json.decode(_read_file(proof_file, "--proof"), type=VaultProofView)
+    except msgspec.DecodeError as exc:
+        fail(f"--proof: expected the JSON `cityledger vault proof` prints: {exc}")
+    record: str | bytes = view.record
+    if record_file is not None:
+        raw = _read_file(record_file, "--record")
+        text = raw.strip().decode("ascii", "replace")
+        record = text if text and all(c in "0123456789abcdefABCDEF" for c in text) else raw
+    url, client = open_client(node, home)
+    with node_errors(url), client:
+        try:
+            verify_inclusion(client, view, record)
+        except ProofRefused as exc:
+            fail(f"proof: refused: {exc}")
+    console.print(f"verified: record {view.record_id} is under the root {view.root} that {view.gateway_did} "
+                  f"anchored for interval {view.interval} at height {view.height} ({view.count} records)",
+                  highlight=False)
 
 
 @consent_app.command("grant")

@@ -24,7 +24,7 @@ from ..wire.payments import (ChannelView, CounterpartyView, EscrowView, LockedVi
 from ..wire.mobility import ClaimCheckBody, ClaimCheckView, ClaimView, ProgrammesView, ProgrammeView
 from ..wire.owned import (EnrollmentView, OwnedChannelsView, OwnedDataSetsView, OwnedDevicesView,
                           OwnedEnrollmentsView, OwnedEscrowsView)
-from ..wire.vaults import VaultErasureView, VaultLogView, VaultRecordsView, VaultRequestBody
+from ..wire.vaults import VaultErasureView, VaultLogView, VaultProofView, VaultRecordsView, VaultRequestBody
 from ..wire.views import ErrorBody, SubmitBatchBody, SubmitTxBody
 from .errors import ApiError, ProofError, TxRejected
 from .models import (AccessLog, Account, Alerts, BatchResult, BatteryStages, Block, ChainChart, Health,
@@ -67,7 +67,8 @@ _READ = {kind: _decoder(kind) for kind in (Account, BatchResult, Block, Health, 
                                           OwnedEnrollmentsView, ProgrammeView, ProgrammesView, EnrollmentView,
                                           ClaimView, ClaimCheckView,
                                           VoucherCheckView, VaultRecordsView, VaultLogView, VaultErasureView,
-                                          ScoreModel, ReportBatch, Alerts, RecycledContent, ChainChart, BatteryStages)}
+                                          VaultProofView, ScoreModel, ReportBatch, Alerts, RecycledContent, ChainChart,
+                                          BatteryStages)}
 _CHARTS = {kind: _decoder(kind) for kind in (DevicesByKindView, PaymentsPerDayView, BatteryAlertsView, RecyclingView,
                                             RewardsView, ValidatorsView, ChargingPerDayView)}
 _ERROR = msgspec.json.Decoder(ErrorBody)
@@ -223,7 +224,7 @@ class _Calls:
     @staticmethod
     def vault(action: str, body: VaultRequestBody) -> _Call:
         kind = {"read": VaultRecordsView, "consumer-read": VaultRecordsView, "log": VaultLogView,
-                "erase": VaultErasureView}[action]
+                "erase": VaultErasureView, "proof": VaultProofView}[action]
         return _Call("POST", f"/vaults/{action}", _READ[kind], body=msgspec.json.encode(body))
 
     @staticmethod
@@ -470,6 +471,11 @@ class Client:
         """Crypto-shred a data set, or the whole vault (sign_request(..., "erase", ...)); logged."""
         return self._do(_Calls.vault("erase", body))
 
+    def vault_proof(self, body: VaultRequestBody) -> VaultProofView:
+        """One of the owner's records under its anchored root (sign_request(..., "proof", ..., record_id=...));
+        anyone checks it with sdk.vaults.verify_inclusion."""
+        return self._do(_Calls.vault("proof", body))
+
     def post_reports(self, body: ReportBatchBody) -> ReportBatch:
         """A batch of BMS-signed SoH reports (sdk.passports.report_item), committed in one tx."""
         return self._do(_Calls.post_reports(msgspec.json.encode(body)))
@@ -656,6 +662,9 @@ class AsyncClient:
 
     async def vault_erase(self, body: VaultRequestBody) -> VaultErasureView:
         return await self._do(_Calls.vault("erase", body))
+
+    async def vault_proof(self, body: VaultRequestBody) -> VaultProofView:
+        return await self._do(_Calls.vault("proof", body))
 
     async def post_reports(self, body: ReportBatchBody) -> ReportBatch:
         return await self._do(_Calls.post_reports(msgspec.json.encode(body)))

@@ -30,6 +30,7 @@ from ..wire.payments import (
 from ..wire.vaults import (
     SealedRecordView,
     VaultErasureView,
+    VaultProofView,
     VaultLogEntryView,
     VaultLogView,
     VaultRecordsView,
@@ -113,6 +114,7 @@ __all__ = [
     "TxStatus",
     "SealedRecordView",
     "VaultErasureView",
+    "VaultProofView",
     "VaultLogEntryView",
     "VaultLogView",
     "VaultRecordsView",

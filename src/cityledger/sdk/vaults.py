@@ -7,6 +7,8 @@ the anchors on the ledger.
     windows = open_records(client.vault_read(body), vault_key)        # the owner's samples
     entries = client.vault_log(sign_request(chain_id, [owner_key], "log", address, height))
     verify_vault_log(client, service_did, address, entries.entries)   # raises LogBroken if one was left out
+    view = client.vault_proof(sign_request(chain_id, [owner_key], "proof", address, height, record_id=rid))
+    verify_inclusion(client, view, record_hex)      # anyone (an insurer): raises ProofRefused unless it holds
     anchor = log_anchor_sender(client, chain_id, service_keys)        # the vault service's batch anchor
 """
 
@@ -18,32 +20,44 @@ from typing import Any, Callable, Sequence
 from ..core.encoding import Message, decoder
 from ..core.keys import SCHEME_NAMES, PrivateKey
 from ..modules.identity.did import parse_multikey
+from ..offchain.telemetry.anchor import FleetProof, InclusionProof, ShardRoot, is_included
+from ..offchain.telemetry.format import compute_record_id_of_blob
 from ..offchain.telemetry import (DeviceSealer, RecordHeader, Sample, StoredRecord, VaultKey, WrappedKey, group_windows,
                                   open_record)
 from ..offchain.telemetry.publisher import Publisher, PublisherError
 from ..offchain.vaults.accesslog import LogBroken, LogEntry, SignedEntry, verify_log
 from ..offchain.vaults.service import VaultRequest, compute_request_bytes
-from ..wire.vaults import RequestSignatureBody, VaultLogEntryView, VaultRecordsView, VaultRequestBody
+from ..wire.vaults import (ProofPathView, RequestSignatureBody, VaultLogEntryView, VaultProofView, VaultRecordsView,
+                           VaultRequestBody)
 from .client import DEFAULT_TIMEOUT_S
 from .errors import CityLedgerError
 from .txs import KeyOrKeys, sign
 
-__all__ = ["LogBroken", "device_recipients", "entry_from_view", "log_anchor_sender", "open_records",
-           "publish_sealed", "seal_samples", "service_keys", "sign_request", "verify_vault_log"]
+__all__ = ["LogBroken", "ProofRefused", "device_recipients", "entry_from_view", "log_anchor_sender", "open_records",
+           "proof_from_view", "publish_sealed", "seal_samples", "service_keys", "sign_request", "verify_inclusion",
+           "verify_vault_log"]
 
 _STORED = decoder(StoredRecord)
 
 
 def sign_request(chain_id: str, keys: Sequence[PrivateKey], action: str, reader: str, height: int, *,
                  data_set: str = "", purpose: str = "", start_s: int = 0, end_s: int = 0,
-                 after_seq: int = 0) -> VaultRequestBody:
+                 after_seq: int = 0, record_id: str = "") -> VaultRequestBody:
     """A vault request body signed by `keys`: the owner's account key, or the consumer DID's controller keys."""
-    request = VaultRequest(action, reader, data_set, purpose, start_s, end_s, after_seq, height)
+    request = VaultRequest(action, reader, data_set, purpose, start_s, end_s, after_seq, height,
+                           _hex(record_id, "record_id"))
     payload = compute_request_bytes(chain_id, request)
     signatures = [RequestSignatureBody(scheme=SCHEME_NAMES[key.scheme], key=key.public_key.key.hex(),
                                        signature=key.sign(payload).hex()) for key in keys]
     return VaultRequestBody(reader=reader, data_set=data_set, purpose=purpose, start_s=start_s, end_s=end_s,
-                            after_seq=after_seq, height=height, signatures=signatures)
+                            after_seq=after_seq, height=height, record_id=record_id, signatures=signatures)
+
+
+def _hex(text: str, field: str, error: type[CityLedgerError] = CityLedgerError) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except (ValueError, TypeError):
+        raise error(f"{field}: expected hex, got {str(text)[:80]!r}") from None
 
 
 def open_records(view: VaultRecordsView, key: VaultKey) -> list[tuple[RecordHeader, list[Sample]]]:
@@ -136,6 +150,67 @@ def log_anchor_sender(client: Any, chain_id: str, keys: KeyOrKeys, *,
 
     return send
 
+
+
+class ProofRefused(CityLedgerError):
+    """A record's inclusion proof that does not hold against the ledger; the message says why."""
+
+
+def _proof_path(view: ProofPathView, field: str) -> InclusionProof:
+    path = tuple(_hex(step, f"{field}.path", ProofRefused) for step in view.path)
+    return InclusionProof(view.index, view.size, path)
+
+
+def proof_from_view(view: VaultProofView) -> InclusionProof | FleetProof:
+    """The proof a /vaults/proof answer carries, back in the form anchor.is_included checks."""
+    record = _proof_path(view.proof, "proof")
+    if view.shard is None and view.fleet_proof is None:
+        return record
+    if view.shard is None or view.fleet_proof is None:
+        raise ProofRefused("shard, fleet_proof: expected both (a fleet proof) or neither")
+    s = view.shard
+    return FleetProof(record, ShardRoot(s.shard, s.interval, _hex(s.root, "shard.root", ProofRefused), s.count),
+                      _proof_path(view.fleet_proof, "fleet_proof"))
+
+
+def anchored_root(client: Any, gateway_did: str, interval: int) -> dict:
+    """The root the ledger anchored for (gateway DID, interval), as the consent module's query answers it."""
+    if interval < 1:
+        raise ProofRefused(f"interval: expected a positive interval, got {interval}")
+    page = client.query("consent", "gateway_roots", gateway=gateway_did, after=str(interval - 1))
+    item = next(iter(page["items"]), None)
+    if item is None or item["interval"] != interval:
+        raise ProofRefused(f"interval: the ledger holds no root of {gateway_did} for interval {interval}")
+    return item
+
+
+def verify_inclusion(client: Any, view: VaultProofView, record: str | bytes) -> bytes:
+    """The record's id once `record` (the stored record's canonical bytes or their hex, as /vaults/read
+    released it) is the one the proof names, the proof leads to `view.root`, and that root and count are
+    what the ledger anchored for the record's data set's gateway and view.interval; raise ProofRefused otherwise."""
+    blob = record if isinstance(record, bytes) else _hex(record, "record", ProofRefused)
+    record_id = compute_record_id_of_blob(blob)
+    if record_id.hex() != view.record_id:
+        raise ProofRefused(f"record: its id is {record_id.hex()}, the proof is of {view.record_id[:80]}")
+    try:
+        data_set = _STORED.decode(blob).header.dataset
+    except ValueError:
+        raise ProofRefused("record: expected a stored record's canonical bytes") from None
+    gateway = client.query("consent", "data_set", id=data_set)["gateway"]
+    if gateway != view.gateway_did:
+        raise ProofRefused(f"gateway_did: the record's data set {data_set} names gateway {gateway}, "
+                           f"the proof {view.gateway_did[:80]}")
+    anchored = anchored_root(client, view.gateway_did, view.interval)
+    if anchored["root"] != view.root or anchored["count"] != view.count:
+        raise ProofRefused(f"root: the ledger anchored {anchored['root']} ({anchored['count']} records) for "
+                           f"{view.gateway_did} interval {view.interval}, the proof names {view.root[:80]}")
+    proof = proof_from_view(view)
+    # One gateway's root covers `count` records, which RFC 9162 binds only through the proof's size; a
+    # fleet's count sums its shards', each bound in its shard's leaf (is_included checks the record's).
+    root = _hex(view.root, "root", ProofRefused)
+    if (isinstance(proof, InclusionProof) and proof.size != view.count) or not is_included(root, record_id, proof):
+        raise ProofRefused(f"proof: does not lead from record {record_id.hex()} to root {view.root}")
+    return record_id
 
 
 def seal_samples(sealer: DeviceSealer, samples: Sequence[Sample], consumer_keys: Sequence[bytes]) -> list[bytes]:

@@ -33,6 +33,7 @@ class VaultRequestBody(_Body, kw_only=True):
     end_s: int = 0
     after_seq: int = 0
     height: int
+    record_id: str = ""  # /vaults/proof: the owner's record id (64 hex digits)
     signatures: list[RequestSignatureBody]
 
 
@@ -99,5 +100,42 @@ class VaultErasureView(_View):
     log_entry: VaultLogEntryView
 
 
+class ProofPathView(_View):
+    """A Merkle inclusion proof (RFC 9162): the leaf's index among `size` leaves and the sibling hashes."""
+
+    index: int
+    size: int
+    path: list[str]
+
+
+class ShardRootView(_View):
+    """A fleet shard's root for one interval, as its leaf in the fleet root binds it."""
+
+    shard: int
+    interval: int
+    root: str
+    count: int
+
+
+class VaultProofView(_View):
+    """An owner's record under the root its gateway anchored on the ledger for (gateway_did, interval):
+    `proof` leads from the record's leaf to `root` (one gateway) or to `shard.root` (a fleet), then
+    `fleet_proof` from the shard's leaf to `root`. `height` is the block the root was anchored at;
+    `record` the stored record (clear header, ciphertext) whose digest is record_id."""
+
+    owner: str
+    record_id: str
+    record: str
+    gateway_did: str
+    interval: int
+    root: str
+    count: int
+    height: int
+    proof: ProofPathView
+    shard: ShardRootView | None = None
+    fleet_proof: ProofPathView | None = None
+
+
 VAULT_BODY_TYPES = (VaultRequestBody, RequestSignatureBody)
-VAULT_VIEW_TYPES = (VaultRecordsView, VaultLogView, VaultErasureView, VaultLogEntryView, SealedRecordView, WrapView)
+VAULT_VIEW_TYPES = (VaultProofView, ProofPathView, ShardRootView, VaultRecordsView, VaultLogView, VaultErasureView,
+                    VaultLogEntryView, SealedRecordView, WrapView)

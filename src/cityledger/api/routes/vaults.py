@@ -7,6 +7,12 @@
     POST /vaults/log            {reader: owner account, after_seq, height, signatures}  the owner's access log
     POST /vaults/erase          {reader: owner account, data_set ('' = the whole vault), height, signatures}
                                 crypto-shredding; logged
+    POST /vaults/proof          {reader: owner account, record_id, height, signatures}
+                                one of the owner's records: the root its gateway anchored for (gateway DID,
+                                interval), that root's count and height, and the record's inclusion proof
+                                (for a fleet: the shard's root and its path too); anyone checks it with
+                                sdk.vaults.verify_inclusion. 404 until anchored or once pruned; 403 for a
+                                record of another owner
 
 Every body is signed (sdk.vaults.sign_request) over offchain/vaults/service.compute_request_bytes:
 the chain id, the action the route names, and a height at most MAX_REQUEST_AGE blocks old. A node
@@ -29,11 +35,14 @@ from ...offchain.vaults.service import (
     ACTION_CONSUMER_READ,
     ACTION_ERASE,
     ACTION_LOG,
+    ACTION_PROOF,
     ACTION_READ,
+    Proven,
     Released,
     RequestSignature,
     VaultRequest,
 )
+from ...offchain.telemetry.anchor import FleetProof, InclusionProof
 from ...wire.vaults import (
     VAULT_BODY_TYPES,
     VAULT_VIEW_TYPES,
@@ -41,6 +50,9 @@ from ...wire.vaults import (
     VaultErasureView,
     VaultLogEntryView,
     VaultLogView,
+    VaultProofView,
+    ProofPathView,
+    ShardRootView,
     VaultRecordsView,
     VaultRequestBody,
     WrapView,
@@ -55,9 +67,10 @@ MAX_FIELD_CHARS = 256  # the longest reader, data set or purpose a body may name
 _TAGS = ["vaults"]
 _ID_RE = re.compile(r"[A-Za-z0-9._:-]*")  # accounts, DIDs, data set ids and purpose codes: no spaces, no controls
 _HEX_RE = re.compile(r"(?:[0-9a-f]{2}){1,256}")
+_RECORD_ID_RE = re.compile(r"[0-9a-f]{64}")
 _DECODER = msgspec.json.Decoder(VaultRequestBody)
 _STATUS = {"invalid": 400, "malformed": 400, "forbidden": 403, "no_consent": 403, "not_found": 404,
-           "no_key": 404, "wrong_vault": 400}
+           "no_key": 404, "wrong_vault": 400, "unavailable": 503}
 
 
 def _ref(name: str) -> dict:
@@ -89,6 +102,8 @@ def _check_body(body: VaultRequestBody) -> None:
         value = getattr(body, name)
         if not 0 <= value <= MAX_INT64:
             raise invalid_body(f"{name}: expected 0 to {MAX_INT64}, got {value}")
+    if body.record_id and not _RECORD_ID_RE.fullmatch(body.record_id):
+        raise invalid_body(f"record_id: expected 64 lower-case hex digits, got {body.record_id[:80]!r}")
     if not 1 <= len(body.signatures) <= MAX_SIGNER_KEYS:
         raise invalid_body(f"signatures: expected 1 to {MAX_SIGNER_KEYS}, got {len(body.signatures)}")
 
@@ -110,7 +125,7 @@ def _signatures(body: VaultRequestBody) -> list[RequestSignature]:
 
 def _request(action: str, body: VaultRequestBody) -> VaultRequest:
     return VaultRequest(action, body.reader, body.data_set, body.purpose, body.start_s, body.end_s, body.after_seq,
-                        body.height)
+                        body.height, bytes.fromhex(body.record_id))
 
 
 def render_entry(signed: SignedEntry) -> VaultLogEntryView:
@@ -130,6 +145,25 @@ def render_released(released: Released) -> VaultRecordsView:
     return VaultRecordsView(owner=released.owner, data_set=released.data_set, records=records,
                             consent_id=None if released.consent is None else released.consent.id,
                             log_entry=None if released.entry is None else render_entry(released.entry))
+
+
+def _path(proof: InclusionProof) -> ProofPathView:
+    return ProofPathView(index=proof.index, size=proof.size, path=[step.hex() for step in proof.path])
+
+
+def render_proven(proven: Proven) -> VaultProofView:
+    """A record's inclusion proof and the anchor it checks against, as the API answers it."""
+    proof, anchored = proven.proof, proven.anchored
+    record = proof.record if isinstance(proof, FleetProof) else proof
+    shard = fleet = None
+    if isinstance(proof, FleetProof):
+        s = proof.shard
+        shard = ShardRootView(shard=s.shard, interval=s.interval, root=s.root.hex(), count=s.count)
+        fleet = _path(proof.fleet)
+    return VaultProofView(owner=proven.owner, record_id=proven.record_id.hex(),
+                          record=proven.record.hex(), gateway_did=proven.gateway_did,
+                          interval=proven.interval, root=anchored.root.hex(), count=anchored.count,
+                          height=anchored.height, proof=_path(record), shard=shard, fleet_proof=fleet)
 
 
 def include_vaults(app: FastAPI, node: NodeLike) -> None:
@@ -182,5 +216,11 @@ def vault_router(node: NodeLike) -> APIRouter:
             return VaultErasureView(owner=done.owner, data_set=done.data_set, keys_destroyed=done.keys_destroyed,
                                     log_entry=render_entry(done.entry))
         return await call(request, ACTION_ERASE, run)
+
+    @router.post("/vaults/proof", summary="Owner: my record's inclusion proof against the root anchored on the ledger",
+                 openapi_extra=_BODY_DOC, responses=_doc("VaultProofView"))
+    async def proof(request: Request) -> Response:
+        proofs = getattr(node, "telemetry", None)
+        return await call(request, ACTION_PROOF, lambda s, r, sig: render_proven(s.prove_owner(r, sig, proofs)))
 
     return router

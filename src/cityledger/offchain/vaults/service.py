@@ -31,6 +31,7 @@ from ...modules.consent import (
     ConsentRecord,
     find_valid_consent,
     get_data_set,
+    GatewayRoot,
     get_gateway_root,
     get_log_head,
     get_vault_key,
@@ -41,6 +42,7 @@ from ...modules.consent.handlers import is_data_set_id
 from ...modules.identity.handlers import get_did
 from ...modules.identity.keeper import KEEPER
 from ...modules.identity.messages import KIND_ORGANISATION
+from ..telemetry.anchor import FleetProof, InclusionProof
 from ..telemetry.format import StoredRecord, WrappedKey
 from .accesslog import KIND_ERASE, KIND_READ, AccessLog, SignedEntry
 from .store import MAX_LIST_RECORDS
@@ -53,7 +55,8 @@ ACTION_READ = "read"
 ACTION_CONSUMER_READ = "consumer-read"
 ACTION_LOG = "log"
 ACTION_ERASE = "erase"
-ACTIONS = (ACTION_CONSUMER_READ, ACTION_ERASE, ACTION_LOG, ACTION_READ)
+ACTION_PROOF = "proof"
+ACTIONS = (ACTION_CONSUMER_READ, ACTION_ERASE, ACTION_LOG, ACTION_PROOF, ACTION_READ)
 
 
 class VaultRequest(Record):
@@ -67,6 +70,7 @@ class VaultRequest(Record):
     end_s: int
     after_seq: int  # log reads: entries after this one
     height: int  # a recent height of the ledger
+    record_id: bytes = b""  # a proof request: the owner's record (32 bytes)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,19 @@ class Released:
     records: list[tuple[bytes, StoredRecord, WrappedKey]]
     consent: ConsentRecord | None  # the consent a consumer read under
     entry: SignedEntry | None  # the log entry of a consumer read: the consumer's receipt
+
+
+@dataclass(frozen=True)
+class Proven:
+    """An owner's record, the interval its gateway anchored it in, the anchor, and its inclusion proof."""
+
+    owner: str
+    record_id: bytes
+    record: bytes  # the stored record's canonical bytes: its id is their digest (format.compute_record_id)
+    gateway_did: str
+    interval: int
+    anchored: GatewayRoot
+    proof: InclusionProof | FleetProof
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,14 @@ class RecordHeights(Protocol):
     def recording_height(self, record_id: bytes) -> int | None: ...
 
 
+class RecordProofs(Protocol):
+    """The gateway DID that anchors the node's intervals, and a received record's (interval, proof)."""
+
+    gateway_did: str
+
+    def inclusion_proof(self, record_id: bytes) -> tuple[int, InclusionProof | FleetProof] | None: ...
+
+
 class GatewayHeights:
     """Recording heights from the node's gateway (the interval a record was received in) and the ledger
     (the height that interval's root was anchored at)."""
@@ -125,6 +150,10 @@ class GatewayHeights:
             return None
         root = get_gateway_root(self.state, self.gateway_did, found[0])
         return None if root is None else root.height
+
+    def inclusion_proof(self, record_id: bytes) -> tuple[int, InclusionProof | FleetProof] | None:
+        """The record's (interval, proof) from the node's gateway; None if unknown, not anchored, or pruned."""
+        return self.gateway.inclusion_proof(record_id)
 
 
 def compute_request_bytes(chain_id: str, request: VaultRequest) -> bytes:
@@ -211,6 +240,28 @@ class VaultService:
             if blob is not None:  # erased, or sealed to a key the owner since replaced
                 records.append((record_id, vault.get_record(record_id), WrappedKey(blob.recipient, blob.enc, blob.ct)))
         return Released(request.reader, request.data_set, records, None, None)
+
+    def prove_owner(self, request: VaultRequest, signatures: Sequence[RequestSignature],
+                    proofs: RecordProofs | None) -> Proven:
+        """The inclusion proof of one of the owner's records against the root its gateway anchored; 404
+        while unknown, not anchored or pruned, 403 for another owner's record (only its hashes show)."""
+        self.authenticate_owner(request, signatures, ACTION_PROOF)
+        record_id = request.record_id
+        if len(record_id) != 32:
+            raise VaultError("invalid", "record_id", f"expected 32 bytes (64 hex digits), got {len(record_id)}")
+        if proofs is None:
+            raise VaultError("unavailable", "vaults", "this node's vault service runs no gateway to prove from")
+        found = proofs.inclusion_proof(record_id)
+        blob = self.host.vault(request.reader).store.get(record_id)
+        if blob is None:
+            if found is not None:
+                raise _forbidden("record_id", f"record {record_id.hex()} is not a record of {request.reader}")
+            raise VaultError("not_found", "record_id", f"no record {record_id.hex()} in {request.reader}'s vault")
+        anchored = None if found is None else get_gateway_root(self.state, proofs.gateway_did, found[0])
+        if found is None or anchored is None:
+            raise VaultError("not_found", "record_id", f"record {record_id.hex()}: its interval is not anchored yet, "
+                                                       "or its place was pruned")
+        return Proven(request.reader, record_id, blob, proofs.gateway_did, found[0], anchored, found[1])
 
     def read_consumer(self, request: VaultRequest, signatures: Sequence[RequestSignature]) -> Released:
         """A consumer's read under a consent valid now; logged (and the entry returned) before it is answered."""
