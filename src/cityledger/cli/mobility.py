@@ -94,11 +94,16 @@ def programme_withdraw(programme_id: int = ProgrammeArg, from_key: str = FromOpt
 def programme_show(programme_id: int = ProgrammeArg, home: Optional[Path] = HomeOption,
                    node: Optional[str] = NodeOption, as_json: bool = JsonOption) -> None:
     """A programme's terms, budget and what remains."""
+    _show(node, home, as_json, lambda client: client.get_programme(programme_id))
+
+
+def _show(node: Optional[str], home: Optional[Path], as_json: bool, read) -> None:
+    """One typed answer of the node (`read(client)`), as JSON or as a table of its fields."""
     import msgspec
 
     url, client = _client(node, home)
     with node_errors(url), client:
-        record = msgspec.structs.asdict(client.get_programme(programme_id))
+        record = msgspec.to_builtins(read(client))
     if as_json:
         print_json(record)
         return
@@ -138,15 +143,7 @@ def enrollment_show(programme_id: int = ProgrammeArg,
                     home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
                     as_json: bool = JsonOption) -> None:
     """What one account was paid in a programme period, and for how many trips."""
-    import msgspec
-
-    url, client = _client(node, home)
-    with node_errors(url), client:
-        record = msgspec.to_builtins(client.get_enrollment(programme_id, account, period))
-    if as_json:
-        print_json(record)
-        return
-    console.print(facts_table(sorted((k, v) for k, v in record.items())))
+    _show(node, home, as_json, lambda client: client.get_enrollment(programme_id, account, period))
 
 
 @app.command("paid")
@@ -154,15 +151,7 @@ def paid_show(programme_id: int = ProgrammeArg,
               commitment: str = typer.Argument(..., help="The trip's commitment (64 hex digits)"),
               home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption, as_json: bool = JsonOption) -> None:
     """A paid claim by its trip commitment: score, km, reward and height (all the chain keeps of a trip)."""
-    import msgspec
-
-    url, client = _client(node, home)
-    with node_errors(url), client:
-        record = msgspec.to_builtins(client.get_claim(programme_id, commitment))
-    if as_json:
-        print_json(record)
-        return
-    console.print(facts_table(sorted((k, v) for k, v in record.items())))
+    _show(node, home, as_json, lambda client: client.get_claim(programme_id, commitment))
 
 
 @app.command("enroll")
