@@ -80,6 +80,7 @@ from ..offchain.telemetry.gateway import Gateway
 from ..offchain.telemetry.publisher import KEEPALIVE_S, PUBLISH_CHUNK, Publisher
 from ..offchain.telemetry.shards import TICK_S as SHARD_TICK_S
 from ..offchain.telemetry.shards import ShardLink, answer_shard
+from ..offchain.telemetry.workers import MAX_VERIFY_WORKERS
 from ..offchain.vaults import VaultHost
 from ..sdk.telemetry import anchor_gateway_root
 
@@ -257,7 +258,7 @@ class _Anchors:
 
 
 def _gateway_round(home: Path, broker: Broker, publishers: _Publishers, registry: dict[str, DeviceEntry],
-                   total: int, interval_s: int) -> dict[str, Any]:
+                   total: int, interval_s: int, workers: int | None) -> dict[str, Any]:
     """End to end through the gateway: rate, ingest latencies, anchors."""
     stored_at: dict[tuple[str, int], float] = {}
 
@@ -271,7 +272,7 @@ def _gateway_round(home: Path, broker: Broker, publishers: _Publishers, registry
     for owner in sorted({entry.owner for entry in registry.values()}):
         vaults.vault(owner)  # the owners' vaults exist already, as in a running city
     gateway = Gateway(home / "gateway", vaults, registry.get, anchors, broker.host, broker.port,
-                      broker.gateway_password(), interval_s=interval_s, on_stored=on_stored)
+                      broker.gateway_password(), interval_s=interval_s, on_stored=on_stored, verify_workers=workers)
     gateway.start()
     try:
         workers = gateway.workers.pids() if gateway.workers is not None else []
@@ -340,7 +341,7 @@ def _shard_main(shard: int, shards: int, home: Path, broker: tuple[str, int, str
 
 
 def _sharded_round(home: Path, broker: Broker, publishers: _Publishers, registry: dict[str, DeviceEntry],
-                   per_device: int, interval_s: int, shards: int) -> dict[str, Any]:
+                   per_device: int, interval_s: int, shards: int, workers: int | None) -> dict[str, Any]:
     """End to end through `shards` gateway processes, each taking its topic buckets' devices."""
     context = multiprocessing.get_context("spawn")
     out, release = context.Queue(), context.Event()
@@ -348,7 +349,8 @@ def _sharded_round(home: Path, broker: Broker, publishers: _Publishers, registry
     expected = [0] * shards
     for did in registry:
         expected[device_shard(did, shards)] += per_device
-    workers = max(1, (os.cpu_count() or 1) // shards)
+    if workers is None:
+        workers = max(1, (os.cpu_count() or 1) // shards)
     anchors = _Anchors()
     fleet = FleetAnchor(home / "fleet.sqlite", shards, interval_s, anchors)
     pipes = [context.Pipe() for _ in range(shards)]
@@ -466,7 +468,7 @@ def _devices(broker: Broker, count: int, owners: int) -> tuple[list[dict], dict[
 
 
 def run(devices: int, owners: int, messages: int, publishers: int, interval_s: int, gateways: int = 1,
-        window_s: int = WINDOW_S) -> dict[str, Any]:
+        window_s: int = WINDOW_S, verify_workers: int | None = None) -> dict[str, Any]:
     """The whole bench in a temporary folder; its summary."""
     per_device = messages // devices
     total = per_device * devices
@@ -481,9 +483,9 @@ def run(devices: int, owners: int, messages: int, publishers: int, interval_s: i
             raw, raw_cpu = _raw_round(broker, pubs, total, qos=1)
             raw0, _ = _raw_round(broker, pubs, total, qos=0)
             if gateways == 1:  # in this process, as the earlier figures were measured
-                gw = _gateway_round(home, broker, pubs, registry, total, interval_s)
+                gw = _gateway_round(home, broker, pubs, registry, total, interval_s, verify_workers)
             else:
-                gw = _sharded_round(home, broker, pubs, registry, per_device, interval_s, gateways)
+                gw = _sharded_round(home, broker, pubs, registry, per_device, interval_s, gateways, verify_workers)
         finally:
             pubs.close()
             broker.stop()
@@ -532,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="gateway processes the fleet is split over by topic bucket (1: in the bench's process)")
     parser.add_argument("--window-s", type=int, default=WINDOW_S,
                         help="the devices' window, seconds of 1 Hz samples per message (default 10)")
+    parser.add_argument("--verify-workers", type=int, default=None,
+                        help="signature worker processes per gateway (default: cores / gateways; 0: checked "
+                             "in the gateway's own checking thread)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not 1 <= args.devices <= MAX_DEVICES:
@@ -548,8 +553,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--gateways: expected 1 to {MAX_BENCH_GATEWAYS}")
     if not 1 <= args.window_s <= MAX_WINDOW_S:
         parser.error(f"--window-s: expected 1 to {MAX_WINDOW_S}")
+    if args.verify_workers is not None and not 0 <= args.verify_workers <= MAX_VERIFY_WORKERS:
+        parser.error(f"--verify-workers: expected 0 (the gateway's own thread) to {MAX_VERIFY_WORKERS}")
     result = run(args.devices, args.owners, args.messages, args.publishers, args.interval, args.gateways,
-                 args.window_s)
+                 args.window_s, args.verify_workers)
     if not args.json:
         print(f"{result['stored']} messages in {result['seconds']} s: {result['msgs_per_s']} msgs/s "
               f"({result['samples_per_s']} samples/s), raw broker {result['raw_broker_msgs_per_s']} msgs/s "
