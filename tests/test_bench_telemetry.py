@@ -50,7 +50,9 @@ def test_bench_telemetry_over_two_gateway_processes_with_a_longer_window():
                                          (["--gateways", "0"], "--gateways"), (["--gateways", "17"], "--gateways"),
                                          (["--window-s", "0"], "--window-s"), (["--window-s", "61"], "--window-s"),
                                          (["--messages", "3"], "--messages"), (["--publishers", "0"], "--publishers"),
-                                         (["--interval", "0"], "--interval")])
+                                         (["--interval", "0"], "--interval"),
+                                         (["--verify-workers", "-1"], "--verify-workers"),
+                                         (["--verify-workers", "65"], "--verify-workers")])
 def test_bench_telemetry_refuses_bad_arguments(args, field):
     result = runner.invoke(app, ["bench", "telemetry", *args])
     assert result.exit_code == 2 and field in result.output
