@@ -237,7 +237,8 @@ def test_the_page_reads_at_phone_width_and_by_keyboard(town, browser):
         assert labels[:2] == ["Credentials", "Devices"] and page.locator("h1").count() == 1
         page.locator("nav[aria-label=Sections] a", has_text="Rewards").focus()
         page.keyboard.press("Enter")
-        assert page.url.endswith("#rewards")
+        # The fragment navigation reaches Playwright's page.url a moment later: ask the page itself.
+        page.wait_for_function("location.hash === '#rewards'", timeout=10_000)
         assert watch.console_errors == [] and watch.outside_requests == []
         page.context.close()
 
