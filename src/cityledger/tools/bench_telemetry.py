@@ -25,7 +25,8 @@ next raw round's messages are not queued for it. The rates and the ratio are the
 on a shared or throttled machine one round's rate can swing by a third, and a pair measured back to
 back swings together.
 
-With `--gateways N` (N > 1) the gateway round runs N gateway processes instead, gateway k taking the
+With `--gateways N` (N > 1; the default is one per core, as `cityledger init --telemetry` configures a
+node, docs/SCALING.md) the gateway round runs N gateway processes instead, gateway k taking the
 devices of the topic buckets b with b % N == k (broker.shard_topics), each with its own folder, state,
 journal, persistent session and verify workers (cores / N), the owners' vaults shared; they hand their
 interval roots over a pipe to the bench's process, which anchors one fleet root per interval over them
@@ -34,7 +35,7 @@ interval roots over a pipe to the bench's process, which anchors one fleet root 
 each message, so samples_per_s = msgs_per_s x window_s; say which window a figure was measured with.
 
 Run: cityledger bench telemetry [--devices 40] [--owners 40] [--messages 20000] [--publishers 2]
-                                [--interval 2] [--gateways 1] [--window-s 10] [--pairs 3]
+                                [--interval 2] [--gateways CORES] [--window-s 10] [--pairs 3]
                                 [--verify-workers N] [--json]
 The last line of output is one JSON object:
   msgs_per_s              messages stored in vaults per second, end to end (the median round)
@@ -90,7 +91,7 @@ from ..offchain.telemetry.format import MAX_WINDOW_S
 from ..offchain.telemetry.gateway import Gateway, gateway_client_id
 from ..offchain.telemetry.publisher import KEEPALIVE_S, PUBLISH_CHUNK, Publisher
 from ..offchain.telemetry.shards import TICK_S as SHARD_TICK_S
-from ..offchain.telemetry.shards import ShardLink, answer_shard
+from ..offchain.telemetry.shards import ShardLink, answer_shard, default_gateways
 from ..offchain.telemetry.workers import MAX_VERIFY_WORKERS
 from ..offchain.vaults import VaultHost
 from ..sdk.telemetry import anchor_gateway_root
@@ -589,8 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000, help="sealed windows in all (per round)")
     parser.add_argument("--publishers", type=int, default=2, help="device processes")
     parser.add_argument("--interval", type=int, default=2, help="the gateway's anchoring interval, seconds")
-    parser.add_argument("--gateways", type=int, default=1,
-                        help="gateway processes the fleet is split over by topic bucket (1: in the bench's process)")
+    parser.add_argument("--gateways", type=int, default=default_gateways(),
+                        help="gateway processes the fleet is split over by topic bucket (default: one per core, as "
+                             "`cityledger init --telemetry` configures a node; 1: in the bench's process)")
     parser.add_argument("--window-s", type=int, default=WINDOW_S,
                         help="the devices' window, seconds of 1 Hz samples per message (default 10)")
     parser.add_argument("--pairs", type=int, default=PAIRS,
