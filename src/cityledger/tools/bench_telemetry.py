@@ -590,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000, help="sealed windows in all (per round)")
     parser.add_argument("--publishers", type=int, default=2, help="device processes")
     parser.add_argument("--interval", type=int, default=2, help="the gateway's anchoring interval, seconds")
-    parser.add_argument("--gateways", type=int, default=default_gateways(),
+    parser.add_argument("--gateways", type=int, default=min(default_gateways(), MAX_BENCH_GATEWAYS),
                         help="gateway processes the fleet is split over by topic bucket (default: one per core, as "
                              "`cityledger init --telemetry` configures a node; 1: in the bench's process)")
     parser.add_argument("--window-s", type=int, default=WINDOW_S,
