@@ -45,6 +45,7 @@ def test_init_with_telemetry_accredits_the_gateway_and_vault_service_and_enables
     assert run("init", "--home", str(home), "--telemetry", "--json").exit_code == 0
     telemetry = load_config(home).telemetry
     assert telemetry.enabled and telemetry.port == 0
+    assert telemetry.gateways == max(1, min(os.cpu_count() or 1, 32))  # one gateway process per core
     accredited = {}
     for entry in json.loads((home / "genesis.json").read_text())["app_state"]["identity"]["dids"]:
         key = entry["controller"]["keys"][0]["key"]

@@ -364,3 +364,52 @@ def test_the_lean_publisher_delivers_a_window_run_in_order_and_is_refused_a_wron
 def device_topic_of_another(broker: Broker) -> str:
     """The topic of a device the broker knows, not the publisher's own."""
     return broker.add_device("did:city:Another1").topic
+
+
+def test_a_broker_goes_with_its_node_when_the_node_is_killed_and_its_port_is_free_again(tmp_path):
+    """A node killed outright (SIGKILL) takes its Mosquitto with it: the broker saves its queue and
+    exits, and the next start on the same configured port succeeds (an orphan would hold the port)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cityledger.offchain.telemetry.broker import is_listening, pick_free_port
+
+    port = pick_free_port()
+    script = ("import sys, time\n"
+              "from cityledger.offchain.telemetry.broker import Broker\n"
+              f"broker = Broker({str(tmp_path / 'broker')!r}, port={port})\n"
+              "broker.start()\n"
+              "print(broker.process.pid, flush=True)\n"
+              "time.sleep(600)\n")
+    node = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        mosquitto = int(node.stdout.readline())
+        assert is_listening("127.0.0.1", port)
+        with open(f"/proc/{mosquitto}/cmdline", "rb") as cmdline:
+            assert b"mosquitto" in cmdline.read()  # the pid is the broker's own (setpriv ran it)
+        node.send_signal(signal.SIGKILL)
+        node.wait()
+        deadline = time.monotonic() + 10
+        while not _exited(mosquitto) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _exited(mosquitto)
+        assert (tmp_path / "broker" / "data" / "mosquitto.db").exists()  # its queue saved on the way out
+    finally:
+        node.kill()
+    again = Broker(tmp_path / "broker", port=port)
+    again.start()
+    try:
+        assert again.is_ready() and again.port == port
+    finally:
+        again.stop()
+
+
+def _exited(pid: int) -> bool:
+    """True once the process is gone, or a zombie waiting for whoever adopted it to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1].startswith("Z")
+    except FileNotFoundError:
+        return True

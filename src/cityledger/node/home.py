@@ -28,7 +28,7 @@ from ..offchain.charging.tariff import MAX_PRICE_MICRO
 from ..offchain.passport.anchoring import ANCHOR_INTERVAL_S, MAX_ANCHOR_INTERVAL_S
 from ..offchain.passport.reports import MAX_VERIFY_WORKERS
 from ..offchain.telemetry.gateway import INTERVAL_S, MAX_INTERVAL_S
-from ..offchain.telemetry.shards import MAX_SHARD_PROCESSES
+from ..offchain.telemetry.shards import MAX_SHARD_PROCESSES, default_gateways
 from ..offchain.vaults.backends import VaultsSettings, load_vaults_settings
 from .keyfiles import load_key, write_key_file  # load_key: read a key file of this home
 
@@ -65,7 +65,7 @@ enabled = false            # run the project's own Mosquitto and the telemetry g
 host = "127.0.0.1"         # where the broker listens (loopback, or a LAN address for devices)
 port = 0                   # 0: a free port picked at each start
 interval_s = 60            # one Merkle root of the records received per interval
-gateways = 1               # gateway processes the fleet is split over (1: in the node's process; docs/SCALING.md)
+gateways = 1               # gateway processes (1: in the node's process; init --telemetry: one per core)
 gateway_did = ""           # organisation DID accredited for telemetry-gateway: anchors the roots
 gateway_key = ""           # its controller's key file, in this home
 vault_service_did = ""     # organisation DID accredited for vault-service: signs and anchors the access log
@@ -233,7 +233,8 @@ def _telemetry_services(home: Path) -> tuple[list[dict], dict[str, object]]:
     from ..modules.identity import compute_did
     from .issuers import compute_organisation_entry
 
-    entries, settings = [], {"enabled": True}
+    # One gateway process per core: the configuration `cityledger bench telemetry` measures.
+    entries, settings = [], {"enabled": True, "gateways": default_gateways()}
     for name, accreditation in (("gateway", GATEWAY_TYPE), ("vault_service", VAULT_SERVICE_TYPE)):
         key = PrivateKey.generate()
         file_name = f"keys/{name.replace('_', '-')}.json"

@@ -5,10 +5,12 @@ entry per device. `--publishers` device processes each take a share of `--device
 connection per vehicle, its own user and topic, through the devices' own lean publisher,
 offchain/telemetry/publisher.py, as the product's `telemetry publish` does) and seal every window before the clock starts (one
 message = one 10 s window of 1 Hz samples, sealed for the owner with HPKE, signed with the device's
-Ed25519 key). Then the same messages go through the same broker twice, in this order:
+Ed25519 key). Then the same messages go through the same broker again and again, in this order:
 
-  1. raw: to a plain paho-mqtt subscriber in this process that does nothing with them (QoS 1, as
-     the gateway subscribes, then again at QoS 0): the ceiling of the broker and paho here;
+  0. raw at QoS 0: to a plain paho-mqtt subscriber in this process that does nothing with them;
+  then `--pairs` times (default 3), each pair measured together, one right after the other:
+  1. raw: the same subscriber at QoS 1, as the gateway subscribes: the ceiling of the broker and
+     paho here;
   2. gateway: to the Gateway in this process (QoS 1, persistent session, manual acks), which checks
      every signature in its worker processes, checks registration and sequence, stores each record
      durably in its owner's vault (`--owners` SQLite vaults, fsynced) and only then acknowledges it,
@@ -17,9 +19,14 @@ Ed25519 key). Then the same messages go through the same broker twice, in this o
 
 Every publisher publishes at QoS 1 and has all its messages acknowledged by the broker. Rates are
 messages over the wall time from the start signal to the last message received (raw) or stored and
-acknowledged (gateway), publishers included: they run on the same machine.
+acknowledged (gateway), publishers included: they run on the same machine. Each gateway round starts
+from empty folders (state, journal, vaults) and ends its persistent sessions at the broker, so the
+next raw round's messages are not queued for it. The rates and the ratio are the medians of the pairs:
+on a shared or throttled machine one round's rate can swing by a third, and a pair measured back to
+back swings together.
 
-With `--gateways N` (N > 1) the gateway round runs N gateway processes instead, gateway k taking the
+With `--gateways N` (N > 1; the default is one per core, as `cityledger init --telemetry` configures a
+node, docs/SCALING.md) the gateway round runs N gateway processes instead, gateway k taking the
 devices of the topic buckets b with b % N == k (broker.shard_topics), each with its own folder, state,
 journal, persistent session and verify workers (cores / N), the owners' vaults shared; they hand their
 interval roots over a pipe to the bench's process, which anchors one fleet root per interval over them
@@ -28,26 +35,30 @@ interval roots over a pipe to the bench's process, which anchors one fleet root 
 each message, so samples_per_s = msgs_per_s x window_s; say which window a figure was measured with.
 
 Run: cityledger bench telemetry [--devices 40] [--owners 40] [--messages 20000] [--publishers 2]
-                                [--interval 2] [--gateways 1] [--window-s 10] [--json]
+                                [--interval 2] [--gateways CORES] [--window-s 10] [--pairs 3]
+                                [--verify-workers N] [--json]
 The last line of output is one JSON object:
-  msgs_per_s              messages stored in vaults per second, end to end
+  msgs_per_s              messages stored in vaults per second, end to end (the median round)
   samples_per_s           msgs_per_s x window_s: each message is one vehicle's window of 1 Hz samples
                           (10 s unless --window-s), a sample one reading at one second (position and
                           speed together)
   values_per_s            samples_per_s x 3 (lat_e7, lon_e7, speed_cm_s: the sensor channels)
   window_s, gateways      the window and the number of gateway processes of the run
-  raw_broker_msgs_per_s   the same messages to a subscriber doing nothing, QoS 1 (the gateway's QoS)
-  raw_broker_qos0_msgs_per_s   the same at QoS 0
-  ratio_to_raw            msgs_per_s / raw_broker_msgs_per_s (and ratio_to_raw_qos0)
+  raw_broker_msgs_per_s   the same messages to a subscriber doing nothing, QoS 1 (the gateway's QoS;
+                          the median round)
+  raw_broker_qos0_msgs_per_s   the same at QoS 0 (one round)
+  ratio_to_raw            per pair, the gateway round's rate / the raw round's; the median pair's
+                          (ratio_to_raw_min: the lowest pair's; ratio_to_raw_qos0: msgs_per_s /
+                          raw_broker_qos0_msgs_per_s); pairs: each pair's rates and ratio
   p99_ingest_ms           per message, publish call -> stored and acknowledged by the gateway, 99th
-                          percentile, under the full load (so it includes queueing)
+                          percentile over every gateway round, under the full load (so it includes queueing)
   anchor_txs_per_interval the most anchor txs in any interval (1 whatever the fleet size and the number of
                           gateways: with N > 1 one fleet root over the gateways' roots), intervals;
                           shard_roots_per_interval the most gateway roots one anchored root covers
-  cpu_us_per_msg          CPU time of every process of the gateway round (devices, broker, gateway(s),
+  cpu_us_per_msg          CPU time of every process of the gateway rounds (devices, broker, gateway(s),
                           verify workers) per message, and split: _gateway_process (all of them),
                           _verify_workers, _devices_and_broker; raw_cpu_us_per_msg for the raw QoS 1
-                          round. Read from /proc: unlike the rates, it hardly moves when other jobs
+                          rounds. Read from /proc: steadier than the rates when other jobs
                           share the machine
   load_average            the machine's load when the run ended (other jobs included)
 """
@@ -60,6 +71,7 @@ import multiprocessing
 import os
 import platform
 import random
+import statistics
 import sys
 import tempfile
 import threading
@@ -76,10 +88,11 @@ from ..offchain.telemetry import DeviceConfig, DeviceEntry, Sample, VaultKey, se
 from ..offchain.telemetry.broker import GATEWAY_USER, TOPIC_PREFIX, Broker, device_shard
 from ..offchain.telemetry.fleet import SHARD_WAIT_S, FleetAnchor
 from ..offchain.telemetry.format import MAX_WINDOW_S
-from ..offchain.telemetry.gateway import Gateway
+from ..offchain.telemetry.gateway import Gateway, gateway_client_id
 from ..offchain.telemetry.publisher import KEEPALIVE_S, PUBLISH_CHUNK, Publisher
 from ..offchain.telemetry.shards import TICK_S as SHARD_TICK_S
-from ..offchain.telemetry.shards import ShardLink, answer_shard
+from ..offchain.telemetry.shards import ShardLink, answer_shard, default_gateways
+from ..offchain.telemetry.workers import MAX_VERIFY_WORKERS
 from ..offchain.vaults import VaultHost
 from ..sdk.telemetry import anchor_gateway_root
 
@@ -93,6 +106,8 @@ MAX_DEVICES = 2_000
 MAX_MESSAGES = 1_000_000
 MAX_PUBLISHERS = 16
 MAX_BENCH_GATEWAYS = 16  # gateway processes the bench starts at most
+PAIRS = 3  # raw-then-gateway rounds; the figures are their medians
+MAX_PAIRS = 20
 
 
 def _cpu_s(pids: list[int]) -> float:
@@ -257,7 +272,7 @@ class _Anchors:
 
 
 def _gateway_round(home: Path, broker: Broker, publishers: _Publishers, registry: dict[str, DeviceEntry],
-                   total: int, interval_s: int) -> dict[str, Any]:
+                   total: int, interval_s: int, workers: int | None) -> dict[str, Any]:
     """End to end through the gateway: rate, ingest latencies, anchors."""
     stored_at: dict[tuple[str, int], float] = {}
 
@@ -271,7 +286,7 @@ def _gateway_round(home: Path, broker: Broker, publishers: _Publishers, registry
     for owner in sorted({entry.owner for entry in registry.values()}):
         vaults.vault(owner)  # the owners' vaults exist already, as in a running city
     gateway = Gateway(home / "gateway", vaults, registry.get, anchors, broker.host, broker.port,
-                      broker.gateway_password(), interval_s=interval_s, on_stored=on_stored)
+                      broker.gateway_password(), interval_s=interval_s, on_stored=on_stored, verify_workers=workers)
     gateway.start()
     try:
         workers = gateway.workers.pids() if gateway.workers is not None else []
@@ -291,9 +306,8 @@ def _gateway_round(home: Path, broker: Broker, publishers: _Publishers, registry
     finally:
         gateway.close()
         gateway.vaults.close()
-    latencies = sorted(stored_at[key] - published[key] for key in published if key in stored_at)
     return {"elapsed": elapsed, "stored": gateway.stored, "cpu": cpu, "refused": dict(gateway.refused),
-            "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None,
+            "latencies_ms": [(stored_at[key] - published[key]) * 1000 for key in published if key in stored_at],
             "anchor_txs": {i: len(txs) for i, txs in anchors.txs.items()},
             "shard_roots_per_interval": 1 if anchors.txs else 0,
             "anchored_records": anchored, "verify_workers": len(workers)}
@@ -340,7 +354,7 @@ def _shard_main(shard: int, shards: int, home: Path, broker: tuple[str, int, str
 
 
 def _sharded_round(home: Path, broker: Broker, publishers: _Publishers, registry: dict[str, DeviceEntry],
-                   per_device: int, interval_s: int, shards: int) -> dict[str, Any]:
+                   per_device: int, interval_s: int, shards: int, workers: int | None) -> dict[str, Any]:
     """End to end through `shards` gateway processes, each taking its topic buckets' devices."""
     context = multiprocessing.get_context("spawn")
     out, release = context.Queue(), context.Event()
@@ -348,7 +362,8 @@ def _sharded_round(home: Path, broker: Broker, publishers: _Publishers, registry
     expected = [0] * shards
     for did in registry:
         expected[device_shard(did, shards)] += per_device
-    workers = max(1, (os.cpu_count() or 1) // shards)
+    if workers is None:
+        workers = max(1, (os.cpu_count() or 1) // shards)
     anchors = _Anchors()
     fleet = FleetAnchor(home / "fleet.sqlite", shards, interval_s, anchors)
     pipes = [context.Pipe() for _ in range(shards)]
@@ -393,13 +408,13 @@ def _sharded_round(home: Path, broker: Broker, publishers: _Publishers, registry
     leaves = [sum(leaf.count > 0 for leaf in fleet.leaves(root.interval)) for root in fleet_roots]
     fleet.close()
     stored_at = {key: t for report in done for key, t in report["stored_at"].items()}
-    latencies = sorted(stored_at[key] - published[key] for key in published if key in stored_at)
     refused: dict[str, int] = {}
     for report in done:
         for code, count in report["refused"].items():
             refused[code] = refused.get(code, 0) + count
     return {"elapsed": max(r["end"] for r in done) - start, "stored": sum(r["stored"] for r in done), "cpu": cpu,
-            "refused": refused, "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None,
+            "refused": refused,
+            "latencies_ms": [(stored_at[key] - published[key]) * 1000 for key in published if key in stored_at],
             "anchor_txs": {i: len(txs) for i, txs in anchors.txs.items()},
             "shard_roots_per_interval": max(leaves, default=0),
             "anchored_records": sum(root.count for root in fleet_roots), "verify_workers": workers * shards}
@@ -466,7 +481,7 @@ def _devices(broker: Broker, count: int, owners: int) -> tuple[list[dict], dict[
 
 
 def run(devices: int, owners: int, messages: int, publishers: int, interval_s: int, gateways: int = 1,
-        window_s: int = WINDOW_S) -> dict[str, Any]:
+        window_s: int = WINDOW_S, verify_workers: int | None = None, pairs: int = PAIRS) -> dict[str, Any]:
     """The whole bench in a temporary folder; its summary."""
     per_device = messages // devices
     total = per_device * devices
@@ -476,19 +491,62 @@ def run(devices: int, owners: int, messages: int, publishers: int, interval_s: i
         broker.gateway_password()
         device_list, registry = _devices(broker, devices, owners)
         broker.start()
-        pubs = _Publishers(device_list, per_device, publishers, broker.port, rounds=3, window_s=window_s)
+        pubs = _Publishers(device_list, per_device, publishers, broker.port, rounds=1 + 2 * pairs, window_s=window_s)
         try:
-            raw, raw_cpu = _raw_round(broker, pubs, total, qos=1)
             raw0, _ = _raw_round(broker, pubs, total, qos=0)
-            if gateways == 1:  # in this process, as the earlier figures were measured
-                gw = _gateway_round(home, broker, pubs, registry, total, interval_s)
-            else:
-                gw = _sharded_round(home, broker, pubs, registry, per_device, interval_s, gateways)
+            rounds = []
+            for pair in range(pairs):
+                # Each pair: the raw subscriber, then the gateway(s) at once after it, in fresh folders.
+                raw, raw_cpu = _raw_round(broker, pubs, total, qos=1)
+                folder_k = home / f"round-{pair}"
+                folder_k.mkdir()
+                if gateways == 1:  # in this process, as the earlier figures were measured
+                    gw = _gateway_round(folder_k, broker, pubs, registry, total, interval_s, verify_workers)
+                else:
+                    gw = _sharded_round(folder_k, broker, pubs, registry, per_device, interval_s, gateways,
+                                        verify_workers)
+                # The gateways' persistent sessions end with their round: the next raw round's
+                # messages are not queued for a gateway that is gone.
+                _end_sessions(broker, [gateway_client_id(k, gateways) for k in range(gateways)])
+                rounds.append((raw, raw_cpu, gw))
         finally:
             pubs.close()
             broker.stop()
-    msgs_per_s = gw["stored"] / gw["elapsed"]
-    per_interval = list(gw["anchor_txs"].values())
+    return _summary(rounds, raw0, total, devices, owners, publishers, interval_s, gateways, window_s)
+
+
+def _end_sessions(broker: Broker, client_ids: list[str]) -> None:
+    """Connect as each client id with a clean session and leave: the broker drops what it kept for it."""
+    for client_id in client_ids:
+        connected = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        client.username_pw_set(GATEWAY_USER, broker.gateway_password())
+        client.on_connect = lambda *_: connected.set()
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        try:
+            if not connected.wait(GUARD_S / 10):
+                raise RuntimeError(f"{client_id}: no CONNACK while ending its session")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+
+def _summary(rounds: list, raw0: float, total: int, devices: int, owners: int, publishers: int, interval_s: int,
+             gateways: int, window_s: int) -> dict[str, Any]:
+    """The JSON figures of the pairs of rounds: rates and the ratio as medians, the rest over all rounds."""
+    rates = [gw["stored"] / gw["elapsed"] for _, _, gw in rounds]
+    ratios = [rate / raw for rate, (raw, _, _) in zip(rates, rounds)]
+    msgs_per_s = statistics.median(rates)
+    raw = statistics.median([raw for raw, _, _ in rounds])
+    per_interval = [count for _, _, gw in rounds for count in gw["anchor_txs"].values()]
+    latencies = sorted(ms for _, _, gw in rounds for ms in gw["latencies_ms"])
+    cpu = [sum(gw["cpu"][part] for _, _, gw in rounds) for part in range(3)]
+    messages = total * len(rounds)
+    refused: dict[str, int] = {}
+    for _, _, gw in rounds:
+        for code, count in gw["refused"].items():
+            refused[code] = refused.get(code, 0) + count
     return {
         "msgs_per_s": round(msgs_per_s),
         "samples_per_s": round(msgs_per_s * window_s),  # one 1 Hz sample per second of a window
@@ -497,27 +555,31 @@ def run(devices: int, owners: int, messages: int, publishers: int, interval_s: i
         "gateways": gateways,
         "raw_broker_msgs_per_s": round(raw),
         "raw_broker_qos0_msgs_per_s": round(raw0),
-        "ratio_to_raw": round(msgs_per_s / raw, 3),
+        "ratio_to_raw": round(statistics.median(ratios), 3),  # the median pair's, each pair measured together
+        "ratio_to_raw_min": round(min(ratios), 3),
         "ratio_to_raw_qos0": round(msgs_per_s / raw0, 3),
-        "p99_ingest_ms": None if gw["p99_ms"] is None else round(gw["p99_ms"], 1),
+        "pairs": [{"raw_broker_msgs_per_s": round(raw), "msgs_per_s": round(rate), "ratio_to_raw": round(ratio, 3)}
+                  for (raw, _, _), rate, ratio in zip(rounds, rates, ratios)],
+        "p99_ingest_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 1) if latencies else None,
         "anchor_txs_per_interval": max(per_interval, default=0),  # the fleet's, every gateway's roots in one
-        "shard_roots_per_interval": gw["shard_roots_per_interval"],
-        # CPU per message, every process of the round (publishers and broker included): stable when
-        # other jobs share the machine, unlike the rates.
-        "cpu_us_per_msg": round(sum(gw["cpu"]) / total * 1e6, 1),
-        "cpu_us_per_msg_gateway_process": round(gw["cpu"][0] / total * 1e6, 1),
-        "cpu_us_per_msg_verify_workers": round(gw["cpu"][1] / total * 1e6, 1),
-        "cpu_us_per_msg_devices_and_broker": round(gw["cpu"][2] / total * 1e6, 1),
-        "raw_cpu_us_per_msg": round(raw_cpu / total * 1e6, 1),
+        "shard_roots_per_interval": max(gw["shard_roots_per_interval"] for _, _, gw in rounds),
+        # CPU per message, every process of the rounds (publishers and broker included): steadier
+        # than the rates when other jobs share the machine.
+        "cpu_us_per_msg": round(sum(cpu) / messages * 1e6, 1),
+        "cpu_us_per_msg_gateway_process": round(cpu[0] / messages * 1e6, 1),
+        "cpu_us_per_msg_verify_workers": round(cpu[1] / messages * 1e6, 1),
+        "cpu_us_per_msg_devices_and_broker": round(cpu[2] / messages * 1e6, 1),
+        "raw_cpu_us_per_msg": round(sum(raw_cpu for _, raw_cpu, _ in rounds) / messages * 1e6, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "intervals": len(per_interval),
-        "anchored_records": gw["anchored_records"],
-        "messages": total, "stored": gw["stored"], "refused": gw["refused"], "devices": devices, "owners": owners,
-        "publishers": publishers, "interval_s": interval_s, "seconds": round(gw["elapsed"], 2),
-        "verify_workers": gw["verify_workers"], "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        # Every round must store and anchor every message: the fewest of any round.
+        "anchored_records": min(gw["anchored_records"] for _, _, gw in rounds),
+        "messages": total, "stored": min(gw["stored"] for _, _, gw in rounds), "refused": refused,
+        "devices": devices, "owners": owners, "publishers": publishers, "interval_s": interval_s,
+        "seconds": round(statistics.median([gw["elapsed"] for _, _, gw in rounds]), 2),
+        "verify_workers": rounds[0][2]["verify_workers"], "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "python": platform.python_version(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
-
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run, print a summary (unless --json) and the JSON line."""
@@ -528,10 +590,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000, help="sealed windows in all (per round)")
     parser.add_argument("--publishers", type=int, default=2, help="device processes")
     parser.add_argument("--interval", type=int, default=2, help="the gateway's anchoring interval, seconds")
-    parser.add_argument("--gateways", type=int, default=1,
-                        help="gateway processes the fleet is split over by topic bucket (1: in the bench's process)")
+    parser.add_argument("--gateways", type=int, default=min(default_gateways(), MAX_BENCH_GATEWAYS),
+                        help="gateway processes the fleet is split over by topic bucket (default: one per core, as "
+                             "`cityledger init --telemetry` configures a node; 1: in the bench's process)")
     parser.add_argument("--window-s", type=int, default=WINDOW_S,
                         help="the devices' window, seconds of 1 Hz samples per message (default 10)")
+    parser.add_argument("--pairs", type=int, default=PAIRS,
+                        help="raw-then-gateway rounds; rates and the ratio are their medians (default 3)")
+    parser.add_argument("--verify-workers", type=int, default=None,
+                        help="signature worker processes per gateway (default: cores / gateways; 0: checked "
+                             "in the gateway's own checking thread)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not 1 <= args.devices <= MAX_DEVICES:
@@ -548,8 +616,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--gateways: expected 1 to {MAX_BENCH_GATEWAYS}")
     if not 1 <= args.window_s <= MAX_WINDOW_S:
         parser.error(f"--window-s: expected 1 to {MAX_WINDOW_S}")
+    if args.verify_workers is not None and not 0 <= args.verify_workers <= MAX_VERIFY_WORKERS:
+        parser.error(f"--verify-workers: expected 0 (the gateway's own thread) to {MAX_VERIFY_WORKERS}")
+    if not 1 <= args.pairs <= MAX_PAIRS:
+        parser.error(f"--pairs: expected 1 to {MAX_PAIRS}")
     result = run(args.devices, args.owners, args.messages, args.publishers, args.interval, args.gateways,
-                 args.window_s)
+                 args.window_s, args.verify_workers, args.pairs)
     if not args.json:
         print(f"{result['stored']} messages in {result['seconds']} s: {result['msgs_per_s']} msgs/s "
               f"({result['samples_per_s']} samples/s), raw broker {result['raw_broker_msgs_per_s']} msgs/s "

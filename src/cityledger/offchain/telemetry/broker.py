@@ -30,6 +30,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,17 @@ def find_binary(name: str) -> str | None:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     return None
+
+
+def dies_with_caller(command: list[str]) -> list[str]:
+    """The command, run so that it gets SIGTERM when the process starting it dies, even by SIGKILL
+    (Linux's parent-death signal, set by util-linux's setpriv, which then runs the command itself).
+    Only from the main thread: the signal follows the thread that started the child, and a node's
+    main thread lives as long as the node. Otherwise, or without setpriv, the command as it is."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return command
+    return [setpriv, "--pdeathsig", "TERM", "--", *command]
 
 
 def topic_bucket(did: str) -> int:
@@ -275,7 +287,9 @@ class Broker:
         for _ in range(tries):
             self.port = self.configured_port or pick_free_port(self.host)
             self._write_config()
-            self.process = subprocess.Popen([binary, "-c", str(self.folder / "mosquitto.conf")],
+            # A node killed outright takes its broker with it (which saves its queue as it goes), so
+            # the next start finds the port free.
+            self.process = subprocess.Popen(dies_with_caller([binary, "-c", str(self.folder / "mosquitto.conf")]),
                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.PIPE)
             if self._wait_listening():

@@ -267,6 +267,11 @@ class _Journalled:
     messages: int
 
 
+def gateway_client_id(shard: int, shards: int) -> str:
+    """The MQTT client id of gateway `shard` of `shards`: fixed, so the broker keeps its session."""
+    return GATEWAY_CLIENT_ID if shards == 1 else f"{GATEWAY_CLIENT_ID}-{shard}-of-{shards}"
+
+
 class Gateway:
     """Subscribes as the gateway user and files every accepted message in its owner's vault."""
 
@@ -277,7 +282,7 @@ class Gateway:
                  shard: int = 0, shards: int = 1) -> None:
         self.topics = shard_topics(shard, shards)  # raises on a shard out of range
         # Each shard its own persistent session at the broker (and its own folder: the caller's).
-        self.client_id = GATEWAY_CLIENT_ID if shards == 1 else f"{GATEWAY_CLIENT_ID}-{shard}-of-{shards}"
+        self.client_id = gateway_client_id(shard, shards)
         if not 1 <= interval_s <= MAX_INTERVAL_S:
             raise ValueError(f"interval_s: expected 1 to {MAX_INTERVAL_S}, got {interval_s}")
         workers = default_verify_workers() if verify_workers is None else verify_workers

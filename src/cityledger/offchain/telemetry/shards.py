@@ -51,6 +51,13 @@ TICK_S = 0.2
 MAX_DEVICE_CACHE = 1_000_000  # device entries a shard keeps between two blocks
 
 
+def default_gateways() -> int:
+    """One gateway process per core (what `cityledger init --telemetry` writes): each checks, journals
+    and files its share of the fleet beside its own verify worker, and two interpreters hand the GIL
+    between their threads less than one does (docs/SCALING.md)."""
+    return max(1, min(os.cpu_count() or 1, MAX_SHARD_PROCESSES))
+
+
 @dataclass(frozen=True)
 class ShardSpec:
     """What a shard process needs: which shard, its folder, the vaults, the broker, where devices are."""
