@@ -85,6 +85,12 @@ def test_programme_enroll_score_claim(served, tmp_path):
     assert (report["score"], report["distance_km"]) == (100.0, 25)
     trip = close_trip(PrivateKey(1, b"\x63" * 32), served["chain_id"], 1, report["inputs"])
     (tmp_path / "trip.json").write_text(json.dumps(trip_to_json(trip)))
+    # First only asked: what the chain would pay, with nothing signed (no passphrase) or sent.
+    would = read_json(served, "rewards", "claim", "--check", "--trip", str(tmp_path / "trip.json"), "--work-dir",
+                      str(tmp_path / "prover"), "--from", "driver")
+    assert (would["score"], would["distance_km"], would["reward"], would["period"]) == (100, 25, 350, 0)
+    assert would["account"] == address_to_str(served["driver"].address())
+    assert read_json(served, "rewards", "programme", "show", "1")["claims"] == 0  # the check paid nothing
     paid = ok_json(served, "rewards", "claim", "--trip", str(tmp_path / "trip.json"), "--work-dir",
                    str(tmp_path / "prover"), "--from", "driver")
     reward = next(e for e in paid["events"] if e["type"] == "mobility.claim_paid")["attributes"]
@@ -103,6 +109,12 @@ def test_programme_enroll_score_claim(served, tmp_path):
     again = cli(served, "rewards", "claim", "--trip", str(tmp_path / "trip.json"), "--work-dir",
                 str(tmp_path / "prover"), "--from", "driver")
     assert again.exit_code == 1 and "already paid" in again.output, again.output
+    checked = read(served, "rewards", "claim", "--check", "--trip", str(tmp_path / "trip.json"), "--work-dir",
+                   str(tmp_path / "prover"), "--from", "driver")
+    assert checked.exit_code == 1 and "already paid" in checked.output, checked.output
+    unknown = read(served, "rewards", "claim", "--check", "--trip", str(tmp_path / "trip.json"), "--work-dir",
+                   str(tmp_path / "prover"), "--from", "nobody")
+    assert unknown.exit_code == 1 and "--from" in unknown.output, unknown.output
 
 
 def test_invalid_options_are_named(served, tmp_path):

@@ -3,7 +3,8 @@
 Sponsors create, fund, list, show and withdraw programmes; anyone reads an enrollment's payments
 (`enrollment`) and a paid claim by its commitment (`paid`); an owner's pseudonymous account enrolls with
 the transport office's ticket (a JSON file), scores a trip locally from the vehicle's samples, and
-claims a trip the vehicle signed (a JSON file): the proof is made here, on the owner's machine.
+claims a trip the vehicle signed (a JSON file): the proof is made here, on the owner's machine
+(`claim --check` asks the node whether the chain would pay it now, and how much, and sends nothing).
 Transactions are signed with a keystore key (`--from`), as `payments`.
 """
 
@@ -17,7 +18,7 @@ from typing import Any, Optional
 import typer
 
 from .common import HomeOption, JsonOption, NodeOption, PassphraseEnvOption, console, facts_table, fail, print_json
-from .common import node_errors
+from .common import keystore_folder, node_errors
 from .payments import FromOption, TimeoutOption, _client, _did, _send
 
 app = typer.Typer(help="Driving rewards: programmes, enrollment, trip scores and proven claims.",
@@ -198,14 +199,17 @@ def score_command(samples: str = typer.Option(..., "--samples", help="JSON list 
 def claim_command(trip: str = typer.Option(..., "--trip", help="The vehicle's signed trip JSON ('-': stdin)"),
                   work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Where the proving key is "
                                                           "derived once (default: HOME/mobility-prover)"),
+                  check: bool = typer.Option(False, "--check", help="Only ask the node whether it would pay this "
+                                             "claim now, and how much: nothing is signed or sent"),
                   from_key: str = FromOption, timeout_s: float = TimeoutOption, home: Optional[Path] = HomeOption,
                   node: Optional[str] = NodeOption, passphrase_env: Optional[str] = PassphraseEnvOption,
                   as_json: bool = JsonOption) -> None:
-    """Prove a signed trip's score on this machine and claim its reward for the --from account."""
+    """Prove a signed trip's score on this machine and claim its reward for the --from account
+    (with --check: ask whether the chain would pay it, and how much, without claiming)."""
     from ..modules.mobility import circuit_dir
     from ..offchain.mobility.circuit import Prover
     from ..offchain.mobility.rewards import build_claim
-    from ..sdk.mobility import claim, trip_from_json
+    from ..sdk.mobility import claim, claim_check_body, trip_from_json
     from .common import resolve_home
 
     try:
@@ -214,5 +218,20 @@ def claim_command(trip: str = typer.Option(..., "--trip", help="The vehicle's si
         message = build_claim(Prover(circuit_dir(), str(folder)), signed)
     except ValueError as exc:
         fail(f"--trip: {exc}")
+    if check:
+        account = _keystore_address(home, from_key)
+        _show(node, home, as_json, lambda client: client.check_claim(claim_check_body(message, account)))
+        return
     _send(from_key, home, node, passphrase_env, timeout_s,
           lambda chain_id, key, nonce: claim(chain_id, key, nonce, message), "claim paid", as_json)
+
+
+def _keystore_address(home: Optional[Path], name: str) -> str:
+    """A keystore key's address, read without its passphrase (a check signs nothing)."""
+    from ..sdk import Keystore, KeystoreError
+
+    try:
+        return Keystore(keystore_folder(home)).info(name).address
+    except KeystoreError as exc:
+        fail(f"--from: {exc}")
+        return ""  # not reached: fail() exits

@@ -40,6 +40,7 @@ from ..offchain.telemetry.broker import Broker
 from ..offchain.telemetry.fleet import FleetAnchor, FleetRoot
 from ..offchain.telemetry.gateway import Gateway, GatewayError
 from ..offchain.telemetry.registry import LedgerDevices
+from ..offchain.telemetry.reshard import carry_last_seq, layout_folder
 from ..offchain.telemetry.shards import FleetError, FleetRecords, ShardProcess, ShardSpec
 from ..offchain.vaults import VaultHost
 from ..offchain.vaults.accesslog import AccessLog
@@ -119,10 +120,11 @@ class TelemetryService:
 
     def start(self) -> None:
         """Start Mosquitto, then the gateway (or its shards) subscribed to it, then the anchoring threads."""
+        self._carry_last_seq()
         self.broker.start()
         try:
             if self.settings.gateways == 1:
-                self.gateway = Gateway(self.folder / "gateway", self.vault_host, LedgerDevices(self.node.store),
+                self.gateway = Gateway(layout_folder(self.folder, 0, 1), self.vault_host, LedgerDevices(self.node.store),
                                        self.anchor_root, self.broker.host, self.broker.port,
                                        self.broker.gateway_password(), self.settings.interval_s)
                 self.gateway.start()
@@ -143,14 +145,26 @@ class TelemetryService:
 
     def shard_folder(self, shard: int) -> Path:
         """Gateway shard K of N's own folder (state, journal)."""
-        return self.folder / f"gateway-{shard}-of-{self.settings.gateways}"
+        return layout_folder(self.folder, shard, self.settings.gateways)
+
+    def _carry_last_seq(self) -> None:
+        """Devices' last sequence numbers from the folders of another `gateways` setting into this
+        one's gateways, so a changed setting never takes a replayed message as new (reshard.py)."""
+        carried = carry_last_seq(self.folder, self.settings.gateways)
+        if carried.devices:
+            log.info("telemetry: %d device(s)' last sequence numbers carried over from %s", carried.devices,
+                     ", ".join(carried.folders))
+        for name in carried.unfinished:
+            log.warning("telemetry: %s holds records not yet filed or anchored; they are filed and anchored "
+                        "only by starting with the gateways setting it was made with (docs/SCALING.md)", name)
 
     def _start_shards(self) -> None:
         """The fleet's anchoring point and the N gateway processes, each waited for until subscribed."""
         count = self.settings.gateways
         self.fleet = FleetAnchor(self.folder / "fleet.sqlite", count, self.settings.interval_s, self.anchor_root,
                                  lambda: get_gateway_last_interval(self.node.store, self.gateway_did))
-        self.records = FleetRecords(self.fleet, [self.shard_folder(k) for k in range(count)], self.folder / "gateway")
+        self.records = FleetRecords(self.fleet, [self.shard_folder(k) for k in range(count)],
+                                    layout_folder(self.folder, 0, 1))
         workers = max(1, (os.cpu_count() or 1) // count)
         ledger = str(getattr(self.node, "db_path", self.node.config.db_path))
         self.shards = [ShardProcess(ShardSpec(k, count, str(self.shard_folder(k)), str(self.folder / "vaults"),

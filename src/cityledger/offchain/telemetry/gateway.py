@@ -143,6 +143,22 @@ class GatewayState:
             row = self._db.execute("SELECT seq FROM last_seq WHERE device = ?", (device,)).fetchone()
         return None if row is None else row[0]
 
+    def raise_last_seq(self, rows: list[tuple[str, int]]) -> int:
+        """Set (device, seq) as devices' last sequence numbers where higher than what is kept (a
+        device moved here from another gateway, reshard.py); the number of devices changed."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                changed = self._db.executemany(
+                    "INSERT INTO last_seq VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET seq = excluded.seq"
+                    " WHERE excluded.seq > last_seq.seq", rows).rowcount
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self._seq_cache.clear()
+        return changed
+
     def applied_batch(self) -> int:
         """The last journal batch filed (0 before the first)."""
         with self._lock:
