@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatu
 
 from test_charging import GUARD_S, Station201, World, basic, event, until
 from cityledger.cli.main import app
-from cityledger.node.charging import ChargingService, store_path
+from cityledger.node.charging import ChargingService, open_registry, store_path
 from cityledger.node.charging_tls import init_tls, issue_charger_certificate, open_tls_context, tls_folder
 from cityledger.node.home import init_home, load_config, set_section
 from cityledger.offchain.charging.csms import MAX_FRAME_BYTES
@@ -251,9 +251,10 @@ def test_tls_init_writes_keys_600_and_a_certificate_ssl_accepts_for_the_requeste
     assert handshake(folder, "csms.city.example") == "ok"  # ssl accepts it for its name...
     assert "mismatch" in handshake(folder, "other.example")  # ...and for no other
 
-    again = runner.invoke(app, ["charging", "tls-init", "--home", str(folder), "--json"])
+    again = runner.invoke(app, ["charging", "tls-init", "--home", str(folder)])
     assert again.exit_code == 0, again.output
-    assert json.loads(again.output)["fingerprint"] == written["fingerprint"]  # the CA is kept
+    assert f"CA SHA-256 fingerprint: {written['fingerprint']}\n" in again.output  # the CA is kept
+    assert f"{tls / 'ca.pem'}\n" in again.output
     assert load_certificate(tls / "server.pem").serial_number != cert.serial_number  # the server cert is new
     assert handshake(folder, "localhost") == "ok"
 
@@ -329,3 +330,31 @@ def test_tls_issue_refuses_an_unregistered_charger(tmp_path):
     result = runner.invoke(app, ["charging", "tls-issue", "CP-9", "--home", str(home)])
     assert result.exit_code != 0 and "not registered" in result.output
     assert not (tls_folder(home) / "chargers").exists()
+
+
+def test_tls_init_adds_the_settings_to_an_older_config_without_them(tmp_path):
+    folder = tmp_path / "home"
+    init_home(folder, chain_id="charging-tls-1", issuers=False)
+    config = folder / "config.toml"
+    config.write_text("".join(line for line in config.read_text().splitlines(keepends=True)
+                              if not line.startswith("tls_")))
+    init_tls(folder, ["127.0.0.1"])
+    settings = load_config(folder)
+    assert settings.charging.tls_cert == "charging/tls/server.pem" and settings.passports.anchor_key == "node_key.json"
+
+
+def test_node_charging_service_serves_wss_from_the_home_config(home):
+    password = open_registry(home).add_charger("CP-1", "operator-address")
+    service = ChargingService(load_config(home))
+    port = service.start()
+
+    async def scenario():
+        trust = client_context(tls_folder(home) / "ca.pem")
+        async with connect(f"wss://localhost:{port}/ocpp/CP-1", subprotocols=["ocpp2.0.1"], ssl=trust,
+                           additional_headers=basic("CP-1", password), open_timeout=GUARD_S) as ws:
+            return (await boot(ws))[2]
+
+    try:
+        assert service.scheme == "wss" and asyncio.run(scenario()) == "Accepted"
+    finally:
+        service.stop()

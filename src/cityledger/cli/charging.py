@@ -172,11 +172,11 @@ def tls_init(hosts: Optional[list[str]] = typer.Option(None, "--host",
     if as_json:
         print_json(written)
         return
-    console.print(f"city charging CA (install on every charger): {written['ca']}", highlight=False)
-    console.print(f"CA SHA-256 fingerprint: {written['fingerprint']}", highlight=False)
-    console.print(f"server certificate {written['server_cert']} for {', '.join(hosts or DEFAULT_HOSTS)}",
-                  highlight=False)
-    console.print("[charging] tls_cert and tls_key are set; restart the node to serve wss://")
+    plain = {"highlight": False, "markup": False, "emoji": False, "soft_wrap": True}
+    console.print(f"city charging CA (install on every charger): {written['ca']}", **plain)
+    console.print(f"CA SHA-256 fingerprint: {written['fingerprint']}", **plain)
+    console.print(f"server certificate {written['server_cert']} for {', '.join(hosts or DEFAULT_HOSTS)}", **plain)
+    console.print("[charging] tls_cert and tls_key are set; restart the node to serve wss://", **plain)
 
 
 @app.command("tls-issue")
@@ -197,7 +197,7 @@ def tls_issue(charger_id: str = typer.Argument(..., help="The registered charger
         print_json(written)
         return
     console.print(f"charger {charger_id}: certificate {written['cert']}, key {written['key']} (install both, "
-                  f"with the CA {written['ca']})", highlight=False)
+                  f"with the CA {written['ca']})", highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 @app.command("authorize")

@@ -96,7 +96,8 @@ def issue_charger_certificate(home: Path, charger_id: str) -> dict[str, str]:
     """Profile 3: a certificate the city CA issues to a charger (CN = its id); the files written."""
     folder = tls_folder(home)
     if not CHARGER_ID_RE.fullmatch(charger_id):
-        raise ValueError(f"charger_id: expected 1 to {MAX_CHARGER_ID_CHARS} of A-Z a-z 0-9 . _ : -, got {charger_id[:80]!r}")
+        raise ValueError(f"charger_id: expected 1 to {MAX_CHARGER_ID_CHARS} of A-Z a-z 0-9 . _ : -, "
+                         f"got {charger_id[:80]!r}")
     if not (folder / "ca.key").exists():
         raise ValueError(f"ca: no city charging CA in {folder}; run `cityledger charging tls-init` first")
     ca_key, ca_cert = load_private_key(folder / "ca.key"), load_certificate(folder / "ca.pem")

@@ -88,7 +88,7 @@ per_session_micro = 0
 margin_micro = 1000000     # how far a vehicle's vouchers may trail the running cost before a stop
 session_timeout_s = 86400  # a session without an event for this long is closed, its newest voucher redeemed
 store_sync = "normal"      # charging/csms.sqlite: "normal" survives a killed process, "full" also a power cut
-tls_cert = ""              # wss:// (OCPP security profile 2): server certificate in this home; `charging tls-init`
+tls_cert = ""              # wss:// (security profile 2): certificate file in this home (charging tls-init)
 tls_key = ""               # its private key (mode 600), in this home
 tls_client_ca = ""         # profile 3: chargers present certificates this CA issued (charging/tls/ca.pem)
 
