@@ -1,5 +1,8 @@
 """`cityledger charging charger add|list`: the chargers a node's CSMS lets connect (docs/CHARGING.md).
 
+`charging tls-init` creates the city charging CA and the CSMS's server certificate (wss://, OCPP
+security profile 2); `charging tls-issue` a charger's certificate (profile 3).
+
 The registry is the home's charging/chargers.json; a running node's CSMS rereads it when a
 charger it does not know (or with a new password) logs in. The OCPP basic-auth password is printed once and only its
 salted hash is kept.
@@ -113,8 +116,12 @@ def charger_list(home: Optional[Path] = HomeOption, as_json: bool = JsonOption) 
     console.print(table)
 
 
+CaOption = typer.Option(None, "--ca", help="City charging CA certificate a wss:// CSMS must be certified by "
+                                              "[default: the home's charging/tls/ca.pem]")
+
+
 def _csms_url(csms: Optional[str], home: Optional[Path]) -> str:
-    """The CSMS's ws:// base URL: given, or the home's [charging] host and port."""
+    """The CSMS's base URL: given, or the home's [charging] host and port (wss:// once TLS is set)."""
     if csms:
         if not csms.startswith(("ws://", "wss://")):
             fail(f"--csms: expected ws://host:port or wss://host:port, got {csms[:80]!r}")
@@ -125,7 +132,72 @@ def _csms_url(csms: Optional[str], home: Optional[Path]) -> str:
         settings = load_config(_home(home)).charging
     except ValueError as exc:
         fail(str(exc))
-    return f"ws://{settings.host}:{settings.port}"
+    return f"{'wss' if settings.tls_cert else 'ws'}://{settings.host}:{settings.port}"
+
+
+def _csms_ca(base: str, ca: Optional[Path], home: Optional[Path]) -> Optional[Path]:
+    """The CA file a wss:// CSMS is checked against (--ca, else the home's); None for ws://."""
+    if not base.startswith("wss://"):
+        if ca is not None:
+            fail(f"--ca: only for a wss:// CSMS, got {base[:80]!r}")
+        return None
+    from ..node.charging_tls import tls_folder
+
+    path = ca if ca is not None else tls_folder(resolve_home(home)) / "ca.pem"
+    if not path.is_file():
+        fail(f"--ca: no CA certificate {path}; pass the city charging CA's ca.pem")
+    return path
+
+
+@app.command("tls-init")
+def tls_init(hosts: Optional[list[str]] = typer.Option(None, "--host",
+                                                       help="DNS name or IP address chargers dial (repeatable) "
+                                                            "[default: 127.0.0.1 and localhost]"),
+             client_certificates: bool = typer.Option(False, "--client-certificates",
+                                                      help="Security profile 3: chargers log in with a certificate "
+                                                           "from `charging tls-issue` instead of a password"),
+             home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """Create the city charging CA (once) and the CSMS's server certificate; the CSMS then serves wss://.
+
+    Run again (to change the hosts) it keeps the CA, so chargers that trust it need nothing new.
+    Restart the node for the CSMS to take the certificate up.
+    """
+    from ..node.charging_tls import DEFAULT_HOSTS, init_tls
+
+    folder = _home(home)
+    try:
+        written = init_tls(folder, hosts or list(DEFAULT_HOSTS), client_certificates)
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(written)
+        return
+    plain = {"highlight": False, "markup": False, "emoji": False, "soft_wrap": True}
+    console.print(f"city charging CA (install on every charger): {written['ca']}", **plain)
+    console.print(f"CA SHA-256 fingerprint: {written['fingerprint']}", **plain)
+    console.print(f"server certificate {written['server_cert']} for {', '.join(hosts or DEFAULT_HOSTS)}", **plain)
+    console.print("[charging] tls_cert and tls_key are set; restart the node to serve wss://", **plain)
+
+
+@app.command("tls-issue")
+def tls_issue(charger_id: str = typer.Argument(..., help="The registered charger's OCPP identity (the cert's CN)"),
+              home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
+    """Security profile 3: a certificate from the city charging CA for one registered charger."""
+    from ..node.charging import open_registry
+    from ..node.charging_tls import issue_charger_certificate
+
+    folder = _home(home)
+    if open_registry(folder).get(charger_id) is None:
+        fail(f"charger_id: {charger_id[:48]!r} is not registered; run `cityledger charging charger add` first")
+    try:
+        written = issue_charger_certificate(folder, charger_id)
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(written)
+        return
+    console.print(f"charger {charger_id}: certificate {written['cert']}, key {written['key']} (install both, "
+                  f"with the CA {written['ca']})", highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 @app.command("authorize")
@@ -138,6 +210,7 @@ def authorize(vehicle: str = typer.Option(..., "--vehicle", help="Keystore key o
               charger: Optional[str] = typer.Option(None, "--charger", help="Then ask this charger to start"),
               evse: Optional[int] = typer.Option(None, "--evse", min=1, help="The charger's EVSE (1.6: connector)"),
               csms: Optional[str] = typer.Option(None, "--csms", help="CSMS URL [default: the home's [charging]]"),
+              ca: Optional[Path] = CaOption,
               wallet: str = typer.Option("default", "--wallet", help="Wallet holding the vehicle's registration"),
               home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption,
               passphrase_env: Optional[str] = PassphraseEnvOption, as_json: bool = JsonOption) -> None:
@@ -154,18 +227,19 @@ def authorize(vehicle: str = typer.Option(..., "--vehicle", help="Keystore key o
     payee = _address(operator, "--operator")
     url, client = open_client(node, home)
     base = _csms_url(csms, home)
+    ca_file = _csms_ca(base, ca, home)
     with client:
         holder = open_wallet(home, wallet, passphrase_env, client)
         try:
             try:
-                answer = authorize_vehicle(base, key, holder, client.ledger, operator, channel, charger, evse)
+                answer = authorize_vehicle(base, key, holder, client.ledger, operator, channel, charger, evse, ca_file)
             except AuthorizationRefused as refused:
                 if refused.field != "channel_id" or channel is not None or deposit is None:
                     raise
                 result = _submit(client, url, key, lambda chain_id, nonce: open_channel(
                     chain_id, key, nonce, payee, deposit, settle_delay), 60.0)
                 opened = _opened_channel(result)
-                answer = authorize_vehicle(base, key, holder, client.ledger, operator, opened, charger, evse)
+                answer = authorize_vehicle(base, key, holder, client.ledger, operator, opened, charger, evse, ca_file)
         except AuthorizationRefused as refused:
             fail(f"refused by the CSMS: {refused}")
         except WalletError as exc:
@@ -207,6 +281,7 @@ def simulate(chargers: int = typer.Option(2, "--chargers", min=1, max=MAX_SIM_CH
              record: Optional[Path] = typer.Option(None, "--record",
                                                    help="Write every meter reading and time sent (JSON)"),
              csms: Optional[str] = typer.Option(None, "--csms", help="CSMS URL [default: the home's [charging]]"),
+             ca: Optional[Path] = CaOption,
              home: Optional[Path] = HomeOption, node: Optional[str] = NodeOption, as_json: bool = JsonOption) -> None:
     """Drive complete charging sessions against a running node (`cityledger up`, charging enabled).
 
@@ -230,10 +305,11 @@ def simulate(chargers: int = typer.Option(2, "--chargers", min=1, max=MAX_SIM_CH
 
     operator = address_to_str(load_key(folder / config.charging.operator_key).address())
     url, base = resolve_node_url(node, home), _csms_url(csms, home)
+    ca_file = _csms_ca(base, ca, home)
     say = (err_console if as_json else console).print
     try:
-        summary, run = _simulate(folder, url, base, operator, config.charging, chargers, vehicles, sessions, readings,
-                                 deposit, say)
+        summary, run = _simulate(folder, url, (base, ca_file), operator, config.charging, chargers, vehicles,
+                                 sessions, readings, deposit, say)
     except OSError as exc:
         fail(f"--node/--csms: cannot reach {url} or {base} ({exc})")
     except (RuntimeError, ApiError) as exc:
@@ -245,9 +321,12 @@ def simulate(chargers: int = typer.Option(2, "--chargers", min=1, max=MAX_SIM_CH
         raise typer.Exit(1)
 
 
-def _simulate(home: Path, url: str, base: str, operator: str, tariff: Any, chargers: int, vehicles: int,
-              sessions: int, readings: int, deposit: int, say) -> tuple[dict, Any]:
-    """Set the fleet up, drive the sessions with a progress bar, and summarise from the chain."""
+def _simulate(home: Path, url: str, csms: tuple[str, Optional[Path]], operator: str, tariff: Any, chargers: int,
+              vehicles: int, sessions: int, readings: int, deposit: int, say) -> tuple[dict, Any]:
+    """Set the fleet up, drive the sessions with a progress bar, and summarise from the chain.
+
+    `csms` is the CSMS's base URL and, for wss://, the CA file it is checked against.
+    """
     import asyncio
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -256,8 +335,12 @@ def _simulate(home: Path, url: str, base: str, operator: str, tariff: Any, charg
     from ..tools import charging_simulate as sim
     from .common import err_console
 
+    from ..offchain.charging.tls import client_context
+
+    base, ca_file = csms
+    tls = client_context(ca_file) if ca_file is not None else None
     with IdentityClient(url) as client, IdentityClient(url, token=sim.office_token(home)) as office:
-        builder = sim.FleetBuilder(home, client, office, base, operator, deposit, say)
+        builder = sim.FleetBuilder(home, client, office, base, operator, deposit, say, ca_file)
         setup_height = client.status().height
         try:
             builder.publish()
@@ -279,7 +362,7 @@ def _simulate(home: Path, url: str, base: str, operator: str, tariff: Any, charg
                            billed=f"{progress.billed_micro / 1e6:.2f}")
 
             try:
-                run = asyncio.run(sim.drive(base, builder.chain_id, links, ready, sessions, readings, shown))
+                run = asyncio.run(sim.drive(base, builder.chain_id, links, ready, sessions, readings, shown, tls))
             finally:
                 builder.fleet.save()  # the vehicles' voucher nonces, even after a failure
         say("waiting for the CSMS's redeems to commit")

@@ -1,7 +1,8 @@
 """The CSMS a node hosts when its config.toml enables [charging]: its own asyncio loop on a thread.
 
 `Node.start` starts it and `Node.stop` stops it; chargers registered with `cityledger charging
-charger add` (the home's charging/chargers.json) may connect to ws://host:port/ocpp/<charger id>.
+charger add` (the home's charging/chargers.json) may connect to ws://host:port/ocpp/<charger id>
+(wss:// once [charging] names tls_cert and tls_key: `cityledger charging tls-init` writes them).
 Its sessions, channels and idToken secret live in charging/csms.sqlite; vehicles authorise at
 ws://host:port/authorize against the node's own state, and once a session ends (or the idle
 timeout closes it) its channel's newest voucher is redeemed with a channel_redeem the operator key
@@ -24,6 +25,7 @@ from ..offchain.charging import ChannelTerms, ChargerRegistry, Csms, Tariff, Vou
 from ..offchain.charging.store import CsmsStore
 from ..offchain.charging.vehicle_auth import VehicleAuthority
 from ..offchain.identity.ledger import NodeLedger
+from .charging_tls import open_tls_context
 from .home import NodeConfig, load_key
 
 log = logging.getLogger("cityledger.node.charging")
@@ -64,6 +66,8 @@ class ChargingService:
         key_path = config.home / settings.operator_key
         if not key_path.exists():
             raise ValueError(f"charging.operator_key: no key file {key_path}")
+        self.tls = open_tls_context(config.home, settings)
+        self.scheme = "ws" if self.tls is None else "wss"
         tariff = Tariff(settings.per_kwh_micro, settings.per_minute_micro, settings.per_session_micro)
         self.host = settings.host
         self.requested_port = settings.port
@@ -86,13 +90,13 @@ class ChargingService:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="charging-csms", daemon=True)
         self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self.csms.start(self.host, self.requested_port), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self.csms.start(self.host, self.requested_port, self.tls), self._loop)
         try:
             self.port = future.result(START_TIMEOUT_S)
         except BaseException as exc:
             self.stop()
             raise ValueError(f"charging.port: cannot listen on {self.host}:{self.requested_port} ({exc})") from None
-        log.info("charging: CSMS listening on ws://%s:%d/ocpp/<charger id>", self.host, self.port)
+        log.info("charging: CSMS listening on %s://%s:%d/ocpp/<charger id>", self.scheme, self.host, self.port)
         return self.port
 
     def _redeem(self, operator_key: PrivateKey, items: list[tuple[ChannelTerms, Voucher]]) -> list[str | None]:

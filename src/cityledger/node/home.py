@@ -88,6 +88,9 @@ per_session_micro = 0
 margin_micro = 1000000     # how far a vehicle's vouchers may trail the running cost before a stop
 session_timeout_s = 86400  # a session without an event for this long is closed, its newest voucher redeemed
 store_sync = "normal"      # charging/csms.sqlite: "normal" survives a killed process, "full" also a power cut
+tls_cert = ""              # wss:// (security profile 2): certificate file in this home (charging tls-init)
+tls_key = ""               # its private key (mode 600), in this home
+tls_client_ca = ""         # profile 3: chargers present certificates this CA issued (charging/tls/ca.pem)
 
 [passports]
 anchor = false             # anchor the passports' access-log heads: one tx per interval (docs/BATTERY_PASSPORT.md)
@@ -126,6 +129,9 @@ class ChargingConfig:
     margin_micro: int = DEFAULT_MARGIN_MICRO
     session_timeout_s: int = SESSION_TIMEOUT_S
     store_sync: str = "normal"
+    tls_cert: str = ""  # PEM files in the home; both set: the CSMS serves wss:// (security profile 2)
+    tls_key: str = ""
+    tls_client_ca: str = ""  # set: chargers log in with a certificate this CA issued (profile 3)
 
 
 @dataclass(frozen=True)
@@ -245,18 +251,29 @@ def _telemetry_services(home: Path) -> tuple[list[dict], dict[str, object]]:
 
 
 def set_section(text: str, section: str, values: dict[str, object]) -> str:
-    """The config text with `values` set in `[section]` (each key's line replaced, its comment kept)."""
+    """The config text with `values` set in `[section]` (each key's line replaced, its comment kept).
+
+    A key the section lacks (a home written before the setting existed) is added at the section's end.
+    """
+    if f"[{section}]\n" not in text:
+        text = text.rstrip("\n") + f"\n\n[{section}]\n"
     head, rest = text.split(f"[{section}]\n", 1)
     body, sep, tail = rest.partition("\n[")
-    lines = []
+    lines, missing = [], dict(values)
     for line in body.split("\n"):
         name = line.split("=", 1)[0].strip()
         if name in values:
-            value = json.dumps(values[name])  # TOML's booleans and basic strings are JSON's
             comment = line[line.index("#"):] if "#" in line else ""
-            line = f"{name} = {value}".ljust(26) + (" " + comment if comment else "")
+            line = _setting_line(name, missing.pop(name)) + (" " + comment if comment else "")
         lines.append(line)
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    lines[last + 1:last + 1] = [_setting_line(name, value).rstrip() for name, value in missing.items()]
     return head + f"[{section}]\n" + "\n".join(lines) + sep + tail
+
+
+def _setting_line(name: str, value: object) -> str:
+    """`name = value` padded to the template's comment column (TOML's booleans and basic strings are JSON's)."""
+    return f"{name} = {json.dumps(value)}".ljust(26)
 
 
 def load_config(home: Path) -> NodeConfig:
@@ -309,10 +326,15 @@ def _load_passports(section: dict) -> PassportsConfig:
     if not 1 <= passports.verify_workers <= MAX_VERIFY_WORKERS:
         raise ValueError(f"passports.verify_workers: expected 1 to {MAX_VERIFY_WORKERS}, "
                          f"got {passports.verify_workers}")
-    key = Path(passports.anchor_key)
-    if not passports.anchor_key or key.is_absolute() or ".." in key.parts:
-        raise ValueError(f"passports.anchor_key: expected a key file inside the home, got {passports.anchor_key!r}")
+    check_home_file(passports.anchor_key, "passports.anchor_key", "a key file")
     return passports
+
+
+def check_home_file(value: str, name: str, what: str) -> None:
+    """Refuse a setting that names no file inside the home (empty, absolute, or climbing out with ..)."""
+    path = Path(value)
+    if not value or path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"{name}: expected {what} inside the home, got {value[:80]!r}")
 
 
 def _load_telemetry(section: dict) -> TelemetryConfig:
@@ -354,9 +376,15 @@ def _load_charging(section: dict) -> ChargingConfig:
         raise ValueError(f"charging.port: expected 0 (any free port) to 65535, got {charging.port}")
     if not charging.host:
         raise ValueError("charging.host: expected an address to listen on, got ''")
-    key = Path(charging.operator_key)
-    if not charging.operator_key or key.is_absolute() or ".." in key.parts:
-        raise ValueError(f"charging.operator_key: expected a key file inside the home, got {charging.operator_key!r}")
+    check_home_file(charging.operator_key, "charging.operator_key", "a key file")
+    if bool(charging.tls_cert) != bool(charging.tls_key):
+        raise ValueError("charging.tls_key: expected tls_cert and tls_key both set (wss://) or both empty (ws://), "
+                         f"got tls_cert={charging.tls_cert[:80]!r}, tls_key={charging.tls_key[:80]!r}")
+    if charging.tls_client_ca and not charging.tls_cert:
+        raise ValueError("charging.tls_client_ca: client certificates (profile 3) need TLS: set tls_cert and tls_key")
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):
+        if getattr(charging, name):
+            check_home_file(getattr(charging, name), f"charging.{name}", "a PEM file")
     if not MIN_SESSION_TIMEOUT_S <= charging.session_timeout_s <= MAX_SESSION_TIMEOUT_S:
         raise ValueError(f"charging.session_timeout_s: expected {MIN_SESSION_TIMEOUT_S} to {MAX_SESSION_TIMEOUT_S}, "
                          f"got {charging.session_timeout_s}")

@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -91,9 +92,10 @@ class FleetBuilder:
     """Sets up simulated vehicles on a running node, step by step, remembering each step done."""
 
     def __init__(self, home: Path, client: sdk.IdentityClient, office_client: sdk.IdentityClient, csms_url: str,
-                 operator: str, deposit: int, say: Callable[[str], None]) -> None:
+                 operator: str, deposit: int, say: Callable[[str], None], ca_file: Path | None = None) -> None:
         self.home, self.client, self.office, self.csms_url, self.operator, self.deposit, self.say = \
             home, client, office_client, csms_url, operator, deposit, say
+        self.ca_file = ca_file  # a wss:// CSMS: the city charging CA it must be certified by
         self.chain_id = client.status().chain_id
         self.fleet = Fleet.load(home)
         self.maker = load_key(home / "keys" / "car-maker.json")
@@ -155,25 +157,28 @@ class FleetBuilder:
         """Authorise at the CSMS with the cached channel (opened, or topped up to `need_micro` left, first)."""
         channel = record["channel_id"] or None
         try:
-            answer = sdk.authorize_vehicle(self.csms_url, key, wallet, self.client.ledger, self.operator, channel)
+            answer = self._authorize_at_csms(key, wallet, channel)
         except sdk.AuthorizationRefused as refused:
             if refused.field != "channel_id":
                 raise
             self.say(f"{record['name']}: opening a channel ({refused})")
             channel = self._open_channel(key)
-            answer = sdk.authorize_vehicle(self.csms_url, key, wallet, self.client.ledger, self.operator, channel)
+            answer = self._authorize_at_csms(key, wallet, channel)
         short = need_micro - (answer["deposit"] - answer["covered"])
         if short > 0:  # the CSMS takes the larger deposit up when the vehicle authorises again
             self.say(f"{record['name']}: topping channel {answer['channel_id']} up by {short}")
             self._fund(key, short)
             self._submit(key, lambda nonce: sdk.top_up_channel(self.chain_id, key, nonce, answer["channel_id"], short))
-            answer = sdk.authorize_vehicle(self.csms_url, key, wallet, self.client.ledger, self.operator,
-                                           answer["channel_id"])
+            answer = self._authorize_at_csms(key, wallet, answer["channel_id"])
         record["channel_id"] = answer["channel_id"]
         chain_nonce = self.client.get_channel(answer["channel_id"]).nonce
         record["nonce"] = max(record["nonce"], chain_nonce)
         self.fleet.save()
         return ReadyVehicle(record["name"], key, answer["id_token"], answer["channel_id"], record["nonce"], record)
+
+    def _authorize_at_csms(self, key: PrivateKey, wallet: Any, channel: int | None) -> dict[str, Any]:
+        return sdk.authorize_vehicle(self.csms_url, key, wallet, self.client.ledger, self.operator, channel,
+                                     ca_file=self.ca_file)
 
     def _open_channel(self, key: PrivateKey) -> int:
         """Fund the vehicle's account with a deposit and open a channel to the operator from it."""
@@ -230,14 +235,15 @@ def meter_series(rng: random.Random, readings: int, start: datetime) -> list[tup
 
 
 async def drive(csms_url: str, chain_id: str, chargers: list[tuple[str, str]], vehicles: list[ReadyVehicle],
-                sessions: int, readings: int, on_session: Callable[[Progress], None]) -> Run:
-    """Connect the chargers and vehicles, run `sessions` sessions (a vehicle takes any free charger)."""
+                sessions: int, readings: int, on_session: Callable[[Progress], None],
+                tls: ssl.SSLContext | None = None) -> Run:
+    """Connect the chargers and vehicles (wss://: trusting `tls`'s CA), run `sessions` sessions (any free charger)."""
     run, rng = Run(), random.Random()
-    links: list[ChargerLink] = [await connect_charger(csms_url, cid, password) for cid, password in chargers]
+    links: list[ChargerLink] = [await connect_charger(csms_url, cid, password, tls) for cid, password in chargers]
     free: asyncio.Queue[ChargerLink] = asyncio.Queue()
     for link in links:
         free.put_nowait(link)
-    clients = [SimVehicle(csms_url, v.token, v.key, chain_id, v.channel_id, v.nonce) for v in vehicles]
+    clients = [SimVehicle(csms_url, v.token, v.key, chain_id, v.channel_id, v.nonce, tls=tls) for v in vehicles]
     shares = [sessions // len(vehicles) + (i < sessions % len(vehicles)) for i in range(len(vehicles))]
     tag = os.urandom(4).hex()
     started = time.perf_counter()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -33,6 +34,7 @@ from ..core.keys import PrivateKey, PublicKey
 from ..core.types import address_to_str
 from ..offchain.charging import ChannelTerms, VehicleClient, Voucher
 from ..offchain.charging.redeem import Settle
+from ..offchain.charging.tls import connect_options
 
 WH_PER_READING = 1_000
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -231,11 +233,13 @@ class ChargerLink:
     calls: int = 0
 
 
-async def connect_charger(base_url: str, charger_id: str, password: str) -> ChargerLink:
-    """Connect a charge point with its password and boot it."""
+async def connect_charger(base_url: str, charger_id: str, password: str,
+                          tls: ssl.SSLContext | None = None) -> ChargerLink:
+    """Connect a charge point with its password (over wss://, trusting `tls`'s CA) and boot it."""
     auth = base64.b64encode(f"{charger_id}:{password}".encode()).decode()
     connection = await connect(f"{base_url}/ocpp/{charger_id}", subprotocols=["ocpp2.0.1"],
-                               additional_headers={"Authorization": f"Basic {auth}"}, open_timeout=GUARD_S)
+                               additional_headers={"Authorization": f"Basic {auth}"}, open_timeout=GUARD_S,
+                               **connect_options(tls))
     station = SimStation(charger_id, connection, response_timeout=GUARD_S)
     link = ChargerLink(charger_id, connection, station, asyncio.create_task(station.start()))
     boot = await station.call(call.BootNotification(charging_station={"model": "sim", "vendor_name": "cityledger"},

@@ -3,11 +3,13 @@
     csms = Csms(registry, Tariff(per_kwh_micro=300_000), operator_key)
     id_token = csms.authorize_vehicle(ChannelTerms(chain_id, channel_id, vehicle_key, deposit))
     await csms.start("127.0.0.1", 9000)   # ws://host:9000/ocpp/<charger id>, ws://host:9000/vehicle/<id token>
+    await csms.start("0.0.0.0", 9000, tls.server_context(cert, key))   # wss://: security profile 2
 
-Chargers connect to `/ocpp/<charger id>` with HTTP basic auth (security profile 1) and the
-subprotocol `ocpp2.0.1` or `ocpp1.6`. A vehicle connects to `/vehicle/<id token>`, proves it
-holds its channel's voucher key, and pays each running cost with a voucher; a vehicle that falls
-more than `margin_micro` behind is stopped. The CSMS touches the ledger only through `settle`
+Chargers connect to `/ocpp/<charger id>` with HTTP basic auth (security profile 1; over TLS,
+profile 2) and the subprotocol `ocpp2.0.1` or `ocpp1.6`; when the TLS context verifies client
+certificates (profile 3), a charger instead presents one the city CA issued to its id (tls.py).
+A vehicle connects to `/vehicle/<id token>`, proves it holds its channel's voucher key, and pays
+each running cost with a voucher; a vehicle that falls more than `margin_micro` behind is stopped. The CSMS touches the ledger only through `settle`
 (set by the node): redeem.py's rounds hand it each channel's newest voucher once its session ended.
 """
 
@@ -17,6 +19,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import ssl
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Coroutine
@@ -42,6 +45,7 @@ from .points import Point16, Point201
 from .registry import ChargerRegistry
 from .settings import DEFAULT_MARGIN_MICRO, DEFAULT_PORT, SESSION_TIMEOUT_S
 from .tariff import Tariff
+from .tls import compute_peer_common_name
 
 if TYPE_CHECKING:
     from .redeem import Settle
@@ -81,6 +85,7 @@ class Csms:
         self._tasks: set[asyncio.Task] = set()
         self._next_tx = 0
         self._server: Server | None = None
+        self.client_certificates = False  # profile 3: chargers log in with a certificate, not a password
         fastpath.install()
         if store is not None:
             self._restore(store)
@@ -288,10 +293,12 @@ class Csms:
 
     # -- the server ------------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> int:
-        """Listen for chargers and vehicles; return the bound port (pass 0 for a free one)."""
+    async def start(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                    tls: ssl.SSLContext | None = None) -> int:
+        """Listen for chargers and vehicles (wss:// with a TLS context); return the bound port (0: a free one)."""
+        self.client_certificates = tls is not None and tls.verify_mode != ssl.CERT_NONE
         self._server = await serve(self._serve, host, port, process_request=self._process_request,
-                                   select_subprotocol=_select_subprotocol, max_size=MAX_FRAME_BYTES)
+                                   select_subprotocol=_select_subprotocol, max_size=MAX_FRAME_BYTES, ssl=tls)
         from .expiry import run_expiry
         from .redeem import run_redeemer
 
@@ -316,12 +323,24 @@ class Csms:
             return None
         if kind != "ocpp" or not name:
             return connection.respond(HTTPStatus.NOT_FOUND, "expected /ocpp/<charger id> or /vehicle/<id token>\n")
+        if self.client_certificates:
+            return await self._check_certificate(connection, name)
         login = _basic_auth(request.headers)
         # scrypt takes tens of ms: off the event loop, so other chargers keep being served.
         if login is None or login[0] != name or not await asyncio.to_thread(self.registry.is_valid_login, *login):
             response = connection.respond(HTTPStatus.UNAUTHORIZED, "charger id or password refused\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
             return response
+        return None
+
+    async def _check_certificate(self, connection: ServerConnection, name: str) -> Response | None:
+        """Profile 3: the TLS handshake verified the charger's certificate; its CN must be this registered charger."""
+        tls = connection.transport.get_extra_info("ssl_object")
+        common_name = compute_peer_common_name(tls.getpeercert() if tls is not None else None)
+        if common_name is None:
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "expected a charger certificate from the city CA\n")
+        if common_name != name or not await asyncio.to_thread(self.registry.is_registered, name):
+            return connection.respond(HTTPStatus.FORBIDDEN, "the certificate's CN is not this registered charger\n")
         return None
 
     async def _serve(self, connection: ServerConnection) -> None:

@@ -100,6 +100,10 @@ class ChargerRegistry:
         # A charger added or given a new password (`charging charger add`) while the CSMS runs.
         return self._reload() and self._matches(charger_id, password)
 
+    def is_registered(self, charger_id: str) -> bool:
+        """True if the charger is registered (as the file says now): profile 3's certificate stands for its password."""
+        return charger_id in self._chargers or (self._reload() and charger_id in self._chargers)
+
     def _matches(self, charger_id: str, password: str) -> bool:
         charger = self._chargers.get(charger_id)
         return charger is not None and hmac.compare_digest(_hash(password, charger.salt), charger.password_hash)

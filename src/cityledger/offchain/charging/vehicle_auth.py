@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import os
+import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -48,6 +49,7 @@ from ..identity.types import VEHICLE_REGISTRATION
 from ..identity.verifier import Verifier
 from .accounting import IDTOKEN_CHARS, AccountingError, ChannelTerms
 from .registry import CHARGER_ID_RE
+from .tls import connect_options
 
 if TYPE_CHECKING:
     from ..identity.wallet import Wallet
@@ -262,8 +264,9 @@ async def _refuse(connection: ServerConnection, refused: AuthorizationRefused) -
 
 async def authorize(base_url: str, device_key: PrivateKey, wallet: "Wallet", ledger: LedgerReader,
                     channel_id: int | None = None, operator: str | None = None, charger_id: str | None = None,
-                    evse_id: int | None = None, open_timeout_s: float = AUTHORIZE_TIMEOUT_S) -> dict[str, Any]:
-    """Authorise a vehicle with a CSMS at `base_url` (ws://host:port); the CSMS's `authorized` answer.
+                    evse_id: int | None = None, open_timeout_s: float = AUTHORIZE_TIMEOUT_S,
+                    tls: ssl.SSLContext | None = None) -> dict[str, Any]:
+    """Authorise a vehicle with a CSMS at `base_url` (ws://host:port, or wss:// trusting `tls`'s CA); its answer.
 
     `wallet` holds the vehicle's registration credential and `ledger` reads the chain it is proven
     against; with `operator` (city…), a CSMS speaking for another operator is refused before anything
@@ -273,7 +276,8 @@ async def authorize(base_url: str, device_key: PrivateKey, wallet: "Wallet", led
     """
     did = compute_device_did(device_key.public_key)
     url = f"{base_url.rstrip('/')}/authorize"
-    async with connect(url, open_timeout=open_timeout_s, max_size=MAX_AUTHORIZE_FRAME_BYTES) as connection:
+    async with connect(url, open_timeout=open_timeout_s, max_size=MAX_AUTHORIZE_FRAME_BYTES,
+                       **connect_options(tls)) as connection:
         challenge = json.loads(await connection.recv())
         if operator is not None and challenge.get("operator") != operator:
             raise AuthorizationRefused("operator", f"expected {operator}, the CSMS speaks for "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import connect
@@ -26,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from ...core.keys import PrivateKey, verify_signature
 from ...modules.payments.vouchers import sign_voucher
 from .accounting import AccountingError, Receipt, Session, Voucher
+from .tls import connect_options
 
 if TYPE_CHECKING:
     from .csms import Csms
@@ -100,8 +102,8 @@ class VehicleClient:
     """A vehicle paying over the endpoint: signs a voucher for every cost it is told (if `pay`)."""
 
     def __init__(self, base_url: str, id_token: str, key: PrivateKey, chain_id: str, channel_id: int,
-                 nonce: int = 0, pay: bool = True) -> None:
-        self.url = f"{base_url.rstrip('/')}/vehicle/{id_token}"
+                 nonce: int = 0, pay: bool = True, tls: ssl.SSLContext | None = None) -> None:
+        self.url, self.tls = f"{base_url.rstrip('/')}/vehicle/{id_token}", tls  # tls: a wss:// CSMS's CA
         self.id_token, self.key, self.chain_id, self.channel_id = id_token, key, chain_id, channel_id
         self.nonce, self.pay = nonce, pay
         self.receipts: asyncio.Queue[Receipt] = asyncio.Queue()
@@ -130,7 +132,7 @@ class VehicleClient:
                 "signature": signature.hex()}
 
     async def _run(self) -> None:
-        async with connect(self.url) as connection:
+        async with connect(self.url, **connect_options(self.tls)) as connection:
             challenge = json.loads(await connection.recv())
             hello = compute_hello_bytes(self.id_token, bytes.fromhex(challenge["nonce"]))
             await connection.send(json.dumps({"type": "hello", "signature": self.key.sign(hello).hex()}))
