@@ -9,8 +9,9 @@ Chargers connect to `/ocpp/<charger id>` with HTTP basic auth (security profile 
 profile 2) and the subprotocol `ocpp2.0.1` or `ocpp1.6`; when the TLS context verifies client
 certificates (profile 3), a charger instead presents one the city CA issued to its id (tls.py).
 A vehicle connects to `/vehicle/<id token>`, proves it holds its channel's voucher key, and pays
-each running cost with a voucher; a vehicle that falls more than `margin_micro` behind is stopped. The CSMS touches the ledger only through `settle`
-(set by the node): redeem.py's rounds hand it each channel's newest voucher once its session ended.
+each running cost with a voucher; a vehicle that falls more than `margin_micro` behind is stopped.
+The CSMS touches the ledger only through `settle` (set by the node): redeem.py's rounds hand it each
+channel's newest voucher once its session ended.
 """
 
 from __future__ import annotations
