@@ -30,6 +30,8 @@ def test_bench_telemetry_stores_and_anchors_every_message_once():
     assert len(pairs) == 2 and all(pair["msgs_per_s"] > 0 and pair["raw_broker_msgs_per_s"] > 0 for pair in pairs)
     assert figures["ratio_to_raw_min"] == min(pair["ratio_to_raw"] for pair in pairs) <= figures["ratio_to_raw"]
     assert figures["ratio_to_raw"] <= max(pair["ratio_to_raw"] for pair in pairs)
+    assert 0 <= figures["cpu_steal_pct"] <= 100  # read from /proc/stat over the pairs
+    assert min(figures["ed25519_verify_us"]) > 0  # the machine's speed before and after, beside its figures
     for name in ("msgs_per_s", "raw_broker_msgs_per_s", "raw_broker_qos0_msgs_per_s", "p99_ingest_ms",
                  "cpu_us_per_msg", "cpu_us_per_msg_verify_workers"):
         assert figures[name] > 0, name

@@ -61,6 +61,11 @@ The last line of output is one JSON object:
                           rounds. Read from /proc: steadier than the rates when other jobs
                           share the machine
   load_average            the machine's load when the run ended (other jobs included)
+  ed25519_verify_us       the machine's speed: µs per Ed25519 check of a 600-byte message on one core,
+                          timed before and after the rounds (the check is the gateway's costliest
+                          step; a shared VM's speed drifts, and runs of two machines compare through it)
+  cpu_steal_pct           of the machine's CPU time over the pairs, the share its hypervisor gave to
+                          other guests (/proc/stat steal): on a shared VM, rates fall as it rises
 """
 
 from __future__ import annotations
@@ -83,7 +88,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from ..core.encoding import encode
-from ..core.keys import SCHEME_ED25519, PrivateKey
+from ..core.keys import SCHEME_ED25519, PrivateKey, verify_ed25519_zip215
 from ..offchain.telemetry import DeviceConfig, DeviceEntry, Sample, VaultKey, seal_window
 from ..offchain.telemetry.broker import GATEWAY_USER, TOPIC_PREFIX, Broker, device_shard
 from ..offchain.telemetry.fleet import SHARD_WAIT_S, FleetAnchor
@@ -107,7 +112,33 @@ MAX_MESSAGES = 1_000_000
 MAX_PUBLISHERS = 16
 MAX_BENCH_GATEWAYS = 16  # gateway processes the bench starts at most
 PAIRS = 3  # raw-then-gateway rounds; the figures are their medians
+CALIBRATION_CHECKS = 1_000  # Ed25519 checks timed for ed25519_verify_us
 MAX_PAIRS = 20
+
+
+def _ed25519_verify_us(count: int = CALIBRATION_CHECKS) -> float:
+    """The machine's speed in the gateway's costliest step: µs per Ed25519 check of a window-sized
+    message, one core, the best of three runs (the figures of two machines compare through it)."""
+    key = PrivateKey(SCHEME_ED25519, os.urandom(32))
+    message = os.urandom(600)
+    signature = key.sign(message)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(count):
+            verify_ed25519_zip215(key.public_key.key, message, signature)
+        best = min(best, (time.perf_counter() - start) / count)
+    return best * 1e6
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(all, stolen) CPU ticks of the machine so far, from /proc/stat's cpu line; (0, 0) where unreadable.
+    Stolen: time the hypervisor gave this VM's virtual CPUs to someone else."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
 
 
 def _cpu_s(pids: list[int]) -> float:
@@ -485,6 +516,7 @@ def run(devices: int, owners: int, messages: int, publishers: int, interval_s: i
     """The whole bench in a temporary folder; its summary."""
     per_device = messages // devices
     total = per_device * devices
+    verify_us = _ed25519_verify_us()
     with tempfile.TemporaryDirectory(prefix="bench-telemetry-") as folder:
         home = Path(folder)
         broker = Broker(home / "broker")
@@ -495,6 +527,7 @@ def run(devices: int, owners: int, messages: int, publishers: int, interval_s: i
         try:
             raw0, _ = _raw_round(broker, pubs, total, qos=0)
             rounds = []
+            ticks = _machine_ticks()
             for pair in range(pairs):
                 # Each pair: the raw subscriber, then the gateway(s) at once after it, in fresh folders.
                 raw, raw_cpu = _raw_round(broker, pubs, total, qos=1)
@@ -509,10 +542,14 @@ def run(devices: int, owners: int, messages: int, publishers: int, interval_s: i
                 # messages are not queued for a gateway that is gone.
                 _end_sessions(broker, [gateway_client_id(k, gateways) for k in range(gateways)])
                 rounds.append((raw, raw_cpu, gw))
+            ticks = tuple(after - before for after, before in zip(_machine_ticks(), ticks))
         finally:
             pubs.close()
             broker.stop()
-    return _summary(rounds, raw0, total, devices, owners, publishers, interval_s, gateways, window_s)
+    summary = _summary(rounds, raw0, total, devices, owners, publishers, interval_s, gateways, window_s)
+    summary["cpu_steal_pct"] = round(100 * ticks[1] / ticks[0], 1) if ticks[0] else None
+    summary["ed25519_verify_us"] = [round(verify_us, 1), round(_ed25519_verify_us(), 1)]
+    return summary
 
 
 def _end_sessions(broker: Broker, client_ids: list[str]) -> None:
