@@ -359,6 +359,9 @@ def _shard_main(shard: int, shards: int, home: Path, broker: tuple[str, int, str
 
         link = ShardLink(conn, shard)
         vaults = VaultHost(home / "vaults")
+        # Its devices' owners' vaults open already, as in a running city (the bench's process made them).
+        for owner in sorted({entry.owner for did, entry in registry.items() if device_shard(did, shards) == shard}):
+            vaults.vault(owner)
         gateway = Gateway(home / f"gateway-{shard}", vaults, registry.get, link.anchor, *broker,
                           interval_s=interval_s, on_stored=on_stored, verify_workers=workers, shard=shard,
                           shards=shards)
@@ -395,6 +398,10 @@ def _sharded_round(home: Path, broker: Broker, publishers: _Publishers, registry
         expected[device_shard(did, shards)] += per_device
     if workers is None:
         workers = max(1, (os.cpu_count() or 1) // shards)
+    made = VaultHost(home / "vaults")  # the owners' vaults exist already, as in a running city
+    for owner in sorted({entry.owner for entry in registry.values()}):
+        made.vault(owner)
+    made.close()
     anchors = _Anchors()
     fleet = FleetAnchor(home / "fleet.sqlite", shards, interval_s, anchors)
     pipes = [context.Pipe() for _ in range(shards)]
