@@ -377,6 +377,18 @@ def test_gateway_root_covers_the_fleet_and_proves_a_record(world):
     assert [r["interval"] for r in gateway_roots(world)] == [7, 9]
     later = world.ledger.query("/consent/gateway_roots", gateway=world.gateway.did, after="7")
     assert [r["interval"] for r in later["items"]] == [9] and later["next"] is None
+    # One interval's root directly (one key read), as an owner's proof is checked.
+    assert world.ledger.query("/consent/gateway_root", gateway=world.gateway.did, interval="7") == anchored
+    with pytest.raises(LookupError, match="interval"):
+        world.ledger.query("/consent/gateway_root", gateway=world.gateway.did, interval="8")
+    for args, field in (({"interval": "7"}, "gateway"), ({"gateway": "not a did", "interval": "7"}, "gateway"),
+                        ({"gateway": world.gateway.did}, "interval"),
+                        ({"gateway": world.gateway.did, "interval": "-7"}, "interval"),
+                        ({"gateway": world.gateway.did, "interval": "7\n"}, "interval"),
+                        ({"gateway": world.gateway.did, "interval": "9" * 40}, "interval"),
+                        ({"gateway": world.gateway.did, "interval": "\udcff"}, "interval")):
+        with pytest.raises(ValueError, match=field):
+            world.ledger.query("/consent/gateway_root", **args)
     world.ledger.app.check_invariants()
 
 

@@ -12,6 +12,7 @@ import struct
 import threading
 import time
 
+import httpx
 import msgspec
 import paho.mqtt.client as mqtt
 import pytest
@@ -247,6 +248,18 @@ def test_the_owner_proves_a_record_and_anyone_checks_it_against_the_ledger(runni
     for tampered, record in hostile:
         with pytest.raises(ProofRefused):
             verify_inclusion(client, tampered, record)
+    # The direct query behind the check, over REST: one interval's root, and hostile values named.
+    assert client.query("consent", "gateway_root", gateway=view.gateway_did, interval=view.interval)["root"] == view.root
+    for params, status, field in (({"gateway": view.gateway_did, "interval": "1"}, 404, "interval"),
+                                  ({"gateway": view.gateway_did, "interval": "-1"}, 400, "interval"),
+                                  ({"gateway": view.gateway_did, "interval": "1\n"}, 400, "interval"),
+                                  ({"gateway": view.gateway_did, "interval": "9" * 5_000}, 400, "interval"),
+                                  ({"gateway": "did:city:\n", "interval": "1"}, 400, "gateway"),
+                                  ({"interval": "1"}, 400, "gateway")):
+        answer = httpx.get(f"{server.url}/query/consent/gateway_root", params=params)
+        assert answer.status_code == status and field in answer.text, (params, answer.text)
+    answer = httpx.get(f"{server.url}/query/consent/gateway_root?gateway=did%3Acity%3A%FF&interval=1")
+    assert answer.status_code == 400, answer.text  # invalid UTF-8
     for keys, record_id, reader, status in (([owner], "ab" * 32, account, 404),
                                             (consents.insurer.keys, item.record_id,
                                              address_to_str(consents.insurer.keys[0].address()), 403)):

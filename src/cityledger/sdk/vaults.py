@@ -30,7 +30,7 @@ from ..offchain.vaults.service import VaultRequest, compute_request_bytes
 from ..wire.vaults import (ProofPathView, RequestSignatureBody, VaultLogEntryView, VaultProofView, VaultRecordsView,
                            VaultRequestBody)
 from .client import DEFAULT_TIMEOUT_S
-from .errors import CityLedgerError
+from .errors import ApiError, CityLedgerError
 from .txs import KeyOrKeys, sign
 
 __all__ = ["LogBroken", "ProofRefused", "device_recipients", "entry_from_view", "log_anchor_sender", "open_records",
@@ -177,11 +177,12 @@ def anchored_root(client: Any, gateway_did: str, interval: int) -> dict:
     """The root the ledger anchored for (gateway DID, interval), as the consent module's query answers it."""
     if interval < 1:
         raise ProofRefused(f"interval: expected a positive interval, got {interval}")
-    page = client.query("consent", "gateway_roots", gateway=gateway_did, after=str(interval - 1))
-    item = next(iter(page["items"]), None)
-    if item is None or item["interval"] != interval:
-        raise ProofRefused(f"interval: the ledger holds no root of {gateway_did} for interval {interval}")
-    return item
+    try:
+        return client.query("consent", "gateway_root", gateway=gateway_did, interval=str(interval))
+    except ApiError as exc:
+        if exc.status == 404:
+            raise ProofRefused(f"interval: the ledger holds no root of {gateway_did} for interval {interval}") from None
+        raise
 
 
 def verify_inclusion(client: Any, view: VaultProofView, record: str | bytes) -> bytes:

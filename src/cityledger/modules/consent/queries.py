@@ -11,7 +11,8 @@ from typing import Any, Iterable
 
 from ...core.state import StateReader
 from ...core.types import address_to_str
-from .anchors import get_log_head, iter_gateway_roots, iter_log_anchors, iter_records_roots
+from ..identity.did import is_did
+from .anchors import get_gateway_root, get_log_head, iter_gateway_roots, iter_log_anchors, iter_records_roots
 from .expected import Identity
 from .handlers import find_valid_consent, get_consent, get_data_set, is_valid_at, iter_consumer_consents, \
     iter_data_set_consents
@@ -132,6 +133,18 @@ def query_records_roots(state: StateReader, args: dict[str, str]) -> dict[str, A
     if get_data_set(state, data_set) is None:
         raise LookupError(f"data_set: no data set {data_set[:80]!r}")
     return _page(iter_records_roots(state, data_set, _number(args, "after", 0)), render_root, lambda r: r.interval)
+
+
+def query_gateway_root(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
+    """A gateway's fleet-wide records root for one interval by {'gateway', 'interval'}: one key read
+    (an owner's inclusion proof checks against it, however many intervals the gateway anchored)."""
+    gateway, interval = args.get("gateway", ""), _number(args, "interval")
+    if not is_did(gateway):
+        raise ValueError(f"gateway: expected a did:city DID, got {gateway[:80]!r}")
+    record = get_gateway_root(state, gateway, interval)
+    if record is None:
+        raise LookupError(f"interval: no root of {gateway[:80]} for interval {interval}")
+    return render_gateway_root(record)
 
 
 def query_gateway_roots(state: StateReader, args: dict[str, str]) -> dict[str, Any]:
