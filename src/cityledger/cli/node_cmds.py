@@ -103,7 +103,8 @@ def serve_node(config, log_level: str, comet=None, banner: str = "") -> None:
                   f"{node.store.last_height()}; home {config.home}")
     console.print(f"REST API {url}  (OpenAPI: {url}/openapi.json, docs: {url}/docs); Ctrl+C stops it")
     if config.charging.enabled:
-        console.print(f"charging: CSMS at ws://{config.charging.host}:{config.charging.port or '<free port>'}"
+        scheme = "wss" if config.charging.tls_cert else "ws"
+        console.print(f"charging: CSMS at {scheme}://{config.charging.host}:{config.charging.port or '<free port>'}"
                       "/ocpp/<charger id> (docs/CHARGING.md)")
     try:
         serve(node, config.api_host, config.api_port, log_level=log_level)
